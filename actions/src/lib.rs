@@ -1,0 +1,1 @@
+//! runsheet-actions: the action families (core, http, host, kong, layer7).

@@ -1,0 +1,19 @@
+//! runsheet-engine: the playbook model, loader, validation, templating, DAG and
+//! the [`Action`] trait. It knows nothing about gateways or hosts: actions come
+//! from a [`Registry`] assembled by the caller.
+
+pub mod action;
+pub mod de;
+pub mod diagnostic;
+pub mod model;
+pub mod node;
+pub mod registry;
+pub mod source;
+pub mod suggest;
+
+pub use action::{
+    Action, ActionError, ActionSpec, Applied, Effect, EffectKind, StepContext, TargetKind,
+};
+pub use diagnostic::{Diagnostic, DiagnosticRecord, Diagnostics, Severity};
+pub use registry::{DuplicateAction, Registry};
+pub use source::{SourceFile, Span};

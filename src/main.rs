@@ -1,0 +1,2 @@
+//! The runsheet command line.
+fn main() {}

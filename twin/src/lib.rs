@@ -1,0 +1,1 @@
+//! runsheet-twin: in-memory emulators of gateway management APIs (skeleton).
