@@ -221,6 +221,21 @@ impl Diagnostics {
         self.items.push(diagnostic);
     }
 
+    /// The most recently added problem.
+    ///
+    /// Panics never: callers use it right after [`Diagnostics::push`]; an empty
+    /// batch yields a throwaway diagnostic instead.
+    pub fn last_mut(&mut self) -> &mut Diagnostic {
+        if self.items.is_empty() {
+            self.items.push(Diagnostic::error(
+                "internal::empty",
+                "internal: no diagnostic to amend",
+            ));
+        }
+        let last = self.items.len() - 1;
+        &mut self.items[last]
+    }
+
     /// Adds every problem of another batch.
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);

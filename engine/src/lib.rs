@@ -5,11 +5,13 @@
 pub mod action;
 pub mod de;
 pub mod diagnostic;
+pub mod loader;
 pub mod model;
 pub mod node;
 pub mod registry;
 pub mod source;
 pub mod suggest;
+pub mod template;
 
 pub use action::{
     Action, ActionError, ActionSpec, Applied, Effect, EffectKind, StepContext, TargetKind,
