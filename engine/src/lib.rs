@@ -3,12 +3,14 @@
 //! from a [`Registry`] assembled by the caller.
 
 pub mod action;
+pub mod dag;
 pub mod de;
 pub mod diagnostic;
 pub mod loader;
 pub mod model;
 pub mod node;
 pub mod registry;
+pub mod schema_check;
 pub mod source;
 pub mod suggest;
 pub mod template;
