@@ -3,17 +3,23 @@
 //! from a [`Registry`] assembled by the caller.
 
 pub mod action;
+pub mod check;
 pub mod dag;
 pub mod de;
 pub mod diagnostic;
+pub mod format_schema;
+pub mod graph;
+pub mod inputs;
 pub mod loader;
 pub mod model;
 pub mod node;
+pub mod plan;
 pub mod registry;
 pub mod schema_check;
 pub mod source;
 pub mod suggest;
 pub mod template;
+pub mod validation;
 
 pub use action::{
     Action, ActionError, ActionSpec, Applied, Effect, EffectKind, StepContext, TargetKind,
