@@ -81,8 +81,12 @@ pub fn check(registry: &Registry, request: &CheckRequest) -> Result<Checked, Dia
     let Some(playbook) = playbook else {
         return Err(diagnostics);
     };
-    let templates = Templates::new(Arc::new(StaticHost::new(environment.as_ref().map(|(_, e)| e.clone()))));
-    let context = environment.as_ref().map(|(file, environment)| EnvironmentContext { environment, file });
+    let templates = Templates::new(Arc::new(StaticHost::new(
+        environment.as_ref().map(|(_, e)| e.clone()),
+    )));
+    let context = environment
+        .as_ref()
+        .map(|(file, environment)| EnvironmentContext { environment, file });
     let (dag, found) = validate(&file, &playbook, registry, &templates, context);
     diagnostics.extend(found);
     let inputs = resolve_inputs(&file, &playbook, request, &mut diagnostics);
@@ -135,8 +139,11 @@ fn resolve_inputs(
     for set in &request.sets {
         let Some((name, text)) = set.split_once('=') else {
             diagnostics.push(
-                Diagnostic::error("input::bad-set", format!("--set {set}: expected NAME=VALUE"))
-                    .with_help("for example --set target_version=3.9.1"),
+                Diagnostic::error(
+                    "input::bad-set",
+                    format!("--set {set}: expected NAME=VALUE"),
+                )
+                .with_help("for example --set target_version=3.9.1"),
             );
             continue;
         };
@@ -144,11 +151,20 @@ fn resolve_inputs(
         let Some((declared, spec)) = playbook.inputs.get_key_value(name) else {
             let names: Vec<&str> = playbook.inputs.keys().map(|k| k.value.as_str()).collect();
             diagnostics.push(
-                Diagnostic::error("input::unknown", format!("--set {name}: the playbook has no input `{name}`"))
-                    .in_file(file)
-                    .with_optional_help(crate::suggest::did_you_mean(name, names.iter().copied()).or_else(|| {
-                        Some(if names.is_empty() { "the playbook declares no inputs".into() } else { format!("inputs: {}", names.join(", ")) })
-                    })),
+                Diagnostic::error(
+                    "input::unknown",
+                    format!("--set {name}: the playbook has no input `{name}`"),
+                )
+                .in_file(file)
+                .with_optional_help(
+                    crate::suggest::did_you_mean(name, names.iter().copied()).or_else(|| {
+                        Some(if names.is_empty() {
+                            "the playbook declares no inputs".into()
+                        } else {
+                            format!("inputs: {}", names.join(", "))
+                        })
+                    }),
+                ),
             );
             continue;
         };
@@ -159,7 +175,10 @@ fn resolve_inputs(
             Err(e) => diagnostics.push(
                 Diagnostic::error("input::invalid", format!("--set {name}={text}: {e}"))
                     .at(file, declared.span)
-                    .with_label(format!("`{name}` is declared here as {}", spec.kind.value.as_str())),
+                    .with_label(format!(
+                        "`{name}` is declared here as {}",
+                        spec.kind.value.as_str()
+                    )),
             ),
         }
     }
@@ -174,9 +193,16 @@ fn resolve_inputs(
                 }
             }
             _ if spec.required && request.require_inputs => diagnostics.push(
-                Diagnostic::error("input::missing", format!("required input `{}` is not set", name.value))
-                    .at(file, name.span)
-                    .with_help(format!("pass --set {}=<{}>", name.value, spec.kind.value.as_str())),
+                Diagnostic::error(
+                    "input::missing",
+                    format!("required input `{}` is not set", name.value),
+                )
+                .at(file, name.span)
+                .with_help(format!(
+                    "pass --set {}=<{}>",
+                    name.value,
+                    spec.kind.value.as_str()
+                )),
             ),
             _ => {}
         }
@@ -207,7 +233,11 @@ fn read_vars_file(
     };
     let Some(entries) = root.as_map() else {
         return diagnostics.push(
-            Diagnostic::error("input::vars-file", "a vars file is a mapping of input names to values").at(&file, root.span),
+            Diagnostic::error(
+                "input::vars-file",
+                "a vars file is a mapping of input names to values",
+            )
+            .at(&file, root.span),
         );
     };
     for (key, node) in entries {
@@ -215,9 +245,12 @@ fn read_vars_file(
         let Some(spec) = playbook.inputs.get(name.as_str()) else {
             let names: Vec<&str> = playbook.inputs.keys().map(|k| k.value.as_str()).collect();
             diagnostics.push(
-                Diagnostic::error("input::unknown", format!("the playbook has no input `{name}`"))
-                    .at(&file, key.span)
-                    .with_optional_help(crate::suggest::did_you_mean(&name, names.iter().copied())),
+                Diagnostic::error(
+                    "input::unknown",
+                    format!("the playbook has no input `{name}`"),
+                )
+                .at(&file, key.span)
+                .with_optional_help(crate::suggest::did_you_mean(&name, names.iter().copied())),
             );
             continue;
         };
@@ -261,7 +294,10 @@ impl TemplateHost for StaticHost {
             return Err(format!("hosts('{group}') needs an environment (--env)"));
         };
         if !environment.has_group(group) {
-            return Err(format!("environment `{}` has no host group `{group}`", environment.name.value));
+            return Err(format!(
+                "environment `{}` has no host group `{group}`",
+                environment.name.value
+            ));
         }
         environment
             .hosts_in(group)

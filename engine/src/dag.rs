@@ -1,8 +1,8 @@
 //! The step DAG: one graph per scope (the main steps, `finally`, each body),
 //! built from `needs` with the defaults of the format, ordered topologically.
 
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -79,7 +79,13 @@ impl Dag {
         (dag, problems)
     }
 
-    fn add_scope(&mut self, key: &str, steps: &[Step], outer: &[&[Step]], problems: &mut Vec<DagProblem>) {
+    fn add_scope(
+        &mut self,
+        key: &str,
+        steps: &[Step],
+        outer: &[&[Step]],
+        problems: &mut Vec<DagProblem>,
+    ) {
         let graph = ScopeGraph::build(steps, outer, problems);
         self.scopes.insert(key.to_owned(), graph);
         let mut nested: Vec<&[Step]> = outer.to_vec();
@@ -124,7 +130,9 @@ impl ScopeGraph {
                 Needs::Explicit(names) => {
                     for name in &names.value {
                         match index.get(name.value.as_str()) {
-                            Some(&j) if j == i => problems.push(DagProblem::SelfNeed { span: name.span }),
+                            Some(&j) if j == i => {
+                                problems.push(DagProblem::SelfNeed { span: name.span })
+                            }
                             Some(&j) => {
                                 graph.update_edge(NodeIndex::new(j), NodeIndex::new(i), ());
                             }
@@ -132,7 +140,9 @@ impl ScopeGraph {
                                 span: name.span,
                                 name: name.value.clone(),
                                 siblings: steps.iter().map(|s| s.id.value.clone()).collect(),
-                                outer: outer.iter().any(|scope| scope.iter().any(|s| s.id.value == name.value)),
+                                outer: outer
+                                    .iter()
+                                    .any(|scope| scope.iter().any(|s| s.id.value == name.value)),
                             }),
                         }
                     }
@@ -155,13 +165,23 @@ impl ScopeGraph {
     fn topological_order(&self) -> Result<Vec<usize>, Vec<usize>> {
         let count = self.graph.node_count();
         let mut indegree: Vec<usize> = (0..count)
-            .map(|i| self.graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming).count())
+            .map(|i| {
+                self.graph
+                    .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+                    .count()
+            })
             .collect();
-        let mut ready: BinaryHeap<Reverse<usize>> = (0..count).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+        let mut ready: BinaryHeap<Reverse<usize>> = (0..count)
+            .filter(|&i| indegree[i] == 0)
+            .map(Reverse)
+            .collect();
         let mut order = Vec::with_capacity(count);
         while let Some(Reverse(i)) = ready.pop() {
             order.push(i);
-            for next in self.graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+            for next in self
+                .graph
+                .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            {
                 let n = next.index();
                 indegree[n] -= 1;
                 if indegree[n] == 0 {
@@ -202,7 +222,12 @@ impl ScopeGraph {
         let mut ring: Vec<usize> = walk[start..].to_vec();
         ring.reverse();
         // Start the ring at the step listed first, so the message is stable.
-        if let Some(lowest) = ring.iter().enumerate().min_by_key(|(_, i)| **i).map(|(p, _)| p) {
+        if let Some(lowest) = ring
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, i)| **i)
+            .map(|(p, _)| p)
+        {
             ring.rotate_left(lowest);
         }
         if let Some(&first) = ring.first() {
@@ -289,7 +314,10 @@ mod tests {
         );
         assert!(problems.is_empty());
         let main = dag.scope(MAIN_SCOPE);
-        assert_eq!(main.map(|s| s.dependencies(1).collect::<Vec<_>>()), Some(vec![0]));
+        assert_eq!(
+            main.map(|s| s.dependencies(1).collect::<Vec<_>>()),
+            Some(vec![0])
+        );
         assert_eq!(main.map(|s| s.dependencies(2).count()), Some(0));
         assert_eq!(main.map(|s| s.is_ancestor(0, 1)), Some(true));
         assert_eq!(main.map(|s| s.is_ancestor(0, 2)), Some(false));
@@ -301,7 +329,10 @@ mod tests {
             "  - {id: a, action: log, needs: [c]}\n  - {id: b, action: log, needs: []}\n  - {id: c, action: log, needs: []}\n",
         );
         assert!(problems.is_empty());
-        assert_eq!(dag.scope(MAIN_SCOPE).map(|s| s.order().to_vec()), Some(vec![1, 2, 0]));
+        assert_eq!(
+            dag.scope(MAIN_SCOPE).map(|s| s.order().to_vec()),
+            Some(vec![1, 2, 0])
+        );
     }
 
     #[test]
@@ -325,6 +356,8 @@ mod tests {
             "  - {id: a, action: log}\n  - {id: a, action: log}\n  - {id: c, action: log, needs: [zz]}\n",
         );
         assert!(matches!(problems.first(), Some(DagProblem::DuplicateId { id, .. }) if id == "a"));
-        assert!(matches!(problems.get(1), Some(DagProblem::UnknownNeed { name, .. }) if name == "zz"));
+        assert!(
+            matches!(problems.get(1), Some(DagProblem::UnknownNeed { name, .. }) if name == "zz")
+        );
     }
 }

@@ -23,7 +23,10 @@ pub fn playbook_schema(registry: &Registry) -> Value {
         }));
     }
     let names: Vec<&str> = registry.iter().map(|a| a.spec().name).collect();
-    if let Some(step) = schema.pointer_mut("/$defs/StepDoc").and_then(Value::as_object_mut) {
+    if let Some(step) = schema
+        .pointer_mut("/$defs/StepDoc")
+        .and_then(Value::as_object_mut)
+    {
         step.insert("allOf".into(), Value::Array(bindings));
         if let Some(action) = step.get_mut("properties").and_then(|p| p.get_mut("action")) {
             *action = json!({
@@ -38,7 +41,9 @@ pub fn playbook_schema(registry: &Registry) -> Value {
 
 /// JSON Schema of environment files.
 pub fn environment_schema() -> Value {
-    generator().into_root_schema_for::<EnvironmentDoc>().to_value()
+    generator()
+        .into_root_schema_for::<EnvironmentDoc>()
+        .to_value()
 }
 
 /// Moves an action schema's `$defs` into the root under prefixed names; returns the body.

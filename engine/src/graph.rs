@@ -32,7 +32,10 @@ pub fn render(playbook: &Playbook, dag: &Dag, format: GraphFormat) -> String {
             let _ = writeln!(out, "  rankdir=TB;\n  node [shape=box, style=rounded];");
             dot_scope(&mut out, &playbook.steps, dag, MAIN_SCOPE, 1);
             if !playbook.finally.is_empty() {
-                let _ = writeln!(out, "  subgraph \"cluster_finally\" {{\n    label=\"finally\";");
+                let _ = writeln!(
+                    out,
+                    "  subgraph \"cluster_finally\" {{\n    label=\"finally\";"
+                );
                 dot_scope(&mut out, &playbook.finally, dag, FINALLY_SCOPE, 2);
                 let _ = writeln!(out, "  }}");
             }
@@ -54,9 +57,9 @@ fn node_id(step: &Step) -> String {
 
 /// A short stable hash so ids made of different punctuation never collide.
 fn fnv(text: &str) -> u32 {
-    text.bytes()
-        .fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
-        & 0xffff
+    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    }) & 0xffff
 }
 
 fn label(step: &Step) -> String {
@@ -82,10 +85,20 @@ fn mermaid_scope(out: &mut String, steps: &[Step], dag: &Dag, key: &str, depth: 
     for step in steps {
         match &step.kind {
             StepKind::Action { .. } => {
-                let _ = writeln!(out, "{indent}{}[\"{}\"]", node_id(step), escape(&label(step)).replace("\\\\n", "<br/>"));
+                let _ = writeln!(
+                    out,
+                    "{indent}{}[\"{}\"]",
+                    node_id(step),
+                    escape(&label(step)).replace("\\\\n", "<br/>")
+                );
             }
             _ => {
-                let _ = writeln!(out, "{indent}subgraph {}[\"{}\"]", anchor(step), escape(&label(step)).replace("\\\\n", " · "));
+                let _ = writeln!(
+                    out,
+                    "{indent}subgraph {}[\"{}\"]",
+                    anchor(step),
+                    escape(&label(step)).replace("\\\\n", " · ")
+                );
                 mermaid_scope(out, step.body(), dag, &format!("{}.", step.path), depth + 1);
                 let _ = writeln!(out, "{indent}end");
             }
@@ -94,7 +107,12 @@ fn mermaid_scope(out: &mut String, steps: &[Step], dag: &Dag, key: &str, depth: 
     if let Some(scope) = dag.scope(key) {
         for (index, step) in steps.iter().enumerate() {
             for dependency in scope.dependencies(index) {
-                let _ = writeln!(out, "{indent}{} --> {}", anchor(&steps[dependency]), anchor(step));
+                let _ = writeln!(
+                    out,
+                    "{indent}{} --> {}",
+                    anchor(&steps[dependency]),
+                    anchor(step)
+                );
             }
         }
     }
@@ -105,12 +123,25 @@ fn dot_scope(out: &mut String, steps: &[Step], dag: &Dag, key: &str, depth: usiz
     for step in steps {
         match &step.kind {
             StepKind::Action { .. } => {
-                let _ = writeln!(out, "{indent}\"{}\" [label=\"{}\"];", node_id(step), escape(&label(step)));
+                let _ = writeln!(
+                    out,
+                    "{indent}\"{}\" [label=\"{}\"];",
+                    node_id(step),
+                    escape(&label(step))
+                );
             }
             _ => {
                 let _ = writeln!(out, "{indent}subgraph \"cluster_{}\" {{", node_id(step));
-                let _ = writeln!(out, "{indent}  label=\"{}\";", escape(&label(step)).replace("\\\\n", " · "));
-                let _ = writeln!(out, "{indent}  \"{}\" [shape=point, label=\"\"];", anchor(step));
+                let _ = writeln!(
+                    out,
+                    "{indent}  label=\"{}\";",
+                    escape(&label(step)).replace("\\\\n", " · ")
+                );
+                let _ = writeln!(
+                    out,
+                    "{indent}  \"{}\" [shape=point, label=\"\"];",
+                    anchor(step)
+                );
                 dot_scope(out, step.body(), dag, &format!("{}.", step.path), depth + 1);
                 let _ = writeln!(out, "{indent}}}");
             }
@@ -119,7 +150,12 @@ fn dot_scope(out: &mut String, steps: &[Step], dag: &Dag, key: &str, depth: usiz
     if let Some(scope) = dag.scope(key) {
         for (index, step) in steps.iter().enumerate() {
             for dependency in scope.dependencies(index) {
-                let _ = writeln!(out, "{indent}\"{}\" -> \"{}\";", anchor(&steps[dependency]), anchor(step));
+                let _ = writeln!(
+                    out,
+                    "{indent}\"{}\" -> \"{}\";",
+                    anchor(&steps[dependency]),
+                    anchor(step)
+                );
             }
         }
     }

@@ -30,10 +30,15 @@ pub fn parse_text(spec: &InputSpec, text: &str) -> Result<Value, InputError> {
         InputType::Boolean => match text.trim() {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
-            _ => return Err(InputError(format!("expected `true` or `false`, found {text:?}"))),
+            _ => {
+                return Err(InputError(format!(
+                    "expected `true` or `false`, found {text:?}"
+                )));
+            }
         },
         InputType::Duration => {
-            text.parse::<Duration>().map_err(|e| InputError(e.to_string()))?;
+            text.parse::<Duration>()
+                .map_err(|e| InputError(e.to_string()))?;
             Value::String(text.trim().to_owned())
         }
         InputType::List | InputType::Map => {
@@ -41,7 +46,11 @@ pub fn parse_text(spec: &InputSpec, text: &str) -> Result<Value, InputError> {
                 InputError(format!(
                     "expected a {} written as JSON (e.g. {}), found {text:?}",
                     spec.kind.value.as_str(),
-                    if spec.kind.value == InputType::List { "[\"a\", \"b\"]" } else { "{\"k\": \"v\"}" }
+                    if spec.kind.value == InputType::List {
+                        "[\"a\", \"b\"]"
+                    } else {
+                        "{\"k\": \"v\"}"
+                    }
                 ))
             })?;
             check_type(spec.kind.value, &value)?;
@@ -56,7 +65,8 @@ pub fn parse_text(spec: &InputSpec, text: &str) -> Result<Value, InputError> {
 pub fn from_node(spec: &InputSpec, node: &Node) -> Result<Value, InputError> {
     let value = match (&node.value, spec.kind.value) {
         (NodeValue::String(text), InputType::Duration) => {
-            text.parse::<Duration>().map_err(|e| InputError(e.to_string()))?;
+            text.parse::<Duration>()
+                .map_err(|e| InputError(e.to_string()))?;
             Value::String(text.clone())
         }
         _ => node.to_json(),
@@ -78,7 +88,11 @@ fn check_type(kind: InputType, value: &Value) -> Result<(), InputError> {
     if fits {
         Ok(())
     } else {
-        Err(InputError(format!("expected a value of type {}, found {}", kind.as_str(), json_kind(value))))
+        Err(InputError(format!(
+            "expected a value of type {}, found {}",
+            kind.as_str(),
+            json_kind(value)
+        )))
     }
 }
 
@@ -97,10 +111,16 @@ fn json_kind(value: &Value) -> &'static str {
 /// Checks pattern, minimum, maximum and enum.
 pub fn check_constraints(spec: &InputSpec, value: &Value) -> Result<(), InputError> {
     if let (Some(pattern), Some(text)) = (&spec.pattern, value.as_str()) {
-        let regex = regex::Regex::new(&pattern.value)
-            .map_err(|e| InputError(format!("the input's pattern is not a valid regular expression: {e}")))?;
+        let regex = regex::Regex::new(&pattern.value).map_err(|e| {
+            InputError(format!(
+                "the input's pattern is not a valid regular expression: {e}"
+            ))
+        })?;
         if !regex.is_match(text) {
-            return Err(InputError(format!("{text:?} does not match the pattern `{}`", pattern.value)));
+            return Err(InputError(format!(
+                "{text:?} does not match the pattern `{}`",
+                pattern.value
+            )));
         }
     }
     let measure = match value {
@@ -109,23 +129,39 @@ pub fn check_constraints(spec: &InputSpec, value: &Value) -> Result<(), InputErr
         _ => None,
     };
     if let Some(measure) = measure {
-        let what = if value.is_array() { "list length" } else { "value" };
-        if let Some(minimum) = &spec.minimum {
-            if measure < minimum.value {
-                return Err(InputError(format!("{what} {measure} is below the minimum {}", minimum.value)));
-            }
+        let what = if value.is_array() {
+            "list length"
+        } else {
+            "value"
+        };
+        if let Some(minimum) = &spec.minimum
+            && measure < minimum.value
+        {
+            return Err(InputError(format!(
+                "{what} {measure} is below the minimum {}",
+                minimum.value
+            )));
         }
-        if let Some(maximum) = &spec.maximum {
-            if measure > maximum.value {
-                return Err(InputError(format!("{what} {measure} is above the maximum {}", maximum.value)));
-            }
+        if let Some(maximum) = &spec.maximum
+            && measure > maximum.value
+        {
+            return Err(InputError(format!(
+                "{what} {measure} is above the maximum {}",
+                maximum.value
+            )));
         }
     }
     if let Some(allowed) = &spec.allowed {
         let allowed_values: Vec<Value> = allowed.value.iter().map(Node::to_json).collect();
         if !allowed_values.contains(value) {
-            let list = allowed_values.iter().map(Value::to_string).collect::<Vec<_>>().join(", ");
-            return Err(InputError(format!("{value} is not one of the allowed values: {list}")));
+            let list = allowed_values
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(InputError(format!(
+                "{value} is not one of the allowed values: {list}"
+            )));
         }
     }
     Ok(())
@@ -162,7 +198,9 @@ mod tests {
         assert!(parse_text(&spec, "3.9.1").is_ok());
         assert_eq!(
             parse_text(&spec, "latest"),
-            Err(InputError("\"latest\" does not match the pattern `^\\d+\\.\\d+\\.\\d+$`".into()))
+            Err(InputError(
+                "\"latest\" does not match the pattern `^\\d+\\.\\d+\\.\\d+$`".into()
+            ))
         );
         let Some(mut spec) = spec_enum() else {
             panic!("spec did not load");

@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use crate::de::{DeError, DeErrorKind, Spanned, from_node};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{
-    ChangeSettings, DEFAULT_CONCURRENCY, Environment, EnvironmentDoc, FORMAT_VERSION, Gateway,
-    Host, HostDoc, KongGatewayDoc, Layer7GatewayDoc, Needs, Playbook, PlaybookDoc, RollbackPolicy,
-    Step, StepDoc, StepKind, Transport,
+    DEFAULT_CONCURRENCY, Environment, EnvironmentDoc, FORMAT_VERSION, Gateway, Host, HostDoc,
+    KongGatewayDoc, Layer7GatewayDoc, Needs, Playbook, PlaybookDoc, RollbackPolicy, Step, StepDoc,
+    StepKind, Transport,
 };
 use crate::node::{self, MAX_FILE_BYTES, Node, NodeValue};
 use crate::source::{SourceFile, Span};
@@ -301,10 +301,10 @@ impl<'f> Reader<'f> {
                 ));
                 continue;
             }
-            if let Some((doc, lossy)) = self.read_lossy::<StepDoc>(node) {
-                if let Some(step) = self.step(doc, node, prefix, lossy) {
-                    steps.push(step);
-                }
+            if let Some((doc, lossy)) = self.read_lossy::<StepDoc>(node)
+                && let Some(step) = self.step(doc, node, prefix, lossy)
+            {
+                steps.push(step);
             }
         }
         steps
@@ -495,7 +495,7 @@ impl<'f> Reader<'f> {
             gateways,
             hosts,
             ssh: doc.ssh.unwrap_or_default(),
-            change: doc.change.unwrap_or_else(ChangeSettings::default),
+            change: doc.change.unwrap_or_default(),
         }
     }
 

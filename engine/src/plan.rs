@@ -85,8 +85,24 @@ pub fn plan(checked: &Checked, registry: &Registry) -> Result<StaticPlan, Render
         registry,
         steps: Vec::new(),
     };
-    planner.scope(&checked.playbook.steps, checked, MAIN_SCOPE, "", &context, 0, false)?;
-    planner.scope(&checked.playbook.finally, checked, FINALLY_SCOPE, "finally.", &context, 0, true)?;
+    planner.scope(
+        &checked.playbook.steps,
+        checked,
+        MAIN_SCOPE,
+        "",
+        &context,
+        0,
+        false,
+    )?;
+    planner.scope(
+        &checked.playbook.finally,
+        checked,
+        FINALLY_SCOPE,
+        "finally.",
+        &context,
+        0,
+        true,
+    )?;
     Ok(StaticPlan {
         playbook: checked.playbook.name.value.clone(),
         environment: environment.map(|e| e.name.value.clone()),
@@ -119,7 +135,10 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    #[expect(clippy::too_many_arguments, reason = "recursive walk carrying its position")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "recursive walk carrying its position"
+    )]
     fn scope(
         &mut self,
         steps: &[Step],
@@ -142,7 +161,9 @@ impl Planner<'_> {
             let on = step.on.as_ref().map(|t| self.resolve(t, context));
             match &step.kind {
                 StepKind::Action { action, with } => {
-                    let arguments = with.as_ref().map_or(json!({}), |w| self.resolve_value(&w.to_json(), context));
+                    let arguments = with
+                        .as_ref()
+                        .map_or(json!({}), |w| self.resolve_value(&w.to_json(), context));
                     let effect = self
                         .registry
                         .get(&action.value)
@@ -162,8 +183,25 @@ impl Planner<'_> {
                     });
                 }
                 StepKind::Group { steps: body } => {
-                    self.steps.push(self.header(step, &id, "group", json!({}), on, when, depth, finally));
-                    self.scope(body, checked, &format!("{}.", step.path), &format!("{id}."), context, depth + 1, finally)?;
+                    self.steps.push(self.header(
+                        step,
+                        &id,
+                        "group",
+                        json!({}),
+                        on,
+                        when,
+                        depth,
+                        finally,
+                    ));
+                    self.scope(
+                        body,
+                        checked,
+                        &format!("{}.", step.path),
+                        &format!("{id}."),
+                        context,
+                        depth + 1,
+                        finally,
+                    )?;
                 }
                 StepKind::ForEach {
                     items,
@@ -176,8 +214,20 @@ impl Planner<'_> {
                     let mut settings = Map::new();
                     settings.insert("items".into(), list.clone());
                     settings.insert("batch".into(), setting_value(batch, self, context));
-                    settings.insert("max_failures".into(), setting_value(max_failures, self, context));
-                    self.steps.push(self.header(step, &id, "for_each", Value::Object(settings), on, when, depth, finally));
+                    settings.insert(
+                        "max_failures".into(),
+                        setting_value(max_failures, self, context),
+                    );
+                    self.steps.push(self.header(
+                        step,
+                        &id,
+                        "for_each",
+                        Value::Object(settings),
+                        on,
+                        when,
+                        depth,
+                        finally,
+                    ));
                     let body_key = format!("{}.", step.path);
                     match list {
                         Value::Array(values) => {
@@ -185,13 +235,29 @@ impl Planner<'_> {
                                 let label = item_label(&value);
                                 let mut inner = context.clone();
                                 inner[as_name.value.as_str()] = value;
-                                self.scope(body, checked, &body_key, &format!("{id}[{label}]."), &inner, depth + 1, finally)?;
+                                self.scope(
+                                    body,
+                                    checked,
+                                    &body_key,
+                                    &format!("{id}[{label}]."),
+                                    &inner,
+                                    depth + 1,
+                                    finally,
+                                )?;
                             }
                         }
                         _ => {
                             let mut inner = context.clone();
                             inner[as_name.value.as_str()] = Value::String(KNOWN_AFTER_APPLY.into());
-                            self.scope(body, checked, &body_key, &format!("{id}[*]."), &inner, depth + 1, finally)?;
+                            self.scope(
+                                body,
+                                checked,
+                                &body_key,
+                                &format!("{id}[*]."),
+                                &inner,
+                                depth + 1,
+                                finally,
+                            )?;
                         }
                     }
                 }
@@ -238,7 +304,11 @@ impl Planner<'_> {
         let reads_steps = self
             .templates
             .analyze(text)
-            .map(|reads| reads.roots().any(|r| r == "steps" || r == "host" || r == "result"))
+            .map(|reads| {
+                reads
+                    .roots()
+                    .any(|r| r == "steps" || r == "host" || r == "result")
+            })
             .unwrap_or(false);
         let depends_on_item = context
             .as_object()
@@ -256,7 +326,12 @@ impl Planner<'_> {
     fn resolve_value(&self, value: &Value, context: &Value) -> Value {
         match value {
             Value::String(text) if is_templated(text) => self.resolve_string(text, context),
-            Value::Array(items) => Value::Array(items.iter().map(|i| self.resolve_value(i, context)).collect()),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.resolve_value(i, context))
+                    .collect(),
+            ),
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| (k.clone(), self.resolve_value(v, context)))
@@ -267,7 +342,11 @@ impl Planner<'_> {
     }
 }
 
-fn setting_value<T: Serialize>(setting: &Option<Setting<T>>, planner: &Planner<'_>, context: &Value) -> Value {
+fn setting_value<T: Serialize>(
+    setting: &Option<Setting<T>>,
+    planner: &Planner<'_>,
+    context: &Value,
+) -> Value {
     match setting {
         None => Value::Null,
         Some(Setting::Literal(value)) => serde_json::to_value(&value.value).unwrap_or(Value::Null),

@@ -60,7 +60,14 @@ struct Checker<'s> {
 const MAX_REF_DEPTH: usize = 64;
 
 impl<'s> Checker<'s> {
-    fn violation(&mut self, kind: ViolationKind, span: Span, path: &str, message: String, help: Option<String>) {
+    fn violation(
+        &mut self,
+        kind: ViolationKind,
+        span: Span,
+        path: &str,
+        message: String,
+        help: Option<String>,
+    ) {
         self.violations.push(SchemaViolation {
             span,
             path: path.to_owned(),
@@ -95,10 +102,10 @@ impl<'s> Checker<'s> {
         if schema == &Value::Bool(true) || schema.as_object().is_some_and(|o| o.is_empty()) {
             return;
         }
-        if let Some(text) = node.as_str() {
-            if lone_expression(text).is_some() {
-                return; // Any type once rendered.
-            }
+        if let Some(text) = node.as_str()
+            && lone_expression(text).is_some()
+        {
+            return; // Any type once rendered.
         }
         if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
             for sub in all {
@@ -123,7 +130,13 @@ impl<'s> Checker<'s> {
             NodeValue::Seq(items) => {
                 if let Some(item_schema) = schema.get("items") {
                     for (index, item) in items.iter().enumerate() {
-                        self.check(item_schema, item, &format!("{path}[{index}]"), item.span, depth + 1);
+                        self.check(
+                            item_schema,
+                            item,
+                            &format!("{path}[{index}]"),
+                            item.span,
+                            depth + 1,
+                        );
                     }
                 }
             }
@@ -151,22 +164,31 @@ impl<'s> Checker<'s> {
                 return;
             }
             // Prefer the branch whose type matched (its problems are deeper than a type clash).
-            let type_clash = sub.violations.iter().all(|v| v.kind == ViolationKind::WrongType && v.span == node.span);
+            let type_clash = sub
+                .violations
+                .iter()
+                .all(|v| v.kind == ViolationKind::WrongType && v.span == node.span);
             let better = match &best {
                 None => true,
-                Some(current) => !type_clash && current.iter().all(|v| v.kind == ViolationKind::WrongType),
+                Some(current) => {
+                    !type_clash && current.iter().all(|v| v.kind == ViolationKind::WrongType)
+                }
             };
             if better && (!type_clash || best.is_none()) {
                 best = Some(sub.violations);
             }
         }
-        let all_type_clashes = best
-            .as_ref()
-            .is_none_or(|b| b.iter().all(|v| v.kind == ViolationKind::WrongType && v.span == node.span));
+        let all_type_clashes = best.as_ref().is_none_or(|b| {
+            b.iter()
+                .all(|v| v.kind == ViolationKind::WrongType && v.span == node.span)
+        });
         if all_type_clashes {
             let expected = describe_alternatives(self, branches);
             let message = format!("expected {expected}, found {}", node.value.kind());
-            let help = schema.get("description").and_then(Value::as_str).map(str::to_owned);
+            let help = schema
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             self.violation(ViolationKind::WrongType, node.span, path, message, help);
         } else if let Some(best) = best {
             self.violations.extend(best);
@@ -185,12 +207,22 @@ impl<'s> Checker<'s> {
         };
         let fits = allowed.iter().any(|t| node_has_type(node, t));
         if !fits {
-            let expected = allowed.iter().map(|t| type_phrase(t)).collect::<Vec<_>>().join(" or ");
+            let expected = allowed
+                .iter()
+                .map(|t| type_phrase(t))
+                .collect::<Vec<_>>()
+                .join(" or ");
             let found = match &node.value {
                 NodeValue::String(s) => format!("the string {s:?}"),
                 other => other.kind().to_owned(),
             };
-            self.violation(ViolationKind::WrongType, node.span, path, format!("expected {expected}, found {found}"), None);
+            self.violation(
+                ViolationKind::WrongType,
+                node.span,
+                path,
+                format!("expected {expected}, found {found}"),
+                None,
+            );
         }
         fits
     }
@@ -208,10 +240,19 @@ impl<'s> Checker<'s> {
         if allowed.contains(&value) {
             return;
         }
-        let names: Vec<String> = allowed.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect();
-        let written = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+        let names: Vec<String> = allowed
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect();
+        let written = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
         let help = did_you_mean(&written, names.iter().map(String::as_str));
-        let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let list = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.violation(
             ViolationKind::Invalid,
             node.span,
@@ -227,35 +268,69 @@ impl<'s> Checker<'s> {
             NodeValue::Float(f) => f,
             _ => return,
         };
-        if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64) {
-            if number < minimum {
-                self.violation(ViolationKind::Invalid, node.span, path, format!("{number} is below the minimum {minimum}"), None);
-            }
+        if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64)
+            && number < minimum
+        {
+            self.violation(
+                ViolationKind::Invalid,
+                node.span,
+                path,
+                format!("{number} is below the minimum {minimum}"),
+                None,
+            );
         }
-        if let Some(maximum) = schema.get("maximum").and_then(Value::as_f64) {
-            if number > maximum {
-                self.violation(ViolationKind::Invalid, node.span, path, format!("{number} is above the maximum {maximum}"), None);
-            }
+        if let Some(maximum) = schema.get("maximum").and_then(Value::as_f64)
+            && number > maximum
+        {
+            self.violation(
+                ViolationKind::Invalid,
+                node.span,
+                path,
+                format!("{number} is above the maximum {maximum}"),
+                None,
+            );
         }
     }
 
-    fn check_object(&mut self, schema: &'s Value, entries: &[(Node, Node)], path: &str, key_span: Span, depth: usize) {
+    fn check_object(
+        &mut self,
+        schema: &'s Value,
+        entries: &[(Node, Node)],
+        path: &str,
+        key_span: Span,
+        depth: usize,
+    ) {
         let properties = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
         for (key, value) in entries {
             let name = key.key_text();
-            let child_path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+            let child_path = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
             match properties.and_then(|p| p.get(&name)) {
                 Some(sub) => self.check(sub, value, &child_path, key.span, depth + 1),
                 None => match additional {
                     Some(Value::Bool(false)) => {
-                        let known: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                        let known: Vec<&str> = properties
+                            .map(|p| p.keys().map(String::as_str).collect())
+                            .unwrap_or_default();
                         let help = did_you_mean(&name, known.iter().copied()).or_else(|| {
-                            (!known.is_empty()).then(|| format!("known arguments: {}", known.join(", ")))
+                            (!known.is_empty())
+                                .then(|| format!("known arguments: {}", known.join(", ")))
                         });
-                        self.violation(ViolationKind::Unknown, key.span, &child_path, format!("unknown argument `{child_path}`"), help);
+                        self.violation(
+                            ViolationKind::Unknown,
+                            key.span,
+                            &child_path,
+                            format!("unknown argument `{child_path}`"),
+                            help,
+                        );
                     }
-                    Some(sub @ Value::Object(_)) => self.check(sub, value, &child_path, key.span, depth + 1),
+                    Some(sub @ Value::Object(_)) => {
+                        self.check(sub, value, &child_path, key.span, depth + 1)
+                    }
                     _ => {}
                 },
             }
@@ -263,13 +338,27 @@ impl<'s> Checker<'s> {
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
                 if !entries.iter().any(|(k, _)| k.as_str() == Some(name)) {
-                    let full = if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+                    let full = if path.is_empty() {
+                        name.to_owned()
+                    } else {
+                        format!("{path}.{name}")
+                    };
                     let help = properties
                         .and_then(|p| p.get(name))
-                        .and_then(|p| self.resolve(p).get("description").or_else(|| p.get("description")))
+                        .and_then(|p| {
+                            self.resolve(p)
+                                .get("description")
+                                .or_else(|| p.get("description"))
+                        })
                         .and_then(Value::as_str)
                         .map(|d| format!("`{name}`: {d}"));
-                    self.violation(ViolationKind::Missing, key_span, path, format!("missing required argument `{full}`"), help);
+                    self.violation(
+                        ViolationKind::Missing,
+                        key_span,
+                        path,
+                        format!("missing required argument `{full}`"),
+                        help,
+                    );
                 }
             }
         }
@@ -281,13 +370,32 @@ fn describe_alternatives(checker: &Checker<'_>, branches: &[Value]) -> String {
     for branch in branches {
         let branch = checker.resolve(branch);
         let phrase = if let Some(Value::Array(values)) = branch.get("enum") {
-            values.iter().map(|v| format!("`{}`", v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect::<Vec<_>>().join(", ")
+            values
+                .iter()
+                .map(|v| {
+                    format!(
+                        "`{}`",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         } else if let Some(value) = branch.get("const") {
-            format!("`{}`", value.as_str().map_or_else(|| value.to_string(), str::to_owned))
+            format!(
+                "`{}`",
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned)
+            )
         } else {
             match branch.get("type") {
                 Some(Value::String(t)) => type_phrase(t).to_owned(),
-                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).map(type_phrase).collect::<Vec<_>>().join(" or "),
+                Some(Value::Array(ts)) => ts
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(type_phrase)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 _ => "a value".to_owned(),
             }
         };
@@ -335,7 +443,10 @@ mod tests {
     fn violations(schema: Value, yaml: &str) -> Vec<(String, String)> {
         let file = SourceFile::new("t", yaml);
         match parse(&file) {
-            Ok(node) => check(&schema, &node).into_iter().map(|v| (v.path, v.message)).collect(),
+            Ok(node) => check(&schema, &node)
+                .into_iter()
+                .map(|v| (v.path, v.message))
+                .collect(),
             Err(e) => vec![("parse".into(), e.message)],
         }
     }
@@ -357,7 +468,13 @@ mod tests {
 
     #[test]
     fn accepts_valid_and_templated_values() {
-        assert!(violations(target_schema(), "upstream: core\nweight: \"{{ inputs.w }}\"\ntags: [a]\n").is_empty());
+        assert!(
+            violations(
+                target_schema(),
+                "upstream: core\nweight: \"{{ inputs.w }}\"\ntags: [a]\n"
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -367,8 +484,14 @@ mod tests {
             found,
             vec![
                 ("wieght".into(), "unknown argument `wieght`".into()),
-                ("mode".into(), "invalid value `drian`, expected one of `drain`, `restore`".into()),
-                ("tags[0]".into(), "expected a string, found an integer".into()),
+                (
+                    "mode".into(),
+                    "invalid value `drian`, expected one of `drain`, `restore`".into()
+                ),
+                (
+                    "tags[0]".into(),
+                    "expected a string, found an integer".into()
+                ),
                 ("".into(), "missing required argument `upstream`".into()),
             ]
         );
@@ -377,13 +500,26 @@ mod tests {
     #[test]
     fn range_is_checked() {
         let found = violations(target_schema(), "upstream: u\nweight: 70000\n");
-        assert_eq!(found, vec![("weight".into(), "70000 is above the maximum 65535".into())]);
+        assert_eq!(
+            found,
+            vec![("weight".into(), "70000 is above the maximum 65535".into())]
+        );
     }
 
     #[test]
     fn alternatives_report_the_closest_branch() {
-        let schema = json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]});
-        assert_eq!(violations(schema.clone(), "[a, 2]"), vec![("[1]".into(), "expected a string, found an integer".into())]);
-        assert_eq!(violations(schema, "{a: 1}"), vec![("".into(), "expected a string or a list, found a mapping".into())]);
+        let schema =
+            json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]});
+        assert_eq!(
+            violations(schema.clone(), "[a, 2]"),
+            vec![("[1]".into(), "expected a string, found an integer".into())]
+        );
+        assert_eq!(
+            violations(schema, "{a: 1}"),
+            vec![(
+                "".into(),
+                "expected a string or a list, found a mapping".into()
+            )]
+        );
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::TargetKind;
 use crate::dag::{Dag, DagProblem, FINALLY_SCOPE, MAIN_SCOPE};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::inputs;
@@ -15,7 +16,6 @@ use crate::schema_check::{self, ViolationKind};
 use crate::source::{SourceFile, Span};
 use crate::suggest::did_you_mean;
 use crate::template::{GLOBAL_FUNCTIONS, TemplateReads, Templates};
-use crate::TargetKind;
 
 /// The environment a playbook is validated against.
 #[derive(Debug, Clone, Copy)]
@@ -94,26 +94,46 @@ impl<'a> Validator<'a> {
     fn dag_problem(&mut self, problem: DagProblem) {
         let diagnostic = match problem {
             DagProblem::DuplicateId { span, first, id } => self
-                .error("step::duplicate-id", span, format!("duplicate step id `{id}`"))
+                .error(
+                    "step::duplicate-id",
+                    span,
+                    format!("duplicate step id `{id}`"),
+                )
                 .with_label("used again here")
                 .with_related(first, "first used here")
-                .with_help("ids must be unique among the steps of one list (bodies have their own scope)"),
-            DagProblem::UnknownNeed { span, name, siblings, outer } => {
+                .with_help(
+                    "ids must be unique among the steps of one list (bodies have their own scope)",
+                ),
+            DagProblem::UnknownNeed {
+                span,
+                name,
+                siblings,
+                outer,
+            } => {
                 let help = if outer {
                     Some("a step can only need steps of its own list; put the dependency on the enclosing group".to_owned())
                 } else {
                     did_you_mean(&name, siblings.iter().map(String::as_str))
                 };
-                self.error("needs::unknown", span, format!("`needs` names unknown step `{name}`"))
-                    .with_optional_help(help)
+                self.error(
+                    "needs::unknown",
+                    span,
+                    format!("`needs` names unknown step `{name}`"),
+                )
+                .with_optional_help(help)
             }
-            DagProblem::SelfNeed { span } => self.error("needs::self", span, "a step cannot need itself"),
+            DagProblem::SelfNeed { span } => {
+                self.error("needs::self", span, "a step cannot need itself")
+            }
             DagProblem::Cycle { ring, spans } => {
                 let mut diagnostic = self
                     .error(
                         "needs::cycle",
                         spans.first().copied().unwrap_or_default(),
-                        format!("steps depend on each other in a cycle: {}", ring.join(" → ")),
+                        format!(
+                            "steps depend on each other in a cycle: {}",
+                            ring.join(" → ")
+                        ),
                     )
                     .with_help("remove one of these `needs` so the steps can be ordered");
                 for span in spans.iter().skip(1) {
@@ -133,30 +153,45 @@ impl<'a> Validator<'a> {
                     .with_help("input names are letters, digits and `_`, so templates can read `inputs.<name>`");
                 self.push(d);
             }
-            if let Some(pattern) = &spec.pattern {
-                if let Err(e) = regex::Regex::new(&pattern.value) {
-                    let d = self.error("input::bad-pattern", pattern.span, format!("invalid regular expression: {e}"));
-                    self.push(d);
-                    continue;
-                }
+            if let Some(pattern) = &spec.pattern
+                && let Err(e) = regex::Regex::new(&pattern.value)
+            {
+                let d = self.error(
+                    "input::bad-pattern",
+                    pattern.span,
+                    format!("invalid regular expression: {e}"),
+                );
+                self.push(d);
+                continue;
             }
-            if let (Some(min), Some(max)) = (&spec.minimum, &spec.maximum) {
-                if min.value > max.value {
-                    let d = self
-                        .error("input::bad-range", min.span, "minimum is greater than maximum")
-                        .with_related(max.span, "maximum");
-                    self.push(d);
-                }
+            if let (Some(min), Some(max)) = (&spec.minimum, &spec.maximum)
+                && min.value > max.value
+            {
+                let d = self
+                    .error(
+                        "input::bad-range",
+                        min.span,
+                        "minimum is greater than maximum",
+                    )
+                    .with_related(max.span, "maximum");
+                self.push(d);
             }
             if let Some(default) = &spec.default {
                 if let Err(e) = inputs::from_node(spec, default) {
-                    let d = self.error("input::bad-default", default.span, format!("default of `{}`: {e}", name.value));
+                    let d = self.error(
+                        "input::bad-default",
+                        default.span,
+                        format!("default of `{}`: {e}", name.value),
+                    );
                     self.push(d);
                 }
                 if spec.required {
-                    let d = Diagnostic::warning("input::required-with-default", format!("input `{}` is required but has a default", name.value))
-                        .at(self.file, name.span)
-                        .with_help("a default makes `required` meaningless; drop one of them");
+                    let d = Diagnostic::warning(
+                        "input::required-with-default",
+                        format!("input `{}` is required but has a default", name.value),
+                    )
+                    .at(self.file, name.span)
+                    .with_help("a default makes `required` meaningless; drop one of them");
                     self.push(d);
                 }
             }
@@ -166,7 +201,11 @@ impl<'a> Validator<'a> {
     fn vars(&mut self) {
         for (position, (name, value)) in self.playbook.vars.iter().enumerate() {
             if !is_identifier(name) {
-                let d = self.error("var::bad-name", name.span, format!("invalid var name `{}`", name.value));
+                let d = self.error(
+                    "var::bad-name",
+                    name.span,
+                    format!("invalid var name `{}`", name.value),
+                );
                 self.push(d);
             }
             let scope = NameScope {
@@ -178,7 +217,13 @@ impl<'a> Validator<'a> {
     }
 
     /// `chain` holds (scope key, sibling index) of the enclosing steps, outermost first.
-    fn steps(&mut self, steps: &'a [Step], scope_key: &str, chain: &mut Vec<(String, usize)>, items: &[String]) {
+    fn steps(
+        &mut self,
+        steps: &'a [Step],
+        scope_key: &str,
+        chain: &mut Vec<(String, usize)>,
+        items: &[String],
+    ) {
         for (index, step) in steps.iter().enumerate() {
             chain.push((scope_key.to_owned(), index));
             self.step(step, steps, chain, items);
@@ -186,7 +231,11 @@ impl<'a> Validator<'a> {
                 StepKind::Group { steps: body } => {
                     self.steps(body, &format!("{}.", step.path), chain, items);
                 }
-                StepKind::ForEach { steps: body, as_name, .. } => {
+                StepKind::ForEach {
+                    steps: body,
+                    as_name,
+                    ..
+                } => {
                     let mut inner = items.to_vec();
                     inner.push(as_name.value.clone());
                     self.steps(body, &format!("{}.", step.path), chain, &inner);
@@ -197,7 +246,13 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn step(&mut self, step: &'a Step, siblings: &[Step], chain: &[(String, usize)], items: &[String]) {
+    fn step(
+        &mut self,
+        step: &'a Step,
+        siblings: &[Step],
+        chain: &[(String, usize)],
+        items: &[String],
+    ) {
         let host_step = step.on.is_some() || items.iter().any(|i| i == "host");
         let scope = NameScope {
             steps: true,
@@ -225,7 +280,11 @@ impl<'a> Validator<'a> {
             };
             self.template(until.source.as_str(), until.span, &until_scope, chain);
             if step.action().is_none() {
-                let d = self.error("step::until-on-group", until.span, "`until` only applies to a step with an `action`");
+                let d = self.error(
+                    "step::until-on-group",
+                    until.span,
+                    "`until` only applies to a step with an `action`",
+                );
                 self.push(d);
             }
         }
@@ -233,7 +292,9 @@ impl<'a> Validator<'a> {
             self.rollback(step, rollback, siblings);
         }
         match &step.kind {
-            StepKind::Action { action, with } => self.action(step, action, with.as_ref(), &scope, chain),
+            StepKind::Action { action, with } => {
+                self.action(step, action, with.as_ref(), &scope, chain)
+            }
             StepKind::ForEach {
                 items: list,
                 as_name,
@@ -247,47 +308,79 @@ impl<'a> Validator<'a> {
                 };
                 self.template(list.source.as_str(), list.span, &outer_scope, chain);
                 if !is_identifier(as_name) {
-                    let d = self.error("step::bad-as", as_name.span, format!("`as` must be a variable name, found `{}`", as_name.value));
+                    let d = self.error(
+                        "step::bad-as",
+                        as_name.span,
+                        format!("`as` must be a variable name, found `{}`", as_name.value),
+                    );
                     self.push(d);
                 } else if is_reserved(&as_name.value) {
                     let d = self
-                        .error("step::reserved-as", as_name.span, format!("`{}` is a name templates already use", as_name.value))
+                        .error(
+                            "step::reserved-as",
+                            as_name.span,
+                            format!("`{}` is a name templates already use", as_name.value),
+                        )
                         .with_help("choose another item name, such as `node` or `item`");
                     self.push(d);
                 }
                 for setting in [batch, max_failures] {
                     self.setting(setting, &outer_scope, chain);
                 }
-                if let Some(Setting::Literal(batch)) = batch {
-                    if batch.value == 0 {
-                        let d = self.error("step::zero-batch", batch.span, "`batch` must be at least 1");
-                        self.push(d);
-                    }
+                if let Some(Setting::Literal(batch)) = batch
+                    && batch.value == 0
+                {
+                    let d =
+                        self.error("step::zero-batch", batch.span, "`batch` must be at least 1");
+                    self.push(d);
                 }
             }
             StepKind::Group { .. } => {}
         }
     }
 
-    fn setting<T>(&mut self, setting: &Option<Setting<T>>, scope: &NameScope, chain: &[(String, usize)]) {
+    fn setting<T>(
+        &mut self,
+        setting: &Option<Setting<T>>,
+        scope: &NameScope,
+        chain: &[(String, usize)],
+    ) {
         if let Some(Setting::Template(text)) = setting {
             self.template(text.source.as_str(), text.span, scope, chain);
         }
     }
 
-    fn rollback(&mut self, step: &Step, rollback: &crate::de::Spanned<StepRollback>, siblings: &[Step]) {
+    fn rollback(
+        &mut self,
+        step: &Step,
+        rollback: &crate::de::Spanned<StepRollback>,
+        siblings: &[Step],
+    ) {
         if let StepRollback::Steps(ids) = &rollback.value {
             for id in ids {
-                let span = if id.span == Span::default() { rollback.span } else { id.span };
+                let span = if id.span == Span::default() {
+                    rollback.span
+                } else {
+                    id.span
+                };
                 if id.value == step.id.value {
                     let d = self.error("rollback::self", span, "a step cannot be its own rollback");
                     self.push(d);
                 } else if !siblings.iter().any(|s| s.id.value == id.value) {
                     let d = self
-                        .error("rollback::unknown", span, format!("`rollback` names unknown step `{}`", id.value))
+                        .error(
+                            "rollback::unknown",
+                            span,
+                            format!("`rollback` names unknown step `{}`", id.value),
+                        )
                         .with_optional_help(
                             did_you_mean(&id.value, siblings.iter().map(|s| s.id.value.as_str()))
-                                .or_else(|| Some("write `auto`, `none`, or ids of steps in the same list".into())),
+                                .or_else(|| {
+                                    Some(
+                                        "write `auto`, `none`, or ids of steps in the same list"
+                                            .into(),
+                                    )
+                                }),
                         );
                     self.push(d);
                 }
@@ -313,7 +406,11 @@ impl<'a> Validator<'a> {
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| "`runsheet actions` lists every action type".into());
             let d = self
-                .error("step::unknown-action", action.span, format!("unknown action type `{}`", action.value))
+                .error(
+                    "step::unknown-action",
+                    action.span,
+                    format!("unknown action type `{}`", action.value),
+                )
                 .with_help(help);
             self.push(d);
             return;
@@ -332,7 +429,10 @@ impl<'a> Validator<'a> {
             let d = self.error(
                 "with::not-a-mapping",
                 arguments.span,
-                format!("`with` must be a mapping of arguments, found {}", arguments.value.kind()),
+                format!(
+                    "`with` must be a mapping of arguments, found {}",
+                    arguments.value.kind()
+                ),
             );
             self.push(d);
             return;
@@ -344,9 +444,17 @@ impl<'a> Validator<'a> {
                 ViolationKind::WrongType => "with::wrong-type",
                 ViolationKind::Invalid => "with::invalid-value",
             };
-            let span = if with.is_none() { action.span } else { violation.span };
+            let span = if with.is_none() {
+                action.span
+            } else {
+                violation.span
+            };
             let d = self
-                .error(code, span, format!("{} (action `{}`)", violation.message, spec.name))
+                .error(
+                    code,
+                    span,
+                    format!("{} (action `{}`)", violation.message, spec.name),
+                )
                 .with_optional_help(violation.help);
             self.push(d);
         }
@@ -372,25 +480,51 @@ impl<'a> Validator<'a> {
                         .error(
                             "on::unknown",
                             on.span,
-                            format!("`on` names `{}`, which environment `{}` does not have", on.source, environment.name.value),
+                            format!(
+                                "`on` names `{}`, which environment `{}` does not have",
+                                on.source, environment.name.value
+                            ),
                         )
-                        .with_optional_help(help.or_else(|| Some("`on` takes a host or gateway name of the environment".into())));
+                        .with_optional_help(help.or_else(|| {
+                            Some("`on` takes a host or gateway name of the environment".into())
+                        }));
                     self.push(d);
                 }
                 (Some(Target::Host(_)), TargetKind::Gateway(kind)) => {
-                    let d = self.error("on::wrong-target", on.span, format!("`{}` is a host, but `{}` runs against a {kind} gateway", on.source, action.value));
-                    self.push(d);
-                }
-                (Some(Target::Gateway(gateway)), TargetKind::Gateway(kind)) if gateway.kind() != kind => {
                     let d = self.error(
                         "on::wrong-target",
                         on.span,
-                        format!("`{}` is a {} gateway, but `{}` runs against a {kind} gateway", on.source, gateway.kind(), action.value),
+                        format!(
+                            "`{}` is a host, but `{}` runs against a {kind} gateway",
+                            on.source, action.value
+                        ),
+                    );
+                    self.push(d);
+                }
+                (Some(Target::Gateway(gateway)), TargetKind::Gateway(kind))
+                    if gateway.kind() != kind =>
+                {
+                    let d = self.error(
+                        "on::wrong-target",
+                        on.span,
+                        format!(
+                            "`{}` is a {} gateway, but `{}` runs against a {kind} gateway",
+                            on.source,
+                            gateway.kind(),
+                            action.value
+                        ),
                     );
                     self.push(d);
                 }
                 (Some(Target::Gateway(_)), TargetKind::Host) => {
-                    let d = self.error("on::wrong-target", on.span, format!("`{}` is a gateway, but `{}` runs on a host", on.source, action.value));
+                    let d = self.error(
+                        "on::wrong-target",
+                        on.span,
+                        format!(
+                            "`{}` is a gateway, but `{}` runs on a host",
+                            on.source, action.value
+                        ),
+                    );
                     self.push(d);
                 }
                 _ => {}
@@ -402,12 +536,22 @@ impl<'a> Validator<'a> {
         }
         match target {
             TargetKind::Gateway(kind) => {
-                let count = environment.gateways.values().filter(|g| g.kind() == kind).count();
+                let count = environment
+                    .gateways
+                    .values()
+                    .filter(|g| g.kind() == kind)
+                    .count();
                 if count != 1 {
                     let message = if count == 0 {
-                        format!("`{}` needs a {kind} gateway, and environment `{}` has none", action.value, environment.name.value)
+                        format!(
+                            "`{}` needs a {kind} gateway, and environment `{}` has none",
+                            action.value, environment.name.value
+                        )
                     } else {
-                        format!("environment `{}` has {count} {kind} gateways; say which with `on:`", environment.name.value)
+                        format!(
+                            "environment `{}` has {count} {kind} gateways; say which with `on:`",
+                            environment.name.value
+                        )
                     };
                     let d = self.error("on::missing-gateway", action.span, message);
                     self.push(d);
@@ -427,10 +571,10 @@ impl<'a> Validator<'a> {
     fn node_templates(&mut self, node: &Node, scope: &NameScope, chain: &[(String, usize)]) {
         let mut strings = Vec::new();
         node.walk(&mut |n| {
-            if let NodeValue::String(text) = &n.value {
-                if crate::model::is_templated(text) {
-                    strings.push((text.clone(), n.span));
-                }
+            if let NodeValue::String(text) = &n.value
+                && crate::model::is_templated(text)
+            {
+                strings.push((text.clone(), n.span));
             }
         });
         for (text, span) in strings {
@@ -445,8 +589,12 @@ impl<'a> Validator<'a> {
         let reads = match self.templates.analyze(text) {
             Ok(reads) => reads,
             Err(error) => {
-                let at = error.range.map_or(span, |range| self.inner_span(span, text, range));
-                let d = self.error("template::syntax", at, error.message).with_label("here");
+                let at = error
+                    .range
+                    .map_or(span, |range| self.inner_span(span, text, range));
+                let d = self
+                    .error("template::syntax", at, error.message)
+                    .with_label("here");
                 self.push(d);
                 return;
             }
@@ -456,14 +604,24 @@ impl<'a> Validator<'a> {
 
     /// The span of a byte range inside a template, when the text is written verbatim.
     fn inner_span(&self, span: Span, text: &str, range: std::ops::Range<usize>) -> Span {
-        let written = self.file.text.get(span.offset..span.offset + span.len).unwrap_or("");
+        let written = self
+            .file
+            .text
+            .get(span.offset..span.offset + span.len)
+            .unwrap_or("");
         match written.find(text) {
             Some(start) => Span::new(span.offset + start + range.start, range.len().max(1)),
             None => span,
         }
     }
 
-    fn names(&mut self, reads: &TemplateReads, span: Span, scope: &NameScope, chain: &[(String, usize)]) {
+    fn names(
+        &mut self,
+        reads: &TemplateReads,
+        span: Span,
+        scope: &NameScope,
+        chain: &[(String, usize)],
+    ) {
         let roots: BTreeSet<&str> = reads.roots().collect();
         for root in roots {
             let known = match root {
@@ -471,23 +629,41 @@ impl<'a> Validator<'a> {
                 "steps" => scope.steps,
                 "host" => scope.host,
                 "result" => scope.result,
-                other => GLOBAL_FUNCTIONS.contains(&other) || scope.items.iter().any(|i| i == other),
+                other => {
+                    GLOBAL_FUNCTIONS.contains(&other) || scope.items.iter().any(|i| i == other)
+                }
             };
             if !known {
                 let d = self
-                    .error("template::undefined", span, format!("template reads `{root}`, which is not defined here"))
+                    .error(
+                        "template::undefined",
+                        span,
+                        format!("template reads `{root}`, which is not defined here"),
+                    )
                     .with_help(undefined_help(root, scope));
                 self.push(d);
             }
         }
-        let declared_inputs: Vec<&str> = self.playbook.inputs.keys().map(|k| k.value.as_str()).collect();
+        let declared_inputs: Vec<&str> = self
+            .playbook
+            .inputs
+            .keys()
+            .map(|k| k.value.as_str())
+            .collect();
         for name in reads.members_of("inputs") {
             if !declared_inputs.contains(&name) {
                 let d = self
-                    .error("template::unknown-input", span, format!("template reads `inputs.{name}`, which is not declared"))
+                    .error(
+                        "template::unknown-input",
+                        span,
+                        format!("template reads `inputs.{name}`, which is not declared"),
+                    )
                     .with_optional_help(
-                        did_you_mean(name, declared_inputs.iter().copied())
-                            .or_else(|| Some(format!("declare it under `inputs:` ({name}: {{type: string}})"))),
+                        did_you_mean(name, declared_inputs.iter().copied()).or_else(|| {
+                            Some(format!(
+                                "declare it under `inputs:` ({name}: {{type: string}})"
+                            ))
+                        }),
                     );
                 self.push(d);
             }
@@ -508,7 +684,13 @@ impl<'a> Validator<'a> {
                     did_you_mean(name, visible_vars.iter().copied())
                 };
                 let d = self
-                    .error("template::unknown-var", span, format!("template reads `vars.{name}`, which is not declared before this point"))
+                    .error(
+                        "template::unknown-var",
+                        span,
+                        format!(
+                            "template reads `vars.{name}`, which is not declared before this point"
+                        ),
+                    )
                     .with_optional_help(help);
                 self.push(d);
             }
@@ -534,7 +716,11 @@ impl<'a> Validator<'a> {
             };
             if position == *index {
                 let d = self
-                    .error("template::own-outputs", span, format!("step `{id}` reads its own outputs"))
+                    .error(
+                        "template::own-outputs",
+                        span,
+                        format!("step `{id}` reads its own outputs"),
+                    )
                     .with_help("inside `until`, read the current attempt as `result`");
                 self.push(d);
             } else if !scope.is_ancestor(position, *index) && !scope.order().is_empty() {
@@ -551,7 +737,13 @@ impl<'a> Validator<'a> {
         }
         // Finally steps may read any main step: they run after all of them.
         let in_finally = chain.first().is_some_and(|(k, _)| k == FINALLY_SCOPE);
-        if in_finally && self.dag.scope(MAIN_SCOPE).and_then(|s| s.position(id)).is_some() {
+        if in_finally
+            && self
+                .dag
+                .scope(MAIN_SCOPE)
+                .and_then(|s| s.position(id))
+                .is_some()
+        {
             return;
         }
         let visible: Vec<String> = chain
@@ -560,7 +752,11 @@ impl<'a> Validator<'a> {
             .flat_map(|key| self.ids_in_scope(&key))
             .collect();
         let d = self
-            .error("template::unknown-step", span, format!("template reads `steps.{id}`, but there is no step `{id}` here"))
+            .error(
+                "template::unknown-step",
+                span,
+                format!("template reads `steps.{id}`, but there is no step `{id}` here"),
+            )
             .with_optional_help(did_you_mean(id, visible.iter().map(String::as_str)));
         self.push(d);
     }
@@ -574,7 +770,12 @@ impl<'a> Validator<'a> {
             .collect()
     }
 
-    fn environment_names(&mut self, reads: &TemplateReads, span: Span, context: EnvironmentContext<'_>) {
+    fn environment_names(
+        &mut self,
+        reads: &TemplateReads,
+        span: Span,
+        context: EnvironmentContext<'_>,
+    ) {
         let environment = context.environment;
         for group in &reads.host_groups {
             if !environment.has_group(group) {
@@ -583,19 +784,40 @@ impl<'a> Validator<'a> {
                     .error(
                         "env::unknown-group",
                         span,
-                        format!("`hosts('{group}')`: environment `{}` has no host group `{group}`", environment.name.value),
+                        format!(
+                            "`hosts('{group}')`: environment `{}` has no host group `{group}`",
+                            environment.name.value
+                        ),
                     )
-                    .with_optional_help(did_you_mean(group, groups.iter().copied()).or_else(|| {
-                        Some(format!("groups in {}: {}", context.file.name, if groups.is_empty() { "none".into() } else { groups.join(", ") }))
-                    }));
+                    .with_optional_help(did_you_mean(group, groups.iter().copied()).or_else(
+                        || {
+                            Some(format!(
+                                "groups in {}: {}",
+                                context.file.name,
+                                if groups.is_empty() {
+                                    "none".into()
+                                } else {
+                                    groups.join(", ")
+                                }
+                            ))
+                        },
+                    ));
                 self.push(d);
             }
         }
         for name in reads.members_of("env") {
-            let known = matches!(name, "name" | "vars") || environment.vars.keys().any(|k| k.value == name);
+            let known =
+                matches!(name, "name" | "vars") || environment.vars.keys().any(|k| k.value == name);
             if !known {
                 let d = self
-                    .error("env::unknown-var", span, format!("template reads `env.{name}`, which environment `{}` does not define", environment.name.value))
+                    .error(
+                        "env::unknown-var",
+                        span,
+                        format!(
+                            "template reads `env.{name}`, which environment `{}` does not define",
+                            environment.name.value
+                        ),
+                    )
                     .with_help("`env` holds `name`, `vars`, and each var of the environment file");
                 self.push(d);
             }
@@ -619,9 +841,13 @@ fn undefined_help(root: &str, scope: &NameScope) -> String {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_reserved(name: &str) -> bool {
-    matches!(name, "inputs" | "vars" | "env" | "steps" | "result") || GLOBAL_FUNCTIONS.contains(&name)
+    matches!(name, "inputs" | "vars" | "env" | "steps" | "result")
+        || GLOBAL_FUNCTIONS.contains(&name)
 }

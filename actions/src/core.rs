@@ -1,0 +1,279 @@
+//! The core family: actions that need no host or gateway — `log`, `sleep`,
+//! `fail`, `assert`, `set`, `approval` — and the inspection tools `tls.inspect`
+//! and `jwt.inspect`. Each has its argument struct here; all are [`Pending`]
+//! until the executor lands.
+
+use std::borrow::Cow;
+
+use runsheet_engine::model::Duration;
+use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::arguments::OneOrMany;
+use crate::pending::Pending;
+
+/// The family name of these actions.
+pub const FAMILY: &str = "core";
+
+/// Why these actions cannot apply in this build.
+pub const NOT_IN_THIS_BUILD: &str = "arrives with the executor (issue #4)";
+
+/// Arguments of `log`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogArguments {
+    /// Text written to the run's log and reports.
+    pub message: String,
+}
+
+/// Arguments of `sleep`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SleepArguments {
+    /// How long to wait (`30s`, `5m`).
+    pub duration: Duration,
+}
+
+/// Arguments of `fail`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailArguments {
+    /// Why the step fails; shown as the step's error.
+    pub message: String,
+}
+
+/// Arguments of `assert`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssertArguments {
+    /// Condition or list of conditions that must all hold: expressions, or templates rendered to booleans.
+    pub that: OneOrMany<Condition>,
+    /// Error shown when a condition fails (default: the condition that failed).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// One condition of `assert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// An expression `assert` evaluates in the step's context (`steps.health.outputs.status == 200`).
+    Expression(String),
+    /// The value a template (`"{{ ... }}"`) rendered to.
+    Value(bool),
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConditionVisitor;
+        impl Visitor<'_> for ConditionVisitor {
+            type Value = Condition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an expression or a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Condition, E> {
+                Ok(Condition::Value(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Condition, E> {
+                if v.trim().is_empty() {
+                    return Err(E::custom("an empty condition"));
+                }
+                Ok(Condition::Expression(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(ConditionVisitor)
+    }
+}
+
+impl Serialize for Condition {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Condition::Expression(expression) => serializer.serialize_str(expression),
+            Condition::Value(value) => serializer.serialize_bool(*value),
+        }
+    }
+}
+
+impl JsonSchema for Condition {
+    fn schema_name() -> Cow<'static, str> {
+        "Condition".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An expression evaluated in the step's context, or a boolean a template rendered to.",
+            "anyOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "boolean"}
+            ]
+        })
+    }
+}
+
+/// Arguments of `set`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetArguments {
+    /// Named values; each becomes an output of the step (`steps.<id>.outputs.<name>`).
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Arguments of `approval`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalArguments {
+    /// Question shown to the approver.
+    pub prompt: String,
+    /// Gate name for `runsheet resume RUN --approve GATE` (default: the step's id).
+    #[serde(default)]
+    pub gate: Option<String>,
+}
+
+/// Arguments of `tls.inspect`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInspectArguments {
+    /// Host name or address to connect to.
+    pub host: String,
+    /// TCP port (default 443).
+    #[serde(default = "https_port")]
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// Name sent as SNI and verified against the certificate (default: `host`).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// CA bundle (PEM) to verify the chain against (default: the system's trust store).
+    #[serde(default)]
+    pub ca: Option<String>,
+}
+
+/// The HTTPS port, 443.
+fn https_port() -> u16 {
+    443
+}
+
+/// Arguments of `jwt.inspect`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtInspectArguments {
+    /// The JWT in compact form (`header.claims.signature`); the signature is never shown.
+    pub token: String,
+}
+
+/// Registers the core actions.
+pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
+    registry.register(pending(ActionSpec::new::<LogArguments>(
+        "log",
+        FAMILY,
+        "Writes a message to the run's log.",
+        Effect::READ,
+    )))?;
+    registry.register(pending(ActionSpec::new::<SleepArguments>(
+        "sleep",
+        FAMILY,
+        "Waits for a duration.",
+        Effect::READ,
+    )))?;
+    registry.register(pending(ActionSpec::new::<FailArguments>(
+        "fail",
+        FAMILY,
+        "Fails the step with a message, always.",
+        Effect::READ,
+    )))?;
+    registry.register(pending(ActionSpec::new::<AssertArguments>(
+        "assert",
+        FAMILY,
+        "Fails the step unless every condition holds.",
+        Effect::READ,
+    )))?;
+    registry.register(pending(ActionSpec::new::<SetArguments>(
+        "set",
+        FAMILY,
+        "Publishes derived values as the step's outputs.",
+        Effect::READ,
+    )))?;
+    registry.register(pending(
+        ActionSpec::new::<ApprovalArguments>(
+            "approval",
+            FAMILY,
+            "A gate: asks at a terminal, otherwise pauses the run until resumed with --approve.",
+            Effect::READ,
+        )
+        .outputs(&["approved_by", "approved_at"]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<TlsInspectArguments>(
+            "tls.inspect",
+            FAMILY,
+            "Performs a TLS handshake and reports the chain, names, expiry, protocol and cipher.",
+            Effect::READ,
+        )
+        .outputs(&[
+            "handshake",
+            "chain_subjects",
+            "sans",
+            "not_after",
+            "days_left",
+            "protocol",
+            "cipher",
+        ]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<JwtInspectArguments>(
+            "jwt.inspect",
+            FAMILY,
+            "Decodes a JWT's header and claims (never the signature) and checks exp and nbf.",
+            Effect::READ,
+        )
+        .outputs(&["header", "claims", "expires_at", "expired", "not_yet_valid"]),
+    ))?;
+    Ok(())
+}
+
+/// A core action that is not in this build.
+fn pending(spec: ActionSpec) -> Pending {
+    Pending::new(spec, NOT_IN_THIS_BUILD)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn assert_takes_one_condition_or_a_list() -> Result<(), serde_json::Error> {
+        let one: AssertArguments = serde_json::from_value(json!({"that": "x == 1"}))?;
+        assert_eq!(
+            one.that.as_slice(),
+            &[Condition::Expression("x == 1".to_owned())]
+        );
+        let many: AssertArguments =
+            serde_json::from_value(json!({"that": [true, "y"], "message": "m"}))?;
+        assert_eq!(
+            many.that.as_slice(),
+            &[
+                Condition::Value(true),
+                Condition::Expression("y".to_owned())
+            ]
+        );
+        assert!(serde_json::from_value::<AssertArguments>(json!({"that": []})).is_err());
+        assert!(serde_json::from_value::<AssertArguments>(json!({"that": 3})).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn tls_inspect_defaults_to_port_443() -> Result<(), serde_json::Error> {
+        let arguments: TlsInspectArguments =
+            serde_json::from_value(json!({"host": "kong.example"}))?;
+        assert_eq!(arguments.port, 443);
+        Ok(())
+    }
+
+    #[test]
+    fn sleep_needs_a_unit() {
+        assert!(serde_json::from_value::<SleepArguments>(json!({"duration": "30s"})).is_ok());
+        assert!(serde_json::from_value::<SleepArguments>(json!({"duration": "30"})).is_err());
+    }
+}

@@ -1,0 +1,291 @@
+//! The kong family: actions against a gateway of type `kong` through its Admin
+//! API (reference/kong-admin-api.md). All are [`Pending`] until the Kong actions
+//! land.
+
+use runsheet_engine::model::Duration;
+use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::arguments::{NoArguments, Presence};
+use crate::pending::Pending;
+
+/// The family name of these actions.
+pub const FAMILY: &str = "kong";
+
+/// Why these actions cannot apply in this build.
+pub const NOT_IN_THIS_BUILD: &str = "arrives with the Kong actions (issue #7)";
+
+/// Arguments of `kong.entity`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KongEntityArguments {
+    /// Entity type.
+    pub kind: KongEntityKind,
+    /// Fields that identify the entity: `id` or its endpoint key (`name`, `username`, `key`, ...) and, for nested kinds, the parent (`consumer`, `upstream`).
+    pub r#match: serde_json::Map<String, serde_json::Value>,
+    /// Whether the entity must exist (default present).
+    #[serde(default)]
+    pub state: Presence,
+    /// The entity's fields as the Admin API takes them, when present (default: only the `match` fields).
+    #[serde(default)]
+    pub spec: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A Kong Admin API entity type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KongEntityKind {
+    /// `/services`.
+    Service,
+    /// `/routes`.
+    Route,
+    /// `/plugins`.
+    Plugin,
+    /// `/consumers`.
+    Consumer,
+    /// `/upstreams`.
+    Upstream,
+    /// `/upstreams/{upstream}/targets`.
+    Target,
+    /// `/certificates`.
+    Certificate,
+    /// `/snis`.
+    Sni,
+    /// `/ca_certificates`.
+    CaCertificate,
+    /// `/consumers/{consumer}/key-auth`.
+    KeyAuth,
+    /// `/consumers/{consumer}/jwt`.
+    Jwt,
+    /// `/consumers/{consumer}/acls`.
+    Acl,
+}
+
+/// Arguments of `kong.target`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KongTargetArguments {
+    /// Upstream name or id.
+    pub upstream: String,
+    /// Target as `host:port` (Kong adds port 8000 when it is left out).
+    pub target: String,
+    /// Weight, 0 to 65535; 0 drains the target (no new traffic, still listed).
+    pub weight: u16,
+}
+
+/// Arguments of `kong.wait_healthy`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KongWaitHealthyArguments {
+    /// Upstream name or id.
+    pub upstream: String,
+    /// Target `host:port` that must be healthy (default: the upstream's balancer as a whole).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// How long to poll before the step fails (default 5m).
+    #[serde(default = "five_minutes")]
+    pub timeout: Duration,
+}
+
+/// The default wait, 5 minutes.
+fn five_minutes() -> Duration {
+    Duration(std::time::Duration::from_secs(300))
+}
+
+/// Arguments of `kong.snapshot`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KongSnapshotArguments {
+    /// File the declarative state is written to (Kong format 3.0).
+    pub path: String,
+    /// Only entities carrying all these tags (default: every entity).
+    #[serde(default)]
+    pub select_tags: Vec<String>,
+}
+
+/// Arguments of `kong.sync`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KongSyncArguments {
+    /// Declarative file (Kong format 3.0, as `kong.snapshot` writes) the gateway is brought to.
+    pub state: String,
+    /// Only manage entities carrying all these tags; others are left alone (default: every entity).
+    #[serde(default)]
+    pub select_tags: Vec<String>,
+    /// Delete managed entities missing from the file (default false: only create and update).
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// Arguments of `kong.key_rotate`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["key"]}, {"required": ["generate"]}]))]
+pub struct KongKeyRotateArguments {
+    /// Username or id of the consumer whose key-auth key is rotated.
+    pub consumer: String,
+    /// The new key; exactly one of `key` and `generate: true`.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// `true`: Kong generates the new key; exactly one of `key` and `generate: true`.
+    #[serde(default)]
+    pub generate: bool,
+    /// How long the old key keeps working beside the new one, as its Kong `ttl` (default: revoked at once).
+    #[serde(default)]
+    pub overlap: Option<Duration>,
+    /// Revoke the consumer's previous keys (default true); false keeps them all valid.
+    #[serde(default = "yes")]
+    pub revoke_old: bool,
+}
+
+/// On unless turned off.
+fn yes() -> bool {
+    true
+}
+
+/// Arguments of `kong.cert_rotate`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KongCertRotateArguments {
+    /// The certificate being replaced: its id or one of its SNI names.
+    pub certificate: String,
+    /// PEM of the new certificate, leaf first, then intermediates.
+    pub cert: String,
+    /// PEM of the new certificate's private key; use `secret()` so that it is masked.
+    pub key: String,
+    /// SNI names moved to the new certificate (default: every SNI of the old one).
+    #[serde(default)]
+    pub snis: Option<Vec<String>>,
+}
+
+/// Registers the kong actions.
+pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
+    registry.register(pending(
+        ActionSpec::new::<NoArguments>(
+            "kong.status",
+            FAMILY,
+            "Reports the node's version, edition, role, database reachability and readiness.",
+            Effect::READ,
+        )
+        .outputs(&["version", "edition", "role", "database_reachable", "ready"]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<KongEntityArguments>(
+            "kong.entity",
+            FAMILY,
+            "Makes one Admin API entity present with the given fields, or absent.",
+            Effect::write().idempotent().reversible(),
+        )
+        .outputs(&["id", "entity", "changed"]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<KongTargetArguments>(
+            "kong.target",
+            FAMILY,
+            "Sets an upstream target's weight; weight 0 drains it.",
+            Effect::write().idempotent().reversible(),
+        )
+        .outputs(&["id", "weight", "previous_weight"]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<KongWaitHealthyArguments>(
+            "kong.wait_healthy",
+            FAMILY,
+            "Polls an upstream's health until it or one target is healthy.",
+            Effect::READ,
+        )
+        .outputs(&["health", "elapsed_ms"]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<KongSnapshotArguments>(
+            "kong.snapshot",
+            FAMILY,
+            "Writes the gateway's state as a declarative file, with its content hash.",
+            Effect::READ,
+        )
+        .outputs(&["path", "sha256"]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<KongSyncArguments>(
+            "kong.sync",
+            FAMILY,
+            "Brings the gateway to a declarative file in dependency order; undo restores the state before.",
+            Effect::write().idempotent().reversible(),
+        )
+        .outputs(&["created", "updated", "deleted"]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<KongKeyRotateArguments>(
+            "kong.key_rotate",
+            FAMILY,
+            "Rotates a consumer's key-auth key with an overlap; undo revokes the new key and keeps the old.",
+            Effect::write().reversible(),
+        )
+        .outputs(&["key", "key_id", "revoked"]),
+    ))?;
+    registry.register(pending(
+        ActionSpec::new::<KongCertRotateArguments>(
+            "kong.cert_rotate",
+            FAMILY,
+            "Adds a new certificate and moves SNIs to it, keeping the old one; undo moves them back.",
+            Effect::write().reversible(),
+        )
+        .outputs(&["certificate_id", "previous_certificate_id", "snis"]),
+    ))?;
+    Ok(())
+}
+
+/// A kong action that is not in this build.
+fn pending(spec: ActionSpec) -> Pending {
+    Pending::new(spec.target(TargetKind::Gateway("kong")), NOT_IN_THIS_BUILD)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn target_weight_is_0_to_65535() {
+        let base = json!({"upstream": "core", "target": "10.0.0.1:8000"});
+        let with_weight = |weight: serde_json::Value| {
+            let mut arguments = base.clone();
+            arguments["weight"] = weight;
+            serde_json::from_value::<KongTargetArguments>(arguments)
+        };
+        assert!(with_weight(json!(0)).is_ok());
+        assert!(with_weight(json!(65535)).is_ok());
+        assert!(with_weight(json!(65536)).is_err());
+        assert!(with_weight(json!(-1)).is_err());
+    }
+
+    #[test]
+    fn entity_reads_match_and_kind() -> Result<(), serde_json::Error> {
+        let arguments: KongEntityArguments = serde_json::from_value(json!({
+            "kind": "key_auth",
+            "match": {"consumer": "alice", "key": "k1"},
+            "state": "absent"
+        }))?;
+        assert_eq!(arguments.kind, KongEntityKind::KeyAuth);
+        assert_eq!(arguments.state, Presence::Absent);
+        assert_eq!(arguments.r#match.len(), 2);
+        assert!(
+            serde_json::from_value::<KongEntityArguments>(
+                json!({"kind": "workspace", "match": {}})
+            )
+            .is_err()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn key_rotate_defaults_to_revoking_the_old_key() -> Result<(), serde_json::Error> {
+        let arguments: KongKeyRotateArguments =
+            serde_json::from_value(json!({"consumer": "alice", "generate": true}))?;
+        assert!(arguments.revoke_old);
+        assert!(arguments.key.is_none());
+        Ok(())
+    }
+}

@@ -1,0 +1,388 @@
+//! One function per command; each returns the exit code.
+
+use std::path::Path;
+
+use runsheet_engine::check::{CheckRequest, check};
+use runsheet_engine::graph::{GraphFormat, render};
+use runsheet_engine::loader::{load_playbook, read_source};
+use runsheet_engine::plan::{StaticPlan, plan};
+use runsheet_engine::{Diagnostics, Registry, format_schema};
+use serde_json::Value;
+
+use crate::cli::{Cli, Command, GraphFormatArg, InputArgs, OutputFormat, SchemaKind};
+use crate::exit::Exit;
+use crate::render::{print_diagnostics, summary};
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Exit {
+    let registry = match runsheet_actions::registry() {
+        Ok(registry) => registry,
+        Err(error) => {
+            eprintln!("error: internal: {error}");
+            return Exit::Invalid;
+        }
+    };
+    match cli.command {
+        Command::Validate {
+            playbooks,
+            inputs,
+            output,
+        } => validate(&registry, &playbooks, &inputs, output),
+        Command::Plan {
+            playbook,
+            inputs,
+            output,
+        } => plan_command(&registry, &playbook, &inputs, output),
+        Command::Graph { playbook, format } => graph(&registry, &playbook, format),
+        Command::Actions { name, output } => actions(&registry, name.as_deref(), output),
+        Command::Schema { kind } => schema(&registry, kind),
+        Command::Run { .. } => not_yet("run"),
+        Command::Resume { .. } => not_yet("resume"),
+        Command::Rollback { .. } => not_yet("rollback"),
+        Command::Runs => not_yet("runs"),
+        Command::Show { .. } => not_yet("show"),
+        Command::Unlock { .. } => not_yet("unlock"),
+    }
+}
+
+fn not_yet(verb: &str) -> Exit {
+    eprintln!(
+        "error: `runsheet {verb}` is not available in this build: it arrives with the executor\n  help: `runsheet validate` and `runsheet plan` check and rehearse a playbook without changing anything"
+    );
+    Exit::Refused
+}
+
+fn request(playbook: &Path, inputs: &InputArgs, require_inputs: bool) -> CheckRequest {
+    CheckRequest {
+        playbook: playbook.to_path_buf(),
+        environment: inputs.env.clone(),
+        sets: inputs.sets.clone(),
+        vars_files: inputs.vars_files.clone(),
+        require_inputs,
+    }
+}
+
+fn validate(
+    registry: &Registry,
+    playbooks: &[std::path::PathBuf],
+    inputs: &InputArgs,
+    output: OutputFormat,
+) -> Exit {
+    let mut all = Diagnostics::new();
+    let mut failed = 0;
+    for playbook in playbooks {
+        let diagnostics = match check(registry, &request(playbook, inputs, false)) {
+            Ok(checked) => checked.warnings,
+            Err(diagnostics) => {
+                failed += 1;
+                diagnostics
+            }
+        };
+        if output == OutputFormat::Human {
+            print_diagnostics(&diagnostics, output);
+            let verdict = if diagnostics.has_errors() {
+                "invalid"
+            } else {
+                "ok"
+            };
+            eprintln!(
+                "{}: {verdict} ({})",
+                playbook.display(),
+                summary(&diagnostics)
+            );
+        }
+        all.extend(diagnostics);
+    }
+    if output == OutputFormat::Json {
+        print_diagnostics(&all, output);
+    }
+    if failed > 0 {
+        Exit::Invalid
+    } else {
+        Exit::Success
+    }
+}
+
+fn plan_command(
+    registry: &Registry,
+    playbook: &Path,
+    inputs: &InputArgs,
+    output: OutputFormat,
+) -> Exit {
+    let checked = match check(registry, &request(playbook, inputs, true)) {
+        Ok(checked) => checked,
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics, OutputFormat::Human);
+            eprintln!(
+                "{}: invalid ({})",
+                playbook.display(),
+                summary(&diagnostics)
+            );
+            return Exit::Invalid;
+        }
+    };
+    print_diagnostics(&checked.warnings, OutputFormat::Human);
+    let planned = match plan(&checked, registry) {
+        Ok(planned) => planned,
+        Err(error) => {
+            eprintln!(
+                "error: {}: cannot resolve vars: {error}",
+                playbook.display()
+            );
+            return Exit::Invalid;
+        }
+    };
+    match output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&planned).unwrap_or_default()
+        ),
+        OutputFormat::Human => print!("{}", plan_human(&planned)),
+    }
+    Exit::Success
+}
+
+fn plan_human(planned: &StaticPlan) -> String {
+    let mut out = format!(
+        "Plan: {} on {}\n",
+        planned.playbook,
+        planned.environment.as_deref().unwrap_or("(no environment)")
+    );
+    if !planned.inputs.is_empty() {
+        out.push_str("Inputs:\n");
+        for (name, value) in &planned.inputs {
+            out.push_str(&format!("  {name} = {}\n", compact(value)));
+        }
+    }
+    let mut in_finally = false;
+    let mut writes = 0;
+    for (number, step) in planned.steps.iter().enumerate() {
+        if step.finally && !in_finally {
+            out.push_str("Finally:\n");
+            in_finally = true;
+        }
+        let indent = "  ".repeat(step.depth + 1);
+        let effect = if step.effect.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", step.effect)
+        };
+        if step.effect.starts_with('W') {
+            writes += 1;
+        }
+        let checkpoint = if step.checkpoint { " (checkpoint)" } else { "" };
+        out.push_str(&format!(
+            "{indent}{:>3}. {} {}{effect}{checkpoint}\n",
+            number + 1,
+            step.id,
+            step.action
+        ));
+        if let Some(on) = &step.on {
+            out.push_str(&format!("{indent}     on: {}\n", compact(on)));
+        }
+        if let Some(when) = &step.when {
+            out.push_str(&format!("{indent}     when: {}\n", compact(when)));
+        }
+        if let Value::Object(arguments) = &step.arguments {
+            for (name, value) in arguments {
+                out.push_str(&format!("{indent}     {name}: {}\n", compact(value)));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "{} steps, {writes} of them write. Nothing was changed: this is a plan.\n",
+        planned.steps.len()
+    ));
+    out
+}
+
+/// A value on one line; hosts show as their names.
+fn compact(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Object(map) if map.contains_key("address") && map.contains_key("name") => {
+            runsheet_engine::plan::item_label(value)
+        }
+        Value::Array(items) if items.iter().any(Value::is_object) => {
+            format!("[{}]", items.iter().map(compact).collect::<Vec<_>>().join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn graph(registry: &Registry, playbook: &Path, format: GraphFormatArg) -> Exit {
+    let file = match read_source(playbook) {
+        Ok(file) => file,
+        Err(d) => {
+            print_diagnostics(&d.into(), OutputFormat::Human);
+            return Exit::Invalid;
+        }
+    };
+    let (loaded, diagnostics) = load_playbook(&file);
+    let Some(loaded) = loaded.filter(|_| !diagnostics.has_errors()) else {
+        print_diagnostics(&diagnostics, OutputFormat::Human);
+        return Exit::Invalid;
+    };
+    let templates = runsheet_engine::template::Templates::new(std::sync::Arc::new(
+        runsheet_engine::check::StaticHost::default(),
+    ));
+    let (dag, diagnostics) =
+        runsheet_engine::validation::validate(&file, &loaded, registry, &templates, None);
+    if diagnostics.has_errors() {
+        print_diagnostics(&diagnostics, OutputFormat::Human);
+        return Exit::Invalid;
+    }
+    let format = match format {
+        GraphFormatArg::Mermaid => GraphFormat::Mermaid,
+        GraphFormatArg::Dot => GraphFormat::Dot,
+    };
+    print!("{}", render(&loaded, &dag, format));
+    Exit::Success
+}
+
+fn actions(registry: &Registry, name: Option<&str>, output: OutputFormat) -> Exit {
+    let Some(name) = name else {
+        if output == OutputFormat::Json {
+            let list: Vec<Value> = registry.iter().map(|a| action_json(a.as_ref())).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            );
+            return Exit::Success;
+        }
+        let mut family = "";
+        for action in registry.iter() {
+            let spec = action.spec();
+            if spec.family != family {
+                family = spec.family;
+                println!("{family}:");
+            }
+            let availability = if action.is_available() {
+                ""
+            } else {
+                "  (not available in this build)"
+            };
+            println!(
+                "  {:<24} {:<7} {}{availability}",
+                spec.name,
+                spec.effect.letters(),
+                spec.summary
+            );
+        }
+        println!("\nEffects: R read, W write, I idempotent, U reversible (has undo).");
+        return Exit::Success;
+    };
+    let Some(action) = registry.get(name) else {
+        let help = registry
+            .suggest(name)
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        eprintln!("error: unknown action type `{name}`{help}");
+        return Exit::Invalid;
+    };
+    if output == OutputFormat::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&action_json(action.as_ref())).unwrap_or_default()
+        );
+        return Exit::Success;
+    }
+    let spec = action.spec();
+    println!(
+        "{}  [{}]  {}",
+        spec.name,
+        spec.effect.letters(),
+        spec.summary
+    );
+    if let Some(condition) = spec.effect.read_when {
+        println!("Reads only when {condition}.");
+    }
+    if !action.is_available() {
+        println!("Not available in this build: its arguments are checked, but it cannot run yet.");
+    }
+    println!("\nArguments (with:):");
+    let required: Vec<&str> = spec.arguments["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if let Some(properties) = spec.arguments["properties"].as_object() {
+        for (field, schema) in properties {
+            let marker = if required.contains(&field.as_str()) {
+                " (required)"
+            } else {
+                ""
+            };
+            let description = schema["description"].as_str().unwrap_or("");
+            println!(
+                "  {field:<22} {:<18} {description}{marker}",
+                type_name(schema, &spec.arguments)
+            );
+        }
+    }
+    if !spec.outputs.is_empty() {
+        println!("\nOutputs: {}", spec.outputs.join(", "));
+    }
+    Exit::Success
+}
+
+fn type_name(schema: &Value, root: &Value) -> String {
+    let resolved = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|p| root.pointer(p))
+        .unwrap_or(schema);
+    if let Some(values) = resolved["enum"].as_array() {
+        return values
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("|");
+    }
+    if let Some(branches) = resolved["anyOf"]
+        .as_array()
+        .or_else(|| resolved["oneOf"].as_array())
+    {
+        return branches
+            .iter()
+            .map(|b| type_name(b, root))
+            .filter(|t| t != "null")
+            .collect::<Vec<_>>()
+            .join("|");
+    }
+    match &resolved["type"] {
+        Value::String(t) => t.clone(),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .collect::<Vec<_>>()
+            .join("|"),
+        _ => "any".into(),
+    }
+}
+
+fn action_json(action: &dyn runsheet_engine::Action) -> Value {
+    let spec = action.spec();
+    serde_json::json!({
+        "name": spec.name,
+        "family": spec.family,
+        "summary": spec.summary,
+        "effect": spec.effect,
+        "target": spec.target,
+        "available": action.is_available(),
+        "outputs": spec.outputs,
+        "arguments": *spec.arguments,
+    })
+}
+
+fn schema(registry: &Registry, kind: SchemaKind) -> Exit {
+    let schema = match kind {
+        SchemaKind::Playbook => format_schema::playbook_schema(registry),
+        SchemaKind::Environment => format_schema::environment_schema(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
+    Exit::Success
+}

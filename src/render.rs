@@ -1,0 +1,69 @@
+//! Rendering diagnostics for people (miette) or machines (JSON).
+
+use std::io::IsTerminal;
+
+use miette::{GraphicalReportHandler, GraphicalTheme};
+use runsheet_engine::{Diagnostics, Severity};
+
+use crate::cli::OutputFormat;
+
+/// Whether colour may be used on stderr.
+pub fn colour_on_stderr() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+/// Renders a batch for people: each diagnostic with its snippet, then a count.
+pub fn diagnostics_human(diagnostics: &Diagnostics, colour: bool) -> String {
+    let theme = if colour {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false)
+        .with_context_lines(1);
+    let mut out = String::new();
+    for diagnostic in diagnostics.iter() {
+        let mut rendered = String::new();
+        if handler.render_report(&mut rendered, diagnostic).is_err() {
+            rendered = format!("{}: {}\n", diagnostic.code, diagnostic.message);
+        }
+        out.push_str(&rendered);
+        out.push('\n');
+    }
+    out
+}
+
+/// One-line count of errors and warnings.
+pub fn summary(diagnostics: &Diagnostics) -> String {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = diagnostics.len() - errors;
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
+}
+
+/// Prints a batch in the chosen format (human to stderr, JSON to stdout).
+pub fn print_diagnostics(diagnostics: &Diagnostics, output: OutputFormat) {
+    match output {
+        OutputFormat::Human => {
+            if !diagnostics.is_empty() {
+                eprint!("{}", diagnostics_human(diagnostics, colour_on_stderr()));
+            }
+        }
+        OutputFormat::Json => {
+            let records: Vec<_> = diagnostics.iter().map(|d| d.to_record()).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into())
+            );
+        }
+    }
+}
