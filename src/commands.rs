@@ -204,7 +204,10 @@ fn compact(value: &Value) -> String {
             runsheet_engine::plan::item_label(value)
         }
         Value::Array(items) if items.iter().any(Value::is_object) => {
-            format!("[{}]", items.iter().map(compact).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(compact).collect::<Vec<_>>().join(", ")
+            )
         }
         other => other.to_string(),
     }

@@ -128,14 +128,17 @@ impl ScopeGraph {
                 }
                 Needs::Previous => {}
                 Needs::Explicit(names) => {
+                    let mut seen: Vec<usize> = Vec::with_capacity(names.value.len());
                     for name in &names.value {
                         match index.get(name.value.as_str()) {
                             Some(&j) if j == i => {
                                 problems.push(DagProblem::SelfNeed { span: name.span })
                             }
-                            Some(&j) => {
-                                graph.update_edge(NodeIndex::new(j), NodeIndex::new(i), ());
+                            Some(&j) if !seen.contains(&j) => {
+                                seen.push(j);
+                                graph.add_edge(NodeIndex::new(j), NodeIndex::new(i), ());
                             }
+                            Some(_) => {} // Named twice in one `needs`: one edge is enough.
                             None => problems.push(DagProblem::UnknownNeed {
                                 span: name.span,
                                 name: name.value.clone(),

@@ -194,6 +194,10 @@ impl<'f> Reader<'f> {
 
     /// Like [`Reader::read`], also telling whether entries had to be dropped.
     fn read_lossy<T: DeserializeOwned>(&mut self, node: &Node) -> Option<(T, bool)> {
+        // The usual case reads cleanly from the borrowed tree; only a bad mapping is copied.
+        if let Ok(value) = from_node::<T>(node) {
+            return Some((value, false));
+        }
         let mut node = node.clone();
         let mut dropped: Vec<String> = Vec::new();
         loop {

@@ -85,6 +85,7 @@ pub fn plan(checked: &Checked, registry: &Registry) -> Result<StaticPlan, Render
         registry,
         steps: Vec::new(),
     };
+    let context = Context::new(context);
     planner.scope(
         &checked.playbook.steps,
         checked,
@@ -128,6 +129,26 @@ pub fn environment_value(environment: Option<&Environment>) -> Value {
     Value::Object(value)
 }
 
+/// A template context as JSON and as converted once for the template engine.
+struct Context {
+    json: Value,
+    converted: minijinja::Value,
+}
+
+impl Context {
+    fn new(json: Value) -> Self {
+        let converted = Templates::context(&json);
+        Self { json, converted }
+    }
+
+    /// This context with an item variable added.
+    fn with(&self, name: &str, value: Value) -> Self {
+        let mut json = self.json.clone();
+        json[name] = value;
+        Self::new(json)
+    }
+}
+
 struct Planner<'a> {
     templates: &'a Templates,
     registry: &'a Registry,
@@ -145,7 +166,7 @@ impl Planner<'_> {
         checked: &Checked,
         key: &str,
         prefix: &str,
-        context: &Value,
+        context: &Context,
         depth: usize,
         finally: bool,
     ) -> Result<(), RenderError> {
@@ -233,8 +254,7 @@ impl Planner<'_> {
                         Value::Array(values) => {
                             for value in values {
                                 let label = item_label(&value);
-                                let mut inner = context.clone();
-                                inner[as_name.value.as_str()] = value;
+                                let inner = context.with(&as_name.value, value);
                                 self.scope(
                                     body,
                                     checked,
@@ -247,8 +267,8 @@ impl Planner<'_> {
                             }
                         }
                         _ => {
-                            let mut inner = context.clone();
-                            inner[as_name.value.as_str()] = Value::String(KNOWN_AFTER_APPLY.into());
+                            let inner = context
+                                .with(&as_name.value, Value::String(KNOWN_AFTER_APPLY.into()));
                             self.scope(
                                 body,
                                 checked,
@@ -293,14 +313,14 @@ impl Planner<'_> {
     }
 
     /// Resolves a template, or marks it as known after apply when it reads step results.
-    fn resolve(&self, text: &TemplateText, context: &Value) -> Value {
+    fn resolve(&self, text: &TemplateText, context: &Context) -> Value {
         if !text.is_templated() {
             return Value::String(text.source.clone());
         }
         self.resolve_string(&text.source, context)
     }
 
-    fn resolve_string(&self, text: &str, context: &Value) -> Value {
+    fn resolve_string(&self, text: &str, context: &Context) -> Value {
         let reads_steps = self
             .templates
             .analyze(text)
@@ -311,19 +331,20 @@ impl Planner<'_> {
             })
             .unwrap_or(false);
         let depends_on_item = context
+            .json
             .as_object()
             .is_some_and(|c| c.values().any(|v| v.as_str() == Some(KNOWN_AFTER_APPLY)));
-        if reads_steps && context.get("host").is_none() {
+        if reads_steps && context.json.get("host").is_none() {
             return Value::String(KNOWN_AFTER_APPLY.into());
         }
-        match self.templates.render(text, context) {
+        match self.templates.render_in(text, &context.converted) {
             Ok(value) => value,
             Err(_) if reads_steps || depends_on_item => Value::String(KNOWN_AFTER_APPLY.into()),
             Err(error) => Value::String(format!("(error: {error})")),
         }
     }
 
-    fn resolve_value(&self, value: &Value, context: &Value) -> Value {
+    fn resolve_value(&self, value: &Value, context: &Context) -> Value {
         match value {
             Value::String(text) if is_templated(text) => self.resolve_string(text, context),
             Value::Array(items) => Value::Array(
@@ -345,7 +366,7 @@ impl Planner<'_> {
 fn setting_value<T: Serialize>(
     setting: &Option<Setting<T>>,
     planner: &Planner<'_>,
-    context: &Value,
+    context: &Context,
 ) -> Value {
     match setting {
         None => Value::Null,

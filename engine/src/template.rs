@@ -160,12 +160,21 @@ impl Templates {
         text: &str,
         context: &serde_json::Value,
     ) -> Result<serde_json::Value, RenderError> {
-        let context = Value::from(minijinja::value::Serde(context));
+        self.render_in(text, &Self::context(context))
+    }
+
+    /// Converts a JSON context once, for many [`Templates::render_in`] calls.
+    pub fn context(context: &serde_json::Value) -> Value {
+        Value::from(minijinja::value::Serde(context))
+    }
+
+    /// Renders a template text against a converted context; a lone expression keeps its type.
+    pub fn render_in(&self, text: &str, context: &Value) -> Result<serde_json::Value, RenderError> {
         let value = match lone_expression(text) {
             Some(expression) => self
                 .env
                 .compile_expression(expression)
-                .and_then(|e| e.eval(&context))
+                .and_then(|e| e.eval(context))
                 .map_err(render_error)
                 .and_then(|value| match value.is_undefined() {
                     true => Err(RenderError {
@@ -173,7 +182,7 @@ impl Templates {
                     }),
                     false => Ok(value),
                 })?,
-            None => Value::from(self.env.render_str(text, &context).map_err(render_error)?),
+            None => Value::from(self.env.render_str(text, context).map_err(render_error)?),
         };
         serde_json::to_value(&value).map_err(|e| RenderError {
             message: format!("template result cannot be used as data: {e}"),
