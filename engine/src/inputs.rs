@@ -168,6 +168,7 @@ pub fn check_constraints(spec: &InputSpec, value: &Value) -> Result<(), InputErr
 }
 
 #[cfg(test)]
+#[expect(clippy::panic, reason = "a spec that does not load fails the test")]
 mod tests {
     use super::*;
     use crate::de::{Spanned, from_node as read_node};

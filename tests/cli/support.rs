@@ -128,7 +128,7 @@ pub fn record_problems(record: &Value) -> Vec<String> {
         }
     }
     for field in ["code", "message"] {
-        if !record[field].as_str().is_some_and(|s| !s.is_empty()) {
+        if record[field].as_str().is_none_or(str::is_empty) {
             problems.push(format!("`{field}` is not a non-empty string in {record}"));
         }
     }
