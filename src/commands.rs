@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::cli::{Cli, Command, GraphFormatArg, InputArgs, OutputFormat, SchemaKind};
 use crate::exit::Exit;
-use crate::render::{print_diagnostics, summary};
+use crate::render::{emit, json_text, print_diagnostics, summary};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Exit {
@@ -133,11 +133,8 @@ fn plan_command(
         }
     };
     match output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&planned).unwrap_or_default()
-        ),
-        OutputFormat::Human => print!("{}", plan_human(&planned)),
+        OutputFormat::Json => emit(&json_text(&planned)),
+        OutputFormat::Human => emit(&plan_human(&planned)),
     }
     Exit::Success
 }
@@ -239,40 +236,19 @@ fn graph(registry: &Registry, playbook: &Path, format: GraphFormatArg) -> Exit {
         GraphFormatArg::Mermaid => GraphFormat::Mermaid,
         GraphFormatArg::Dot => GraphFormat::Dot,
     };
-    print!("{}", render(&loaded, &dag, format));
+    emit(&render(&loaded, &dag, format));
     Exit::Success
 }
 
 fn actions(registry: &Registry, name: Option<&str>, output: OutputFormat) -> Exit {
     let Some(name) = name else {
-        if output == OutputFormat::Json {
-            let list: Vec<Value> = registry.iter().map(|a| action_json(a.as_ref())).collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&list).unwrap_or_default()
-            );
-            return Exit::Success;
-        }
-        let mut family = "";
-        for action in registry.iter() {
-            let spec = action.spec();
-            if spec.family != family {
-                family = spec.family;
-                println!("{family}:");
+        match output {
+            OutputFormat::Json => {
+                let list: Vec<Value> = registry.iter().map(|a| action_json(a.as_ref())).collect();
+                emit(&json_text(&list));
             }
-            let availability = if action.is_available() {
-                ""
-            } else {
-                "  (not available in this build)"
-            };
-            println!(
-                "  {:<24} {:<7} {}{availability}",
-                spec.name,
-                spec.effect.letters(),
-                spec.summary
-            );
+            OutputFormat::Human => emit(&catalogue_human(registry)),
         }
-        println!("\nEffects: R read, W write, I idempotent, U reversible (has undo).");
         return Exit::Success;
     };
     let Some(action) = registry.get(name) else {
@@ -283,27 +259,67 @@ fn actions(registry: &Registry, name: Option<&str>, output: OutputFormat) -> Exi
         eprintln!("error: unknown action type `{name}`{help}");
         return Exit::Invalid;
     };
-    if output == OutputFormat::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&action_json(action.as_ref())).unwrap_or_default()
-        );
-        return Exit::Success;
+    match output {
+        OutputFormat::Json => emit(&json_text(&action_json(action.as_ref()))),
+        OutputFormat::Human => emit(&action_human(action.as_ref())),
     }
+    Exit::Success
+}
+
+/// Family order of the catalogue listing, as DESIGN.md presents it.
+const FAMILIES: &[&str] = &["core", "http", "host", "kong", "layer7"];
+
+fn catalogue_human(registry: &Registry) -> String {
+    let mut listed: Vec<&dyn runsheet_engine::Action> =
+        registry.iter().map(AsRef::as_ref).collect();
+    let family_rank = |family: &str| {
+        FAMILIES
+            .iter()
+            .position(|f| *f == family)
+            .unwrap_or(FAMILIES.len())
+    };
+    listed.sort_by_key(|a| (family_rank(a.spec().family), a.spec().family, a.spec().name));
+    let mut out = String::new();
+    let mut family = "";
+    for action in listed {
+        let spec = action.spec();
+        if spec.family != family {
+            family = spec.family;
+            out.push_str(&format!("{family}:\n"));
+        }
+        let availability = if action.is_available() {
+            ""
+        } else {
+            "  (not available in this build)"
+        };
+        out.push_str(&format!(
+            "  {:<24} {:<7} {}{availability}\n",
+            spec.name,
+            spec.effect.letters(),
+            spec.summary
+        ));
+    }
+    out.push_str("\nEffects: R read, W write, I idempotent, U reversible (has undo).\n");
+    out
+}
+
+fn action_human(action: &dyn runsheet_engine::Action) -> String {
     let spec = action.spec();
-    println!(
-        "{}  [{}]  {}",
+    let mut out = format!(
+        "{}  [{}]  {}\n",
         spec.name,
         spec.effect.letters(),
         spec.summary
     );
     if let Some(condition) = spec.effect.read_when {
-        println!("Reads only when {condition}.");
+        out.push_str(&format!("Reads only when {condition}.\n"));
     }
     if !action.is_available() {
-        println!("Not available in this build: its arguments are checked, but it cannot run yet.");
+        out.push_str(
+            "Not available in this build: its arguments are checked, but it cannot run yet.\n",
+        );
     }
-    println!("\nArguments (with:):");
+    out.push_str("\nArguments (with:):\n");
     let required: Vec<&str> = spec.arguments["required"]
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect())
@@ -316,16 +332,16 @@ fn actions(registry: &Registry, name: Option<&str>, output: OutputFormat) -> Exi
                 ""
             };
             let description = schema["description"].as_str().unwrap_or("");
-            println!(
-                "  {field:<22} {:<18} {description}{marker}",
+            out.push_str(&format!(
+                "  {field:<22} {:<18} {description}{marker}\n",
                 type_name(schema, &spec.arguments)
-            );
+            ));
         }
     }
     if !spec.outputs.is_empty() {
-        println!("\nOutputs: {}", spec.outputs.join(", "));
+        out.push_str(&format!("\nOutputs: {}\n", spec.outputs.join(", ")));
     }
-    Exit::Success
+    out
 }
 
 fn type_name(schema: &Value, root: &Value) -> String {
@@ -334,6 +350,9 @@ fn type_name(schema: &Value, root: &Value) -> String {
         .and_then(|r| r.strip_prefix('#'))
         .and_then(|p| root.pointer(p))
         .unwrap_or(schema);
+    if let Some(value) = resolved["const"].as_str() {
+        return value.to_owned();
+    }
     if let Some(values) = resolved["enum"].as_array() {
         return values
             .iter()
@@ -383,9 +402,6 @@ fn schema(registry: &Registry, kind: SchemaKind) -> Exit {
         SchemaKind::Playbook => format_schema::playbook_schema(registry),
         SchemaKind::Environment => format_schema::environment_schema(),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&schema).unwrap_or_default()
-    );
+    emit(&json_text(&schema));
     Exit::Success
 }

@@ -60,10 +60,30 @@ pub fn print_diagnostics(diagnostics: &Diagnostics, output: OutputFormat) {
         }
         OutputFormat::Json => {
             let records: Vec<_> = diagnostics.iter().map(|d| d.to_record()).collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into())
-            );
+            let json = serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into());
+            emit(&format!("{json}\n"));
         }
     }
+}
+
+/// Writes command output to stdout; a closed pipe (`... | head`) ends the output quietly.
+pub fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    if let Err(error) = written {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write output: {error}");
+        }
+    }
+}
+
+/// Pretty JSON of a value, one trailing newline.
+pub fn json_text(value: &impl serde::Serialize) -> String {
+    let mut text =
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
 }

@@ -231,7 +231,6 @@ fn run_time_verbs_are_refused_in_this_build() -> TestResult {
 
 /// Output piped into `head` must not crash the binary.
 #[test]
-#[ignore = "known bug: println! panics with EPIPE when stdout is closed (runsheet plan ... | head)"]
 fn a_closed_stdout_is_not_a_panic() -> TestResult {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runsheet"))
         .args([
