@@ -73,11 +73,10 @@ pub fn emit(text: &str) {
     let written = stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush());
-    if let Err(error) = written {
-        if error.kind() != std::io::ErrorKind::BrokenPipe {
+    if let Err(error) = written
+        && error.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("error: cannot write output: {error}");
         }
-    }
 }
 
 /// Pretty JSON of a value, one trailing newline.
