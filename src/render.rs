@@ -74,9 +74,10 @@ pub fn emit(text: &str) {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush());
     if let Err(error) = written
-        && error.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: cannot write output: {error}");
-        }
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write output: {error}");
+    }
 }
 
 /// Pretty JSON of a value, one trailing newline.

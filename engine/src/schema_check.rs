@@ -112,19 +112,20 @@ impl<'s> Checker<'s> {
                 self.check(sub, node, path, key_span, depth + 1);
             }
         }
-        if let Some(branches) = schema
-            .get("anyOf")
-            .or_else(|| schema.get("oneOf"))
-            .and_then(Value::as_array)
-        {
-            self.check_alternatives(branches, schema, node, path, key_span, depth);
-            return;
+        if let Some(branches) = schema.get("anyOf").and_then(Value::as_array) {
+            self.check_alternatives(branches, false, schema, node, path, key_span, depth);
         }
+        if let Some(branches) = schema.get("oneOf").and_then(Value::as_array) {
+            self.check_alternatives(branches, true, schema, node, path, key_span, depth);
+        }
+        self.check_conditional(schema, node, path, key_span, depth);
+        self.check_not(schema, node, path, key_span, depth);
         if !self.check_type(schema, node, path) {
             return;
         }
         self.check_enum(schema, node, path);
         self.check_range(schema, node, path);
+        self.check_lengths(schema, node, path);
         match &node.value {
             NodeValue::Map(entries) => self.check_object(schema, entries, path, key_span, depth),
             NodeValue::Seq(items) => {
@@ -144,54 +145,228 @@ impl<'s> Checker<'s> {
         }
     }
 
+    /// Whether a node fits a schema, without reporting anything.
+    fn fits(
+        &self,
+        schema: &'s Value,
+        node: &Node,
+        path: &str,
+        key_span: Span,
+        depth: usize,
+    ) -> Vec<SchemaViolation> {
+        let mut sub = Checker {
+            root: self.root,
+            violations: Vec::new(),
+        };
+        sub.check(schema, node, path, key_span, depth + 1);
+        sub.violations
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the recursive walk's position travels with it"
+    )]
     fn check_alternatives(
         &mut self,
         branches: &'s [Value],
+        exclusive: bool,
         schema: &'s Value,
         node: &Node,
         path: &str,
         key_span: Span,
         depth: usize,
     ) {
-        let mut best: Option<Vec<SchemaViolation>> = None;
-        for branch in branches {
-            let mut sub = Checker {
-                root: self.root,
-                violations: Vec::new(),
-            };
-            sub.check(branch, node, path, key_span, depth + 1);
-            if sub.violations.is_empty() {
-                return;
-            }
-            // Prefer the branch whose type matched (its problems are deeper than a type clash).
-            let type_clash = sub
-                .violations
+        let results: Vec<Vec<SchemaViolation>> = branches
+            .iter()
+            .map(|branch| self.fits(branch, node, path, key_span, depth))
+            .collect();
+        let matched = results.iter().filter(|r| r.is_empty()).count();
+        let required_only = branches
+            .iter()
+            .map(|b| required_only(self.resolve(b)))
+            .collect::<Option<Vec<_>>>();
+        if matched == 1 || (matched > 1 && !exclusive) {
+            return;
+        }
+        if let Some(names) = required_only {
+            let list = names
                 .iter()
-                .all(|v| v.kind == ViolationKind::WrongType && v.span == node.span);
-            let better = match &best {
-                None => true,
-                Some(current) => {
-                    !type_clash && current.iter().all(|v| v.kind == ViolationKind::WrongType)
-                }
-            };
-            if better && (!type_clash || best.is_none()) {
-                best = Some(sub.violations);
+                .map(|n| format!("`{}`", n.join("` and `")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if matched > 1 {
+                // Point at the second of the keys given together.
+                let given: Vec<Span> = node
+                    .as_map()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|(k, _)| names.iter().flatten().any(|n| k.as_str() == Some(n)))
+                    .map(|(k, _)| k.span)
+                    .collect();
+                let span = given.get(1).copied().unwrap_or(key_span);
+                self.violation(
+                    ViolationKind::Invalid,
+                    span,
+                    path,
+                    format!("give only one of {list}"),
+                    None,
+                );
+            } else {
+                self.violation(
+                    ViolationKind::Missing,
+                    key_span,
+                    path,
+                    format!("give one of {list}"),
+                    None,
+                );
+            }
+            return;
+        }
+        if matched > 1 {
+            let message = "the value matches more than one of the allowed forms".to_owned();
+            self.violation(ViolationKind::Invalid, node.span, path, message, None);
+            return;
+        }
+        if let Some(values) = branches
+            .iter()
+            .map(|b| value_choices(self.resolve(b)))
+            .collect::<Option<Vec<_>>>()
+        {
+            let allowed: Vec<Value> = values.into_iter().flatten().collect();
+            self.enum_violation(&allowed, node, path);
+            return;
+        }
+        // Prefer the branch whose type matched: its problems are more specific than a type clash.
+        let type_clash = |violations: &[SchemaViolation]| {
+            violations
+                .iter()
+                .all(|v| v.kind == ViolationKind::WrongType && v.span == node.span)
+        };
+        match results.into_iter().find(|r| !type_clash(r)) {
+            Some(best) => self.violations.extend(best),
+            None => {
+                let expected = describe_alternatives(self, branches);
+                let message = format!("expected {expected}, found {}", node.value.kind());
+                let help = schema
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                self.violation(ViolationKind::WrongType, node.span, path, message, help);
             }
         }
-        let all_type_clashes = best.as_ref().is_none_or(|b| {
-            b.iter()
-                .all(|v| v.kind == ViolationKind::WrongType && v.span == node.span)
-        });
-        if all_type_clashes {
-            let expected = describe_alternatives(self, branches);
-            let message = format!("expected {expected}, found {}", node.value.kind());
-            let help = schema
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            self.violation(ViolationKind::WrongType, node.span, path, message, help);
-        } else if let Some(best) = best {
-            self.violations.extend(best);
+    }
+
+    /// `if` / `then` / `else`: the branch that applies is checked like the rest.
+    fn check_conditional(
+        &mut self,
+        schema: &'s Value,
+        node: &Node,
+        path: &str,
+        key_span: Span,
+        depth: usize,
+    ) {
+        let Some(condition) = schema.get("if") else {
+            return;
+        };
+        let holds = self.fits(condition, node, path, key_span, depth).is_empty();
+        let branch = if holds {
+            schema.get("then")
+        } else {
+            schema.get("else")
+        };
+        if let Some(branch) = branch {
+            self.check(branch, node, path, key_span, depth + 1);
+        }
+    }
+
+    /// `not`: the node must not fit the schema.
+    fn check_not(
+        &mut self,
+        schema: &'s Value,
+        node: &Node,
+        path: &str,
+        key_span: Span,
+        depth: usize,
+    ) {
+        let Some(forbidden) = schema.get("not") else {
+            return;
+        };
+        if !self.fits(forbidden, node, path, key_span, depth).is_empty() {
+            return;
+        }
+        let message = match required_only(self.resolve(forbidden)) {
+            Some(names) if names.len() > 1 => {
+                format!("`{}` cannot be given together", names.join("` and `"))
+            }
+            _ => "the value has a form that is not allowed here".to_owned(),
+        };
+        let help = schema
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self.violation(ViolationKind::Invalid, key_span, path, message, help);
+    }
+
+    /// `minItems`, `maxItems`, `minLength`, `maxLength` and `pattern`.
+    fn check_lengths(&mut self, schema: &Value, node: &Node, path: &str) {
+        let bound = |key: &str| schema.get(key).and_then(Value::as_u64);
+        match &node.value {
+            NodeValue::Seq(items) => {
+                let count = items.len() as u64;
+                if let Some(minimum) = bound("minItems").filter(|m| count < *m) {
+                    let message = format!(
+                        "the list needs at least {minimum} item{}",
+                        if minimum == 1 { "" } else { "s" }
+                    );
+                    self.violation(ViolationKind::Invalid, node.span, path, message, None);
+                }
+                if let Some(maximum) = bound("maxItems").filter(|m| count > *m) {
+                    self.violation(
+                        ViolationKind::Invalid,
+                        node.span,
+                        path,
+                        format!("the list takes at most {maximum} items"),
+                        None,
+                    );
+                }
+            }
+            NodeValue::String(text) if !is_templated(text) => {
+                let count = text.chars().count() as u64;
+                if let Some(minimum) = bound("minLength").filter(|m| count < *m) {
+                    self.violation(
+                        ViolationKind::Invalid,
+                        node.span,
+                        path,
+                        format!("the text needs at least {minimum} characters"),
+                        None,
+                    );
+                }
+                if let Some(maximum) = bound("maxLength").filter(|m| count > *m) {
+                    self.violation(
+                        ViolationKind::Invalid,
+                        node.span,
+                        path,
+                        format!("the text takes at most {maximum} characters"),
+                        None,
+                    );
+                }
+                if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+                    let matches = regex::Regex::new(pattern)
+                        .map(|r| r.is_match(text))
+                        .unwrap_or(true);
+                    if !matches {
+                        let help = schema
+                            .get("description")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        let message = format!(
+                            "{text:?} does not have the expected form (pattern `{pattern}`)"
+                        );
+                        self.violation(ViolationKind::Invalid, node.span, path, message, help);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -228,11 +403,13 @@ impl<'s> Checker<'s> {
     }
 
     fn check_enum(&mut self, schema: &Value, node: &Node, path: &str) {
-        let allowed: Vec<Value> = match (schema.get("enum"), schema.get("const")) {
-            (Some(Value::Array(values)), _) => values.clone(),
-            (_, Some(value)) => vec![value.clone()],
-            _ => return,
-        };
+        if let Some(allowed) = value_choices(schema) {
+            self.enum_violation(&allowed, node, path);
+        }
+    }
+
+    /// Reports a value outside `allowed`, with the nearest allowed value.
+    fn enum_violation(&mut self, allowed: &[Value], node: &Node, path: &str) {
         if node.as_str().is_some_and(is_templated) {
             return;
         }
@@ -240,26 +417,16 @@ impl<'s> Checker<'s> {
         if allowed.contains(&value) {
             return;
         }
-        let names: Vec<String> = allowed
-            .iter()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-            .collect();
-        let written = value
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_owned);
+        let names: Vec<String> = allowed.iter().map(value_text).collect();
+        let written = value_text(&value);
         let help = did_you_mean(&written, names.iter().map(String::as_str));
         let list = names
             .iter()
             .map(|n| format!("`{n}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        self.violation(
-            ViolationKind::Invalid,
-            node.span,
-            path,
-            format!("invalid value `{written}`, expected one of {list}"),
-            help,
-        );
+        let message = format!("invalid value `{written}`, expected one of {list}");
+        self.violation(ViolationKind::Invalid, node.span, path, message, help);
     }
 
     fn check_range(&mut self, schema: &Value, node: &Node, path: &str) {
@@ -363,6 +530,36 @@ impl<'s> Checker<'s> {
             }
         }
     }
+}
+
+/// The values a schema allows, when it is a `const` or an `enum`.
+fn value_choices(schema: &Value) -> Option<Vec<Value>> {
+    match (schema.get("enum"), schema.get("const")) {
+        (Some(Value::Array(values)), _) => Some(values.clone()),
+        (_, Some(value)) => Some(vec![value.clone()]),
+        _ => None,
+    }
+}
+
+/// For a schema that only requires keys (`{"required": ["argv"]}`), those keys.
+fn required_only(schema: &Value) -> Option<Vec<&str>> {
+    let object = schema.as_object()?;
+    let keys_ok = object
+        .keys()
+        .all(|k| matches!(k.as_str(), "required" | "description" | "title"));
+    let names: Vec<&str> = object
+        .get("required")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    (keys_ok && !names.is_empty()).then_some(names)
+}
+
+fn value_text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
 }
 
 fn describe_alternatives(checker: &Checker<'_>, branches: &[Value]) -> String {
@@ -519,6 +716,77 @@ mod tests {
             vec![(
                 "".into(),
                 "expected a string or a list, found a mapping".into()
+            )]
+        );
+    }
+
+    fn exec_schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "argv": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "command": {"type": "string"},
+                "json": {}, "body": {"type": "string"},
+                "mode": {"type": "string", "pattern": "^[0-7]{3,4}$"},
+                "state": {"oneOf": [{"type": "string", "const": "present"}, {"type": "string", "const": "absent"}]},
+                "pem": {"type": "string"}
+            },
+            "additionalProperties": false,
+            "oneOf": [{"required": ["argv"]}, {"required": ["command"]}],
+            "not": {"required": ["json", "body"]},
+            "if": {"properties": {"state": {"const": "absent"}}, "required": ["state"]},
+            "else": {"required": ["pem"]}
+        })
+    }
+
+    #[test]
+    fn exactly_one_of_is_enforced_and_properties_still_checked() {
+        assert_eq!(
+            violations(
+                exec_schema(),
+                "argv: [a]\ncommand: b\nstate: absent\ntimeout: 3\n"
+            ),
+            vec![
+                ("".into(), "give only one of `argv`, `command`".into()),
+                ("timeout".into(), "unknown argument `timeout`".into()),
+            ]
+        );
+        assert_eq!(
+            violations(exec_schema(), "state: absent\n"),
+            vec![("".into(), "give one of `argv`, `command`".into())]
+        );
+    }
+
+    #[test]
+    fn conditional_not_lengths_and_patterns() {
+        assert_eq!(
+            violations(
+                exec_schema(),
+                "argv: []\nmode: rw-r--r--\njson: 1\nbody: x\n"
+            ),
+            vec![
+                ("".into(), "missing required argument `pem`".into()),
+                (
+                    "".into(),
+                    "`json` and `body` cannot be given together".into()
+                ),
+                ("argv".into(), "the list needs at least 1 item".into()),
+                (
+                    "mode".into(),
+                    "\"rw-r--r--\" does not have the expected form (pattern `^[0-7]{3,4}$`)".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn enums_written_as_one_of_constants_list_every_value() {
+        let found = violations(exec_schema(), "command: x\nstate: presnt\npem: p\n");
+        assert_eq!(
+            found,
+            vec![(
+                "state".into(),
+                "invalid value `presnt`, expected one of `present`, `absent`".into()
             )]
         );
     }
