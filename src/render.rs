@@ -25,6 +25,17 @@ pub fn diagnostics_human(diagnostics: &Diagnostics, colour: bool) -> String {
         .with_context_lines(1);
     let mut out = String::new();
     for diagnostic in diagnostics.iter() {
+        // Without a position the snippet header is missing: name the file in the message.
+        let named;
+        let diagnostic = match (&diagnostic.file, diagnostic.span) {
+            (Some(file), None) => {
+                let mut copy = diagnostic.clone();
+                copy.message = format!("{}: {}", file.name, copy.message);
+                named = copy;
+                &named
+            }
+            _ => diagnostic,
+        };
         let mut rendered = String::new();
         if handler.render_report(&mut rendered, diagnostic).is_err() {
             rendered = format!("{}: {}\n", diagnostic.code, diagnostic.message);

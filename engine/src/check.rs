@@ -148,6 +148,9 @@ fn resolve_inputs(
             continue;
         };
         let name = name.trim();
+        if playbook.unreadable_inputs.iter().any(|n| n == name) {
+            continue; // Its declaration is broken and already reported.
+        }
         let Some((declared, spec)) = playbook.inputs.get_key_value(name) else {
             let names: Vec<&str> = playbook.inputs.keys().map(|k| k.value.as_str()).collect();
             diagnostics.push(
@@ -259,9 +262,11 @@ fn read_vars_file(
                 values.insert(name, value);
             }
             Err(e) => diagnostics.push(
-                Diagnostic::error("input::invalid", format!("input `{name}`: {e}"))
-                    .at(&file, node.span)
-                    .with_related(node.span, format!("declared in {}", playbook_file.name)),
+                Diagnostic::error(
+                    "input::invalid",
+                    format!("input `{name}` (declared in {}): {e}", playbook_file.name),
+                )
+                .at(&file, node.span),
             ),
         }
     }

@@ -160,7 +160,10 @@ fn one_of(expected: &[&str]) -> String {
 fn expected_phrase(expected: &dyn de::Expected) -> String {
     let text = expected.to_string();
     match text.as_str() {
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a non-negative integer".into(),
+        "u8" => "an integer from 0 to 255".into(),
+        "u16" => "an integer from 0 to 65535".into(),
+        "u32" => "an integer from 0 to 4294967295".into(),
+        "u64" | "usize" => "a non-negative integer".into(),
         "i8" | "i16" | "i32" | "i64" | "isize" => "an integer".into(),
         "f32" | "f64" => "a number".into(),
         "a boolean" => "`true` or `false`".into(),
@@ -556,7 +559,7 @@ mod tests {
         assert_eq!(
             err.map(|e| (e.message, e.span)),
             Some((
-                "expected a non-negative integer, found the string \"lots\"".into(),
+                "expected an integer from 0 to 4294967295, found the string \"lots\"".into(),
                 Some(Span::new(15, 4))
             ))
         );

@@ -14,8 +14,8 @@ use crate::de::{DeError, DeErrorKind, Spanned, from_node};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{
     DEFAULT_CONCURRENCY, Environment, EnvironmentDoc, FORMAT_VERSION, Gateway, Host, HostDoc,
-    KongGatewayDoc, Layer7GatewayDoc, Needs, Playbook, PlaybookDoc, RollbackPolicy, Step, StepDoc,
-    StepKind, Transport,
+    InputSpec, KongGatewayDoc, Layer7GatewayDoc, Needs, Playbook, PlaybookDoc, RollbackPolicy,
+    Step, StepDoc, StepKind, Transport,
 };
 use crate::node::{self, MAX_FILE_BYTES, Node, NodeValue};
 use crate::source::{SourceFile, Span};
@@ -69,7 +69,9 @@ pub fn source_from_bytes(name: String, bytes: Vec<u8>) -> Result<Arc<SourceFile>
 }
 
 /// Parses the YAML tree of a file, as one diagnostic on failure.
-fn parse_tree(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
+///
+/// `first_keys` names the keys such a file starts with, for the help line.
+fn parse_tree(file: &Arc<SourceFile>, first_keys: &str) -> Result<Node, Diagnostic> {
     let root = node::parse(file).map_err(|e| {
         let diagnostic = Diagnostic::error(e.code, e.message).with_optional_help(e.help);
         match e.span {
@@ -81,7 +83,7 @@ fn parse_tree(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
         NodeValue::Map(_) => Ok(root),
         NodeValue::Null => Err(Diagnostic::error("yaml::empty", "file is empty")
             .in_file(file)
-            .with_help("a playbook starts with `runsheet: 1`, `name:` and `steps:`")),
+            .with_help(format!("the file starts with {first_keys}"))),
         other => Err(Diagnostic::error(
             "yaml::not-a-mapping",
             format!(
@@ -90,36 +92,48 @@ fn parse_tree(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
             ),
         )
         .at(file, root.span)
-        .with_help("the file's top level holds keys such as `runsheet:`, `name:` and `steps:`")),
+        .with_help(format!(
+            "the file's top level holds keys such as {first_keys}"
+        ))),
     }
+}
+
+/// Parses a file and reads its document with `build`, collecting every problem.
+fn load<T, D: DeserializeOwned>(
+    file: &Arc<SourceFile>,
+    first_keys: &str,
+    build: impl FnOnce(&mut Reader<'_>, D) -> T,
+) -> (Option<T>, Diagnostics) {
+    let mut reader = Reader::new(file);
+    let loaded = match parse_tree(file, first_keys) {
+        Ok(root) => {
+            reader.check_numbers(&root);
+            reader.read::<D>(&root).map(|doc| build(&mut reader, doc))
+        }
+        Err(diagnostic) => {
+            reader.push(diagnostic);
+            None
+        }
+    };
+    (loaded, reader.diagnostics)
 }
 
 /// Loads a playbook from a file, reporting every structural problem.
 pub fn load_playbook(file: &Arc<SourceFile>) -> (Option<Playbook>, Diagnostics) {
-    let mut reader = Reader::new(file);
-    let playbook = parse_tree(file)
-        .map_err(|d| reader.diagnostics.push(d))
-        .ok()
-        .and_then(|root| {
-            reader.check_numbers(&root);
-            let doc: PlaybookDoc = reader.read(&root)?;
-            Some(reader.playbook(doc))
-        });
-    (playbook, reader.diagnostics)
+    load(
+        file,
+        "`runsheet: 1`, `name:` and `steps:`",
+        |reader, doc: PlaybookDoc| reader.playbook(doc),
+    )
 }
 
 /// Loads an environment from a file, reporting every structural problem.
 pub fn load_environment(file: &Arc<SourceFile>) -> (Option<Environment>, Diagnostics) {
-    let mut reader = Reader::new(file);
-    let environment = parse_tree(file)
-        .map_err(|d| reader.diagnostics.push(d))
-        .ok()
-        .and_then(|root| {
-            reader.check_numbers(&root);
-            let doc: EnvironmentDoc = reader.read(&root)?;
-            Some(reader.environment(doc))
-        });
-    (environment, reader.diagnostics)
+    load(
+        file,
+        "`runsheet: 1`, `name:` and `hosts:` or `gateways:`",
+        |reader, doc: EnvironmentDoc| reader.environment(doc),
+    )
 }
 
 /// Whether a name is a valid playbook name: `[a-z0-9][a-z0-9_-]*`.
@@ -157,8 +171,15 @@ impl<'f> Reader<'f> {
         Diagnostic::error(code, message).at(self.file, span)
     }
 
+    /// Records a problem, unless one was already reported at the same place:
+    /// a second error there is a consequence of the first (a huge integer is
+    /// also of the wrong type).
     fn push(&mut self, diagnostic: Diagnostic) {
-        self.diagnostics.push(diagnostic);
+        let same_place =
+            diagnostic.span.is_some() && self.diagnostics.iter().any(|d| d.span == diagnostic.span);
+        if !same_place {
+            self.diagnostics.push(diagnostic);
+        }
     }
 
     /// Flags integers too large for 64 bits, which YAML silently turns into floats.
@@ -205,11 +226,14 @@ impl<'f> Reader<'f> {
                 Ok(value) => return Some((value, !dropped.is_empty())),
                 Err(error) => error,
             };
-            let cascade = error.kind == DeErrorKind::MissingKey
-                && dropped
+            if error.kind == DeErrorKind::MissingKey {
+                // A key missing because its entry was dropped was reported with that entry.
+                let cascade = dropped
                     .iter()
                     .any(|k| error.message.contains(&format!("`{k}`")));
-            if cascade {
+                if !cascade {
+                    self.push_de_error(&error, node.span);
+                }
                 return None;
             }
             self.push_de_error(&error, node.span);
@@ -259,6 +283,16 @@ impl<'f> Reader<'f> {
                 "a playbook needs at least one step",
             ));
         }
+        let mut inputs = IndexMap::new();
+        let mut unreadable_inputs = Vec::new();
+        for (name, node) in &doc.inputs {
+            match self.read::<InputSpec>(node) {
+                Some(spec) => {
+                    inputs.insert(name.clone(), spec);
+                }
+                None => unreadable_inputs.push(name.value.clone()),
+            }
+        }
         let steps = self.steps(&doc.steps.value, "");
         let finally = doc
             .finally
@@ -269,7 +303,8 @@ impl<'f> Reader<'f> {
             version: doc.runsheet,
             name: doc.name,
             description: doc.description,
-            inputs: doc.inputs,
+            inputs,
+            unreadable_inputs,
             vars: doc.vars,
             concurrency,
             rollback: doc.rollback.map_or(RollbackPolicy::default(), |r| r.value),
@@ -332,7 +367,7 @@ impl<'f> Reader<'f> {
             );
         }
         let path = format!("{prefix}{}", doc.id.value);
-        let kind = self.step_kind(&doc, &path, span, lossy)?;
+        let kind = self.step_kind(&doc, node, &path, span, lossy)?;
         Some(Step {
             path,
             name: doc.name,
@@ -356,6 +391,7 @@ impl<'f> Reader<'f> {
     fn step_kind(
         &mut self,
         doc: &StepDoc,
+        node: &Node,
         path: &str,
         span: Span,
         lossy: bool,
@@ -370,7 +406,7 @@ impl<'f> Reader<'f> {
                 self.push(
                     self.error(
                         "step::action-and-steps",
-                        steps.span,
+                        node.key_span("steps").unwrap_or(steps.span),
                         "a step has either `action` or `steps`, not both",
                     )
                     .with_related(action.span, "action given here")
@@ -469,17 +505,25 @@ impl<'f> Reader<'f> {
                 .with_help("a name is lowercase letters, digits, `-` and `_`"),
             );
         }
+        let mut unreadable = Vec::new();
         let mut gateways = IndexMap::new();
         for (name, node) in &doc.gateways {
-            if let Some(gateway) = self.gateway(name, node) {
-                gateways.insert(name.clone(), gateway);
+            match self.gateway(name, node) {
+                Some(gateway) => {
+                    gateways.insert(name.clone(), gateway);
+                }
+                None => unreadable.push(name.value.clone()),
             }
         }
-        let hosts = doc
-            .hosts
-            .iter()
-            .filter_map(|(name, host)| self.host(name, host))
-            .collect::<Vec<_>>();
+        let mut hosts = Vec::with_capacity(doc.hosts.len());
+        for (name, node) in &doc.hosts {
+            // A host read with an entry dropped is incomplete: its problems are reported, build nothing.
+            let complete = self.read_lossy::<HostDoc>(node).filter(|(_, lossy)| !lossy);
+            match complete.and_then(|(host, _)| self.host(name, &host)) {
+                Some(host) => hosts.push(host),
+                None => unreadable.push(name.value.clone()),
+            }
+        }
         for (name, _) in &doc.hosts {
             if let Some((other, _)) = gateways.get_key_value(name.value.as_str()) {
                 let clash = self
@@ -498,6 +542,7 @@ impl<'f> Reader<'f> {
             vars: doc.vars,
             gateways,
             hosts,
+            unreadable,
             ssh: doc.ssh.unwrap_or_default(),
             change: doc.change.unwrap_or_default(),
         }

@@ -82,6 +82,14 @@ impl Node {
         }
     }
 
+    /// The span of a key of this mapping, if it has that key.
+    pub fn key_span(&self, key: &str) -> Option<Span> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, _)| k.span)
+    }
+
     /// The entries, if this node is a mapping.
     pub fn as_map(&self) -> Option<&[(Node, Node)]> {
         match &self.value {
@@ -259,7 +267,9 @@ fn clean_message(rendered: &str) -> String {
 }
 
 fn budget_message(message: &str) -> String {
-    if message.contains("Depth") {
+    if message.contains("Documents") {
+        "multiple YAML documents in one file".into()
+    } else if message.contains("Depth") {
         format!("document is nested deeper than {MAX_DEPTH} levels")
     } else if message.contains("Alias")
         || message.contains("Anchor")
@@ -284,7 +294,7 @@ fn classify(message: &str) -> (&'static str, Option<String>) {
     } else if message.contains("multiple YAML documents") {
         (
             "yaml::multiple-documents",
-            Some("a playbook file holds one YAML document; remove the `---`".into()),
+            Some("a runsheet file holds one YAML document; remove the `---`".into()),
         )
     } else if message.contains("alias") {
         (

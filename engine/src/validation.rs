@@ -466,6 +466,10 @@ impl<'a> Validator<'a> {
             return;
         };
         let environment = context.environment;
+        if !environment.unreadable.is_empty() {
+            // A host or gateway could not be read (already reported): targets cannot be judged.
+            return;
+        }
         let literal = step.on.as_ref().filter(|on| !on.is_templated());
         if let Some(on) = literal {
             match (environment.target(&on.source), target) {
@@ -609,10 +613,19 @@ impl<'a> Validator<'a> {
             .text
             .get(span.offset..span.offset + span.len)
             .unwrap_or("");
-        match written.find(text) {
-            Some(start) => Span::new(span.offset + start + range.start, range.len().max(1)),
-            None => span,
+        let Some(start) = written.find(text) else {
+            return span;
+        };
+        let text_start = span.offset + start;
+        let begin = text_start + range.start;
+        // Underline at least one whole character.
+        let mut end = (text_start + range.end)
+            .max(begin + 1)
+            .min(self.file.text.len());
+        while end < self.file.text.len() && !self.file.text.is_char_boundary(end) {
+            end += 1;
         }
+        Span::new(begin, end.saturating_sub(begin))
     }
 
     fn names(
@@ -649,6 +662,7 @@ impl<'a> Validator<'a> {
             .inputs
             .keys()
             .map(|k| k.value.as_str())
+            .chain(self.playbook.unreadable_inputs.iter().map(String::as_str))
             .collect();
         for name in reads.members_of("inputs") {
             if !declared_inputs.contains(&name) {
@@ -746,10 +760,13 @@ impl<'a> Validator<'a> {
         {
             return;
         }
-        let visible: Vec<String> = chain
-            .iter()
-            .filter_map(|(key, _)| self.dag.scope(key).map(|_| key.clone()))
-            .flat_map(|key| self.ids_in_scope(&key))
+        let mut scopes: Vec<&str> = chain.iter().map(|(key, _)| key.as_str()).collect();
+        if in_finally {
+            scopes.push(MAIN_SCOPE);
+        }
+        let visible: Vec<String> = scopes
+            .into_iter()
+            .flat_map(|key| self.ids_in_scope(key))
             .collect();
         let d = self
             .error(
@@ -778,7 +795,8 @@ impl<'a> Validator<'a> {
     ) {
         let environment = context.environment;
         for group in &reads.host_groups {
-            if !environment.has_group(group) {
+            // With an unreadable host (already reported) the group may be its own.
+            if !environment.has_group(group) && environment.unreadable.is_empty() {
                 let groups = environment.groups();
                 let d = self
                     .error(

@@ -87,8 +87,41 @@ impl fmt::Display for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        deserializer.deserialize_any(DurationVisitor)
+    }
+}
+
+struct DurationVisitor;
+
+impl DurationVisitor {
+    fn bare_number<E: serde::de::Error>(number: impl fmt::Display) -> E {
+        E::custom(format!(
+            "a duration needs a unit: write `{number}s` (or `{number}ms`, `{number}m`) instead of `{number}`"
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as 30s or 5m")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Duration, E> {
+        text.parse().map_err(E::custom)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Duration, E> {
+        Err(Self::bare_number(number))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Duration, E> {
+        Err(Self::bare_number(number))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Duration, E> {
+        Err(Self::bare_number(number))
     }
 }
 

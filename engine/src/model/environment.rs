@@ -30,7 +30,8 @@ pub struct EnvironmentDoc {
     pub gateways: IndexMap<Spanned<String>, Node>,
     /// Hosts by name, in order.
     #[serde(default)]
-    pub hosts: IndexMap<Spanned<String>, HostDoc>,
+    #[schemars(with = "IndexMap<String, HostDoc>")]
+    pub hosts: IndexMap<Spanned<String>, Node>,
     /// SSH settings for every host (a host may override them).
     #[serde(default)]
     pub ssh: Option<SshSettings>,
@@ -288,6 +289,8 @@ pub struct Environment {
     pub gateways: IndexMap<Spanned<String>, Gateway>,
     /// Hosts in file order.
     pub hosts: Vec<Host>,
+    /// Hosts and gateways declared but unreadable (already reported); `on:` may name them.
+    pub unreadable: Vec<String>,
     /// SSH defaults.
     pub ssh: SshSettings,
     /// Change-management settings.

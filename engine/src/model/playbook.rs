@@ -37,7 +37,8 @@ pub struct PlaybookDoc {
     pub description: Option<String>,
     /// Typed parameters, set with `--set k=v` or `--vars-file F`.
     #[serde(default)]
-    pub inputs: IndexMap<Spanned<String>, InputSpec>,
+    #[schemars(with = "IndexMap<String, InputSpec>")]
+    pub inputs: IndexMap<Spanned<String>, Node>,
     /// Derived values, templated, evaluated once in order.
     #[serde(default)]
     pub vars: IndexMap<Spanned<String>, Node>,
@@ -275,6 +276,8 @@ pub struct Playbook {
     pub description: Option<String>,
     /// Typed parameters in declaration order.
     pub inputs: IndexMap<Spanned<String>, InputSpec>,
+    /// Inputs declared but unreadable (already reported); templates may name them.
+    pub unreadable_inputs: Vec<String>,
     /// Derived values in declaration order.
     pub vars: IndexMap<Spanned<String>, Node>,
     /// Most steps in flight.
