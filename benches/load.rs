@@ -130,10 +130,15 @@ fn run_once(registry: &runsheet_engine::Registry, playbook: &Path, environment: 
             let checked_at = start.elapsed();
             let ok = plan(&checked, registry).is_ok();
             if std::env::var_os("RUNSHEET_BENCH_PHASES").is_some() {
+                let planned_at = start.elapsed();
+                let parse_start = Instant::now();
+                let parsed = runsheet_engine::loader::read_source(playbook)
+                    .map(|file| runsheet_engine::node::parse(&file).is_ok());
                 eprintln!(
-                    "check {:?} plan {:?}",
-                    checked_at,
-                    start.elapsed() - checked_at
+                    "check {checked_at:?} (YAML parse alone {:?}, ok: {}) plan {:?}",
+                    parse_start.elapsed(),
+                    parsed.unwrap_or(false),
+                    planned_at - checked_at
                 );
             }
             ok

@@ -47,6 +47,8 @@ pub struct Checked {
     pub inputs: Map<String, Value>,
     /// Warnings found on the way.
     pub warnings: Diagnostics,
+    /// The template environment validation used (its analyses are reused by planning).
+    pub templates: Templates,
 }
 
 /// Loads, validates and resolves inputs; every problem found is returned together.
@@ -100,6 +102,7 @@ pub fn check(registry: &Registry, request: &CheckRequest) -> Result<Checked, Dia
         environment,
         inputs,
         warnings: diagnostics,
+        templates,
     })
 }
 

@@ -20,6 +20,7 @@ pub mod source;
 pub mod suggest;
 pub mod template;
 pub mod validation;
+pub mod yaml;
 
 pub use action::{
     Action, ActionError, ActionSpec, Applied, Effect, EffectKind, StepContext, TargetKind,

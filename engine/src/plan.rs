@@ -2,16 +2,19 @@
 //! far as they can be before anything runs. Values that depend on a step's
 //! outputs print as "(known after apply)".
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::check::{Checked, MASK, StaticHost};
+use crate::check::{Checked, MASK};
 use crate::dag::{FINALLY_SCOPE, MAIN_SCOPE};
 use crate::model::{Environment, Setting, Step, StepKind, TemplateText, is_templated};
+use crate::node::{Node, NodeValue};
 use crate::registry::Registry;
-use crate::template::{RenderError, Templates};
+use crate::template::{Compiled, RenderError, Templates};
 
 /// Placeholder for a value that depends on a step not yet run.
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
@@ -62,7 +65,7 @@ pub struct StaticPlan {
 /// Builds the static plan of a checked playbook.
 pub fn plan(checked: &Checked, registry: &Registry) -> Result<StaticPlan, RenderError> {
     let environment = checked.environment.as_ref().map(|(_, e)| e);
-    let templates = Templates::new(Arc::new(StaticHost::new(environment.cloned())));
+    let templates = &checked.templates;
     let mut inputs = checked.inputs.clone();
     for (name, spec) in &checked.playbook.inputs {
         if spec.kind.value == crate::model::InputType::Secret && inputs.contains_key(&name.value) {
@@ -81,9 +84,10 @@ pub fn plan(checked: &Checked, registry: &Registry) -> Result<StaticPlan, Render
         context["vars"] = Value::Object(vars.clone());
     }
     let mut planner = Planner {
-        templates: &templates,
+        templates,
         registry,
         steps: Vec::new(),
+        compiled: RefCell::default(),
     };
     let context = Context::new(context);
     planner.scope(
@@ -149,21 +153,27 @@ impl Context {
     }
 }
 
+/// A compiled template (or why it does not compile), shared between renders.
+type SharedCompiled<'a> = Rc<Result<Compiled<'a>, RenderError>>;
+
 struct Planner<'a> {
     templates: &'a Templates,
     registry: &'a Registry,
     steps: Vec<PlannedStep>,
+    /// Texts rendered so far, compiled once they are rendered a second time
+    /// (a `for_each` body renders the same texts once per item).
+    compiled: RefCell<HashMap<&'a str, Option<SharedCompiled<'a>>>>,
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
     #[expect(
         clippy::too_many_arguments,
         reason = "recursive walk carrying its position"
     )]
     fn scope(
         &mut self,
-        steps: &[Step],
-        checked: &Checked,
+        steps: &'a [Step],
+        checked: &'a Checked,
         key: &str,
         prefix: &str,
         context: &Context,
@@ -184,7 +194,7 @@ impl Planner<'_> {
                 StepKind::Action { action, with } => {
                     let arguments = with
                         .as_ref()
-                        .map_or(json!({}), |w| self.resolve_value(&w.to_json(), context));
+                        .map_or(json!({}), |w| self.resolve_node(w, context));
                     let effect = self
                         .registry
                         .get(&action.value)
@@ -313,14 +323,14 @@ impl Planner<'_> {
     }
 
     /// Resolves a template, or marks it as known after apply when it reads step results.
-    fn resolve(&self, text: &TemplateText, context: &Context) -> Value {
+    fn resolve(&self, text: &'a TemplateText, context: &Context) -> Value {
         if !text.is_templated() {
             return Value::String(text.source.clone());
         }
         self.resolve_string(&text.source, context)
     }
 
-    fn resolve_string(&self, text: &str, context: &Context) -> Value {
+    fn resolve_string(&self, text: &'a str, context: &Context) -> Value {
         let reads_steps = self
             .templates
             .analyze(text)
@@ -337,35 +347,62 @@ impl Planner<'_> {
         if reads_steps && context.json.get("host").is_none() {
             return Value::String(KNOWN_AFTER_APPLY.into());
         }
-        match self.templates.render_in(text, &context.converted) {
+        match self.render(text, context) {
             Ok(value) => value,
             Err(_) if reads_steps || depends_on_item => Value::String(KNOWN_AFTER_APPLY.into()),
             Err(error) => Value::String(format!("(error: {error})")),
         }
     }
 
-    fn resolve_value(&self, value: &Value, context: &Context) -> Value {
-        match value {
-            Value::String(text) if is_templated(text) => self.resolve_string(text, context),
-            Value::Array(items) => Value::Array(
+    /// Renders a text with its compiled template, compiling it on first use.
+    fn render(&self, text: &'a str, context: &Context) -> Result<Value, RenderError> {
+        let cached = self.compiled.borrow().get(text).cloned();
+        let compiled = match cached {
+            Some(Some(compiled)) => compiled,
+            // Seen once before: it repeats (a `for_each` body), so keep it compiled.
+            Some(None) => {
+                let compiled = Rc::new(self.templates.compile(text));
+                self.compiled
+                    .borrow_mut()
+                    .insert(text, Some(Rc::clone(&compiled)));
+                compiled
+            }
+            // First use: most texts render once, and a compiled template is large.
+            None => {
+                self.compiled.borrow_mut().insert(text, None);
+                Rc::new(self.templates.compile(text))
+            }
+        };
+        match compiled.as_ref() {
+            Ok(template) => template.render(&context.converted),
+            Err(error) => Err(error.clone()),
+        }
+    }
+
+    /// Resolves the templates inside a YAML value, building its JSON once.
+    fn resolve_node(&self, node: &'a Node, context: &Context) -> Value {
+        match &node.value {
+            NodeValue::String(text) if is_templated(text) => self.resolve_string(text, context),
+            NodeValue::Seq(items) => Value::Array(
                 items
                     .iter()
-                    .map(|i| self.resolve_value(i, context))
+                    .map(|i| self.resolve_node(i, context))
                     .collect(),
             ),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), self.resolve_value(v, context)))
+            NodeValue::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.key_text(), self.resolve_node(v, context)))
                     .collect(),
             ),
-            other => other.clone(),
+            _ => node.to_json(),
         }
     }
 }
 
-fn setting_value<T: Serialize>(
-    setting: &Option<Setting<T>>,
-    planner: &Planner<'_>,
+fn setting_value<'a, T: Serialize>(
+    setting: &'a Option<Setting<T>>,
+    planner: &Planner<'a>,
     context: &Context,
 ) -> Value {
     match setting {

@@ -34,11 +34,46 @@ pub trait TemplateHost: Send + Sync {
 /// A compiled template environment with runsheet's functions and filters.
 pub struct Templates {
     env: Environment<'static>,
+    /// Analyses by template text: validation and planning read the same texts.
+    analyses: std::sync::Mutex<
+        std::collections::HashMap<String, Result<TemplateReads, TemplateSyntaxError>>,
+    >,
 }
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Templates")
+    }
+}
+
+/// A compiled template text: a lone expression (keeps its type) or a text template.
+pub enum Compiled<'t> {
+    /// `{{ expression }}` alone; the expression as written.
+    Expression(minijinja::Expression<'t, 't>, &'t str),
+    /// Text with template parts.
+    Template(minijinja::Template<'t, 't>),
+}
+
+impl Compiled<'_> {
+    /// Renders against a context converted with [`Templates::context`].
+    pub fn render(&self, context: &Value) -> Result<serde_json::Value, RenderError> {
+        let value = match self {
+            Compiled::Expression(compiled, expression) => {
+                let value = compiled.eval(context).map_err(render_error)?;
+                if value.is_undefined() {
+                    return Err(RenderError {
+                        message: format!("undefined value: `{}` is not defined", expression.trim()),
+                    });
+                }
+                value
+            }
+            Compiled::Template(template) => {
+                Value::from(template.render(context).map_err(render_error)?)
+            }
+        };
+        serde_json::to_value(&value).map_err(|e| RenderError {
+            message: format!("template result cannot be used as data: {e}"),
+        })
     }
 }
 
@@ -128,11 +163,30 @@ impl Templates {
         env.add_filter("shell_quote", shell_quote);
         env.add_filter("to_json", to_json);
         env.add_filter("b64encode", b64encode);
-        Self { env }
+        Self {
+            env,
+            analyses: std::sync::Mutex::default(),
+        }
     }
 
     /// Compiles a template text and lists the names it reads.
     pub fn analyze(&self, text: &str) -> Result<TemplateReads, TemplateSyntaxError> {
+        if let Some(known) = self
+            .analyses
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(text).cloned())
+        {
+            return known;
+        }
+        let analysis = self.analyze_uncached(text);
+        if let Ok(mut cache) = self.analyses.lock() {
+            cache.insert(text.to_owned(), analysis.clone());
+        }
+        analysis
+    }
+
+    fn analyze_uncached(&self, text: &str) -> Result<TemplateReads, TemplateSyntaxError> {
         let paths = match lone_expression(text) {
             Some(expression) => {
                 let offset = text.find(expression).unwrap_or(0);
@@ -170,23 +224,23 @@ impl Templates {
 
     /// Renders a template text against a converted context; a lone expression keeps its type.
     pub fn render_in(&self, text: &str, context: &Value) -> Result<serde_json::Value, RenderError> {
-        let value = match lone_expression(text) {
+        self.compile(text)?.render(context)
+    }
+
+    /// Compiles a template text once, for rendering against many contexts.
+    pub fn compile<'t>(&'t self, text: &'t str) -> Result<Compiled<'t>, RenderError> {
+        match lone_expression(text) {
             Some(expression) => self
                 .env
                 .compile_expression(expression)
-                .and_then(|e| e.eval(context))
-                .map_err(render_error)
-                .and_then(|value| match value.is_undefined() {
-                    true => Err(RenderError {
-                        message: format!("undefined value: `{}` is not defined", expression.trim()),
-                    }),
-                    false => Ok(value),
-                })?,
-            None => Value::from(self.env.render_str(text, context).map_err(render_error)?),
-        };
-        serde_json::to_value(&value).map_err(|e| RenderError {
-            message: format!("template result cannot be used as data: {e}"),
-        })
+                .map(|compiled| Compiled::Expression(compiled, expression))
+                .map_err(render_error),
+            None => self
+                .env
+                .template_from_str(text)
+                .map(Compiled::Template)
+                .map_err(render_error),
+        }
     }
 
     /// Renders every templated string inside a JSON value.
