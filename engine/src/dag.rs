@@ -2,7 +2,7 @@
 //! built from `needs` with the defaults of the format, ordered topologically.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -19,6 +19,8 @@ pub struct ScopeGraph {
     index: HashMap<String, usize>,
     /// Sibling indices in execution order (document order among ready steps).
     order: Vec<usize>,
+    /// Position of each sibling in `order` (empty when the scope has a cycle).
+    rank: Vec<usize>,
 }
 
 /// A problem found while building a scope's graph.
@@ -156,9 +158,16 @@ impl ScopeGraph {
             graph,
             index,
             order: Vec::new(),
+            rank: Vec::new(),
         };
         match scope.topological_order() {
-            Ok(order) => scope.order = order,
+            Ok(order) => {
+                scope.rank = vec![0; order.len()];
+                for (position, &index) in order.iter().enumerate() {
+                    scope.rank[index] = position;
+                }
+                scope.order = order;
+            }
             Err(remaining) => problems.push(scope.cycle(steps, &remaining)),
         }
         scope
@@ -201,7 +210,7 @@ impl ScopeGraph {
 
     /// Finds one ring among the steps left over by the topological sort.
     fn cycle(&self, steps: &[Step], remaining: &[usize]) -> DagProblem {
-        let in_remaining: std::collections::HashSet<usize> = remaining.iter().copied().collect();
+        let in_remaining: HashSet<usize> = remaining.iter().copied().collect();
         // Walk backwards along dependencies that stay in the leftover set until a step repeats.
         let mut seen: HashMap<usize, usize> = HashMap::new();
         let mut walk: Vec<usize> = Vec::new();
@@ -265,19 +274,22 @@ impl ScopeGraph {
 
     /// Whether sibling `ancestor` must finish before sibling `step` starts.
     pub fn is_ancestor(&self, ancestor: usize, step: usize) -> bool {
-        if ancestor == step {
+        let (Some(&low), Some(&high)) = (self.rank.get(ancestor), self.rank.get(step)) else {
+            return false; // A scope with a cycle has no order; nothing is known to come first.
+        };
+        if low >= high {
             return false;
         }
+        // Walk dependencies back from `step`; a step ranked before `ancestor` cannot lead to it,
+        // so the walk stays between the two and costs nothing for a direct dependency.
         let mut stack = vec![step];
-        let mut visited = vec![false; self.graph.node_count()];
+        let mut visited: HashSet<usize> = HashSet::new();
         while let Some(current) = stack.pop() {
             for dependency in self.dependencies(current) {
                 if dependency == ancestor {
                     return true;
                 }
-                // Edges only point forward in `order`; a lower position cannot lead back up.
-                if !visited[dependency] {
-                    visited[dependency] = true;
+                if self.rank[dependency] > low && visited.insert(dependency) {
                     stack.push(dependency);
                 }
             }
@@ -324,6 +336,19 @@ mod tests {
         assert_eq!(main.map(|s| s.dependencies(2).count()), Some(0));
         assert_eq!(main.map(|s| s.is_ancestor(0, 1)), Some(true));
         assert_eq!(main.map(|s| s.is_ancestor(0, 2)), Some(false));
+    }
+
+    #[test]
+    fn ancestors_are_transitive_and_ordered() {
+        let (_, dag, problems) = build(
+            "  - {id: a, action: log}\n  - {id: b, action: log}\n  - {id: c, action: log}\n  - {id: d, action: log, needs: [a]}\n",
+        );
+        assert!(problems.is_empty());
+        let main = dag.scope(MAIN_SCOPE);
+        assert_eq!(main.map(|s| s.is_ancestor(0, 2)), Some(true));
+        assert_eq!(main.map(|s| s.is_ancestor(2, 0)), Some(false));
+        assert_eq!(main.map(|s| s.is_ancestor(1, 3)), Some(false));
+        assert_eq!(main.map(|s| s.is_ancestor(0, 3)), Some(true));
     }
 
     #[test]
