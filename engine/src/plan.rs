@@ -90,24 +90,20 @@ pub fn plan(checked: &Checked, registry: &Registry) -> Result<StaticPlan, Render
         compiled: RefCell::default(),
     };
     let context = Context::new(context);
-    planner.scope(
-        &checked.playbook.steps,
-        checked,
-        MAIN_SCOPE,
-        "",
-        &context,
-        0,
-        false,
-    )?;
-    planner.scope(
-        &checked.playbook.finally,
-        checked,
-        FINALLY_SCOPE,
-        "finally.",
-        &context,
-        0,
-        true,
-    )?;
+    let main = Place {
+        scope: MAIN_SCOPE.into(),
+        prefix: String::new(),
+        depth: 0,
+        finally: false,
+    };
+    planner.scope(&checked.playbook.steps, checked, &main, &context)?;
+    let finally = Place {
+        scope: FINALLY_SCOPE.into(),
+        prefix: "finally.".into(),
+        depth: 0,
+        finally: true,
+    };
+    planner.scope(&checked.playbook.finally, checked, &finally, &context)?;
     Ok(StaticPlan {
         playbook: checked.playbook.name.value.clone(),
         environment: environment.map(|e| e.name.value.clone()),
@@ -131,6 +127,26 @@ pub fn environment_value(environment: Option<&Environment>) -> Value {
     value.insert("name".into(), Value::String(environment.name.value.clone()));
     value.insert("vars".into(), Value::Object(vars));
     Value::Object(value)
+}
+
+/// Where a list of steps stands: its DAG scope, the prefix of runtime ids, its depth.
+struct Place {
+    scope: String,
+    prefix: String,
+    depth: usize,
+    finally: bool,
+}
+
+impl Place {
+    /// The place of a step's body; `item` labels one `for_each` item (`upgrade[dp1].`).
+    fn body(&self, step: &Step, id: &str, item: Option<&str>) -> Place {
+        Place {
+            scope: format!("{}.", step.path),
+            prefix: item.map_or_else(|| format!("{id}."), |item| format!("{id}[{item}].")),
+            depth: self.depth + 1,
+            finally: self.finally,
+        }
+    }
 }
 
 /// A template context as JSON and as converted once for the template engine.
@@ -166,73 +182,50 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "recursive walk carrying its position"
-    )]
     fn scope(
         &mut self,
         steps: &'a [Step],
         checked: &'a Checked,
-        key: &str,
-        prefix: &str,
+        place: &Place,
         context: &Context,
-        depth: usize,
-        finally: bool,
     ) -> Result<(), RenderError> {
         let order: Vec<usize> = checked
             .dag
-            .scope(key)
+            .scope(&place.scope)
             .map(|s| s.order().to_vec())
             .unwrap_or_else(|| (0..steps.len()).collect());
         for index in order {
             let step = &steps[index];
-            let id = format!("{prefix}{}", step.id.value);
-            let when = step.when.as_ref().map(|t| self.resolve(t, context));
-            let on = step.on.as_ref().map(|t| self.resolve(t, context));
+            let mut planned = PlannedStep {
+                id: format!("{}{}", place.prefix, step.id.value),
+                name: step.name.clone(),
+                action: String::new(),
+                effect: String::new(),
+                arguments: json!({}),
+                on: step.on.as_ref().map(|t| self.resolve(t, context)),
+                when: step.when.as_ref().map(|t| self.resolve(t, context)),
+                checkpoint: step.checkpoint,
+                depth: place.depth,
+                finally: place.finally,
+            };
             match &step.kind {
                 StepKind::Action { action, with } => {
-                    let arguments = with
-                        .as_ref()
-                        .map_or(json!({}), |w| self.resolve_node(w, context));
-                    let effect = self
+                    if let Some(with) = with {
+                        planned.arguments = self.resolve_node(with, context);
+                    }
+                    planned.effect = self
                         .registry
                         .get(&action.value)
-                        .map(|a| a.effect_for(&arguments).letters())
+                        .map(|a| a.effect_for(&planned.arguments).letters())
                         .unwrap_or_default();
-                    self.steps.push(PlannedStep {
-                        id,
-                        name: step.name.clone(),
-                        action: action.value.clone(),
-                        effect,
-                        arguments,
-                        on,
-                        when,
-                        checkpoint: step.checkpoint,
-                        depth,
-                        finally,
-                    });
+                    planned.action = action.value.clone();
+                    self.steps.push(planned);
                 }
                 StepKind::Group { steps: body } => {
-                    self.steps.push(self.header(
-                        step,
-                        &id,
-                        "group",
-                        json!({}),
-                        on,
-                        when,
-                        depth,
-                        finally,
-                    ));
-                    self.scope(
-                        body,
-                        checked,
-                        &format!("{}.", step.path),
-                        &format!("{id}."),
-                        context,
-                        depth + 1,
-                        finally,
-                    )?;
+                    planned.action = "group".into();
+                    let inner = place.body(step, &planned.id, None);
+                    self.steps.push(planned);
+                    self.scope(body, checked, &inner, context)?;
                 }
                 StepKind::ForEach {
                     items,
@@ -242,51 +235,34 @@ impl<'a> Planner<'a> {
                     steps: body,
                 } => {
                     let list = self.resolve(items, context);
-                    let mut settings = Map::new();
-                    settings.insert("items".into(), list.clone());
-                    settings.insert("batch".into(), setting_value(batch, self, context));
-                    settings.insert(
-                        "max_failures".into(),
-                        setting_value(max_failures, self, context),
-                    );
-                    self.steps.push(self.header(
-                        step,
-                        &id,
-                        "for_each",
-                        Value::Object(settings),
-                        on,
-                        when,
-                        depth,
-                        finally,
-                    ));
-                    let body_key = format!("{}.", step.path);
+                    planned.action = "for_each".into();
+                    planned.arguments = json!({
+                        "items": list,
+                        "batch": setting_value(batch, self, context),
+                        "max_failures": setting_value(max_failures, self, context),
+                    });
+                    let id = planned.id.clone();
+                    self.steps.push(planned);
                     match list {
                         Value::Array(values) => {
                             for value in values {
-                                let label = item_label(&value);
-                                let inner = context.with(&as_name.value, value);
+                                let inner = place.body(step, &id, Some(&item_label(&value)));
                                 self.scope(
                                     body,
                                     checked,
-                                    &body_key,
-                                    &format!("{id}[{label}]."),
                                     &inner,
-                                    depth + 1,
-                                    finally,
+                                    &context.with(&as_name.value, value),
                                 )?;
                             }
                         }
                         _ => {
-                            let inner = context
-                                .with(&as_name.value, Value::String(KNOWN_AFTER_APPLY.into()));
+                            let inner = place.body(step, &id, Some("*"));
+                            let unknown = Value::String(KNOWN_AFTER_APPLY.into());
                             self.scope(
                                 body,
                                 checked,
-                                &body_key,
-                                &format!("{id}[*]."),
                                 &inner,
-                                depth + 1,
-                                finally,
+                                &context.with(&as_name.value, unknown),
                             )?;
                         }
                     }
@@ -294,32 +270,6 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(())
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "a plain record of a header row")]
-    fn header(
-        &self,
-        step: &Step,
-        id: &str,
-        action: &str,
-        arguments: Value,
-        on: Option<Value>,
-        when: Option<Value>,
-        depth: usize,
-        finally: bool,
-    ) -> PlannedStep {
-        PlannedStep {
-            id: id.to_owned(),
-            name: step.name.clone(),
-            action: action.into(),
-            effect: String::new(),
-            arguments,
-            on,
-            when,
-            checkpoint: step.checkpoint,
-            depth,
-            finally,
-        }
     }
 
     /// Resolves a template, or marks it as known after apply when it reads step results.
