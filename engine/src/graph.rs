@@ -73,44 +73,27 @@ fn scope(
                     escape(&label).replace('\n', "\\n")
                 );
             }
-            (_, GraphFormat::Mermaid) => {
-                let _ = writeln!(
-                    out,
-                    "{indent}subgraph {}[\"{}\"]",
-                    anchor(step),
-                    escape(&label).replace('\n', " · ")
-                );
-                scope(
-                    out,
-                    format,
-                    step.body(),
-                    dag,
-                    &format!("{}.", step.path),
-                    depth + 1,
-                );
-                let _ = writeln!(out, "{indent}end");
-            }
-            (_, GraphFormat::Dot) => {
-                let _ = writeln!(out, "{indent}subgraph \"cluster_{}\" {{", node_id(step));
-                let _ = writeln!(
-                    out,
-                    "{indent}  label=\"{}\";",
-                    escape(&label).replace('\n', " · ")
-                );
-                let _ = writeln!(
-                    out,
-                    "{indent}  \"{}\" [shape=point, label=\"\"];",
-                    anchor(step)
-                );
-                scope(
-                    out,
-                    format,
-                    step.body(),
-                    dag,
-                    &format!("{}.", step.path),
-                    depth + 1,
-                );
-                let _ = writeln!(out, "{indent}}}");
+            (_, _) => {
+                let title = escape(&label).replace('\n', " · ");
+                let footer = match format {
+                    GraphFormat::Mermaid => {
+                        let _ = writeln!(out, "{indent}subgraph {}[\"{title}\"]", anchor(step));
+                        "end"
+                    }
+                    GraphFormat::Dot => {
+                        let _ = writeln!(out, "{indent}subgraph \"cluster_{}\" {{", node_id(step));
+                        let _ = writeln!(out, "{indent}  label=\"{title}\";");
+                        let _ = writeln!(
+                            out,
+                            "{indent}  \"{}\" [shape=point, label=\"\"];",
+                            anchor(step)
+                        );
+                        "}"
+                    }
+                };
+                let body_scope = format!("{}.", step.path);
+                scope(out, format, step.body(), dag, &body_scope, depth + 1);
+                let _ = writeln!(out, "{indent}{footer}");
             }
         }
     }
