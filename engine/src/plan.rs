@@ -281,15 +281,20 @@ impl<'a> Planner<'a> {
     }
 
     fn resolve_string(&self, text: &'a str, context: &Context) -> Value {
-        let reads_steps = self
-            .templates
-            .analyze(text)
-            .map(|reads| {
-                reads
-                    .roots()
-                    .any(|r| r == "steps" || r == "host" || r == "result")
-            })
-            .unwrap_or(false);
+        // Only texts that mention these names can depend on run-time results.
+        let may_read_results = ["steps", "host", "result"]
+            .iter()
+            .any(|name| text.contains(name));
+        let reads_steps = may_read_results
+            && self
+                .templates
+                .analyze(text)
+                .map(|reads| {
+                    reads
+                        .roots()
+                        .any(|r| r == "steps" || r == "host" || r == "result")
+                })
+                .unwrap_or(false);
         let depends_on_item = context
             .json
             .as_object()

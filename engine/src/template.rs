@@ -31,13 +31,14 @@ pub trait TemplateHost: Send + Sync {
     fn hosts(&self, group: &str) -> Result<Vec<serde_json::Value>, String>;
 }
 
+/// What [`Templates::analyze`] finds: the names a text reads, or why it does not compile.
+pub type Analysis = Result<Arc<TemplateReads>, TemplateSyntaxError>;
+
 /// A compiled template environment with runsheet's functions and filters.
 pub struct Templates {
     env: Environment<'static>,
     /// Analyses by template text: validation and planning read the same texts.
-    analyses: std::sync::Mutex<
-        std::collections::HashMap<String, Result<TemplateReads, TemplateSyntaxError>>,
-    >,
+    analyses: std::sync::Mutex<std::collections::HashMap<String, Analysis>>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -170,7 +171,7 @@ impl Templates {
     }
 
     /// Compiles a template text and lists the names it reads.
-    pub fn analyze(&self, text: &str) -> Result<TemplateReads, TemplateSyntaxError> {
+    pub fn analyze(&self, text: &str) -> Analysis {
         if let Some(known) = self
             .analyses
             .lock()
@@ -179,7 +180,7 @@ impl Templates {
         {
             return known;
         }
-        let analysis = self.analyze_uncached(text);
+        let analysis = self.analyze_uncached(text).map(Arc::new);
         if let Ok(mut cache) = self.analyses.lock() {
             cache.insert(text.to_owned(), analysis.clone());
         }
