@@ -32,6 +32,46 @@ fn plan_json_lists_steps_in_order_with_resolved_templates() -> TestResult {
     Ok(())
 }
 
+/// The README's main job: the example playbook planned on the embedded lab.
+#[test]
+fn readme_main_job_plans_the_example_on_the_lab() -> TestResult {
+    let run = runsheet(&[
+        "plan",
+        "playbooks/examples/hello.yaml",
+        "--env",
+        "environments/lab.yaml",
+        "--set",
+        "target_version=3.9.1",
+    ])?;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for expected in [
+        "Plan: hello on lab",
+        "message: Upgrading to 3.9.1 in lab",
+        "upgrade[dp1].drain kong.target [W I U]",
+        "upgrade[dp2].check host.exec [R]",
+        "finally.done log [R]",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "missing {expected:?} in:\n{}",
+            run.stdout
+        );
+    }
+    let missing_input = runsheet(&[
+        "plan",
+        "playbooks/examples/hello.yaml",
+        "--env",
+        "environments/lab.yaml",
+    ])?;
+    assert_eq!(missing_input.code, Some(3), "{}", missing_input.stderr);
+    assert!(
+        missing_input.stderr.contains("input::missing"),
+        "{}",
+        missing_input.stderr
+    );
+    Ok(())
+}
+
 #[test]
 fn plan_human_says_nothing_changed() -> TestResult {
     let run = runsheet(&["plan", ROLLING_UPGRADE, "--env", LAB_ENV])?;
