@@ -499,11 +499,16 @@ fn scan_error(error: &ScanError, text: &str) -> ParseError {
         .byte_offset()
         .unwrap_or_else(|| char_to_byte(text, marker.index()))
         .min(text.len());
-    let message = error.info();
-    let code = if message.contains("UTF-8") {
-        "yaml::encoding"
+    let info = error.info();
+    let (code, message) = if info.contains("recursion limit") {
+        (
+            "yaml::budget",
+            format!("document is nested deeper than {MAX_DEPTH} levels"),
+        )
+    } else if info.contains("UTF-8") {
+        ("yaml::encoding", info)
     } else {
-        "yaml::syntax"
+        ("yaml::syntax", info)
     };
     ParseError {
         message,
@@ -599,6 +604,12 @@ mod tests {
             build(&text).err().map(|e| e.code),
             Some("yaml::duplicate-key")
         );
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_a_budget_error() {
+        let text = format!("a: {}", "[".repeat(100_000));
+        assert_eq!(build(&text).err().map(|e| e.code), Some("yaml::budget"));
     }
 
     #[test]
