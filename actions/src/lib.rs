@@ -224,13 +224,9 @@ mod tests {
 
     #[test]
     fn pending_actions_refuse_to_apply() -> Result<(), DuplicateAction> {
-        let context = StepContext {
-            step_id: "step".to_owned(),
-            dry_run: false,
-        };
-        for action in registry()?.iter() {
+        let context = StepContext::detached("step", false);
+        for action in registry()?.iter().filter(|a| !a.is_available()) {
             let name = action.spec().name;
-            assert!(!action.is_available(), "{name}");
             let outcome = poll_once(action.apply(&context, json!({})));
             assert!(
                 matches!(

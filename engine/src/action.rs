@@ -4,10 +4,15 @@
 //! JSON Schema checks `with:`, an effect declaration, and the operations the
 //! executor calls. The engine never knows which gateway or host an action talks to.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Serialize;
+
+use crate::model::{Environment, Host};
 
 /// Whether an action changes anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -186,15 +191,224 @@ pub enum ActionError {
         /// What happened.
         message: String,
     },
+    /// A dry run asked a transport to write; the transport refused (a bug in the action).
+    #[error("dry run refused a write: {what}")]
+    DryRunWrite {
+        /// The write that was refused (`POST https://...`, `rm -f /etc/...`).
+        what: String,
+    },
+    /// The step waits for a person: the run pauses at this gate.
+    #[error("waiting for approval at gate `{gate}`")]
+    Paused {
+        /// The gate's name.
+        gate: String,
+        /// The question shown to the approver.
+        prompt: String,
+    },
+}
+
+impl ActionError {
+    /// A failure with this message.
+    pub fn failed(message: impl Into<String>) -> Self {
+        ActionError::Failed {
+            message: message.into(),
+        }
+    }
+}
+
+/// The host, gateway or nothing that a step runs against, resolved from `on:`.
+#[derive(Debug, Clone, Default)]
+pub enum StepTarget {
+    /// Nothing in the environment.
+    #[default]
+    None,
+    /// A host of the environment.
+    Host(Host),
+    /// A gateway of the environment, by name.
+    Gateway(String),
+}
+
+/// Asks a person (or the record of an earlier answer) whether a gate may pass.
+#[async_trait::async_trait]
+pub trait Approver: Send + Sync {
+    /// The decision for a gate; `Pending` pauses the run.
+    async fn decide(&self, gate: &str, prompt: &str) -> Decision;
+}
+
+/// An answer at an approval gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Approved, by whom.
+    Approved(String),
+    /// Refused, by whom.
+    Refused(String),
+    /// Nobody can answer now: the run pauses.
+    Pending,
+}
+
+/// Evaluates an expression in the step's template context (for `assert`).
+pub trait Evaluate: Send + Sync {
+    /// The value of a minijinja expression.
+    fn evaluate(&self, expression: &str) -> Result<serde_json::Value, String>;
+}
+
+/// Values shared by every step of one run, by type: connection pools and clients.
+#[derive(Default)]
+pub struct Resources {
+    map: std::sync::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resources")
+    }
+}
+
+impl Resources {
+    /// The run's value of type `T`, made by `init` on first use.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        let mut map = match self.map.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(found) = map.get(&TypeId::of::<T>())
+            && let Ok(value) = Arc::clone(found).downcast::<T>()
+        {
+            return value;
+        }
+        let value = Arc::new(init());
+        map.insert(TypeId::of::<T>(), Arc::clone(&value) as Arc<dyn Any + Send + Sync>);
+        value
+    }
 }
 
 /// What the executor tells an action about the step it runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StepContext {
     /// The step's runtime id (`upgrade[dp1].drain`).
     pub step_id: String,
     /// Whether this is a dry run: the action must not change anything.
     pub dry_run: bool,
+    /// What the step runs against.
+    pub target: StepTarget,
+    /// The environment of the run, if any.
+    pub environment: Option<Arc<Environment>>,
+    /// Directory of the playbook: relative paths in arguments start here.
+    pub base_dir: PathBuf,
+    /// The step's timeout, if any (the executor enforces it too).
+    pub timeout: Option<std::time::Duration>,
+    /// Values shared across the run's steps.
+    pub resources: Arc<Resources>,
+    /// Answers approval gates.
+    pub approver: Arc<dyn Approver>,
+    /// Evaluates expressions in the step's context.
+    pub evaluator: Arc<dyn Evaluate>,
+}
+
+impl std::fmt::Debug for StepContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepContext")
+            .field("step_id", &self.step_id)
+            .field("dry_run", &self.dry_run)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StepContext {
+    /// A context for running an action outside a playbook (tests, tools).
+    pub fn detached(step_id: impl Into<String>, dry_run: bool) -> Self {
+        Self {
+            step_id: step_id.into(),
+            dry_run,
+            target: StepTarget::None,
+            environment: None,
+            base_dir: PathBuf::from("."),
+            timeout: None,
+            resources: Arc::default(),
+            approver: Arc::new(NoApprover),
+            evaluator: Arc::new(NoEvaluator),
+        }
+    }
+
+    /// The host the step runs against, or an error naming the step.
+    pub fn host(&self) -> Result<&Host, ActionError> {
+        match &self.target {
+            StepTarget::Host(host) => Ok(host),
+            _ => Err(ActionError::failed(format!(
+                "step `{}` needs a host: set `on:` to a host of the environment",
+                self.step_id
+            ))),
+        }
+    }
+}
+
+/// An approver that never decides: every gate pauses.
+#[derive(Debug, Clone, Copy)]
+pub struct NoApprover;
+
+#[async_trait::async_trait]
+impl Approver for NoApprover {
+    async fn decide(&self, _gate: &str, _prompt: &str) -> Decision {
+        Decision::Pending
+    }
+}
+
+/// An evaluator with no context: every expression is an error.
+#[derive(Debug, Clone, Copy)]
+pub struct NoEvaluator;
+
+impl Evaluate for NoEvaluator {
+    fn evaluate(&self, expression: &str) -> Result<serde_json::Value, String> {
+        Err(format!("cannot evaluate `{expression}` outside a run"))
+    }
+}
+
+/// What a step would change, as `plan` sees it, or what it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Change {
+    /// Whether anything changes: `Some(false)` for "no change", `None` when it cannot be known.
+    pub changes: Option<bool>,
+    /// One line for humans ("write /etc/kong/kong.conf (12 lines changed)").
+    pub summary: String,
+    /// The state before, as text (diffed against `after`); also what a saved plan compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// The state after, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl Change {
+    /// Nothing changes.
+    pub fn none(summary: impl Into<String>) -> Self {
+        Self {
+            changes: Some(false),
+            summary: summary.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    /// A change whose effect cannot be seen beforehand (a command to run).
+    pub fn unknown(summary: impl Into<String>) -> Self {
+        Self {
+            changes: None,
+            summary: summary.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    /// A change from `before` to `after` (text forms); no change when they are equal.
+    pub fn between(summary: impl Into<String>, before: Option<String>, after: String) -> Self {
+        Self {
+            changes: Some(before.as_deref() != Some(after.as_str())),
+            summary: summary.into(),
+            before,
+            after: Some(after),
+        }
+    }
 }
 
 /// What an applied step returns.
@@ -204,6 +418,19 @@ pub struct Applied {
     pub outputs: serde_json::Map<String, serde_json::Value>,
     /// For reversible actions: what `undo` needs to restore the previous state.
     pub undo: Option<serde_json::Value>,
+    /// What it changed, for reports.
+    pub change: Option<Change>,
+}
+
+/// What `probe` found about a write that started but whose end was not recorded.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// The write took effect: these are its results.
+    Done(Applied),
+    /// The write did not take effect: it can run again.
+    NotDone,
+    /// The action cannot tell: a person must look.
+    Unknown(String),
 }
 
 /// An action type the engine can run.
@@ -222,10 +449,44 @@ pub trait Action: Send + Sync {
         true
     }
 
+    /// What applying would change, without changing anything (called for write steps in dry runs).
+    async fn plan(
+        &self,
+        _context: &StepContext,
+        _arguments: serde_json::Value,
+    ) -> Result<Change, ActionError> {
+        Ok(Change::unknown(format!("would run {}", self.spec().name)))
+    }
+
     /// Performs the action with rendered arguments.
     async fn apply(
         &self,
         context: &StepContext,
         arguments: serde_json::Value,
     ) -> Result<Applied, ActionError>;
+
+    /// Restores the state an `apply` replaced, from its undo record.
+    async fn undo(
+        &self,
+        _context: &StepContext,
+        _arguments: serde_json::Value,
+        _undo: serde_json::Value,
+    ) -> Result<(), ActionError> {
+        Err(ActionError::failed(format!(
+            "`{}` has no undo",
+            self.spec().name
+        )))
+    }
+
+    /// Finds out whether an interrupted `apply` took effect.
+    async fn probe(
+        &self,
+        _context: &StepContext,
+        _arguments: serde_json::Value,
+    ) -> Result<Probe, ActionError> {
+        Ok(Probe::Unknown(format!(
+            "`{}` cannot tell whether it ran",
+            self.spec().name
+        )))
+    }
 }

@@ -23,7 +23,8 @@ pub mod validation;
 pub mod yaml;
 
 pub use action::{
-    Action, ActionError, ActionSpec, Applied, Effect, EffectKind, StepContext, TargetKind,
+    Action, ActionError, ActionSpec, Applied, Approver, Change, Decision, Effect, EffectKind,
+    Evaluate, Probe, Resources, StepContext, StepTarget, TargetKind,
 };
 pub use diagnostic::{Diagnostic, DiagnosticRecord, Diagnostics, Severity};
 pub use registry::{DuplicateAction, Registry};
