@@ -1,0 +1,5 @@
+//! Running a playbook: the executor, its events, the journal, locks, change
+//! windows, secret masking and the run summary reports are built from.
+
+pub mod event;
+pub mod summary;
