@@ -3,3 +3,8 @@
 
 pub mod event;
 pub mod summary;
+pub mod journal;
+pub mod mask;
+pub mod lock;
+pub mod state;
+pub mod window;
