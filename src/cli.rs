@@ -58,6 +58,50 @@ pub struct InputArgs {
     pub vars_files: Vec<PathBuf>,
 }
 
+/// Change-management options of `run`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ChangeArgs {
+    /// Change request id (CRQ-123); default: the environment's `change.change_id`.
+    #[arg(long, value_name = "ID")]
+    pub change_id: Option<String>,
+    /// Change window START/END in RFC 3339 (2026-11-24T22:00Z/2026-11-25T02:00Z).
+    #[arg(long, value_name = "START/END")]
+    pub window: Option<String>,
+    /// At the window's end, pause (exit 4) instead of rolling back.
+    #[arg(long)]
+    pub pause_at_window_end: bool,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON event per line on stdout.
+    Json,
+}
+
+/// Options shared by the verbs that execute: state, reports, output.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// State directory (runs, journals, locks).
+    #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Write a report: json=FILE, junit=FILE or markdown=FILE (repeatable).
+    #[arg(long = "report", value_name = "FORMAT=FILE")]
+    pub reports: Vec<String>,
+    /// Event log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+    /// Plain lines instead of progress bars, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Who approves gates (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    pub approver: Option<String>,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -76,9 +120,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
-    /// Dry-run: the ordered steps with resolved templates.
+    /// Dry-run: what each step would change, reading the real state and changing nothing.
     #[command(
-        after_help = "Examples:\n  runsheet plan upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet plan upgrade.yaml --env uat --output json"
+        after_help = "Examples:\n  runsheet plan upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet plan upgrade.yaml --env uat --out upgrade.plan   # then: runsheet run --plan upgrade.plan ...\n  runsheet plan upgrade.yaml --env uat --detailed-exitcode  # 0 no changes, 6 changes"
     )]
     Plan {
         /// The playbook.
@@ -89,36 +133,106 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
+        /// Save the plan for `runsheet run --plan FILE` (what a change board approves).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 when nothing would change and 6 when something would.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Only resolve templates; read nothing from hosts or gateways.
+        #[arg(long = "static")]
+        static_only: bool,
     },
-    /// Run a playbook (arrives with the executor).
+    /// Run a playbook.
+    #[command(
+        after_help = "Examples:\n  runsheet run upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet run upgrade.yaml --env prod --change-id CRQ-123 --window 2026-11-24T22:00Z/2026-11-25T02:00Z --yes\n  runsheet run upgrade.yaml --env prod --plan upgrade.plan --report junit=out/junit.xml --report markdown=out/closure.md\n  runsheet run upgrade.yaml --env uat --dry-run\n\nExit codes: 0 success, 1 failed and rolled back, 2 a person must act, 3 invalid input,\n4 paused (resume it), 5 refused to start, 130 interrupted."
+    )]
     Run {
         /// The playbook.
         playbook: PathBuf,
         /// Environment and inputs.
         #[command(flatten)]
         inputs: InputArgs,
+        /// Change nothing: plan writes, run reads (the same as `plan`, with run output).
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation on a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Apply exactly this saved plan; refuse if anything changed since it was made.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Change management.
+        #[command(flatten)]
+        change: ChangeArgs,
+        /// Where runs are kept and how they are shown.
+        #[command(flatten)]
+        run: RunArgs,
     },
-    /// Resume a paused or interrupted run (arrives with the executor).
+    /// Resume a paused, failed or interrupted run.
+    #[command(
+        after_help = "Examples:\n  runsheet resume 20261126-221502-3fa9 --approve go-prod\n  runsheet resume 20261126-221502-3fa9 --allow-changed"
+    )]
     Resume {
         /// The run id.
-        run: String,
+        run_id: String,
+        /// Approve a gate (repeatable).
+        #[arg(long = "approve", value_name = "GATE")]
+        approve: Vec<String>,
+        /// Resume even though the playbook changed since the run started (the diff is shown).
+        #[arg(long)]
+        allow_changed: bool,
+        /// A new change window for the rest of the run (START/END, RFC 3339).
+        #[arg(long)]
+        window: Option<String>,
+        /// Where runs are kept and how they are shown.
+        #[command(flatten)]
+        run: RunArgs,
     },
-    /// Undo a finished run's writes (arrives with the executor).
+    /// Undo a finished run's writes, newest first.
+    #[command(after_help = "Examples:\n  runsheet rollback 20261126-221502-3fa9")]
     Rollback {
         /// The run id.
-        run: String,
+        run_id: String,
+        /// Where runs are kept and how they are shown.
+        #[command(flatten)]
+        run: RunArgs,
     },
-    /// List past runs (arrives with the executor).
-    Runs,
-    /// Show one run (arrives with the executor).
+    /// List past runs, newest first.
+    #[command(after_help = "Examples:\n  runsheet runs\n  runsheet runs --output json")]
+    Runs {
+        /// State directory.
+        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        state_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Show one run: steps, timings, outputs (masked) and rollback.
+    #[command(
+        after_help = "Examples:\n  runsheet show 20261126-221502-3fa9\n  runsheet show 20261126-221502-3fa9 --verify   # check the journal's hash chain"
+    )]
     Show {
         /// The run id.
-        run: String,
+        run_id: String,
+        /// Check the journal's hash chain and report the first broken record.
+        #[arg(long)]
+        verify: bool,
+        /// State directory.
+        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        state_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
     },
-    /// Release a stale environment lock (arrives with the executor).
+    /// Release a stale environment lock, after showing who held it.
+    #[command(after_help = "Examples:\n  runsheet unlock uat")]
     Unlock {
-        /// The environment.
+        /// The environment (its name, or its file).
         env: String,
+        /// State directory.
+        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        state_dir: PathBuf,
     },
     /// The step DAG as Mermaid or DOT.
     #[command(

@@ -6,6 +6,7 @@ use runsheet_engine::check::{CheckRequest, check};
 use runsheet_engine::graph::{GraphFormat, render};
 use runsheet_engine::loader::{load_playbook, read_source};
 use runsheet_engine::plan::{StaticPlan, plan};
+use runsheet_engine::run::executor::Mode;
 use runsheet_engine::{Diagnostics, Registry, format_schema};
 use serde_json::Value;
 
@@ -32,33 +33,57 @@ pub fn run(cli: Cli) -> Exit {
             playbook,
             inputs,
             output,
-        } => plan_command(&registry, &playbook, &inputs, output),
+            out,
+            detailed_exitcode,
+            static_only,
+        } => {
+            if static_only {
+                plan_command(&registry, &playbook, &inputs, output)
+            } else {
+                crate::execute::plan(&registry, &playbook, &inputs, output, out.as_deref(), detailed_exitcode)
+            }
+        }
         Command::Graph { playbook, format } => graph(&registry, &playbook, format),
         Command::Actions { name, output } => actions(&registry, name.as_deref(), output),
         Command::Schema { kind } => schema(&registry, kind),
-        Command::Run { .. } => not_yet("run"),
-        Command::Resume { .. } => not_yet("resume"),
-        Command::Rollback { .. } => not_yet("rollback"),
-        Command::Runs => not_yet("runs"),
-        Command::Show { .. } => not_yet("show"),
-        Command::Unlock { .. } => not_yet("unlock"),
+        Command::Run {
+            playbook,
+            inputs,
+            dry_run,
+            yes,
+            plan,
+            change,
+            run,
+        } => crate::execute::run(&registry, &playbook, &inputs, dry_run, yes, plan.as_deref(), &change, &run),
+        Command::Resume {
+            run_id,
+            approve,
+            allow_changed,
+            window,
+            run,
+        } => crate::execute::resume(&registry, &run_id, &approve, allow_changed, window.as_deref(), &run, Mode::Run),
+        Command::Rollback { run_id, run } => {
+            crate::execute::resume(&registry, &run_id, &[], true, None, &run, Mode::Rollback)
+        }
+        Command::Runs { state_dir, output } => crate::history::runs(&state_dir, output),
+        Command::Show {
+            run_id,
+            verify,
+            state_dir,
+            output,
+        } => crate::history::show(&state_dir, &run_id, verify, output),
+        Command::Unlock { env, state_dir } => crate::history::unlock(&state_dir, &env),
     }
 }
 
-fn not_yet(verb: &str) -> Exit {
-    eprintln!(
-        "error: `runsheet {verb}` is not available in this build: it arrives with the executor\n  help: `runsheet validate` and `runsheet plan` check and rehearse a playbook without changing anything"
-    );
-    Exit::Refused
-}
-
-fn request(playbook: &Path, inputs: &InputArgs, require_inputs: bool) -> CheckRequest {
+pub fn request(playbook: &Path, inputs: &InputArgs, require_inputs: bool) -> CheckRequest {
     CheckRequest {
         playbook: playbook.to_path_buf(),
         environment: inputs.env.clone(),
         sets: inputs.sets.clone(),
         vars_files: inputs.vars_files.clone(),
         require_inputs,
+        preset: serde_json::Map::new(),
     }
 }
 

@@ -6,27 +6,34 @@ pub enum Exit {
     /// Success.
     Success,
     /// A step failed and rollback completed.
-    #[expect(dead_code, reason = "used once the executor lands")]
     StepFailed,
     /// Rollback failed or was incomplete.
-    #[expect(dead_code, reason = "used once the executor lands")]
     RollbackFailed,
     /// Invalid playbook, environment or input; nothing ran.
     Invalid,
     /// Paused at an approval gate or window end.
-    #[expect(dead_code, reason = "used once the executor lands")]
     Paused,
     /// Refused to start.
     Refused,
     /// `plan --detailed-exitcode` found changes.
-    #[expect(dead_code, reason = "used once the executor lands")]
     Changes,
     /// Interrupted.
-    #[expect(dead_code, reason = "used once the executor lands")]
     Interrupted,
 }
 
 impl Exit {
+    /// The exit code of a run's outcome.
+    pub fn of(outcome: runsheet_engine::run::event::Outcome) -> Exit {
+        use runsheet_engine::run::event::Outcome;
+        match outcome {
+            Outcome::Succeeded | Outcome::Planned => Exit::Success,
+            Outcome::RolledBack | Outcome::Failed => Exit::StepFailed,
+            Outcome::NeedsAttention => Exit::RollbackFailed,
+            Outcome::Paused => Exit::Paused,
+            Outcome::Interrupted => Exit::Interrupted,
+        }
+    }
+
     /// The numeric code.
     pub fn as_u8(self) -> u8 {
         match self {

@@ -3,7 +3,10 @@
 
 mod cli;
 mod commands;
+mod execute;
 mod exit;
+mod history;
+mod observe;
 mod render;
 
 use clap::Parser;

@@ -1,7 +1,6 @@
 //! The core family: actions that need no host or gateway — `log`, `sleep`,
 //! `fail`, `assert`, `set`, `approval` — and the inspection tools `tls.inspect`
-//! and `jwt.inspect`. Each has its argument struct here; all are [`Pending`]
-//! until the executor lands.
+//! and `jwt.inspect`. Each has its argument struct here.
 
 use std::borrow::Cow;
 
@@ -11,7 +10,10 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::arguments::OneOrMany;
+use runsheet_engine::{Action, ActionError, Applied, Decision, StepContext};
+use serde_json::{Map, Value, json};
+
+use crate::arguments::{OneOrMany, parse};
 use crate::pending::Pending;
 
 /// The family name of these actions.
@@ -163,45 +165,12 @@ pub struct JwtInspectArguments {
 
 /// Registers the core actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
-    registry.register(pending(ActionSpec::new::<LogArguments>(
-        "log",
-        FAMILY,
-        "Writes a message to the run's log.",
-        Effect::READ,
-    )))?;
-    registry.register(pending(ActionSpec::new::<SleepArguments>(
-        "sleep",
-        FAMILY,
-        "Waits for a duration.",
-        Effect::READ,
-    )))?;
-    registry.register(pending(ActionSpec::new::<FailArguments>(
-        "fail",
-        FAMILY,
-        "Fails the step with a message, always.",
-        Effect::READ,
-    )))?;
-    registry.register(pending(ActionSpec::new::<AssertArguments>(
-        "assert",
-        FAMILY,
-        "Fails the step unless every condition holds.",
-        Effect::READ,
-    )))?;
-    registry.register(pending(ActionSpec::new::<SetArguments>(
-        "set",
-        FAMILY,
-        "Publishes derived values as the step's outputs.",
-        Effect::READ,
-    )))?;
-    registry.register(pending(
-        ActionSpec::new::<ApprovalArguments>(
-            "approval",
-            FAMILY,
-            "A gate: asks at a terminal, otherwise pauses the run until resumed with --approve.",
-            Effect::READ,
-        )
-        .outputs(&["approved_by", "approved_at"]),
-    ))?;
+    registry.register(Log::new())?;
+    registry.register(Sleep::new())?;
+    registry.register(Fail::new())?;
+    registry.register(Assert::new())?;
+    registry.register(Set::new())?;
+    registry.register(Approval::new())?;
     registry.register(pending(
         ActionSpec::new::<TlsInspectArguments>(
             "tls.inspect",
@@ -229,6 +198,234 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         .outputs(&["header", "claims", "expires_at", "expired", "not_yet_valid"]),
     ))?;
     Ok(())
+}
+
+/// Declares an action type whose spec is built once.
+macro_rules! core_action {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            spec: ActionSpec,
+        }
+    };
+}
+
+core_action!(Log, "`log`: writes a message to the run's log.");
+core_action!(Sleep, "`sleep`: waits.");
+core_action!(Fail, "`fail`: always fails.");
+core_action!(Assert, "`assert`: fails unless every condition holds.");
+core_action!(Set, "`set`: publishes values as outputs.");
+core_action!(Approval, "`approval`: a gate a person must pass.");
+
+impl Log {
+    /// The `log` action type.
+    pub fn new() -> Self {
+        Self {
+            spec: ActionSpec::new::<LogArguments>(
+                "log",
+                FAMILY,
+                "Writes a message to the run's log.",
+                Effect::READ,
+            )
+            .outputs(&["message"]),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Log {
+    fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    async fn apply(&self, _: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+        let arguments: LogArguments = parse("log", arguments)?;
+        Ok(outputs(json!({"message": arguments.message})))
+    }
+}
+
+impl Sleep {
+    /// The `sleep` action type.
+    pub fn new() -> Self {
+        Self {
+            spec: ActionSpec::new::<SleepArguments>(
+                "sleep",
+                FAMILY,
+                "Waits for a duration.",
+                Effect::READ,
+            ),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Sleep {
+    fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    async fn apply(&self, _: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+        let arguments: SleepArguments = parse("sleep", arguments)?;
+        tokio::time::sleep(arguments.duration.0).await;
+        Ok(Applied::default())
+    }
+}
+
+impl Fail {
+    /// The `fail` action type.
+    pub fn new() -> Self {
+        Self {
+            spec: ActionSpec::new::<FailArguments>(
+                "fail",
+                FAMILY,
+                "Fails the step with a message, always.",
+                Effect::READ,
+            ),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Fail {
+    fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    async fn apply(&self, _: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+        let arguments: FailArguments = parse("fail", arguments)?;
+        Err(ActionError::failed(arguments.message))
+    }
+}
+
+impl Assert {
+    /// The `assert` action type.
+    pub fn new() -> Self {
+        Self {
+            spec: ActionSpec::new::<AssertArguments>(
+                "assert",
+                FAMILY,
+                "Fails the step unless every condition holds.",
+                Effect::READ,
+            ),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Assert {
+    fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+        let arguments: AssertArguments = parse("assert", arguments)?;
+        for (index, condition) in arguments.that.as_slice().iter().enumerate() {
+            let (holds, shown) = match condition {
+                Condition::Value(value) => (*value, format!("condition {}", index + 1)),
+                Condition::Expression(expression) => {
+                    let value = context
+                        .evaluator
+                        .evaluate(expression)
+                        .map_err(|e| ActionError::failed(format!("`{expression}`: {e}")))?;
+                    (runsheet_engine::run::executor::truthy(&value), format!("`{expression}`"))
+                }
+            };
+            if !holds {
+                return Err(ActionError::failed(
+                    arguments
+                        .message
+                        .unwrap_or_else(|| format!("assertion failed: {shown} is false")),
+                ));
+            }
+        }
+        Ok(Applied::default())
+    }
+}
+
+impl Set {
+    /// The `set` action type.
+    pub fn new() -> Self {
+        Self {
+            spec: ActionSpec::new::<SetArguments>(
+                "set",
+                FAMILY,
+                "Publishes derived values as the step's outputs.",
+                Effect::READ,
+            ),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Set {
+    fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    async fn apply(&self, _: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+        let arguments: SetArguments = parse("set", arguments)?;
+        Ok(Applied {
+            outputs: arguments.values,
+            ..Applied::default()
+        })
+    }
+}
+
+impl Approval {
+    /// The `approval` action type.
+    pub fn new() -> Self {
+        Self {
+            spec: ActionSpec::new::<ApprovalArguments>(
+                "approval",
+                FAMILY,
+                "A gate: asks at a terminal, otherwise pauses the run until resumed with --approve.",
+                Effect::READ,
+            )
+            .outputs(&["approved_by", "approved_at"]),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Action for Approval {
+    fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+        let arguments: ApprovalArguments = parse("approval", arguments)?;
+        let gate = arguments.gate.unwrap_or_else(|| gate_of(&context.step_id));
+        match context.approver.decide(&gate, &arguments.prompt).await {
+            Decision::Approved(by) => Ok(outputs(json!({
+                "approved_by": by,
+                "approved_at": jiff::Timestamp::now().to_string(),
+            }))),
+            Decision::Refused(by) => Err(ActionError::failed(format!(
+                "approval refused at gate `{gate}` by {by}"
+            ))),
+            Decision::Pending => Err(ActionError::Paused {
+                gate,
+                prompt: arguments.prompt,
+            }),
+        }
+    }
+}
+
+/// The default gate name: the step's id without its scope (`upgrade[dp1].go` gives `go`).
+fn gate_of(step_id: &str) -> String {
+    step_id.rsplit('.').next().unwrap_or(step_id).to_owned()
+}
+
+fn outputs(value: Value) -> Applied {
+    let outputs: Map<String, Value> = match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    Applied {
+        outputs,
+        ..Applied::default()
+    }
 }
 
 /// A core action that is not in this build.

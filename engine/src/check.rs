@@ -30,6 +30,8 @@ pub struct CheckRequest {
     pub vars_files: Vec<PathBuf>,
     /// Whether every required input must be given (plan and run) or only given ones checked (validate).
     pub require_inputs: bool,
+    /// Input values known before `--vars-file` and `--set` (a resumed run's inputs).
+    pub preset: Map<String, Value>,
 }
 
 /// A playbook that passed validation, with everything needed to plan it.
@@ -135,7 +137,7 @@ fn resolve_inputs(
     request: &CheckRequest,
     diagnostics: &mut Diagnostics,
 ) -> Map<String, Value> {
-    let mut values = Map::new();
+    let mut values = request.preset.clone();
     for vars_file in &request.vars_files {
         read_vars_file(vars_file, playbook, file, &mut values, diagnostics);
     }

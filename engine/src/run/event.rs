@@ -15,6 +15,8 @@ pub enum Outcome {
     Planned,
     /// A step failed and the rollback the policy asked for completed.
     RolledBack,
+    /// A step failed and nothing was undone (policy `none`, a dry run, or a `finally` step).
+    Failed,
     /// A rollback failed or was incomplete, or a step's state is unknown: a person must act.
     NeedsAttention,
     /// The run waits at an approval gate or for its window; `resume` continues it.
@@ -30,6 +32,7 @@ impl Outcome {
             Outcome::Succeeded => "successful",
             Outcome::Planned => "planned (dry run, nothing changed)",
             Outcome::RolledBack => "failed and rolled back",
+            Outcome::Failed => "failed (nothing was undone)",
             Outcome::NeedsAttention => "needs attention",
             Outcome::Paused => "paused",
             Outcome::Interrupted => "interrupted",

@@ -8,3 +8,5 @@ pub mod mask;
 pub mod lock;
 pub mod state;
 pub mod window;
+pub mod context;
+pub mod executor;

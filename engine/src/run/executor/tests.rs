@@ -1,0 +1,346 @@
+//! Executor behaviour with test actions that write to an in-memory store.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU32;
+
+use serde_json::json;
+
+use super::*;
+use crate::action::{ActionSpec, Effect};
+use crate::check::{CheckRequest, check};
+use crate::run::summary::{Recorder, RunFacts, RunSummary};
+
+/// A shared key-value store the test actions change.
+#[derive(Debug, Default)]
+struct Store {
+    values: Mutex<BTreeMap<String, String>>,
+    writes: AtomicU32,
+}
+
+/// `t.put {key, value}`: W I U — sets a key; undo restores the previous value or absence.
+struct Put {
+    spec: ActionSpec,
+    store: Arc<Store>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct PutArgs {
+    key: String,
+    value: serde_json::Value,
+}
+
+#[async_trait::async_trait]
+impl Action for Put {
+    fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    async fn plan(&self, _: &StepContext, arguments: Value) -> Result<Change, ActionError> {
+        let key = arguments["key"].as_str().unwrap_or("").to_owned();
+        let before = lock(&self.store.values).get(&key).cloned();
+        Ok(Change::between(format!("set {key}"), before, arguments["value"].to_string()))
+    }
+
+    async fn apply(&self, _: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+        let key = arguments["key"].as_str().unwrap_or("").to_owned();
+        let value = arguments["value"].to_string();
+        if value.contains("boom") {
+            return Err(ActionError::failed(format!("cannot set {key}")));
+        }
+        self.store.writes.fetch_add(1, Ordering::Relaxed);
+        let previous = lock(&self.store.values).insert(key.clone(), value.clone());
+        let mut outputs = Map::new();
+        outputs.insert("value".into(), Value::String(value));
+        Ok(Applied {
+            outputs,
+            undo: Some(json!({"key": key, "previous": previous})),
+            change: None,
+        })
+    }
+
+    async fn undo(&self, _: &StepContext, _: Value, undo: Value) -> Result<(), ActionError> {
+        let key = undo["key"].as_str().unwrap_or("").to_owned();
+        if key.contains("stuck") {
+            return Err(ActionError::failed("the undo itself failed"));
+        }
+        let mut values = lock(&self.store.values);
+        match undo["previous"].as_str() {
+            Some(previous) => values.insert(key, previous.to_owned()),
+            None => values.remove(&key),
+        };
+        Ok(())
+    }
+}
+
+/// `t.flaky {fail_times}`: R — fails the first N attempts, then counts.
+struct Flaky {
+    spec: ActionSpec,
+    calls: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Action for Flaky {
+    fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    async fn apply(&self, _: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        if u64::from(call) <= arguments["fail_times"].as_u64().unwrap_or(0) {
+            return Err(ActionError::failed(format!("attempt {call} failed")));
+        }
+        let mut outputs = Map::new();
+        outputs.insert("calls".into(), Value::from(call));
+        Ok(Applied { outputs, ..Applied::default() })
+    }
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct FlakyArgs {
+    fail_times: u32,
+}
+
+fn registry(store: &Arc<Store>) -> Registry {
+    let mut registry = Registry::new();
+    let put = Put {
+        spec: ActionSpec::new::<PutArgs>("t.put", "test", "sets a key", Effect::write().idempotent().reversible()),
+        store: Arc::clone(store),
+    };
+    let flaky = Flaky {
+        spec: ActionSpec::new::<FlakyArgs>("t.flaky", "test", "fails N times", Effect::READ),
+        calls: AtomicU32::new(0),
+    };
+    assert!(registry.register(put).is_ok());
+    assert!(registry.register(flaky).is_ok());
+    registry
+}
+
+struct Outcome {
+    result: RunResult,
+    summary: RunSummary,
+    store: Arc<Store>,
+}
+
+fn run_with(yaml: &str, store: Arc<Store>, dry_run: bool, prior: Prior, mode: Mode) -> Outcome {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable(e));
+    let path = dir.path().join("p.yaml");
+    std::fs::write(&path, yaml).unwrap_or_else(|e| unreachable(e));
+    let registry = registry(&store);
+    let checked = match check(&registry, &CheckRequest { playbook: path, require_inputs: true, ..CheckRequest::default() }) {
+        Ok(checked) => checked,
+        Err(diagnostics) => unreachable(format!("{:?}", diagnostics.iter().map(|d| d.message.clone()).collect::<Vec<_>>())),
+    };
+    let recorder = Arc::new(Recorder::new(RunFacts::default()));
+    let options = RunOptions {
+        run_id: "test".into(),
+        dry_run,
+        base_dir: dir.path().to_path_buf(),
+        window: None,
+        window_end: WindowEnd::Rollback,
+        history: History::default(),
+        prior,
+        resumed: false,
+        mode,
+        approver: Arc::new(crate::action::NoApprover),
+        observers: vec![Arc::clone(&recorder) as Arc<dyn Observer>],
+        journal: None,
+        masker: Masker::default(),
+        change_id: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap_or_else(|e| unreachable(e));
+    let result = runtime.block_on(execute(&checked, &registry, options, Control::new()));
+    Outcome { result, summary: recorder.summary(), store }
+}
+
+fn run(yaml: &str) -> Outcome {
+    run_with(yaml, Arc::default(), false, Prior::default(), Mode::Run)
+}
+
+fn unreachable<T>(e: impl std::fmt::Debug) -> T {
+    #[expect(clippy::panic, reason = "test setup failure")]
+    {
+        panic!("test setup: {e:?}")
+    }
+}
+
+fn described(summary: &RunSummary) -> Vec<(String, String)> {
+    summary.steps.iter().map(|s| (s.id.clone(), format!("{} {}", s.status, s.message.clone().unwrap_or_default()))).collect()
+}
+
+fn statuses(summary: &RunSummary) -> Vec<(String, String)> {
+    summary.steps.iter().map(|s| (s.id.clone(), s.status.clone())).collect()
+}
+
+fn store(outcome: &Outcome) -> BTreeMap<String, String> {
+    lock(&outcome.store.values).clone()
+}
+
+#[test]
+fn a_sequential_playbook_runs_in_order_and_passes_outputs() {
+    let outcome = run(r#"
+runsheet: 1
+name: seq
+steps:
+  - {id: a, action: t.put, with: {key: a, value: 1}}
+  - {id: b, action: t.put, with: {key: b, value: "{{ steps.a.outputs.value }}-x"}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::Succeeded, "{:?}", described(&outcome.summary));
+    assert_eq!(store(&outcome).get("b").map(String::as_str), Some("\"1-x\""));
+    assert_eq!(statuses(&outcome.summary), [("a".into(), "succeeded".into()), ("b".into(), "succeeded".into())]);
+}
+
+#[test]
+fn a_failure_rolls_back_to_the_last_checkpoint_the_failed_branch_passed() {
+    let outcome = run(r#"
+runsheet: 1
+name: rb
+steps:
+  - {id: a, action: t.put, with: {key: a, value: 1}}
+  - {id: cp, action: t.put, with: {key: cp, value: 1}, checkpoint: true}
+  - {id: c, action: t.put, with: {key: c, value: 1}}
+  - {id: d, action: t.put, with: {key: d, value: boom}}
+  - {id: e, action: t.put, with: {key: e, value: 1}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack);
+    let kept: Vec<String> = store(&outcome).into_keys().collect();
+    assert_eq!(kept, ["a", "cp"], "work up to the checkpoint stays, c is undone, e never ran");
+    let rollback = outcome.summary.rollback.as_ref().map(|r| (r.checkpoint.clone(), r.steps.len()));
+    assert_eq!(rollback, Some((Some("cp".into()), 1)));
+}
+
+#[test]
+fn rollback_all_undoes_everything_in_reverse_and_a_failed_undo_needs_attention() {
+    let outcome = run(r#"
+runsheet: 1
+name: rb
+rollback: all
+steps:
+  - {id: a, action: t.put, with: {key: stuck, value: 1}}
+  - {id: cp, action: t.put, with: {key: cp, value: 1}, checkpoint: true}
+  - {id: d, action: t.put, with: {key: d, value: boom}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::NeedsAttention);
+    let undone: Vec<(String, String)> = outcome.summary.rollback.iter().flat_map(|r| r.steps.iter().map(|s| (s.id.clone(), s.status.clone()))).collect();
+    assert_eq!(undone, [("cp".into(), "undone".into()), ("a".into(), "failed".into())]);
+    assert!(outcome.result.attention.iter().any(|a| a.starts_with("a: not undone")), "{:?}", outcome.result.attention);
+}
+
+#[test]
+fn retries_double_their_delay_and_until_polls() {
+    let outcome = run(r#"
+runsheet: 1
+name: retry
+steps:
+  - {id: r, action: t.flaky, with: {fail_times: 2}, retries: 3, retry_delay: 1s}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::Succeeded);
+    let step = &outcome.summary.steps[0];
+    assert_eq!(step.attempts, 3);
+    let outcome = run(r#"
+runsheet: 1
+name: poll
+steps:
+  - {id: p, action: t.flaky, with: {fail_times: 0}, until: "{{ result.calls >= 4 }}", retry_delay: 1s, timeout: 1m}
+  - {id: q, action: t.flaky, with: {fail_times: 0}, until: "{{ result.calls > 100 }}", retry_delay: 1s, timeout: 3s}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack);
+    let q = outcome.summary.steps.iter().find(|s| s.id == "q").and_then(|s| s.message.clone()).unwrap_or_default();
+    assert!(q.contains("still false after 3s"), "{q}");
+}
+
+#[test]
+fn for_each_batches_tolerate_max_failures_and_stop_beyond() {
+    let outcome = run(r#"
+runsheet: 1
+name: fe
+steps:
+  - id: each
+    for_each: "{{ ['n1', 'boom2', 'n3', 'n4'] }}"
+    batch: 2
+    max_failures: 1
+    steps:
+      - {id: put, action: t.put, with: {key: "{{ item }}", value: "{{ item }}"}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::Succeeded);
+    assert_eq!(store(&outcome).len(), 3);
+    let outcome = run(r#"
+runsheet: 1
+name: fe
+steps:
+  - id: each
+    for_each: "{{ ['n1', 'boom2', 'n3', 'n4'] }}"
+    batch: 2
+    steps:
+      - {id: put, action: t.put, with: {key: "{{ item }}", value: "{{ item }}"}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack);
+    assert!(store(&outcome).is_empty(), "the first batch's write is undone: {:?}", store(&outcome));
+    assert!(statuses(&outcome.summary).contains(&("each[n3]".into(), "skipped".into())));
+}
+
+#[test]
+fn when_continue_on_error_explicit_rollback_steps_and_finally() {
+    let outcome = run(r#"
+runsheet: 1
+name: misc
+steps:
+  - {id: skipped, action: t.put, with: {key: s, value: 1}, when: "{{ 1 > 2 }}"}
+  - {id: tolerated, action: t.put, with: {key: t, value: boom}, continue_on_error: true}
+  - {id: main, action: t.put, with: {key: m, value: 1}, rollback: [restore]}
+  - {id: restore, action: t.put, with: {key: restored, value: yes}, needs: []}
+  - {id: bad, action: t.put, with: {key: x, value: boom}, needs: [main]}
+finally:
+  - {id: note, action: t.put, with: {key: finally, value: ran}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack);
+    let values = store(&outcome);
+    assert!(values.contains_key("restored"), "the explicit rollback step ran: {values:?}");
+    assert!(values.contains_key("m"), "main was undone by its rollback steps, not by its undo record");
+    assert!(values.contains_key("finally"));
+    assert!(!values.contains_key("s"));
+    let status = |id: &str| outcome.summary.steps.iter().find(|s| s.id == id).map(|s| s.status.clone());
+    assert_eq!(status("skipped").as_deref(), Some("skipped"));
+    assert_eq!(status("tolerated").as_deref(), Some("failed"));
+}
+
+#[test]
+fn a_dry_run_plans_writes_and_changes_nothing() {
+    let store: Arc<Store> = Arc::default();
+    lock(&store.values).insert("a".into(), "1".into());
+    let outcome = run_with(r#"
+runsheet: 1
+name: dry
+steps:
+  - {id: a, action: t.put, with: {key: a, value: 1}}
+  - {id: b, action: t.put, with: {key: b, value: "{{ steps.a.outputs.value }}"}}
+  - {id: r, action: t.flaky, with: {fail_times: 0}}
+"#, store, true, Prior::default(), Mode::Run);
+    assert_eq!(outcome.result.outcome, super::Outcome::Planned);
+    assert_eq!(outcome.store.writes.load(Ordering::Relaxed), 0);
+    let planned: Vec<(String, Option<bool>)> = outcome.result.planned.iter().map(|(id, _, c)| (id.clone(), c.changes)).collect();
+    assert_eq!(planned, [("a".into(), Some(false)), ("b".into(), None)]);
+}
+
+#[test]
+fn resume_restores_done_steps_and_rollback_mode_undoes_them() {
+    let yaml = r#"
+runsheet: 1
+name: resume
+steps:
+  - {id: a, action: t.put, with: {key: a, value: 1}}
+  - {id: b, action: t.put, with: {key: b, value: "{{ steps.a.outputs.value }}"}}
+"#;
+    let store: Arc<Store> = Arc::default();
+    lock(&store.values).insert("a".into(), "1".into());
+    let mut prior = Prior::default();
+    prior.done.insert("a".into(), PriorStep { outputs: json!({"value": "7"}), undo: Some(json!({"key": "a", "previous": null})), masked: false });
+    let outcome = run_with(yaml, Arc::clone(&store), false, prior.clone(), Mode::Run);
+    assert_eq!(outcome.result.outcome, super::Outcome::Succeeded);
+    assert_eq!(store.writes.load(Ordering::Relaxed), 1, "only b ran");
+    assert_eq!(lock(&store.values).get("b").map(String::as_str), Some("\"7\""));
+    let outcome = run_with(yaml, Arc::clone(&store), false, prior, Mode::Rollback);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack);
+    assert!(!lock(&store.values).contains_key("a"), "a's undo ran");
+}

@@ -1,0 +1,803 @@
+//! The verbs that execute a playbook: `plan`, `run`, `resume`, `rollback`.
+//! They check the inputs, enforce change management and the environment lock,
+//! wire the engine's events to the terminal and reports, and map the outcome
+//! to an exit code.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use runsheet_engine::check::{CheckRequest, Checked, check};
+use runsheet_engine::report;
+use runsheet_engine::run::event::{Observer, Outcome};
+use runsheet_engine::run::executor::{
+    Control, Mode, Prior, RunOptions, RunResult, WindowEnd, execute,
+};
+use runsheet_engine::run::journal::{self, Journal, hash_line};
+use runsheet_engine::run::lock::{self, LockError, Owner};
+use runsheet_engine::run::mask::Masker;
+use runsheet_engine::run::state::{RunRecord, StateDir, host_name, new_run_id, os_user};
+use runsheet_engine::run::summary::{Recorder, RunFacts};
+use runsheet_engine::run::window::{History, Window};
+use runsheet_engine::{Approver, Decision, Registry};
+use serde_json::{Map, Value, json};
+
+use crate::cli::{ChangeArgs, InputArgs, LogFormat, OutputFormat, RunArgs};
+use crate::commands::request;
+use crate::exit::Exit;
+use crate::observe::{JsonLines, PlainLines, Progress};
+use crate::render::{emit, json_text, print_diagnostics, summary};
+
+/// Loads and validates, printing diagnostics; `None` means exit 3.
+fn checked(registry: &Registry, request: &CheckRequest) -> Option<Checked> {
+    match check(registry, request) {
+        Ok(checked) => {
+            print_diagnostics(&checked.warnings, OutputFormat::Human);
+            Some(checked)
+        }
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics, OutputFormat::Human);
+            eprintln!(
+                "{}: invalid ({})",
+                request.playbook.display(),
+                summary(&diagnostics)
+            );
+            None
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Exit::Refused
+        })
+}
+
+/// SHA-256 of a file's bytes, hex.
+fn file_sha256(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|bytes| hash_line(&bytes))
+        .unwrap_or_default()
+}
+
+fn base_dir(playbook: &Path) -> PathBuf {
+    playbook
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Whether the run is inside a CI system (plain output, no prompts).
+fn in_ci() -> bool {
+    ["CI", "HARNESS_BUILD_ID", "HARNESS_PIPELINE_ID", "BUILD_ID", "GITHUB_ACTIONS"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !in_ci()
+}
+
+/// The terminal (or `--approve`) answers approval gates.
+struct OperatorApprover {
+    approved: Vec<String>,
+    approver: String,
+    interactive: bool,
+}
+
+#[async_trait::async_trait]
+impl Approver for OperatorApprover {
+    async fn decide(&self, gate: &str, prompt: &str) -> Decision {
+        if self.approved.iter().any(|g| g == gate) {
+            return Decision::Approved(self.approver.clone());
+        }
+        if !self.interactive {
+            return Decision::Pending;
+        }
+        let question = format!("\nApproval gate `{gate}`: {prompt}\nApprove? [y/N] ");
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(question.as_bytes());
+            let _ = err.flush();
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map(|_| line)
+        })
+        .await;
+        match answer {
+            Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") => {
+                Decision::Approved(self.approver.clone())
+            }
+            Ok(Ok(line)) if line.is_empty() => Decision::Pending,
+            _ => Decision::Refused(self.approver.clone()),
+        }
+    }
+}
+
+fn observers(args: &RunArgs) -> Vec<Arc<dyn Observer>> {
+    let show: Arc<dyn Observer> = match args.log_format {
+        LogFormat::Json => Arc::new(JsonLines),
+        LogFormat::Text
+            if !args.no_progress && std::io::stderr().is_terminal() && !in_ci() =>
+        {
+            Arc::new(Progress::new())
+        }
+        LogFormat::Text => Arc::new(PlainLines),
+    };
+    vec![show]
+}
+
+/// Parses every `--report` before anything runs.
+fn report_specs(args: &RunArgs) -> Result<Vec<(report::ReportFormat, PathBuf)>, Exit> {
+    args.reports
+        .iter()
+        .map(|spec| {
+            report::parse_spec(spec).map_err(|e| {
+                eprintln!("error: --report {spec}: {e}");
+                Exit::Invalid
+            })
+        })
+        .collect()
+}
+
+/// Runs the executor with signal handling and writes the reports.
+async fn drive(
+    checked: &Checked,
+    registry: &Registry,
+    options: RunOptions,
+    reports: &[(report::ReportFormat, PathBuf)],
+    facts: RunFacts,
+) -> (RunResult, bool) {
+    let recorder = Arc::new(Recorder::new(facts));
+    let mut options = options;
+    options.observers.push(Arc::clone(&recorder) as Arc<dyn Observer>);
+    let control = Control::new();
+    let signals = Arc::clone(&control);
+    let listener = tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut interrupt), Ok(mut terminate)) =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+            else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                if signals.interrupt() >= 2 {
+                    break;
+                }
+            }
+        }
+    });
+    let result = execute(checked, registry, options, control).await;
+    listener.abort();
+    let summary = recorder.summary();
+    let mut reports_ok = true;
+    for (format, path) in reports {
+        if let Err(e) = report::write(*format, &summary, path) {
+            eprintln!("error: report {}: {e}", path.display());
+            reports_ok = false;
+        }
+    }
+    (result, reports_ok)
+}
+
+/// `runsheet plan`: a dry run through the executor.
+pub fn plan(
+    registry: &Registry,
+    playbook: &Path,
+    inputs: &InputArgs,
+    output: OutputFormat,
+    out: Option<&Path>,
+    detailed_exitcode: bool,
+) -> Exit {
+    let Some(checked) = checked(registry, &request(playbook, inputs, true)) else {
+        return Exit::Invalid;
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(exit) => return exit,
+    };
+    let args = RunArgs {
+        state_dir: PathBuf::from(".runsheet"),
+        reports: Vec::new(),
+        log_format: LogFormat::Text,
+        no_progress: true,
+        approver: None,
+    };
+    let observers: Vec<Arc<dyn Observer>> = match output {
+        OutputFormat::Human => observers(&args),
+        OutputFormat::Json => Vec::new(),
+    };
+    let options = dry_options(playbook, observers);
+    let facts = facts(&checked, playbook, "plan", None, None, true);
+    let (result, _) = runtime.block_on(drive(&checked, registry, options, &[], facts));
+    let saved = saved_plan(&checked, playbook, &result);
+    match output {
+        OutputFormat::Json => emit(&json_text(&saved)),
+        OutputFormat::Human => emit(&plan_diffs(&result)),
+    }
+    if let Some(out) = out {
+        let text = json_text(&saved);
+        if let Err(e) = runsheet_engine::run::state::write_atomic(out, text.as_bytes()) {
+            eprintln!("error: --out {}: {e}", out.display());
+            return Exit::Refused;
+        }
+        eprintln!("plan saved to {}; apply it with: runsheet run {} --plan {}", out.display(), playbook.display(), out.display());
+    }
+    if result.outcome != Outcome::Planned {
+        return Exit::of(result.outcome);
+    }
+    let changes = result.planned.iter().filter(|(_, _, c)| c.changes != Some(false)).count();
+    if detailed_exitcode && changes > 0 {
+        Exit::Changes
+    } else {
+        Exit::Success
+    }
+}
+
+fn dry_options(playbook: &Path, observers: Vec<Arc<dyn Observer>>) -> RunOptions {
+    RunOptions {
+        run_id: "plan".into(),
+        dry_run: true,
+        base_dir: base_dir(playbook),
+        window: None,
+        window_end: WindowEnd::Rollback,
+        history: History::default(),
+        prior: Prior::default(),
+        resumed: false,
+        mode: Mode::Run,
+        approver: Arc::new(runsheet_engine::action::NoApprover),
+        observers,
+        journal: None,
+        masker: Masker::default(),
+        change_id: None,
+    }
+}
+
+/// The diffs of a dry run, for people.
+fn plan_diffs(result: &RunResult) -> String {
+    let mut out = String::new();
+    let mut changes = 0;
+    for (id, action, change) in &result.planned {
+        let mark = match change.changes {
+            Some(false) => "no change",
+            Some(true) => {
+                changes += 1;
+                "change"
+            }
+            None => {
+                changes += 1;
+                "may change"
+            }
+        };
+        out.push_str(&format!("\n{id} ({action}): {mark}: {}\n", change.summary));
+        if change.changes == Some(true) {
+            let diff = report::diff::unified(change.before.as_deref(), change.after.as_deref());
+            for line in diff.lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "\n{} write step(s) planned, {changes} would or may change something. Nothing was changed: this is a plan.\n",
+        result.planned.len()
+    ));
+    out
+}
+
+/// The saved plan: hashes, inputs, and each write step's "before" state.
+fn saved_plan(checked: &Checked, playbook: &Path, result: &RunResult) -> Value {
+    let steps: Vec<Value> = result
+        .planned
+        .iter()
+        .map(|(id, action, change)| {
+            json!({"step": id, "action": action, "changes": change.changes, "summary": change.summary, "before": change.before, "after": change.after})
+        })
+        .collect();
+    json!({
+        "runsheet_plan": 1,
+        "playbook": checked.playbook.name.value,
+        "playbook_sha256": file_sha256(playbook),
+        "environment": checked.environment.as_ref().map(|(_, e)| e.name.value.clone()),
+        "environment_sha256": checked.environment.as_ref().map(|(f, _)| hash_line(f.text.as_bytes())),
+        "inputs": masked_inputs(checked),
+        "outcome": result.outcome,
+        "steps": steps,
+    })
+}
+
+fn masked_inputs(checked: &Checked) -> Map<String, Value> {
+    let mut inputs = checked.inputs.clone();
+    for (name, spec) in &checked.playbook.inputs {
+        if spec.kind.value == runsheet_engine::model::InputType::Secret
+            && let Some(value) = inputs.get_mut(&name.value)
+        {
+            *value = Value::String(runsheet_engine::check::MASK.into());
+        }
+    }
+    inputs
+}
+
+fn facts(
+    checked: &Checked,
+    playbook: &Path,
+    run: &str,
+    change_id: Option<String>,
+    window: Option<String>,
+    dry_run: bool,
+) -> RunFacts {
+    RunFacts {
+        run: run.to_owned(),
+        playbook: checked.playbook.name.value.clone(),
+        playbook_path: playbook.display().to_string(),
+        playbook_sha256: file_sha256(playbook),
+        environment: checked.environment.as_ref().map(|(_, e)| e.name.value.clone()),
+        change_id,
+        window,
+        operator: os_user(),
+        dry_run,
+    }
+}
+
+/// Compares a saved plan with the situation now; the differences, if any.
+fn stale_plan(saved: &Value, fresh: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for field in ["playbook_sha256", "environment_sha256", "inputs"] {
+        if saved[field] != fresh[field] {
+            problems.push(format!(
+                "{field} changed: was {}, now {}",
+                saved[field], fresh[field]
+            ));
+        }
+    }
+    let befores = |plan: &Value| -> Vec<(String, Value)> {
+        plan["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| (s["step"].as_str().unwrap_or("").to_owned(), s["before"].clone()))
+            .collect()
+    };
+    let (old, new) = (befores(saved), befores(fresh));
+    if old.iter().map(|(id, _)| id).ne(new.iter().map(|(id, _)| id)) {
+        problems.push("the write steps differ from the saved plan's".into());
+    }
+    for ((id, before), (_, now)) in old.iter().zip(new.iter()) {
+        if before != now {
+            let diff = report::diff::unified(before.as_str(), now.as_str());
+            problems.push(format!("{id}: the state it would change is not what the plan saw:\n{diff}"));
+        }
+    }
+    problems
+}
+
+/// Change id and window from the flags, else the environment; refusals as messages.
+fn change_management(
+    checked: &Checked,
+    change: &ChangeArgs,
+) -> Result<(Option<String>, Option<Window>), String> {
+    let settings = checked.environment.as_ref().map(|(_, e)| &e.change);
+    let change_id = change
+        .change_id
+        .clone()
+        .or_else(|| settings.and_then(|s| s.change_id.as_ref().map(|c| c.value.clone())));
+    let window_text = change
+        .window
+        .clone()
+        .or_else(|| settings.and_then(|s| s.window.as_ref().map(|w| w.value.clone())));
+    let environment = checked
+        .environment
+        .as_ref()
+        .map_or("(none)".to_owned(), |(_, e)| e.name.value.clone());
+    if settings.is_some_and(|s| s.require_change_id) && change_id.is_none() {
+        return Err(format!(
+            "environment `{environment}` requires a change id: pass --change-id CRQ-... (or set change.change_id)"
+        ));
+    }
+    let window = window_text.as_deref().map(Window::parse).transpose().map_err(|e| e.to_string())?;
+    if settings.is_some_and(|s| s.require_window) && window.is_none() {
+        return Err(format!(
+            "environment `{environment}` requires a change window: pass --window START/END (RFC 3339)"
+        ));
+    }
+    if let Some(window) = window {
+        let now = jiff::Timestamp::now();
+        if now < window.start {
+            return Err(format!("outside the change window: it opens at {} (now {})", window.start, now));
+        }
+        if now >= window.end {
+            return Err(format!("outside the change window: it closed at {} (now {})", window.end, now));
+        }
+    }
+    Ok((change_id, window))
+}
+
+fn owner(run: &str) -> Owner {
+    Owner {
+        run: run.to_owned(),
+        pid: std::process::id(),
+        host: host_name(),
+        user: os_user(),
+        since: jiff::Timestamp::now().to_string(),
+    }
+}
+
+fn lock_refusal(error: &LockError) {
+    match error {
+        LockError::Held { owner, .. } => eprintln!(
+            "error: {error}\n  help: wait for run {} to finish; `runsheet show {}` shows where it is",
+            owner.run, owner.run
+        ),
+        LockError::Stale { environment, owner } => eprintln!(
+            "error: {error}\n  help: `runsheet resume {}` continues that run and takes its lock back; `runsheet unlock {environment}` releases the lock once you are sure nobody is working on it",
+            owner.run
+        ),
+        LockError::Io { .. } => eprintln!("error: {error}"),
+    }
+}
+
+/// `runsheet run`.
+#[expect(clippy::too_many_arguments, reason = "the run verb's flags")]
+pub fn run(
+    registry: &Registry,
+    playbook: &Path,
+    inputs: &InputArgs,
+    dry_run: bool,
+    yes: bool,
+    plan_file: Option<&Path>,
+    change: &ChangeArgs,
+    args: &RunArgs,
+) -> Exit {
+    let Some(checked) = checked(registry, &request(playbook, inputs, true)) else {
+        return Exit::Invalid;
+    };
+    let reports = match report_specs(args) {
+        Ok(reports) => reports,
+        Err(exit) => return exit,
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(exit) => return exit,
+    };
+    if dry_run {
+        let options = dry_options(playbook, observers(args));
+        let facts = facts(&checked, playbook, "dry-run", change.change_id.clone(), change.window.clone(), true);
+        let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
+        return finish_exit(result.outcome, reports_ok);
+    }
+    let (change_id, window) = match change_management(&checked, change) {
+        Ok(found) => found,
+        Err(message) => {
+            eprintln!("error: refused to start: {message}");
+            return Exit::Refused;
+        }
+    };
+    if let Some(plan_file) = plan_file {
+        let saved: Value = match std::fs::read_to_string(plan_file)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(saved) => saved,
+            Err(e) => {
+                eprintln!("error: --plan {}: {e}", plan_file.display());
+                return Exit::Invalid;
+            }
+        };
+        let options = dry_options(playbook, Vec::new());
+        let fresh_facts = facts(&checked, playbook, "plan-check", None, None, true);
+        let (fresh, _) = runtime.block_on(drive(&checked, registry, options, &[], fresh_facts));
+        let fresh = saved_plan(&checked, playbook, &fresh);
+        let problems = stale_plan(&saved, &fresh);
+        if !problems.is_empty() {
+            eprintln!("error: refused to start: the saved plan {} is stale:", plan_file.display());
+            for problem in problems {
+                eprintln!("  - {problem}");
+            }
+            eprintln!("  help: make a new plan with `runsheet plan ... --out FILE` and have it approved again");
+            return Exit::Refused;
+        }
+        eprintln!("saved plan {} still matches: applying it", plan_file.display());
+    }
+    if interactive() && !yes {
+        let writes = checked
+            .playbook
+            .all_steps()
+            .iter()
+            .filter(|s| {
+                s.action()
+                    .and_then(|a| registry.get(&a.value))
+                    .is_some_and(|a| a.spec().effect.kind != runsheet_engine::EffectKind::Read)
+            })
+            .count();
+        eprint!(
+            "About to run `{}` on {} ({writes} step(s) may write). Proceed? [y/N] ",
+            checked.playbook.name.value,
+            checked.environment.as_ref().map_or("no environment".to_owned(), |(_, e)| e.name.value.clone())
+        );
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            eprintln!("not started.");
+            return Exit::Refused;
+        }
+    }
+    let state = StateDir::new(&args.state_dir);
+    let run_id = new_run_id();
+    let environment = checked.environment.as_ref().map(|(_, e)| e.name.value.clone());
+    let held = match &environment {
+        Some(env) => match lock::acquire(state.root(), env, &owner(&run_id)) {
+            Ok(held) => Some(held),
+            Err(e) => {
+                lock_refusal(&e);
+                return Exit::Refused;
+            }
+        },
+        None => None,
+    };
+    let playbook_text = std::fs::read_to_string(playbook).unwrap_or_default();
+    let environment_file = checked.environment.as_ref().map(|(f, _)| f);
+    let record = RunRecord {
+        id: run_id.clone(),
+        playbook: checked.playbook.name.value.clone(),
+        playbook_path: std::path::absolute(playbook).unwrap_or_else(|_| playbook.to_path_buf()),
+        playbook_sha256: file_sha256(playbook),
+        environment: environment.clone(),
+        environment_path: inputs
+            .env
+            .as_deref()
+            .map(runsheet_engine::check::environment_path)
+            .map(|p| std::path::absolute(&p).unwrap_or(p)),
+        environment_sha256: environment_file.map(|f| hash_line(f.text.as_bytes())),
+        inputs: checked.inputs.clone(),
+        change_id: change_id.clone(),
+        window: window.map(|w| w.to_string()),
+        operator: os_user(),
+        started_at: jiff::Timestamp::now().to_string(),
+        finished_at: None,
+        state: "running".into(),
+        pid: std::process::id(),
+    };
+    if let Err(e) = state.create_run(&record, &playbook_text, environment_file.map(|f| f.text.as_str())) {
+        eprintln!("error: {e}");
+        return Exit::Refused;
+    }
+    let journal = match Journal::create(&state.journal_path(&run_id)) {
+        Ok(journal) => journal,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Refused;
+        }
+    };
+    let history = History::load(&state, &checked.playbook.name.value);
+    let options = RunOptions {
+        run_id: run_id.clone(),
+        dry_run: false,
+        base_dir: base_dir(playbook),
+        window,
+        window_end: if change.pause_at_window_end { WindowEnd::Pause } else { WindowEnd::Rollback },
+        history,
+        prior: Prior::default(),
+        resumed: false,
+        mode: Mode::Run,
+        approver: Arc::new(OperatorApprover {
+            approved: Vec::new(),
+            approver: args.approver.clone().unwrap_or_else(os_user),
+            interactive: interactive(),
+        }),
+        observers: observers(args),
+        journal: Some(journal),
+        masker: Masker::default(),
+        change_id: change_id.clone(),
+    };
+    let facts = facts(&checked, playbook, &run_id, change_id, window.map(|w| w.to_string()), false);
+    let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
+    conclude(&state, record, held, &result, &run_id);
+    finish_exit(result.outcome, reports_ok)
+}
+
+fn finish_exit(outcome: Outcome, reports_ok: bool) -> Exit {
+    let exit = Exit::of(outcome);
+    if exit == Exit::Success && !reports_ok {
+        return Exit::StepFailed;
+    }
+    exit
+}
+
+/// Saves the run's end state, releases or keeps the lock, and says what to do next.
+fn conclude(
+    state: &StateDir,
+    mut record: RunRecord,
+    held: Option<lock::EnvLock>,
+    result: &RunResult,
+    run_id: &str,
+) {
+    record.state = serde_json::to_value(result.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    record.finished_at = Some(jiff::Timestamp::now().to_string());
+    if let Err(e) = state.save(&record) {
+        eprintln!("error: {e}");
+    }
+    let keep_lock = matches!(
+        result.outcome,
+        Outcome::Paused | Outcome::NeedsAttention | Outcome::Interrupted
+    );
+    if let Some(held) = held {
+        if keep_lock {
+            drop(held);
+            eprintln!(
+                "the environment stays locked by run {run_id} until it is resumed (or `runsheet unlock {}`)",
+                record.environment.as_deref().unwrap_or("")
+            );
+        } else if let Err(e) = held.release() {
+            eprintln!("error: {e}");
+        }
+    }
+    match result.outcome {
+        Outcome::Paused => eprintln!(
+            "paused: {}\n  resume with: runsheet resume {run_id}{}",
+            result.stop.as_ref().map_or("", |(_, m)| m.as_str()),
+            gate_hint(result)
+        ),
+        Outcome::NeedsAttention => eprintln!(
+            "a person must act before anything else runs here; details: runsheet show {run_id}"
+        ),
+        Outcome::Interrupted => eprintln!(
+            "interrupted; continue with: runsheet resume {run_id}   (details: runsheet show {run_id})"
+        ),
+        Outcome::RolledBack | Outcome::Failed => eprintln!(
+            "details: runsheet show {run_id}; after fixing the cause: runsheet resume {run_id}"
+        ),
+        Outcome::Succeeded | Outcome::Planned => {}
+    }
+}
+
+fn gate_hint(result: &RunResult) -> String {
+    result
+        .stop
+        .as_ref()
+        .and_then(|(_, m)| m.split("--approve ").nth(1))
+        .map(|gate| format!(" --approve {gate}"))
+        .unwrap_or_default()
+}
+
+/// `runsheet resume` and `runsheet rollback`.
+pub fn resume(
+    registry: &Registry,
+    run_id: &str,
+    approve: &[String],
+    allow_changed: bool,
+    window: Option<&str>,
+    args: &RunArgs,
+    mode: Mode,
+) -> Exit {
+    let state = StateDir::new(&args.state_dir);
+    let record = match state.load(run_id) {
+        Ok(record) => record,
+        Err(e) => {
+            eprintln!("error: {e}\n  help: `runsheet runs` lists the runs in {}", args.state_dir.display());
+            return Exit::Invalid;
+        }
+    };
+    if record.state == "succeeded" && mode == Mode::Run {
+        eprintln!("run {run_id} already succeeded: nothing to resume");
+        return Exit::Success;
+    }
+    let reports = match report_specs(args) {
+        Ok(reports) => reports,
+        Err(exit) => return exit,
+    };
+    let now_sha = file_sha256(&record.playbook_path);
+    if now_sha != record.playbook_sha256 {
+        let before = state.playbook_copy(run_id).unwrap_or_default();
+        let after = std::fs::read_to_string(&record.playbook_path).unwrap_or_default();
+        let diff = report::diff::unified(Some(&before), Some(&after));
+        if !allow_changed {
+            eprintln!(
+                "error: refused: the playbook {} changed since run {run_id} started:\n{diff}\n  help: restore it, or pass --allow-changed to resume with the new text",
+                record.playbook_path.display()
+            );
+            return Exit::Refused;
+        }
+        eprintln!("note: resuming with a changed playbook (--allow-changed):\n{diff}");
+    }
+    let request = CheckRequest {
+        playbook: record.playbook_path.clone(),
+        environment: record
+            .environment_path
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        sets: Vec::new(),
+        vars_files: Vec::new(),
+        require_inputs: true,
+        preset: record.inputs.clone(),
+    };
+    let Some(checked) = checked(registry, &request) else {
+        return Exit::Invalid;
+    };
+    let journal_path = state.journal_path(run_id);
+    let (journal, contents) = match Journal::reopen(&journal_path) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Refused;
+        }
+    };
+    if let Some((line, why)) = &contents.broken {
+        eprintln!(
+            "error: refused: the journal of run {run_id} is broken at record {line}: {why}\n  help: `runsheet show {run_id} --verify`; a tampered journal cannot be resumed"
+        );
+        return Exit::Refused;
+    }
+    if contents.truncated_tail {
+        eprintln!("note: the journal's last record was cut short (a crash while writing it); it was dropped");
+    }
+    let held = match &record.environment {
+        Some(env) => match lock::acquire(state.root(), env, &owner(run_id)) {
+            Ok(held) => {
+                if let Some(previous) = &held.taken_back_from {
+                    eprintln!("note: took back the lock on `{env}` left by {previous}");
+                }
+                Some(held)
+            }
+            Err(e) => {
+                lock_refusal(&e);
+                return Exit::Refused;
+            }
+        },
+        None => None,
+    };
+    let window = match window.map(Window::parse).transpose() {
+        Ok(found) => found.or_else(|| record.window.as_deref().and_then(|w| Window::parse(w).ok())),
+        Err(e) => {
+            eprintln!("error: --window: {e}");
+            return Exit::Invalid;
+        }
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(exit) => return exit,
+    };
+    let prior = Prior::from_records(&contents.records);
+    let history = History::load(&state, &checked.playbook.name.value);
+    let playbook = record.playbook_path.clone();
+    let options = RunOptions {
+        run_id: run_id.to_owned(),
+        dry_run: false,
+        base_dir: base_dir(&playbook),
+        window,
+        window_end: WindowEnd::Rollback,
+        history,
+        prior,
+        resumed: true,
+        mode,
+        approver: Arc::new(OperatorApprover {
+            approved: approve.to_vec(),
+            approver: args.approver.clone().unwrap_or_else(os_user),
+            interactive: interactive(),
+        }),
+        observers: observers(args),
+        journal: Some(journal),
+        masker: Masker::default(),
+        change_id: record.change_id.clone(),
+    };
+    let facts = facts(&checked, &playbook, run_id, record.change_id.clone(), record.window.clone(), false);
+    let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
+    conclude(&state, record, held, &result, run_id);
+    finish_exit(result.outcome, reports_ok)
+}
+
+/// Reads the journal for `show --verify`.
+pub fn verify(state: &StateDir, run_id: &str) -> Result<journal::Contents, String> {
+    journal::read(&state.journal_path(run_id)).map_err(|e| e.to_string())
+}

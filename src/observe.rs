@@ -1,0 +1,221 @@
+//! Terminal output of a run: plain timestamped lines (CI, pipes), a live
+//! progress view (terminals), or one JSON event per line (`--log-format json`).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use runsheet_engine::run::event::{Event, EventKind, Observer, Outcome};
+use runsheet_engine::run::executor::human;
+
+/// Writes each event as one JSON line on stdout.
+#[derive(Debug, Default)]
+pub struct JsonLines;
+
+impl Observer for JsonLines {
+    fn event(&self, event: &Event) {
+        if let Ok(line) = serde_json::to_string(event) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+/// The line an event shows as, without time (None: not shown).
+pub fn line(event: &EventKind) -> Option<String> {
+    Some(match event {
+        EventKind::RunStarted {
+            run,
+            playbook,
+            environment,
+            dry_run,
+            resumed,
+            change_id,
+            window,
+            ..
+        } => {
+            let mut text = format!(
+                "{} {run}: {playbook} on {}",
+                if *resumed { "resuming run" } else if *dry_run { "dry run" } else { "run" },
+                environment.as_deref().unwrap_or("(no environment)")
+            );
+            if let Some(change) = change_id {
+                text.push_str(&format!(", change {change}"));
+            }
+            if let Some(window) = window {
+                text.push_str(&format!(", window {window}"));
+            }
+            text
+        }
+        EventKind::Notice { message } => format!("note    {message}"),
+        EventKind::StepStarted { step, action, attempt, write, .. } => {
+            if *attempt > 1 {
+                format!("start   {step} ({action}, attempt {attempt})")
+            } else {
+                format!("start   {step} ({action}{})", if *write { ", writes" } else { "" })
+            }
+        }
+        EventKind::StepRetrying { step, attempt, delay_ms, error } => format!(
+            "retry   {step}: attempt {attempt} failed: {error}; next in {}",
+            human(Duration::from_millis(*delay_ms))
+        ),
+        EventKind::StepSucceeded { step, elapsed_ms, outputs, action, .. } => {
+            let mut text = format!("ok      {step}  {}", human(Duration::from_millis(*elapsed_ms)));
+            if action == "log"
+                && let Some(message) = outputs.get("message").and_then(|m| m.as_str())
+            {
+                text.push_str(&format!("  {message}"));
+            }
+            text
+        }
+        EventKind::StepFailed { step, error, tolerated, .. } => format!(
+            "{} {step}: {error}",
+            if *tolerated { "failed* (tolerated)" } else { "FAILED " }
+        ),
+        EventKind::StepSkipped { step, reason } => format!("skip    {step}: {reason}"),
+        EventKind::StepRestored { step } => format!("done    {step} (by an earlier attempt)"),
+        EventKind::StepPlanned { step, action, change } => {
+            let mark = match change.changes {
+                Some(false) => "=",
+                Some(true) => "~",
+                None => "?",
+            };
+            format!("plan  {mark} {step} ({action}): {}", change.summary)
+        }
+        EventKind::Paused { step, gate, prompt } => {
+            format!("PAUSED  {step}: gate `{gate}`: {prompt}")
+        }
+        EventKind::Approval { gate, by, approved } => format!(
+            "gate    `{gate}` {} by {by}",
+            if *approved { "approved" } else { "REFUSED" }
+        ),
+        EventKind::Stopping { message, .. } => format!("stop    {message}"),
+        EventKind::RollbackStarted { policy, checkpoint, steps } => format!(
+            "rollback ({policy}{}): {} step(s) to undo",
+            checkpoint
+                .as_ref()
+                .map(|c| format!(", keeping work up to checkpoint {c}"))
+                .unwrap_or_default(),
+            steps.len()
+        ),
+        EventKind::StepUndone { step, how } => format!("undone  {step} ({how})"),
+        EventKind::UndoFailed { step, error } => format!("UNDO FAILED {step}: {error}"),
+        EventKind::RunFinished { outcome, elapsed_ms, attention } => {
+            let mut text = format!(
+                "finished: {} in {}",
+                outcome.describe(),
+                human(Duration::from_millis(*elapsed_ms))
+            );
+            if !attention.is_empty() {
+                text.push_str("\nneeds attention:");
+                for item in attention {
+                    text.push_str(&format!("\n  - {item}"));
+                }
+            }
+            text
+        }
+    })
+}
+
+/// Plain lines with a time stamp, for pipes and CI logs.
+#[derive(Debug, Default)]
+pub struct PlainLines;
+
+impl Observer for PlainLines {
+    fn event(&self, event: &Event) {
+        if let Some(text) = line(&event.kind) {
+            let time = event.at.get(11..23).unwrap_or(&event.at);
+            let mut out = std::io::stdout().lock();
+            for (i, part) in text.lines().enumerate() {
+                if i == 0 {
+                    let _ = writeln!(out, "{time}  {part}");
+                } else {
+                    let _ = writeln!(out, "{:width$}  {part}", "", width = time.len());
+                }
+            }
+        }
+    }
+}
+
+/// A live view on a terminal: an overall bar and one spinner per running step;
+/// finished steps print above it.
+pub struct Progress {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    running: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Progress {
+    /// A view on stderr.
+    pub fn new() -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Self {
+            multi,
+            overall,
+            running: Mutex::default(),
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
+        match self.running.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn event(&self, event: &Event) {
+        match &event.kind {
+            EventKind::RunStarted { steps, .. } => self.overall.set_length(*steps as u64),
+            EventKind::StepStarted { step, action, .. } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_message(format!("{step} ({action})"));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                if let Some(old) = self.running().insert(step.clone(), bar) {
+                    old.finish_and_clear();
+                }
+            }
+            EventKind::StepSucceeded { step, .. }
+            | EventKind::StepFailed { step, .. }
+            | EventKind::StepSkipped { step, .. }
+            | EventKind::StepRestored { step }
+            | EventKind::StepPlanned { step, .. }
+            | EventKind::Paused { step, .. } => {
+                if let Some(bar) = self.running().remove(step) {
+                    bar.finish_and_clear();
+                }
+                if !step.contains('[') {
+                    self.overall.inc(1);
+                }
+            }
+            EventKind::RunFinished { outcome, .. } => {
+                for (_, bar) in self.running().drain() {
+                    bar.finish_and_clear();
+                }
+                if *outcome == Outcome::Succeeded {
+                    self.overall.set_position(self.overall.length().unwrap_or(0));
+                }
+                self.overall.finish_and_clear();
+            }
+            _ => {}
+        }
+        if let Some(text) = line(&event.kind)
+            && !matches!(event.kind, EventKind::StepStarted { .. })
+        {
+            let _ = self.multi.println(text);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of the verbs that execute: `plan`, `run`, `resume`,
+//! `rollback`, `runs`, `show`, `unlock`. Each test builds a lab in a temporary
+//! directory (an environment with this machine as a `local` host, playbooks
+//! written by the test, a key-value HTTP server on loopback when it needs one)
+//! and runs the real binary there.
+
+mod crash;
+mod faults;
+mod lab;
+mod verbs;
