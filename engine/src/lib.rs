@@ -15,6 +15,7 @@ pub mod model;
 pub mod node;
 pub mod plan;
 pub mod registry;
+pub mod report;
 pub mod run;
 pub mod schema_check;
 pub mod source;
