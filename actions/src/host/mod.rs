@@ -1,7 +1,9 @@
 //! The host family: commands, files, services and packages on a host of the
-//! environment, over the `local` or `ssh` transport. `host.exec` reads only when
-//! declared `read_only` ([`exec_effect`]). All are [`Pending`] until the SSH
-//! transport lands.
+//! environment, reached through a [`Transport`] chosen from the host's
+//! `transport:` ([`transport::for_step`]): [`LocalTransport`] in this build.
+//! In a dry run the transport is wrapped in a [`DryRunGuard`], which refuses
+//! every write. `host.exec` reads only when declared `read_only`
+//! ([`exec_effect`]). All are [`Pending`] until they are implemented.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::arguments::{NoArguments, OneOrMany};
 use crate::pending::Pending;
+
+pub mod local;
+pub mod transport;
+
+pub use local::LocalTransport;
+pub use transport::{DryRunGuard, Transport, TransportError};
 
 /// The family name of these actions.
 pub const FAMILY: &str = "host";
