@@ -3,7 +3,7 @@
 //! `transport:` ([`transport::for_step`]): [`LocalTransport`] in this build.
 //! In a dry run the transport is wrapped in a [`DryRunGuard`], which refuses
 //! every write. `host.exec` reads only when declared `read_only`
-//! ([`exec_effect`]). All are [`Pending`] until they are implemented.
+//! ([`exec_effect`]). The others are [`Pending`] until they are implemented.
 
 use std::collections::BTreeMap;
 
@@ -15,9 +15,14 @@ use serde::{Deserialize, Serialize};
 use crate::arguments::{NoArguments, OneOrMany};
 use crate::pending::Pending;
 
+pub mod exec;
 pub mod local;
 pub mod transport;
 
+#[cfg(test)]
+mod testing;
+
+pub use exec::HostExec;
 pub use local::LocalTransport;
 pub use transport::{DryRunGuard, Transport, TransportError};
 
@@ -232,18 +237,7 @@ pub fn exec_effect(arguments: &serde_json::Value) -> Effect {
 
 /// Registers the host actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
-    registry.register(
-        pending(
-            ActionSpec::new::<HostExecArguments>(
-                "host.exec",
-                FAMILY,
-                "Runs a command on the host and checks its exit code.",
-                Effect::read_when("read_only is true"),
-            )
-            .outputs(&["stdout", "stderr", "exit_code", "elapsed_ms"]),
-        )
-        .effect_for(exec_effect),
-    )?;
+    registry.register(HostExec::new())?;
     registry.register(pending(
         ActionSpec::new::<HostFileArguments>(
             "host.file",
