@@ -16,6 +16,7 @@ use crate::arguments::{NoArguments, OneOrMany};
 use crate::pending::Pending;
 
 pub mod exec;
+pub mod file;
 pub mod local;
 pub mod transport;
 
@@ -23,6 +24,7 @@ pub mod transport;
 mod testing;
 
 pub use exec::HostExec;
+pub use file::HostFile;
 pub use local::LocalTransport;
 pub use transport::{DryRunGuard, Transport, TransportError};
 
@@ -238,15 +240,7 @@ pub fn exec_effect(arguments: &serde_json::Value) -> Effect {
 /// Registers the host actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(HostExec::new())?;
-    registry.register(pending(
-        ActionSpec::new::<HostFileArguments>(
-            "host.file",
-            FAMILY,
-            "Writes a file with the given content, mode and owner; undo restores the previous file or its absence.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["changed", "sha256"]),
-    ))?;
+    registry.register(HostFile::new())?;
     registry.register(pending(
         ActionSpec::new::<HostServiceArguments>(
             "host.service",
