@@ -18,6 +18,7 @@ use crate::pending::Pending;
 pub mod exec;
 pub mod file;
 pub mod local;
+pub mod service;
 pub mod transport;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ mod testing;
 pub use exec::HostExec;
 pub use file::HostFile;
 pub use local::LocalTransport;
+pub use service::HostService;
 pub use transport::{DryRunGuard, Transport, TransportError};
 
 /// The family name of these actions.
@@ -241,15 +243,7 @@ pub fn exec_effect(arguments: &serde_json::Value) -> Effect {
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(HostExec::new())?;
     registry.register(HostFile::new())?;
-    registry.register(pending(
-        ActionSpec::new::<HostServiceArguments>(
-            "host.service",
-            FAMILY,
-            "Starts, stops, restarts or reloads a service with systemd or given commands.",
-            Effect::write().idempotent(),
-        )
-        .outputs(&["changed", "active"]),
-    ))?;
+    registry.register(HostService::new())?;
     registry.register(pending(
         ActionSpec::new::<HostPackageArguments>(
             "host.package",
