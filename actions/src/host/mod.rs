@@ -1,9 +1,11 @@
 //! The host family: commands, files, services and packages on a host of the
 //! environment, reached through a [`Transport`] chosen from the host's
-//! `transport:` ([`transport::for_step`]): [`LocalTransport`] in this build.
-//! In a dry run the transport is wrapped in a [`DryRunGuard`], which refuses
-//! every write. `host.exec` reads only when declared `read_only`
-//! ([`exec_effect`]). The others are [`Pending`] until they are implemented.
+//! `transport:` ([`transport::for_step`]). This build has the `local` transport
+//! ([`LocalTransport`]); `ssh` arrives with issue #5, and with it `host.package`,
+//! which is [`Pending`] until then. In a dry run the transport is wrapped in a
+//! [`DryRunGuard`], which refuses every write.
+//!
+//! `host.exec` reads only when declared `read_only` ([`exec_effect`]).
 
 use std::collections::BTreeMap;
 
@@ -12,28 +14,32 @@ use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::arguments::{NoArguments, OneOrMany};
+use crate::arguments::OneOrMany;
 use crate::pending::Pending;
 
 pub mod exec;
+pub mod facts;
 pub mod file;
 pub mod local;
 pub mod service;
 pub mod transport;
+pub mod wait;
 
 #[cfg(test)]
 mod testing;
 
 pub use exec::HostExec;
+pub use facts::HostFacts;
 pub use file::HostFile;
 pub use local::LocalTransport;
 pub use service::HostService;
 pub use transport::{DryRunGuard, Transport, TransportError};
+pub use wait::HostWait;
 
 /// The family name of these actions.
 pub const FAMILY: &str = "host";
 
-/// Why these actions cannot apply in this build.
+/// Why `host.package` cannot apply in this build.
 pub const NOT_IN_THIS_BUILD: &str = "arrives with the SSH transport (issue #5)";
 
 /// Arguments of `host.exec`.
@@ -244,39 +250,20 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(HostExec::new())?;
     registry.register(HostFile::new())?;
     registry.register(HostService::new())?;
-    registry.register(pending(
+    registry.register(Pending::new(
         ActionSpec::new::<HostPackageArguments>(
             "host.package",
             FAMILY,
             "Installs a package version with apt or dnf; undo reinstalls the previous version.",
             Effect::write().idempotent().reversible(),
         )
+        .target(TargetKind::Host)
         .outputs(&["changed", "version", "previous_version"]),
+        NOT_IN_THIS_BUILD,
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<HostWaitArguments>(
-            "host.wait",
-            FAMILY,
-            "Waits until a port, path or URL on the host reaches a state.",
-            Effect::READ,
-        )
-        .outputs(&["elapsed_ms"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<NoArguments>(
-            "host.facts",
-            FAMILY,
-            "Reports the host's operating system, kernel, uptime and hostname.",
-            Effect::READ,
-        )
-        .outputs(&["os", "kernel", "uptime", "hostname"]),
-    ))?;
+    registry.register(HostWait::new())?;
+    registry.register(HostFacts::new())?;
     Ok(())
-}
-
-/// A host action that is not in this build.
-fn pending(spec: ActionSpec) -> Pending {
-    Pending::new(spec.target(TargetKind::Host), NOT_IN_THIS_BUILD)
 }
 
 #[cfg(test)]
