@@ -6,6 +6,9 @@
 //! `undo` restores exactly that. Its `probe` answers `Done` when the file
 //! already is as wanted; the state before the interrupted write is lost then,
 //! so that answer carries no undo record.
+//!
+//! The file is replaced, not edited in place: a symbolic link at `path` is
+//! read through, then replaced by a regular file.
 
 use std::path::{Path, PathBuf};
 

@@ -543,11 +543,11 @@ mod tests {
         let pid_file = directory.path().join("child.pid");
         let request =
             ExecRequest::shell(format!("sleep 30 & echo $! > {}; wait", pid_file.display()))
-                .timeout(Some(Duration::from_millis(500)));
+                .timeout(Some(Duration::from_secs(1)));
         let started = Instant::now();
         let outcome = LocalTransport::new().exec(&request).await;
         assert!(
-            matches!(&outcome, Err(TransportError::TimedOut { after, .. }) if after.as_millis() == 500),
+            matches!(&outcome, Err(TransportError::TimedOut { after, .. }) if after.as_millis() == 1000),
             "{outcome:?}"
         );
         assert!(
