@@ -1,13 +1,25 @@
 //! Argument shapes shared by several action types: [`NoArguments`], [`OneOrMany`]
-//! and [`Presence`].
+//! and [`Presence`]; and [`parse`], which reads rendered arguments.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
+use runsheet_engine::ActionError;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{self, IntoDeserializer, Visitor};
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+
+/// Reads an action's rendered arguments into its argument struct.
+pub fn parse<A: DeserializeOwned>(
+    action: &'static str,
+    arguments: serde_json::Value,
+) -> Result<A, ActionError> {
+    serde_json::from_value(arguments).map_err(|error| ActionError::InvalidArguments {
+        action,
+        message: error.to_string(),
+    })
+}
 
 /// The arguments of an action that takes none: `with:` is empty.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

@@ -1,7 +1,11 @@
 //! The host family: commands, files, services and packages on a host of the
-//! environment, over the `local` or `ssh` transport. `host.exec` reads only when
-//! declared `read_only` ([`exec_effect`]). All are [`Pending`] until the SSH
-//! transport lands.
+//! environment, reached through a [`Transport`] chosen from the host's
+//! `transport:` ([`transport::for_step`]). This build has the `local` transport
+//! ([`LocalTransport`]); `ssh` arrives with issue #5, and with it `host.package`,
+//! which is [`Pending`] until then. In a dry run the transport is wrapped in a
+//! [`DryRunGuard`], which refuses every write.
+//!
+//! `host.exec` reads only when declared `read_only` ([`exec_effect`]).
 
 use std::collections::BTreeMap;
 
@@ -10,13 +14,32 @@ use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::arguments::{NoArguments, OneOrMany};
+use crate::arguments::OneOrMany;
 use crate::pending::Pending;
+
+pub mod exec;
+pub mod facts;
+pub mod file;
+pub mod local;
+pub mod service;
+pub mod transport;
+pub mod wait;
+
+#[cfg(test)]
+mod testing;
+
+pub use exec::HostExec;
+pub use facts::HostFacts;
+pub use file::HostFile;
+pub use local::LocalTransport;
+pub use service::HostService;
+pub use transport::{DryRunGuard, Transport, TransportError};
+pub use wait::HostWait;
 
 /// The family name of these actions.
 pub const FAMILY: &str = "host";
 
-/// Why these actions cannot apply in this build.
+/// Why `host.package` cannot apply in this build.
 pub const NOT_IN_THIS_BUILD: &str = "arrives with the SSH transport (issue #5)";
 
 /// Arguments of `host.exec`.
@@ -224,69 +247,23 @@ pub fn exec_effect(arguments: &serde_json::Value) -> Effect {
 
 /// Registers the host actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
-    registry.register(
-        pending(
-            ActionSpec::new::<HostExecArguments>(
-                "host.exec",
-                FAMILY,
-                "Runs a command on the host and checks its exit code.",
-                Effect::read_when("read_only is true"),
-            )
-            .outputs(&["stdout", "stderr", "exit_code", "elapsed_ms"]),
-        )
-        .effect_for(exec_effect),
-    )?;
-    registry.register(pending(
-        ActionSpec::new::<HostFileArguments>(
-            "host.file",
-            FAMILY,
-            "Writes a file with the given content, mode and owner; undo restores the previous file or its absence.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["changed", "sha256"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<HostServiceArguments>(
-            "host.service",
-            FAMILY,
-            "Starts, stops, restarts or reloads a service with systemd or given commands.",
-            Effect::write().idempotent(),
-        )
-        .outputs(&["changed", "active"]),
-    ))?;
-    registry.register(pending(
+    registry.register(HostExec::new())?;
+    registry.register(HostFile::new())?;
+    registry.register(HostService::new())?;
+    registry.register(Pending::new(
         ActionSpec::new::<HostPackageArguments>(
             "host.package",
             FAMILY,
             "Installs a package version with apt or dnf; undo reinstalls the previous version.",
             Effect::write().idempotent().reversible(),
         )
+        .target(TargetKind::Host)
         .outputs(&["changed", "version", "previous_version"]),
+        NOT_IN_THIS_BUILD,
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<HostWaitArguments>(
-            "host.wait",
-            FAMILY,
-            "Waits until a port, path or URL on the host reaches a state.",
-            Effect::READ,
-        )
-        .outputs(&["elapsed_ms"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<NoArguments>(
-            "host.facts",
-            FAMILY,
-            "Reports the host's operating system, kernel, uptime and hostname.",
-            Effect::READ,
-        )
-        .outputs(&["os", "kernel", "uptime", "hostname"]),
-    ))?;
+    registry.register(HostWait::new())?;
+    registry.register(HostFacts::new())?;
     Ok(())
-}
-
-/// A host action that is not in this build.
-fn pending(spec: ActionSpec) -> Pending {
-    Pending::new(spec.target(TargetKind::Host), NOT_IN_THIS_BUILD)
 }
 
 #[cfg(test)]
