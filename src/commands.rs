@@ -63,7 +63,11 @@ pub fn run(cli: Cli) -> Exit {
             run,
         } => crate::execute::resume(&registry, &run_id, &approve, allow_changed, window.as_deref(), &run, Mode::Run),
         Command::Rollback { run_id, run } => {
-            crate::execute::resume(&registry, &run_id, &[], true, None, &run, Mode::Rollback)
+            // For this verb, undoing everything is the success.
+            match crate::execute::resume(&registry, &run_id, &[], true, None, &run, Mode::Rollback) {
+                Exit::StepFailed => Exit::Success,
+                other => other,
+            }
         }
         Command::Runs { state_dir, output } => crate::history::runs(&state_dir, output),
         Command::Show {

@@ -13,7 +13,7 @@ use runsheet_engine::run::event::{Observer, Outcome};
 use runsheet_engine::run::executor::{
     Control, Mode, Prior, RunOptions, RunResult, WindowEnd, execute,
 };
-use runsheet_engine::run::journal::{self, Journal, hash_line};
+use runsheet_engine::run::journal::{Journal, hash_line};
 use runsheet_engine::run::lock::{self, LockError, Owner};
 use runsheet_engine::run::mask::Masker;
 use runsheet_engine::run::state::{RunRecord, StateDir, host_name, new_run_id, os_user};
@@ -795,9 +795,4 @@ pub fn resume(
     let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
     conclude(&state, record, held, &result, run_id);
     finish_exit(result.outcome, reports_ok)
-}
-
-/// Reads the journal for `show --verify`.
-pub fn verify(state: &StateDir, run_id: &str) -> Result<journal::Contents, String> {
-    journal::read(&state.journal_path(run_id)).map_err(|e| e.to_string())
 }

@@ -166,13 +166,3 @@ mod tests {
     }
 }
 
-/// Reads an action's rendered arguments into its argument struct.
-pub fn parse<A: serde::de::DeserializeOwned>(
-    action: &'static str,
-    arguments: serde_json::Value,
-) -> Result<A, runsheet_engine::ActionError> {
-    serde_json::from_value(arguments).map_err(|e| runsheet_engine::ActionError::InvalidArguments {
-        action,
-        message: e.to_string(),
-    })
-}

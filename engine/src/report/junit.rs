@@ -166,7 +166,7 @@ fn undo_case(undo: &UndoSummary) -> TestCase {
 fn needs_run_failure(outcome: Option<Outcome>, step_failure_listed: bool) -> bool {
     match outcome {
         Some(Outcome::NeedsAttention | Outcome::Interrupted) | None => true,
-        Some(Outcome::RolledBack) => !step_failure_listed,
+        Some(Outcome::RolledBack | Outcome::Failed) => !step_failure_listed,
         Some(Outcome::Succeeded | Outcome::Planned | Outcome::Paused) => false,
     }
 }
