@@ -438,9 +438,8 @@ impl<'a> Exec<'a> {
                 lock(&self.book).finally_failed = true;
             }
         }
-        if let Some(mut journal) = lock(&self.journal).take() {
+        if let Some(journal) = lock(&self.journal).as_mut() {
             let _ = journal.sync();
-            *lock(&self.journal) = Some(journal);
         }
         let book = lock(&self.book);
         let mut attention = book.attention.clone();
