@@ -13,6 +13,10 @@ pub mod http;
 pub mod kong;
 pub mod layer7;
 pub mod pending;
+#[cfg(test)]
+mod test_support;
+pub mod trust;
+pub mod web;
 
 pub use pending::Pending;
 
