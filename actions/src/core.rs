@@ -12,7 +12,9 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::arguments::OneOrMany;
+use crate::jwt_inspect::{self, JwtInspect};
 use crate::pending::Pending;
+use crate::tls_inspect::{self, TlsInspect};
 
 /// The family name of these actions.
 pub const FAMILY: &str = "core";
@@ -202,31 +204,23 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         )
         .outputs(&["approved_by", "approved_at"]),
     ))?;
-    registry.register(pending(
+    registry.register(TlsInspect::new(
         ActionSpec::new::<TlsInspectArguments>(
             "tls.inspect",
             FAMILY,
             "Performs a TLS handshake and reports the chain, names, expiry, protocol and cipher.",
             Effect::READ,
         )
-        .outputs(&[
-            "handshake",
-            "chain_subjects",
-            "sans",
-            "not_after",
-            "days_left",
-            "protocol",
-            "cipher",
-        ]),
+        .outputs(tls_inspect::OUTPUTS),
     ))?;
-    registry.register(pending(
+    registry.register(JwtInspect::new(
         ActionSpec::new::<JwtInspectArguments>(
             "jwt.inspect",
             FAMILY,
             "Decodes a JWT's header and claims (never the signature) and checks exp and nbf.",
             Effect::READ,
         )
-        .outputs(&["header", "claims", "expires_at", "expired", "not_yet_valid"]),
+        .outputs(jwt_inspect::OUTPUTS),
     ))?;
     Ok(())
 }
