@@ -433,7 +433,8 @@ fn describe_certificate_error(error: &CertificateError) -> String {
             if presented.is_empty() {
                 text.push_str("the certificate names no subject alternative name");
             } else {
-                let _ = write!(text, "the certificate is valid for {}", presented.join(", "));
+                let names: Vec<&str> = presented.iter().map(|name| plain_name(name)).collect();
+                let _ = write!(text, "the certificate is valid for {}", names.join(", "));
             }
             text
         }
@@ -452,6 +453,19 @@ fn describe_certificate_error(error: &CertificateError) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// `localhost` for rustls's `DnsName("localhost")`; other forms as they are.
+fn plain_name(presented: &str) -> &str {
+    presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|rest| rest.strip_suffix("\")"))
+        .or_else(|| {
+            presented
+                .strip_prefix("IpAddress(")
+                .and_then(|rest| rest.strip_suffix(')'))
+        })
+        .unwrap_or(presented)
 }
 
 /// What an alert from the server means.
