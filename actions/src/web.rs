@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+pub use reqwest::Method;
+use reqwest::Url;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, Url};
 use runsheet_engine::model::TlsSettings;
 use runsheet_engine::{ActionError, Resources, StepContext};
 
