@@ -14,13 +14,12 @@ use runsheet_engine::{Action, ActionError, Applied, Decision, StepContext};
 use serde_json::{Map, Value, json};
 
 use crate::arguments::{OneOrMany, parse};
-use crate::pending::Pending;
+use crate::jwt_inspect::{self, JwtInspect};
+use crate::tls_inspect::{self, TlsInspect};
 
 /// The family name of these actions.
 pub const FAMILY: &str = "core";
 
-/// Why these actions cannot apply in this build.
-pub const NOT_IN_THIS_BUILD: &str = "arrives with the executor (issue #4)";
 
 /// Arguments of `log`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -171,31 +170,23 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(Assert::new())?;
     registry.register(Set::new())?;
     registry.register(Approval::new())?;
-    registry.register(pending(
+    registry.register(TlsInspect::new(
         ActionSpec::new::<TlsInspectArguments>(
             "tls.inspect",
             FAMILY,
             "Performs a TLS handshake and reports the chain, names, expiry, protocol and cipher.",
             Effect::READ,
         )
-        .outputs(&[
-            "handshake",
-            "chain_subjects",
-            "sans",
-            "not_after",
-            "days_left",
-            "protocol",
-            "cipher",
-        ]),
+        .outputs(tls_inspect::OUTPUTS),
     ))?;
-    registry.register(pending(
+    registry.register(JwtInspect::new(
         ActionSpec::new::<JwtInspectArguments>(
             "jwt.inspect",
             FAMILY,
             "Decodes a JWT's header and claims (never the signature) and checks exp and nbf.",
             Effect::READ,
         )
-        .outputs(&["header", "claims", "expires_at", "expired", "not_yet_valid"]),
+        .outputs(jwt_inspect::OUTPUTS),
     ))?;
     Ok(())
 }
@@ -428,10 +419,6 @@ fn outputs(value: Value) -> Applied {
     }
 }
 
-/// A core action that is not in this build.
-fn pending(spec: ActionSpec) -> Pending {
-    Pending::new(spec, NOT_IN_THIS_BUILD)
-}
 
 #[cfg(test)]
 mod tests {

@@ -10,9 +10,15 @@ pub mod arguments;
 pub mod core;
 pub mod host;
 pub mod http;
+pub mod jwt_inspect;
 pub mod kong;
 pub mod layer7;
 pub mod pending;
+#[cfg(test)]
+mod test_support;
+pub mod tls_inspect;
+pub mod trust;
+pub mod web;
 
 pub use pending::Pending;
 
