@@ -39,6 +39,9 @@ fn playbook(writes: usize, fail: bool) -> String {
     if fail {
         text.push_str("  - {id: boom, action: fail, with: {message: injected}}\n");
     }
+    if writes == 0 && !fail {
+        text.push_str("  - {id: nothing, action: log, with: {message: no writes}}\n");
+    }
     text
 }
 

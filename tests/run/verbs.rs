@@ -302,7 +302,7 @@ steps:
 #[test]
 fn secrets_never_reach_any_artefact() -> TestResult {
     const SECRET: &str = "s3cr3t-Value-9f8e7d";
-    const SENSITIVE: &str = "generated-key-0a1b2c";
+    const SENSITIVE: &str = "gen42-key-lab";
     let lab = Lab::new()?;
     env_with_data(&lab)?;
     lab.write("p.yaml", &format!(r#"
@@ -313,10 +313,11 @@ inputs:
 steps:
   - {{id: conf, action: host.file, on: me, with: {{path: "{{{{ env.data }}}}/app.conf", content: "token={{{{ secret(inputs.token_name) }}}}\n"}}}}
   - {{id: say, action: log, with: {{message: "using {{{{ secret('APP_TOKEN') }}}}"}}}}
-  - {{id: key, action: set, sensitive: true, with: {{values: {{key: {SENSITIVE}}}}}}}
+  - {{id: key, action: set, sensitive: true, with: {{values: {{key: "{{{{ 'gen' ~ (6 * 7) ~ '-key-' ~ env.name }}}}"}}}}}}
   - {{id: echo, action: log, with: {{message: "key is {{{{ steps.key.outputs.key }}}}"}}}}
   - {{id: boom, action: fail, with: {{message: "failing with {{{{ secret('APP_TOKEN') }}}}"}}}}
 "#))?;
+    assert!(!std::fs::read_to_string(lab.path().join("p.yaml"))?.contains(SENSITIVE));
     let mut command = lab.command(&["run", "p.yaml", "--env", "env.yaml", "--report", "json=out/r.json", "--report", "junit=out/r.xml", "--report", "markdown=out/r.md"]);
     command.env("APP_TOKEN", SECRET);
     let run = lab.run_with(command)?;
