@@ -14,6 +14,7 @@ const ROLLING_UPGRADE: &str = "tests/fixtures/valid/15-rolling-upgrade.yaml";
 fn plan_json_lists_steps_in_order_with_resolved_templates() -> TestResult {
     let run = runsheet(&[
         "plan",
+        "--static",
         ROLLING_UPGRADE,
         "--env",
         LAB_ENV,
@@ -45,11 +46,13 @@ fn readme_main_job_plans_the_example_on_the_lab() -> TestResult {
     ])?;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     for expected in [
-        "Plan: hello on lab",
-        "message: Upgrading to 3.9.1 in lab",
-        "upgrade[dp1].drain kong.target [W I U]",
-        "upgrade[dp2].check host.exec [R]",
-        "finally.done log [R]",
+        "dry run plan: hello on lab",
+        "ok      announce  0ms  Upgrading to 3.9.1 in lab",
+        "plan  ? status (kong.status): cannot read",
+        "plan  ? upgrade[dp1].drain (kong.target)",
+        "ok      upgrade[dp2].facts",
+        "finished: planned (dry run, nothing changed)",
+        "Nothing was changed: this is a plan.",
     ] {
         assert!(
             run.stdout.contains(expected),
@@ -74,7 +77,7 @@ fn readme_main_job_plans_the_example_on_the_lab() -> TestResult {
 
 #[test]
 fn plan_human_says_nothing_changed() -> TestResult {
-    let run = runsheet(&["plan", ROLLING_UPGRADE, "--env", LAB_ENV])?;
+    let run = runsheet(&["plan", "--static", ROLLING_UPGRADE, "--env", LAB_ENV])?;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     snapshot(
         "commands",
@@ -235,37 +238,24 @@ fn a_100_mb_playbook_is_refused_by_size() -> TestResult {
 }
 
 #[test]
-fn run_time_verbs_are_refused_in_this_build() -> TestResult {
-    // In a scratch directory: a verb that did run would leave its state dir there.
+fn history_verbs_on_an_empty_state_directory_change_nothing() -> TestResult {
     let directory = tempfile::tempdir()?;
-    let playbook = root().join("tests/fixtures/valid/01-minimal.yaml");
-    let environment = root().join(LAB_ENV);
-    let (playbook, environment) = (
-        playbook.display().to_string(),
-        environment.display().to_string(),
-    );
-    let commands: &[&[&str]] = &[
-        &["run", &playbook, "--env", &environment],
+    let runs = runsheet_in(directory.path(), &["runs", "--output", "json"])?;
+    assert_eq!(runs.code, Some(0), "{}", runs.stderr);
+    assert_eq!(runs.stdout.trim(), "[]");
+    for arguments in [
+        &["show", "20260101-000000-abcd"][..],
         &["resume", "20260101-000000-abcd"],
         &["rollback", "20260101-000000-abcd"],
-        &["runs"],
-        &["show", "20260101-000000-abcd"],
-        &["unlock", "lab"],
-    ];
-    for arguments in commands {
+    ] {
         let run = runsheet_in(directory.path(), arguments)?;
-        assert_eq!(run.code, Some(5), "{arguments:?}: {}", run.stderr);
-        assert!(
-            run.stderr.contains("not available in this build"),
-            "{}",
-            run.stderr
-        );
+        assert_eq!(run.code, Some(3), "{arguments:?}: {}", run.stderr);
+        assert!(run.stderr.contains("no run `20260101-000000-abcd`"), "{}", run.stderr);
     }
-    assert_eq!(
-        std::fs::read_dir(directory.path())?.count(),
-        0,
-        "nothing was written"
-    );
+    let unlock = runsheet_in(directory.path(), &["unlock", "lab"])?;
+    assert_eq!(unlock.code, Some(0), "{}", unlock.stderr);
+    assert!(unlock.stderr.contains("not locked"), "{}", unlock.stderr);
+    assert_eq!(std::fs::read_dir(directory.path())?.count(), 0, "nothing was written");
     Ok(())
 }
 

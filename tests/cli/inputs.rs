@@ -143,6 +143,7 @@ fn vars_files_are_checked_like_set() -> TestResult {
 fn set_wins_over_a_vars_file() -> TestResult {
     let run = runsheet(&[
         "plan",
+        "--static",
         PLAYBOOK,
         "--env",
         LAB_ENV,

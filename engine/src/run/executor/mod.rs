@@ -1359,6 +1359,12 @@ impl<'a> Exec<'a> {
                     self.planned(id, action, change);
                     End::Succeeded
                 }
+                Err((error @ ActionError::NotAvailable { .. }, _)) => {
+                    // Plan what can be planned; the real run fails here.
+                    frame.record(&step.id.value, Recorded::Unknown);
+                    self.planned(id, action, Change::unknown(format!("cannot read: {error}")));
+                    End::Succeeded
+                }
                 Err((error, attempts)) => self.fail(frame, step, id, action.spec().name, error.to_string(), started.elapsed(), attempts),
             };
         }
