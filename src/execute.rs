@@ -236,7 +236,7 @@ pub fn plan(
     if result.outcome != Outcome::Planned {
         return Exit::of(result.outcome);
     }
-    let changes = result.planned.iter().filter(|(_, _, c)| c.changes != Some(false)).count();
+    let changes = result.planned.iter().filter(|p| p.write && p.change.changes != Some(false)).count();
     if detailed_exitcode && changes > 0 {
         Exit::Changes
     } else {
@@ -267,8 +267,14 @@ fn dry_options(playbook: &Path, observers: Vec<Arc<dyn Observer>>) -> RunOptions
 fn plan_diffs(result: &RunResult) -> String {
     let mut out = String::new();
     let mut changes = 0;
-    for (id, action, change) in &result.planned {
+    let mut unread = 0;
+    for planned in &result.planned {
+        let (id, action, change) = (&planned.step, &planned.action, &planned.change);
         let mark = match change.changes {
+            _ if !planned.write => {
+                unread += 1;
+                "not read"
+            }
             Some(false) => "no change",
             Some(true) => {
                 changes += 1;
@@ -287,10 +293,14 @@ fn plan_diffs(result: &RunResult) -> String {
             }
         }
     }
+    let writes = result.planned.iter().filter(|p| p.write).count();
     out.push_str(&format!(
-        "\n{} write step(s) planned, {changes} would or may change something. Nothing was changed: this is a plan.\n",
-        result.planned.len()
+        "\n{writes} write step(s) planned, {changes} would or may change something"
     ));
+    if unread > 0 {
+        out.push_str(&format!("; {unread} read step(s) could not run and show as (known after apply)"));
+    }
+    out.push_str(". Nothing was changed: this is a plan.\n");
     out
 }
 
@@ -299,8 +309,9 @@ fn saved_plan(checked: &Checked, playbook: &Path, result: &RunResult) -> Value {
     let steps: Vec<Value> = result
         .planned
         .iter()
-        .map(|(id, action, change)| {
-            json!({"step": id, "action": action, "changes": change.changes, "summary": change.summary, "before": change.before, "after": change.after})
+        .filter(|p| p.write)
+        .map(|p| {
+            json!({"step": p.step, "action": p.action, "changes": p.change.changes, "summary": p.change.summary, "before": p.change.before, "after": p.change.after})
         })
         .collect();
     json!({

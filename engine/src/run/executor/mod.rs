@@ -199,8 +199,21 @@ pub struct RunResult {
     pub attention: Vec<String>,
     /// Why new steps stopped starting, if they did.
     pub stop: Option<(StopReason, String)>,
-    /// Dry runs: what each write step would change, by runtime id.
-    pub planned: Vec<(String, String, Change)>,
+    /// Dry runs: what each step that could not run would change.
+    pub planned: Vec<PlannedChange>,
+}
+
+/// What a dry run says about a step it did not run.
+#[derive(Debug, Clone)]
+pub struct PlannedChange {
+    /// Runtime id.
+    pub step: String,
+    /// Action type.
+    pub action: String,
+    /// Whether the step writes (reads appear here when they could not run).
+    pub write: bool,
+    /// The change.
+    pub change: Change,
 }
 
 /// Runs a checked playbook.
@@ -309,7 +322,7 @@ struct Book<'a> {
     /// Steps in flight (for an abort's report).
     in_flight: HashSet<String>,
     /// Dry run: planned changes.
-    planned: Vec<(String, String, Change)>,
+    planned: Vec<PlannedChange>,
     /// Whether a `finally` step failed.
     finally_failed: bool,
 }
@@ -1356,13 +1369,13 @@ impl<'a> Exec<'a> {
                 Err((ActionError::Paused { gate, .. }, _)) => {
                     frame.record(&step.id.value, Recorded::Unknown);
                     let change = Change::unknown(format!("approval gate `{gate}`: the real run waits here"));
-                    self.planned(id, action, change);
+                    self.planned(id, action, false, change);
                     End::Succeeded
                 }
                 Err((error @ ActionError::NotAvailable { .. }, _)) => {
                     // Plan what can be planned; the real run fails here.
                     frame.record(&step.id.value, Recorded::Unknown);
-                    self.planned(id, action, Change::unknown(format!("cannot read: {error}")));
+                    self.planned(id, action, false, Change::unknown(format!("cannot read: {error}")));
                     End::Succeeded
                 }
                 Err((error, attempts)) => self.fail(frame, step, id, action.spec().name, error.to_string(), started.elapsed(), attempts),
@@ -1377,13 +1390,18 @@ impl<'a> Exec<'a> {
             }
         };
         frame.record(&step.id.value, Recorded::Unknown);
-        self.planned(id, action, change);
+        self.planned(id, action, write, change);
         End::Succeeded
     }
 
-    fn planned(&self, id: &str, action: &Arc<dyn Action>, change: Change) {
+    fn planned(&self, id: &str, action: &Arc<dyn Action>, write: bool, change: Change) {
         let change = self.mask_change(change);
-        lock(&self.book).planned.push((id.to_owned(), action.spec().name.to_owned(), change.clone()));
+        lock(&self.book).planned.push(PlannedChange {
+            step: id.to_owned(),
+            action: action.spec().name.to_owned(),
+            write,
+            change: change.clone(),
+        });
         self.emit(EventKind::StepPlanned {
             step: id.to_owned(),
             action: action.spec().name.to_owned(),

@@ -319,7 +319,7 @@ steps:
 "#, store, true, Prior::default(), Mode::Run);
     assert_eq!(outcome.result.outcome, super::Outcome::Planned);
     assert_eq!(outcome.store.writes.load(Ordering::Relaxed), 0);
-    let planned: Vec<(String, Option<bool>)> = outcome.result.planned.iter().map(|(id, _, c)| (id.clone(), c.changes)).collect();
+    let planned: Vec<(String, Option<bool>)> = outcome.result.planned.iter().map(|p| (p.step.clone(), p.change.changes)).collect();
     assert_eq!(planned, [("a".into(), Some(false)), ("b".into(), None)]);
 }
 
