@@ -13,6 +13,13 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    if let Ok(filter) = std::env::var("RUNSHEET_LOG") {
+        // Diagnostics for developers and support; the run's own output is the event stream.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let code = commands::run(cli);
     std::process::ExitCode::from(code.as_u8())
 }

@@ -102,7 +102,7 @@ pub fn acquire(state_dir: &Path, environment: &str, owner: &Owner) -> Result<Env
         Err(TryLockError::WouldBlock) => {
             return Err(LockError::Held {
                 environment: environment.to_owned(),
-                owner: read_owner(&mut file).unwrap_or_else(|| unknown_owner()),
+                owner: read_owner(&mut file).unwrap_or_else(unknown_owner),
             });
         }
         Err(TryLockError::Error(source)) => return Err(io(source)),
