@@ -19,6 +19,9 @@ use runsheet_engine::run::journal::Journal;
 use runsheet_engine::run::mask::Masker;
 use runsheet_engine::run::window::History;
 
+/// A benchmark case: its name, its number of steps, and the playbook generator.
+type Case = (&'static str, usize, fn(usize) -> String);
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let repeats = if quick { 3 } else { 7 };
@@ -41,7 +44,7 @@ fn main() {
         format!("runsheet: 1\nname: bench\nvars: {{data: \"{}\"}}\nhosts:\n  me: {{transport: local}}\n", data.display()),
     );
     println!("{:<28} {:>7} {:>10} {:>10} {:>12}", "case", "steps", "best ms", "median ms", "µs/step");
-    let cases: [(&str, usize, fn(usize) -> String); 5] = [
+    let cases: [Case; 5] = [
         ("no-op chain", 10_000, chain),
         ("no-op wide", 10_000, wide),
         ("host.file writes (fsync)", 1_000, files),

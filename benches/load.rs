@@ -123,6 +123,7 @@ fn run_once(registry: &runsheet_engine::Registry, playbook: &Path, environment: 
         sets: vec!["greeting=hello".into()],
         vars_files: Vec::new(),
         require_inputs: true,
+        preset: serde_json::Map::new(),
     };
     let start = Instant::now();
     match check(registry, &request) {

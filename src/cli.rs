@@ -182,6 +182,9 @@ pub enum Command {
         /// Resume even though the playbook changed since the run started (the diff is shown).
         #[arg(long)]
         allow_changed: bool,
+        /// Say how a write that was cut short ended, after checking by hand: STEP=done or STEP=rerun (repeatable).
+        #[arg(long = "resolved", value_name = "STEP=done|rerun")]
+        resolved: Vec<String>,
         /// A new change window for the rest of the run (START/END, RFC 3339).
         #[arg(long)]
         window: Option<String>,

@@ -59,12 +59,30 @@ pub fn run(cli: Cli) -> Exit {
             run_id,
             approve,
             allow_changed,
+            resolved,
             window,
             run,
-        } => crate::execute::resume(&registry, &run_id, &approve, allow_changed, window.as_deref(), &run, Mode::Run),
+        } => crate::execute::resume(
+            &registry,
+            &run_id,
+            &crate::execute::ResumeArgs {
+                approve: &approve,
+                allow_changed,
+                resolved: &resolved,
+                window: window.as_deref(),
+            },
+            &run,
+            Mode::Run,
+        ),
         Command::Rollback { run_id, run } => {
             // For this verb, undoing everything is the success.
-            match crate::execute::resume(&registry, &run_id, &[], true, None, &run, Mode::Rollback) {
+            let arguments = crate::execute::ResumeArgs {
+                approve: &[],
+                allow_changed: true,
+                resolved: &[],
+                window: None,
+            };
+            match crate::execute::resume(&registry, &run_id, &arguments, &run, Mode::Rollback) {
                 Exit::StepFailed => Exit::Success,
                 other => other,
             }

@@ -544,16 +544,6 @@ pub fn run(
     let state = StateDir::new(&args.state_dir);
     let run_id = new_run_id();
     let environment = checked.environment.as_ref().map(|(_, e)| e.name.value.clone());
-    let held = match &environment {
-        Some(env) => match lock::acquire(state.root(), env, &owner(&run_id)) {
-            Ok(held) => Some(held),
-            Err(e) => {
-                lock_refusal(&e);
-                return Exit::Refused;
-            }
-        },
-        None => None,
-    };
     let playbook_text = std::fs::read_to_string(playbook).unwrap_or_default();
     let environment_file = checked.environment.as_ref().map(|(f, _)| f);
     let record = RunRecord {
@@ -577,12 +567,25 @@ pub fn run(
         state: "running".into(),
         pid: std::process::id(),
     };
+    // The run exists (complete) before it takes the lock, so a crash at any
+    // point leaves either nothing or a run that `resume` can continue.
     if let Err(e) = state.create_run(&record, &playbook_text, environment_file.map(|f| f.text.as_str())) {
         eprintln!("error: {e}");
         return Exit::Refused;
     }
-    let journal = match Journal::create(&state.journal_path(&run_id)) {
-        Ok(journal) => journal,
+    let held = match &environment {
+        Some(env) => match lock::acquire(state.root(), env, &owner(&run_id)) {
+            Ok(held) => Some(held),
+            Err(e) => {
+                let _ = state.discard_run(&run_id);
+                lock_refusal(&e);
+                return Exit::Refused;
+            }
+        },
+        None => None,
+    };
+    let journal = match Journal::reopen(&state.journal_path(&run_id)) {
+        Ok((journal, _)) => journal,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Refused;
@@ -594,7 +597,13 @@ pub fn run(
         dry_run: false,
         base_dir: base_dir(playbook),
         window,
-        window_end: if change.pause_at_window_end { WindowEnd::Pause } else { WindowEnd::Rollback },
+        window_end: if change.pause_at_window_end
+            || checked.playbook.window_end == runsheet_engine::model::WindowEndPolicy::Pause
+        {
+            WindowEnd::Pause
+        } else {
+            WindowEnd::Rollback
+        },
         history,
         prior: Prior::default(),
         resumed: false,
@@ -682,16 +691,54 @@ fn gate_hint(result: &RunResult) -> String {
         .unwrap_or_default()
 }
 
+/// What `resume` is told beyond the run id.
+pub struct ResumeArgs<'a> {
+    /// Gates approved now.
+    pub approve: &'a [String],
+    /// Resume with a changed playbook.
+    pub allow_changed: bool,
+    /// `STEP=done|rerun` for writes cut short.
+    pub resolved: &'a [String],
+    /// A new change window.
+    pub window: Option<&'a str>,
+}
+
+/// Applies `--resolved STEP=done|rerun` to what the journal says.
+fn resolve(prior: &mut Prior, resolved: &[String]) -> Result<(), String> {
+    for item in resolved {
+        let Some((step, how)) = item.split_once('=') else {
+            return Err(format!("--resolved {item}: expected STEP=done or STEP=rerun"));
+        };
+        if !prior.in_doubt.remove(step) {
+            let known: Vec<&str> = prior.in_doubt.iter().map(String::as_str).collect();
+            return Err(format!(
+                "--resolved {item}: `{step}` is not a write cut short in this run{}",
+                if known.is_empty() { String::new() } else { format!(" (those are: {})", known.join(", ")) }
+            ));
+        }
+        match how {
+            "done" => {
+                prior.done.insert(
+                    step.to_owned(),
+                    runsheet_engine::run::executor::PriorStep { outputs: json!({}), undo: None, masked: false },
+                );
+            }
+            "rerun" => {}
+            other => return Err(format!("--resolved {item}: `{other}` is neither done nor rerun")),
+        }
+    }
+    Ok(())
+}
+
 /// `runsheet resume` and `runsheet rollback`.
 pub fn resume(
     registry: &Registry,
     run_id: &str,
-    approve: &[String],
-    allow_changed: bool,
-    window: Option<&str>,
+    resume: &ResumeArgs<'_>,
     args: &RunArgs,
     mode: Mode,
 ) -> Exit {
+    let (approve, allow_changed, window) = (resume.approve, resume.allow_changed, resume.window);
     let state = StateDir::new(&args.state_dir);
     let record = match state.load(run_id) {
         Ok(record) => record,
@@ -753,6 +800,27 @@ pub fn resume(
     if contents.truncated_tail {
         eprintln!("note: the journal's last record was cut short (a crash while writing it); it was dropped");
     }
+    let mut prior = Prior::from_records(&contents.records);
+    if let Err(message) = resolve(&mut prior, resume.resolved) {
+        eprintln!("error: {message}");
+        return Exit::Invalid;
+    }
+    let window = match window.map(Window::parse).transpose() {
+        Ok(found) => found.or_else(|| record.window.as_deref().and_then(|w| Window::parse(w).ok())),
+        Err(e) => {
+            eprintln!("error: --window: {e}");
+            return Exit::Invalid;
+        }
+    };
+    if mode == Mode::Run
+        && let Some(window) = window
+        && window.left_at(jiff::Timestamp::now()).is_none()
+    {
+        eprintln!(
+            "error: refused: run {run_id} is outside its change window {window}\n  help: pass the next window: runsheet resume {run_id} --window START/END"
+        );
+        return Exit::Refused;
+    }
     let held = match &record.environment {
         Some(env) => match lock::acquire(state.root(), env, &owner(run_id)) {
             Ok(held) => {
@@ -768,18 +836,11 @@ pub fn resume(
         },
         None => None,
     };
-    let window = match window.map(Window::parse).transpose() {
-        Ok(found) => found.or_else(|| record.window.as_deref().and_then(|w| Window::parse(w).ok())),
-        Err(e) => {
-            eprintln!("error: --window: {e}");
-            return Exit::Invalid;
-        }
-    };
+
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(exit) => return exit,
     };
-    let prior = Prior::from_records(&contents.records);
     let history = History::load(&state, &checked.playbook.name.value);
     let playbook = record.playbook_path.clone();
     let options = RunOptions {
@@ -787,7 +848,11 @@ pub fn resume(
         dry_run: false,
         base_dir: base_dir(&playbook),
         window,
-        window_end: WindowEnd::Rollback,
+        window_end: if checked.playbook.window_end == runsheet_engine::model::WindowEndPolicy::Pause {
+            WindowEnd::Pause
+        } else {
+            WindowEnd::Rollback
+        },
         history,
         prior,
         resumed: true,

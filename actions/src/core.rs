@@ -199,6 +199,12 @@ macro_rules! core_action {
         pub struct $name {
             spec: ActionSpec,
         }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
     };
 }
 

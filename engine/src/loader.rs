@@ -308,6 +308,7 @@ impl<'f> Reader<'f> {
             vars: doc.vars,
             concurrency,
             rollback: doc.rollback.map_or(RollbackPolicy::default(), |r| r.value),
+            window_end: doc.window_end.map(|w| w.value).unwrap_or_default(),
             steps,
             finally,
         }

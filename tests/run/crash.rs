@@ -19,12 +19,7 @@ fn playbook() -> String {
 }
 
 fn lab() -> std::io::Result<Lab> {
-    let lab = Lab::new()?;
-    let text = crate::lab::ENVIRONMENT.replace(
-        "vars: {region: lab-1}",
-        &format!("vars: {{region: lab-1, data: \"{}\"}}", lab.data().display()),
-    );
-    lab.write("env.yaml", &text)?;
+    let lab = Lab::with_data()?;
     lab.write("p.yaml", &playbook())?;
     Ok(lab)
 }
@@ -41,7 +36,9 @@ impl Lcg {
 
 fn only_run(lab: &Lab) -> Option<String> {
     let runs = std::fs::read_dir(lab.path().join(".runsheet/runs")).ok()?;
-    runs.flatten().next().map(|e| e.file_name().to_string_lossy().into_owned())
+    runs.flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| !name.starts_with('.'))
 }
 
 #[test]

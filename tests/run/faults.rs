@@ -17,12 +17,7 @@ const STEPS: &[&str] = &[
 const CHECKPOINT: usize = 3;
 
 fn lab() -> std::io::Result<Lab> {
-    let lab = Lab::new()?;
-    let text = crate::lab::ENVIRONMENT.replace(
-        "vars: {region: lab-1}",
-        &format!("vars: {{region: lab-1, data: \"{}\"}}", lab.data().display()),
-    );
-    lab.write("env.yaml", &text)?;
+    let lab = Lab::with_data()?;
     lab.write("data/p1", "original one\n")?;
     lab.write("data/p3", "original three\n")?;
     use std::os::unix::fs::PermissionsExt as _;

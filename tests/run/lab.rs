@@ -63,6 +63,17 @@ impl Lab {
         Ok(lab)
     }
 
+    /// A lab whose environment names its data directory as `env.data`.
+    pub fn with_data() -> std::io::Result<Lab> {
+        let lab = Lab::new()?;
+        let text = ENVIRONMENT.replace(
+            "vars: {region: lab-1}",
+            &format!("vars: {{region: lab-1, data: \"{}\"}}", lab.data().display()),
+        );
+        lab.write("env.yaml", &text)?;
+        Ok(lab)
+    }
+
     /// Its directory.
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -17,13 +17,6 @@ steps:
   - {id: second, action: host.file, on: me, with: {path: "{{ env.data }}/second", content: "two\n"}}
 "#;
 
-fn env_with_data(lab: &Lab) -> std::io::Result<()> {
-    let text = crate::lab::ENVIRONMENT.replace(
-        "vars: {region: lab-1}",
-        &format!("vars: {{region: lab-1, data: \"{}\"}}", lab.data().display()),
-    );
-    lab.write("env.yaml", &text).map(|_| ())
-}
 
 fn json_runs(lab: &Lab) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
     let listed = lab.run(&["runs", "--output", "json"])?;
@@ -65,8 +58,7 @@ steps:
 
 #[test]
 fn a_tampered_journal_is_detected_and_cannot_be_resumed() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     lab.write("p.yaml", GATED)?;
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
     assert_eq!(run.code, Some(4), "{}", run.all());
@@ -87,8 +79,7 @@ fn a_tampered_journal_is_detected_and_cannot_be_resumed() -> TestResult {
 
 #[test]
 fn an_approval_gate_pauses_holds_the_lock_and_resume_approves_it() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     lab.write("p.yaml", GATED)?;
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
     assert_eq!(run.code, Some(4), "{}", run.all());
@@ -168,8 +159,7 @@ fn window_from_now(seconds: i64) -> String {
 
 #[test]
 fn the_window_end_stops_new_writes_and_rolls_back() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     lab.write("p.yaml", r#"
 runsheet: 1
 name: windowed
@@ -189,8 +179,7 @@ steps:
 
 #[test]
 fn a_write_that_would_not_fit_in_the_time_left_does_not_start() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     lab.write("p.yaml", r#"
 runsheet: 1
 name: slow-write
@@ -207,8 +196,7 @@ steps:
 
 #[test]
 fn sigint_stops_new_steps_rolls_back_and_exits_130() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     lab.write("p.yaml", r#"
 runsheet: 1
 name: interrupted
@@ -241,8 +229,7 @@ finally:
 
 #[test]
 fn a_dry_run_changes_nothing_anywhere() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     let server = KvServer::start()?;
     lab.write("data/existing", "old\n")?;
     let playbook = format!(r#"
@@ -272,8 +259,7 @@ steps:
 
 #[test]
 fn a_saved_plan_applies_and_refuses_once_stale() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     lab.write("data/conf", "v1\n")?;
     lab.write("p.yaml", r#"
 runsheet: 1
@@ -303,20 +289,19 @@ steps:
 fn secrets_never_reach_any_artefact() -> TestResult {
     const SECRET: &str = "s3cr3t-Value-9f8e7d";
     const SENSITIVE: &str = "gen42-key-lab";
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
-    lab.write("p.yaml", &format!(r#"
+    let lab = Lab::with_data()?;
+    lab.write("p.yaml", r#"
 runsheet: 1
 name: secretive
 inputs:
-  token_name: {{type: secret, default: APP_TOKEN}}
+  token_name: {type: secret, default: APP_TOKEN}
 steps:
-  - {{id: conf, action: host.file, on: me, with: {{path: "{{{{ env.data }}}}/app.conf", content: "token={{{{ secret(inputs.token_name) }}}}\n"}}}}
-  - {{id: say, action: log, with: {{message: "using {{{{ secret('APP_TOKEN') }}}}"}}}}
-  - {{id: key, action: set, sensitive: true, with: {{values: {{key: "{{{{ 'gen' ~ (6 * 7) ~ '-key-' ~ env.name }}}}"}}}}}}
-  - {{id: echo, action: log, with: {{message: "key is {{{{ steps.key.outputs.key }}}}"}}}}
-  - {{id: boom, action: fail, with: {{message: "failing with {{{{ secret('APP_TOKEN') }}}}"}}}}
-"#))?;
+  - {id: conf, action: host.file, on: me, with: {path: "{{ env.data }}/app.conf", content: "token={{ secret(inputs.token_name) }}\n"}}
+  - {id: say, action: log, with: {message: "using {{ secret('APP_TOKEN') }}"}}
+  - {id: key, action: set, sensitive: true, with: {values: {key: "{{ 'gen' ~ (6 * 7) ~ '-key-' ~ env.name }}"}}}
+  - {id: echo, action: log, with: {message: "key is {{ steps.key.outputs.key }}"}}
+  - {id: boom, action: fail, with: {message: "failing with {{ secret('APP_TOKEN') }}"}}
+"#)?;
     assert!(!std::fs::read_to_string(lab.path().join("p.yaml"))?.contains(SENSITIVE));
     let mut command = lab.command(&["run", "p.yaml", "--env", "env.yaml", "--report", "json=out/r.json", "--report", "junit=out/r.xml", "--report", "markdown=out/r.md"]);
     command.env("APP_TOKEN", SECRET);
@@ -344,8 +329,7 @@ steps:
 
 #[test]
 fn the_junit_report_parses_and_counts_failures_and_undos() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     lab.write("p.yaml", r#"
 runsheet: 1
 name: reported
@@ -373,8 +357,7 @@ steps:
 
 #[test]
 fn rollback_undoes_a_finished_run() -> TestResult {
-    let lab = Lab::new()?;
-    env_with_data(&lab)?;
+    let lab = Lab::with_data()?;
     lab.write("data/a", "original\n")?;
     lab.write("p.yaml", r#"
 runsheet: 1
@@ -392,5 +375,62 @@ steps:
     assert_eq!(undone.code, Some(0), "{}", undone.all());
     assert_eq!(lab.tree()?, before, "byte for byte");
     assert_eq!(json_runs(&lab)?[0]["state"], "rolled_back");
+    Ok(())
+}
+
+#[test]
+fn a_write_cut_short_waits_for_a_person_to_say_how_it_ended() -> TestResult {
+    let lab = Lab::with_data()?;
+    lab.write("p.yaml", r#"
+runsheet: 1
+name: cut-short
+steps:
+  - {id: append, action: host.exec, on: me, with: {command: "echo x >> {{ env.data }}/count; sleep 3"}}
+  - {id: after, action: host.file, on: me, with: {path: "{{ env.data }}/after", content: "done\n"}}
+"#)?;
+    let mut child = lab.spawn(&["run", "p.yaml", "--env", "env.yaml"])?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(lab.data().join("count")).unwrap_or_default().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill()?;
+    child.wait()?;
+    let runs = std::fs::read_dir(lab.path().join(".runsheet/runs"))?;
+    let id = runs.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| !n.starts_with('.')).ok_or("no run")?;
+    let resumed = lab.run(&["resume", &id])?;
+    assert_eq!(resumed.code, Some(2), "{}", resumed.all());
+    assert!(resumed.stdout.contains("--resolved append=done"), "{}", resumed.all());
+    let wrong = lab.run(&["resume", &id, "--resolved", "after=done"])?;
+    assert_eq!(wrong.code, Some(3), "{}", wrong.all());
+    assert!(wrong.stderr.contains("those are: append"), "{}", wrong.all());
+    let resolved = lab.run(&["resume", &id, "--resolved", "append=done"])?;
+    assert_eq!(resolved.code, Some(0), "{}", resolved.all());
+    assert_eq!(std::fs::read_to_string(lab.data().join("count"))?, "x\n", "not run twice");
+    assert_eq!(std::fs::read_to_string(lab.data().join("after"))?, "done\n");
+    Ok(())
+}
+
+#[test]
+fn a_playbook_can_pause_at_the_window_end_and_resume_in_the_next_window() -> TestResult {
+    let lab = Lab::with_data()?;
+    lab.write("p.yaml", r#"
+runsheet: 1
+name: pausing
+window_end: pause
+steps:
+  - {id: a, action: host.file, on: me, with: {path: "{{ env.data }}/a", content: "a\n"}}
+  - {id: wait, action: sleep, with: {duration: 3s}}
+  - {id: b, action: host.file, on: me, with: {path: "{{ env.data }}/b", content: "b\n"}}
+"#)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml", "--window", &window_from_now(2)])?;
+    assert_eq!(run.code, Some(4), "{}", run.all());
+    let id = run.run_id().ok_or("no run id")?;
+    assert!(lab.data().join("a").exists() && !lab.data().join("b").exists());
+    let closed = lab.run(&["resume", &id])?;
+    assert_eq!(closed.code, Some(5), "the recorded window is over: {}", closed.all());
+    assert!(closed.stderr.contains("--window START/END"), "{}", closed.all());
+    let resumed = lab.run(&["resume", &id, "--window", &window_from_now(600)])?;
+    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    assert!(lab.data().join("a").exists() && lab.data().join("b").exists());
     Ok(())
 }

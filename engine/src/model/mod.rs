@@ -12,6 +12,6 @@ pub use environment::{
 };
 pub use playbook::{
     DEFAULT_CONCURRENCY, FORMAT_VERSION, InputSpec, InputType, Needs, Playbook, PlaybookDoc,
-    RollbackPolicy, Step, StepDoc, StepKind, StepRollback,
+    RollbackPolicy, Step, StepDoc, StepKind, StepRollback, WindowEndPolicy,
 };
 pub use template_text::{Setting, TemplateText, is_templated};

@@ -48,6 +48,9 @@ pub struct PlaybookDoc {
     /// How far back to undo when a step fails.
     #[serde(default)]
     pub rollback: Option<Spanned<RollbackPolicy>>,
+    /// What happens when the change window ends with work left (default `rollback`).
+    #[serde(default)]
+    pub window_end: Option<Spanned<WindowEndPolicy>>,
     /// The steps of the DAG.
     #[schemars(with = "Vec<StepDoc>")]
     pub steps: Spanned<Vec<Node>>,
@@ -204,6 +207,17 @@ pub enum RollbackPolicy {
     None,
 }
 
+/// What a run does when its change window ends with work left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowEndPolicy {
+    /// Finish what is in flight, then roll back per the `rollback` policy.
+    #[default]
+    Rollback,
+    /// Finish what is in flight and pause (exit 4); `resume` continues in the next window.
+    Pause,
+}
+
 /// What undoes a step when its run rolls back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum StepRollback {
@@ -284,6 +298,8 @@ pub struct Playbook {
     pub concurrency: u32,
     /// How far back to undo on failure.
     pub rollback: RollbackPolicy,
+    /// What to do at the change window's end.
+    pub window_end: WindowEndPolicy,
     /// The main steps.
     pub steps: Vec<Step>,
     /// Steps that always run last.

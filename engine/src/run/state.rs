@@ -100,7 +100,8 @@ impl StateDir {
         self.run_dir(run).join("journal.jsonl")
     }
 
-    /// Creates a run's directory with its record and copies of its files.
+    /// Creates a run's directory, complete or not at all: its record, copies of
+    /// its files and an empty journal are written aside, then renamed into place.
     pub fn create_run(
         &self,
         record: &RunRecord,
@@ -108,13 +109,29 @@ impl StateDir {
         environment_text: Option<&str>,
     ) -> Result<PathBuf, StateError> {
         let dir = self.run_dir(&record.id);
-        std::fs::create_dir_all(&dir).map_err(|source| io(&dir, source))?;
-        write_atomic(&dir.join("playbook.yaml"), playbook_text.as_bytes())?;
+        let aside = self.root.join("runs").join(format!(".{}.creating", record.id));
+        std::fs::create_dir_all(&aside).map_err(|source| io(&aside, source))?;
+        write_atomic(&aside.join("playbook.yaml"), playbook_text.as_bytes())?;
         if let Some(text) = environment_text {
-            write_atomic(&dir.join("environment.yaml"), text.as_bytes())?;
+            write_atomic(&aside.join("environment.yaml"), text.as_bytes())?;
         }
-        self.save(record)?;
+        write_atomic(&aside.join("journal.jsonl"), b"")?;
+        let text = serde_json::to_vec_pretty(record).map_err(|e| StateError::Damaged {
+            path: aside.join("run.json"),
+            message: e.to_string(),
+        })?;
+        write_atomic(&aside.join("run.json"), &text)?;
+        std::fs::rename(&aside, &dir).map_err(|source| io(&dir, source))?;
+        if let Ok(runs) = std::fs::File::open(self.root.join("runs")) {
+            let _ = runs.sync_all();
+        }
         Ok(dir)
+    }
+
+    /// Removes a run that never started (its lock was refused).
+    pub fn discard_run(&self, run: &str) -> Result<(), StateError> {
+        let dir = self.run_dir(run);
+        std::fs::remove_dir_all(&dir).map_err(|source| io(&dir, source))
     }
 
     /// Writes a run's record.
@@ -161,7 +178,9 @@ impl StateDir {
         };
         let mut runs: Vec<RunRecord> = entries
             .filter_map(Result::ok)
-            .filter_map(|entry| self.load(&entry.file_name().to_string_lossy()).ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.'))
+            .filter_map(|name| self.load(&name).ok())
             .collect();
         runs.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
         Ok(runs)

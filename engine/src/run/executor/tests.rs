@@ -1,14 +1,19 @@
 //! Executor behaviour with test actions that write to an in-memory store.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
-use super::*;
-use crate::action::{ActionSpec, Effect};
+use super::{Control, Mode, Prior, PriorStep, RunOptions, RunResult, WindowEnd, execute, lock};
+use crate::action::{Action, ActionError, ActionSpec, Applied, Change, Effect, StepContext};
 use crate::check::{CheckRequest, check};
+use crate::registry::Registry;
+use crate::run::event::Observer;
+use crate::run::mask::Masker;
 use crate::run::summary::{Recorder, RunFacts, RunSummary};
+use crate::run::window::History;
 
 /// A shared key-value store the test actions change.
 #[derive(Debug, Default)]
@@ -124,9 +129,9 @@ struct Outcome {
 }
 
 fn run_with(yaml: &str, store: Arc<Store>, dry_run: bool, prior: Prior, mode: Mode) -> Outcome {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable(e));
+    let dir = tempfile::tempdir().unwrap_or_else(unreachable);
     let path = dir.path().join("p.yaml");
-    std::fs::write(&path, yaml).unwrap_or_else(|e| unreachable(e));
+    std::fs::write(&path, yaml).unwrap_or_else(unreachable);
     let registry = registry(&store);
     let checked = match check(&registry, &CheckRequest { playbook: path, require_inputs: true, ..CheckRequest::default() }) {
         Ok(checked) => checked,
@@ -149,7 +154,7 @@ fn run_with(yaml: &str, store: Arc<Store>, dry_run: bool, prior: Prior, mode: Mo
         masker: Masker::default(),
         change_id: None,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap_or_else(|e| unreachable(e));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap_or_else(unreachable);
     let result = runtime.block_on(execute(&checked, &registry, options, Control::new()));
     Outcome { result, summary: recorder.summary(), store }
 }

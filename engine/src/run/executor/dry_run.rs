@@ -1,0 +1,120 @@
+//! What a dry run does with an action step: runs a read for real, asks a
+//! write's action for its plan, and keeps a [`PlannedChange`] for each step it
+//! could not run.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::attempt::AttemptSettings;
+use super::scope::End;
+use super::step::{Call, Instance};
+use super::{DEFAULT_RETRY_DELAY, Exec, PlannedChange, lock};
+use crate::action::{Action, ActionError, Change};
+use crate::plan::KNOWN_AFTER_APPLY;
+use crate::run::context::Recorded;
+use crate::run::event::EventKind;
+use crate::run::mask::mask_all;
+
+impl<'a> Exec<'a> {
+    /// Plans a step in a dry run: reads run, writes and reads that cannot run are planned.
+    pub(super) async fn plan_step(&self, instance: &Instance<'a>, call: Call) -> End {
+        let unknown = contains_unknown(&call.arguments);
+        if !call.write && !unknown {
+            return self.plan_read(instance, &call).await;
+        }
+        let name = call.action.spec().name;
+        let change = if unknown {
+            Change::unknown(format!(
+                "{name}: its arguments depend on values {KNOWN_AFTER_APPLY}"
+            ))
+        } else {
+            match call.action.plan(&call.context, call.arguments).await {
+                Ok(change) => change,
+                Err(error) => return self.fail(instance, name, error.to_string(), 1),
+            }
+        };
+        instance
+            .frame
+            .record(&instance.step.id.value, Recorded::Unknown);
+        self.planned(&instance.id, &call.action, call.write, change);
+        End::Succeeded
+    }
+
+    /// Runs a read in a dry run, once; what keeps it from running is planned instead.
+    async fn plan_read(&self, instance: &Instance<'a>, call: &Call) -> End {
+        let step = instance.step;
+        let frame = &instance.frame;
+        let scope = self.scope_of(frame, None);
+        let settings = AttemptSettings {
+            timeout: call.context.timeout,
+            retries: 0,
+            retry_delay: DEFAULT_RETRY_DELAY,
+        };
+        match self.attempts(instance, call, &scope, settings).await {
+            Ok((applied, attempts)) => {
+                let outputs = Value::Object(applied.outputs);
+                let shown = if step.sensitive {
+                    mask_all(&outputs)
+                } else {
+                    self.masker.value(&outputs)
+                };
+                frame.record(&step.id.value, Recorded::Done(outputs));
+                self.emit(EventKind::StepSucceeded {
+                    step: instance.id.clone(),
+                    action: call.action.spec().name.to_owned(),
+                    write: false,
+                    elapsed_ms: instance.started.elapsed().as_millis() as u64,
+                    attempts,
+                    outputs: shown,
+                    change: None,
+                });
+                End::Succeeded
+            }
+            Err((ActionError::Paused { gate, .. }, _)) => {
+                frame.record(&step.id.value, Recorded::Unknown);
+                let change =
+                    Change::unknown(format!("approval gate `{gate}`: the real run waits here"));
+                self.planned(&instance.id, &call.action, false, change);
+                End::Succeeded
+            }
+            Err((error @ ActionError::NotAvailable { .. }, _)) => {
+                // Plan what can be planned; the real run fails here.
+                frame.record(&step.id.value, Recorded::Unknown);
+                let change = Change::unknown(format!("cannot read: {error}"));
+                self.planned(&instance.id, &call.action, false, change);
+                End::Succeeded
+            }
+            Err((error, attempts)) => {
+                let name = call.action.spec().name;
+                self.fail(instance, name, error.to_string(), attempts)
+            }
+        }
+    }
+
+    /// Keeps and announces what a dry run says a step would change.
+    fn planned(&self, id: &str, action: &Arc<dyn Action>, write: bool, change: Change) {
+        let change = self.mask_change(change);
+        lock(&self.book).planned.push(PlannedChange {
+            step: id.to_owned(),
+            action: action.spec().name.to_owned(),
+            write,
+            change: change.clone(),
+        });
+        self.emit(EventKind::StepPlanned {
+            step: id.to_owned(),
+            action: action.spec().name.to_owned(),
+            change,
+        });
+    }
+}
+
+/// Whether a value holds a value known only after apply.
+fn contains_unknown(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains(KNOWN_AFTER_APPLY),
+        Value::Array(items) => items.iter().any(contains_unknown),
+        Value::Object(map) => map.values().any(contains_unknown),
+        _ => false,
+    }
+}

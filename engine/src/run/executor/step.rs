@@ -1,0 +1,530 @@
+//! One action step: its `when:`, target and arguments, the window check, the
+//! probe of a write left in doubt, its attempts, and the journal record and
+//! events it leaves; also restoring a step an earlier attempt did.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::attempt::AttemptSettings;
+use super::container::ForEach;
+use super::display::human;
+use super::rollback::Completed;
+use super::scope::End;
+use super::{Exec, Mode, PriorStep, lock};
+use crate::action::{
+    Action, ActionError, Applied, Change, EffectKind, Evaluate, NoEvaluator, Probe, StepContext,
+    StepTarget,
+};
+use crate::model::{Step, StepKind};
+use crate::node::Node;
+use crate::plan::KNOWN_AFTER_APPLY;
+use crate::run::context::{Frame, Recorded, StepScope};
+use crate::run::event::{EventKind, StopReason};
+use crate::run::mask::mask_all;
+
+/// One step being run: where it sits, its runtime id and when it started.
+#[derive(Clone)]
+pub(super) struct Instance<'a> {
+    /// The step.
+    pub(super) step: &'a Step,
+    /// The steps of its scope, where its `rollback:` steps are found.
+    pub(super) siblings: &'a [Step],
+    /// Its runtime id (`upgrade[dp1].drain`).
+    pub(super) id: String,
+    /// The scope instance it runs in.
+    pub(super) frame: Arc<Frame>,
+    /// When it started.
+    pub(super) started: Instant,
+}
+
+/// The action side of a step: what runs, with what, and what it is told.
+pub(super) struct Call {
+    /// The action.
+    pub(super) action: Arc<dyn Action>,
+    /// Its rendered arguments.
+    pub(super) arguments: Value,
+    /// Whether it changes something.
+    pub(super) write: bool,
+    /// What the action is told about the step.
+    pub(super) context: StepContext,
+}
+
+impl<'a> Exec<'a> {
+    /// Runs one step of any kind.
+    pub(super) async fn run_step(&self, instance: Instance<'a>) -> End {
+        let step = instance.step;
+        match &step.kind {
+            StepKind::Action { action, with } => {
+                self.run_action(instance, &action.value, with.as_ref(), false)
+                    .await
+            }
+            StepKind::Group { steps } => self.run_group(instance, steps).await,
+            StepKind::ForEach {
+                items,
+                as_name,
+                batch,
+                max_failures,
+                steps,
+            } => {
+                let each = ForEach {
+                    items,
+                    as_name: &as_name.value,
+                    batch: batch.as_ref(),
+                    max_failures: max_failures.as_ref(),
+                    body: steps,
+                };
+                self.run_for_each(instance, each).await
+            }
+        }
+    }
+
+    /// Runs an action step, or a `rollback:` step when `undoing`, and records how it ended.
+    pub(super) async fn run_action(
+        &self,
+        instance: Instance<'a>,
+        action_name: &str,
+        with: Option<&'a Node>,
+        undoing: bool,
+    ) -> End {
+        let Some(action) = self.registry.get(action_name).cloned() else {
+            let error = format!("unknown action `{action_name}`");
+            return self.fail(&instance, action_name, error, 0);
+        };
+        let mut scope = self.scope_of(&instance.frame, None);
+        if !undoing && let Some(prior) = self.prior.done.get(&instance.id) {
+            return self.restore(instance, action, with, &scope, prior.clone());
+        }
+        if !undoing && self.mode == Mode::Rollback {
+            instance
+                .frame
+                .record(&instance.step.id.value, Recorded::Empty("not_run"));
+            return End::NotRun;
+        }
+        if let Err(end) = self.admit_when(&instance, &scope, action_name, true) {
+            return end;
+        }
+        let (target, host) = match self.target(instance.step, action.as_ref(), &scope) {
+            Ok(found) => found,
+            Err(error) => return self.fail(&instance, action_name, error, 0),
+        };
+        if let Some(host) = &host {
+            scope = scope.with_host(host);
+        }
+        let arguments = match self.arguments(with, &scope) {
+            Ok(arguments) => arguments,
+            Err(error) => return self.fail(&instance, action_name, error, 0),
+        };
+        let effect = action.effect_for(&arguments);
+        let settings = match self.attempt_settings(instance.step, &scope) {
+            Ok(settings) => settings,
+            Err(error) => return self.fail(&instance, action_name, error, 0),
+        };
+        let evaluator = self.evaluator(&scope);
+        let context = self.step_context(&instance.id, target, settings.timeout, evaluator);
+        let call = Call {
+            action,
+            arguments,
+            write: effect.kind != EffectKind::Read,
+            context,
+        };
+        if self.dry_run {
+            return self.plan_step(&instance, call).await;
+        }
+        if call.write
+            && !undoing
+            && let Err(reason) = self.window_admits(instance.step)
+        {
+            return self.outside_window(&instance, reason);
+        }
+        let mut probed = None;
+        if call.write && self.prior.in_doubt.contains(&instance.id) {
+            probed = match self
+                .resolve_in_doubt(&instance, &call, effect.idempotent)
+                .await
+            {
+                Ok(probed) => probed,
+                Err(end) => return end,
+            };
+        }
+        self.apply(instance, call, &scope, settings, probed).await
+    }
+
+    /// Whether the step's `when:` lets it run; `Err` holds how the step ended instead.
+    ///
+    /// With `unknown_runs`, a dry run runs a step whose `when:` reads values known only
+    /// after apply.
+    pub(super) fn admit_when(
+        &self,
+        instance: &Instance<'a>,
+        scope: &StepScope,
+        action: &str,
+        unknown_runs: bool,
+    ) -> Result<(), End> {
+        let Some(when) = &instance.step.when else {
+            return Ok(());
+        };
+        match self.render_bool(when, scope) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.skip(instance, format!("`when: {}` is false", when.source))),
+            Err(_) if unknown_runs && self.dry_run && scope.saw_unknown.load(Ordering::Relaxed) => {
+                Ok(())
+            }
+            Err(error) => Err(self.fail(instance, action, format!("`when`: {error}"), 0)),
+        }
+    }
+
+    /// The step's `with:`, rendered (in a dry run, values known only after apply stay unknown).
+    fn arguments(&self, with: Option<&Node>, scope: &StepScope) -> Result<Value, String> {
+        match with.map(|w| self.render_json(&w.to_json(), scope)) {
+            None => Ok(json!({})),
+            Some(Ok(arguments)) => Ok(arguments),
+            Some(Err(_)) if self.dry_run && scope.saw_unknown.load(Ordering::Relaxed) => {
+                Ok(Value::String(KNOWN_AFTER_APPLY.into()))
+            }
+            Some(Err(error)) => Err(format!("arguments: {error}")),
+        }
+    }
+
+    /// What an action is told about the step it runs.
+    pub(super) fn step_context(
+        &self,
+        id: &str,
+        target: StepTarget,
+        timeout: Option<Duration>,
+        evaluator: Arc<dyn Evaluate>,
+    ) -> StepContext {
+        StepContext {
+            step_id: id.to_owned(),
+            dry_run: self.dry_run,
+            target,
+            environment: self.environment.clone(),
+            base_dir: self.base_dir.clone(),
+            timeout,
+            resources: Arc::clone(&self.resources),
+            approver: Arc::clone(&self.approver),
+            evaluator,
+        }
+    }
+
+    /// Whether a write may start now: inside the window, with time left for its p95.
+    fn window_admits(&self, step: &Step) -> Result<(), String> {
+        let Some(window) = self.window else {
+            return Ok(());
+        };
+        let now = jiff::Timestamp::now();
+        let Some(left) = window.left_at(now) else {
+            return Err(if now < window.start {
+                format!("outside the change window: it opens at {}", window.start)
+            } else {
+                format!("the change window ended at {}", window.end)
+            });
+        };
+        if let Some(expected) = self.history.expected(&step.path)
+            && expected.p95 > left
+        {
+            return Err(format!(
+                "{}: {} left in the window, but this step's p95 is {} (from {} earlier run(s) of this playbook)",
+                step.path,
+                human(left),
+                human(expected.p95),
+                expected.samples
+            ));
+        }
+        Ok(())
+    }
+
+    /// Leaves a write the window does not admit unstarted, and stops the run.
+    fn outside_window(&self, instance: &Instance<'a>, reason: String) -> End {
+        instance
+            .frame
+            .record(&instance.step.id.value, Recorded::Empty("not_run"));
+        self.emit(EventKind::StepSkipped {
+            step: instance.id.clone(),
+            reason: reason.clone(),
+        });
+        self.stop_run(StopReason::WindowEnd, reason);
+        End::NotRun
+    }
+
+    /// What to do with a write an earlier attempt started and never ended.
+    ///
+    /// `Ok(Some)` when its probe found it done, `Ok(None)` to run it again, `Err` with
+    /// how the step ended when its state cannot be told.
+    async fn resolve_in_doubt(
+        &self,
+        instance: &Instance<'a>,
+        call: &Call,
+        idempotent: bool,
+    ) -> Result<Option<Applied>, End> {
+        let id = &instance.id;
+        if idempotent {
+            self.notice(format!("{id}: started before the interruption with no end recorded; it is idempotent, so it runs again"));
+            return Ok(None);
+        }
+        match call
+            .action
+            .probe(&call.context, call.arguments.clone())
+            .await
+        {
+            Ok(Probe::Done(applied)) => {
+                self.notice(format!(
+                    "{id}: started before the interruption; its probe found it done"
+                ));
+                Ok(Some(applied))
+            }
+            Ok(Probe::NotDone) => {
+                self.notice(format!("{id}: started before the interruption; its probe found it not done, so it runs again"));
+                Ok(None)
+            }
+            Ok(Probe::Unknown(why)) | Err(ActionError::Failed { message: why }) => {
+                let message = format!(
+                    "{id}: started before the interruption with no end recorded; it is not idempotent and its state cannot be told ({why}): check it by hand, then `runsheet resume RUN --resolved {id}=done` if it took effect or `--resolved {id}=rerun` if it did not"
+                );
+                lock(&self.book).attention.push(message.clone());
+                self.stop_run(StopReason::Attention, message);
+                instance
+                    .frame
+                    .record(&instance.step.id.value, Recorded::Empty("not_run"));
+                Err(End::NotRun)
+            }
+            Err(other) => {
+                let name = call.action.spec().name;
+                Err(self.fail(instance, name, other.to_string(), 0))
+            }
+        }
+    }
+
+    /// Journals a write's start, runs its attempts within the concurrency limit
+    /// (unless `probed` found it done), and records how it ended.
+    async fn apply(
+        &self,
+        instance: Instance<'a>,
+        call: Call,
+        scope: &StepScope,
+        settings: AttemptSettings,
+        probed: Option<Applied>,
+    ) -> End {
+        let name = call.action.spec().name;
+        let masked_arguments = self.masker.value(&call.arguments);
+        if call.write {
+            self.journal(
+                "step_started",
+                json!({"step": instance.id, "path": instance.step.path, "action": name, "arguments": masked_arguments}),
+                true,
+            );
+        }
+        let permit = self.semaphore.acquire().await;
+        lock(&self.book).in_flight.insert(instance.id.clone());
+        let result = match probed {
+            Some(applied) => Ok((applied, 1)),
+            None => self.attempts(&instance, &call, scope, settings).await,
+        };
+        lock(&self.book).in_flight.remove(&instance.id);
+        drop(permit);
+        self.record_decisions();
+        match result {
+            Ok((applied, attempts)) => {
+                self.succeed(instance, call, masked_arguments, applied, attempts);
+                End::Succeeded
+            }
+            Err((ActionError::Paused { gate, prompt }, _)) => self.pause(&instance, gate, prompt),
+            Err((error, attempts)) => self.fail(&instance, name, error.to_string(), attempts),
+        }
+    }
+
+    /// Journals, records and announces a step that succeeded; keeps a write for rollback.
+    fn succeed(
+        &self,
+        instance: Instance<'a>,
+        call: Call,
+        masked_arguments: Value,
+        applied: Applied,
+        attempts: u32,
+    ) {
+        let elapsed_ms = instance.started.elapsed().as_millis() as u64;
+        let step = instance.step;
+        let outputs = Value::Object(applied.outputs);
+        if step.sensitive {
+            self.masker.add_value(&outputs);
+        }
+        let shown = if step.sensitive {
+            mask_all(&outputs)
+        } else {
+            self.masker.value(&outputs)
+        };
+        let seq = self.next_seq();
+        let name = call.action.spec().name;
+        let write = call.write;
+        self.journal(
+            "step_succeeded",
+            json!({
+                "step": instance.id,
+                "path": step.path,
+                "action": name,
+                "write": write,
+                "elapsed_ms": elapsed_ms,
+                "arguments": masked_arguments,
+                "outputs": shown,
+                "masked": step.sensitive,
+                "undo": applied.undo,
+            }),
+            write,
+        );
+        instance
+            .frame
+            .record(&step.id.value, Recorded::Done(outputs));
+        let id = instance.id.clone();
+        self.keep(seq, instance, call, applied.undo);
+        self.emit(EventKind::StepSucceeded {
+            step: id,
+            action: name.to_owned(),
+            write,
+            elapsed_ms,
+            attempts,
+            outputs: shown,
+            change: applied.change.map(|c| self.mask_change(c)),
+        });
+    }
+
+    /// A step done by an earlier attempt: outputs back, kept for rollback, not run.
+    fn restore(
+        &self,
+        instance: Instance<'a>,
+        action: Arc<dyn Action>,
+        with: Option<&'a Node>,
+        scope: &StepScope,
+        prior: PriorStep,
+    ) -> End {
+        let step = instance.step;
+        let outputs = if prior.masked {
+            json!({})
+        } else {
+            prior.outputs
+        };
+        instance
+            .frame
+            .record(&step.id.value, Recorded::Done(outputs));
+        let arguments = with
+            .map(|w| self.render_json(&w.to_json(), scope))
+            .transpose()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| json!({}));
+        let write = action.effect_for(&arguments).kind != EffectKind::Read;
+        let seq = self.next_seq();
+        let target = self
+            .target(step, action.as_ref(), scope)
+            .map(|(target, _)| target)
+            .unwrap_or_default();
+        let context = self.step_context(&instance.id, target, None, Arc::new(NoEvaluator));
+        let id = instance.id.clone();
+        let call = Call {
+            action,
+            arguments,
+            write,
+            context,
+        };
+        self.keep(seq, instance, call, prior.undo);
+        self.emit(EventKind::StepRestored { step: id });
+        End::Succeeded
+    }
+
+    /// Keeps a finished step: for rollback when it wrote, as a checkpoint when it is one.
+    fn keep(&self, seq: u64, instance: Instance<'a>, call: Call, undo: Option<Value>) {
+        let mut book = lock(&self.book);
+        if instance.step.checkpoint {
+            book.checkpoints.push((instance.id.clone(), seq));
+        }
+        if call.write {
+            book.completed.push(Completed {
+                seq,
+                instance,
+                call,
+                undo,
+            });
+        }
+    }
+
+    /// Records a step waiting at an approval gate, and stops the run until it is approved.
+    fn pause(&self, instance: &Instance<'a>, gate: String, prompt: String) -> End {
+        let id = &instance.id;
+        instance
+            .frame
+            .record(&instance.step.id.value, Recorded::Empty("paused"));
+        self.journal("paused", json!({"step": id, "gate": gate}), true);
+        self.emit(EventKind::Paused {
+            step: id.clone(),
+            gate: gate.clone(),
+            prompt,
+        });
+        self.stop_run(
+            StopReason::Approval,
+            format!("waiting for approval at gate `{gate}`: runsheet resume RUN --approve {gate}"),
+        );
+        End::NotRun
+    }
+
+    /// Journals and announces a skipped step.
+    pub(super) fn skip(&self, instance: &Instance<'a>, reason: String) -> End {
+        let id = instance.id.clone();
+        instance
+            .frame
+            .record(&instance.step.id.value, Recorded::Empty("skipped"));
+        self.journal("step_skipped", json!({"step": id, "reason": reason}), false);
+        self.emit(EventKind::StepSkipped { step: id, reason });
+        End::Skipped
+    }
+
+    /// Journals and announces a failed step; unless tolerated, the failure travels up.
+    pub(super) fn fail(
+        &self,
+        instance: &Instance<'a>,
+        action: &str,
+        error: String,
+        attempts: u32,
+    ) -> End {
+        let step = instance.step;
+        let id = &instance.id;
+        let tolerated = step.continue_on_error;
+        let error = self.masker.text(&error);
+        instance
+            .frame
+            .record(&step.id.value, Recorded::Empty("failed"));
+        self.journal(
+            "step_failed",
+            json!({"step": id, "path": step.path, "action": action, "error": error}),
+            true,
+        );
+        self.emit(EventKind::StepFailed {
+            step: id.clone(),
+            action: action.to_owned(),
+            error,
+            elapsed_ms: instance.started.elapsed().as_millis() as u64,
+            attempts,
+            tolerated,
+        });
+        if !tolerated {
+            self.escalate(&instance.frame, id);
+        }
+        End::Failed { tolerated }
+    }
+
+    /// Journals and announces a notice.
+    fn notice(&self, message: String) {
+        self.journal("notice", json!({"message": message}), false);
+        self.emit(EventKind::Notice { message });
+    }
+
+    /// A change with its texts masked.
+    pub(super) fn mask_change(&self, change: Change) -> Change {
+        Change {
+            changes: change.changes,
+            summary: self.masker.text(&change.summary),
+            before: change.before.map(|b| self.masker.text(&b)),
+            after: change.after.map(|a| self.masker.text(&a)),
+        }
+    }
+}
