@@ -436,7 +436,32 @@ fn write_atomically(path: &Path, file: &FileSpec) -> Result<(), TransportError> 
         let _cleaned = std::fs::remove_file(&temporary);
         return Err(TransportError::io(what(), error));
     }
+    remove_debris(directory, &name.to_string_lossy());
     Ok(())
+}
+
+/// Removes temporary files of `name` left by writers that died before their
+/// rename (a crash, kill -9), so a resumed run leaves the directory clean.
+fn remove_debris(directory: &Path, name: &str) {
+    let prefix = format!(".{name}.runsheet-");
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        let alive = pid == std::process::id().to_string()
+            || Path::new("/proc").join(pid).exists();
+        if !alive {
+            let _removed = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates `temporary` with the content, owner and mode of `file`, synced to disk.
@@ -678,6 +703,21 @@ mod tests {
             names.kernel,
             std::fs::read_to_string("/proc/sys/kernel/osrelease")?.trim()
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_write_removes_the_debris_of_a_writer_that_died() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let path = directory.path().join("kong.conf");
+        let dead = directory.path().join(".kong.conf.runsheet-999999999-0.tmp");
+        let other = directory.path().join(".other.conf.runsheet-999999999-0.tmp");
+        std::fs::write(&dead, "half")?;
+        std::fs::write(&other, "half")?;
+        write_atomically(&path, &FileSpec { content: b"new\n".to_vec(), mode: 0o644, owner: None })?;
+        assert_eq!(std::fs::read(&path)?, b"new\n");
+        assert!(!dead.exists(), "the dead writer's temporary file is gone");
+        assert!(other.exists(), "another file's temporary file is left alone");
         Ok(())
     }
 }
