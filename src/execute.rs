@@ -273,7 +273,7 @@ fn plan_diffs(result: &RunResult) -> String {
         let mark = match change.changes {
             _ if !planned.write => {
                 unread += 1;
-                "not read"
+                "not run"
             }
             Some(false) => "no change",
             Some(true) => {
@@ -298,7 +298,7 @@ fn plan_diffs(result: &RunResult) -> String {
         "\n{writes} write step(s) planned, {changes} would or may change something"
     ));
     if unread > 0 {
-        out.push_str(&format!("; {unread} read step(s) could not run and show as (known after apply)"));
+        out.push_str(&format!("; {unread} read step(s) or gate(s) did not run in the dry run"));
     }
     out.push_str(". Nothing was changed: this is a plan.\n");
     out

@@ -141,6 +141,13 @@ impl Templates {
     pub fn new(host: Arc<dyn TemplateHost>) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // A file's content ends with its newline: rendering must not eat it.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
         let secrets = Arc::clone(&host);
         env.add_function(
             "secret",
@@ -401,6 +408,16 @@ mod tests {
             json!(true)
         );
         assert_eq!(templates().render("n={{ inputs.n }}", &ctx)?, json!("n=3"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_trailing_newline_is_kept() -> Result<(), RenderError> {
+        let ctx = json!({"inputs": {"n": 3}});
+        assert_eq!(
+            templates().render("port = {{ inputs.n }}\n", &ctx)?,
+            json!("port = 3\n")
+        );
         Ok(())
     }
 

@@ -88,6 +88,25 @@ fn plan_human_says_nothing_changed() -> TestResult {
     Ok(())
 }
 
+/// The dry run's plan: timestamps and durations vary, the rest must not.
+#[test]
+fn plan_shows_diffs_reads_and_values_known_after_apply() -> TestResult {
+    const PLAYBOOK: &str = "tests/fixtures/valid/18-dry-run.yaml";
+    let human = runsheet(&["plan", PLAYBOOK, "--env", LAB_ENV, "--detailed-exitcode"])?;
+    assert_eq!(human.code, Some(6), "changes found: {}", human.stderr);
+    let times = regex::Regex::new(r"(?m)^\d\d:\d\d:\d\d\.\d{3}")?;
+    let durations = regex::Regex::new(r"\b\d+ms\b")?;
+    let stable = durations.replace_all(&times.replace_all(&human.stdout, "[time]"), "[ms]").into_owned();
+    snapshot("commands", "plan-dry-run-human", "runsheet plan 18-dry-run.yaml --env lab", &stable);
+    let json = runsheet(&["plan", PLAYBOOK, "--env", LAB_ENV, "--output", "json"])?;
+    assert_eq!(json.code, Some(0), "{}", json.stderr);
+    let plan: Value = serde_json::from_str(&json.stdout)?;
+    let steps: Vec<&str> = plan["steps"].as_array().into_iter().flatten().filter_map(|s| s["step"].as_str()).collect();
+    assert_eq!(steps, ["conf", "restart"], "the saved plan lists the write steps");
+    snapshot("commands", "plan-dry-run-json", "runsheet plan 18-dry-run.yaml --env lab --output json", &json.stdout);
+    Ok(())
+}
+
 #[test]
 fn plan_refuses_an_invalid_playbook() -> TestResult {
     let run = runsheet(&[
