@@ -94,6 +94,12 @@ fn an_approval_gate_pauses_holds_the_lock_and_resume_approves_it() -> TestResult
     // Without the approval it pauses again; with it, it finishes.
     let again = lab.run(&["resume", &id])?;
     assert_eq!(again.code, Some(4), "{}", again.all());
+    // A changed playbook is refused, with the diff, unless the operator allows it.
+    lab.write("p.yaml", &GATED.replace("Proceed to the second write?", "Proceed?"))?;
+    let changed = lab.run(&["resume", &id, "--approve", "go-second"])?;
+    assert_eq!(changed.code, Some(5), "{}", changed.all());
+    assert!(changed.stderr.contains("-  - {id: go, action: approval, with: {prompt: \"Proceed to the second write?\"") && changed.stderr.contains("--allow-changed"), "{}", changed.all());
+    lab.write("p.yaml", GATED)?;
     let resumed = lab.run(&["resume", &id, "--approve", "go-second", "--approver", "alice"])?;
     assert_eq!(resumed.code, Some(0), "{}", resumed.all());
     assert!(resumed.stdout.contains("done    first (by an earlier attempt)"), "{}", resumed.all());
@@ -432,5 +438,48 @@ steps:
     let resumed = lab.run(&["resume", &id, "--window", &window_from_now(600)])?;
     assert_eq!(resumed.code, Some(0), "{}", resumed.all());
     assert!(lab.data().join("a").exists() && lab.data().join("b").exists());
+    Ok(())
+}
+
+#[test]
+fn a_second_signal_aborts_and_lists_what_it_left() -> TestResult {
+    let lab = Lab::with_data()?;
+    lab.write("p.yaml", r#"
+runsheet: 1
+name: aborted
+steps:
+  - {id: a, action: host.file, on: me, with: {path: "{{ env.data }}/a", content: "a\n"}}
+  - {id: long, action: host.exec, on: me, with: {command: "sleep 20"}}
+"#)?;
+    let child = lab.spawn(&["run", "p.yaml", "--env", "env.yaml"])?;
+    let journal_has = |text: &str| -> bool {
+        std::fs::read_dir(lab.path().join(".runsheet/runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|run| std::fs::read_to_string(run.path().join("journal.jsonl")).is_ok_and(|j| j.contains(text)))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !journal_has("\"step\":\"long\"") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        assert!(std::process::Command::new("kill").args(["-INT", &pid]).status()?.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let started = Instant::now();
+    let output = child.wait_with_output()?;
+    assert!(started.elapsed() < Duration::from_secs(10), "the 20 s command was aborted");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("long: aborted while running; its state is unknown"), "{stdout}");
+    assert!(stdout.contains("a: written and not undone"), "{stdout}");
+    assert!(lab.data().join("a").exists(), "nothing was undone after the abort");
+    // The aborted write has no end record: resume does not guess.
+    let id = std::fs::read_dir(lab.path().join(".runsheet/runs"))?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| !n.starts_with('.')).ok_or("no run")?;
+    let resumed = lab.run(&["resume", &id])?;
+    assert_eq!(resumed.code, Some(2), "{}", resumed.all());
+    assert!(resumed.stdout.contains("--resolved long=done"), "{}", resumed.all());
     Ok(())
 }

@@ -170,6 +170,10 @@ impl<'a> Exec<'a> {
         if signals.wait_for(|n| *n >= 2).await.is_err() {
             std::future::pending::<()>().await;
         }
+        // Whoever sees the second signal first marks the run aborted, so
+        // nothing (a rollback included) starts after it.
+        self.interrupted.store(true, Ordering::Relaxed);
+        self.aborted.store(true, Ordering::Relaxed);
     }
 }
 

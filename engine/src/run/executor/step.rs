@@ -322,7 +322,10 @@ impl<'a> Exec<'a> {
             Some(applied) => Ok((applied, 1)),
             None => self.attempts(&instance, &call, scope, settings).await,
         };
-        lock(&self.book).in_flight.remove(&instance.id);
+        if !self.aborted.load(Ordering::Relaxed) {
+            // An aborted step stays listed: its state is unknown.
+            lock(&self.book).in_flight.remove(&instance.id);
+        }
         drop(permit);
         self.record_decisions();
         match result {
@@ -493,11 +496,14 @@ impl<'a> Exec<'a> {
         instance
             .frame
             .record(&step.id.value, Recorded::Empty("failed"));
-        self.journal(
-            "step_failed",
-            json!({"step": id, "path": step.path, "action": action, "error": error}),
-            true,
-        );
+        if !self.aborted.load(Ordering::Relaxed) || !lock(&self.book).in_flight.contains(id) {
+            // A step cut short by an abort has no end record: resume treats it as in doubt.
+            self.journal(
+                "step_failed",
+                json!({"step": id, "path": step.path, "action": action, "error": error}),
+                true,
+            );
+        }
         self.emit(EventKind::StepFailed {
             step: id.clone(),
             action: action.to_owned(),
