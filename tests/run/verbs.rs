@@ -483,3 +483,20 @@ steps:
     assert!(resumed.stdout.contains("--resolved long=done"), "{}", resumed.all());
     Ok(())
 }
+
+#[test]
+fn turned_off_verification_is_announced_on_every_run() -> TestResult {
+    let lab = Lab::new()?;
+    lab.write("env.yaml", &format!(
+        "{}gateways:\n  kong: {{type: kong, admin_url: \"https://kong:8444\", tls: {{insecure: true}}}}\nssh: {{strict_host_key_checking: false}}\n",
+        crate::lab::ENVIRONMENT
+    ))?;
+    lab.write("p.yaml", "runsheet: 1\nname: p\nsteps:\n  - {id: hi, action: log, with: {message: hi}}\n")?;
+    for args in [&["run", "p.yaml", "--env", "env.yaml"][..], &["plan", "p.yaml", "--env", "env.yaml"]] {
+        let run = lab.run(args)?;
+        assert_eq!(run.code, Some(0), "{}", run.all());
+        assert!(run.stdout.contains("TLS verification is OFF for gateway `kong`"), "{args:?}: {}", run.all());
+        assert!(run.stdout.contains("SSH host-key checking is OFF"), "{args:?}: {}", run.all());
+    }
+    Ok(())
+}

@@ -60,7 +60,7 @@ use super::window::{History, Window};
 use crate::action::{Approver, Change, NoApprover, Resources};
 use crate::check::Checked;
 use crate::dag::{FINALLY_SCOPE, MAIN_SCOPE};
-use crate::model::{Environment, RollbackPolicy};
+use crate::model::{Environment, Gateway, RollbackPolicy};
 use crate::plan::environment_value;
 use crate::registry::Registry;
 use crate::template::Templates;
@@ -208,6 +208,9 @@ pub async fn execute(
         json!({"run": run_id, "resumed": resumed, "dry_run": exec.dry_run}),
         true,
     );
+    for message in exec.environment.as_deref().map(relaxed_checks).unwrap_or_default() {
+        exec.notice(message);
+    }
     let outcome = exec.run(control).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     exec.journal(
@@ -221,6 +224,35 @@ pub async fn execute(
         attention: outcome.attention.clone(),
     });
     outcome
+}
+
+/// The verifications an environment turns off, announced on every run.
+fn relaxed_checks(environment: &Environment) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, gateway) in &environment.gateways {
+        let tls = match gateway {
+            Gateway::Kong(kong) => kong.tls.as_ref(),
+            Gateway::Layer7(layer7) => layer7.tls.as_ref(),
+        };
+        if tls.is_some_and(|t| t.insecure) {
+            found.push(format!(
+                "TLS verification is OFF for gateway `{}` (tls.insecure in environment `{}`)",
+                name.value, environment.name.value
+            ));
+        }
+    }
+    if environment
+        .ssh
+        .strict_host_key_checking
+        .as_ref()
+        .is_some_and(|s| !s.value)
+    {
+        found.push(format!(
+            "SSH host-key checking is OFF (ssh.strict_host_key_checking in environment `{}`)",
+            environment.name.value
+        ));
+    }
+    found
 }
 
 /// What the run keeps while it goes.

@@ -519,7 +519,7 @@ impl<'a> Exec<'a> {
     }
 
     /// Journals and announces a notice.
-    fn notice(&self, message: String) {
+    pub(super) fn notice(&self, message: String) {
         self.journal("notice", json!({"message": message}), false);
         self.emit(EventKind::Notice { message });
     }
