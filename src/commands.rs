@@ -75,17 +75,13 @@ pub fn run(cli: Cli) -> Exit {
             Mode::Run,
         ),
         Command::Rollback { run_id, run } => {
-            // For this verb, undoing everything is the success.
             let arguments = crate::execute::ResumeArgs {
                 approve: &[],
                 allow_changed: true,
                 resolved: &[],
                 window: None,
             };
-            match crate::execute::resume(&registry, &run_id, &arguments, &run, Mode::Rollback) {
-                Exit::StepFailed => Exit::Success,
-                other => other,
-            }
+            crate::execute::resume(&registry, &run_id, &arguments, &run, Mode::Rollback)
         }
         Command::Runs { state_dir, output } => crate::history::runs(&state_dir, output),
         Command::Show {

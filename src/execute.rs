@@ -88,6 +88,19 @@ struct OperatorApprover {
     approved: Vec<String>,
     approver: String,
     interactive: bool,
+    /// One question at a time: parallel gates must not take each other's answer.
+    terminal: tokio::sync::Mutex<()>,
+}
+
+impl OperatorApprover {
+    fn new(approved: Vec<String>, approver: String) -> Self {
+        Self {
+            approved,
+            approver,
+            interactive: interactive(),
+            terminal: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -99,16 +112,18 @@ impl Approver for OperatorApprover {
         if !self.interactive {
             return Decision::Pending;
         }
+        let _one_at_a_time = self.terminal.lock().await;
         let question = format!("\nApproval gate `{gate}`: {prompt}\nApprove? [y/N] ");
-        let answer = tokio::task::spawn_blocking(move || {
+        let (send, answer) = tokio::sync::oneshot::channel();
+        // A thread nobody joins: an abort must not wait for someone to press Enter.
+        std::thread::spawn(move || {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(question.as_bytes());
             let _ = err.flush();
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map(|_| line)
-        })
-        .await;
-        match answer {
+            let _ = send.send(std::io::stdin().lock().read_line(&mut line).map(|_| line));
+        });
+        match answer.await {
             Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") => {
                 Decision::Approved(self.approver.clone())
             }
@@ -588,6 +603,10 @@ pub fn run(
         Ok((journal, _)) => journal,
         Err(e) => {
             eprintln!("error: {e}");
+            if let Some(held) = held {
+                let _ = held.release();
+            }
+            let _ = state.discard_run(&run_id);
             return Exit::Refused;
         }
     };
@@ -608,11 +627,10 @@ pub fn run(
         prior: Prior::default(),
         resumed: false,
         mode: Mode::Run,
-        approver: Arc::new(OperatorApprover {
-            approved: Vec::new(),
-            approver: args.approver.clone().unwrap_or_else(os_user),
-            interactive: interactive(),
-        }),
+        approver: Arc::new(OperatorApprover::new(
+            Vec::new(),
+            args.approver.clone().unwrap_or_else(os_user),
+        )),
         observers: observers(args),
         journal: Some(journal),
         masker: Masker::default(),
@@ -703,29 +721,56 @@ pub struct ResumeArgs<'a> {
     pub window: Option<&'a str>,
 }
 
-/// Applies `--resolved STEP=done|rerun` to what the journal says.
+/// Applies `--resolved STEP=done|rerun` to what the journal says: for a write
+/// cut short, `done` means it took effect; for an undo cut short, `done` means
+/// the write still stands and `rerun` that the undo took effect.
 fn resolve(prior: &mut Prior, resolved: &[String]) -> Result<(), String> {
     for item in resolved {
         let Some((step, how)) = item.split_once('=') else {
             return Err(format!("--resolved {item}: expected STEP=done or STEP=rerun"));
         };
+        if !matches!(how, "done" | "rerun") {
+            return Err(format!("--resolved {item}: `{how}` is neither done nor rerun"));
+        }
+        if prior.undo_in_doubt.remove(step) {
+            if how == "rerun" {
+                prior.done.remove(step);
+            } else if let Some(done) = prior.done.get_mut(step) {
+                done.undo_unknown = Some("its undo was cut short and resolved by hand".into());
+            }
+            continue;
+        }
         if !prior.in_doubt.remove(step) {
-            let known: Vec<&str> = prior.in_doubt.iter().map(String::as_str).collect();
+            let known: Vec<&str> = prior
+                .in_doubt
+                .iter()
+                .chain(prior.undo_in_doubt.iter())
+                .map(String::as_str)
+                .collect();
             return Err(format!(
-                "--resolved {item}: `{step}` is not a write cut short in this run{}",
+                "--resolved {item}: `{step}` is not a write or undo cut short in this run{}",
                 if known.is_empty() { String::new() } else { format!(" (those are: {})", known.join(", ")) }
             ));
         }
-        match how {
-            "done" => {
-                prior.done.insert(
-                    step.to_owned(),
-                    runsheet_engine::run::executor::PriorStep { outputs: json!({}), undo: None, masked: false },
-                );
-            }
-            "rerun" => {}
-            other => return Err(format!("--resolved {item}: `{other}` is neither done nor rerun")),
+        if how == "done" {
+            prior.done.insert(
+                step.to_owned(),
+                runsheet_engine::run::executor::PriorStep {
+                    outputs: json!({}),
+                    undo: None,
+                    masked: false,
+                    write: true,
+                    undo_unknown: Some("it was resolved by hand, so its undo record is unknown".into()),
+                },
+            );
         }
+    }
+    if !prior.undo_in_doubt.is_empty() {
+        let steps: Vec<&str> = prior.undo_in_doubt.iter().map(String::as_str).collect();
+        return Err(format!(
+            "the undo of {} was cut short and its state is unknown: check by hand, then pass --resolved STEP=done (the write still stands) or --resolved STEP=rerun (the undo took effect)",
+            steps.join(", ")
+        ));
     }
     Ok(())
 }
@@ -783,6 +828,21 @@ pub fn resume(
     let Some(checked) = checked(registry, &request) else {
         return Exit::Invalid;
     };
+    let held = match &record.environment {
+        Some(env) => match lock::acquire(state.root(), env, &owner(run_id)) {
+            Ok(held) => {
+                if let Some(previous) = &held.taken_back_from {
+                    eprintln!("note: took back the lock on `{env}` left by {previous}");
+                }
+                Some(held)
+            }
+            Err(e) => {
+                lock_refusal(&e);
+                return Exit::Refused;
+            }
+        },
+        None => None,
+    };
     let journal_path = state.journal_path(run_id);
     let (journal, contents) = match Journal::reopen(&journal_path) {
         Ok(found) => found,
@@ -821,21 +881,7 @@ pub fn resume(
         );
         return Exit::Refused;
     }
-    let held = match &record.environment {
-        Some(env) => match lock::acquire(state.root(), env, &owner(run_id)) {
-            Ok(held) => {
-                if let Some(previous) = &held.taken_back_from {
-                    eprintln!("note: took back the lock on `{env}` left by {previous}");
-                }
-                Some(held)
-            }
-            Err(e) => {
-                lock_refusal(&e);
-                return Exit::Refused;
-            }
-        },
-        None => None,
-    };
+
 
     let runtime = match runtime() {
         Ok(runtime) => runtime,
@@ -857,11 +903,10 @@ pub fn resume(
         prior,
         resumed: true,
         mode,
-        approver: Arc::new(OperatorApprover {
-            approved: approve.to_vec(),
-            approver: args.approver.clone().unwrap_or_else(os_user),
-            interactive: interactive(),
-        }),
+        approver: Arc::new(OperatorApprover::new(
+            approve.to_vec(),
+            args.approver.clone().unwrap_or_else(os_user),
+        )),
         observers: observers(args),
         journal: Some(journal),
         masker: Masker::default(),
@@ -870,5 +915,9 @@ pub fn resume(
     let facts = facts(&checked, &playbook, run_id, record.change_id.clone(), record.window.clone(), false);
     let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
     conclude(&state, record, held, &result, run_id);
+    if mode == Mode::Rollback && result.outcome == Outcome::RolledBack && reports_ok {
+        // For this verb, undoing every write is the success.
+        return Exit::Success;
+    }
     finish_exit(result.outcome, reports_ok)
 }

@@ -500,3 +500,67 @@ fn turned_off_verification_is_announced_on_every_run() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn rollback_of_a_run_undoes_writes_after_skipped_and_tolerated_steps() -> TestResult {
+    let lab = Lab::with_data()?;
+    lab.write("p.yaml", r#"
+runsheet: 1
+name: mixed
+rollback: none
+steps:
+  - {id: maybe, action: log, when: "{{ 1 > 2 }}", with: {message: never}}
+  - {id: cfg, action: host.file, on: me, with: {path: "{{ env.data }}/cfg", content: "x\n"}}
+  - {id: flaky, action: fail, continue_on_error: true, with: {message: tolerated}}
+  - {id: more, action: host.file, on: me, with: {path: "{{ env.data }}/more", content: "y\n"}}
+  - {id: boom, action: fail, with: {message: stop here}}
+"#)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let id = run.run_id().ok_or("no run id")?;
+    assert_eq!(lab.tree()?.len(), 2, "policy none left both files");
+    let undone = lab.run(&["rollback", &id])?;
+    assert_eq!(undone.code, Some(0), "{}", undone.all());
+    assert!(lab.tree()?.is_empty(), "{}", undone.all());
+    Ok(())
+}
+
+#[test]
+fn finally_runs_again_when_a_run_is_resumed() -> TestResult {
+    let lab = Lab::with_data()?;
+    lab.write("p.yaml", r#"
+runsheet: 1
+name: notify
+steps:
+  - {id: gate, action: approval, with: {prompt: go?}}
+finally:
+  - {id: notify, action: host.exec, on: me, with: {command: "echo sent >> {{ env.data }}/notifications"}}
+"#)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(4), "{}", run.all());
+    let id = run.run_id().ok_or("no run id")?;
+    assert!(!lab.data().join("notifications").exists(), "a paused run has not ended: finally waits");
+    let resumed = lab.run(&["resume", &id, "--approve", "gate"])?;
+    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    assert_eq!(std::fs::read_to_string(lab.data().join("notifications"))?, "sent\n");
+    Ok(())
+}
+
+#[test]
+fn a_sensitive_read_never_shows_in_a_dry_run() -> TestResult {
+    let lab = Lab::with_data()?;
+    lab.write("p.yaml", r#"
+runsheet: 1
+name: sensitive-plan
+steps:
+  - {id: token, action: host.exec, on: me, sensitive: true, with: {command: "echo tok-$((6*7))-SECRET", read_only: true}}
+  - {id: conf, action: host.file, on: me, with: {path: "{{ env.data }}/conf", content: "token={{ steps.token.outputs.stdout }}"}}
+"#)?;
+    let plan = lab.run(&["plan", "p.yaml", "--env", "env.yaml", "--out", "p.plan"])?;
+    assert_eq!(plan.code, Some(0), "{}", plan.all());
+    assert!(plan.stdout.contains("+token=••••••"), "{}", plan.all());
+    for text in [plan.all(), std::fs::read_to_string(lab.path().join("p.plan"))?] {
+        assert!(!text.contains("tok-42-SECRET"), "{text}");
+    }
+    Ok(())
+}

@@ -33,6 +33,8 @@ pub struct Journal {
     file: File,
     last_hash: String,
     seq: u64,
+    /// Set after a failed append: the chain cannot continue past a record that is not there.
+    failed: bool,
 }
 
 /// A record read back, with its line number.
@@ -95,6 +97,7 @@ impl Journal {
             file,
             last_hash: GENESIS.to_owned(),
             seq: 0,
+            failed: false,
         })
     }
 
@@ -128,6 +131,7 @@ impl Journal {
                 file,
                 last_hash: contents.last_hash.clone(),
                 seq,
+                failed: false,
             },
             contents,
         ))
@@ -140,25 +144,36 @@ impl Journal {
         fields: Map<String, Value>,
         sync: bool,
     ) -> Result<(), JournalError> {
-        self.seq += 1;
+        let seq = self.seq + 1;
         let mut record = Map::with_capacity(fields.len() + 4);
-        record.insert("seq".into(), Value::from(self.seq));
+        record.insert("seq".into(), Value::from(seq));
         record.insert("at".into(), Value::String(now_rfc3339()));
         record.insert("prev".into(), Value::String(self.last_hash.clone()));
         record.insert("kind".into(), Value::String(kind.to_owned()));
         record.extend(fields);
         let mut line = serde_json::to_vec(&Value::Object(record)).unwrap_or_default();
-        self.last_hash = hash_line(&line);
+        let hash = hash_line(&line);
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .map_err(|source| io(&self.path, source))?;
-        if sync {
-            self.file
-                .sync_data()
-                .map_err(|source| io(&self.path, source))?;
+        let written = self.file.write_all(&line).and_then(|()| {
+            if sync {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(source) = written {
+            // Part of the line may be on disk: nothing more is appended after it.
+            self.failed = true;
+            return Err(io(&self.path, source));
         }
+        self.seq = seq;
+        self.last_hash = hash;
         Ok(())
+    }
+
+    /// Whether an append failed: the journal takes no more records.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// Makes everything appended so far durable.

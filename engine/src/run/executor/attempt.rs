@@ -65,7 +65,7 @@ impl<'a> Exec<'a> {
                 attempt,
             });
             let result = match &instance.step.until {
-                Some(until) => self.poll(call, scope, until, settings).await,
+                Some(until) => self.poll(call, scope, until, settings, instance.step.sensitive).await,
                 None => self.attempt(call, settings.timeout).await,
             };
             match result {
@@ -124,6 +124,7 @@ impl<'a> Exec<'a> {
         scope: &StepScope,
         until: &TemplateText,
         settings: AttemptSettings,
+        sensitive: bool,
     ) -> Result<Applied, ActionError> {
         let limit = settings.timeout.unwrap_or(DEFAULT_UNTIL_TIMEOUT);
         let interval = settings.retry_delay;
@@ -136,6 +137,9 @@ impl<'a> Exec<'a> {
                 .attempt(call, Some(left.max(Duration::from_millis(1))))
                 .await?;
             let result = Value::Object(applied.outputs.clone());
+            if sensitive {
+                self.masker.add_value(&result);
+            }
             let holds = self
                 .render_bool(until, &scope.with_result(&result))
                 .map_err(|e| ActionError::failed(format!("`until`: {e}")))?;
@@ -143,7 +147,11 @@ impl<'a> Exec<'a> {
                 return Ok(applied);
             }
             if tokio::time::Instant::now() + interval > deadline {
-                let shown = self.masker.text(&compact(&result));
+                let shown = if sensitive {
+                    compact(&crate::run::mask::mask_all(&result))
+                } else {
+                    self.masker.text(&compact(&result))
+                };
                 return Err(ActionError::failed(format!(
                     "`until: {}` still false after {} ({polls} polls); last result: {shown}",
                     until.source,
@@ -165,7 +173,7 @@ impl<'a> Exec<'a> {
     }
 
     /// Resolves on a second signal; never when no more signals can come.
-    async fn abort_signal(&self) {
+    pub(super) async fn abort_signal(&self) {
         let mut signals = self.signals.clone();
         if signals.wait_for(|n| *n >= 2).await.is_err() {
             std::future::pending::<()>().await;

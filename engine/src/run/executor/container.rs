@@ -50,12 +50,14 @@ impl<'a> Exec<'a> {
             on_fail,
             format!("{id}."),
         );
-        let entry = format!("{id}>");
+        let entry = entry_of(id);
         self.link(&entry, id);
         let end = self
             .run_scope(body, format!("{}.", step.path), inner, entry)
             .await;
-        lock(&self.book).deps.insert(id.clone(), end.ids);
+        let mut waited = end.ids;
+        waited.push(entry_of(id)); // An empty body still comes after what the group waited for.
+        lock(&self.book).deps.insert(id.clone(), waited);
         self.container_end(&instance, "group", end.ok, json!({}))
     }
 
@@ -86,7 +88,7 @@ impl<'a> Exec<'a> {
             write: false,
             attempt: 1,
         });
-        let entry = format!("{id}>");
+        let entry = entry_of(id);
         self.link(&entry, id);
         let mut previous: Vec<String> = Vec::new();
         let mut ends: Vec<String> = Vec::new();
@@ -104,7 +106,9 @@ impl<'a> Exec<'a> {
                 .run_batch(&instance, &each, chunk, &waits_for, &budget)
                 .await;
             for (item_id, end) in items {
-                lock(&self.book).deps.insert(item_id.clone(), end.ids);
+                let mut waited = end.ids;
+                waited.push(entry_of(&item_id));
+                lock(&self.book).deps.insert(item_id.clone(), waited);
                 previous.push(item_id.clone());
                 ends.push(item_id);
             }
@@ -115,6 +119,7 @@ impl<'a> Exec<'a> {
                 reason: "not started: the run is stopping".into(),
             });
         }
+        ends.push(entry.clone()); // An empty list still comes after what the for_each waited for.
         lock(&self.book).deps.insert(id.clone(), ends);
         let failures = budget.failures.load(Ordering::Relaxed);
         let ok = failures <= max && not_started.is_empty();
@@ -134,7 +139,19 @@ impl<'a> Exec<'a> {
             Ok(Value::String(items.source.clone()))
         };
         match list {
-            Ok(Value::Array(list)) => Ok(list),
+            Ok(Value::Array(list)) => {
+                // Items are told apart by their labels (runtime ids, resume): they must differ.
+                let mut seen = std::collections::HashSet::new();
+                for item in &list {
+                    let label = item_label(item);
+                    if !seen.insert(label.clone()) {
+                        return Err(format!(
+                            "`for_each` has two items labelled `{label}`: items need distinct values (or distinct `name`/`id`)"
+                        ));
+                    }
+                }
+                Ok(list)
+            }
             Ok(_) if self.dry_run && scope.saw_unknown.load(Ordering::Relaxed) => {
                 Ok(vec![Value::String(KNOWN_AFTER_APPLY.into())])
             }
@@ -169,7 +186,7 @@ impl<'a> Exec<'a> {
         let mut items = Vec::new();
         for value in chunk {
             let item_id = format!("{}[{}]", instance.id, item_label(value));
-            let item_entry = format!("{item_id}>");
+            let item_entry = entry_of(&item_id);
             lock(&self.book)
                 .deps
                 .insert(item_entry.clone(), waits_for.to_vec());
@@ -232,4 +249,9 @@ impl<'a> Exec<'a> {
         let deps = book.deps.get(container).cloned().unwrap_or_default();
         book.deps.insert(entry.to_owned(), deps);
     }
+}
+
+/// The node of a container's (or item's) start, which its body's first steps wait for.
+fn entry_of(id: &str) -> String {
+    format!("{id}>")
 }

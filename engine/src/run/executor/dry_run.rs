@@ -54,6 +54,9 @@ impl<'a> Exec<'a> {
         match self.attempts(instance, call, &scope, settings).await {
             Ok((applied, attempts)) => {
                 let outputs = Value::Object(applied.outputs);
+                if step.sensitive {
+                    self.masker.add_value(&outputs);
+                }
                 let shown = if step.sensitive {
                     mask_all(&outputs)
                 } else {

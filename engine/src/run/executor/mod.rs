@@ -531,6 +531,10 @@ impl<'a> Exec<'a> {
 
     /// The run's outcome, from how its parts ended.
     fn outcome(&self, finished: Finished) -> Outcome {
+        if !finished.undo_complete {
+            // A person must act, whatever stopped the run.
+            return Outcome::NeedsAttention;
+        }
         if self.interrupted.load(Ordering::Relaxed) {
             return Outcome::Interrupted;
         }
@@ -651,27 +655,60 @@ impl<'a> Exec<'a> {
     }
 
     /// Appends a masked record to the journal; a journal that cannot be written stops the run.
-    fn journal(&self, kind: &str, fields: Value, sync: bool) {
+    /// Appends a record (secrets masked, names kept); false when it could not be written.
+    fn journal(&self, kind: &str, fields: Value, sync: bool) -> bool {
         if self.dry_run {
-            return;
+            return true;
         }
         let mut journal = lock(&self.journal);
         let Some(writer) = journal.as_mut() else {
-            return;
+            return true;
         };
-        if let Err(error) = writer.append(kind, object(self.masker.value(&fields)), sync) {
+        if writer.failed() {
+            return false;
+        }
+        if let Err(error) = writer.append(kind, self.masked_record(fields), sync) {
             drop(journal);
             let message = format!("cannot write the journal: {error}");
             lock(&self.book).attention.push(message.clone());
             self.stop_run(StopReason::Attention, message);
+            return false;
         }
+        true
+    }
+
+    /// A record with secrets masked in its values, except the names that identify
+    /// steps and gates (masking those would make resume lose track of them).
+    fn masked_record(&self, fields: Value) -> Map<String, Value> {
+        const NAMES: [&str; 5] = ["step", "path", "action", "gate", "run"];
+        let mut record = Map::new();
+        for (key, value) in object(fields) {
+            if NAMES.contains(&key.as_str()) {
+                record.insert(key, value);
+                continue;
+            }
+            let masked = self.masker.value(&value);
+            if key == "undo" && masked != value {
+                // The undo record held a secret: it cannot be kept, so it cannot be used later.
+                record.insert("undo_masked".into(), Value::Bool(true));
+                record.insert(key, Value::Null);
+                continue;
+            }
+            record.insert(key, masked);
+        }
+        record
     }
 
     /// Stops new steps from starting; the first reason stays (an interrupt is always announced).
     fn stop_run(&self, reason: StopReason, message: String) {
         self.root.stop.store(true, Ordering::Relaxed);
         let mut stop = lock(&self.stop);
-        if stop.is_none() {
+        let waiting = matches!(
+            stop.as_ref().map(|(r, _)| *r),
+            Some(StopReason::Approval | StopReason::WindowEnd)
+        );
+        if stop.is_none() || (waiting && reason == StopReason::Failure) {
+            // A failure while waiting at a gate (or the window's end) still rolls back.
             *stop = Some((reason, message.clone()));
         } else if reason != StopReason::Interrupt {
             return;

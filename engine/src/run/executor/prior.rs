@@ -17,6 +17,11 @@ pub struct PriorStep {
     pub undo: Option<Value>,
     /// Whether its outputs were masked in the journal.
     pub masked: bool,
+    /// Whether it wrote (as journaled).
+    pub write: bool,
+    /// Why its undo record cannot be used, when it cannot (it held a secret, or a
+    /// person resolved the step by hand).
+    pub undo_unknown: Option<String>,
 }
 
 /// What an earlier attempt of the run did, rebuilt from its journal.
@@ -28,13 +33,17 @@ pub struct Prior {
     pub in_doubt: HashSet<String>,
     /// Gates approved, with who approved them.
     pub approvals: HashMap<String, String>,
+    /// Writes whose undo started without an end record.
+    pub undo_in_doubt: HashSet<String>,
 }
 
 impl Prior {
     /// Rebuilds from journal records, in order.
     pub fn from_records(records: &[Record]) -> Prior {
         let mut prior = Prior::default();
-        for record in records {
+        // Where each done step's success record is, to find what completed after an undo.
+        let mut done_at: HashMap<String, usize> = HashMap::new();
+        for (index, record) in records.iter().enumerate() {
             let step = record.str("step").unwrap_or("").to_owned();
             match record.kind() {
                 "step_started" => {
@@ -42,21 +51,51 @@ impl Prior {
                 }
                 "step_succeeded" => {
                     prior.in_doubt.remove(&step);
+                    let flag = |name: &str| record.fields.get(name).and_then(Value::as_bool) == Some(true);
+                    done_at.insert(step.clone(), index);
                     prior.done.insert(
                         step,
                         PriorStep {
                             outputs: record.fields.get("outputs").cloned().unwrap_or(json!({})),
                             undo: record.fields.get("undo").cloned().filter(|u| !u.is_null()),
-                            masked: record.fields.get("masked").and_then(Value::as_bool)
-                                == Some(true),
+                            masked: flag("masked"),
+                            write: flag("write"),
+                            undo_unknown: flag("undo_masked").then(|| {
+                                "its undo record held a secret, which the journal does not keep".to_owned()
+                            }),
                         },
                     );
+                }
+                "rollback_started" => {
+                    // Steps that completed after the earliest write this rollback undoes
+                    // ran on a state that is gone: they run again (reads included).
+                    let undone: Vec<&str> = record
+                        .fields
+                        .get("steps")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    if let Some(earliest) = undone.iter().filter_map(|s| done_at.get(*s)).min().copied() {
+                        prior.done.retain(|step, _| {
+                            undone.contains(&step.as_str())
+                                || done_at.get(step).is_none_or(|at| *at < earliest)
+                        });
+                    }
+                }
+                "undo_started" => {
+                    prior.undo_in_doubt.insert(step);
+                }
+                "undo_failed" => {
+                    prior.undo_in_doubt.remove(&step);
                 }
                 "step_failed" => {
                     prior.in_doubt.remove(&step);
                     prior.done.remove(&step);
                 }
                 "step_undone" => {
+                    prior.undo_in_doubt.remove(&step);
                     prior.done.remove(&step);
                 }
                 "approval" => {

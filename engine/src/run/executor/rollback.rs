@@ -28,6 +28,8 @@ pub(super) struct Completed<'a> {
     pub(super) call: Call,
     /// Its undo record, if the action left one.
     pub(super) undo: Option<Value>,
+    /// Why the undo record cannot be used, when it cannot.
+    pub(super) undo_unknown: Option<String>,
 }
 
 impl<'a> Exec<'a> {
@@ -117,7 +119,30 @@ impl<'a> Exec<'a> {
             lock(&self.book).attention.push(message);
             return false;
         }
-        match self.undo_one(done).await {
+        let keeps = matches!(
+            done.instance.step.rollback.as_ref().map(|r| &r.value),
+            Some(StepRollback::None)
+        );
+        if !keeps && !self.journal("undo_started", json!({"step": id}), true) {
+            lock(&self.book)
+                .attention
+                .push(format!("{id}: not undone: the journal cannot record it"));
+            return false;
+        }
+        let undone = tokio::select! {
+            result = self.undo_one(done) => result,
+            () = self.abort_signal() => Err("aborted by a second signal while undoing; its state is unknown".to_owned()),
+        };
+        match undone {
+            Ok(how) if keeps => {
+                // Left as it is: it stays done (a resume must not run it again).
+                self.journal("step_kept", json!({"step": id, "how": how}), true);
+                self.emit(EventKind::StepUndone {
+                    step: id.clone(),
+                    how,
+                });
+                true
+            }
             Ok(how) => {
                 self.journal("step_undone", json!({"step": id, "how": how}), true);
                 self.emit(EventKind::StepUndone {
@@ -198,6 +223,9 @@ impl<'a> Exec<'a> {
     /// Undoes a write with the undo record its action left, within [`UNDO_TIMEOUT`].
     async fn apply_undo_record(&self, done: &Completed<'a>) -> Result<String, String> {
         let call = &done.call;
+        if let Some(why) = &done.undo_unknown {
+            return Err(format!("{why}: restore it by hand"));
+        }
         let Some(undo) = done.undo.clone() else {
             let effect = call.action.effect_for(&call.arguments);
             if effect.reversible {

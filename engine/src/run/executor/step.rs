@@ -94,14 +94,25 @@ impl<'a> Exec<'a> {
             return self.fail(&instance, action_name, error, 0);
         };
         let mut scope = self.scope_of(&instance.frame, None);
-        if !undoing && let Some(prior) = self.prior.done.get(&instance.id) {
+        let in_finally = instance.id.starts_with("finally.");
+        if !undoing
+            && !in_finally
+            && let Some(prior) = self.prior.done.get(&instance.id)
+        {
             return self.restore(instance, action, with, &scope, prior.clone());
         }
         if !undoing && self.mode == Mode::Rollback {
+            // Not done before: nothing to undo, and its dependents may still be done.
+            if self.prior.in_doubt.contains(&instance.id) {
+                lock(&self.book).attention.push(format!(
+                    "{}: started but never finished; its state is unknown, so it was not undone: check it by hand",
+                    instance.id
+                ));
+            }
             instance
                 .frame
                 .record(&instance.step.id.value, Recorded::Empty("not_run"));
-            return End::NotRun;
+            return End::Skipped;
         }
         if let Err(end) = self.admit_when(&instance, &scope, action_name, true) {
             return end;
@@ -149,7 +160,7 @@ impl<'a> Exec<'a> {
                 Err(end) => return end,
             };
         }
-        self.apply(instance, call, &scope, settings, probed).await
+        self.apply(instance, call, &scope, settings, probed, undoing).await
     }
 
     /// Whether the step's `when:` lets it run; `Err` holds how the step ended instead.
@@ -306,17 +317,44 @@ impl<'a> Exec<'a> {
         scope: &StepScope,
         settings: AttemptSettings,
         probed: Option<Applied>,
+        undoing: bool,
     ) -> End {
         let name = call.action.spec().name;
         let masked_arguments = self.masker.value(&call.arguments);
-        if call.write {
-            self.journal(
+        let permit = self.semaphore.acquire().await;
+        // The run may have stopped while this step waited for a slot.
+        if !undoing && self.stopped(&instance.frame) {
+            drop(permit);
+            instance
+                .frame
+                .record(&instance.step.id.value, Recorded::Empty("not_run"));
+            self.emit(EventKind::StepSkipped {
+                step: instance.id.clone(),
+                reason: "not started: the run is stopping".into(),
+            });
+            return End::NotRun;
+        }
+        if call.write
+            && !undoing
+            && let Err(reason) = self.window_admits(instance.step)
+        {
+            drop(permit);
+            return self.outside_window(&instance, reason);
+        }
+        if call.write
+            && !self.journal(
                 "step_started",
                 json!({"step": instance.id, "path": instance.step.path, "action": name, "arguments": masked_arguments}),
                 true,
-            );
+            )
+        {
+            // Not durable: the write must not happen without its start record.
+            drop(permit);
+            instance
+                .frame
+                .record(&instance.step.id.value, Recorded::Empty("not_run"));
+            return End::NotRun;
         }
-        let permit = self.semaphore.acquire().await;
         lock(&self.book).in_flight.insert(instance.id.clone());
         let result = match probed {
             Some(applied) => Ok((applied, 1)),
@@ -380,7 +418,7 @@ impl<'a> Exec<'a> {
             .frame
             .record(&step.id.value, Recorded::Done(outputs));
         let id = instance.id.clone();
-        self.keep(seq, instance, call, applied.undo);
+        self.keep(seq, instance, call, applied.undo, None);
         self.emit(EventKind::StepSucceeded {
             step: id,
             action: name.to_owned(),
@@ -416,7 +454,8 @@ impl<'a> Exec<'a> {
             .ok()
             .flatten()
             .unwrap_or_else(|| json!({}));
-        let write = action.effect_for(&arguments).kind != EffectKind::Read;
+        // As journaled: arguments rendered now may differ (or not render at all).
+        let write = prior.write || action.effect_for(&arguments).kind != EffectKind::Read;
         let seq = self.next_seq();
         let target = self
             .target(step, action.as_ref(), scope)
@@ -430,13 +469,20 @@ impl<'a> Exec<'a> {
             write,
             context,
         };
-        self.keep(seq, instance, call, prior.undo);
+        self.keep(seq, instance, call, prior.undo, prior.undo_unknown);
         self.emit(EventKind::StepRestored { step: id });
         End::Succeeded
     }
 
     /// Keeps a finished step: for rollback when it wrote, as a checkpoint when it is one.
-    fn keep(&self, seq: u64, instance: Instance<'a>, call: Call, undo: Option<Value>) {
+    fn keep(
+        &self,
+        seq: u64,
+        instance: Instance<'a>,
+        call: Call,
+        undo: Option<Value>,
+        undo_unknown: Option<String>,
+    ) {
         let mut book = lock(&self.book);
         if instance.step.checkpoint {
             book.checkpoints.push((instance.id.clone(), seq));
@@ -447,6 +493,7 @@ impl<'a> Exec<'a> {
                 instance,
                 call,
                 undo,
+                undo_unknown,
             });
         }
     }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
-use super::{Control, Mode, Prior, PriorStep, RunOptions, RunResult, WindowEnd, execute, lock};
+use super::{Control, Mode, Prior, PriorStep, RunOptions, RunResult, WindowEnd, execute, lock, object};
+use crate::run::journal::Record;
 use crate::action::{Action, ActionError, ActionSpec, Applied, Change, Effect, StepContext};
 use crate::check::{CheckRequest, check};
 use crate::registry::Registry;
@@ -340,7 +341,7 @@ steps:
     let store: Arc<Store> = Arc::default();
     lock(&store.values).insert("a".into(), "1".into());
     let mut prior = Prior::default();
-    prior.done.insert("a".into(), PriorStep { outputs: json!({"value": "7"}), undo: Some(json!({"key": "a", "previous": null})), masked: false });
+    prior.done.insert("a".into(), PriorStep { outputs: json!({"value": "7"}), undo: Some(json!({"key": "a", "previous": null})), masked: false, write: true, undo_unknown: None });
     let outcome = run_with(yaml, Arc::clone(&store), false, prior.clone(), Mode::Run);
     assert_eq!(outcome.result.outcome, super::Outcome::Succeeded);
     assert_eq!(store.writes.load(Ordering::Relaxed), 1, "only b ran");
@@ -348,4 +349,82 @@ steps:
     let outcome = run_with(yaml, Arc::clone(&store), false, prior, Mode::Rollback);
     assert_eq!(outcome.result.outcome, super::Outcome::RolledBack);
     assert!(!lock(&store.values).contains_key("a"), "a's undo ran");
+}
+
+#[test]
+fn writes_waiting_for_a_slot_do_not_start_after_a_failure() {
+    let outcome = run(r#"
+runsheet: 1
+name: queued
+concurrency: 1
+rollback: none
+steps:
+  - {id: boom, action: t.put, needs: [], with: {key: x, value: boom}}
+  - {id: w1, action: t.put, needs: [], with: {key: w1, value: 1}}
+  - {id: w2, action: t.put, needs: [], with: {key: w2, value: 1}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::Failed);
+    assert_eq!(outcome.store.writes.load(Ordering::Relaxed), 0, "{:?}", described(&outcome.summary));
+}
+
+#[test]
+fn a_checkpoint_before_an_empty_for_each_is_kept() {
+    let outcome = run(r#"
+runsheet: 1
+name: empty-each
+steps:
+  - {id: base, action: t.put, with: {key: base, value: 1}, checkpoint: true}
+  - id: each
+    for_each: "{{ [] }}"
+    steps:
+      - {id: put, action: t.put, with: {key: "{{ item }}", value: 1}}
+  - {id: boom, action: t.put, with: {key: x, value: boom}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack);
+    assert!(store(&outcome).contains_key("base"), "{:?}", described(&outcome.summary));
+}
+
+#[test]
+fn for_each_items_with_the_same_label_are_refused() {
+    let outcome = run(r#"
+runsheet: 1
+name: twins
+steps:
+  - id: each
+    for_each: "{{ ['dp1', 'dp1'] }}"
+    steps:
+      - {id: put, action: t.put, with: {key: "{{ item }}", value: 1}}
+"#);
+    assert_ne!(outcome.result.outcome, super::Outcome::Succeeded);
+    let each = outcome.summary.steps.iter().find(|s| s.id == "each").and_then(|s| s.message.clone()).unwrap_or_default();
+    assert!(each.contains("two items labelled `dp1`"), "{each}");
+    assert_eq!(outcome.store.writes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_journal_replay_reruns_what_came_after_an_undone_write_and_keeps_rollback_none_steps() {
+    let records: Vec<Record> = [
+        json!({"kind": "step_succeeded", "step": "w1", "write": true, "undo": {"k": 1}}),
+        json!({"kind": "step_succeeded", "step": "kept", "write": true}),
+        json!({"kind": "step_succeeded", "step": "health", "write": false}),
+        json!({"kind": "step_succeeded", "step": "w2", "write": true, "undo": {"k": 2}}),
+        json!({"kind": "step_failed", "step": "boom"}),
+        json!({"kind": "rollback_started", "steps": ["w2", "kept"]}),
+        json!({"kind": "undo_started", "step": "w2"}),
+        json!({"kind": "step_undone", "step": "w2"}),
+        json!({"kind": "step_kept", "step": "kept"}),
+        json!({"kind": "step_succeeded", "step": "masked", "write": true, "undo_masked": true}),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(line, fields)| Record { line, fields: object(fields) })
+    .collect();
+    let prior = Prior::from_records(&records);
+    let mut done: Vec<&str> = prior.done.keys().map(String::as_str).collect();
+    done.sort_unstable();
+    assert_eq!(done, ["kept", "masked", "w1"], "health ran after the undone write's first write (kept), so it runs again");
+    assert!(prior.undo_in_doubt.is_empty());
+    assert!(prior.done.get("masked").is_some_and(|s| s.undo_unknown.is_some()));
+    let cut_short = Prior::from_records(&records[..7]);
+    assert!(cut_short.undo_in_doubt.contains("w2"), "an undo with a start and no end is in doubt");
 }
