@@ -447,6 +447,15 @@ fn change_management(
     Ok((change_id, window))
 }
 
+/// What a run locks: its environment, or (without one) the run itself, so two
+/// `resume`s of one run cannot overlap.
+fn lock_key(record: &RunRecord) -> String {
+    record
+        .environment
+        .clone()
+        .unwrap_or_else(|| format!("run-{}", record.id))
+}
+
 fn owner(run: &str) -> Owner {
     Owner {
         run: run.to_owned(),
@@ -588,16 +597,13 @@ pub fn run(
         eprintln!("error: {e}");
         return Exit::Refused;
     }
-    let held = match &environment {
-        Some(env) => match lock::acquire(state.root(), env, &owner(&run_id)) {
-            Ok(held) => Some(held),
-            Err(e) => {
-                let _ = state.discard_run(&run_id);
-                lock_refusal(&e);
-                return Exit::Refused;
-            }
-        },
-        None => None,
+    let held = match lock::acquire(state.root(), &lock_key(&record), &owner(&run_id)) {
+        Ok(held) => Some(held),
+        Err(e) => {
+            let _ = state.discard_run(&run_id);
+            lock_refusal(&e);
+            return Exit::Refused;
+        }
     };
     let journal = match Journal::reopen(&state.journal_path(&run_id)) {
         Ok((journal, _)) => journal,
@@ -673,10 +679,11 @@ fn conclude(
     if let Some(held) = held {
         if keep_lock {
             drop(held);
-            eprintln!(
-                "the environment stays locked by run {run_id} until it is resumed (or `runsheet unlock {}`)",
-                record.environment.as_deref().unwrap_or("")
-            );
+            if let Some(environment) = &record.environment {
+                eprintln!(
+                    "the environment stays locked by run {run_id} until it is resumed (or `runsheet unlock {environment}`)"
+                );
+            }
         } else if let Err(e) = held.release() {
             eprintln!("error: {e}");
         }
@@ -814,6 +821,21 @@ pub fn resume(
         }
         eprintln!("note: resuming with a changed playbook (--allow-changed):\n{diff}");
     }
+    if let (Some(path), Some(recorded)) = (&record.environment_path, &record.environment_sha256) {
+        let now = std::fs::read_to_string(path).unwrap_or_default();
+        if &hash_line(now.as_bytes()) != recorded {
+            let before = std::fs::read_to_string(state.run_dir(run_id).join("environment.yaml")).unwrap_or_default();
+            let diff = report::diff::unified(Some(&before), Some(&now));
+            if !allow_changed {
+                eprintln!(
+                    "error: refused: the environment {} changed since run {run_id} started:\n{diff}\n  help: restore it, or pass --allow-changed to resume against the new file",
+                    path.display()
+                );
+                return Exit::Refused;
+            }
+            eprintln!("note: resuming with a changed environment (--allow-changed):\n{diff}");
+        }
+    }
     let request = CheckRequest {
         playbook: record.playbook_path.clone(),
         environment: record
@@ -828,20 +850,18 @@ pub fn resume(
     let Some(checked) = checked(registry, &request) else {
         return Exit::Invalid;
     };
-    let held = match &record.environment {
-        Some(env) => match lock::acquire(state.root(), env, &owner(run_id)) {
-            Ok(held) => {
-                if let Some(previous) = &held.taken_back_from {
-                    eprintln!("note: took back the lock on `{env}` left by {previous}");
-                }
-                Some(held)
+    let key = lock_key(&record);
+    let held = match lock::acquire(state.root(), &key, &owner(run_id)) {
+        Ok(held) => {
+            if let Some(previous) = &held.taken_back_from {
+                eprintln!("note: took back the lock on `{key}` left by {previous}");
             }
-            Err(e) => {
-                lock_refusal(&e);
-                return Exit::Refused;
-            }
-        },
-        None => None,
+            Some(held)
+        }
+        Err(e) => {
+            lock_refusal(&e);
+            return Exit::Refused;
+        }
     };
     let journal_path = state.journal_path(run_id);
     let (journal, contents) = match Journal::reopen(&journal_path) {

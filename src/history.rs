@@ -16,10 +16,13 @@ fn live_state(state: &StateDir, record: &RunRecord) -> String {
     if record.state != "running" {
         return record.state.clone();
     }
-    let alive = record
+    let key = record
         .environment
-        .as_deref()
-        .and_then(|env| lock::inspect(state.root(), env).ok().flatten())
+        .clone()
+        .unwrap_or_else(|| format!("run-{}", record.id));
+    let alive = lock::inspect(state.root(), &key)
+        .ok()
+        .flatten()
         .is_some_and(|(owner, alive)| alive && owner.run == record.id);
     if alive { "running".into() } else { "crashed".into() }
 }

@@ -100,6 +100,12 @@ fn an_approval_gate_pauses_holds_the_lock_and_resume_approves_it() -> TestResult
     assert_eq!(changed.code, Some(5), "{}", changed.all());
     assert!(changed.stderr.contains("-  - {id: go, action: approval, with: {prompt: \"Proceed to the second write?\"") && changed.stderr.contains("--allow-changed"), "{}", changed.all());
     lab.write("p.yaml", GATED)?;
+    let environment = std::fs::read_to_string(lab.path().join("env.yaml"))?;
+    lab.write("env.yaml", &environment.replace("region: lab-1", "region: lab-2"))?;
+    let changed = lab.run(&["resume", &id, "--approve", "go-second"])?;
+    assert_eq!(changed.code, Some(5), "{}", changed.all());
+    assert!(changed.stderr.contains("+vars: {region: lab-2"), "{}", changed.all());
+    lab.write("env.yaml", &environment)?;
     let resumed = lab.run(&["resume", &id, "--approve", "go-second", "--approver", "alice"])?;
     assert_eq!(resumed.code, Some(0), "{}", resumed.all());
     assert!(resumed.stdout.contains("done    first (by an earlier attempt)"), "{}", resumed.all());

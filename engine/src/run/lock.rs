@@ -136,10 +136,12 @@ impl EnvLock {
     }
 }
 
-/// The owner recorded in an environment's lock, and whether its process still holds it.
+/// The owner recorded in an environment's lock, and whether its process still
+/// runs. It only reads: taking the OS lock, even for a moment, could make a run
+/// starting at that moment believe the environment is held.
 pub fn inspect(state_dir: &Path, environment: &str) -> Result<Option<(Owner, bool)>, LockError> {
     let path = lock_path(state_dir, environment);
-    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+    let mut file = match OpenOptions::new().read(true).open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(LockError::Io { path, source }),
@@ -147,11 +149,8 @@ pub fn inspect(state_dir: &Path, environment: &str) -> Result<Option<(Owner, boo
     let Some(owner) = read_owner(&mut file) else {
         return Ok(None);
     };
-    let alive = match file.try_lock() {
-        Ok(()) => false,
-        Err(TryLockError::WouldBlock) => true,
-        Err(TryLockError::Error(source)) => return Err(LockError::Io { path, source }),
-    };
+    let here = super::state::host_name();
+    let alive = owner.host == here && Path::new("/proc").join(owner.pid.to_string()).exists();
     Ok(Some((owner, alive)))
 }
 
@@ -216,7 +215,7 @@ mod tests {
         Owner {
             run: run.into(),
             pid: std::process::id(),
-            host: "test".into(),
+            host: crate::run::state::host_name(),
             user: "me".into(),
             since: "now".into(),
         }
