@@ -117,7 +117,8 @@ async fn time_run(checked: &Checked, registry: &runsheet_engine::Registry, journ
         mode: Mode::Run,
         approver: Arc::new(runsheet_engine::action::NoApprover),
         observers: Vec::new(),
-        journal: Some(journal),
+        // RUNSHEET_BENCH_NO_JOURNAL=1 separates the journal's cost from the executor's.
+        journal: std::env::var_os("RUNSHEET_BENCH_NO_JOURNAL").is_none().then_some(journal),
         masker: Masker::default(),
         change_id: None,
     };

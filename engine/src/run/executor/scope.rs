@@ -161,8 +161,13 @@ impl<'a> Exec<'a> {
             let mut ids = Vec::with_capacity(steps.len());
             let mut ok = true;
             let rollback_only = rollback_only_steps(steps);
+            // No more futures in flight than steps may run: ready steps wait in the
+            // schedule (cheap) rather than as suspended futures (large).
+            let limit = self.checked.playbook.concurrency.max(1) as usize;
             loop {
-                while let Some(index) = schedule.next_ready() {
+                while running.len() < limit
+                    && let Some(index) = schedule.next_ready()
+                {
                     let step = &steps[index];
                     let id = node_id(&frame.prefix, step);
                     if rollback_only.contains(step.id.value.as_str()) {
