@@ -206,8 +206,8 @@ steps:
     Ok(())
 }
 
-#[test]
-fn sigint_stops_new_steps_rolls_back_and_exits_130() -> TestResult {
+/// SIGINT (Ctrl-C) and SIGTERM (what a pipeline sends on timeout) take the same path.
+fn a_signal_stops_new_steps_rolls_back_and_exits_130(signal: &str) -> TestResult {
     let lab = Lab::with_data()?;
     lab.write("p.yaml", r#"
 runsheet: 1
@@ -225,7 +225,7 @@ finally:
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status()?;
+    let status = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status()?;
     assert!(status.success());
     let output = child.wait_with_output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -237,6 +237,16 @@ finally:
     let report: Value = serde_json::from_str(&std::fs::read_to_string(lab.path().join("report.json"))?)?;
     assert_eq!(report["outcome"], "interrupted");
     Ok(())
+}
+
+#[test]
+fn sigint_stops_new_steps_rolls_back_and_exits_130() -> TestResult {
+    a_signal_stops_new_steps_rolls_back_and_exits_130("-INT")
+}
+
+#[test]
+fn sigterm_stops_new_steps_rolls_back_and_exits_130() -> TestResult {
+    a_signal_stops_new_steps_rolls_back_and_exits_130("-TERM")
 }
 
 #[test]
