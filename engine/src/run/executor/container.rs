@@ -197,7 +197,17 @@ impl<'a> Exec<'a> {
                 format!("{item_id}."),
             );
             let scope = self.run_scope(each.body, body_scope.clone(), inner, item_entry);
-            items.push(async move { (item_id, scope.await) });
+            items.push(async move {
+                let end = scope.await;
+                if !end.ok
+                    && !budget.exceeded.load(Ordering::Relaxed)
+                    && !self.stopped(&instance.frame)
+                {
+                    // Tolerated: put this item back before the run goes on.
+                    self.undo_item(&item_id).await;
+                }
+                (item_id, end)
+            });
         }
         futures::future::join_all(items).await
     }

@@ -274,6 +274,8 @@ struct Book<'a> {
     planned: Vec<PlannedChange>,
     /// Whether a `finally` step failed.
     finally_failed: bool,
+    /// Whether undoing a failed `for_each` item (within `max_failures`) failed.
+    item_undo_failed: bool,
 }
 
 /// One run of a checked playbook: its settings and everything it keeps while it goes.
@@ -458,7 +460,7 @@ impl<'a> Exec<'a> {
             reason,
             paused,
             main_ok: main_end.ok,
-            undo_complete,
+            undo_complete: undo_complete && !book.item_undo_failed,
             finally_failed: book.finally_failed,
         };
         RunResult {

@@ -70,6 +70,58 @@ impl<'a> Exec<'a> {
         complete
     }
 
+    /// Undoes the writes of one failed `for_each` item whose failure the run
+    /// tolerates (`max_failures`), so the host or entity it worked on is not left
+    /// half-changed: back to the item's newest checkpoint (`to_checkpoint`), or
+    /// to its start (`all`). The rest of the run carries on.
+    pub(super) async fn undo_item(&self, item_id: &str) {
+        let policy = self.checked.playbook.rollback;
+        if policy == RollbackPolicy::None || self.dry_run {
+            return;
+        }
+        let prefix = format!("{item_id}.");
+        let (completed, keep) = {
+            let mut book = lock(&self.book);
+            let keep = (policy == RollbackPolicy::ToCheckpoint)
+                .then(|| {
+                    book.checkpoints
+                        .iter()
+                        .filter(|(id, _)| id.starts_with(&prefix))
+                        .max_by_key(|(_, seq)| *seq)
+                        .cloned()
+                })
+                .flatten();
+            let cutoff = keep.as_ref().map_or(0, |(_, seq)| *seq);
+            let all = std::mem::take(&mut book.completed);
+            let (mut undo, kept): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(|c| c.instance.id.starts_with(&prefix) && c.seq > cutoff);
+            book.completed = kept;
+            undo.sort_by_key(|c| Reverse(c.seq));
+            (undo, keep)
+        };
+        if completed.is_empty() {
+            return;
+        }
+        let steps: Vec<String> = completed.iter().map(|c| c.instance.id.clone()).collect();
+        // Its own record kind: a resume must not treat later items as built on an undone state.
+        self.journal(
+            "item_rollback_started",
+            json!({"item": item_id, "checkpoint": keep.as_ref().map(|k| &k.0), "steps": steps}),
+            true,
+        );
+        self.emit(EventKind::RollbackStarted {
+            policy: format!("failed item {item_id}"),
+            checkpoint: keep.map(|k| k.0),
+            steps,
+        });
+        for done in completed {
+            if !self.undo_and_record(&done).await {
+                lock(&self.book).item_undo_failed = true;
+            }
+        }
+    }
+
     /// The newest checkpoint every failure came after, with its completion sequence.
     fn checkpoint_kept(&self) -> Option<(String, u64)> {
         let (failed, mut candidates) = {

@@ -428,3 +428,22 @@ fn a_journal_replay_reruns_what_came_after_an_undone_write_and_keeps_rollback_no
     let cut_short = Prior::from_records(&records[..7]);
     assert!(cut_short.undo_in_doubt.contains("w2"), "an undo with a start and no end is in doubt");
 }
+
+#[test]
+fn a_tolerated_item_failure_undoes_that_item_only() {
+    let outcome = run(r#"
+runsheet: 1
+name: tolerated
+steps:
+  - id: each
+    for_each: "{{ ['n1', 'boom2', 'n3'] }}"
+    batch: 1
+    max_failures: 1
+    steps:
+      - {id: drain, action: t.put, with: {key: "{{ item }}-drained", value: 1}}
+      - {id: upgrade, action: t.put, with: {key: "{{ item }}", value: "{{ item }}"}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::Succeeded, "{:?}", described(&outcome.summary));
+    let keys: Vec<String> = store(&outcome).into_keys().collect();
+    assert_eq!(keys, ["n1", "n1-drained", "n3", "n3-drained"], "boom2's drain was undone, the others stand");
+}
