@@ -197,6 +197,9 @@ pub enum Command {
     Rollback {
         /// The run id.
         run_id: String,
+        /// Say how a write or undo that was cut short ended, after checking by hand: STEP=done or STEP=rerun (repeatable).
+        #[arg(long = "resolved", value_name = "STEP=done|rerun")]
+        resolved: Vec<String>,
         /// Where runs are kept and how they are shown.
         #[command(flatten)]
         run: RunArgs,

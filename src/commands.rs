@@ -74,11 +74,15 @@ pub fn run(cli: Cli) -> Exit {
             &run,
             Mode::Run,
         ),
-        Command::Rollback { run_id, run } => {
+        Command::Rollback {
+            run_id,
+            resolved,
+            run,
+        } => {
             let arguments = crate::execute::ResumeArgs {
                 approve: &[],
                 allow_changed: true,
-                resolved: &[],
+                resolved: &resolved,
                 window: None,
             };
             crate::execute::resume(&registry, &run_id, &arguments, &run, Mode::Rollback)

@@ -863,19 +863,29 @@ pub fn resume(
             return Exit::Refused;
         }
     };
+    // Refused from here on: give back a lock this attempt took fresh (a lock the
+    // run already held stays with it).
+    let refuse = |held: Option<lock::EnvLock>, exit: Exit| {
+        if let Some(held) = held
+            && held.taken_back_from.is_none()
+        {
+            let _ = held.release();
+        }
+        exit
+    };
     let journal_path = state.journal_path(run_id);
-    let (journal, contents) = match Journal::reopen(&journal_path) {
+    let (mut journal, contents) = match Journal::reopen(&journal_path) {
         Ok(found) => found,
         Err(e) => {
             eprintln!("error: {e}");
-            return Exit::Refused;
+            return refuse(held, Exit::Refused);
         }
     };
     if let Some((line, why)) = &contents.broken {
         eprintln!(
             "error: refused: the journal of run {run_id} is broken at record {line}: {why}\n  help: `runsheet show {run_id} --verify`; a tampered journal cannot be resumed"
         );
-        return Exit::Refused;
+        return refuse(held, Exit::Refused);
     }
     if contents.truncated_tail {
         eprintln!("note: the journal's last record was cut short (a crash while writing it); it was dropped");
@@ -883,13 +893,13 @@ pub fn resume(
     let mut prior = Prior::from_records(&contents.records);
     if let Err(message) = resolve(&mut prior, resume.resolved) {
         eprintln!("error: {message}");
-        return Exit::Invalid;
+        return refuse(held, Exit::Invalid);
     }
     let window = match window.map(Window::parse).transpose() {
         Ok(found) => found.or_else(|| record.window.as_deref().and_then(|w| Window::parse(w).ok())),
         Err(e) => {
             eprintln!("error: --window: {e}");
-            return Exit::Invalid;
+            return refuse(held, Exit::Invalid);
         }
     };
     if mode == Mode::Run
@@ -899,10 +909,25 @@ pub fn resume(
         eprintln!(
             "error: refused: run {run_id} is outside its change window {window}\n  help: pass the next window: runsheet resume {run_id} --window START/END"
         );
-        return Exit::Refused;
+        return refuse(held, Exit::Refused);
     }
-
-
+    // What a person resolved is kept, so a later resume does not ask again.
+    for item in resume.resolved {
+        if let Some((step, how)) = item.split_once('=')
+            && let Err(e) = journal.append(
+                "resolved",
+                serde_json::Map::from_iter([
+                    ("step".to_owned(), json!(step)),
+                    ("how".to_owned(), json!(how)),
+                    ("by".to_owned(), json!(args.approver.clone().unwrap_or_else(os_user))),
+                ]),
+                true,
+            )
+        {
+            eprintln!("error: {e}");
+            return refuse(held, Exit::Refused);
+        }
+    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(exit) => return exit,

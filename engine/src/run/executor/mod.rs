@@ -274,7 +274,8 @@ struct Book<'a> {
     planned: Vec<PlannedChange>,
     /// Whether a `finally` step failed.
     finally_failed: bool,
-    /// Whether undoing a failed `for_each` item (within `max_failures`) failed.
+    /// Whether an undo outside the main rollback failed or could not be tried
+    /// (a tolerated `for_each` item; an unknown write in `rollback RUN`).
     item_undo_failed: bool,
 }
 
@@ -682,7 +683,7 @@ impl<'a> Exec<'a> {
     /// A record with secrets masked in its values, except the names that identify
     /// steps and gates (masking those would make resume lose track of them).
     fn masked_record(&self, fields: Value) -> Map<String, Value> {
-        const NAMES: [&str; 5] = ["step", "path", "action", "gate", "run"];
+        const NAMES: [&str; 8] = ["step", "steps", "path", "action", "gate", "run", "item", "checkpoint"];
         let mut record = Map::new();
         for (key, value) in object(fields) {
             if NAMES.contains(&key.as_str()) {

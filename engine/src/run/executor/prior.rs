@@ -47,10 +47,12 @@ impl Prior {
             let step = record.str("step").unwrap_or("").to_owned();
             match record.kind() {
                 "step_started" => {
+                    prior.undo_in_doubt.remove(&step);
                     prior.in_doubt.insert(step);
                 }
                 "step_succeeded" => {
                     prior.in_doubt.remove(&step);
+                    prior.undo_in_doubt.remove(&step);
                     let flag = |name: &str| record.fields.get(name).and_then(Value::as_bool) == Some(true);
                     done_at.insert(step.clone(), index);
                     prior.done.insert(
@@ -82,6 +84,43 @@ impl Prior {
                             undone.contains(&step.as_str())
                                 || done_at.get(step).is_none_or(|at| *at < earliest)
                         });
+                    }
+                }
+                "item_rollback_started" => {
+                    // The same, within the item: its steps after the undone write run again.
+                    let prefix = format!("{}.", record.str("item").unwrap_or(""));
+                    let undone: Vec<&str> = record
+                        .fields
+                        .get("steps")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    if let Some(earliest) = undone.iter().filter_map(|s| done_at.get(*s)).min().copied() {
+                        prior.done.retain(|step, _| {
+                            !step.starts_with(&prefix)
+                                || undone.contains(&step.as_str())
+                                || done_at.get(step).is_none_or(|at| *at < earliest)
+                        });
+                    }
+                }
+                "resolved" => {
+                    // A person said how a write or an undo cut short ended.
+                    let done = record.str("how") == Some("done");
+                    let undo = prior.undo_in_doubt.remove(&step);
+                    let write = prior.in_doubt.remove(&step);
+                    if undo && !done {
+                        prior.done.remove(&step);
+                    } else if undo || (write && done) {
+                        let entry = prior.done.entry(step).or_insert_with(|| PriorStep {
+                            outputs: json!({}),
+                            undo: None,
+                            masked: false,
+                            write: true,
+                            undo_unknown: None,
+                        });
+                        entry.undo_unknown = Some("a person resolved it by hand, so its undo is unknown".into());
                     }
                 }
                 "undo_started" => {

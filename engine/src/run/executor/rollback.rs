@@ -183,7 +183,13 @@ impl<'a> Exec<'a> {
         }
         let undone = tokio::select! {
             result = self.undo_one(done) => result,
-            () = self.abort_signal() => Err("aborted by a second signal while undoing; its state is unknown".to_owned()),
+            () = self.abort_signal() => {
+                // No end record: a resume finds this undo cut short and asks a person.
+                lock(&self.book)
+                    .attention
+                    .push(format!("{id}: aborted while undoing; its state is unknown"));
+                return false;
+            }
         };
         match undone {
             Ok(how) if keeps => {

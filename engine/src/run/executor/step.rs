@@ -104,7 +104,9 @@ impl<'a> Exec<'a> {
         if !undoing && self.mode == Mode::Rollback {
             // Not done before: nothing to undo, and its dependents may still be done.
             if self.prior.in_doubt.contains(&instance.id) {
-                lock(&self.book).attention.push(format!(
+                let mut book = lock(&self.book);
+                book.item_undo_failed = true;
+                book.attention.push(format!(
                     "{}: started but never finished; its state is unknown, so it was not undone: check it by hand",
                     instance.id
                 ));
@@ -322,8 +324,10 @@ impl<'a> Exec<'a> {
         let name = call.action.spec().name;
         let masked_arguments = self.masker.value(&call.arguments);
         let permit = self.semaphore.acquire().await;
-        // The run may have stopped while this step waited for a slot.
-        if !undoing && self.stopped(&instance.frame) {
+        // The run may have stopped while this step waited for a slot (a write
+        // its probe found done is recorded whatever happens).
+        let checks = !undoing && probed.is_none();
+        if checks && self.stopped(&instance.frame) {
             drop(permit);
             instance
                 .frame
@@ -335,7 +339,7 @@ impl<'a> Exec<'a> {
             return End::NotRun;
         }
         if call.write
-            && !undoing
+            && checks
             && let Err(reason) = self.window_admits(instance.step)
         {
             drop(permit);
@@ -368,7 +372,7 @@ impl<'a> Exec<'a> {
         self.record_decisions();
         match result {
             Ok((applied, attempts)) => {
-                self.succeed(instance, call, masked_arguments, applied, attempts);
+                self.succeed(instance, call, masked_arguments, applied, attempts, undoing);
                 End::Succeeded
             }
             Err((ActionError::Paused { gate, prompt }, _)) => self.pause(&instance, gate, prompt),
@@ -384,6 +388,7 @@ impl<'a> Exec<'a> {
         masked_arguments: Value,
         applied: Applied,
         attempts: u32,
+        undoing: bool,
     ) {
         let elapsed_ms = instance.started.elapsed().as_millis() as u64;
         let step = instance.step;
@@ -418,7 +423,10 @@ impl<'a> Exec<'a> {
             .frame
             .record(&step.id.value, Recorded::Done(outputs));
         let id = instance.id.clone();
-        self.keep(seq, instance, call, applied.undo, None);
+        if !undoing {
+            // A rollback step undoes another step; it is never undone itself.
+            self.keep(seq, instance, call, applied.undo, None);
+        }
         self.emit(EventKind::StepSucceeded {
             step: id,
             action: name.to_owned(),

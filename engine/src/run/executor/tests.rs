@@ -447,3 +447,49 @@ steps:
     let keys: Vec<String> = store(&outcome).into_keys().collect();
     assert_eq!(keys, ["n1", "n1-drained", "n3", "n3-drained"], "boom2's drain was undone, the others stand");
 }
+
+#[test]
+fn a_rollback_step_that_ran_for_a_tolerated_item_is_never_undone_later() {
+    let outcome = run(r#"
+runsheet: 1
+name: nested-undo
+rollback: all
+steps:
+  - id: each
+    for_each: "{{ ['boom1', 'n2'] }}"
+    batch: 1
+    max_failures: 1
+    steps:
+      - {id: drain, action: t.put, with: {key: "{{ item }}-drained", value: 1}, rollback: [undrain]}
+      - {id: undrain, action: t.put, needs: [], with: {key: "{{ item }}-undrained", value: 1}}
+      - {id: upgrade, action: t.put, needs: [drain], with: {key: "{{ item }}", value: "{{ item }}"}}
+  - {id: final, action: t.put, with: {key: x, value: boom}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack, "{:?}", described(&outcome.summary));
+    let keys: Vec<String> = store(&outcome).into_keys().collect();
+    assert_eq!(keys, ["boom1-drained", "boom1-undrained", "n2-drained", "n2-undrained"]);
+}
+
+#[test]
+fn resolutions_and_item_rollbacks_replay_from_the_journal() {
+    let record = |line: usize, fields: Value| Record { line, fields: object(fields) };
+    let records = vec![
+        record(0, json!({"kind": "step_succeeded", "step": "each[a].drain", "write": true})),
+        record(1, json!({"kind": "step_succeeded", "step": "each[a].health", "write": false})),
+        record(2, json!({"kind": "step_succeeded", "step": "each[b].drain", "write": true})),
+        record(3, json!({"kind": "item_rollback_started", "item": "each[a]", "steps": ["each[a].drain"]})),
+        record(4, json!({"kind": "undo_started", "step": "each[a].drain"})),
+        record(5, json!({"kind": "step_started", "step": "w"})),
+    ];
+    let prior = Prior::from_records(&records);
+    assert!(!prior.done.contains_key("each[a].health"), "a read after the item's undone write runs again");
+    assert!(prior.done.contains_key("each[b].drain"), "other items are not touched");
+    assert!(prior.undo_in_doubt.contains("each[a].drain") && prior.in_doubt.contains("w"));
+    let mut resolved = records.clone();
+    resolved.push(record(6, json!({"kind": "resolved", "step": "each[a].drain", "how": "rerun"})));
+    resolved.push(record(7, json!({"kind": "resolved", "step": "w", "how": "done"})));
+    let prior = Prior::from_records(&resolved);
+    assert!(prior.undo_in_doubt.is_empty() && prior.in_doubt.is_empty());
+    assert!(!prior.done.contains_key("each[a].drain"), "rerun: the undo took effect");
+    assert!(prior.done.get("w").is_some_and(|w| w.undo_unknown.is_some()), "done by hand: its undo is unknown");
+}
