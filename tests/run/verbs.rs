@@ -580,3 +580,56 @@ steps:
     }
     Ok(())
 }
+
+/// Runs `runsheet ARGS` on a pseudo-terminal (util-linux `script`), typing `input`.
+fn on_a_terminal(lab: &Lab, args: &str, input: &str) -> Result<crate::lab::Run, Box<dyn std::error::Error>> {
+    use std::io::Write as _;
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_runsheet"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(lab.path())
+        .env_remove("CI")
+        .env("USER", "operator-on-tty")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("this test needs util-linux `script` (package bsdutils) for a pseudo-terminal: {e}"))?;
+    std::thread::sleep(Duration::from_millis(800));
+    if let Some(stdin) = child.stdin.as_mut() {
+        stdin.write_all(input.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    Ok(crate::lab::Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+#[test]
+fn on_a_terminal_the_gate_asks_and_the_progress_view_draws() -> TestResult {
+    let lab = Lab::with_data()?;
+    lab.write("p.yaml", r#"
+runsheet: 1
+name: asked
+steps:
+  - {id: go, action: approval, with: {prompt: "Drain dp1 now?"}}
+  - {id: a, action: host.file, on: me, with: {path: "{{ env.data }}/a", content: "a\n"}}
+"#)?;
+    let yes = on_a_terminal(&lab, "run p.yaml --env env.yaml --yes", "y\n")?;
+    assert_eq!(yes.code, Some(0), "{}", yes.all());
+    assert!(yes.stdout.contains("Approval gate `go`: Drain dp1 now?"), "{}", yes.all());
+    assert!(yes.stdout.contains("gate    `go` approved by operator-on-tty"), "{}", yes.all());
+    assert!(yes.stdout.contains("2/2 steps"), "the progress view drew: {}", yes.all());
+    assert!(lab.data().join("a").exists());
+    std::fs::remove_file(lab.data().join("a"))?;
+    let no = on_a_terminal(&lab, "run p.yaml --env env.yaml --yes", "n\n")?;
+    assert_eq!(no.code, Some(1), "{}", no.all());
+    assert!(no.stdout.contains("gate    `go` REFUSED by operator-on-tty"), "{}", no.all());
+    assert!(!lab.data().join("a").exists());
+    let unconfirmed = on_a_terminal(&lab, "run p.yaml --env env.yaml", "n\n")?;
+    assert_eq!(unconfirmed.code, Some(5), "without --yes a terminal run asks first: {}", unconfirmed.all());
+    assert!(unconfirmed.stdout.contains("Proceed? [y/N]") && unconfirmed.stdout.contains("not started."), "{}", unconfirmed.all());
+    Ok(())
+}

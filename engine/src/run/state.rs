@@ -213,11 +213,30 @@ pub fn new_run_id() -> String {
     format!("{}-{:04x}", now.strftime("%Y%m%d-%H%M%S"), (mixed >> 48) as u16)
 }
 
-/// The OS user running this process.
+/// The OS user running this process: `$USER`, `$LOGNAME`, else the name of
+/// the process's uid in /etc/passwd (pipelines often set neither variable).
 pub fn os_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(user_from_passwd)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn user_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_owned())
+    })
 }
 
 /// This machine's name.
