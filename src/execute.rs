@@ -686,6 +686,9 @@ fn conclude(
             }
         } else if let Err(e) = held.release() {
             eprintln!("error: {e}");
+        } else if record.environment.is_none() {
+            // A run's own lock has no use once the run has ended.
+            let _ = std::fs::remove_file(lock::lock_path(state.root(), &lock_key(&record)));
         }
     }
     match result.outcome {

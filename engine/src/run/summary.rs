@@ -208,13 +208,22 @@ impl RunSummary {
             EventKind::Notice { message } => self.notices.push(message.clone()),
             EventKind::RollbackStarted {
                 policy, checkpoint, ..
-            } => {
-                self.rollback = Some(RollbackSummary {
-                    policy: policy.clone(),
-                    checkpoint: checkpoint.clone(),
-                    steps: Vec::new(),
-                });
-            }
+            } => match &mut self.rollback {
+                // A failed item put back earlier, then the run's own rollback: keep both.
+                Some(earlier) => {
+                    earlier.policy = format!("{}; then {policy}", earlier.policy);
+                    if checkpoint.is_some() {
+                        earlier.checkpoint = checkpoint.clone();
+                    }
+                }
+                None => {
+                    self.rollback = Some(RollbackSummary {
+                        policy: policy.clone(),
+                        checkpoint: checkpoint.clone(),
+                        steps: Vec::new(),
+                    });
+                }
+            },
             EventKind::StepUndone { step, how } => self.undo(step, "undone", how),
             EventKind::UndoFailed { step, error } => self.undo(step, "failed", error),
             EventKind::RunFinished {
@@ -291,5 +300,53 @@ impl Observer for Recorder {
             Ok(mut summary) => summary.apply(event),
             Err(poisoned) => poisoned.into_inner().apply(event),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            at: "2026-11-26T22:00:00.000Z".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn an_item_put_back_and_the_run_rollback_are_both_kept() {
+        let mut summary = RunSummary::default();
+        for kind in [
+            EventKind::RollbackStarted {
+                policy: "failed item upgrade[dp2]".into(),
+                checkpoint: None,
+                steps: vec!["upgrade[dp2].drain".into()],
+            },
+            EventKind::StepUndone {
+                step: "upgrade[dp2].drain".into(),
+                how: "its undo record".into(),
+            },
+            EventKind::RollbackStarted {
+                policy: "to_checkpoint".into(),
+                checkpoint: Some("snapshot".into()),
+                steps: vec!["upgrade[dp1].drain".into()],
+            },
+            EventKind::StepUndone {
+                step: "upgrade[dp1].drain".into(),
+                how: "its undo record".into(),
+            },
+        ] {
+            summary.apply(&event(kind));
+        }
+        let rollback = summary.rollback.unwrap_or_else(|| RollbackSummary {
+            policy: String::new(),
+            checkpoint: None,
+            steps: Vec::new(),
+        });
+        assert_eq!(rollback.policy, "failed item upgrade[dp2]; then to_checkpoint");
+        assert_eq!(rollback.checkpoint.as_deref(), Some("snapshot"));
+        let undone: Vec<&str> = rollback.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(undone, ["upgrade[dp2].drain", "upgrade[dp1].drain"]);
     }
 }
