@@ -58,7 +58,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
         })
 }
 
-/// SHA-256 of a file's bytes, hex.
+/// SHA-256 of the playbook as it was loaded (no second read of the file).
+fn text_sha256(checked: &Checked) -> String {
+    hash_line(checked.file.text.as_bytes())
+}
+
+/// SHA-256 of a file's bytes, hex (the file as it is now on disk).
 fn file_sha256(path: &Path) -> String {
     std::fs::read(path)
         .map(|bytes| hash_line(&bytes))
@@ -235,7 +240,7 @@ pub fn plan(
     let options = dry_options(playbook, observers);
     let facts = facts(&checked, playbook, "plan", None, None, true);
     let (result, _) = runtime.block_on(drive(&checked, registry, options, &[], facts));
-    let saved = saved_plan(&checked, playbook, &result);
+    let saved = saved_plan(&checked, &result);
     match output {
         OutputFormat::Json => emit(&json_text(&saved)),
         OutputFormat::Human => emit(&plan_diffs(&result)),
@@ -320,7 +325,7 @@ fn plan_diffs(result: &RunResult) -> String {
 }
 
 /// The saved plan: hashes, inputs, and each write step's "before" state.
-fn saved_plan(checked: &Checked, playbook: &Path, result: &RunResult) -> Value {
+fn saved_plan(checked: &Checked, result: &RunResult) -> Value {
     let steps: Vec<Value> = result
         .planned
         .iter()
@@ -332,7 +337,7 @@ fn saved_plan(checked: &Checked, playbook: &Path, result: &RunResult) -> Value {
     json!({
         "runsheet_plan": 1,
         "playbook": checked.playbook.name.value,
-        "playbook_sha256": file_sha256(playbook),
+        "playbook_sha256": text_sha256(checked),
         "environment": checked.environment.as_ref().map(|(_, e)| e.name.value.clone()),
         "environment_sha256": checked.environment.as_ref().map(|(f, _)| hash_line(f.text.as_bytes())),
         "inputs": masked_inputs(checked),
@@ -365,7 +370,7 @@ fn facts(
         run: run.to_owned(),
         playbook: checked.playbook.name.value.clone(),
         playbook_path: playbook.display().to_string(),
-        playbook_sha256: file_sha256(playbook),
+        playbook_sha256: text_sha256(checked),
         environment: checked.environment.as_ref().map(|(_, e)| e.name.value.clone()),
         change_id,
         window,
@@ -530,7 +535,7 @@ pub fn run(
         let options = dry_options(playbook, Vec::new());
         let fresh_facts = facts(&checked, playbook, "plan-check", None, None, true);
         let (fresh, _) = runtime.block_on(drive(&checked, registry, options, &[], fresh_facts));
-        let fresh = saved_plan(&checked, playbook, &fresh);
+        let fresh = saved_plan(&checked, &fresh);
         let problems = stale_plan(&saved, &fresh);
         if !problems.is_empty() {
             eprintln!("error: refused to start: the saved plan {} is stale:", plan_file.display());
@@ -568,13 +573,13 @@ pub fn run(
     let state = StateDir::new(&args.state_dir);
     let run_id = new_run_id();
     let environment = checked.environment.as_ref().map(|(_, e)| e.name.value.clone());
-    let playbook_text = std::fs::read_to_string(playbook).unwrap_or_default();
+    let playbook_text = checked.file.text.as_str();
     let environment_file = checked.environment.as_ref().map(|(f, _)| f);
     let record = RunRecord {
         id: run_id.clone(),
         playbook: checked.playbook.name.value.clone(),
         playbook_path: std::path::absolute(playbook).unwrap_or_else(|_| playbook.to_path_buf()),
-        playbook_sha256: file_sha256(playbook),
+        playbook_sha256: text_sha256(&checked),
         environment: environment.clone(),
         environment_path: inputs
             .env
@@ -593,7 +598,7 @@ pub fn run(
     };
     // The run exists (complete) before it takes the lock, so a crash at any
     // point leaves either nothing or a run that `resume` can continue.
-    if let Err(e) = state.create_run(&record, &playbook_text, environment_file.map(|f| f.text.as_str())) {
+    if let Err(e) = state.create_run(&record, playbook_text, environment_file.map(|f| f.text.as_str())) {
         eprintln!("error: {e}");
         return Exit::Refused;
     }

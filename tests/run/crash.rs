@@ -34,13 +34,6 @@ impl Lcg {
     }
 }
 
-fn only_run(lab: &Lab) -> Option<String> {
-    let runs = std::fs::read_dir(lab.path().join(".runsheet/runs")).ok()?;
-    runs.flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|name| !name.starts_with('.'))
-}
-
 #[test]
 fn kill_9_at_random_points_then_resume_matches_an_uninterrupted_run() -> TestResult {
     let reference = {
@@ -58,7 +51,7 @@ fn kill_9_at_random_points_then_resume_matches_an_uninterrupted_run() -> TestRes
         std::thread::sleep(Duration::from_millis(random.next(500)));
         child.kill()?;
         child.wait()?;
-        let Some(id) = only_run(&lab) else {
+        let Some(id) = lab.only_run() else {
             before_start += 1;
             continue;
         };

@@ -126,6 +126,15 @@ impl Lab {
             .spawn()
     }
 
+    /// The id of the lab's only run (directories being created start with `.`).
+    pub fn only_run(&self) -> Option<String> {
+        std::fs::read_dir(self.path().join(".runsheet/runs"))
+            .ok()?
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .find(|name| !name.starts_with('.'))
+    }
+
     /// Every file under the data directory with its bytes and mode.
     pub fn tree(&self) -> std::io::Result<BTreeMap<String, (Vec<u8>, u32)>> {
         use std::os::unix::fs::PermissionsExt as _;

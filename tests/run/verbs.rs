@@ -417,8 +417,7 @@ steps:
     }
     child.kill()?;
     child.wait()?;
-    let runs = std::fs::read_dir(lab.path().join(".runsheet/runs"))?;
-    let id = runs.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| !n.starts_with('.')).ok_or("no run")?;
+    let id = lab.only_run().ok_or("no run")?;
     let resumed = lab.run(&["resume", &id])?;
     assert_eq!(resumed.code, Some(2), "{}", resumed.all());
     assert!(resumed.stdout.contains("--resolved append=done"), "{}", resumed.all());
@@ -493,7 +492,7 @@ steps:
     assert!(stdout.contains("a: written and not undone"), "{stdout}");
     assert!(lab.data().join("a").exists(), "nothing was undone after the abort");
     // The aborted write has no end record: resume does not guess.
-    let id = std::fs::read_dir(lab.path().join(".runsheet/runs"))?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| !n.starts_with('.')).ok_or("no run")?;
+    let id = lab.only_run().ok_or("no run")?;
     let resumed = lab.run(&["resume", &id])?;
     assert_eq!(resumed.code, Some(2), "{}", resumed.all());
     assert!(resumed.stdout.contains("--resolved long=done"), "{}", resumed.all());

@@ -285,8 +285,8 @@ struct Exec<'a> {
     checked: &'a Checked,
     /// Action types by name.
     registry: &'a Registry,
-    /// Renders the playbook's templates.
-    templates: Templates,
+    /// Renders the playbook's templates (shared with `assert`'s evaluators).
+    templates: Arc<Templates>,
     /// The environment, if the run has one.
     environment: Option<Arc<Environment>>,
     /// Bounds the actions in flight to the playbook's concurrency.
@@ -364,10 +364,10 @@ impl<'a> Exec<'a> {
             .as_ref()
             .map(|(_, e)| Arc::new(e.clone()));
         let masker = options.masker;
-        let templates = Templates::new(Arc::new(RunHost::new(
+        let templates = Arc::new(Templates::new(Arc::new(RunHost::new(
             environment.as_deref().cloned(),
             masker.clone(),
-        )));
+        ))));
         let inner: Arc<dyn Approver> = if options.dry_run {
             Arc::new(NoApprover)
         } else {

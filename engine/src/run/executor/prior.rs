@@ -68,42 +68,13 @@ impl Prior {
                         },
                     );
                 }
-                "rollback_started" => {
-                    // Steps that completed after the earliest write this rollback undoes
-                    // ran on a state that is gone: they run again (reads included).
-                    let undone: Vec<&str> = record
-                        .fields
-                        .get("steps")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    if let Some(earliest) = undone.iter().filter_map(|s| done_at.get(*s)).min().copied() {
-                        prior.done.retain(|step, _| {
-                            undone.contains(&step.as_str())
-                                || done_at.get(step).is_none_or(|at| *at < earliest)
-                        });
-                    }
-                }
+                // Steps that completed after the earliest write a rollback undoes ran
+                // on a state that is gone: they run again (reads included). An item's
+                // rollback touches only that item's steps.
+                "rollback_started" => forget_after_undo(&mut prior, &done_at, record, ""),
                 "item_rollback_started" => {
-                    // The same, within the item: its steps after the undone write run again.
                     let prefix = format!("{}.", record.str("item").unwrap_or(""));
-                    let undone: Vec<&str> = record
-                        .fields
-                        .get("steps")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    if let Some(earliest) = undone.iter().filter_map(|s| done_at.get(*s)).min().copied() {
-                        prior.done.retain(|step, _| {
-                            !step.starts_with(&prefix)
-                                || undone.contains(&step.as_str())
-                                || done_at.get(step).is_none_or(|at| *at < earliest)
-                        });
-                    }
+                    forget_after_undo(&mut prior, &done_at, record, &prefix);
                 }
                 "resolved" => {
                     // A person said how a write or an undo cut short ended.
@@ -149,4 +120,30 @@ impl Prior {
         }
         prior
     }
+}
+
+/// Drops from `done` the steps under `prefix` that completed after the earliest
+/// write a rollback record lists (the listed writes themselves get their own records).
+fn forget_after_undo(
+    prior: &mut Prior,
+    done_at: &HashMap<String, usize>,
+    record: &Record,
+    prefix: &str,
+) {
+    let undone: Vec<&str> = record
+        .fields
+        .get("steps")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let Some(earliest) = undone.iter().filter_map(|s| done_at.get(*s)).min().copied() else {
+        return;
+    };
+    prior.done.retain(|step, _| {
+        !step.starts_with(prefix)
+            || undone.contains(&step.as_str())
+            || done_at.get(step).is_none_or(|at| *at < earliest)
+    });
 }

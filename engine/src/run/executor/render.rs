@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::Exec;
 use crate::action::Evaluate;
 use crate::model::{Setting, TemplateText, is_templated};
-use crate::run::context::{Frame, RunHost, StepScope};
+use crate::run::context::{Frame, StepScope};
 use crate::template::Templates;
 
 impl<'a> Exec<'a> {
@@ -83,10 +83,7 @@ impl<'a> Exec<'a> {
     /// What evaluates an action's `assert` expressions in the step's scope.
     pub(super) fn evaluator(&self, scope: &StepScope) -> Arc<dyn Evaluate> {
         Arc::new(ScopeEvaluator {
-            templates: Templates::new(Arc::new(RunHost::new(
-                self.environment.as_deref().cloned(),
-                self.masker.clone(),
-            ))),
+            templates: Arc::clone(&self.templates),
             scope: scope.clone_shallow(),
         })
     }
@@ -106,8 +103,8 @@ pub fn truthy(value: &Value) -> bool {
 
 /// Evaluates `assert` expressions in a step's context.
 struct ScopeEvaluator {
-    /// Renders the expressions.
-    templates: Templates,
+    /// Renders the expressions: the run's own template environment.
+    templates: Arc<Templates>,
     /// What the expressions see.
     scope: StepScope,
 }
