@@ -4,7 +4,7 @@
 //! step shapes) for the whole file at once; semantic checks live in
 //! [`crate::validation`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use crate::de::{DeError, DeErrorKind, Spanned, from_node};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{
-    DEFAULT_CONCURRENCY, Environment, EnvironmentDoc, FORMAT_VERSION, Gateway, Host, HostDoc,
+    DEFAULT_CONCURRENCY, Duration, Environment, EnvironmentDoc, FORMAT_VERSION, Gateway, Host,
+    HostDoc, HostSsh, SshSettings,
     InputSpec, KongGatewayDoc, Layer7GatewayDoc, Needs, Playbook, PlaybookDoc, RollbackPolicy,
     Step, StepDoc, StepKind, Transport,
 };
@@ -516,11 +517,12 @@ impl<'f> Reader<'f> {
                 None => unreadable.push(name.value.clone()),
             }
         }
+        let defaults = doc.ssh.clone().unwrap_or_default();
         let mut hosts = Vec::with_capacity(doc.hosts.len());
         for (name, node) in &doc.hosts {
             // A host read with an entry dropped is incomplete: its problems are reported, build nothing.
             let complete = self.read_lossy::<HostDoc>(node).filter(|(_, lossy)| !lossy);
-            match complete.and_then(|(host, _)| self.host(name, &host)) {
+            match complete.and_then(|(host, _)| self.host(name, &host, &defaults)) {
                 Some(host) => hosts.push(host),
                 None => unreadable.push(name.value.clone()),
             }
@@ -544,7 +546,7 @@ impl<'f> Reader<'f> {
             gateways,
             hosts,
             unreadable,
-            ssh: doc.ssh.unwrap_or_default(),
+            ssh: defaults,
             change: doc.change.unwrap_or_default(),
         }
     }
@@ -612,7 +614,12 @@ impl<'f> Reader<'f> {
         Some(gateway)
     }
 
-    fn host(&mut self, name: &Spanned<String>, doc: &HostDoc) -> Option<Host> {
+    fn host(
+        &mut self,
+        name: &Spanned<String>,
+        doc: &HostDoc,
+        defaults: &SshSettings,
+    ) -> Option<Host> {
         let transport = doc.transport.as_ref().map_or(Transport::Ssh, |t| t.value);
         let address = match (&doc.address, transport) {
             (Some(address), _) => address.value.clone(),
@@ -629,11 +636,52 @@ impl<'f> Reader<'f> {
                 return None;
             }
         };
+        let own = doc.ssh.clone().unwrap_or_default();
+        let port = doc
+            .port
+            .as_ref()
+            .or(own.port.as_ref())
+            .or(defaults.port.as_ref())
+            .map_or(22, |p| p.value);
+        let user = doc
+            .user
+            .as_ref()
+            .or(own.user.as_ref())
+            .or(defaults.user.as_ref())
+            .map(|u| u.value.clone());
+        let base = Path::new(&self.file.name)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let path = |own: &Option<Spanned<String>>, default: &Option<Spanned<String>>| {
+            own.as_ref()
+                .or(default.as_ref())
+                .map(|p| base.join(expand_home(&p.value)))
+        };
+        let duration = |own: &Option<Spanned<Duration>>, default: &Option<Spanned<Duration>>| {
+            own.as_ref().or(default.as_ref()).map(|d| d.value.0)
+        };
+        let ssh = Arc::new(HostSsh {
+            identity: path(&own.identity, &defaults.identity),
+            known_hosts: path(&own.known_hosts, &defaults.known_hosts),
+            jump_host: own
+                .jump_host
+                .as_ref()
+                .or(defaults.jump_host.as_ref())
+                .map(|j| j.value.clone()),
+            connect_timeout: duration(&own.connect_timeout, &defaults.connect_timeout),
+            keepalive: duration(&own.keepalive, &defaults.keepalive),
+            strict_host_key_checking: own
+                .strict_host_key_checking
+                .as_ref()
+                .or(defaults.strict_host_key_checking.as_ref())
+                .is_none_or(|s| s.value),
+        });
         Some(Host {
             name: name.value.clone(),
             address,
-            port: doc.port.as_ref().map_or(22, |p| p.value),
-            user: doc.user.as_ref().map(|u| u.value.clone()),
+            port,
+            user,
             transport,
             groups: doc.groups.iter().map(|g| g.value.clone()).collect(),
             vars: doc
@@ -641,7 +689,16 @@ impl<'f> Reader<'f> {
                 .iter()
                 .map(|(k, v)| (k.value.clone(), v.to_json()))
                 .collect(),
+            ssh,
         })
+    }
+}
+
+/// A path with a leading `~/` turned into the user's home directory.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
     }
 }
 

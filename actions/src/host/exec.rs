@@ -63,7 +63,7 @@ impl Action for HostExec {
 
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let arguments: HostExecArguments = parse(NAME, arguments)?;
-        let transport = transport::for_step(context, NAME)?;
+        let transport = transport::for_step(context)?;
         let request = ExecRequest {
             program: program_of(&arguments)?,
             env: arguments.env,
@@ -268,18 +268,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_ssh_host_is_not_available_yet() {
+    async fn an_ssh_host_that_refuses_fails_the_step_naming_it() -> Result<(), std::io::Error> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut context = local_step(false);
         if let StepTarget::Host(host) = &mut context.target {
             host.transport = HostTransport::Ssh;
+            host.port = port;
         }
         let outcome = HostExec::new()
             .apply(&context, json!({"argv": ["true"]}))
             .await;
         assert!(
-            matches!(&outcome, Err(ActionError::NotAvailable { reason, .. }) if reason.contains("issue #5")),
+            matches!(&outcome, Err(ActionError::Failed { message, .. })
+                if message.contains("host `me` refused the connection") && message.contains(&port.to_string())),
             "{outcome:?}"
         );
+        Ok(())
     }
 
     #[tokio::test]

@@ -52,7 +52,7 @@ impl Action for HostFacts {
 
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let NoArguments {} = parse(NAME, arguments)?;
-        let transport = transport::for_step(context, NAME)?;
+        let transport = transport::for_step(context)?;
         let names = transport.system_names().await?;
         let mut outputs = Map::new();
         outputs.insert(

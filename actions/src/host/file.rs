@@ -67,14 +67,14 @@ impl Action for HostFile {
 
     async fn plan(&self, context: &StepContext, arguments: Value) -> Result<Change, ActionError> {
         let wanted = Wanted::read(context, parse(NAME, arguments)?).await?;
-        let transport = transport::for_step(context, NAME)?;
+        let transport = transport::for_step(context)?;
         let current = transport.read_file(&wanted.path).await?;
         Ok(wanted.change_from(current.as_ref()))
     }
 
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let wanted = Wanted::read(context, parse(NAME, arguments)?).await?;
-        let transport = transport::for_step(context, NAME)?;
+        let transport = transport::for_step(context)?;
         let current = transport.read_file(&wanted.path).await?;
         let change = wanted.change_from(current.as_ref());
         if wanted.is_met_by(current.as_ref()) {
@@ -97,7 +97,7 @@ impl Action for HostFile {
         let path = absolute_path(&arguments.path)?;
         let record: UndoRecord = serde_json::from_value(undo)
             .map_err(|error| ActionError::failed(format!("unreadable undo record: {error}")))?;
-        let transport = transport::for_step(context, NAME)?;
+        let transport = transport::for_step(context)?;
         match record.previous()? {
             None => transport.remove_file(&path).await?,
             Some(previous) => transport.write_file(&path, &previous).await?,
@@ -107,7 +107,7 @@ impl Action for HostFile {
 
     async fn probe(&self, context: &StepContext, arguments: Value) -> Result<Probe, ActionError> {
         let wanted = Wanted::read(context, parse(NAME, arguments)?).await?;
-        let transport = transport::for_step(context, NAME)?;
+        let transport = transport::for_step(context)?;
         let current = transport.read_file(&wanted.path).await?;
         if wanted.is_met_by(current.as_ref()) {
             let change = wanted.change_from(current.as_ref());

@@ -16,15 +16,15 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Gid, Group, Pid, Uid, User};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
-use tokio::task::JoinHandle;
 
+use super::output::{DEFAULT_OUTPUT_LIMIT, capture, finish_reading, take};
 use super::transport::{
     ByteStream, CapturedOutput, ExecOutput, ExecRequest, FileSpec, FileState, Ownership, Program,
     SystemNames, Transport, TransportError,
@@ -34,13 +34,6 @@ use super::transport::{
 const INHERITED_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR",
 ];
-
-/// How much of each output stream is kept by default: 1 MiB.
-pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
-
-/// How long output is still read after the command exits: a daemon it
-/// started in the background may hold the pipes open for ever.
-const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
 /// Distinguishes temporary files written by this process.
 static TEMPORARY_FILES: AtomicU64 = AtomicU64::new(0);
@@ -118,6 +111,10 @@ impl Transport for LocalTransport {
                 error,
             )),
         }
+    }
+
+    async fn port_open(&self, host: &str, port: u16) -> Result<bool, TransportError> {
+        Ok(tokio::net::TcpStream::connect((host, port)).await.is_ok())
     }
 
     async fn connect_tcp(&self, host: &str, port: u16) -> Result<ByteStream, TransportError> {
@@ -257,40 +254,6 @@ fn home_directory() -> Option<PathBuf> {
         .flatten()
         .map(|user| user.dir)
         .filter(|directory| directory.is_dir())
-}
-
-/// Reads a pipe to its end, keeping up to `limit` bytes in `sink`.
-async fn capture(mut pipe: impl AsyncRead + Unpin, limit: usize, sink: Arc<Mutex<CapturedOutput>>) {
-    let mut buffer = [0_u8; 8192];
-    loop {
-        let read = match pipe.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => read,
-        };
-        let mut captured = sink.lock().unwrap_or_else(PoisonError::into_inner);
-        let room = limit.saturating_sub(captured.bytes.len());
-        let kept = read.min(room);
-        captured.bytes.extend_from_slice(&buffer[..kept]);
-        if kept < read {
-            captured.truncated = true;
-        }
-    }
-}
-
-/// Lets the readers reach the end of their pipes, for a short while at most.
-async fn finish_reading(readers: [Option<JoinHandle<()>>; 2]) {
-    let deadline = tokio::time::Instant::now() + OUTPUT_GRACE;
-    for reader in readers.into_iter().flatten() {
-        let abort = reader.abort_handle();
-        if tokio::time::timeout_at(deadline, reader).await.is_err() {
-            abort.abort();
-        }
-    }
-}
-
-/// The output captured so far.
-fn take(sink: &Mutex<CapturedOutput>) -> CapturedOutput {
-    std::mem::take(&mut *sink.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// A command's process group, killed when dropped unless disarmed (a cancelled
@@ -489,6 +452,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use std::time::Duration;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 

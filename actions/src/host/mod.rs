@@ -21,7 +21,9 @@ pub mod exec;
 pub mod facts;
 pub mod file;
 pub mod local;
+mod output;
 pub mod service;
+pub mod ssh;
 pub mod transport;
 pub mod wait;
 
@@ -33,6 +35,7 @@ pub use facts::HostFacts;
 pub use file::HostFile;
 pub use local::LocalTransport;
 pub use service::HostService;
+pub use ssh::{SshPool, SshTransport};
 pub use transport::{DryRunGuard, Transport, TransportError};
 pub use wait::HostWait;
 

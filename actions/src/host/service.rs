@@ -73,12 +73,15 @@ impl Action for HostService {
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let arguments: HostServiceArguments = parse(NAME, arguments)?;
         let controls = Controls::of(&arguments)?;
-        let transport = transport::for_step(context, NAME)?;
+        let transport = transport::for_step(context)?;
         let service = Service {
             transport: transport.as_ref(),
             controls: &controls,
             timeout: context.timeout,
         };
+        if arguments.manager == ServiceManager::Systemd {
+            require_systemd(transport.as_ref(), context).await?;
+        }
         let was_active = service.is_active().await?;
         let changed = match (arguments.state, was_active) {
             (ServiceState::Started, true) | (ServiceState::Stopped, false) => false,
@@ -116,6 +119,21 @@ impl Action for HostService {
             change: None,
         })
     }
+}
+
+/// Fails clearly when the host does not run systemd (the check `sd_booted` makes).
+async fn require_systemd(transport: &dyn Transport, context: &StepContext) -> Result<(), ActionError> {
+    if transport
+        .path_exists(std::path::Path::new("/run/systemd/system"))
+        .await?
+    {
+        return Ok(());
+    }
+    let host = context.host().map(|h| h.name.clone()).unwrap_or_default();
+    Err(ActionError::failed(format!(
+        "host `{host}` does not run systemd (no /run/systemd/system), so `manager: systemd` cannot \
+         control the service; write `manager: command` with `start`, `stop` and `status` commands"
+    )))
 }
 
 /// The commands that control a service.
@@ -245,6 +263,20 @@ mod tests {
             .apply(&local_step(false), arguments)
             .await?
             .outputs)
+    }
+
+    #[tokio::test]
+    async fn systemd_must_run_on_the_host() -> TestResult {
+        if Path::new("/run/systemd/system").exists() {
+            // This machine runs systemd: the refusal cannot be shown here.
+            return Ok(());
+        }
+        let outcome = apply(json!({"name": "kong", "state": "started"})).await;
+        assert!(
+            matches!(&outcome, Err(ActionError::Failed { message }) if message.contains("does not run systemd") && message.contains("manager: command")),
+            "{outcome:?}"
+        );
+        Ok(())
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub(crate) fn local_step(dry_run: bool) -> StepContext {
         transport: HostTransport::Local,
         groups: Vec::new(),
         vars: serde_json::Map::new(),
+        ssh: Default::default(),
     });
     context
 }

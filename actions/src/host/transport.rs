@@ -16,25 +16,21 @@ use runsheet_engine::{ActionError, StepContext};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::local::LocalTransport;
-
-/// Why a host reached over SSH cannot be used in this build.
-pub const SSH_NOT_IN_THIS_BUILD: &str = "the ssh transport arrives with issue #5";
+use super::ssh::{SshPool, SshTransport};
 
 /// The transport to the step's host, refusing writes when the step is a dry run.
-pub fn for_step(
-    context: &StepContext,
-    action: &'static str,
-) -> Result<Arc<dyn Transport>, ActionError> {
-    match context.host()?.transport {
-        HostTransport::Local if context.dry_run => {
-            Ok(Arc::new(DryRunGuard::new(LocalTransport::new())))
-        }
-        HostTransport::Local => Ok(Arc::new(LocalTransport::new())),
-        HostTransport::Ssh => Err(ActionError::NotAvailable {
-            action,
-            reason: SSH_NOT_IN_THIS_BUILD,
-        }),
-    }
+pub fn for_step(context: &StepContext) -> Result<Arc<dyn Transport>, ActionError> {
+    let host = context.host()?;
+    let ssh = || {
+        let pool = context.resources.get_or_init(SshPool::new);
+        SshTransport::new(host.clone(), pool)
+    };
+    Ok(match (host.transport, context.dry_run) {
+        (HostTransport::Local, false) => Arc::new(LocalTransport::new()),
+        (HostTransport::Local, true) => Arc::new(DryRunGuard::new(LocalTransport::new())),
+        (HostTransport::Ssh, false) => Arc::new(ssh()),
+        (HostTransport::Ssh, true) => Arc::new(DryRunGuard::new(ssh())),
+    })
 }
 
 /// How a host runs commands, reads and writes files, and opens connections.
@@ -57,6 +53,9 @@ pub trait Transport: Send + Sync {
 
     /// Removes the file at `path`; nothing there is not an error.
     async fn remove_file(&self, path: &Path) -> Result<(), TransportError>;
+
+    /// Whether `host:port` accepts a TCP connection, as seen from the host.
+    async fn port_open(&self, host: &str, port: u16) -> Result<bool, TransportError>;
 
     /// A TCP connection to `host:port` as seen from the host (for probes).
     async fn connect_tcp(&self, host: &str, port: u16) -> Result<ByteStream, TransportError>;
@@ -307,6 +306,20 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
+    /// The host could not be reached, or would not let runsheet in.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The connection to the host broke while a command ran.
+    #[error(
+        "the connection to host `{host}` was lost while running `{command}`; \
+         what the command did on the host is unknown"
+    )]
+    ConnectionLost {
+        /// The host's name in the environment.
+        host: String,
+        /// The command.
+        command: String,
+    },
     /// A user or group name is unknown on the host.
     #[error("no {kind} named `{name}` on the host")]
     UnknownOwner {
@@ -346,6 +359,92 @@ pub fn with_sources(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+/// Why runsheet could not open an SSH connection to a host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct ConnectError {
+    /// The host's name in the environment.
+    pub host: String,
+    /// Where runsheet connected: `user@address:port`.
+    pub endpoint: String,
+    /// What went wrong.
+    pub failure: ConnectFailure,
+    /// What ssh said, trimmed.
+    pub detail: String,
+}
+
+/// The kinds of connection failure an operator acts on differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// No answer: a wrong address, no route, a firewall, or a timeout.
+    Unreachable,
+    /// The address answered, but nothing listens on the port.
+    Refused,
+    /// The server refused the login (user or key).
+    Authentication,
+    /// The host's key is not in known_hosts and checking is strict.
+    UnknownHostKey {
+        /// Fingerprints the host offers (`ED25519 SHA256:...`), when they could be read.
+        offered: Vec<String>,
+        /// The known_hosts file consulted, when set.
+        known_hosts: Option<String>,
+    },
+    /// The host's key differs from the one in known_hosts.
+    ChangedHostKey {
+        /// The fingerprint the host offered now.
+        offered: Vec<String>,
+        /// Where the recorded key is (`known_hosts:3`).
+        recorded_at: Option<String>,
+    },
+    /// Something else; the detail says what.
+    Other,
+}
+
+impl ConnectError {
+    /// The message an operator reads.
+    fn describe(&self) -> String {
+        let (host, endpoint, detail) = (&self.host, &self.endpoint, &self.detail);
+        let fingerprints = |offered: &[String]| {
+            if offered.is_empty() {
+                "(its key could not be read)".to_owned()
+            } else {
+                offered.join(", ")
+            }
+        };
+        match &self.failure {
+            ConnectFailure::Unreachable => {
+                format!("cannot reach host `{host}` at {endpoint}: {detail}")
+            }
+            ConnectFailure::Refused => format!(
+                "host `{host}` refused the connection to {endpoint}: nothing listens on that port ({detail})"
+            ),
+            ConnectFailure::Authentication => format!(
+                "host `{host}` refused the login {endpoint}: {detail}; check the user and `ssh.identity`"
+            ),
+            ConnectFailure::UnknownHostKey {
+                offered,
+                known_hosts,
+            } => format!(
+                "host `{host}` ({endpoint}) is not in {} and host-key checking is strict; it offers {}. \
+                 Check that fingerprint with the host's owner, then add the key to known_hosts",
+                known_hosts.as_deref().unwrap_or("known_hosts"),
+                fingerprints(offered)
+            ),
+            ConnectFailure::ChangedHostKey {
+                offered,
+                recorded_at,
+            } => format!(
+                "the host key of `{host}` ({endpoint}) has CHANGED: it now offers {}, which does not match {}. \
+                 Someone may be intercepting the connection, or the host was rebuilt: \
+                 confirm with the host's owner before replacing the recorded key",
+                fingerprints(offered),
+                recorded_at.as_deref().unwrap_or("known_hosts")
+            ),
+            ConnectFailure::Other => format!("cannot connect to host `{host}` at {endpoint}: {detail}"),
+        }
+    }
 }
 
 /// Wraps a transport for a dry run: it refuses every write, and runs only
@@ -394,6 +493,10 @@ impl<T: Transport> Transport for DryRunGuard<T> {
         Err(TransportError::Refused {
             what: format!("remove {}", path.display()),
         })
+    }
+
+    async fn port_open(&self, host: &str, port: u16) -> Result<bool, TransportError> {
+        self.inner.port_open(host, port).await
     }
 
     async fn connect_tcp(&self, host: &str, port: u16) -> Result<ByteStream, TransportError> {

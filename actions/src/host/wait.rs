@@ -63,7 +63,7 @@ impl Action for HostWait {
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let arguments: HostWaitArguments = parse(NAME, arguments)?;
         let condition = Condition::of(&arguments)?;
-        let transport = transport::for_step(context, NAME)?;
+        let transport = transport::for_step(context)?;
         let elapsed = wait_for(transport.as_ref(), &condition, arguments.timeout.0).await?;
         let mut outputs = Map::new();
         outputs.insert("elapsed_ms".into(), json!(millis(elapsed)));
@@ -144,9 +144,10 @@ impl Condition {
         match self {
             Condition::Path { path, present } => Ok(transport.path_exists(path).await? == *present),
             Condition::Port { host, port, open } => {
-                let connected = tokio::time::timeout(limit, transport.connect_tcp(host, *port))
-                    .await
-                    .is_ok_and(|connection| connection.is_ok());
+                let connected = match tokio::time::timeout(limit, transport.port_open(host, *port)).await {
+                    Ok(answer) => answer?,
+                    Err(_) => false,
+                };
                 Ok(connected == *open)
             }
             Condition::Url { url, up } => {

@@ -94,7 +94,7 @@ pub struct SshSettings {
     /// known_hosts file.
     #[serde(default)]
     pub known_hosts: Option<Spanned<String>>,
-    /// Host to jump through (ProxyJump), as `user@host:port`.
+    /// Host to jump through (ProxyJump), as `[user@]host[:port]`.
     #[serde(default)]
     pub jump_host: Option<Spanned<String>>,
     /// Longest wait for a connection.
@@ -276,6 +276,39 @@ pub struct Host {
     pub groups: Vec<String>,
     /// Its vars.
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// How to reach it over SSH: the environment's `ssh:` with the host's overrides.
+    #[serde(skip)]
+    pub ssh: std::sync::Arc<HostSsh>,
+}
+
+/// The SSH settings of one host, merged and with paths made absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSsh {
+    /// Private key file.
+    pub identity: Option<std::path::PathBuf>,
+    /// known_hosts file.
+    pub known_hosts: Option<std::path::PathBuf>,
+    /// Host to jump through (ProxyJump), as `user@host:port`.
+    pub jump_host: Option<String>,
+    /// Longest wait for a connection.
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Interval of keepalive messages.
+    pub keepalive: Option<std::time::Duration>,
+    /// Refuse unknown or changed host keys.
+    pub strict_host_key_checking: bool,
+}
+
+impl Default for HostSsh {
+    fn default() -> Self {
+        Self {
+            identity: None,
+            known_hosts: None,
+            jump_host: None,
+            connect_timeout: None,
+            keepalive: None,
+            strict_host_key_checking: true,
+        }
+    }
 }
 
 /// A loaded, checked environment.
@@ -311,6 +344,14 @@ impl Environment {
         self.hosts
             .iter()
             .any(|h| h.groups.iter().any(|g| g == group))
+    }
+
+    /// Hosts whose SSH host-key checking the environment file turns off.
+    pub fn hosts_without_host_key_checking(&self) -> Vec<&Host> {
+        self.hosts
+            .iter()
+            .filter(|h| h.transport == Transport::Ssh && !h.ssh.strict_host_key_checking)
+            .collect()
     }
 
     /// Every group name, in first-seen order.

@@ -7,7 +7,7 @@ mod template_text;
 
 pub use duration::{Duration, DurationError};
 pub use environment::{
-    ChangeSettings, Environment, EnvironmentDoc, Gateway, Host, HostDoc, KongGatewayDoc,
+    ChangeSettings, Environment, EnvironmentDoc, Gateway, Host, HostDoc, HostSsh, KongGatewayDoc,
     Layer7GatewayDoc, SshSettings, Target, TlsSettings, Transport, TwinSettings,
 };
 pub use playbook::{

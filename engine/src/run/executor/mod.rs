@@ -241,14 +241,24 @@ fn relaxed_checks(environment: &Environment) -> Vec<String> {
             ));
         }
     }
-    if environment
+    let unchecked: Vec<String> = environment
+        .hosts_without_host_key_checking()
+        .iter()
+        .map(|h| format!("`{}`", h.name))
+        .collect();
+    let default_off = environment
         .ssh
         .strict_host_key_checking
         .as_ref()
-        .is_some_and(|s| !s.value)
-    {
+        .is_some_and(|s| !s.value);
+    if !unchecked.is_empty() || default_off {
+        let hosts = if unchecked.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", unchecked.join(", "))
+        };
         found.push(format!(
-            "SSH host-key checking is OFF (ssh.strict_host_key_checking in environment `{}`)",
+            "SSH host-key checking is OFF{hosts} (strict_host_key_checking in environment `{}`)",
             environment.name.value
         ));
     }

@@ -1,0 +1,469 @@
+//! [`SshTransport`]: the `ssh` transport. Commands run over the run's
+//! ControlMaster to the host ([`SshPool`]), each in its own channel, so steps
+//! on one host run in parallel without new handshakes. A command that times
+//! out, or whose step is abandoned, is killed on the host with its whole
+//! process group ([`script`] says how the group is known). Files are read with
+//! `stat` and `cat`, and written through a temporary file renamed over the
+//! target, as the `local` transport does.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use openssh::Session;
+use runsheet_engine::model::Host;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader, ReadBuf};
+
+use super::output::{DEFAULT_OUTPUT_LIMIT, capture, finish_reading, take};
+use super::transport::{
+    ByteStream, CapturedOutput, ExecOutput, ExecRequest, FileSpec, FileState, Ownership,
+    SystemNames, Transport, TransportError,
+};
+
+pub mod failure;
+pub mod pool;
+pub mod script;
+
+pub use pool::SshPool;
+
+/// The most of a file [`Transport::read_file`] reads over SSH: 64 MiB.
+const FILE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// How long killing a timed-out command's process group may take.
+const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `ssh` transport to one host, over the run's connection pool.
+#[derive(Debug, Clone)]
+pub struct SshTransport {
+    host: Host,
+    pool: Arc<SshPool>,
+    output_limit: usize,
+}
+
+impl SshTransport {
+    /// The transport to `host`, connecting through `pool`.
+    pub fn new(host: Host, pool: Arc<SshPool>) -> Self {
+        Self {
+            host,
+            pool,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+        }
+    }
+
+    /// Runs `script` on the host; `described` names it in errors.
+    async fn run(
+        &self,
+        described: &str,
+        script: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+        limit: usize,
+    ) -> Result<ExecOutput, TransportError> {
+        let line = script::wrapped(script);
+        let (session, mut child) = self.spawn(described, &line, stdin.is_some()).await?;
+        let started = Instant::now();
+        let group = RemoteGroup::new(Arc::clone(&session));
+
+        let stdout = Arc::new(Mutex::new(CapturedOutput::default()));
+        let stderr = Arc::new(Mutex::new(CapturedOutput::default()));
+        let readers = [
+            child.stdout().take().map(|pipe| {
+                tokio::spawn(capture_after_group(
+                    pipe,
+                    Arc::clone(&group.id),
+                    limit,
+                    Arc::clone(&stdout),
+                ))
+            }),
+            child
+                .stderr()
+                .take()
+                .map(|pipe| tokio::spawn(capture(pipe, limit, Arc::clone(&stderr)))),
+        ];
+        if let (Some(mut pipe), Some(input)) = (child.stdin().take(), stdin) {
+            // A command that exits without reading its input breaks the pipe: not an error.
+            tokio::spawn(async move {
+                let _written = pipe.write_all(&input).await;
+                let _closed = pipe.shutdown().await;
+            });
+        }
+
+        let waited = match timeout {
+            Some(limit) => tokio::time::timeout(limit, child.wait()).await.ok(),
+            None => Some(child.wait().await),
+        };
+        let Some(status) = waited else {
+            group.kill().await;
+            finish_reading(readers).await;
+            return Err(TransportError::TimedOut {
+                command: described.to_owned(),
+                after: timeout.unwrap_or_default(),
+            });
+        };
+        let elapsed = started.elapsed();
+        let (exit_code, signal) = match status {
+            Ok(status) => (status.code(), None),
+            Err(openssh::Error::Remote(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+                (Some(127), None)
+            }
+            Err(openssh::Error::RemoteProcessTerminated) if session.check().await.is_ok() => {
+                // The master is alive: a signal ended the command (ssh does not say which).
+                (None, None)
+            }
+            Err(_) => {
+                group.disarm();
+                self.pool.forget(&self.host.name, &session);
+                finish_reading(readers).await;
+                return Err(TransportError::ConnectionLost {
+                    host: self.host.name.clone(),
+                    command: described.to_owned(),
+                });
+            }
+        };
+        group.disarm();
+        finish_reading(readers).await;
+        Ok(ExecOutput {
+            exit_code,
+            signal,
+            stdout: take(&stdout),
+            stderr: take(&stderr),
+            elapsed,
+        })
+    }
+
+    /// Starts `line` in a new channel; a master found dead before the command
+    /// started is replaced once (nothing ran, so trying again is safe).
+    async fn spawn(
+        &self,
+        described: &str,
+        line: &str,
+        piped_stdin: bool,
+    ) -> Result<(Arc<Session>, openssh::Child<Arc<Session>>), TransportError> {
+        let mut retried = false;
+        loop {
+            let session = self.pool.session(&self.host).await?;
+            let mut command = Session::to_raw_command(Arc::clone(&session), line);
+            command
+                .stdin(if piped_stdin {
+                    openssh::Stdio::piped()
+                } else {
+                    openssh::Stdio::null()
+                })
+                .stdout(openssh::Stdio::piped())
+                .stderr(openssh::Stdio::piped());
+            match command.spawn().await {
+                Ok(child) => return Ok((session, child)),
+                Err(openssh::Error::Disconnected | openssh::Error::SshMux(_)) if !retried => {
+                    self.pool.forget(&self.host.name, &session);
+                    retried = true;
+                }
+                Err(error) => {
+                    self.pool.forget(&self.host.name, &session);
+                    return Err(TransportError::Spawn {
+                        command: described.to_owned(),
+                        source: std::io::Error::other(transport_detail(&self.host, &error)),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs one of runsheet's own scripts, which must exit 0.
+    async fn script(
+        &self,
+        what: &str,
+        script: &str,
+        stdin: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<ExecOutput, TransportError> {
+        let output = self.run(what, script, stdin, None, limit).await?;
+        if output.succeeded() {
+            return Ok(output);
+        }
+        let stderr = output.stderr.tail(5);
+        Err(TransportError::io(
+            what,
+            std::io::Error::other(if stderr.is_empty() {
+                format!("the host's shell exited with {:?}", output.exit_code)
+            } else {
+                stderr
+            }),
+        ))
+    }
+}
+
+/// What openssh said about a failed channel, with the host named.
+fn transport_detail(host: &Host, error: &openssh::Error) -> String {
+    format!(
+        "over SSH to `{}` ({}): {}",
+        host.name,
+        pool::endpoint(host),
+        super::transport::with_sources(error)
+    )
+}
+
+#[async_trait::async_trait]
+impl Transport for SshTransport {
+    fn name(&self) -> &'static str {
+        "ssh"
+    }
+
+    async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, TransportError> {
+        let script = script::exec_script(request)?;
+        self.run(
+            &request.program.to_string(),
+            &script,
+            request.stdin.clone(),
+            request.timeout,
+            self.output_limit,
+        )
+        .await
+    }
+
+    async fn read_file(&self, path: &Path) -> Result<Option<FileState>, TransportError> {
+        let what = format!("read {} on `{}`", path.display(), self.host.name);
+        let output = self
+            .script(&what, &script::read_file(path), None, FILE_LIMIT)
+            .await?;
+        if output.stdout.truncated {
+            return Err(TransportError::io(
+                what,
+                std::io::Error::other("the file is larger than 64 MiB"),
+            ));
+        }
+        let bytes = output.stdout.bytes;
+        let split = bytes.iter().position(|b| *b == b'\n').unwrap_or(bytes.len());
+        let header = String::from_utf8_lossy(&bytes[..split]).into_owned();
+        let content = bytes.get(split + 1..).unwrap_or_default().to_vec();
+        if header == "absent" {
+            return Ok(None);
+        }
+        let unreadable = || {
+            TransportError::io(
+                what.clone(),
+                std::io::Error::other(format!("unexpected answer `{header}`")),
+            )
+        };
+        let mut words = header.split_whitespace();
+        let (Some("file"), Some(mode), Some(user), Some(group)) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(unreadable());
+        };
+        let mode = u32::from_str_radix(mode, 8).map_err(|_| unreadable())?;
+        Ok(Some(FileState {
+            content,
+            mode,
+            owner: Ownership {
+                user: user.to_owned(),
+                group: Some(group.to_owned()),
+            },
+        }))
+    }
+
+    async fn path_exists(&self, path: &Path) -> Result<bool, TransportError> {
+        let what = format!("look at {} on `{}`", path.display(), self.host.name);
+        let output = self
+            .script(&what, &script::path_exists(path), None, 64)
+            .await?;
+        Ok(output.stdout.text().trim() == "yes")
+    }
+
+    async fn write_file(&self, path: &Path, file: &FileSpec) -> Result<(), TransportError> {
+        let what = format!("write {} on `{}`", path.display(), self.host.name);
+        let output = self
+            .run(
+                &what,
+                &script::write_file(path, file),
+                Some(file.content.clone()),
+                None,
+                64 * 1024,
+            )
+            .await?;
+        if output.succeeded() {
+            return Ok(());
+        }
+        let stderr = output.stderr.tail(5);
+        for kind in ["user", "group"] {
+            if stderr.contains(&format!("invalid {kind}"))
+                && let Some(owner) = &file.owner
+            {
+                let name = match kind {
+                    "user" => owner.user.clone(),
+                    _ => owner.group.clone().unwrap_or_default(),
+                };
+                return Err(TransportError::UnknownOwner { kind, name });
+            }
+        }
+        Err(TransportError::io(what, std::io::Error::other(stderr)))
+    }
+
+    async fn remove_file(&self, path: &Path) -> Result<(), TransportError> {
+        let what = format!("remove {} on `{}`", path.display(), self.host.name);
+        self.script(&what, &script::remove_file(path), None, 64 * 1024)
+            .await
+            .map(drop)
+    }
+
+    async fn port_open(&self, host: &str, port: u16) -> Result<bool, TransportError> {
+        let what = format!("check port {host}:{port} from `{}`", self.host.name);
+        let output = self
+            .script(&what, &script::port_open(host, port), None, 64)
+            .await?;
+        Ok(output.stdout.text().trim() == "open")
+    }
+
+    async fn connect_tcp(&self, host: &str, port: u16) -> Result<ByteStream, TransportError> {
+        let session = self.pool.session(&self.host).await?;
+        let mut child = tokio::process::Command::new("ssh")
+            .arg("-S")
+            .arg(session.control_socket())
+            .args(["-o", "ControlMaster=no", "-o", "BatchMode=yes", "-W"])
+            .arg(format!("{host}:{port}"))
+            .arg(&self.host.address)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| {
+                TransportError::io(format!("forward to {host}:{port} through `{}`", self.host.name), error)
+            })?;
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(TransportError::io(
+                "forward a connection",
+                std::io::Error::other("ssh gave no pipes"),
+            ));
+        };
+        Ok(Box::new(Forwarded {
+            _ssh: child,
+            stream: tokio::io::join(output, input),
+        }))
+    }
+
+    async fn system_names(&self) -> Result<SystemNames, TransportError> {
+        let what = format!("read the system's names on `{}`", self.host.name);
+        let output = self.script(&what, script::SYSTEM_NAMES, None, 4096).await?;
+        let text = output.stdout.text();
+        let mut lines = text.lines();
+        Ok(SystemNames {
+            hostname: lines.next().unwrap_or_default().to_owned(),
+            kernel: lines.next().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// Reads the process group id from the first line of a command's stdout,
+/// then captures the rest.
+async fn capture_after_group(
+    pipe: openssh::ChildStdout,
+    group: Arc<OnceLock<i32>>,
+    limit: usize,
+    sink: Arc<Mutex<CapturedOutput>>,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line).await.is_err() {
+        return;
+    }
+    if let Some(id) = std::str::from_utf8(&line)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .filter(|id| *id > 1)
+    {
+        let _set = group.set(id);
+    }
+    capture(reader, limit, sink).await;
+}
+
+/// The process group of a command on the host, killed when the command times
+/// out or its step is abandoned, unless disarmed once the command ended.
+struct RemoteGroup {
+    session: Arc<Session>,
+    id: Arc<OnceLock<i32>>,
+    armed: bool,
+}
+
+impl RemoteGroup {
+    fn new(session: Arc<Session>) -> Self {
+        Self {
+            session,
+            id: Arc::new(OnceLock::new()),
+            armed: true,
+        }
+    }
+
+    /// Kills the group now and waits (briefly) for the kill to be done.
+    async fn kill(mut self) {
+        self.armed = false;
+        if let Some(id) = self.id.get() {
+            kill(Arc::clone(&self.session), *id).await;
+        }
+    }
+
+    /// The command ended by itself: leave what it started in the background alone.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for RemoteGroup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (Some(id), Ok(runtime)) = (self.id.get(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(kill(Arc::clone(&self.session), *id));
+    }
+}
+
+/// Sends `kill -KILL -- -GROUP` to the host.
+async fn kill(session: Arc<Session>, group: i32) {
+    let mut command = Session::to_raw_command(session, script::kill_group(group));
+    command
+        .stdin(openssh::Stdio::null())
+        .stdout(openssh::Stdio::null())
+        .stderr(openssh::Stdio::null());
+    // Best effort: the master may be gone, and then the group went with the connection.
+    let _killed = tokio::time::timeout(KILL_TIMEOUT, command.status()).await;
+}
+
+/// A TCP connection made from the host by `ssh -W`, over the master.
+struct Forwarded {
+    _ssh: tokio::process::Child,
+    stream: tokio::io::Join<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+}
+
+impl AsyncRead for Forwarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Forwarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

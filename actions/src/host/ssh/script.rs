@@ -1,0 +1,273 @@
+//! The shell text runsheet sends to a host over SSH.
+//!
+//! Every command is sent as `printf '%s\n' "$$"; exec sh -c SCRIPT`: the login
+//! shell prints its pid — sshd made it the leader of a new session, so the pid
+//! is also the process group of everything the command starts — then becomes
+//! a POSIX `sh` running the script. A timed-out or abandoned command is killed
+//! by that group ([`kill_group`]). The login shell only has to understand
+//! that one line, which bash, dash, zsh, ksh and busybox sh all do.
+
+use std::path::Path;
+
+use super::super::transport::{ExecRequest, FileSpec, Program, TransportError};
+
+/// A word quoted for a POSIX shell: `it's` becomes `'it'\''s'`.
+pub fn quote(word: &str) -> String {
+    let mut quoted = String::with_capacity(word.len() + 2);
+    quoted.push('\'');
+    for c in word.chars() {
+        if c == '\'' {
+            quoted.push_str("'\\''");
+        } else {
+            quoted.push(c);
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// A path quoted for a POSIX shell.
+fn quote_path(path: &Path) -> String {
+    quote(&path.to_string_lossy())
+}
+
+/// The line sent to the host: print the process group, then run `script` in `sh`.
+pub fn wrapped(script: &str) -> String {
+    format!("printf '%s\\n' \"$$\"; exec sh -c {}", quote(script))
+}
+
+/// The script of a request: enter its directory, export its variables, run its program.
+pub fn exec_script(request: &ExecRequest) -> Result<String, TransportError> {
+    let mut script = String::new();
+    if let Some(directory) = &request.cwd {
+        script.push_str(&format!("cd -- {} || exit 126\n", quote_path(directory)));
+    }
+    for (name, value) in &request.env {
+        if !is_variable_name(name) {
+            return Err(TransportError::Spawn {
+                command: request.program.to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("`{name}` is not a valid environment variable name"),
+                ),
+            });
+        }
+        script.push_str(&format!("export {name}={}\n", quote(value)));
+    }
+    match &request.program {
+        Program::Argv(argv) if argv.is_empty() => {
+            return Err(TransportError::Spawn {
+                command: String::new(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "argv is empty"),
+            });
+        }
+        Program::Argv(argv) => {
+            script.push_str("exec");
+            for word in argv {
+                script.push(' ');
+                script.push_str(&quote(word));
+            }
+        }
+        Program::Shell(line) => script.push_str(line),
+    }
+    Ok(script)
+}
+
+/// Whether `name` can be exported by a POSIX shell.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Prints `absent`, or `file MODE USER GROUP` and then the file's bytes.
+pub fn read_file(path: &Path) -> String {
+    format!(
+        "p={}\n\
+         if [ ! -e \"$p\" ]; then echo absent; exit 0; fi\n\
+         if [ ! -f \"$p\" ]; then echo \"$p: not a regular file\" >&2; exit 3; fi\n\
+         stat -L -c 'file %a %U %G' -- \"$p\" && exec cat -- \"$p\"",
+        quote_path(path)
+    )
+}
+
+/// Writes standard input to a temporary file beside `path`, sets its owner and
+/// mode, syncs it, and renames it over `path`; the temporary file never stays.
+pub fn write_file(path: &Path, file: &FileSpec) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let owner = match &file.owner {
+        Some(owner) => format!("chown -- {} \"$t\"\n", quote(&owner.to_string())),
+        None => String::new(),
+    };
+    format!(
+        "set -e\n\
+         p={path}\n\
+         t=$(mktemp -- \"$(dirname -- \"$p\")\"/{temporary})\n\
+         trap 'rm -f -- \"$t\"' EXIT\n\
+         cat > \"$t\"\n\
+         {owner}\
+         chmod {mode:o} \"$t\"\n\
+         sync -- \"$t\" 2>/dev/null || sync\n\
+         mv -f -- \"$t\" \"$p\"\n\
+         trap - EXIT",
+        path = quote_path(path),
+        temporary = quote(&format!(".{name}.runsheet-XXXXXX")),
+        mode = file.mode,
+    )
+}
+
+/// Removes the file at `path`; nothing there is not an error.
+pub fn remove_file(path: &Path) -> String {
+    format!("rm -f -- {}", quote_path(path))
+}
+
+/// Prints `yes` when anything is at `path`, `no` otherwise.
+pub fn path_exists(path: &Path) -> String {
+    format!(
+        "p={}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then echo yes; else echo no; fi",
+        quote_path(path)
+    )
+}
+
+/// Prints `open` or `closed` for `host:port`, with bash's /dev/tcp or nc.
+pub fn port_open(host: &str, port: u16) -> String {
+    format!(
+        "h={host}; p={port}\n\
+         if command -v bash >/dev/null 2>&1; then\n\
+         \x20 if bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' \"$h\" \"$p\" 2>/dev/null; then echo open; else echo closed; fi\n\
+         elif command -v nc >/dev/null 2>&1; then\n\
+         \x20 if nc -z -w 3 \"$h\" \"$p\" 2>/dev/null; then echo open; else echo closed; fi\n\
+         else echo 'the host has neither bash nor nc to check a port' >&2; exit 3; fi",
+        host = quote(host),
+    )
+}
+
+/// Prints the host name, then the kernel release.
+pub const SYSTEM_NAMES: &str = "uname -n && uname -r";
+
+/// Kills the process group `group` and everything in it.
+pub fn kill_group(group: i32) -> String {
+    format!("kill -KILL -- -{group} 2>/dev/null; true")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::host::transport::Ownership;
+
+    /// Runs `script` with the local `sh` and returns its stdout.
+    fn sh(script: &str, stdin: &[u8]) -> Result<(i32, String, String), Box<dyn std::error::Error>> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        child.stdin.take().ok_or("no stdin")?.write_all(stdin)?;
+        let output = child.wait_with_output()?;
+        Ok((
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    }
+
+    #[test]
+    fn quoting_survives_the_shell() -> Result<(), Box<dyn std::error::Error>> {
+        for word in ["plain", "it's", "a b", "$HOME", "`id`", "\"q\"", "back\\slash", "", "line\nbreak"] {
+            let (_, out, _) = sh(&format!("printf '%s' {}", quote(word)), b"")?;
+            assert_eq!(out, word);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_wrapper_prints_the_pid_then_runs_the_request() -> Result<(), Box<dyn std::error::Error>> {
+        let mut request = ExecRequest::argv(["printf", "%s|%s", "a'b", "$X"]);
+        request.env = BTreeMap::from([("X".to_owned(), "it's".to_owned())]);
+        request.cwd = Some("/".into());
+        let (code, out, _) = sh(&wrapped(&exec_script(&request)?), b"")?;
+        assert_eq!(code, 0);
+        let (pid, rest) = out.split_once('\n').ok_or("no pid line")?;
+        assert!(pid.parse::<u32>().is_ok(), "{pid}");
+        assert_eq!(rest, "a'b|$X");
+
+        let mut shell = ExecRequest::shell("echo \"$X\" && pwd");
+        shell.env = BTreeMap::from([("X".to_owned(), "it's".to_owned())]);
+        shell.cwd = Some("/tmp".into());
+        let (_, out, _) = sh(&wrapped(&exec_script(&shell)?), b"")?;
+        assert!(out.ends_with("\nit's\n/tmp\n"), "{out}");
+
+        let mut bad = ExecRequest::shell("true");
+        bad.env = BTreeMap::from([("A-B".to_owned(), "x".to_owned())]);
+        assert!(exec_script(&bad).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn files_are_read_written_and_removed_by_scripts() -> Result<(), Box<dyn std::error::Error>> {
+        let directory = tempfile::tempdir()?;
+        let path = directory.path().join("it's a file");
+        let (_, out, _) = sh(&read_file(&path), b"")?;
+        assert_eq!(out, "absent\n");
+        let (_, out, _) = sh(&path_exists(&path), b"")?;
+        assert_eq!(out, "no\n");
+
+        let spec = FileSpec {
+            content: b"one\ntwo".to_vec(),
+            mode: 0o640,
+            owner: Some(Ownership::parse("root")?),
+        };
+        let (code, _, err) = sh(&write_file(&path, &spec), &spec.content)?;
+        assert_eq!(code, 0, "{err}");
+        let (_, out, _) = sh(&read_file(&path), b"")?;
+        let (header, content) = out.split_once('\n').ok_or("no header")?;
+        assert_eq!(header, "file 640 root root");
+        assert_eq!(content, "one\ntwo");
+        assert_eq!(std::fs::read_dir(directory.path())?.count(), 1, "a temporary file stayed");
+
+        let unknown = FileSpec {
+            owner: Some(Ownership::parse("no-such-user-xyz")?),
+            ..spec
+        };
+        let (code, _, err) = sh(&write_file(&path, &unknown), b"other")?;
+        assert_ne!(code, 0);
+        assert!(err.contains("invalid user"), "{err}");
+        assert_eq!(std::fs::read(&path)?, b"one\ntwo", "a failed write changed the file");
+        assert_eq!(std::fs::read_dir(directory.path())?.count(), 1, "a temporary file stayed");
+
+        let (_, out, _) = sh(&path_exists(&path), b"")?;
+        assert_eq!(out, "yes\n");
+        let (code, _, _) = sh(&remove_file(&path), b"")?;
+        assert_eq!(code, 0);
+        assert!(!path.exists());
+        let (code, _, _) = sh(&remove_file(&path), b"")?;
+        assert_eq!(code, 0, "removing nothing is not an error");
+
+        let (code, _, err) = sh(&read_file(directory.path()), b"")?;
+        assert_eq!(code, 3);
+        assert!(err.contains("not a regular file"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn ports_are_probed_with_the_hosts_tools() -> Result<(), Box<dyn std::error::Error>> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let (_, out, _) = sh(&port_open("127.0.0.1", port), b"")?;
+        assert_eq!(out, "open\n");
+        drop(listener);
+        let (_, out, _) = sh(&port_open("127.0.0.1", port), b"")?;
+        assert_eq!(out, "closed\n");
+        Ok(())
+    }
+}
