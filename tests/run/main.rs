@@ -7,4 +7,7 @@
 mod crash;
 mod faults;
 mod lab;
+mod ssh;
+#[path = "../support/sshd.rs"]
+mod sshd;
 mod verbs;

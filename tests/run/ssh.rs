@@ -1,0 +1,280 @@
+//! Hosts over SSH, end to end: real sshd servers on loopback (tests/support/sshd.rs),
+//! the real binary, playbooks that fan out over `hosts(group)`.
+
+use std::time::{Duration, Instant};
+
+use crate::lab::{Lab, TestResult};
+use crate::sshd::{SshLab, silent_listener};
+
+/// A lab whose environment `env.yaml` lists `count` SSH servers as `node1..` in group `dp`.
+fn ssh_lab(count: usize) -> Result<(Lab, SshLab), Box<dyn std::error::Error>> {
+    let servers = SshLab::start(count)?;
+    let lab = Lab::new()?;
+    lab.write("env.yaml", &servers.environment_yaml("sshlab", "dp"))?;
+    Ok((lab, servers))
+}
+
+/// Writes `name` in the data directory.
+fn put(lab: &Lab, name: &str, text: &str) -> std::io::Result<()> {
+    std::fs::write(lab.data().join(name), text)
+}
+
+/// The text of `name` in the data directory ("" when absent).
+fn get(lab: &Lab, name: &str) -> String {
+    std::fs::read_to_string(lab.data().join(name)).unwrap_or_default()
+}
+
+/// Polls `check` for up to five seconds.
+fn eventually(check: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+#[test]
+fn commands_files_and_services_run_on_every_host_of_a_group() -> TestResult {
+    let (lab, servers) = ssh_lab(3)?;
+    let data = lab.data();
+    lab.write("p.yaml", &format!(r#"runsheet: 1
+name: p
+steps:
+  - id: each
+    for_each: "{{{{ hosts('dp') }}}}"
+    as: host
+    steps:
+      - id: who
+        action: host.exec
+        on: "{{{{ host }}}}"
+        with: {{command: 'echo "$HOME" && printf "%s" "$GREETING"', env: {{GREETING: "it's {{{{ host.name }}}}"}}, read_only: true}}
+      - id: conf
+        action: host.file
+        on: "{{{{ host }}}}"
+        with: {{path: "{data}/{{{{ host.name }}}}.conf", content: "port {{{{ host.port }}}}\n", mode: "0640"}}
+      - id: svc
+        action: host.service
+        on: "{{{{ host }}}}"
+        with: {{name: fake, state: started, manager: command,
+               status: "test -f {data}/{{{{ host.name }}}}.running",
+               start: "touch {data}/{{{{ host.name }}}}.running",
+               stop: "rm -f {data}/{{{{ host.name }}}}.running"}}
+"#, data = data.display()))?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml", "--report", "json=report.json"])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let tree = lab.tree()?;
+    for (index, server) in servers.servers.iter().enumerate() {
+        let node = format!("node{}", index + 1);
+        let (content, mode) = tree.get(&format!("{node}.conf")).ok_or("no conf written")?;
+        assert_eq!(String::from_utf8_lossy(content), format!("port {}\n", server.port));
+        assert_eq!(*mode, 0o640);
+        assert!(tree.contains_key(&format!("{node}.running")), "{node}: service not started");
+        assert!(!servers.commands(index).is_empty(), "{node} ran nothing over ssh");
+    }
+    let report = std::fs::read_to_string(lab.path().join("report.json"))?;
+    let home = servers.home().display().to_string();
+    assert!(report.contains(&format!("{home}\\nit's node2")), "{report}");
+    // The masters closed with the run.
+    for server in &servers.servers {
+        assert!(eventually(|| server.connections() == 0), "a connection to port {} stayed open", server.port);
+    }
+    Ok(())
+}
+
+#[test]
+fn one_connection_per_host_serves_every_step() -> TestResult {
+    let (lab, servers) = ssh_lab(1)?;
+    let mut steps = String::new();
+    for n in 0..8 {
+        steps.push_str(&format!("  - {{id: s{n}, action: host.exec, on: node1, with: {{argv: [sleep, '0.3']}}}}\n"));
+    }
+    lab.write("p.yaml", &format!("runsheet: 1\nname: p\nconcurrency: 8\nsteps:\n{steps}"))?;
+    let log = lab.path().join("sshd-connections");
+    let mut child = lab.spawn(&["run", "p.yaml", "--env", "env.yaml"])?;
+    let mut most = 0;
+    while child.try_wait()?.is_none() {
+        most = most.max(servers.servers[0].connections());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output()?;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    std::fs::write(log, most.to_string())?;
+    assert_eq!(most, 1, "parallel steps opened more than one SSH connection");
+    assert_eq!(servers.commands(0).len(), 8);
+    Ok(())
+}
+
+#[test]
+fn a_failure_in_batch_two_rolls_back_batch_one_and_never_starts_batch_three() -> TestResult {
+    let (lab, servers) = ssh_lab(6)?;
+    for n in 1..=6 {
+        put(&lab, &format!("node{n}.conf"), "old\n")?;
+    }
+    let data = lab.data();
+    lab.write("p.yaml", &format!(r#"runsheet: 1
+name: rolling
+steps:
+  - id: upgrade
+    for_each: "{{{{ hosts('dp') }}}}"
+    as: host
+    batch: 2
+    steps:
+      - id: conf
+        action: host.file
+        on: "{{{{ host }}}}"
+        with: {{path: "{data}/{{{{ host.name }}}}.conf", content: "new\n"}}
+      - id: check
+        action: host.exec
+        on: "{{{{ host }}}}"
+        needs: [conf]
+        with: {{command: "test {{{{ host.name }}}} != node3", read_only: true}}
+"#, data = data.display()))?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    for n in 1..=4 {
+        assert_eq!(get(&lab, &format!("node{n}.conf")), "old\n", "node{n} was not rolled back\n{}", run.all());
+    }
+    for index in [4, 5] {
+        assert!(servers.commands(index).is_empty(), "batch 3 started on node{}: {:?}", index + 1, servers.commands(index));
+        assert_eq!(get(&lab, &format!("node{}.conf", index + 1)), "old\n");
+    }
+    assert!(run.stdout.contains("node3"), "{}", run.all());
+    Ok(())
+}
+
+#[test]
+fn a_dry_run_sends_only_read_only_commands() -> TestResult {
+    let (lab, servers) = ssh_lab(2)?;
+    put(&lab, "node1.conf", "old\n")?;
+    let data = lab.data();
+    lab.write("p.yaml", &format!(r#"runsheet: 1
+name: p
+steps:
+  - id: each
+    for_each: "{{{{ hosts('dp') }}}}"
+    as: host
+    steps:
+      - {{id: look, action: host.exec, on: "{{{{ host }}}}", with: {{argv: [uname, -r], read_only: true}}}}
+      - {{id: facts, action: host.facts, on: "{{{{ host }}}}"}}
+      - {{id: conf, action: host.file, on: "{{{{ host }}}}", with: {{path: "{data}/{{{{ host.name }}}}.conf", content: "new\n"}}}}
+      - {{id: touch, action: host.exec, on: "{{{{ host }}}}", with: {{command: "touch {data}/touched"}}}}
+      - {{id: svc, action: host.service, on: "{{{{ host }}}}",
+          with: {{name: x, state: restarted, manager: command, status: "true", start: "touch {data}/started", stop: "true"}}}}
+"#, data = data.display()))?;
+    let before = lab.tree()?;
+    for args in [&["plan", "p.yaml", "--env", "env.yaml"][..], &["run", "p.yaml", "--env", "env.yaml", "--dry-run"]] {
+        servers.clear_commands()?;
+        let run = lab.run(args)?;
+        assert_eq!(run.code, Some(0), "{args:?}\n{}", run.all());
+        assert!(run.stdout.contains("update") && run.stdout.contains("node1.conf (content"), "{}", run.all());
+        assert_eq!(lab.tree()?, before, "{args:?} changed a file");
+        for index in 0..2 {
+            let commands = servers.commands(index);
+            assert!(commands.iter().any(|c| c.contains("exec '\\''uname'\\'' '\\''-r'\\''")), "{args:?}: the read-only command did not run: {commands:?}");
+            for command in &commands {
+                for write in ["touch", "mktemp", "mv -f", "rm -f"] {
+                    assert!(!command.contains(write), "{args:?} sent a write to node{}: {command}", index + 1);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn connection_failures_name_the_host_and_the_cause() -> TestResult {
+    let (lab, mut servers) = ssh_lab(1)?;
+    let port = servers.servers[0].port;
+    let (_silent, silent_port) = silent_listener()?;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let other_key = lab.path().join("other_key");
+    std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", ""]).arg("-f").arg(&other_key).status()?;
+    let empty_known_hosts = lab.write("empty_known_hosts", "")?;
+    let user = servers.user();
+    let key = servers.client_key();
+    let known = servers.known_hosts();
+    lab.write("env.yaml", &format!(r#"runsheet: 1
+name: failing
+hosts:
+  closed: {{address: 127.0.0.1, port: {closed_port}, user: {user}}}
+  silent: {{address: 127.0.0.1, port: {silent_port}, user: {user}, ssh: {{connect_timeout: 1s}}}}
+  wrongkey: {{address: 127.0.0.1, port: {port}, user: {user}, ssh: {{identity: "{other}"}}}}
+  stranger: {{address: 127.0.0.1, port: {port}, user: {user}, ssh: {{known_hosts: "{empty}"}}}}
+  node1: {{address: 127.0.0.1, port: {port}, user: {user}}}
+ssh: {{identity: "{key}", known_hosts: "{known}"}}
+"#, other = other_key.display(), empty = empty_known_hosts.display(), key = key.display(), known = known.display()))?;
+    let fingerprint = servers.servers[0].fingerprint()?;
+    let cases = [
+        ("closed", format!("host `closed` refused the connection to {user}@127.0.0.1:{closed_port}")),
+        ("silent", "cannot reach host `silent`".to_owned()),
+        ("wrongkey", "host `wrongkey` refused the login".to_owned()),
+        ("stranger", format!("host `stranger` ({user}@127.0.0.1:{port}) is not in {}", empty_known_hosts.display())),
+        ("stranger", format!("it offers ED25519 {fingerprint}")),
+    ];
+    for (host, expected) in &cases {
+        lab.write("p.yaml", &format!("runsheet: 1\nname: p\nsteps:\n  - {{id: x, action: host.exec, on: {host}, with: {{argv: ['true']}}}}\n"))?;
+        let started = Instant::now();
+        let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+        assert_eq!(run.code, Some(1), "{host}: {}", run.all());
+        assert!(run.all().contains(expected.as_str()), "{host}: wanted {expected:?} in\n{}", run.all());
+        assert!(started.elapsed() < Duration::from_secs(20), "{host} took {:?}", started.elapsed());
+    }
+
+    servers.servers[0].restart_with_new_host_key()?;
+    let new_fingerprint = servers.servers[0].fingerprint()?;
+    lab.write("p.yaml", "runsheet: 1\nname: p\nsteps:\n  - {id: x, action: host.exec, on: node1, with: {argv: ['true']}}\n")?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.all().contains("the host key of `node1`"), "{}", run.all());
+    assert!(run.all().contains("has CHANGED"), "{}", run.all());
+    assert!(run.all().contains(&new_fingerprint), "{}", run.all());
+    assert!(run.all().contains(&format!("{}:1", known.display())), "{}", run.all());
+    Ok(())
+}
+
+#[test]
+fn a_command_past_its_timeout_is_killed_on_the_host() -> TestResult {
+    let (lab, _servers) = ssh_lab(1)?;
+    let pid_file = lab.data().join("pid");
+    lab.write("p.yaml", &format!(
+        "runsheet: 1\nname: p\nsteps:\n  - {{id: slow, action: host.exec, on: node1, timeout: 1s, with: {{command: 'echo $$ > {}; sleep 60; echo late'}}}}\n",
+        pid_file.display()
+    ))?;
+    let started = Instant::now();
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(run.all().contains("timed out"), "{}", run.all());
+    let pid = std::fs::read_to_string(&pid_file)?.trim().to_owned();
+    assert!(!pid.is_empty());
+    assert!(eventually(|| !std::path::Path::new(&format!("/proc/{pid}")).exists()), "the remote command {pid} still runs");
+    Ok(())
+}
+
+#[test]
+fn a_connection_lost_mid_command_fails_the_step_and_rolls_back() -> TestResult {
+    let (lab, mut servers) = ssh_lab(2)?;
+    put(&lab, "before.conf", "old\n")?;
+    let data = lab.data();
+    let started_marker = data.join("started");
+    lab.write("p.yaml", &format!(r#"runsheet: 1
+name: p
+steps:
+  - {{id: conf, action: host.file, on: node2, with: {{path: "{data}/before.conf", content: "new\n"}}}}
+  - {{id: long, action: host.exec, on: node1, needs: [conf], with: {{command: "touch {marker}; sleep 20"}}}}
+"#, data = data.display(), marker = started_marker.display()))?;
+    let child = lab.spawn(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert!(eventually(|| started_marker.exists()), "the long command never started");
+    servers.servers[0].kill();
+    let started = Instant::now();
+    let output = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(started.elapsed() < Duration::from_secs(15), "the lost connection took {:?} to notice", started.elapsed());
+    assert!(stdout.contains("the connection to host `node1` was lost"), "{stdout}");
+    assert_eq!(get(&lab, "before.conf"), "old\n", "the write on node2 was not rolled back\n{stdout}");
+    Ok(())
+}
