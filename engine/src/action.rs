@@ -246,10 +246,14 @@ pub enum Decision {
     Pending,
 }
 
-/// Evaluates an expression in the step's template context (for `assert`).
+/// Evaluates expressions and renders templates in the step's template context
+/// (for `assert` and template files).
 pub trait Evaluate: Send + Sync {
     /// The value of a minijinja expression.
     fn evaluate(&self, expression: &str) -> Result<serde_json::Value, String>;
+
+    /// A whole text rendered as a template.
+    fn render(&self, template: &str) -> Result<String, String>;
 }
 
 /// Values shared by every step of one run, by type: connection pools and clients.
@@ -361,6 +365,10 @@ pub struct NoEvaluator;
 impl Evaluate for NoEvaluator {
     fn evaluate(&self, expression: &str) -> Result<serde_json::Value, String> {
         Err(format!("cannot evaluate `{expression}` outside a run"))
+    }
+
+    fn render(&self, _template: &str) -> Result<String, String> {
+        Err("cannot render a template outside a run".to_owned())
     }
 }
 

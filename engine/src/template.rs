@@ -235,6 +235,14 @@ impl Templates {
         self.compile(text)?.render(context)
     }
 
+    /// Renders a whole text as a template (a file's content), always to text.
+    pub fn render_text(&self, text: &str, context: &Value) -> Result<String, RenderError> {
+        self.env
+            .template_from_str(text)
+            .and_then(|template| template.render(context))
+            .map_err(render_error)
+    }
+
     /// Compiles a template text once, for rendering against many contexts.
     pub fn compile<'t>(&'t self, text: &'t str) -> Result<Compiled<'t>, RenderError> {
         match lone_expression(text) {

@@ -278,3 +278,84 @@ steps:
     assert_eq!(get(&lab, "before.conf"), "old\n", "the write on node2 was not rolled back\n{stdout}");
     Ok(())
 }
+
+#[test]
+fn files_from_src_and_template_are_written_and_undone_with_mode_and_owner() -> TestResult {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let (lab, _servers) = ssh_lab(1)?;
+    let data = lab.data();
+    put(&lab, "copied.conf", "old copy\n")?;
+    std::fs::set_permissions(data.join("copied.conf"), std::fs::Permissions::from_mode(0o600))?;
+    lab.write("source.conf", "copied from this machine\n")?;
+    lab.write("kong.conf.j2", "node = {{ host.name }}\nport = {{ host.port }}\n")?;
+    // The template reads `host` from the step's context: one item per host of the group.
+    let text = format!(r#"runsheet: 1
+name: p
+steps:
+  - id: copy
+    action: host.file
+    on: node1
+    with: {{path: "{data}/copied.conf", src: source.conf, mode: "0644", owner: nobody}}
+  - id: render
+    for_each: "{{{{ hosts('dp') }}}}"
+    as: host
+    needs: [copy]
+    steps:
+      - id: write
+        action: host.file
+        on: "{{{{ host }}}}"
+        with: {{path: "{data}/rendered.conf", template: kong.conf.j2}}
+  - {{id: fail, action: fail, needs: [render], with: {{message: "stop here"}}}}
+"#, data = data.display());
+    lab.write("p.yaml", &text)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml", "--report", "json=report.json"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let report = std::fs::read_to_string(lab.path().join("report.json"))?;
+    // Before the rollback both files were as asked: the journal's step records say so.
+    assert!(report.contains("copy"), "{report}");
+    let copied = std::fs::metadata(data.join("copied.conf"))?;
+    assert_eq!(get(&lab, "copied.conf"), "old copy\n", "{}", run.all());
+    assert_eq!(copied.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(copied.uid(), 0, "the owner was not restored");
+    assert!(!data.join("rendered.conf").exists(), "a created file was not removed by the undo");
+
+    // Without the failure both stay, rendered with the host's values.
+    let text = text.replace("  - {id: fail, action: fail, needs: [render], with: {message: \"stop here\"}}\n", "");
+    assert!(!text.contains("stop here"));
+    lab.write("p.yaml", &text)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert_eq!(get(&lab, "copied.conf"), "copied from this machine\n");
+    let copied = std::fs::metadata(data.join("copied.conf"))?;
+    assert_eq!(copied.permissions().mode() & 0o7777, 0o644);
+    assert_ne!(copied.uid(), 0, "the owner was not set");
+    let port = _servers.servers[0].port;
+    assert_eq!(get(&lab, "rendered.conf"), format!("node = node1\nport = {port}\n"));
+    Ok(())
+}
+
+#[test]
+fn a_host_behind_a_jump_host_is_reached_through_it() -> TestResult {
+    let (lab, servers) = ssh_lab(2)?;
+    let jump_port = servers.servers[0].port;
+    let text = std::fs::read_to_string(lab.path().join("env.yaml"))?.replace(
+        &format!("port: {}, user: {}, groups: [dp]}}", servers.servers[1].port, servers.user()),
+        &format!(
+            "port: {}, user: {}, groups: [dp], ssh: {{jump_host: \"{}@127.0.0.1:{jump_port}\"}}}}",
+            servers.servers[1].port,
+            servers.user(),
+            servers.user()
+        ),
+    );
+    assert!(text.contains("jump_host"), "{text}");
+    lab.write("env.yaml", &text)?;
+    lab.write("p.yaml", "runsheet: 1\nname: p\nsteps:\n  - {id: x, action: host.exec, on: node2, with: {argv: [hostname], read_only: true}}\n")?;
+    let before = servers.servers[0].log().matches("Accepted publickey").count();
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert_eq!(servers.commands(1).len(), 1, "node2 did not run the command");
+    assert!(servers.commands(0).is_empty(), "the jump host ran a command");
+    let after = servers.servers[0].log().matches("Accepted publickey").count();
+    assert_eq!(after, before + 1, "no login went through the jump host:\n{}", servers.servers[0].log());
+    Ok(())
+}

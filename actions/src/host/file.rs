@@ -135,7 +135,7 @@ impl Wanted {
     ) -> Result<Self, ActionError> {
         let content = match (&arguments.content, &arguments.template, &arguments.src) {
             (Some(content), None, None) => content.clone().into_bytes(),
-            (None, Some(template), None) => template_content(&context.base_dir, template).await?,
+            (None, Some(template), None) => template_content(context, template).await?,
             (None, None, Some(src)) => read_local(&context.base_dir, src).await?,
             _ => {
                 return Err(invalid(
@@ -334,17 +334,17 @@ async fn read_local(base_dir: &Path, name: &str) -> Result<Vec<u8>, ActionError>
         .map_err(|error| ActionError::failed(format!("failed to read {}: {error}", path.display())))
 }
 
-/// A template file's content; only templates without template syntax can be used yet.
-async fn template_content(base_dir: &Path, name: &str) -> Result<Vec<u8>, ActionError> {
-    let content = read_local(base_dir, name).await?;
-    let text = String::from_utf8_lossy(&content);
-    if text.contains("{{") || text.contains("{%") {
-        return Err(ActionError::failed(format!(
-            "template `{name}` uses template syntax, and template files are rendered from issue #5 on; \
-             use `content:` with a template instead"
-        )));
-    }
-    Ok(content)
+/// A template file rendered with the step's context (`host`, `inputs`, `steps`, ...).
+async fn template_content(context: &StepContext, name: &str) -> Result<Vec<u8>, ActionError> {
+    let content = read_local(&context.base_dir, name).await?;
+    let text = String::from_utf8(content).map_err(|_| {
+        ActionError::failed(format!("template `{name}` is not UTF-8 text"))
+    })?;
+    context
+        .evaluator
+        .render(&text)
+        .map(String::into_bytes)
+        .map_err(|error| ActionError::failed(format!("template `{name}`: {error}")))
 }
 
 /// An argument error of this action.
@@ -545,7 +545,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn copies_src_and_refuses_templates_with_syntax() -> TestResult {
+    async fn copies_src_and_renders_templates_only_in_a_run() -> TestResult {
         let directory = tempfile::tempdir()?;
         std::fs::write(directory.path().join("plain.conf"), "plain\n")?;
         std::fs::write(directory.path().join("real.j2"), "x = {{ x }}\n")?;
@@ -557,17 +557,16 @@ mod tests {
             .apply(&context, json!({"path": target, "src": "plain.conf"}))
             .await?;
         assert_eq!(std::fs::read(&target)?, b"plain\n");
-        HostFile::new()
-            .apply(&context, json!({"path": target, "template": "plain.conf"}))
-            .await?;
 
+        // Rendering needs the run's template context (tests/run/ssh.rs renders for real).
         let outcome = HostFile::new()
             .apply(&context, json!({"path": target, "template": "real.j2"}))
             .await;
         assert!(
-            matches!(&outcome, Err(ActionError::Failed { message }) if message.contains("use `content:`")),
+            matches!(&outcome, Err(ActionError::Failed { message }) if message.contains("template `real.j2`: cannot render")),
             "{outcome:?}"
         );
+        assert_eq!(std::fs::read(&target)?, b"plain\n");
         let outcome = HostFile::new()
             .apply(&context, json!({"path": target, "src": "missing"}))
             .await;

@@ -108,7 +108,7 @@ impl SshPool {
             builder.user_known_hosts_file(known_hosts);
         }
         if let Some(jump) = &settings.jump_host {
-            builder.jump_hosts([jump]);
+            builder.config_file(self.jump_config(host, jump)?);
         }
         match builder.connect_mux(&host.address).await {
             Ok(session) => Ok(session),
@@ -130,6 +130,79 @@ impl SshPool {
                 Err(TransportError::Connect(classify(&attempt, &log).await))
             }
         }
+    }
+
+    /// An ssh_config file that reaches `host` through `jump` with the host's own
+    /// key, known_hosts and checking: `ProxyJump` would not pass them on to the jump.
+    fn jump_config(&self, host: &Host, jump: &str) -> Result<PathBuf, TransportError> {
+        let settings = &host.ssh;
+        let (user, rest) = match jump.rsplit_once('@') {
+            Some((user, rest)) => (Some(user), rest),
+            None => (None, jump),
+        };
+        let (address, port) = match rest.rsplit_once(':') {
+            Some((address, port)) if !address.contains(':') && port.parse::<u16>().is_ok() => {
+                (address, Some(port))
+            }
+            _ => (rest.trim_start_matches('[').trim_end_matches(']'), None),
+        };
+        let mut command = vec![
+            "ssh".to_owned(),
+            "-o".to_owned(),
+            "BatchMode=yes".to_owned(),
+            "-o".to_owned(),
+            format!(
+                "StrictHostKeyChecking={}",
+                if settings.strict_host_key_checking { "yes" } else { "no" }
+            ),
+            "-o".to_owned(),
+            format!(
+                "ConnectTimeout={}",
+                settings
+                    .connect_timeout
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+                    .as_secs()
+                    .max(1)
+            ),
+        ];
+        if let Some(known_hosts) = &settings.known_hosts {
+            command.push("-o".to_owned());
+            command.push(format!("UserKnownHostsFile={}", known_hosts.display()));
+        }
+        if let Some(identity) = &settings.identity {
+            command.extend(["-o".to_owned(), "IdentitiesOnly=yes".to_owned(), "-i".to_owned()]);
+            command.push(identity.display().to_string());
+        }
+        if let Some(user) = user {
+            command.extend(["-l".to_owned(), user.to_owned()]);
+        }
+        if let Some(port) = port {
+            command.extend(["-p".to_owned(), port.to_owned()]);
+        }
+        command.extend(["-W".to_owned(), "%h:%p".to_owned(), address.to_owned()]);
+        let quoted: Vec<String> = command
+            .iter()
+            .map(|word| {
+                if word == "%h:%p" {
+                    word.clone()
+                } else {
+                    super::script::quote(word)
+                }
+            })
+            .collect();
+        let mut text = format!("Host *\n    ProxyCommand {}\n", quoted.join(" "));
+        if let Some(home) = std::env::var_os("HOME") {
+            let user_config = PathBuf::from(home).join(".ssh/config");
+            if user_config.is_file() {
+                text.push_str(&format!("    Include \"{}\"\n", user_config.display()));
+            }
+        }
+        let path = self
+            .control_directory()?
+            .join(format!("{}.jump.config", host.name.replace('/', "_")));
+        std::fs::write(&path, text)
+            .map_err(|error| TransportError::io(format!("write {}", path.display()), error))?;
+        Ok(path)
     }
 
     /// The directory for control sockets, made on first use (short, for the socket path limit).

@@ -116,4 +116,11 @@ impl Evaluate for ScopeEvaluator {
             .render_in(&format!("{{{{ {expression} }}}}"), &context)
             .map_err(|e| e.to_string())
     }
+
+    fn render(&self, template: &str) -> Result<String, String> {
+        let context = minijinja::Value::from_object(self.scope.clone_shallow());
+        self.templates
+            .render_text(template, &context)
+            .map_err(|e| e.to_string())
+    }
 }
