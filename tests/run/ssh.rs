@@ -359,3 +359,44 @@ fn a_host_behind_a_jump_host_is_reached_through_it() -> TestResult {
     assert_eq!(after, before + 1, "no login went through the jump host:\n{}", servers.servers[0].log());
     Ok(())
 }
+
+#[test]
+fn host_wait_checks_ports_and_urls_from_the_host() -> TestResult {
+    let (lab, servers) = ssh_lab(1)?;
+    let kv = crate::lab::KvServer::start()?;
+    let ssh_port = servers.servers[0].port;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    lab.write("p.yaml", &format!(r#"runsheet: 1
+name: p
+steps:
+  - {{id: port, action: host.wait, on: node1, with: {{port: {ssh_port}, timeout: 5s}}}}
+  - {{id: closed, action: host.wait, on: node1, with: {{port: {closed_port}, state: stopped, timeout: 5s}}}}
+  - {{id: url, action: host.wait, on: node1, with: {{url: "{url}/kv", timeout: 5s}}}}
+  - {{id: never, action: host.wait, on: node1, needs: [port, closed, url], with: {{port: {closed_port}, timeout: 1s}}}}
+"#, url = kv.url))?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    for step in ["port", "closed", "url"] {
+        assert!(run.stdout.contains(&format!("ok      {step}")), "{step}:\n{}", run.all());
+    }
+    assert!(run.stdout.contains(&format!("FAILED  never: timed out after 1000ms waiting for port 127.0.0.1:{closed_port}")), "{}", run.all());
+    assert!(kv.state().methods.get("GET").copied().unwrap_or(0) >= 1, "the URL was never asked");
+    Ok(())
+}
+
+#[test]
+fn turning_host_key_checking_off_is_possible_in_the_environment_and_announced() -> TestResult {
+    let (lab, servers) = ssh_lab(1)?;
+    let empty = lab.write("empty_known_hosts", "")?;
+    let text = std::fs::read_to_string(lab.path().join("env.yaml"))?.replace(
+        "groups: [dp]}",
+        &format!("groups: [dp], ssh: {{known_hosts: \"{}\", strict_host_key_checking: false}}}}", empty.display()),
+    );
+    lab.write("env.yaml", &text)?;
+    lab.write("p.yaml", "runsheet: 1\nname: p\nsteps:\n  - {id: x, action: host.exec, on: node1, with: {argv: ['true']}}\n")?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(run.stdout.contains("SSH host-key checking is OFF for `node1`"), "{}", run.all());
+    assert_eq!(servers.commands(0).len(), 1);
+    Ok(())
+}
