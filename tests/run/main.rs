@@ -4,6 +4,8 @@
 //! written by the test, a key-value HTTP server on loopback when it needs one)
 //! and runs the real binary there.
 
+#[path = "../support/apt_lab.rs"]
+mod apt_lab;
 mod crash;
 mod faults;
 mod lab;

@@ -400,3 +400,35 @@ fn turning_host_key_checking_off_is_possible_in_the_environment_and_announced() 
     assert_eq!(servers.commands(0).len(), 1);
     Ok(())
 }
+
+#[test]
+fn packages_are_upgraded_over_ssh_and_undone_to_the_previous_version() -> TestResult {
+    let apt = crate::apt_lab::AptLab::new()?;
+    let environment = apt.env();
+    let pairs: Vec<(&str, &str)> = environment.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let servers = SshLab::start_with(1, &pairs)?;
+    let lab = Lab::new()?;
+    lab.write("env.yaml", &servers.environment_yaml("sshlab", "dp"))?;
+    apt.run(&["apt-get", "install", "-y", "runsheet-fixture=1.0"])?;
+    assert_eq!(apt.installed_version()?.as_deref(), Some("1.0"));
+    let playbook = "runsheet: 1\nname: p\nsteps:\n  - {id: upgrade, action: host.package, on: node1, with: {name: runsheet-fixture, version: '2.0'}}\n";
+    lab.write("p.yaml", playbook)?;
+    let plan = lab.run(&["plan", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(plan.code, Some(0), "{}", plan.all());
+    assert!(plan.stdout.contains("runsheet-fixture 1.0 → 2.0"), "{}", plan.all());
+    assert_eq!(apt.installed_version()?.as_deref(), Some("1.0"), "the plan changed the package");
+
+    lab.write("p.yaml", &format!("{playbook}  - {{id: fail, action: fail, needs: [upgrade], with: {{message: stop}}}}\n"))?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.stdout.contains("undone  upgrade"), "{}", run.all());
+    assert_eq!(apt.installed_version()?.as_deref(), Some("1.0"), "the undo did not go back to 1.0");
+    assert_eq!(apt.content().as_deref(), Some("version 1.0\n"));
+
+    lab.write("p.yaml", playbook)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert_eq!(apt.installed_version()?.as_deref(), Some("2.0"));
+    assert_eq!(apt.content().as_deref(), Some("version 2.0\n"));
+    Ok(())
+}

@@ -1,32 +1,36 @@
 //! The host family: commands, files, services and packages on a host of the
 //! environment, reached through a [`Transport`] chosen from the host's
-//! `transport:` ([`transport::for_step`]). This build has the `local` transport
-//! ([`LocalTransport`]); `ssh` arrives with issue #5, and with it `host.package`,
-//! which is [`Pending`] until then. In a dry run the transport is wrapped in a
-//! [`DryRunGuard`], which refuses every write.
+//! `transport:` ([`transport::for_step`]): [`LocalTransport`] for this machine,
+//! [`SshTransport`] over the run's SSH connections ([`SshPool`]). In a dry run
+//! the transport is wrapped in a [`DryRunGuard`], which refuses every write.
 //!
 //! `host.exec` reads only when declared `read_only` ([`exec_effect`]).
 
 use std::collections::BTreeMap;
 
 use runsheet_engine::model::Duration;
-use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
+use runsheet_engine::{DuplicateAction, Effect, Registry};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::arguments::OneOrMany;
-use crate::pending::Pending;
 
 pub mod exec;
 pub mod facts;
 pub mod file;
 pub mod local;
 mod output;
+pub mod package;
 pub mod service;
 pub mod ssh;
 pub mod transport;
 pub mod wait;
 
+#[cfg(test)]
+#[path = "../../../tests/support/apt_lab.rs"]
+mod apt_lab;
+#[cfg(test)]
+mod package_apt_tests;
 #[cfg(test)]
 mod testing;
 
@@ -34,6 +38,7 @@ pub use exec::HostExec;
 pub use facts::HostFacts;
 pub use file::HostFile;
 pub use local::LocalTransport;
+pub use package::HostPackage;
 pub use service::HostService;
 pub use ssh::{SshPool, SshTransport};
 pub use transport::{DryRunGuard, Transport, TransportError};
@@ -41,9 +46,6 @@ pub use wait::HostWait;
 
 /// The family name of these actions.
 pub const FAMILY: &str = "host";
-
-/// Why `host.package` cannot apply in this build.
-pub const NOT_IN_THIS_BUILD: &str = "arrives with the SSH transport (issue #5)";
 
 /// Arguments of `host.exec`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -253,17 +255,7 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(HostExec::new())?;
     registry.register(HostFile::new())?;
     registry.register(HostService::new())?;
-    registry.register(Pending::new(
-        ActionSpec::new::<HostPackageArguments>(
-            "host.package",
-            FAMILY,
-            "Installs a package version with apt or dnf; undo reinstalls the previous version.",
-            Effect::write().idempotent().reversible(),
-        )
-        .target(TargetKind::Host)
-        .outputs(&["changed", "version", "previous_version"]),
-        NOT_IN_THIS_BUILD,
-    ))?;
+    registry.register(HostPackage::new())?;
     registry.register(HostWait::new())?;
     registry.register(HostFacts::new())?;
     Ok(())
