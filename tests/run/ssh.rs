@@ -432,3 +432,19 @@ fn packages_are_upgraded_over_ssh_and_undone_to_the_previous_version() -> TestRe
     assert_eq!(apt.content().as_deref(), Some("version 2.0\n"));
     Ok(())
 }
+
+#[test]
+fn systemd_services_on_a_host_without_systemd_fail_with_what_to_do() -> TestResult {
+    if std::path::Path::new("/run/systemd/system").exists() {
+        // The sshd "hosts" are this machine, which runs systemd: nothing to refuse here.
+        return Ok(());
+    }
+    let (lab, servers) = ssh_lab(1)?;
+    lab.write("p.yaml", "runsheet: 1\nname: p\nsteps:\n  - {id: restart, action: host.service, on: node1, with: {name: kong, state: restarted}}\n")?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.stdout.contains("host `node1` does not run systemd"), "{}", run.all());
+    assert!(run.stdout.contains("manager: command"), "{}", run.all());
+    assert!(servers.commands(0).iter().all(|c| !c.contains("systemctl")), "systemctl ran: {:?}", servers.commands(0));
+    Ok(())
+}
