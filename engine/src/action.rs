@@ -256,10 +256,19 @@ pub trait Evaluate: Send + Sync {
     fn render(&self, template: &str) -> Result<String, String>;
 }
 
+/// A run resource that holds something outside runsheet (connections to hosts):
+/// the executor closes it when the run ends, on every path, whoever still holds it.
+#[async_trait::async_trait]
+pub trait Close: Send + Sync {
+    /// Releases what the resource holds outside the process.
+    async fn close(&self);
+}
+
 /// Values shared by every step of one run, by type: connection pools and clients.
 #[derive(Default)]
 pub struct Resources {
     map: std::sync::Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    closers: std::sync::Mutex<Vec<Arc<dyn Close>>>,
 }
 
 impl std::fmt::Debug for Resources {
@@ -283,6 +292,34 @@ impl Resources {
         let value = Arc::new(init());
         map.insert(TypeId::of::<T>(), Arc::clone(&value) as Arc<dyn Any + Send + Sync>);
         value
+    }
+
+    /// The run's value of type `T`, made by `init` on first use and closed when the run ends.
+    pub fn get_or_init_closed<T: Close + Any>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        let mut made = false;
+        let value = self.get_or_init(|| {
+            made = true;
+            init()
+        });
+        if made {
+            let mut closers = match self.closers.lock() {
+                Ok(closers) => closers,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            closers.push(Arc::clone(&value) as Arc<dyn Close>);
+        }
+        value
+    }
+
+    /// Closes every value made by [`Resources::get_or_init_closed`], newest first.
+    pub async fn close(&self) {
+        let closers = match self.closers.lock() {
+            Ok(mut closers) => std::mem::take(&mut *closers),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for closer in closers.iter().rev() {
+            closer.close().await;
+        }
     }
 }
 

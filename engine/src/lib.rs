@@ -25,7 +25,7 @@ pub mod validation;
 pub mod yaml;
 
 pub use action::{
-    Action, ActionError, ActionSpec, Applied, Approver, Change, Decision, Effect, EffectKind,
+    Action, ActionError, ActionSpec, Applied, Approver, Change, Close, Decision, Effect, EffectKind,
     Evaluate, Probe, Resources, StepContext, StepTarget, TargetKind,
 };
 pub use diagnostic::{Diagnostic, DiagnosticRecord, Diagnostics, Severity};

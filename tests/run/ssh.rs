@@ -175,7 +175,7 @@ steps:
             let commands = servers.commands(index);
             assert!(commands.iter().any(|c| c.contains("exec '\\''uname'\\'' '\\''-r'\\''")), "{args:?}: the read-only command did not run: {commands:?}");
             for command in &commands {
-                for write in ["touch", "mktemp", "mv -f", "rm -f"] {
+                for write in ["touch", "mktemp", "mv -f", "rm -f", "chmod", "chown", "apt-get", "systemctl", "kill"] {
                     assert!(!command.contains(write), "{args:?} sent a write to node{}: {command}", index + 1);
                 }
             }
@@ -398,6 +398,7 @@ fn turning_host_key_checking_off_is_possible_in_the_environment_and_announced() 
     assert_eq!(run.code, Some(0), "{}", run.all());
     assert!(run.stdout.contains("SSH host-key checking is OFF for `node1`"), "{}", run.all());
     assert_eq!(servers.commands(0).len(), 1);
+    assert_eq!(std::fs::read_to_string(&empty)?, "", "an unchecked key was recorded in known_hosts");
     Ok(())
 }
 
@@ -446,5 +447,86 @@ fn systemd_services_on_a_host_without_systemd_fail_with_what_to_do() -> TestResu
     assert!(run.stdout.contains("host `node1` does not run systemd"), "{}", run.all());
     assert!(run.stdout.contains("manager: command"), "{}", run.all());
     assert!(servers.commands(0).iter().all(|c| !c.contains("systemctl")), "systemctl ran: {:?}", servers.commands(0));
+    Ok(())
+}
+
+#[test]
+fn a_login_shell_that_prints_a_banner_changes_no_output_and_timeouts_still_kill() -> TestResult {
+    let (lab, servers) = ssh_lab(1)?;
+    // Debian's bash reads ~/.bashrc for commands run over ssh; many fleets print a banner there.
+    std::fs::write(servers.home().join(".bashrc"), "echo 'Welcome to node1 (managed by puppet)'\nprintf 'no newline'\n")?;
+    let data = lab.data();
+    put(&lab, "a.conf", "old\n")?;
+    let pid_file = data.join("pid");
+    lab.write("p.yaml", &format!(r#"runsheet: 1
+name: p
+steps:
+  - {{id: say, action: host.exec, on: node1, with: {{argv: [printf, hello], read_only: true}}}}
+  - {{id: check, action: assert, needs: [say], with: {{that: "steps.say.outputs.stdout == 'hello'", message: "stdout was {{{{ steps.say.outputs.stdout }}}}"}}}}
+  - {{id: conf, action: host.file, on: node1, needs: [check], with: {{path: "{data}/a.conf", content: "new\n"}}}}
+  - {{id: slow, action: host.exec, on: node1, needs: [conf], timeout: 1s, with: {{command: 'echo $$ > {pid}; sleep 60'}}}}
+"#, data = data.display(), pid = pid_file.display()))?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.stdout.contains("ok      check"), "{}", run.all());
+    assert!(run.stdout.contains("ok      conf"), "{}", run.all());
+    assert!(run.stdout.contains("FAILED  slow") && run.stdout.contains("timed out"), "{}", run.all());
+    assert!(run.stdout.contains("undone  conf"), "{}", run.all());
+    assert_eq!(get(&lab, "a.conf"), "old\n");
+    let pid = std::fs::read_to_string(&pid_file)?.trim().to_owned();
+    assert!(eventually(|| !std::path::Path::new(&format!("/proc/{pid}")).exists()), "the remote command {pid} still runs");
+    Ok(())
+}
+
+#[test]
+fn files_owned_by_an_id_without_a_name_are_written_and_restored() -> TestResult {
+    use std::os::unix::fs::MetadataExt as _;
+    let (lab, _servers) = ssh_lab(1)?;
+    let data = lab.data();
+    put(&lab, "numeric.conf", "old\n")?;
+    std::os::unix::fs::chown(data.join("numeric.conf"), Some(54321), Some(54321))?;
+    lab.write("p.yaml", &format!(r#"runsheet: 1
+name: p
+steps:
+  - {{id: conf, action: host.file, on: node1, with: {{path: "{data}/numeric.conf", content: "new\n"}}}}
+  - {{id: fail, action: fail, needs: [conf], with: {{message: stop}}}}
+"#, data = data.display()))?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.stdout.contains("ok      conf"), "{}", run.all());
+    assert!(run.stdout.contains("undone  conf"), "{}", run.all());
+    let meta = std::fs::metadata(data.join("numeric.conf"))?;
+    assert_eq!((meta.uid(), meta.gid()), (54321, 54321));
+    assert_eq!(get(&lab, "numeric.conf"), "old\n");
+    Ok(())
+}
+
+#[test]
+fn an_aborted_run_stops_the_remote_command_and_closes_every_connection() -> TestResult {
+    let (lab, servers) = ssh_lab(2)?;
+    let data = lab.data();
+    let pid_file = data.join("pid");
+    lab.write("p.yaml", &format!(r#"runsheet: 1
+name: p
+steps:
+  - {{id: other, action: host.exec, on: node2, with: {{argv: ['true']}}}}
+  - {{id: long, action: host.exec, on: node1, needs: [other], with: {{command: 'echo $$ > {pid}; sleep 60'}}}}
+"#, pid = pid_file.display()))?;
+    let child = lab.spawn(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert!(eventually(|| pid_file.exists()), "the long command never started");
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        assert!(std::process::Command::new("kill").args(["-INT", &pid]).status()?.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let output = child.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    let remote = std::fs::read_to_string(&pid_file)?.trim().to_owned();
+    assert!(eventually(|| !std::path::Path::new(&format!("/proc/{remote}")).exists()), "the remote command {remote} still runs");
+    for server in &servers.servers {
+        assert!(eventually(|| server.connections() == 0), "a connection to port {} stayed open after the abort", server.port);
+    }
     Ok(())
 }

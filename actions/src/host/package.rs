@@ -361,7 +361,7 @@ pub fn installed_query(manager: PackageManager, name: &str) -> ExecRequest {
             "dpkg-query",
             "-W",
             "-f",
-            "${db:Status-Abbrev} ${Version}",
+            "${db:Status-Abbrev} ${Version}\\n",
             name,
         ]),
         PackageManager::Dnf => ExecRequest::argv([
@@ -373,11 +373,14 @@ pub fn installed_query(manager: PackageManager, name: &str) -> ExecRequest {
         ]),
     }
     .read_only(true)
+    .with_env("LC_ALL", "C")
 }
 
 /// The read-only query of apt's candidate version.
 pub fn candidate_query(name: &str) -> ExecRequest {
-    ExecRequest::argv(["apt-cache", "policy", name]).read_only(true)
+    ExecRequest::argv(["apt-cache", "policy", name])
+        .read_only(true)
+        .with_env("LC_ALL", "C")
 }
 
 /// The command that installs `name` at `version` (or the newest available).
@@ -417,7 +420,7 @@ pub fn install_command(
                 Some(version) => format!("{name}-{version}"),
                 None => name.to_owned(),
             };
-            ExecRequest::argv(["dnf", verb, "-y", &target])
+            ExecRequest::argv(["dnf", verb, "-y", &target]).with_env("LC_ALL", "C")
         }
     }
 }
@@ -426,24 +429,25 @@ pub fn install_command(
 pub fn remove_command(manager: PackageManager, name: &str) -> ExecRequest {
     match manager {
         PackageManager::Apt => apt_request(["apt-get", "remove", "-y", name]),
-        PackageManager::Dnf => ExecRequest::argv(["dnf", "remove", "-y", name]),
+        PackageManager::Dnf => ExecRequest::argv(["dnf", "remove", "-y", name]).with_env("LC_ALL", "C"),
     }
 }
 
 /// An apt-get command that asks no questions.
 fn apt_request<'s>(argv: impl IntoIterator<Item = &'s str>) -> ExecRequest {
-    let mut request = ExecRequest::argv(argv);
-    request
-        .env
-        .insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
-    request
+    ExecRequest::argv(argv)
+        .with_env("DEBIAN_FRONTEND", "noninteractive")
+        .with_env("LC_ALL", "C")
 }
 
 /// The installed version from `dpkg-query -W -f '${db:Status-Abbrev} ${Version}'`.
 ///
 /// `Some(None)`: not installed (unknown to dpkg, or removed with its
 /// configuration kept); `None`: output this function cannot read. A package
-/// counts as installed when dpkg's status letter is `i` (`ii`, or `hi` when held).
+/// counts as installed whenever its files are there: dpkg's status letter is
+/// `i` (`ii`, or `hi` when held), or a half-done state (`U`npacked,
+/// half-configured `F`, half-installed `H`, triggers `W`/`t`), so an undo never
+/// removes a package that was present. With several architectures the first line counts.
 pub fn parse_dpkg_query(exit_code: Option<i32>, stdout: &str) -> Option<Option<String>> {
     match exit_code {
         Some(1) if stdout.trim().is_empty() => Some(None),
@@ -451,7 +455,10 @@ pub fn parse_dpkg_query(exit_code: Option<i32>, stdout: &str) -> Option<Option<S
             let line = stdout.lines().next().unwrap_or_default();
             let status = line.get(..3)?;
             let version = line.get(3..)?.trim();
-            let installed = status.as_bytes().get(1) == Some(&b'i');
+            let installed = status
+                .as_bytes()
+                .get(1)
+                .is_some_and(|letter| b"iUFHWt".contains(letter));
             if installed && !version.is_empty() {
                 Some(Some(version.to_owned()))
             } else if installed {
@@ -741,7 +748,7 @@ mod tests {
     }
 
     #[test]
-    fn dpkg_query_output_is_installed_only_with_status_i() {
+    fn dpkg_query_output_counts_every_state_with_files_present() {
         assert_eq!(
             parse_dpkg_query(Some(0), "ii  3.9.1"),
             Some(Some("3.9.1".into()))
@@ -749,6 +756,14 @@ mod tests {
         assert_eq!(
             parse_dpkg_query(Some(0), "hi  1:2.0-1"),
             Some(Some("1:2.0-1".into()))
+        );
+        for half in ["iU  3.4.2", "iF  3.4.2", "iH  3.4.2", "iW  3.4.2", "it  3.4.2"] {
+            assert_eq!(parse_dpkg_query(Some(0), half), Some(Some("3.4.2".into())), "{half}");
+        }
+        assert_eq!(
+            parse_dpkg_query(Some(0), "ii  3.9.1\nii  3.9.1\n"),
+            Some(Some("3.9.1".into())),
+            "two architectures"
         );
         assert_eq!(parse_dpkg_query(Some(0), "rc  3.4.2"), Some(None));
         assert_eq!(parse_dpkg_query(Some(0), "un  "), Some(None));
@@ -873,6 +888,7 @@ mod tests {
         let remove = remove_command(PackageManager::Apt, "kong");
         assert_eq!(argv(&remove), ["apt-get", "remove", "-y", "kong"]);
         assert!(remove.env.contains_key("DEBIAN_FRONTEND"));
+        assert_eq!(remove.env.get("LC_ALL").map(String::as_str), Some("C"), "parsed output must not be translated");
 
         let query = installed_query(PackageManager::Apt, "kong");
         assert_eq!(
@@ -881,7 +897,7 @@ mod tests {
                 "dpkg-query",
                 "-W",
                 "-f",
-                "${db:Status-Abbrev} ${Version}",
+                "${db:Status-Abbrev} ${Version}\\n",
                 "kong"
             ]
         );

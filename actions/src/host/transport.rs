@@ -22,7 +22,7 @@ use super::ssh::{SshPool, SshTransport};
 pub fn for_step(context: &StepContext) -> Result<Arc<dyn Transport>, ActionError> {
     let host = context.host()?;
     let ssh = || {
-        let pool = context.resources.get_or_init(SshPool::new);
+        let pool = context.resources.get_or_init_closed(SshPool::new);
         SshTransport::new(host.clone(), pool)
     };
     Ok(match (host.transport, context.dry_run) {
@@ -133,6 +133,12 @@ impl ExecRequest {
     /// Marks the command as read-only (or not).
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.to_owned(), value.to_owned());
         self
     }
 
@@ -297,6 +303,20 @@ pub enum TransportError {
         /// Its timeout.
         after: Duration,
     },
+    /// The command ran past its timeout and could not be stopped on the host.
+    #[error(
+        "`{command}` timed out after {}ms, and runsheet could not stop it on host `{host}` \
+         (its process group never arrived): it may still be running there",
+        after.as_millis()
+    )]
+    NotStopped {
+        /// The command.
+        command: String,
+        /// The host's name.
+        host: String,
+        /// Its timeout.
+        after: Duration,
+    },
     /// A file or process operation failed.
     #[error("failed to {what}")]
     Io {
@@ -373,6 +393,8 @@ pub struct ConnectError {
     pub failure: ConnectFailure,
     /// What ssh said, trimmed.
     pub detail: String,
+    /// The jump host in between, if any: the failure may be there.
+    pub via: Option<String>,
 }
 
 /// The kinds of connection failure an operator acts on differently.
@@ -405,6 +427,22 @@ pub enum ConnectFailure {
 impl ConnectError {
     /// The message an operator reads.
     fn describe(&self) -> String {
+        let mut message = self.describe_failure();
+        if self.detail.contains("banner exchange") {
+            message.push_str(
+                " (the port accepted the connection but no SSH server answered: is sshd hung or overloaded?)",
+            );
+        }
+        if let Some(via) = &self.via {
+            message.push_str(&format!(
+                "; the host is reached through jump host `{via}`, so the failure may be at the jump host"
+            ));
+        }
+        message
+    }
+
+    /// The message for the failure itself.
+    fn describe_failure(&self) -> String {
         let (host, endpoint, detail) = (&self.host, &self.endpoint, &self.detail);
         let fingerprints = |offered: &[String]| {
             if offered.is_empty() {

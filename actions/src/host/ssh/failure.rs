@@ -25,8 +25,8 @@ pub struct Attempt<'a> {
     pub endpoint: String,
     /// The known_hosts file, when the environment sets one.
     pub known_hosts: Option<&'a Path>,
-    /// Whether a jump host stands between (then the key cannot be scanned directly).
-    pub jumps: bool,
+    /// The jump host between, if any (then the key cannot be scanned directly).
+    pub jump: Option<&'a str>,
 }
 
 /// The error for what ssh printed (`log`), reading the offered key when it is unknown.
@@ -39,7 +39,7 @@ pub async fn classify(attempt: &Attempt<'_>, log: &str) -> ConnectError {
         }
     } else if lower.contains("host key verification failed") {
         let key_type = unknown_key_type(log);
-        let offered = if attempt.jumps {
+        let offered = if attempt.jump.is_some() {
             Vec::new()
         } else {
             scan(attempt.address, attempt.port, key_type.as_deref()).await
@@ -71,6 +71,7 @@ pub async fn classify(attempt: &Attempt<'_>, log: &str) -> ConnectError {
         endpoint: attempt.endpoint.clone(),
         failure,
         detail: summary(log),
+        via: attempt.jump.map(str::to_owned),
     }
 }
 
@@ -181,7 +182,7 @@ mod tests {
             port: 1,
             endpoint: "root@127.0.0.1:1".into(),
             known_hosts: None,
-            jumps: true,
+            jump: Some("bastion"),
         }
     }
 
@@ -201,6 +202,9 @@ mod tests {
         }
         let refused = classify(&attempt(), cases[1].0).await.to_string();
         assert!(refused.contains("nothing listens on that port"), "{refused}");
+        assert!(refused.contains("through jump host `bastion`"), "{refused}");
+        let hung = classify(&attempt(), cases[2].0).await.to_string();
+        assert!(hung.contains("no SSH server answered"), "{hung}");
     }
 
     #[tokio::test]

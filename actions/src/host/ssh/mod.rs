@@ -65,7 +65,7 @@ impl SshTransport {
         let line = script::wrapped(script);
         let (session, mut child) = self.spawn(described, &line, stdin.is_some()).await?;
         let started = Instant::now();
-        let group = RemoteGroup::new(Arc::clone(&session));
+        let group = RemoteGroup::new(Arc::clone(&session), Arc::clone(&self.pool));
 
         let stdout = Arc::new(Mutex::new(CapturedOutput::default()));
         let stderr = Arc::new(Mutex::new(CapturedOutput::default()));
@@ -96,11 +96,20 @@ impl SshTransport {
             None => Some(child.wait().await),
         };
         let Some(status) = waited else {
-            group.kill().await;
+            let stopped = group.kill().await;
             finish_reading(readers).await;
-            return Err(TransportError::TimedOut {
-                command: described.to_owned(),
-                after: timeout.unwrap_or_default(),
+            let after = timeout.unwrap_or_default();
+            return Err(if stopped {
+                TransportError::TimedOut {
+                    command: described.to_owned(),
+                    after,
+                }
+            } else {
+                TransportError::NotStopped {
+                    command: described.to_owned(),
+                    host: self.host.name.clone(),
+                    after,
+                }
             });
         };
         let elapsed = started.elapsed();
@@ -247,19 +256,21 @@ impl Transport for SshTransport {
                 std::io::Error::other(format!("unexpected answer `{header}`")),
             )
         };
-        let mut words = header.split_whitespace();
-        let (Some("file"), Some(mode), Some(user), Some(group)) =
-            (words.next(), words.next(), words.next(), words.next())
-        else {
+        let words: Vec<&str> = header.split_whitespace().collect();
+        let ["file", mode, user, group, uid, gid] = words[..] else {
             return Err(unreadable());
         };
         let mode = u32::from_str_radix(mode, 8).map_err(|_| unreadable())?;
+        // An id with no name on the host is kept as the number, as the local transport does.
+        let named = |name: &str, id: &str| {
+            if name == "UNKNOWN" { id.to_owned() } else { name.to_owned() }
+        };
         Ok(Some(FileState {
             content,
             mode,
             owner: Ownership {
-                user: user.to_owned(),
-                group: Some(group.to_owned()),
+                user: named(user, uid),
+                group: Some(named(group, gid)),
             },
         }))
     }
@@ -356,8 +367,14 @@ impl Transport for SshTransport {
     }
 }
 
-/// Reads the process group id from the first line of a command's stdout,
-/// then captures the rest.
+/// The most a login shell may print before the marker (a banner), kept only
+/// if the marker never comes.
+const PRELUDE_LIMIT: usize = 64 * 1024;
+
+/// Reads the process group id that follows the marker, dropping what the login
+/// shell printed before it, then captures the rest. Without a marker (a host
+/// that runs something else than the command, a forced command) everything
+/// read is kept as output.
 async fn capture_after_group(
     pipe: openssh::ChildStdout,
     group: Arc<OnceLock<i32>>,
@@ -365,42 +382,59 @@ async fn capture_after_group(
     sink: Arc<Mutex<CapturedOutput>>,
 ) {
     let mut reader = BufReader::new(pipe);
-    let mut line = Vec::new();
-    if reader.read_until(b'\n', &mut line).await.is_err() {
-        return;
-    }
-    if let Some(id) = std::str::from_utf8(&line)
-        .ok()
-        .and_then(|text| text.trim().parse::<i32>().ok())
-        .filter(|id| *id > 1)
-    {
-        let _set = group.set(id);
+    let mut prelude = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => {
+                // No marker at all: nothing is known about the group; keep what came.
+                let mut captured = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                captured.bytes = prelude;
+                return;
+            }
+            Ok(_) => {}
+        }
+        if let Some(id) = script::group_in(&line) {
+            if let Some(id) = id {
+                let _set = group.set(id);
+            }
+            break;
+        }
+        if prelude.len() < PRELUDE_LIMIT {
+            prelude.extend_from_slice(&line);
+        }
     }
     capture(reader, limit, sink).await;
 }
 
-/// The process group of a command on the host, killed when the command times
+/// The process group of a command on the host, stopped when the command times
 /// out or its step is abandoned, unless disarmed once the command ended.
 struct RemoteGroup {
     session: Arc<Session>,
+    pool: Arc<SshPool>,
     id: Arc<OnceLock<i32>>,
     armed: bool,
 }
 
 impl RemoteGroup {
-    fn new(session: Arc<Session>) -> Self {
+    fn new(session: Arc<Session>, pool: Arc<SshPool>) -> Self {
         Self {
             session,
+            pool,
             id: Arc::new(OnceLock::new()),
             armed: true,
         }
     }
 
-    /// Kills the group now and waits (briefly) for the kill to be done.
-    async fn kill(mut self) {
+    /// Stops the group now; `false` when its id never arrived (nothing could be stopped).
+    async fn kill(mut self) -> bool {
         self.armed = false;
-        if let Some(id) = self.id.get() {
-            kill(Arc::clone(&self.session), *id).await;
+        match self.id.get() {
+            Some(id) => {
+                kill(Arc::clone(&self.session), *id).await;
+                true
+            }
+            None => false,
         }
     }
 
@@ -419,13 +453,16 @@ impl Drop for RemoteGroup {
         else {
             return;
         };
-        runtime.spawn(kill(Arc::clone(&self.session), *id));
+        // The pool waits for this before it closes the connections at the end of the run.
+        let task = runtime.spawn(kill(Arc::clone(&self.session), *id));
+        self.pool.pending(task);
     }
 }
 
-/// Sends `kill -KILL -- -GROUP` to the host.
+/// Stops a process group on the host (TERM, then KILL).
 async fn kill(session: Arc<Session>, group: i32) {
-    let mut command = Session::to_raw_command(session, script::kill_group(group));
+    let mut command =
+        Session::to_raw_command(session, script::wrapped(&script::kill_group(group)));
     command
         .stdin(openssh::Stdio::null())
         .stdout(openssh::Stdio::null())

@@ -32,6 +32,8 @@ type Slot = Arc<OnceCell<Arc<Session>>>;
 pub struct SshPool {
     /// Connections by host name (dropped first: each closes its master).
     sessions: Mutex<HashMap<String, Slot>>,
+    /// Kills of abandoned commands still on their way, awaited before closing.
+    pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Directory of the control sockets, removed last.
     control: Mutex<Option<tempfile::TempDir>>,
 }
@@ -53,8 +55,16 @@ impl SshPool {
     pub fn new() -> Self {
         Self {
             sessions: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Vec::new()),
             control: Mutex::new(None),
         }
+    }
+
+    /// Remembers a kill on its way, so that closing waits for it.
+    pub fn pending(&self, task: tokio::task::JoinHandle<()>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.retain(|task| !task.is_finished());
+        pending.push(task);
     }
 
     /// The connection to `host`, opened now if no step opened it yet.
@@ -102,10 +112,17 @@ impl SshPool {
             builder.user(user.clone());
         }
         if let Some(identity) = &settings.identity {
-            builder.keyfile(identity);
+            builder.keyfile(ssh_path(identity));
         }
-        if let Some(known_hosts) = &settings.known_hosts {
-            builder.user_known_hosts_file(known_hosts);
+        match (&settings.known_hosts, settings.strict_host_key_checking) {
+            // Unchecked keys are not recorded: a later checked run must not trust them.
+            (_, false) => {
+                builder.user_known_hosts_file("/dev/null");
+            }
+            (Some(known_hosts), true) => {
+                builder.user_known_hosts_file(quoted_ssh_path(known_hosts));
+            }
+            (None, true) => {}
         }
         if let Some(jump) = &settings.jump_host {
             builder.config_file(self.jump_config(host, jump)?);
@@ -125,7 +142,7 @@ impl SshPool {
                     port: host.port,
                     endpoint: endpoint(host),
                     known_hosts: settings.known_hosts.as_deref(),
-                    jumps: settings.jump_host.is_some(),
+                    jump: settings.jump_host.as_deref(),
                 };
                 Err(TransportError::Connect(classify(&attempt, &log).await))
             }
@@ -136,16 +153,7 @@ impl SshPool {
     /// key, known_hosts and checking: `ProxyJump` would not pass them on to the jump.
     fn jump_config(&self, host: &Host, jump: &str) -> Result<PathBuf, TransportError> {
         let settings = &host.ssh;
-        let (user, rest) = match jump.rsplit_once('@') {
-            Some((user, rest)) => (Some(user), rest),
-            None => (None, jump),
-        };
-        let (address, port) = match rest.rsplit_once(':') {
-            Some((address, port)) if !address.contains(':') && port.parse::<u16>().is_ok() => {
-                (address, Some(port))
-            }
-            _ => (rest.trim_start_matches('[').trim_end_matches(']'), None),
-        };
+        let (user, address, port) = parse_jump(jump);
         let mut command = vec![
             "ssh".to_owned(),
             "-o".to_owned(),
@@ -165,13 +173,17 @@ impl SshPool {
                     .max(1)
             ),
         ];
-        if let Some(known_hosts) = &settings.known_hosts {
-            command.push("-o".to_owned());
-            command.push(format!("UserKnownHostsFile={}", known_hosts.display()));
+        match (&settings.known_hosts, settings.strict_host_key_checking) {
+            (_, false) => command.extend(["-o".to_owned(), "UserKnownHostsFile=/dev/null".to_owned()]),
+            (Some(known_hosts), true) => {
+                command.push("-o".to_owned());
+                command.push(format!("UserKnownHostsFile={}", quoted_ssh_path(known_hosts)));
+            }
+            (None, true) => {}
         }
         if let Some(identity) = &settings.identity {
             command.extend(["-o".to_owned(), "IdentitiesOnly=yes".to_owned(), "-i".to_owned()]);
-            command.push(identity.display().to_string());
+            command.push(ssh_path(identity));
         }
         if let Some(user) = user {
             command.extend(["-l".to_owned(), user.to_owned()]);
@@ -179,7 +191,7 @@ impl SshPool {
         if let Some(port) = port {
             command.extend(["-p".to_owned(), port.to_owned()]);
         }
-        command.extend(["-W".to_owned(), "%h:%p".to_owned(), address.to_owned()]);
+        command.extend(["-W".to_owned(), "%h:%p".to_owned(), address]);
         let quoted: Vec<String> = command
             .iter()
             .map(|word| {
@@ -222,6 +234,30 @@ impl SshPool {
     }
 }
 
+#[async_trait::async_trait]
+impl runsheet_engine::Close for SshPool {
+    /// Waits for kills on their way, then shuts every master down.
+    async fn close(&self) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in pending {
+            let _done = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        let sessions: Vec<Slot> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, slot)| slot)
+            .collect();
+        for slot in sessions {
+            if let Some(session) = slot.get() {
+                // Whoever still holds the session, its master goes now.
+                let _closed = openssh_mux_client::shutdown_mux_master(session.control_socket());
+            }
+        }
+    }
+}
+
 impl Drop for SshPool {
     fn drop(&mut self) {
         // Close every master before their control directory goes.
@@ -243,5 +279,55 @@ pub fn endpoint(host: &Host) -> String {
         format!("{user}[{}]:{}", host.address, host.port)
     } else {
         format!("{user}{}:{}", host.address, host.port)
+    }
+}
+
+/// `[user@]host[:port]`, with `[v6]:port` for IPv6 addresses, split.
+pub fn parse_jump(jump: &str) -> (Option<String>, String, Option<String>) {
+    let (user, rest) = match jump.rsplit_once('@') {
+        Some((user, rest)) => (Some(user.to_owned()), rest),
+        None => (None, jump),
+    };
+    if let Some(bracketed) = rest.strip_prefix('[')
+        && let Some((address, after)) = bracketed.split_once(']')
+    {
+        let port = after.strip_prefix(':').map(str::to_owned);
+        return (user, address.to_owned(), port);
+    }
+    match rest.rsplit_once(':') {
+        Some((address, port)) if !address.contains(':') && port.parse::<u16>().is_ok() => {
+            (user, address.to_owned(), Some(port.to_owned()))
+        }
+        _ => (user, rest.to_owned(), None),
+    }
+}
+
+/// A path as ssh reads a file option: `%` escaped (ssh expands `%` tokens in it).
+fn ssh_path(path: &std::path::Path) -> String {
+    path.display().to_string().replace('%', "%%")
+}
+
+/// A path for an option ssh splits on spaces (`UserKnownHostsFile` takes a list), quoted.
+fn quoted_ssh_path(path: &std::path::Path) -> String {
+    format!("\"{}\"", ssh_path(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jump_hosts_are_read_with_user_port_and_ipv6() {
+        let split = |jump: &str| parse_jump(jump);
+        assert_eq!(split("bastion"), (None, "bastion".into(), None));
+        assert_eq!(split("ops@bastion:2222"), (Some("ops".into()), "bastion".into(), Some("2222".into())));
+        assert_eq!(split("[::1]:2222"), (None, "::1".into(), Some("2222".into())));
+        assert_eq!(split("ops@[fe80::1]"), (Some("ops".into()), "fe80::1".into(), None));
+        assert_eq!(split("fe80::1"), (None, "fe80::1".into(), None));
+    }
+
+    #[test]
+    fn paths_are_escaped_for_ssh_options() {
+        assert_eq!(quoted_ssh_path(std::path::Path::new("/a b/100%/kh")), "\"/a b/100%%/kh\"");
     }
 }

@@ -1,11 +1,13 @@
 //! The shell text runsheet sends to a host over SSH.
 //!
-//! Every command is sent as `printf '%s\n' "$$"; exec sh -c SCRIPT`: the login
-//! shell prints its pid — sshd made it the leader of a new session, so the pid
-//! is also the process group of everything the command starts — then becomes
-//! a POSIX `sh` running the script. A timed-out or abandoned command is killed
-//! by that group ([`kill_group`]). The login shell only has to understand
-//! that one line, which bash, dash, zsh, ksh and busybox sh all do.
+//! Every command is sent as `printf MARKER "$$"; exec sh -c SCRIPT`: the login
+//! shell prints its pid after a marker — sshd made it the leader of a new
+//! session, so the pid is also the process group of everything the command
+//! starts — then becomes a POSIX `sh` running the script. Whatever the login
+//! shell printed before the marker (a banner from `.bashrc`) is not the
+//! command's output and is dropped. A timed-out or abandoned command is
+//! stopped by that group ([`kill_group`]). The login shell only has to
+//! understand that one line, which bash, dash, zsh, ksh and busybox sh all do.
 
 use std::path::Path;
 
@@ -31,9 +33,28 @@ fn quote_path(path: &Path) -> String {
     quote(&path.to_string_lossy())
 }
 
-/// The line sent to the host: print the process group, then run `script` in `sh`.
+/// What precedes the process group id on the first line runsheet reads.
+pub const GROUP_MARKER: &[u8] = b"\x1erunsheet-pgid:";
+
+/// The line sent to the host: print the process group after the marker, then run `script` in `sh`.
 pub fn wrapped(script: &str) -> String {
-    format!("printf '%s\\n' \"$$\"; exec sh -c {}", quote(script))
+    format!(
+        "printf '\\036runsheet-pgid:%s\\n' \"$$\"; exec sh -c {}",
+        quote(script)
+    )
+}
+
+/// The process group id in a line that holds the marker, and whether the line holds it.
+pub fn group_in(line: &[u8]) -> Option<Option<i32>> {
+    let start = line
+        .windows(GROUP_MARKER.len())
+        .position(|window| window == GROUP_MARKER)?;
+    let rest = &line[start + GROUP_MARKER.len()..];
+    let id = std::str::from_utf8(rest)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .filter(|id| *id > 1);
+    Some(id)
 }
 
 /// The script of a request: enter its directory, export its variables, run its program.
@@ -82,13 +103,13 @@ fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Prints `absent`, or `file MODE USER GROUP` and then the file's bytes.
+/// Prints `absent`, or `file MODE USER GROUP UID GID` and then the file's bytes.
 pub fn read_file(path: &Path) -> String {
     format!(
         "p={}\n\
          if [ ! -e \"$p\" ]; then echo absent; exit 0; fi\n\
          if [ ! -f \"$p\" ]; then echo \"$p: not a regular file\" >&2; exit 3; fi\n\
-         stat -L -c 'file %a %U %G' -- \"$p\" && exec cat -- \"$p\"",
+         stat -L -c 'file %a %U %G %u %g' -- \"$p\" && exec cat -- \"$p\"",
         quote_path(path)
     )
 }
@@ -150,9 +171,15 @@ pub fn port_open(host: &str, port: u16) -> String {
 /// Prints the host name, then the kernel release.
 pub const SYSTEM_NAMES: &str = "uname -n && uname -r";
 
-/// Kills the process group `group` and everything in it.
+/// Stops the process group `group`: TERM, two seconds to exit, then KILL.
 pub fn kill_group(group: i32) -> String {
-    format!("kill -KILL -- -{group} 2>/dev/null; true")
+    format!(
+        "g={group}\n\
+         kill -TERM -$g 2>/dev/null || kill -s TERM -- -$g 2>/dev/null || exit 0\n\
+         i=0\n\
+         while [ $i -lt 20 ] && kill -0 -$g 2>/dev/null; do sleep 0.1; i=$((i + 1)); done\n\
+         kill -KILL -$g 2>/dev/null; true"
+    )
 }
 
 #[cfg(test)]
@@ -198,8 +225,10 @@ mod tests {
         let (code, out, _) = sh(&wrapped(&exec_script(&request)?), b"")?;
         assert_eq!(code, 0);
         let (pid, rest) = out.split_once('\n').ok_or("no pid line")?;
-        assert!(pid.parse::<u32>().is_ok(), "{pid}");
+        assert!(matches!(group_in(pid.as_bytes()), Some(Some(_))), "{pid:?}");
         assert_eq!(rest, "a'b|$X");
+        assert_eq!(group_in(b"Welcome\x1erunsheet-pgid:4321\n"), Some(Some(4321)));
+        assert_eq!(group_in(b"Welcome to node1\n"), None);
 
         let mut shell = ExecRequest::shell("echo \"$X\" && pwd");
         shell.env = BTreeMap::from([("X".to_owned(), "it's".to_owned())]);
@@ -231,7 +260,7 @@ mod tests {
         assert_eq!(code, 0, "{err}");
         let (_, out, _) = sh(&read_file(&path), b"")?;
         let (header, content) = out.split_once('\n').ok_or("no header")?;
-        assert_eq!(header, "file 640 root root");
+        assert_eq!(header, "file 640 root root 0 0");
         assert_eq!(content, "one\ntwo");
         assert_eq!(std::fs::read_dir(directory.path())?.count(), 1, "a temporary file stayed");
 
@@ -256,6 +285,21 @@ mod tests {
         let (code, _, err) = sh(&read_file(directory.path()), b"")?;
         assert_eq!(code, 3);
         assert!(err.contains("not a regular file"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_process_group_is_stopped_by_the_hosts_sh() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::process::CommandExt as _;
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()?;
+        let group = i32::try_from(child.id())?;
+        let (code, _, err) = sh(&kill_group(group), b"")?;
+        assert_eq!(code, 0, "{err}");
+        let status = child.wait()?;
+        assert!(!status.success(), "the group survived");
         Ok(())
     }
 

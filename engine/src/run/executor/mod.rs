@@ -60,7 +60,7 @@ use super::window::{History, Window};
 use crate::action::{Approver, Change, NoApprover, Resources};
 use crate::check::Checked;
 use crate::dag::{FINALLY_SCOPE, MAIN_SCOPE};
-use crate::model::{Environment, Gateway, RollbackPolicy};
+use crate::model::{Environment, Gateway, RollbackPolicy, Transport};
 use crate::plan::environment_value;
 use crate::registry::Registry;
 use crate::template::Templates;
@@ -212,6 +212,8 @@ pub async fn execute(
         exec.notice(message);
     }
     let outcome = exec.run(control).await;
+    // Connections to hosts close with the run, also when steps were abandoned.
+    exec.resources.close().await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     exec.journal(
         "run_finished",
@@ -251,7 +253,9 @@ fn relaxed_checks(environment: &Environment) -> Vec<String> {
         .strict_host_key_checking
         .as_ref()
         .is_some_and(|s| !s.value);
-    if !unchecked.is_empty() || default_off {
+    // A default turned off matters when some host uses it; with no SSH host at all it is still announced.
+    let no_ssh_host = environment.hosts.iter().all(|h| h.transport != Transport::Ssh);
+    if !unchecked.is_empty() || (default_off && no_ssh_host) {
         let hosts = if unchecked.is_empty() {
             String::new()
         } else {
