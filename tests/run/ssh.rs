@@ -417,6 +417,7 @@ fn packages_are_upgraded_over_ssh_and_undone_to_the_previous_version() -> TestRe
     let plan = lab.run(&["plan", "p.yaml", "--env", "env.yaml"])?;
     assert_eq!(plan.code, Some(0), "{}", plan.all());
     assert!(plan.stdout.contains("runsheet-fixture 1.0 → 2.0"), "{}", plan.all());
+    assert!(!plan.stdout.contains("cannot reinstall"), "{}", plan.all());
     assert_eq!(apt.installed_version()?.as_deref(), Some("1.0"), "the plan changed the package");
 
     lab.write("p.yaml", &format!("{playbook}  - {{id: fail, action: fail, needs: [upgrade], with: {{message: stop}}}}\n"))?;
@@ -426,7 +427,12 @@ fn packages_are_upgraded_over_ssh_and_undone_to_the_previous_version() -> TestRe
     assert_eq!(apt.installed_version()?.as_deref(), Some("1.0"), "the undo did not go back to 1.0");
     assert_eq!(apt.content().as_deref(), Some("version 1.0\n"));
 
+    // A vendor repository that keeps only the newest version: the plan warns that the undo cannot work.
+    apt.drop_version("1.0")?;
     lab.write("p.yaml", playbook)?;
+    let plan = lab.run(&["plan", "p.yaml", "--env", "env.yaml"])?;
+    assert!(plan.stdout.contains("the undo cannot reinstall 1.0"), "{}", plan.all());
+
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
     assert_eq!(run.code, Some(0), "{}", run.all());
     assert_eq!(apt.installed_version()?.as_deref(), Some("2.0"));

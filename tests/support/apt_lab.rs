@@ -61,6 +61,18 @@ impl AptLab {
         Ok(lab)
     }
 
+    /// Takes `version` out of the repository (as when a vendor keeps only the newest), then `apt-get update`.
+    pub fn drop_version(&self, version: &str) -> LabResult<()> {
+        let index = std::fs::read_to_string(self.path("repo/Packages"))?;
+        let kept: Vec<&str> = index
+            .split("\n\n")
+            .filter(|stanza| !stanza.lines().any(|line| line == format!("Version: {version}")))
+            .collect();
+        std::fs::write(self.path("repo/Packages"), kept.join("\n\n"))?;
+        self.run(&["apt-get", "update"])?;
+        Ok(())
+    }
+
     /// The apt configuration file (`APT_CONFIG`).
     pub fn apt_config(&self) -> PathBuf {
         self.path("apt.conf")

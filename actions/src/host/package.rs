@@ -105,7 +105,18 @@ pub async fn plan_with(
     let host = PackageHost::for_arguments(transport, arguments, timeout).await?;
     let installed = host.installed(&arguments.name).await?;
     let wanted = host.wanted_version(arguments).await?;
-    Ok(change_of(&arguments.name, host.manager, installed, wanted))
+    let mut change = change_of(&arguments.name, host.manager, installed.clone(), wanted);
+    if change.changes != Some(false)
+        && let Some(previous) = &installed
+        && host.manager == PackageManager::Apt
+        && !host.available(&arguments.name).await?.contains(previous)
+    {
+        // Say it before the window: a rollback that cannot reinstall fails at the worst time.
+        change.summary.push_str(&format!(
+            " (the undo cannot reinstall {previous}: the host's repositories no longer have it)"
+        ));
+    }
+    Ok(change)
 }
 
 /// Installs the wanted version unless it is installed already.
@@ -262,6 +273,13 @@ impl<'a> PackageHost<'a> {
                 output.stderr.tail(STDERR_TAIL_LINES)
             ))
         })
+    }
+
+    /// The versions apt's repositories offer (`apt-cache madison`).
+    async fn available(&self, name: &str) -> Result<Vec<String>, ActionError> {
+        let request = ExecRequest::argv(["apt-cache", "madison", name]).with_env("LC_ALL", "C");
+        let output = self.read(request).await?;
+        Ok(parse_apt_madison(&output.stdout.text()))
     }
 
     /// The version to install: the given one, apt's candidate, or dnf's newest.
@@ -495,6 +513,16 @@ pub fn parse_rpm_query(exit_code: Option<i32>, stdout: &str) -> Option<Option<St
             .map(Some),
         _ => None,
     }
+}
+
+/// The versions in `apt-cache madison NAME` output (`kong | 3.9.1 | https://... Packages`).
+pub fn parse_apt_madison(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.split('|').nth(1))
+        .map(|version| version.trim().to_owned())
+        .filter(|version| !version.is_empty())
+        .collect()
 }
 
 /// The `Candidate:` of `apt-cache policy NAME`; `None` when apt has none.
@@ -771,6 +799,13 @@ mod tests {
         assert_eq!(parse_dpkg_query(Some(2), ""), None);
         assert_eq!(parse_dpkg_query(Some(0), "ii  "), None);
         assert_eq!(parse_dpkg_query(None, ""), None);
+    }
+
+    #[test]
+    fn apt_madison_lists_the_versions_repositories_offer() {
+        let out = "      kong |      3.9.1 | https://packages.konghq.com/deb stable/main amd64 Packages\n      kong |      3.4.2 | https://packages.konghq.com/deb stable/main amd64 Packages\n";
+        assert_eq!(parse_apt_madison(out), ["3.9.1", "3.4.2"]);
+        assert!(parse_apt_madison("").is_empty());
     }
 
     #[test]
