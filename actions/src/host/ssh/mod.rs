@@ -427,15 +427,17 @@ impl RemoteGroup {
     }
 
     /// Stops the group now; `false` when its id never arrived (nothing could be stopped).
+    ///
+    /// The group stays armed until the kill is done: when the step's own timeout
+    /// drops this future halfway, the drop still sends the kill.
     async fn kill(mut self) -> bool {
+        let Some(id) = self.id.get().copied() else {
+            self.armed = false;
+            return false;
+        };
+        kill(Arc::clone(&self.session), id).await;
         self.armed = false;
-        match self.id.get() {
-            Some(id) => {
-                kill(Arc::clone(&self.session), *id).await;
-                true
-            }
-            None => false,
-        }
+        true
     }
 
     /// The command ended by itself: leave what it started in the background alone.
