@@ -116,6 +116,8 @@ pub fn read_file(path: &Path) -> String {
 
 /// Writes standard input to a temporary file beside `path`, sets its owner and
 /// mode, syncs it, and renames it over `path`; the temporary file never stays.
+/// Temporary files of `path` older than an hour (left by a writer whose
+/// connection died mid-write) are removed afterwards.
 pub fn write_file(path: &Path, file: &FileSpec) -> String {
     let name = path
         .file_name()
@@ -135,11 +137,25 @@ pub fn write_file(path: &Path, file: &FileSpec) -> String {
          chmod {mode:o} \"$t\"\n\
          sync -- \"$t\" 2>/dev/null || sync\n\
          mv -f -- \"$t\" \"$p\"\n\
-         trap - EXIT",
+         trap - EXIT\n\
+         find \"$(dirname -- \"$p\")\" -maxdepth 1 -name {debris} -mmin +60 -exec rm -f -- {{}} + 2>/dev/null || true",
         path = quote_path(path),
         temporary = quote(&format!(".{name}.runsheet-XXXXXX")),
+        debris = quote(&format!(".{}.runsheet-??????", glob_escape(&name))),
         mode = file.mode,
     )
+}
+
+/// A file name with the characters `find -name` treats as a pattern escaped.
+fn glob_escape(name: &str) -> String {
+    let mut escaped = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Removes the file at `path`; nothing there is not an error.
@@ -266,13 +282,26 @@ mod tests {
 
         let unknown = FileSpec {
             owner: Some(Ownership::parse("no-such-user-xyz")?),
-            ..spec
+            ..spec.clone()
         };
         let (code, _, err) = sh(&write_file(&path, &unknown), b"other")?;
         assert_ne!(code, 0);
         assert!(err.contains("invalid user"), "{err}");
         assert_eq!(std::fs::read(&path)?, b"one\ntwo", "a failed write changed the file");
         assert_eq!(std::fs::read_dir(directory.path())?.count(), 1, "a temporary file stayed");
+
+        // Debris of a writer that died an hour ago goes with the next write; a fresh one stays.
+        let old = directory.path().join(".it's a file.runsheet-AbC123");
+        let fresh = directory.path().join(".it's a file.runsheet-XyZ789");
+        std::fs::write(&old, "debris")?;
+        std::fs::write(&fresh, "in flight")?;
+        let touched = std::process::Command::new("touch").args(["-d", "2 hours ago"]).arg(&old).status()?;
+        assert!(touched.success());
+        let (code, _, err) = sh(&write_file(&path, &spec), &spec.content)?;
+        assert_eq!(code, 0, "{err}");
+        assert!(!old.exists(), "old debris stayed");
+        assert!(fresh.exists(), "a fresh temporary file was removed");
+        std::fs::remove_file(&fresh)?;
 
         let (_, out, _) = sh(&path_exists(&path), b"")?;
         assert_eq!(out, "yes\n");
