@@ -260,8 +260,9 @@ pub trait Evaluate: Send + Sync {
 /// the executor closes it when the run ends, on every path, whoever still holds it.
 #[async_trait::async_trait]
 pub trait Close: Send + Sync {
-    /// Releases what the resource holds outside the process.
-    async fn close(&self);
+    /// Releases what the resource holds outside the process; says what it had to leave
+    /// behind (a command still running on a host), for the operator.
+    async fn close(&self) -> Vec<String>;
 }
 
 /// Values shared by every step of one run, by type: connection pools and clients.
@@ -311,15 +312,18 @@ impl Resources {
         value
     }
 
-    /// Closes every value made by [`Resources::get_or_init_closed`], newest first.
-    pub async fn close(&self) {
+    /// Closes every value made by [`Resources::get_or_init_closed`], newest first;
+    /// what they had to leave behind.
+    pub async fn close(&self) -> Vec<String> {
         let closers = match self.closers.lock() {
             Ok(mut closers) => std::mem::take(&mut *closers),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
+        let mut left = Vec::new();
         for closer in closers.iter().rev() {
-            closer.close().await;
+            left.extend(closer.close().await);
         }
+        left
     }
 }
 

@@ -24,9 +24,9 @@ fn get(lab: &Lab, name: &str) -> String {
     std::fs::read_to_string(lab.data().join(name)).unwrap_or_default()
 }
 
-/// Polls `check` for up to five seconds.
+/// Polls `check` for up to ten seconds (CI machines are small and busy).
 fn eventually(check: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if check() {
             return true;
@@ -470,7 +470,7 @@ steps:
   - {{id: say, action: host.exec, on: node1, with: {{argv: [printf, hello], read_only: true}}}}
   - {{id: check, action: assert, needs: [say], with: {{that: "steps.say.outputs.stdout == 'hello'", message: "stdout was {{{{ steps.say.outputs.stdout }}}}"}}}}
   - {{id: conf, action: host.file, on: node1, needs: [check], with: {{path: "{data}/a.conf", content: "new\n"}}}}
-  - {{id: slow, action: host.exec, on: node1, needs: [conf], timeout: 1s, with: {{command: 'echo $$ > {pid}; sleep 60'}}}}
+  - {{id: slow, action: host.exec, on: node1, needs: [conf], timeout: 3s, with: {{command: 'echo $$ > {pid}; sleep 60'}}}}
 "#, data = data.display(), pid = pid_file.display()))?;
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
     assert_eq!(run.code, Some(1), "{}", run.all());
@@ -534,5 +534,29 @@ steps:
     for server in &servers.servers {
         assert!(eventually(|| server.connections() == 0), "a connection to port {} stayed open after the abort", server.port);
     }
+    Ok(())
+}
+
+#[test]
+fn a_command_that_cannot_be_stopped_on_a_hung_host_is_reported() -> TestResult {
+    let (lab, servers) = ssh_lab(1)?;
+    let pid_file = lab.data().join("pid");
+    lab.write("p.yaml", &format!(
+        "runsheet: 1\nname: p\nsteps:\n  - {{id: slow, action: host.exec, on: node1, timeout: 3s, with: {{command: 'echo $$ > {}; sleep 60'}}}}\n",
+        pid_file.display()
+    ))?;
+    let child = lab.spawn(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert!(eventually(|| pid_file.exists()), "the command never started");
+    // The host hangs: the kill sent at the timeout cannot get through.
+    servers.servers[0].signal_all("STOP")?;
+    let output = child.wait_with_output();
+    servers.servers[0].signal_all("CONT")?;
+    let output = output?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("on host `node1` could not be stopped when its step ended") && stdout.contains("may still be running"),
+        "{stdout}"
+    );
     Ok(())
 }

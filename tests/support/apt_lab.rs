@@ -73,6 +73,16 @@ impl AptLab {
         Ok(())
     }
 
+    /// Leaves `version` unpacked but not configured (`iU`), as an upgrade cut short does.
+    pub fn unpack_only(&self, version: &str) -> LabResult<()> {
+        let deb = self.path("repo").join(format!("{PACKAGE}_{version}_all.deb"));
+        let admindir = format!("--admindir={}", self.dpkg_admindir().display());
+        let log = format!("--log={}", self.path("dpkg.log").display());
+        let deb = deb.display().to_string();
+        self.run(&["dpkg", &admindir, &log, "--unpack", &deb])?;
+        Ok(())
+    }
+
     /// The apt configuration file (`APT_CONFIG`).
     pub fn apt_config(&self) -> PathBuf {
         self.path("apt.conf")

@@ -288,6 +288,20 @@ impl Server {
         }
     }
 
+    /// Freezes (`STOP`) or thaws (`CONT`) the server and every connection it serves: a hung host.
+    pub fn signal_all(&self, signal: &str) -> std::io::Result<()> {
+        if let Some(child) = &self.child {
+            let mut pids = descendants(child.id());
+            pids.push(child.id());
+            Command::new("kill")
+                .arg(format!("-{signal}"))
+                .args(pids.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status()?;
+        }
+        Ok(())
+    }
+
     /// Restarts the server on the same port with a new host key (known_hosts now disagrees).
     pub fn restart_with_new_host_key(&mut self) -> std::io::Result<()> {
         self.kill();

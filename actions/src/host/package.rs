@@ -103,13 +103,13 @@ pub async fn plan_with(
     timeout: Option<Duration>,
 ) -> Result<Change, ActionError> {
     let host = PackageHost::for_arguments(transport, arguments, timeout).await?;
-    let installed = host.installed(&arguments.name).await?;
+    let found = host.installed(&arguments.name).await?;
     let wanted = host.wanted_version(arguments).await?;
-    let mut change = change_of(&arguments.name, host.manager, installed.clone(), wanted);
+    let mut change = change_of(&arguments.name, host.manager, found.as_ref(), wanted);
     if change.changes != Some(false)
-        && let Some(previous) = &installed
+        && let Some(previous) = version_of(found.as_ref())
         && host.manager == PackageManager::Apt
-        && !host.available(&arguments.name).await?.contains(previous)
+        && !host.available(&arguments.name).await?.contains(&previous)
     {
         // Say it before the window: a rollback that cannot reinstall fails at the worst time.
         change.summary.push_str(&format!(
@@ -127,9 +127,10 @@ pub async fn apply_with(
 ) -> Result<Applied, ActionError> {
     let host = PackageHost::for_arguments(transport, arguments, timeout).await?;
     let name = &arguments.name;
-    let before = host.installed(name).await?;
+    let found = host.installed(name).await?;
+    let before = version_of(found.as_ref());
     let wanted = host.wanted_version(arguments).await?;
-    let change = change_of(name, host.manager, before.clone(), wanted.clone());
+    let change = change_of(name, host.manager, found.as_ref(), wanted.clone());
     if change.changes == Some(false) {
         return Ok(applied(false, before.clone(), before, None, change));
     }
@@ -138,13 +139,21 @@ pub async fn apply_with(
         Wanted::Newest => None,
     };
     host.install(name, target, before.as_deref()).await?;
-    let after = host.installed(name).await?;
-    if after.is_none() {
-        return Err(ActionError::failed(format!(
-            "the package manager reported success, but {name} is not installed"
-        )));
-    }
-    let changed = after != before;
+    let found_after = host.installed(name).await?;
+    let after = match &found_after {
+        Some(Found { version, complete: true }) => Some(version.clone()),
+        Some(Found { version, .. }) => {
+            return Err(ActionError::failed(format!(
+                "the package manager reported success, but {name} {version} is not completely installed (dpkg status)"
+            )));
+        }
+        None => {
+            return Err(ActionError::failed(format!(
+                "the package manager reported success, but {name} is not installed"
+            )));
+        }
+    };
+    let changed = after != before || found.as_ref().is_some_and(|f| !f.complete);
     let undo = changed.then(|| {
         json!(UndoRecord {
             manager: host.manager,
@@ -168,10 +177,12 @@ pub async fn undo_with(
     };
     let name = &arguments.name;
     let current = host.installed(name).await?;
+    let complete = current.as_ref().is_some_and(|f| f.complete);
+    let current = version_of(current.as_ref());
     match &record.previous_version {
         None if current.is_none() => Ok(()),
         None => host.remove(name).await,
-        Some(previous) if current.as_deref() == Some(previous.as_str()) => Ok(()),
+        Some(previous) if complete && current.as_deref() == Some(previous.as_str()) => Ok(()),
         Some(previous) => host.install(name, Some(previous), current.as_deref()).await,
     }
 }
@@ -183,9 +194,10 @@ pub async fn probe_with(
     timeout: Option<Duration>,
 ) -> Result<Probe, ActionError> {
     let host = PackageHost::for_arguments(transport, arguments, timeout).await?;
-    let installed = host.installed(&arguments.name).await?;
+    let found = host.installed(&arguments.name).await?;
+    let installed = version_of(found.as_ref());
     let wanted = host.wanted_version(arguments).await?;
-    let change = change_of(&arguments.name, host.manager, installed.clone(), wanted);
+    let change = change_of(&arguments.name, host.manager, found.as_ref(), wanted);
     match (change.changes, &installed) {
         (Some(false), _) => Ok(Probe::Done(applied(
             false,
@@ -256,15 +268,20 @@ impl<'a> PackageHost<'a> {
         Ok(self.transport.exec(&request).await?)
     }
 
-    /// The installed version of `name`, or `None`.
-    async fn installed(&self, name: &str) -> Result<Option<String>, ActionError> {
+    /// The version of `name` on the host and whether it is completely installed, or `None`.
+    async fn installed(&self, name: &str) -> Result<Option<Found>, ActionError> {
         let request = installed_query(self.manager, name);
         let program = request.program.to_string();
         let output = self.read(request).await?;
         let stdout = output.stdout.text();
         let parsed = match self.manager {
             PackageManager::Apt => parse_dpkg_query(output.exit_code, &stdout),
-            PackageManager::Dnf => parse_rpm_query(output.exit_code, &stdout),
+            PackageManager::Dnf => parse_rpm_query(output.exit_code, &stdout).map(|found| {
+                found.map(|version| Found {
+                    version,
+                    complete: true,
+                })
+            }),
         };
         parsed.ok_or_else(|| {
             ActionError::failed(format!(
@@ -462,23 +479,26 @@ fn apt_request<'s>(argv: impl IntoIterator<Item = &'s str>) -> ExecRequest {
 ///
 /// `Some(None)`: not installed (unknown to dpkg, or removed with its
 /// configuration kept); `None`: output this function cannot read. A package
-/// counts as installed whenever its files are there: dpkg's status letter is
-/// `i` (`ii`, or `hi` when held), or a half-done state (`U`npacked,
-/// half-configured `F`, half-installed `H`, triggers `W`/`t`), so an undo never
-/// removes a package that was present. With several architectures the first line counts.
-pub fn parse_dpkg_query(exit_code: Option<i32>, stdout: &str) -> Option<Option<String>> {
+/// is found whenever its files are there, so an undo never removes a package
+/// that was present: dpkg's status letter is `i` (`ii`, or `hi` when held), or
+/// a half-done state (`U`npacked, half-configured `F`, half-installed `H`,
+/// triggers `W`/`t`). Only `i` and the trigger states are complete: a package
+/// left unpacked by an interrupted upgrade still needs installing. With several
+/// architectures the first line counts.
+pub fn parse_dpkg_query(exit_code: Option<i32>, stdout: &str) -> Option<Option<Found>> {
     match exit_code {
         Some(1) if stdout.trim().is_empty() => Some(None),
         Some(0) => {
             let line = stdout.lines().next().unwrap_or_default();
             let status = line.get(..3)?;
             let version = line.get(3..)?.trim();
-            let installed = status
-                .as_bytes()
-                .get(1)
-                .is_some_and(|letter| b"iUFHWt".contains(letter));
+            let letter = status.as_bytes().get(1).copied().unwrap_or(b'n');
+            let installed = b"iUFHWt".contains(&letter);
             if installed && !version.is_empty() {
-                Some(Some(version.to_owned()))
+                Some(Some(Found {
+                    version: version.to_owned(),
+                    complete: b"iWt".contains(&letter),
+                }))
             } else if installed {
                 None
             } else {
@@ -695,21 +715,40 @@ fn reports_missing_version(message: &str) -> bool {
         || message.contains("Unable to locate package")
 }
 
-/// The change from `installed` to `wanted`, for plans and reports.
-fn change_of(
-    name: &str,
-    manager: PackageManager,
-    installed: Option<String>,
-    wanted: Wanted,
-) -> Change {
-    let before = installed.as_deref().unwrap_or("not installed");
+/// A package found on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its version.
+    pub version: String,
+    /// Whether it is completely installed (not left unpacked or half-configured).
+    pub complete: bool,
+}
+
+/// The version of a found package.
+fn version_of(found: Option<&Found>) -> Option<String> {
+    found.map(|f| f.version.clone())
+}
+
+/// The change from what was found to `wanted`, for plans and reports.
+fn change_of(name: &str, manager: PackageManager, found: Option<&Found>, wanted: Wanted) -> Change {
+    let installed = version_of(found);
+    let before = match found {
+        None => "not installed".to_owned(),
+        Some(Found { version, complete: true }) => version.clone(),
+        Some(Found { version, .. }) => format!("{version} (not completely installed)"),
+    };
+    let complete = found.is_some_and(|f| f.complete);
     match (&installed, wanted) {
-        (Some(current), Wanted::Version(wanted)) if is_satisfied(manager, current, &wanted) => {
+        (Some(current), Wanted::Version(wanted))
+            if complete && is_satisfied(manager, current, &wanted) =>
+        {
             Change::none(format!("{name} {current} is installed"))
         }
-        (_, Wanted::Version(wanted)) => {
-            Change::between(format!("{name} {before} → {wanted}"), installed, wanted)
-        }
+        (_, Wanted::Version(wanted)) => Change {
+            // An incomplete installation of the same version still changes: it gets installed.
+            changes: Some(true),
+            ..Change::between(format!("{name} {before} → {wanted}"), installed, wanted)
+        },
         (_, Wanted::Newest) => Change::unknown(format!(
             "{name} {before} → the newest version available (dnf names it only when installing)"
         )),
@@ -777,20 +816,23 @@ mod tests {
 
     #[test]
     fn dpkg_query_output_counts_every_state_with_files_present() {
-        assert_eq!(
-            parse_dpkg_query(Some(0), "ii  3.9.1"),
-            Some(Some("3.9.1".into()))
-        );
-        assert_eq!(
-            parse_dpkg_query(Some(0), "hi  1:2.0-1"),
-            Some(Some("1:2.0-1".into()))
-        );
-        for half in ["iU  3.4.2", "iF  3.4.2", "iH  3.4.2", "iW  3.4.2", "it  3.4.2"] {
-            assert_eq!(parse_dpkg_query(Some(0), half), Some(Some("3.4.2".into())), "{half}");
+        let found = |version: &str, complete: bool| {
+            Some(Some(Found {
+                version: version.into(),
+                complete,
+            }))
+        };
+        assert_eq!(parse_dpkg_query(Some(0), "ii  3.9.1"), found("3.9.1", true));
+        assert_eq!(parse_dpkg_query(Some(0), "hi  1:2.0-1"), found("1:2.0-1", true));
+        for half in ["iU  3.4.2", "iF  3.4.2", "iH  3.4.2"] {
+            assert_eq!(parse_dpkg_query(Some(0), half), found("3.4.2", false), "{half}");
+        }
+        for triggers in ["iW  3.4.2", "it  3.4.2"] {
+            assert_eq!(parse_dpkg_query(Some(0), triggers), found("3.4.2", true), "{triggers}");
         }
         assert_eq!(
             parse_dpkg_query(Some(0), "ii  3.9.1\nii  3.9.1\n"),
-            Some(Some("3.9.1".into())),
+            found("3.9.1", true),
             "two architectures"
         );
         assert_eq!(parse_dpkg_query(Some(0), "rc  3.4.2"), Some(None));
@@ -799,13 +841,6 @@ mod tests {
         assert_eq!(parse_dpkg_query(Some(2), ""), None);
         assert_eq!(parse_dpkg_query(Some(0), "ii  "), None);
         assert_eq!(parse_dpkg_query(None, ""), None);
-    }
-
-    #[test]
-    fn apt_madison_lists_the_versions_repositories_offer() {
-        let out = "      kong |      3.9.1 | https://packages.konghq.com/deb stable/main amd64 Packages\n      kong |      3.4.2 | https://packages.konghq.com/deb stable/main amd64 Packages\n";
-        assert_eq!(parse_apt_madison(out), ["3.9.1", "3.4.2"]);
-        assert!(parse_apt_madison("").is_empty());
     }
 
     #[test]
@@ -993,10 +1028,14 @@ mod tests {
     #[test]
     fn plans_read_before_and_after() {
         use PackageManager::{Apt, Dnf};
+        let found = |version: &str, complete: bool| Found {
+            version: version.into(),
+            complete,
+        };
         let upgrade = change_of(
             "kong",
             Apt,
-            Some("3.4.2".into()),
+            Some(&found("3.4.2", true)),
             Wanted::Version("3.9.1".into()),
         );
         assert_eq!(upgrade.summary, "kong 3.4.2 → 3.9.1");
@@ -1009,12 +1048,21 @@ mod tests {
         let same = change_of(
             "kong",
             Dnf,
-            Some("3.9.1-1.el9".into()),
+            Some(&found("3.9.1-1.el9", true)),
             Wanted::Version("3.9.1".into()),
         );
         assert_eq!(same.changes, Some(false));
         assert_eq!(same.summary, "kong 3.9.1-1.el9 is installed");
-        let newest = change_of("kong", Dnf, Some("3.4.2-1".into()), Wanted::Newest);
+        // An upgrade cut short leaves the wanted version unpacked: it still needs installing.
+        let unpacked = change_of(
+            "kong",
+            Apt,
+            Some(&found("3.9.1", false)),
+            Wanted::Version("3.9.1".into()),
+        );
+        assert_eq!(unpacked.changes, Some(true));
+        assert_eq!(unpacked.summary, "kong 3.9.1 (not completely installed) → 3.9.1");
+        let newest = change_of("kong", Dnf, Some(&found("3.4.2-1", true)), Wanted::Newest);
         assert_eq!(newest.changes, None);
     }
 

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use openssh::Session;
 use runsheet_engine::model::Host;
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
+    ReadBuf,
+};
 
 use super::output::{DEFAULT_OUTPUT_LIMIT, capture, finish_reading, take};
 use super::transport::{
@@ -65,7 +68,14 @@ impl SshTransport {
         let line = script::wrapped(script);
         let (session, mut child) = self.spawn(described, &line, stdin.is_some()).await?;
         let started = Instant::now();
-        let group = RemoteGroup::new(Arc::clone(&session), Arc::clone(&self.pool));
+        let group = RemoteGroup {
+            session: Arc::clone(&session),
+            pool: Arc::clone(&self.pool),
+            id: Arc::new(OnceLock::new()),
+            armed: true,
+            host: self.host.name.clone(),
+            command: described.to_owned(),
+        };
 
         let stdout = Arc::new(Mutex::new(CapturedOutput::default()));
         let stderr = Arc::new(Mutex::new(CapturedOutput::default()));
@@ -376,7 +386,7 @@ const PRELUDE_LIMIT: usize = 64 * 1024;
 /// that runs something else than the command, a forced command) everything
 /// read is kept as output.
 async fn capture_after_group(
-    pipe: openssh::ChildStdout,
+    pipe: impl AsyncRead + Unpin,
     group: Arc<OnceLock<i32>>,
     limit: usize,
     sink: Arc<Mutex<CapturedOutput>>,
@@ -385,26 +395,39 @@ async fn capture_after_group(
     let mut prelude = Vec::new();
     loop {
         let mut line = Vec::new();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => {
-                // No marker at all: nothing is known about the group; keep what came.
-                let mut captured = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                captured.bytes = prelude;
-                return;
-            }
-            Ok(_) => {}
-        }
-        if let Some(id) = script::group_in(&line) {
+        let room = PRELUDE_LIMIT.saturating_sub(prelude.len()).max(1);
+        let read = (&mut reader)
+            .take(u64::try_from(room).unwrap_or(u64::MAX))
+            .read_until(b'\n', &mut line)
+            .await;
+        if let Ok(read) = read
+            && read > 0
+            && let Some(id) = script::group_in(&line)
+        {
             if let Some(id) = id {
                 let _set = group.set(id);
             }
             break;
         }
-        if prelude.len() < PRELUDE_LIMIT {
-            prelude.extend_from_slice(&line);
+        prelude.extend_from_slice(&line);
+        if !matches!(read, Ok(read) if read > 0) || prelude.len() >= PRELUDE_LIMIT {
+            // No marker: nothing is known about the group; what came is the output.
+            keep(&sink, &prelude, limit);
+            if matches!(read, Ok(read) if read > 0) {
+                capture(reader, limit, sink).await;
+            }
+            return;
         }
     }
     capture(reader, limit, sink).await;
+}
+
+/// Puts `bytes` at the start of the captured output, within `limit`.
+fn keep(sink: &Mutex<CapturedOutput>, bytes: &[u8], limit: usize) {
+    let mut captured = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let kept = bytes.len().min(limit);
+    captured.bytes.extend_from_slice(&bytes[..kept]);
+    captured.truncated |= kept < bytes.len();
 }
 
 /// The process group of a command on the host, stopped when the command times
@@ -414,18 +437,13 @@ struct RemoteGroup {
     pool: Arc<SshPool>,
     id: Arc<OnceLock<i32>>,
     armed: bool,
+    /// The host's name, for a failed kill's message.
+    host: String,
+    /// The command, for a failed kill's message.
+    command: String,
 }
 
 impl RemoteGroup {
-    fn new(session: Arc<Session>, pool: Arc<SshPool>) -> Self {
-        Self {
-            session,
-            pool,
-            id: Arc::new(OnceLock::new()),
-            armed: true,
-        }
-    }
-
     /// Stops the group now; `false` when its id never arrived (nothing could be stopped).
     ///
     /// The group stays armed until the kill is done: when the step's own timeout
@@ -435,9 +453,9 @@ impl RemoteGroup {
             self.armed = false;
             return false;
         };
-        kill(Arc::clone(&self.session), id).await;
+        let stopped = kill(Arc::clone(&self.session), id).await;
         self.armed = false;
-        true
+        stopped
     }
 
     /// The command ended by itself: leave what it started in the background alone.
@@ -451,26 +469,38 @@ impl Drop for RemoteGroup {
         if !self.armed {
             return;
         }
-        let (Some(id), Ok(runtime)) = (self.id.get(), tokio::runtime::Handle::try_current())
-        else {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        // The pool waits for this before it closes the connections at the end of the run.
-        let task = runtime.spawn(kill(Arc::clone(&self.session), *id));
+        let unstopped = format!(
+            "`{}` on host `{}` could not be stopped when its step ended (timeout or abort): \
+             it may still be running there",
+            self.command, self.host
+        );
+        let Some(id) = self.id.get().copied() else {
+            self.pool.failed(unstopped);
+            return;
+        };
+        // The pool waits for this before it closes the connections at the end of the run,
+        // and reports it when the kill did not get through.
+        let session = Arc::clone(&self.session);
+        let task = runtime.spawn(async move { (!kill(session, id).await).then_some(unstopped) });
         self.pool.pending(task);
     }
 }
 
-/// Stops a process group on the host (TERM, then KILL).
-async fn kill(session: Arc<Session>, group: i32) {
+/// Stops a process group on the host (TERM, then KILL); whether the host confirmed it.
+async fn kill(session: Arc<Session>, group: i32) -> bool {
     let mut command =
         Session::to_raw_command(session, script::wrapped(&script::kill_group(group)));
     command
         .stdin(openssh::Stdio::null())
         .stdout(openssh::Stdio::null())
         .stderr(openssh::Stdio::null());
-    // Best effort: the master may be gone, and then the group went with the connection.
-    let _killed = tokio::time::timeout(KILL_TIMEOUT, command.status()).await;
+    matches!(
+        tokio::time::timeout(KILL_TIMEOUT, command.status()).await,
+        Ok(Ok(status)) if status.success()
+    )
 }
 
 /// A TCP connection made from the host by `ssh -W`, over the master.
@@ -504,5 +534,34 @@ impl AsyncWrite for Forwarded {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read(stdout: &'static [u8], limit: usize) -> (Option<i32>, CapturedOutput) {
+        let group = Arc::new(OnceLock::new());
+        let sink = Arc::new(Mutex::new(CapturedOutput::default()));
+        capture_after_group(stdout, Arc::clone(&group), limit, Arc::clone(&sink)).await;
+        (group.get().copied(), take(&sink))
+    }
+
+    #[tokio::test]
+    async fn a_banner_before_the_marker_is_not_output() {
+        let (group, output) = read(b"Welcome\nno newline\x1erunsheet-pgid:4321\nhello", 1024).await;
+        assert_eq!(group, Some(4321));
+        assert_eq!(output.bytes, b"hello");
+    }
+
+    #[tokio::test]
+    async fn without_a_marker_everything_is_output_within_the_limit() {
+        let (group, output) = read(b"a forced command said this\nand this", 1024).await;
+        assert_eq!(group, None);
+        assert_eq!(output.bytes, b"a forced command said this\nand this");
+        let (_, output) = read(b"0123456789\n0123456789", 5).await;
+        assert_eq!(output.bytes, b"01234");
+        assert!(output.truncated);
     }
 }

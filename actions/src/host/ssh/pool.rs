@@ -32,8 +32,11 @@ type Slot = Arc<OnceCell<Arc<Session>>>;
 pub struct SshPool {
     /// Connections by host name (dropped first: each closes its master).
     sessions: Mutex<HashMap<String, Slot>>,
-    /// Kills of abandoned commands still on their way, awaited before closing.
-    pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Kills of abandoned commands still on their way, awaited before closing;
+    /// each answers what could not be stopped.
+    pending: Mutex<Vec<tokio::task::JoinHandle<Option<String>>>>,
+    /// Commands known to be left running on a host.
+    unstopped: Mutex<Vec<String>>,
     /// Directory of the control sockets, removed last.
     control: Mutex<Option<tempfile::TempDir>>,
 }
@@ -56,12 +59,21 @@ impl SshPool {
         Self {
             sessions: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
+            unstopped: Mutex::new(Vec::new()),
             control: Mutex::new(None),
         }
     }
 
+    /// Remembers a command that could not be stopped, for the end of the run.
+    pub fn failed(&self, message: String) {
+        self.unstopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(message);
+    }
+
     /// Remembers a kill on its way, so that closing waits for it.
-    pub fn pending(&self, task: tokio::task::JoinHandle<()>) {
+    pub fn pending(&self, task: tokio::task::JoinHandle<Option<String>>) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending.retain(|task| !task.is_finished());
         pending.push(task);
@@ -198,16 +210,20 @@ impl SshPool {
                 if word == "%h:%p" {
                     word.clone()
                 } else {
-                    super::script::quote(word)
+                    // ssh expands `%` tokens in a ProxyCommand: every literal `%` is doubled.
+                    super::script::quote(&word.replace('%', "%%"))
                 }
             })
             .collect();
         let mut text = format!("Host *\n    ProxyCommand {}\n", quoted.join(" "));
-        if let Some(home) = std::env::var_os("HOME") {
-            let user_config = PathBuf::from(home).join(".ssh/config");
-            if user_config.is_file() {
-                text.push_str(&format!("    Include \"{}\"\n", user_config.display()));
-            }
+        // `-F` replaces both the user's and the system's configuration: bring them back.
+        let user_config = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ssh/config"));
+        for config in user_config
+            .into_iter()
+            .chain([PathBuf::from("/etc/ssh/ssh_config")])
+            .filter(|config| config.is_file())
+        {
+            text.push_str(&format!("    Include \"{}\"\n", config.display()));
         }
         let path = self
             .control_directory()?
@@ -236,11 +252,19 @@ impl SshPool {
 
 #[async_trait::async_trait]
 impl runsheet_engine::Close for SshPool {
-    /// Waits for kills on their way, then shuts every master down.
-    async fn close(&self) {
+    /// Waits for kills on their way, then shuts every master down; says what was left running.
+    async fn close(&self) -> Vec<String> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut left = std::mem::take(&mut *self.unstopped.lock().unwrap_or_else(PoisonError::into_inner));
         for task in pending {
-            let _done = tokio::time::timeout(Duration::from_secs(10), task).await;
+            match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(Ok(None)) => {}
+                Ok(Ok(Some(message))) => left.push(message),
+                Ok(Err(_)) | Err(_) => left.push(
+                    "a command abandoned at a timeout or abort could not be confirmed stopped on its host"
+                        .to_owned(),
+                ),
+            }
         }
         let sessions: Vec<Slot> = self
             .sessions
@@ -255,6 +279,7 @@ impl runsheet_engine::Close for SshPool {
                 let _closed = openssh_mux_client::shutdown_mux_master(session.control_socket());
             }
         }
+        left
     }
 }
 

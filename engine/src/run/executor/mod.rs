@@ -211,9 +211,13 @@ pub async fn execute(
     for message in exec.environment.as_deref().map(relaxed_checks).unwrap_or_default() {
         exec.notice(message);
     }
-    let outcome = exec.run(control).await;
-    // Connections to hosts close with the run, also when steps were abandoned.
-    exec.resources.close().await;
+    let mut outcome = exec.run(control).await;
+    // Connections to hosts close with the run, also when steps were abandoned;
+    // what they could not clean up (a command still running) is for a person to see.
+    for left in exec.resources.close().await {
+        exec.notice(left.clone());
+        outcome.attention.push(left);
+    }
     let elapsed_ms = started.elapsed().as_millis() as u64;
     exec.journal(
         "run_finished",
