@@ -14,9 +14,8 @@ use crate::de::{DeError, DeErrorKind, Spanned, from_node};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{
     DEFAULT_CONCURRENCY, Duration, Environment, EnvironmentDoc, FORMAT_VERSION, Gateway, Host,
-    HostDoc, HostSsh, SshSettings,
-    InputSpec, KongGatewayDoc, Layer7GatewayDoc, Needs, Playbook, PlaybookDoc, RollbackPolicy,
-    Step, StepDoc, StepKind, Transport,
+    HostDoc, HostSsh, InputSpec, KongGatewayDoc, Layer7GatewayDoc, Needs, Playbook, PlaybookDoc,
+    RollbackPolicy, SshSettings, Step, StepDoc, StepKind, Transport,
 };
 use crate::node::{self, MAX_FILE_BYTES, Node, NodeValue};
 use crate::source::{SourceFile, Span};

@@ -66,7 +66,11 @@ impl AptLab {
         let index = std::fs::read_to_string(self.path("repo/Packages"))?;
         let kept: Vec<&str> = index
             .split("\n\n")
-            .filter(|stanza| !stanza.lines().any(|line| line == format!("Version: {version}")))
+            .filter(|stanza| {
+                !stanza
+                    .lines()
+                    .any(|line| line == format!("Version: {version}"))
+            })
             .collect();
         std::fs::write(self.path("repo/Packages"), kept.join("\n\n"))?;
         self.run(&["apt-get", "update"])?;
@@ -75,7 +79,9 @@ impl AptLab {
 
     /// Leaves `version` unpacked but not configured (`iU`), as an upgrade cut short does.
     pub fn unpack_only(&self, version: &str) -> LabResult<()> {
-        let deb = self.path("repo").join(format!("{PACKAGE}_{version}_all.deb"));
+        let deb = self
+            .path("repo")
+            .join(format!("{PACKAGE}_{version}_all.deb"));
         let admindir = format!("--admindir={}", self.dpkg_admindir().display());
         let log = format!("--log={}", self.path("dpkg.log").display());
         let deb = deb.display().to_string();

@@ -137,8 +137,17 @@ impl SshLab {
     pub fn ssh(&self, index: usize) -> Command {
         let mut command = Command::new("ssh");
         command
-            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts().display()))
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+            ])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
             .args(["-o", "IdentitiesOnly=yes", "-i"])
             .arg(self.client_key())
             .arg("-p")
@@ -261,7 +270,10 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.kill();
-        Err(std::io::Error::other(format!("sshd did not answer: {}", self.log())))
+        Err(std::io::Error::other(format!(
+            "sshd did not answer: {}",
+            self.log()
+        )))
     }
 
     /// sshd's log.
@@ -386,14 +398,19 @@ fn keygen(path: &Path) -> std::io::Result<()> {
     if status.success() {
         Ok(())
     } else {
-        Err(std::io::Error::other(format!("ssh-keygen failed for {}", path.display())))
+        Err(std::io::Error::other(format!(
+            "ssh-keygen failed for {}",
+            path.display()
+        )))
     }
 }
 
 /// The server's SSH banner, if it answers on `port`.
 fn banner(port: u16) -> Option<String> {
     let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
     let mut line = String::new();
     BufReader::new(stream.take(256)).read_line(&mut line).ok()?;
     line.starts_with("SSH-2.0").then_some(line)

@@ -141,7 +141,10 @@ pub async fn apply_with(
     host.install(name, target, before.as_deref()).await?;
     let found_after = host.installed(name).await?;
     let after = match &found_after {
-        Some(Found { version, complete: true }) => Some(version.clone()),
+        Some(Found {
+            version,
+            complete: true,
+        }) => Some(version.clone()),
         Some(Found { version, .. }) => {
             return Err(ActionError::failed(format!(
                 "the package manager reported success, but {name} {version} is not completely installed (dpkg status)"
@@ -464,7 +467,9 @@ pub fn install_command(
 pub fn remove_command(manager: PackageManager, name: &str) -> ExecRequest {
     match manager {
         PackageManager::Apt => apt_request(["apt-get", "remove", "-y", name]),
-        PackageManager::Dnf => ExecRequest::argv(["dnf", "remove", "-y", name]).with_env("LC_ALL", "C"),
+        PackageManager::Dnf => {
+            ExecRequest::argv(["dnf", "remove", "-y", name]).with_env("LC_ALL", "C")
+        }
     }
 }
 
@@ -734,7 +739,10 @@ fn change_of(name: &str, manager: PackageManager, found: Option<&Found>, wanted:
     let installed = version_of(found);
     let before = match found {
         None => "not installed".to_owned(),
-        Some(Found { version, complete: true }) => version.clone(),
+        Some(Found {
+            version,
+            complete: true,
+        }) => version.clone(),
         Some(Found { version, .. }) => format!("{version} (not completely installed)"),
     };
     let complete = found.is_some_and(|f| f.complete);
@@ -823,12 +831,23 @@ mod tests {
             }))
         };
         assert_eq!(parse_dpkg_query(Some(0), "ii  3.9.1"), found("3.9.1", true));
-        assert_eq!(parse_dpkg_query(Some(0), "hi  1:2.0-1"), found("1:2.0-1", true));
+        assert_eq!(
+            parse_dpkg_query(Some(0), "hi  1:2.0-1"),
+            found("1:2.0-1", true)
+        );
         for half in ["iU  3.4.2", "iF  3.4.2", "iH  3.4.2"] {
-            assert_eq!(parse_dpkg_query(Some(0), half), found("3.4.2", false), "{half}");
+            assert_eq!(
+                parse_dpkg_query(Some(0), half),
+                found("3.4.2", false),
+                "{half}"
+            );
         }
         for triggers in ["iW  3.4.2", "it  3.4.2"] {
-            assert_eq!(parse_dpkg_query(Some(0), triggers), found("3.4.2", true), "{triggers}");
+            assert_eq!(
+                parse_dpkg_query(Some(0), triggers),
+                found("3.4.2", true),
+                "{triggers}"
+            );
         }
         assert_eq!(
             parse_dpkg_query(Some(0), "ii  3.9.1\nii  3.9.1\n"),
@@ -958,7 +977,11 @@ mod tests {
         let remove = remove_command(PackageManager::Apt, "kong");
         assert_eq!(argv(&remove), ["apt-get", "remove", "-y", "kong"]);
         assert!(remove.env.contains_key("DEBIAN_FRONTEND"));
-        assert_eq!(remove.env.get("LC_ALL").map(String::as_str), Some("C"), "parsed output must not be translated");
+        assert_eq!(
+            remove.env.get("LC_ALL").map(String::as_str),
+            Some("C"),
+            "parsed output must not be translated"
+        );
 
         let query = installed_query(PackageManager::Apt, "kong");
         assert_eq!(
@@ -1061,7 +1084,10 @@ mod tests {
             Wanted::Version("3.9.1".into()),
         );
         assert_eq!(unpacked.changes, Some(true));
-        assert_eq!(unpacked.summary, "kong 3.9.1 (not completely installed) → 3.9.1");
+        assert_eq!(
+            unpacked.summary,
+            "kong 3.9.1 (not completely installed) → 3.9.1"
+        );
         let newest = change_of("kong", Dnf, Some(&found("3.4.2-1", true)), Wanted::Newest);
         assert_eq!(newest.changes, None);
     }

@@ -196,17 +196,26 @@ async fn the_action_in_a_dry_run_is_refused_before_it_writes() -> TestResult {
 }
 
 #[tokio::test]
-async fn a_package_left_unpacked_by_an_interrupted_upgrade_is_installed_not_skipped() -> TestResult {
+async fn a_package_left_unpacked_by_an_interrupted_upgrade_is_installed_not_skipped() -> TestResult
+{
     let machine_before = machine_apt_state()?;
     let lab = AptLab::new()?;
     let transport = lab_transport(&lab);
     apply_with(&transport, &wanted(Some("1.0")), None).await?;
     lab.unpack_only("2.0")?;
-    assert_eq!(lab.installed_version()?, None, "dpkg should hold 2.0 unpacked only");
+    assert_eq!(
+        lab.installed_version()?,
+        None,
+        "dpkg should hold 2.0 unpacked only"
+    );
 
     let plan = plan_with(&transport, &wanted(Some("2.0")), None).await?;
     assert_eq!(plan.changes, Some(true), "{}", plan.summary);
-    assert!(plan.summary.contains("not completely installed"), "{}", plan.summary);
+    assert!(
+        plan.summary.contains("not completely installed"),
+        "{}",
+        plan.summary
+    );
     let probe = probe_with(&transport, &wanted(Some("2.0")), None).await?;
     assert!(matches!(probe, Probe::NotDone), "{probe:?}");
 
@@ -214,7 +223,14 @@ async fn a_package_left_unpacked_by_an_interrupted_upgrade_is_installed_not_skip
     assert_eq!(applied.outputs["changed"], json!(true));
     assert_eq!(lab.installed_version()?.as_deref(), Some("2.0"));
     // The undo goes back to the version that was present, never to "absent".
-    assert_eq!(undo_record(&applied)?.previous_version.as_deref(), Some("2.0"));
-    assert_eq!(machine_apt_state()?, machine_before, "the machine's apt or dpkg state changed");
+    assert_eq!(
+        undo_record(&applied)?.previous_version.as_deref(),
+        Some("2.0")
+    );
+    assert_eq!(
+        machine_apt_state()?,
+        machine_before,
+        "the machine's apt or dpkg state changed"
+    );
     Ok(())
 }

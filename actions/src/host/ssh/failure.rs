@@ -48,7 +48,9 @@ pub async fn classify(attempt: &Attempt<'_>, log: &str) -> ConnectError {
             offered,
             known_hosts: attempt.known_hosts.map(|p| p.display().to_string()),
         }
-    } else if lower.contains("permission denied (") || lower.contains("too many authentication failures") {
+    } else if lower.contains("permission denied (")
+        || lower.contains("too many authentication failures")
+    {
         ConnectFailure::Authentication
     } else if lower.contains("connection refused") {
         ConnectFailure::Refused
@@ -157,7 +159,9 @@ pub fn known_hosts_fingerprint(line: &str) -> Option<String> {
     }
     let mut words = line.split_whitespace();
     let (_host, algorithm, blob) = (words.next()?, words.next()?, words.next()?);
-    let blob = base64::engine::general_purpose::STANDARD.decode(blob).ok()?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .ok()?;
     let digest = Sha256::digest(&blob);
     let label = match algorithm {
         "ssh-ed25519" => "ED25519",
@@ -189,11 +193,26 @@ mod tests {
     #[tokio::test]
     async fn ssh_messages_become_failures_an_operator_acts_on() {
         let cases = [
-            ("root@127.0.0.1: Permission denied (publickey).", ConnectFailure::Authentication),
-            ("ssh: connect to host 127.0.0.1 port 22023: Connection refused", ConnectFailure::Refused),
-            ("Connection timed out during banner exchange", ConnectFailure::Unreachable),
-            ("ssh: Could not resolve hostname nohost: Name or service not known", ConnectFailure::Unreachable),
-            ("kex_exchange_identification: read: Connection reset by peer", ConnectFailure::Other),
+            (
+                "root@127.0.0.1: Permission denied (publickey).",
+                ConnectFailure::Authentication,
+            ),
+            (
+                "ssh: connect to host 127.0.0.1 port 22023: Connection refused",
+                ConnectFailure::Refused,
+            ),
+            (
+                "Connection timed out during banner exchange",
+                ConnectFailure::Unreachable,
+            ),
+            (
+                "ssh: Could not resolve hostname nohost: Name or service not known",
+                ConnectFailure::Unreachable,
+            ),
+            (
+                "kex_exchange_identification: read: Connection reset by peer",
+                ConnectFailure::Other,
+            ),
         ];
         for (log, failure) in cases.clone() {
             let error = classify(&attempt(), log).await;
@@ -201,7 +220,10 @@ mod tests {
             assert!(error.to_string().contains("`dp1`"), "{error}");
         }
         let refused = classify(&attempt(), cases[1].0).await.to_string();
-        assert!(refused.contains("nothing listens on that port"), "{refused}");
+        assert!(
+            refused.contains("nothing listens on that port"),
+            "{refused}"
+        );
         assert!(refused.contains("through jump host `bastion`"), "{refused}");
         let hung = classify(&attempt(), cases[2].0).await.to_string();
         assert!(hung.contains("no SSH server answered"), "{hung}");
@@ -237,7 +259,10 @@ mod tests {
             .status()?;
         assert!(made.success());
         let public = std::fs::read_to_string(key.with_extension("pub"))?;
-        let listed = std::process::Command::new("ssh-keygen").arg("-lf").arg(key.with_extension("pub")).output()?;
+        let listed = std::process::Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(key.with_extension("pub"))
+            .output()?;
         let listed = String::from_utf8(listed.stdout)?;
         let expected = listed.split_whitespace().nth(1).ok_or("no fingerprint")?;
         let line = format!("host {}", public.trim());

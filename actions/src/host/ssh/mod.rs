@@ -254,7 +254,10 @@ impl Transport for SshTransport {
             ));
         }
         let bytes = output.stdout.bytes;
-        let split = bytes.iter().position(|b| *b == b'\n').unwrap_or(bytes.len());
+        let split = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap_or(bytes.len());
         let header = String::from_utf8_lossy(&bytes[..split]).into_owned();
         let content = bytes.get(split + 1..).unwrap_or_default().to_vec();
         if header == "absent" {
@@ -273,7 +276,11 @@ impl Transport for SshTransport {
         let mode = u32::from_str_radix(mode, 8).map_err(|_| unreadable())?;
         // An id with no name on the host is kept as the number, as the local transport does.
         let named = |name: &str, id: &str| {
-            if name == "UNKNOWN" { id.to_owned() } else { name.to_owned() }
+            if name == "UNKNOWN" {
+                id.to_owned()
+            } else {
+                name.to_owned()
+            }
         };
         Ok(Some(FileState {
             content,
@@ -351,7 +358,10 @@ impl Transport for SshTransport {
             .kill_on_drop(true)
             .spawn()
             .map_err(|error| {
-                TransportError::io(format!("forward to {host}:{port} through `{}`", self.host.name), error)
+                TransportError::io(
+                    format!("forward to {host}:{port} through `{}`", self.host.name),
+                    error,
+                )
             })?;
         let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(TransportError::io(
@@ -424,7 +434,9 @@ async fn capture_after_group(
 
 /// Puts `bytes` at the start of the captured output, within `limit`.
 fn keep(sink: &Mutex<CapturedOutput>, bytes: &[u8], limit: usize) {
-    let mut captured = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut captured = sink
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let kept = bytes.len().min(limit);
     captured.bytes.extend_from_slice(&bytes[..kept]);
     captured.truncated |= kept < bytes.len();
@@ -491,8 +503,7 @@ impl Drop for RemoteGroup {
 
 /// Stops a process group on the host (TERM, then KILL); whether the host confirmed it.
 async fn kill(session: Arc<Session>, group: i32) -> bool {
-    let mut command =
-        Session::to_raw_command(session, script::wrapped(&script::kill_group(group)));
+    let mut command = Session::to_raw_command(session, script::wrapped(&script::kill_group(group)));
     command
         .stdin(openssh::Stdio::null())
         .stdout(openssh::Stdio::null())

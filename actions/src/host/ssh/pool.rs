@@ -173,7 +173,11 @@ impl SshPool {
             "-o".to_owned(),
             format!(
                 "StrictHostKeyChecking={}",
-                if settings.strict_host_key_checking { "yes" } else { "no" }
+                if settings.strict_host_key_checking {
+                    "yes"
+                } else {
+                    "no"
+                }
             ),
             "-o".to_owned(),
             format!(
@@ -186,15 +190,24 @@ impl SshPool {
             ),
         ];
         match (&settings.known_hosts, settings.strict_host_key_checking) {
-            (_, false) => command.extend(["-o".to_owned(), "UserKnownHostsFile=/dev/null".to_owned()]),
+            (_, false) => {
+                command.extend(["-o".to_owned(), "UserKnownHostsFile=/dev/null".to_owned()])
+            }
             (Some(known_hosts), true) => {
                 command.push("-o".to_owned());
-                command.push(format!("UserKnownHostsFile={}", quoted_ssh_path(known_hosts)));
+                command.push(format!(
+                    "UserKnownHostsFile={}",
+                    quoted_ssh_path(known_hosts)
+                ));
             }
             (None, true) => {}
         }
         if let Some(identity) = &settings.identity {
-            command.extend(["-o".to_owned(), "IdentitiesOnly=yes".to_owned(), "-i".to_owned()]);
+            command.extend([
+                "-o".to_owned(),
+                "IdentitiesOnly=yes".to_owned(),
+                "-i".to_owned(),
+            ]);
             command.push(ssh_path(identity));
         }
         if let Some(user) = user {
@@ -217,7 +230,8 @@ impl SshPool {
             .collect();
         let mut text = format!("Host *\n    ProxyCommand {}\n", quoted.join(" "));
         // `-F` replaces both the user's and the system's configuration: bring them back.
-        let user_config = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ssh/config"));
+        let user_config =
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ssh/config"));
         for config in user_config
             .into_iter()
             .chain([PathBuf::from("/etc/ssh/ssh_config")])
@@ -243,7 +257,9 @@ impl SshPool {
             .prefix("runsheet-ssh-")
             .tempdir_in("/tmp")
             .or_else(|_| tempfile::Builder::new().prefix("runsheet-ssh-").tempdir())
-            .map_err(|error| TransportError::io("make a directory for SSH control sockets", error))?;
+            .map_err(|error| {
+                TransportError::io("make a directory for SSH control sockets", error)
+            })?;
         let path = directory.path().to_path_buf();
         *control = Some(directory);
         Ok(path)
@@ -254,8 +270,14 @@ impl SshPool {
 impl runsheet_engine::Close for SshPool {
     /// Waits for kills on their way, then shuts every master down; says what was left running.
     async fn close(&self) -> Vec<String> {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut left = std::mem::take(&mut *self.unstopped.lock().unwrap_or_else(PoisonError::into_inner));
+        let pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut left = std::mem::take(
+            &mut *self
+                .unstopped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         for task in pending {
             match tokio::time::timeout(Duration::from_secs(10), task).await {
                 Ok(Ok(None)) => {}
@@ -345,14 +367,26 @@ mod tests {
     fn jump_hosts_are_read_with_user_port_and_ipv6() {
         let split = |jump: &str| parse_jump(jump);
         assert_eq!(split("bastion"), (None, "bastion".into(), None));
-        assert_eq!(split("ops@bastion:2222"), (Some("ops".into()), "bastion".into(), Some("2222".into())));
-        assert_eq!(split("[::1]:2222"), (None, "::1".into(), Some("2222".into())));
-        assert_eq!(split("ops@[fe80::1]"), (Some("ops".into()), "fe80::1".into(), None));
+        assert_eq!(
+            split("ops@bastion:2222"),
+            (Some("ops".into()), "bastion".into(), Some("2222".into()))
+        );
+        assert_eq!(
+            split("[::1]:2222"),
+            (None, "::1".into(), Some("2222".into()))
+        );
+        assert_eq!(
+            split("ops@[fe80::1]"),
+            (Some("ops".into()), "fe80::1".into(), None)
+        );
         assert_eq!(split("fe80::1"), (None, "fe80::1".into(), None));
     }
 
     #[test]
     fn paths_are_escaped_for_ssh_options() {
-        assert_eq!(quoted_ssh_path(std::path::Path::new("/a b/100%/kh")), "\"/a b/100%%/kh\"");
+        assert_eq!(
+            quoted_ssh_path(std::path::Path::new("/a b/100%/kh")),
+            "\"/a b/100%%/kh\""
+        );
     }
 }

@@ -226,7 +226,17 @@ mod tests {
 
     #[test]
     fn quoting_survives_the_shell() -> Result<(), Box<dyn std::error::Error>> {
-        for word in ["plain", "it's", "a b", "$HOME", "`id`", "\"q\"", "back\\slash", "", "line\nbreak"] {
+        for word in [
+            "plain",
+            "it's",
+            "a b",
+            "$HOME",
+            "`id`",
+            "\"q\"",
+            "back\\slash",
+            "",
+            "line\nbreak",
+        ] {
             let (_, out, _) = sh(&format!("printf '%s' {}", quote(word)), b"")?;
             assert_eq!(out, word);
         }
@@ -234,7 +244,8 @@ mod tests {
     }
 
     #[test]
-    fn the_wrapper_prints_the_pid_then_runs_the_request() -> Result<(), Box<dyn std::error::Error>> {
+    fn the_wrapper_prints_the_pid_then_runs_the_request() -> Result<(), Box<dyn std::error::Error>>
+    {
         let mut request = ExecRequest::argv(["printf", "%s|%s", "a'b", "$X"]);
         request.env = BTreeMap::from([("X".to_owned(), "it's".to_owned())]);
         request.cwd = Some("/".into());
@@ -243,7 +254,10 @@ mod tests {
         let (pid, rest) = out.split_once('\n').ok_or("no pid line")?;
         assert!(matches!(group_in(pid.as_bytes()), Some(Some(_))), "{pid:?}");
         assert_eq!(rest, "a'b|$X");
-        assert_eq!(group_in(b"Welcome\x1erunsheet-pgid:4321\n"), Some(Some(4321)));
+        assert_eq!(
+            group_in(b"Welcome\x1erunsheet-pgid:4321\n"),
+            Some(Some(4321))
+        );
         assert_eq!(group_in(b"Welcome to node1\n"), None);
 
         let mut shell = ExecRequest::shell("echo \"$X\" && pwd");
@@ -278,7 +292,11 @@ mod tests {
         let (header, content) = out.split_once('\n').ok_or("no header")?;
         assert_eq!(header, "file 640 root root 0 0");
         assert_eq!(content, "one\ntwo");
-        assert_eq!(std::fs::read_dir(directory.path())?.count(), 1, "a temporary file stayed");
+        assert_eq!(
+            std::fs::read_dir(directory.path())?.count(),
+            1,
+            "a temporary file stayed"
+        );
 
         let unknown = FileSpec {
             owner: Some(Ownership::parse("no-such-user-xyz")?),
@@ -287,15 +305,26 @@ mod tests {
         let (code, _, err) = sh(&write_file(&path, &unknown), b"other")?;
         assert_ne!(code, 0);
         assert!(err.contains("invalid user"), "{err}");
-        assert_eq!(std::fs::read(&path)?, b"one\ntwo", "a failed write changed the file");
-        assert_eq!(std::fs::read_dir(directory.path())?.count(), 1, "a temporary file stayed");
+        assert_eq!(
+            std::fs::read(&path)?,
+            b"one\ntwo",
+            "a failed write changed the file"
+        );
+        assert_eq!(
+            std::fs::read_dir(directory.path())?.count(),
+            1,
+            "a temporary file stayed"
+        );
 
         // Debris of a writer that died an hour ago goes with the next write; a fresh one stays.
         let old = directory.path().join(".it's a file.runsheet-AbC123");
         let fresh = directory.path().join(".it's a file.runsheet-XyZ789");
         std::fs::write(&old, "debris")?;
         std::fs::write(&fresh, "in flight")?;
-        let touched = std::process::Command::new("touch").args(["-d", "2 hours ago"]).arg(&old).status()?;
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(&old)
+            .status()?;
         assert!(touched.success());
         let (code, _, err) = sh(&write_file(&path, &spec), &spec.content)?;
         assert_eq!(code, 0, "{err}");
