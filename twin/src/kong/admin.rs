@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::DaoError;
 use super::paging::{self, TagFilter};
-use super::schema::Schema;
+use super::schema::{Registry, Schema};
 use super::store::{Entity, ListFilter, Store};
 use super::twin::TwinConfig;
 
@@ -22,6 +22,8 @@ use super::twin::TwinConfig;
 pub struct AdminState {
     /// The entities.
     store: Mutex<Store>,
+    /// The schemas served (immutable; read without the store's lock).
+    registry: Registry,
     /// Version and identity answered by `GET /`.
     config: TwinConfig,
     /// Requests served, for `/status`.
@@ -29,9 +31,10 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// State with an empty store of `store`'s entities.
+    /// State serving `store` with the identity of `config`.
     pub fn new(store: Store, config: TwinConfig) -> Self {
         Self {
+            registry: store.registry().clone(),
             store: Mutex::new(store),
             config,
             requests: AtomicU64::new(0),
@@ -160,8 +163,7 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
         .filter(|segment| !segment.is_empty())
         .collect();
     let segments: Vec<String> = raw.iter().map(|segment| percent_decode(segment)).collect();
-    let store = state.store();
-    let registry = store.registry();
+    let registry = &state.registry;
     let known = |collection: &str| registry.get(collection).is_some();
     let nested = |parent: &str, name: &str| {
         registry

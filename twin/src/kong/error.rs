@@ -63,6 +63,12 @@ pub enum DaoError {
         /// `bad base64 encoding` or `bad json encoding`.
         reason: &'static str,
     },
+    /// Code 8: an internal failure, answered as a plain 500.
+    #[error("database error: {message}")]
+    Database {
+        /// What went wrong (not shown to clients).
+        message: String,
+    },
     /// Code 9: a bad `size`.
     #[error("invalid size")]
     InvalidSize {
@@ -145,6 +151,7 @@ impl DaoError {
         match self {
             Self::Unique { .. } => 409,
             Self::NotFound { .. } => 404,
+            Self::Database { .. } => 500,
             _ => 400,
         }
     }
@@ -200,6 +207,7 @@ impl DaoError {
                 "code": 7, "name": "invalid offset",
                 "message": format!("'{offset}' is not a valid offset: {reason}"),
             }),
+            Self::Database { .. } => json!({"message": "An unexpected error occurred"}),
             Self::InvalidSize { message } => {
                 json!({"code": 9, "name": "invalid size", "message": message})
             }

@@ -24,7 +24,7 @@ pub fn one_of(value: &str, allowed: &[&str]) -> Option<String> {
 /// `value should be between min and max` for an out-of-range integer.
 pub fn between(value: &Value, min: i64, max: i64) -> Option<Value> {
     let number = value.as_f64()?;
-    ((number as i64) < min || (number as i64) > max || number < min as f64 || number > max as f64)
+    (number < min as f64 || number > max as f64)
         .then(|| Value::String(format!("value should be between {min} and {max}")))
 }
 
