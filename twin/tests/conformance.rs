@@ -836,3 +836,62 @@ async fn route_validation_follows_kong_messages() {
     assert_eq!(regex.status, 201, "{}", regex.body);
     assert_eq!(regex.body["methods"], json!(["GET"]));
 }
+
+#[tokio::test]
+async fn options_lists_methods_and_entity_post_is_not_allowed() {
+    let admin = Admin::start().await;
+    let url = format!("{}/services", admin.twin.url());
+    let options = admin
+        .http
+        .request(Method::OPTIONS, &url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.status().as_u16(), 204);
+    assert_eq!(options.headers()["allow"], "GET, HEAD, OPTIONS, POST");
+    let entity = admin
+        .http
+        .request(Method::OPTIONS, format!("{url}/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        entity.headers()["allow"],
+        "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"
+    );
+    let head = admin.http.head(&url).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(head.headers()["server"], "kong/3.4.2");
+    assert_eq!(
+        head.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert!(head.text().await.unwrap().is_empty());
+    let post = admin.post("/services/x", json!({})).await;
+    assert_eq!(
+        (post.status, post.body),
+        (405, json!({"message": "Method not allowed"}))
+    );
+}
+
+#[tokio::test]
+async fn put_through_a_child_creates_and_links_a_missing_parent() {
+    let admin = Admin::start().await;
+    let route = admin
+        .post("/routes", json!({"name": "orphan", "paths": ["/o"]}))
+        .await;
+    assert_eq!(
+        (route.status, route.body["service"].clone()),
+        (201, Value::Null)
+    );
+    assert_eq!(admin.get("/routes/orphan/service").await.status, 404);
+    let parent = admin
+        .put(
+            "/routes/orphan/service",
+            json!({"name": "adopted", "host": "a.internal"}),
+        )
+        .await;
+    assert_eq!(parent.status, 200, "{}", parent.body);
+    let linked = admin.get("/routes/orphan").await;
+    assert_eq!(linked.body["service"], json!({"id": id(&parent.body)}));
+}
