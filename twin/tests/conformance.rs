@@ -895,3 +895,39 @@ async fn put_through_a_child_creates_and_links_a_missing_parent() {
     let linked = admin.get("/routes/orphan").await;
     assert_eq!(linked.body["service"], json!({"id": id(&parent.body)}));
 }
+
+#[tokio::test]
+async fn responses_carry_kong_headers_and_duplicate_content_types_are_refused() {
+    let admin = Admin::start().await;
+    let url = format!("{}/services", admin.twin.url());
+    let reply = admin
+        .http
+        .get(&url)
+        .header("origin", "https://ops.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.headers()["access-control-allow-origin"],
+        "https://ops.example"
+    );
+    assert_eq!(reply.headers()["access-control-allow-credentials"], "true");
+    assert!(
+        reply.headers()["x-kong-admin-latency"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok()
+    );
+    let twice = admin
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("content-type", "application/json")
+        .body(r#"{"host":"a.internal"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status().as_u16(), 400);
+    assert_eq!(admin.get("/services").await.body["data"], json!([]));
+}

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -127,7 +127,9 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     state.requests.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
     let version = state.config.version.clone();
+    let origin = headers.get(header::ORIGIN).cloned();
     let mut response = match resolve(&state, uri.path()) {
         None => message(StatusCode::NOT_FOUND, "Not found"),
         Some(target) => {
@@ -149,9 +151,22 @@ async fn dispatch(
             }
         }
     };
+    let response_headers = response.headers_mut();
     if let Ok(server) = HeaderValue::from_str(&format!("kong/{version}")) {
-        response.headers_mut().insert(header::SERVER, server);
+        response_headers.insert(header::SERVER, server);
     }
+    response_headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        origin.unwrap_or(HeaderValue::from_static("*")),
+    );
+    response_headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    response_headers.insert(
+        "x-kong-admin-latency",
+        HeaderValue::from(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+    );
     response
 }
 
@@ -571,6 +586,9 @@ fn page_body(path: &str, extra: &str, page: super::store::Page) -> Value {
 
 /// The JSON object body of a write; 415 and 400 as Kong answers them.
 fn parse_body(request: &Request) -> Result<Entity, Response> {
+    if request.headers.get_all(header::CONTENT_TYPE).iter().count() > 1 {
+        return Err(empty(StatusCode::BAD_REQUEST));
+    }
     let content_type = request
         .headers
         .get(header::CONTENT_TYPE)
