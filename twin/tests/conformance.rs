@@ -931,3 +931,47 @@ async fn responses_carry_kong_headers_and_duplicate_content_types_are_refused() 
     assert_eq!(twice.status().as_u16(), 400);
     assert_eq!(admin.get("/services").await.body["data"], json!([]));
 }
+
+#[tokio::test]
+async fn form_encoded_bodies_are_typed_by_the_schema() {
+    let admin = Admin::start().await;
+    let url = format!("{}/services", admin.twin.url());
+    let service = admin
+        .http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=billing&host=a.internal&port=8080&enabled=false&tags[]=blue&tags[]=green")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(service.status().as_u16(), 201);
+    let body: Value = service.json().await.unwrap();
+    assert_eq!(
+        (body["port"].clone(), body["enabled"].clone()),
+        (json!(8080), json!(false))
+    );
+    assert_eq!(body["tags"], json!(["blue", "green"]));
+    let route = admin
+        .http
+        .post(format!("{}/routes", admin.twin.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("paths=%2Fpay&service.name=billing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(route.status().as_u16(), 201);
+    let route: Value = route.json().await.unwrap();
+    assert_eq!(
+        (route["paths"].clone(), route["service"].clone()),
+        (json!(["/pay"]), json!({"id": id(&body)}))
+    );
+    let untyped = admin
+        .http
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("host=a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untyped.status().as_u16(), 415);
+}

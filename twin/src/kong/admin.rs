@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::error::DaoError;
+use super::form;
 use super::paging::{self, TagFilter};
 use super::schema::{Registry, Schema};
 use super::store::{Entity, ListFilter, Store};
@@ -273,7 +274,7 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
         return message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
     let body = if matches!(method, "POST" | "PUT" | "PATCH") {
-        match parse_body(request) {
+        match parse_body(request, body_schema(&state.registry, target)) {
             Ok(body) => body,
             Err(response) => return response,
         }
@@ -585,7 +586,7 @@ fn page_body(path: &str, extra: &str, page: super::store::Page) -> Value {
 }
 
 /// The JSON object body of a write; 415 and 400 as Kong answers them.
-fn parse_body(request: &Request) -> Result<Entity, Response> {
+fn parse_body(request: &Request, schema: Option<&Schema>) -> Result<Entity, Response> {
     if request.headers.get_all(header::CONTENT_TYPE).iter().count() > 1 {
         return Err(empty(StatusCode::BAD_REQUEST));
     }
@@ -596,18 +597,38 @@ fn parse_body(request: &Request) -> Result<Entity, Response> {
     if request.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let is_json = content_type.is_some_and(|value| {
+    let media_type = content_type.map(|value| {
         value
+            .split(';')
+            .next()
+            .unwrap_or_default()
             .trim()
             .to_ascii_lowercase()
-            .starts_with("application/json")
     });
-    if !is_json {
+    if media_type.as_deref() == Some("application/x-www-form-urlencoded") {
+        let text = String::from_utf8_lossy(&request.body);
+        return Ok(form::parse(schema, parse_query(&text)));
+    }
+    if media_type.as_deref() != Some("application/json") {
         return Err(empty(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
     match serde_json::from_slice::<Value>(&request.body) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(message(StatusCode::BAD_REQUEST, "Cannot parse JSON body")),
+    }
+}
+
+/// The schema a write to `target` validates against, for typing form bodies.
+fn body_schema<'a>(registry: &'a Registry, target: &Target) -> Option<&'a Schema> {
+    match target {
+        Target::Root | Target::Status => None,
+        Target::Collection { collection } | Target::Entity { collection, .. } => {
+            registry.get(collection)
+        }
+        Target::NestedCollection { child, .. } | Target::NestedEntity { child, .. } => {
+            registry.get(child)
+        }
+        Target::ParentOf { parent, .. } => registry.get(parent),
     }
 }
 

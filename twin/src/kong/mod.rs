@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod entities;
 pub mod error;
+pub mod form;
 pub mod paging;
 pub mod schema;
 pub mod store;
