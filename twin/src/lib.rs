@@ -1,1 +1,5 @@
-//! runsheet-twin: in-memory emulators of gateway management APIs (skeleton).
+//! runsheet-twin: in-memory emulators of gateway management APIs.
+//!
+//! [`kong`] emulates the Kong Gateway 3.x Admin API over real HTTP ([`kong::KongTwin`]).
+
+pub mod kong;

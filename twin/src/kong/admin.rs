@@ -1,0 +1,763 @@
+//! The Admin API router: one dispatcher that serves every registered schema (reference §2.4, §3).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::error::DaoError;
+use super::form;
+use super::paging::{self, TagFilter};
+use super::schema::{Registry, Schema};
+use super::store::{Entity, ListFilter, Store};
+use super::twin::TwinConfig;
+
+/// Shared state of one twin's Admin API.
+#[derive(Debug)]
+pub struct AdminState {
+    /// The entities.
+    store: Mutex<Store>,
+    /// The schemas served (immutable; read without the store's lock).
+    registry: Registry,
+    /// Version and identity answered by `GET /`.
+    config: TwinConfig,
+    /// Requests served, for `/status`.
+    requests: AtomicU64,
+}
+
+impl AdminState {
+    /// State serving `store` with the identity of `config`.
+    pub fn new(store: Store, config: TwinConfig) -> Self {
+        Self {
+            registry: store.registry().clone(),
+            store: Mutex::new(store),
+            config,
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Locks the store (a panicked holder cannot leave it half-written: writes are single inserts).
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The Admin API router over `state`.
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// What a request path addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// `GET /`.
+    Root,
+    /// `GET /status`.
+    Status,
+    /// `/{entities}`.
+    Collection { collection: String },
+    /// `/{entities}/{key}`.
+    Entity { collection: String, key: String },
+    /// `/{parents}/{parent}/{children}`.
+    NestedCollection {
+        parent: ParentRef,
+        child: String,
+        field: String,
+    },
+    /// `/{parents}/{parent}/{children}/{key}`.
+    NestedEntity {
+        parent: ParentRef,
+        child: String,
+        field: String,
+        key: String,
+    },
+    /// `/{children}/{child}/{field}`: the parent of a child.
+    ParentOf {
+        collection: String,
+        key: String,
+        field: String,
+        parent: String,
+    },
+}
+
+/// A parent addressed in a nested path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ParentRef {
+    /// Parent collection.
+    collection: String,
+    /// Id or endpoint key as given (decoded).
+    key: String,
+    /// The raw path segment, for `next` links.
+    raw: String,
+}
+
+/// A request as the dispatcher needs it.
+struct Request {
+    /// HTTP method (HEAD is served as GET).
+    method: Method,
+    /// Decoded query pairs.
+    query: Vec<(String, String)>,
+    /// Request headers.
+    headers: HeaderMap,
+    /// Raw body.
+    body: Bytes,
+}
+
+impl Request {
+    /// The first value of query parameter `name`.
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Serves one request.
+async fn dispatch(
+    State(state): State<Arc<AdminState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let version = state.config.version.clone();
+    let origin = headers.get(header::ORIGIN).cloned();
+    let mut response = match resolve(&state, uri.path()) {
+        None => message(StatusCode::NOT_FOUND, "Not found"),
+        Some(target) => {
+            let query = uri.query().map(parse_query).unwrap_or_default();
+            let request = Request {
+                method: if method == Method::HEAD {
+                    Method::GET
+                } else {
+                    method
+                },
+                query,
+                headers,
+                body,
+            };
+            if request.method == Method::OPTIONS {
+                options(&target)
+            } else {
+                handle(&state, &target, &request)
+            }
+        }
+    };
+    let response_headers = response.headers_mut();
+    if let Ok(server) = HeaderValue::from_str(&format!("kong/{version}")) {
+        response_headers.insert(header::SERVER, server);
+    }
+    response_headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        origin.unwrap_or(HeaderValue::from_static("*")),
+    );
+    response_headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    response_headers.insert(
+        "x-kong-admin-latency",
+        HeaderValue::from(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+    );
+    response
+}
+
+/// Maps a path onto a [`Target`] using the registry; `None` for unknown paths.
+fn resolve(state: &AdminState, path: &str) -> Option<Target> {
+    let raw: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
+    let segments: Vec<String> = raw.iter().map(|segment| percent_decode(segment)).collect();
+    let registry = &state.registry;
+    let known = |collection: &str| registry.get(collection).is_some();
+    let nested = |parent: &str, name: &str| {
+        registry
+            .children_of(parent)
+            .find(|(child, _, _)| child.nested_name == name)
+            .map(|(child, field, _)| (child.collection.to_owned(), field.name.to_owned()))
+    };
+    let parent_ref = |index: usize| ParentRef {
+        collection: segments[0].clone(),
+        key: segments[index].clone(),
+        raw: raw[index].to_owned(),
+    };
+    match segments.as_slice() {
+        [] => Some(Target::Root),
+        [status] if status == "status" => Some(Target::Status),
+        [collection] if known(collection) => Some(Target::Collection {
+            collection: collection.clone(),
+        }),
+        [collection, key] if known(collection) => Some(Target::Entity {
+            collection: collection.clone(),
+            key: key.clone(),
+        }),
+        [parent, _, name] if known(parent) => {
+            if let Some((child, field)) = nested(parent, name) {
+                return Some(Target::NestedCollection {
+                    parent: parent_ref(1),
+                    child,
+                    field,
+                });
+            }
+            let schema = registry.get(parent)?;
+            let foreign = schema
+                .foreign_keys()
+                .find(|(field, _)| field.name == name)?
+                .1;
+            Some(Target::ParentOf {
+                collection: parent.clone(),
+                key: segments[1].clone(),
+                field: name.clone(),
+                parent: foreign.collection.to_owned(),
+            })
+            .filter(|_| known(foreign.collection))
+        }
+        [parent, _, name, key] if known(parent) => {
+            let (child, field) = nested(parent, name)?;
+            Some(Target::NestedEntity {
+                parent: parent_ref(1),
+                child,
+                field,
+                key: key.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Methods a target answers, for OPTIONS and 405.
+fn allowed_methods(target: &Target) -> &'static [&'static str] {
+    match target {
+        Target::Root | Target::Status => &["GET", "HEAD", "OPTIONS"],
+        Target::Collection { .. } | Target::NestedCollection { .. } => {
+            &["GET", "HEAD", "OPTIONS", "POST"]
+        }
+        Target::Entity { .. } | Target::NestedEntity { .. } => {
+            &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
+        }
+        Target::ParentOf { .. } => &["GET", "HEAD", "OPTIONS", "PATCH", "PUT"],
+    }
+}
+
+/// OPTIONS: 204 with `Allow` and the CORS method list.
+fn options(target: &Target) -> Response {
+    let methods = allowed_methods(target).join(", ");
+    let mut response = empty(StatusCode::NO_CONTENT);
+    if let Ok(value) = HeaderValue::from_str(&methods) {
+        response.headers_mut().insert(header::ALLOW, value.clone());
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_METHODS, value);
+    }
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type"),
+    );
+    response
+}
+
+/// Serves `request` on `target`.
+fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
+    let method = request.method.as_str();
+    if !allowed_methods(target).contains(&method) {
+        return message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    }
+    let body = if matches!(method, "POST" | "PUT" | "PATCH") {
+        match parse_body(request, body_schema(&state.registry, target)) {
+            Ok(body) => body,
+            Err(response) => return response,
+        }
+    } else {
+        Map::new()
+    };
+    let now = unix_now();
+    let mut store = state.store();
+    let outcome = match target {
+        Target::Root => return json_response(StatusCode::OK, &node_info(state)),
+        Target::Status => return json_response(StatusCode::OK, &status(state)),
+        Target::Collection { collection } => match method {
+            "GET" => list_top_level(&store, collection, request),
+            _ => store
+                .insert(collection, body, now)
+                .map(|entity| (StatusCode::CREATED, Value::Object(entity)))
+                .map_err(Failure::from),
+        },
+        Target::Entity { collection, key } => {
+            entity_endpoint(&mut store, collection, key, method, body, now)
+        }
+        Target::NestedCollection {
+            parent,
+            child,
+            field,
+        } => {
+            let Some(parent_id) = id_of(&store, &parent.collection, &parent.key) else {
+                return not_found();
+            };
+            match method {
+                "GET" => list_nested(&store, parent, child, field, &parent_id, request),
+                _ => {
+                    let mut body = body;
+                    body.insert(field.clone(), json!({"id": parent_id}));
+                    store
+                        .insert(child, body, now)
+                        .map(|entity| (StatusCode::CREATED, Value::Object(entity)))
+                        .map_err(Failure::from)
+                }
+            }
+        }
+        Target::NestedEntity {
+            parent,
+            child,
+            field,
+            key,
+        } => {
+            let Some(parent_id) = id_of(&store, &parent.collection, &parent.key) else {
+                return not_found();
+            };
+            nested_entity(&mut store, child, field, key, &parent_id, method, body, now)
+        }
+        Target::ParentOf {
+            collection,
+            key,
+            field,
+            parent,
+        } => parent_of(
+            &mut store, collection, key, field, parent, method, body, now,
+        ),
+    };
+    match outcome {
+        Ok((status, Value::Null)) => empty(status),
+        Ok((status, value)) => json_response(status, &value),
+        Err(Failure::NotFound) => not_found(),
+        Err(Failure::Dao(error)) => dao_error(&error),
+    }
+}
+
+/// Why an endpoint did not succeed.
+enum Failure {
+    /// The plain `{"message":"Not found"}`.
+    NotFound,
+    /// A DAO error body.
+    Dao(DaoError),
+}
+
+impl From<DaoError> for Failure {
+    fn from(error: DaoError) -> Self {
+        Self::Dao(error)
+    }
+}
+
+/// Status and body of a successful endpoint (`Value::Null` for an empty body).
+type Outcome = Result<(StatusCode, Value), Failure>;
+
+/// `/{entities}/{key}`: GET, PUT upsert, PATCH merge, idempotent DELETE.
+fn entity_endpoint(
+    store: &mut Store,
+    collection: &str,
+    key: &str,
+    method: &str,
+    body: Entity,
+    now: i64,
+) -> Outcome {
+    match method {
+        "GET" => store
+            .find(collection, key)
+            .map(|entity| (StatusCode::OK, Value::Object(entity.clone())))
+            .ok_or(Failure::NotFound),
+        "PUT" => Ok((
+            StatusCode::OK,
+            Value::Object(store.upsert(collection, key, body, now)?),
+        )),
+        "PATCH" => Ok((
+            StatusCode::OK,
+            Value::Object(store.update(collection, key, body, now)?),
+        )),
+        _ => {
+            if let Some(id) = id_of(store, collection, key) {
+                store.delete(collection, &id)?;
+            }
+            Ok((StatusCode::NO_CONTENT, Value::Null))
+        }
+    }
+}
+
+/// `/{parents}/{p}/{children}/{key}`: scoped to the parent; missing children are 404.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one endpoint's full context; grouping it would only rename it"
+)]
+fn nested_entity(
+    store: &mut Store,
+    child: &str,
+    field: &str,
+    key: &str,
+    parent_id: &str,
+    method: &str,
+    mut body: Entity,
+    now: i64,
+) -> Outcome {
+    let existing = store.find(child, key).cloned();
+    let owned = existing.as_ref().is_some_and(|entity| {
+        entity
+            .get(field)
+            .and_then(|value| value.get("id"))
+            .and_then(Value::as_str)
+            == Some(parent_id)
+    });
+    match method {
+        "GET" if owned => Ok((StatusCode::OK, existing.map_or(Value::Null, Value::Object))),
+        "PUT" if owned || existing.is_none() => {
+            body.insert(field.to_owned(), json!({"id": parent_id}));
+            Ok((
+                StatusCode::OK,
+                Value::Object(store.upsert(child, key, body, now)?),
+            ))
+        }
+        "PATCH" if owned => {
+            body.entry(field.to_owned())
+                .or_insert_with(|| json!({"id": parent_id}));
+            Ok((
+                StatusCode::OK,
+                Value::Object(store.update(child, key, body, now)?),
+            ))
+        }
+        "DELETE" if owned => {
+            if let Some(id) = existing
+                .as_ref()
+                .and_then(|entity| entity.get("id"))
+                .and_then(Value::as_str)
+            {
+                store.delete(child, id)?;
+            }
+            Ok((StatusCode::NO_CONTENT, Value::Null))
+        }
+        _ => Err(Failure::NotFound),
+    }
+}
+
+/// `/{children}/{c}/{field}`: GET, PATCH or PUT the child's parent.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one endpoint's full context; grouping it would only rename it"
+)]
+fn parent_of(
+    store: &mut Store,
+    collection: &str,
+    key: &str,
+    field: &str,
+    parent: &str,
+    method: &str,
+    body: Entity,
+    now: i64,
+) -> Outcome {
+    let Some(child) = store.find(collection, key).cloned() else {
+        return Err(Failure::NotFound);
+    };
+    let parent_id = child
+        .get(field)
+        .and_then(|value| value.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    match (method, parent_id) {
+        ("GET", Some(id)) => store
+            .find(parent, &id)
+            .map(|entity| (StatusCode::OK, Value::Object(entity.clone())))
+            .ok_or(Failure::NotFound),
+        ("PATCH", Some(id)) => Ok((
+            StatusCode::OK,
+            Value::Object(store.update(parent, &id, body, now)?),
+        )),
+        ("PUT", Some(id)) => Ok((
+            StatusCode::OK,
+            Value::Object(store.upsert(parent, &id, body, now)?),
+        )),
+        ("PUT", None) => {
+            let created = store.insert(parent, body, now)?;
+            let mut link = Map::new();
+            link.insert(field.to_owned(), json!({"id": created.get("id")}));
+            let child_id = child
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            store.update(collection, &child_id, link, now)?;
+            Ok((StatusCode::OK, Value::Object(created)))
+        }
+        _ => Err(Failure::NotFound),
+    }
+}
+
+/// The id of the entity addressed by `key`.
+fn id_of(store: &Store, collection: &str, key: &str) -> Option<String> {
+    store
+        .find(collection, key)
+        .and_then(|entity| entity.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// `GET /{entities}`: paginated, tag-filtered; `next` carries `tags` and `size`.
+fn list_top_level(store: &Store, collection: &str, request: &Request) -> Outcome {
+    let size = paging::parse_size(request.query("size"))?;
+    let after = request
+        .query("offset")
+        .map(paging::decode_offset)
+        .transpose()?;
+    let raw_tags = request.query("tags");
+    let tags = raw_tags.map(TagFilter::parse).transpose()?;
+    let page = store.list(
+        collection,
+        ListFilter {
+            parent: None,
+            tags: tags.as_ref(),
+            after: after.as_deref(),
+        },
+        size,
+    );
+    let mut extra = String::new();
+    if let Some(raw_tags) = raw_tags {
+        extra.push_str(&format!("&tags={}", paging::escape_uri(raw_tags)));
+    }
+    if request.query("size").is_some() {
+        extra.push_str(&format!("&size={size}"));
+    }
+    Ok((
+        StatusCode::OK,
+        page_body(&format!("/{collection}"), &extra, page),
+    ))
+}
+
+/// `GET /{parents}/{p}/{children}`: the parent's children; `tags` ignored, `next` bare.
+fn list_nested(
+    store: &Store,
+    parent: &ParentRef,
+    child: &str,
+    field: &str,
+    parent_id: &str,
+    request: &Request,
+) -> Outcome {
+    let size = paging::parse_size(request.query("size"))?;
+    let after = request
+        .query("offset")
+        .map(paging::decode_offset)
+        .transpose()?;
+    let filter = ListFilter {
+        parent: Some((field, parent_id)),
+        tags: None,
+        after: after.as_deref(),
+    };
+    let page = store.list(child, filter, size);
+    let schema_name = store
+        .registry()
+        .get(child)
+        .map_or(child, |schema: &Schema| schema.nested_name);
+    let path = format!("/{}/{}/{}", parent.collection, parent.raw, schema_name);
+    Ok((StatusCode::OK, page_body(&path, "", page)))
+}
+
+/// `{data, next[, offset]}` for a page.
+fn page_body(path: &str, extra: &str, page: super::store::Page) -> Value {
+    let last_id = page
+        .entities
+        .last()
+        .and_then(|entity| entity.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let data: Vec<Value> = page.entities.into_iter().map(Value::Object).collect();
+    match last_id.filter(|_| page.has_more) {
+        Some(id) => {
+            let offset = paging::encode_offset(&id);
+            let next = format!("{path}?offset={}{extra}", paging::escape_uri(&offset));
+            json!({"data": data, "next": next, "offset": offset})
+        }
+        None => json!({"data": data, "next": null}),
+    }
+}
+
+/// The JSON object body of a write; 415 and 400 as Kong answers them.
+fn parse_body(request: &Request, schema: Option<&Schema>) -> Result<Entity, Response> {
+    if request.headers.get_all(header::CONTENT_TYPE).iter().count() > 1 {
+        return Err(empty(StatusCode::BAD_REQUEST));
+    }
+    let content_type = request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    if request.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let media_type = content_type.map(|value| {
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if media_type.as_deref() == Some("application/x-www-form-urlencoded") {
+        let text = String::from_utf8_lossy(&request.body);
+        return Ok(form::parse(schema, parse_query(&text)));
+    }
+    if media_type.as_deref() != Some("application/json") {
+        return Err(empty(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    match serde_json::from_slice::<Value>(&request.body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(message(StatusCode::BAD_REQUEST, "Cannot parse JSON body")),
+    }
+}
+
+/// The schema a write to `target` validates against, for typing form bodies.
+fn body_schema<'a>(registry: &'a Registry, target: &Target) -> Option<&'a Schema> {
+    match target {
+        Target::Root | Target::Status => None,
+        Target::Collection { collection } | Target::Entity { collection, .. } => {
+            registry.get(collection)
+        }
+        Target::NestedCollection { child, .. } | Target::NestedEntity { child, .. } => {
+            registry.get(child)
+        }
+        Target::ParentOf { parent, .. } => registry.get(parent),
+    }
+}
+
+/// `GET /` (reference §9.1), minimal.
+fn node_info(state: &AdminState) -> Value {
+    let config = &state.config;
+    json!({
+        "version": config.version,
+        "edition": config.edition,
+        "tagline": "Welcome to kong",
+        "hostname": config.hostname,
+        "node_id": config.node_id,
+        "lua_version": "LuaJIT 2.1.0-20231117",
+        "timers": {"running": 0, "pending": 1},
+        "pids": {"master": std::process::id(), "workers": [std::process::id()]},
+        "plugins": {"available_on_server": {}, "enabled_in_cluster": []},
+        "configuration": {
+            "database": "postgres",
+            "role": "traditional",
+            "router_flavor": "traditional_compatible",
+            "admin_listen": [config.admin_listen],
+            "log_level": "notice",
+        },
+    })
+}
+
+/// `GET /status` (reference §9.2), minimal.
+fn status(state: &AdminState) -> Value {
+    let requests = state.requests.load(Ordering::Relaxed);
+    json!({
+        "server": {
+            "connections_accepted": requests, "connections_active": 1, "connections_handled": requests,
+            "connections_reading": 0, "connections_writing": 1, "connections_waiting": 0,
+            "total_requests": requests,
+        },
+        "database": {"reachable": true},
+        "memory": {
+            "lua_shared_dicts": {
+                "kong": {"capacity": "5.00 MiB", "allocated_slabs": "0.04 MiB"},
+                "kong_db_cache": {"capacity": "128.00 MiB", "allocated_slabs": "0.80 MiB"},
+            },
+            "workers_lua_vms": [{"pid": std::process::id(), "http_allocated_gc": "50.11 MiB"}],
+        },
+    })
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Splits and decodes a query string (`+` is a space).
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                percent_decode(&key.replace('+', " ")),
+                percent_decode(&value.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes (invalid UTF-8 is replaced).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escape = (bytes[index] == b'%' && index + 2 < bytes.len())
+            .then(|| {
+                std::str::from_utf8(&bytes[index + 1..index + 3])
+                    .ok()
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            })
+            .flatten();
+        match escape {
+            Some(byte) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// A JSON response with Kong's content type.
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// `{"message": text}`.
+fn message(status: StatusCode, text: &str) -> Response {
+    json_response(status, &json!({"message": text}))
+}
+
+/// The plain 404.
+fn not_found() -> Response {
+    message(StatusCode::NOT_FOUND, "Not found")
+}
+
+/// A DAO error's status and body.
+fn dao_error(error: &DaoError) -> Response {
+    json_response(
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        &error.body(),
+    )
+}
+
+/// An empty-bodied response.
+fn empty(status: StatusCode) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,63 @@
+//! The entity catalogue: one file per entity, each a [`Schema`] value.
+
+use serde_json::{Value, json};
+
+use super::schema::{Element, Field, Kind, Registry, Schema, check_tags};
+
+mod checks;
+pub mod routes;
+pub mod services;
+
+/// Every entity the Kong twin serves, in registration order.
+pub fn registry() -> Registry {
+    Registry {
+        schemas: vec![services::schema(), routes::schema()],
+    }
+}
+
+/// The fields every entity starts with: `id`, `created_at`, `updated_at`.
+fn identity_fields() -> Vec<Field> {
+    vec![
+        Field::new("id", Kind::Uuid),
+        Field::new("created_at", Kind::Timestamp),
+        Field::new("updated_at", Kind::Timestamp),
+    ]
+}
+
+/// The `tags` set common to every entity.
+fn tags_field() -> Field {
+    Field::new("tags", Kind::Set(Element::String)).check(check_tags)
+}
+
+/// The `name` endpoint key of services and routes.
+fn name_field() -> Field {
+    Field::new("name", Kind::String)
+        .unique()
+        .check(checks::name)
+}
+
+/// A default of `true`.
+fn default_true(_: &serde_json::Map<String, Value>) -> Value {
+    json!(true)
+}
+
+/// A default of `false`.
+fn default_false(_: &serde_json::Map<String, Value>) -> Value {
+    json!(false)
+}
+
+/// Builds a [`Schema`] with no shorthands or entity checks.
+fn schema(
+    collection: &'static str,
+    endpoint_key: Option<&'static str>,
+    fields: Vec<Field>,
+) -> Schema {
+    Schema {
+        collection,
+        nested_name: collection,
+        endpoint_key,
+        fields,
+        shorthands: Vec::new(),
+        entity_checks: Vec::new(),
+    }
+}

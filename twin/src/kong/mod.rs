@@ -1,0 +1,17 @@
+//! The Kong twin: an in-memory Kong Gateway 3.x Admin API served over HTTP.
+//!
+//! Entities are data: each is an [`schema::Schema`] in [`entities`], and the generic
+//! [`store::Store`] and [`admin`] router serve every registered schema the same way.
+
+pub mod admin;
+pub mod entities;
+pub mod error;
+pub mod form;
+pub mod paging;
+pub mod schema;
+pub mod store;
+mod twin;
+
+pub use error::DaoError;
+pub use schema::{Registry, Schema};
+pub use twin::{KongTwin, TwinConfig};
