@@ -975,3 +975,125 @@ async fn form_encoded_bodies_are_typed_by_the_schema() {
         .unwrap();
     assert_eq!(untyped.status().as_u16(), 415);
 }
+
+#[tokio::test]
+async fn upstreams_fill_defaults_and_names_are_unique() {
+    let admin = Admin::start().await;
+    let created = admin
+        .post("/upstreams", json!({"name": "billing.internal"}))
+        .await;
+    assert_eq!(created.status, 201);
+    let body = &created.body;
+    assert_eq!(body["algorithm"], "round-robin");
+    assert_eq!(body["hash_on"], "none");
+    assert_eq!(body["hash_fallback"], "none");
+    assert_eq!(body["hash_on_cookie_path"], "/");
+    assert_eq!(body["slots"], 10000);
+    assert_eq!(body["use_srv_name"], false);
+    assert_eq!(body["tags"], Value::Null);
+    assert_eq!(body["host_header"], Value::Null);
+    assert_eq!(body["client_certificate"], Value::Null);
+    assert_eq!(body["healthchecks"]["threshold"], 0);
+    assert_eq!(
+        body["healthchecks"]["active"]["unhealthy"]["http_statuses"],
+        json!([429, 404, 500, 501, 502, 503, 504, 505])
+    );
+    assert_eq!(
+        body["healthchecks"]["passive"]["unhealthy"]["http_statuses"],
+        json!([429, 500, 503])
+    );
+    assert_eq!(
+        body["healthchecks"]["active"]["https_verify_certificate"],
+        true
+    );
+    let fetched = admin.get("/upstreams/billing.internal").await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.body, created.body);
+
+    let duplicate = admin
+        .post("/upstreams", json!({"name": "billing.internal"}))
+        .await;
+    assert_eq!(duplicate.status, 409);
+    assert_eq!(
+        duplicate.body,
+        json!({
+            "code": 5,
+            "name": "unique constraint violation",
+            "message": "UNIQUE violation detected on '{name=\"billing.internal\"}'",
+            "fields": {"name": "billing.internal"}
+        })
+    );
+
+    let hashed = admin
+        .post(
+            "/upstreams",
+            json!({"name": "hashed", "hash_on": "header", "hash_on_header": "x-user"}),
+        )
+        .await;
+    assert_eq!(hashed.status, 201);
+    assert_eq!(hashed.body["algorithm"], "consistent-hashing");
+}
+
+#[tokio::test]
+async fn upstream_validation_follows_the_reference() {
+    let admin = Admin::start().await;
+    let ip = admin.post("/upstreams", json!({"name": "10.0.0.1"})).await;
+    assert_eq!(ip.status, 400);
+    assert_eq!(
+        ip.body["fields"],
+        json!({"name": "Invalid name ('10.0.0.1'); no ip addresses allowed"})
+    );
+    let missing = admin.post("/upstreams", json!({})).await;
+    assert_eq!(
+        missing.body["fields"],
+        json!({"name": "required field missing"})
+    );
+    let bad = admin
+        .post(
+            "/upstreams",
+            json!({"name": "u", "algorithm": "random", "slots": 5, "healthchecks": {"threshold": 101}}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.body["fields"],
+        json!({
+            "algorithm": "expected one of: round-robin, consistent-hashing, least-connections, latency",
+            "slots": "value should be between 10 and 65536",
+            "healthchecks": {"threshold": "value should be between 0 and 100"}
+        })
+    );
+    let header = admin
+        .post("/upstreams", json!({"name": "u", "hash_on": "header"}))
+        .await;
+    assert_eq!(
+        header.body["fields"],
+        json!({"hash_on_header": "required field missing"})
+    );
+    let fallback = admin
+        .post("/upstreams", json!({"name": "u", "hash_fallback": "ip"}))
+        .await;
+    assert_eq!(
+        fallback.body["fields"],
+        json!({"hash_fallback": "expected one of: none"})
+    );
+}
+
+#[tokio::test]
+async fn upstream_patch_merges_the_healthchecks_record() {
+    let admin = Admin::start().await;
+    let created = admin.post("/upstreams", json!({"name": "pool"})).await;
+    assert_eq!(created.status, 201);
+    let patched = admin
+        .patch(
+            "/upstreams/pool",
+            json!({"healthchecks": {"active": {"healthy": {"interval": 5}}}}),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    let mut expected = created.body["healthchecks"].clone();
+    expected["active"]["healthy"]["interval"] = json!(5);
+    assert_eq!(patched.body["healthchecks"], expected);
+    assert_eq!(patched.body["name"], "pool");
+    assert_eq!(patched.body["slots"], 10000);
+}

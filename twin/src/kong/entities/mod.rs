@@ -7,11 +7,12 @@ use super::schema::{Element, Field, Kind, Registry, Schema, check_tags};
 mod checks;
 pub mod routes;
 pub mod services;
+pub mod upstreams;
 
 /// Every entity the Kong twin serves, in registration order.
 pub fn registry() -> Registry {
     Registry {
-        schemas: vec![services::schema(), routes::schema()],
+        schemas: vec![services::schema(), routes::schema(), upstreams::schema()],
     }
 }
 
