@@ -1097,3 +1097,180 @@ async fn upstream_patch_merges_the_healthchecks_record() {
     assert_eq!(patched.body["name"], "pool");
     assert_eq!(patched.body["slots"], 10000);
 }
+
+#[tokio::test]
+async fn targets_live_under_their_upstream_only() {
+    let admin = Admin::start().await;
+    let upstream = admin.post("/upstreams", json!({"name": "pool"})).await;
+    assert_eq!(upstream.status, 201);
+    let created = admin
+        .post("/upstreams/pool/targets", json!({"target": "a.internal"}))
+        .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.body["target"], "a.internal:8000");
+    assert_eq!(created.body["weight"], 100);
+    assert_eq!(created.body["upstream"], json!({"id": id(&upstream.body)}));
+    assert_eq!(created.body["tags"], Value::Null);
+    assert!(created.body["created_at"].is_f64());
+    let stamp = created.body["created_at"].as_f64().unwrap();
+    assert_eq!((stamp * 1000.0).round() / 1000.0, stamp);
+    assert_eq!(created.body["updated_at"], created.body["created_at"]);
+
+    for path in [
+        "/targets".to_owned(),
+        format!("/targets/{}", id(&created.body)),
+        format!("/targets/{}/upstream", id(&created.body)),
+    ] {
+        let reply = admin.get(&path).await;
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(reply.body, json!({"message": "Not found"}));
+    }
+
+    let by_target = admin.get("/upstreams/pool/targets/a.internal:8000").await;
+    assert_eq!(by_target.status, 200);
+    assert_eq!(by_target.body, created.body);
+    let by_id = admin
+        .get(&format!("/upstreams/pool/targets/{}", id(&created.body)))
+        .await;
+    assert_eq!(by_id.body, created.body);
+
+    let ipv6 = admin
+        .post(
+            "/upstreams/pool/targets",
+            json!({"target": "[::1]", "weight": 0}),
+        )
+        .await;
+    assert_eq!(ipv6.status, 201);
+    assert_eq!(ipv6.body["target"], "[::1]:8000");
+    assert_eq!(ipv6.body["weight"], 0);
+
+    let invalid = admin
+        .post(
+            "/upstreams/pool/targets",
+            json!({"target": "bad host", "weight": 70000}),
+        )
+        .await;
+    assert_eq!(invalid.status, 400);
+    assert_eq!(
+        invalid.body["fields"],
+        json!({
+            "target": "Invalid target ('bad host'); not a valid hostname or ip address",
+            "weight": "value should be between 0 and 65535"
+        })
+    );
+
+    let duplicate = admin
+        .post(
+            "/upstreams/pool/targets",
+            json!({"target": "a.internal:8000"}),
+        )
+        .await;
+    assert_eq!(duplicate.status, 409);
+    let upstream_id = id(&upstream.body);
+    assert_eq!(
+        duplicate.body,
+        json!({
+            "code": 5,
+            "name": "unique constraint violation",
+            "message": format!(
+                "UNIQUE violation detected on '{{target=\"a.internal:8000\",upstream={{id=\"{upstream_id}\"}}}}'"
+            ),
+            "fields": {"target": "a.internal:8000", "upstream": {"id": upstream_id}}
+        })
+    );
+    // The same target string is free in another upstream.
+    admin.post("/upstreams", json!({"name": "other"})).await;
+    let elsewhere = admin
+        .post("/upstreams/other/targets", json!({"target": "a.internal"}))
+        .await;
+    assert_eq!(elsewhere.status, 201);
+    let scoped = admin.get("/upstreams/other/targets/a.internal:8000").await;
+    assert_eq!(scoped.body, elsewhere.body);
+}
+
+#[tokio::test]
+async fn target_put_and_patch_only_update_and_delete_is_404_when_missing() {
+    let admin = Admin::start().await;
+    admin.post("/upstreams", json!({"name": "pool"})).await;
+    let created = admin
+        .post(
+            "/upstreams/pool/targets",
+            json!({"target": "a.internal:80", "tags": ["x"]}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+
+    let missing_put = admin
+        .put(
+            "/upstreams/pool/targets/b.internal:80",
+            json!({"weight": 5}),
+        )
+        .await;
+    assert_eq!(missing_put.status, 404);
+    assert_eq!(missing_put.body, json!({"message": "Not found"}));
+    let missing_patch = admin
+        .patch(
+            "/upstreams/pool/targets/b.internal:80",
+            json!({"weight": 5}),
+        )
+        .await;
+    assert_eq!(missing_patch.status, 404);
+    assert_eq!(
+        admin
+            .get("/upstreams/pool/targets/b.internal:80")
+            .await
+            .status,
+        404
+    );
+
+    let put = admin
+        .put(
+            "/upstreams/pool/targets/a.internal:80",
+            json!({"weight": 5}),
+        )
+        .await;
+    assert_eq!(put.status, 200);
+    assert_eq!(put.body["weight"], 5);
+    assert_eq!(put.body["tags"], json!(["x"]), "PUT merges like PATCH");
+    assert_eq!(put.body["id"], created.body["id"]);
+    assert_eq!(put.body["created_at"], created.body["created_at"]);
+    let patch = admin
+        .patch(
+            &format!("/upstreams/pool/targets/{}", id(&created.body)),
+            json!({"weight": 0}),
+        )
+        .await;
+    assert_eq!(patch.status, 200);
+    assert_eq!(patch.body["weight"], 0);
+
+    let deleted = admin.delete("/upstreams/pool/targets/a.internal:80").await;
+    assert_eq!(deleted.status, 204);
+    let again = admin.delete("/upstreams/pool/targets/a.internal:80").await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.body, json!({"message": "Not found"}));
+    for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+        let reply = admin
+            .call(method, "/upstreams/pool/targets", Some(json!({})))
+            .await;
+        assert_eq!(reply.status, 405);
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_upstream_cascades_its_targets() {
+    let admin = Admin::start().await;
+    admin.post("/upstreams", json!({"name": "pool"})).await;
+    let target = admin
+        .post("/upstreams/pool/targets", json!({"target": "a.internal"}))
+        .await;
+    assert_eq!(admin.delete("/upstreams/pool").await.status, 204);
+    admin.post("/upstreams", json!({"name": "pool"})).await;
+    let reply = admin
+        .get(&format!("/upstreams/pool/targets/{}", id(&target.body)))
+        .await;
+    assert_eq!(reply.status, 404);
+    let recreated = admin
+        .post("/upstreams/pool/targets", json!({"target": "a.internal"}))
+        .await;
+    assert_eq!(recreated.status, 201);
+}

@@ -180,7 +180,11 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
         .collect();
     let segments: Vec<String> = raw.iter().map(|segment| percent_decode(segment)).collect();
     let registry = &state.registry;
-    let known = |collection: &str| registry.get(collection).is_some();
+    let known = |collection: &str| {
+        registry
+            .get(collection)
+            .is_some_and(|schema| !schema.nested_only)
+    };
     let nested = |parent: &str, name: &str| {
         registry
             .children_of(parent)
@@ -407,7 +411,26 @@ fn nested_entity(
     mut body: Entity,
     now: i64,
 ) -> Outcome {
-    let existing = store.find(child, key).cloned();
+    let update_only = store
+        .registry()
+        .get(child)
+        .is_some_and(|schema| schema.nested_update_only);
+    let lookup_key = store
+        .registry()
+        .get(child)
+        .and_then(|schema| schema.normalize_key)
+        .filter(|_| !super::schema::is_uuid(key))
+        .and_then(|normalize| normalize(key))
+        .unwrap_or_else(|| key.to_owned());
+    let existing = store
+        .find_scoped(child, &lookup_key, Some(parent_id))
+        .cloned();
+    let existing_id = existing
+        .as_ref()
+        .and_then(|entity| entity.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let owned = existing.as_ref().is_some_and(|entity| {
         entity
             .get(field)
@@ -417,6 +440,17 @@ fn nested_entity(
     });
     match method {
         "GET" if owned => Ok((StatusCode::OK, existing.map_or(Value::Null, Value::Object))),
+        "PUT" | "PATCH" if update_only => {
+            if !owned {
+                return Err(Failure::NotFound);
+            }
+            body.entry(field.to_owned())
+                .or_insert_with(|| json!({"id": parent_id}));
+            Ok((
+                StatusCode::OK,
+                Value::Object(store.update(child, &existing_id, body, now)?),
+            ))
+        }
         "PUT" if owned || existing.is_none() => {
             body.insert(field.to_owned(), json!({"id": parent_id}));
             Ok((

@@ -45,6 +45,12 @@ pub enum DaoError {
         /// The conflicting value.
         value: Value,
     },
+    /// Code 5 on a composite key: every part, sorted by field name.
+    #[error("unique constraint violation")]
+    UniqueComposite {
+        /// The key's fields and values.
+        parts: Map<String, Value>,
+    },
     /// Code 6: update of a missing entity, addressed by `field` = `value`.
     #[error("not found")]
     NotFound {
@@ -102,6 +108,15 @@ fn lua_value(value: &Value) -> String {
     match value {
         Value::String(text) => format!("\"{text}\""),
         Value::Null => "null".to_owned(),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|key| format!("{key}={}", lua_value(&map[key.as_str()])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
         other => other.to_string(),
     }
 }
@@ -149,7 +164,7 @@ impl DaoError {
     /// HTTP status Kong answers with for this error.
     pub fn status(&self) -> u16 {
         match self {
-            Self::Unique { .. } => 409,
+            Self::Unique { .. } | Self::UniqueComposite { .. } => 409,
             Self::NotFound { .. } => 404,
             Self::Database { .. } => 500,
             _ => 400,
@@ -186,6 +201,20 @@ impl DaoError {
                 "message": format!("an existing '{child}' entity references this '{parent}' entity"),
                 "fields": {"@referenced_by": child},
             }),
+            Self::UniqueComposite { parts } => {
+                let mut keys: Vec<&String> = parts.keys().collect();
+                keys.sort();
+                let key = keys
+                    .iter()
+                    .map(|key| format!("{key}={}", lua_value(&parts[key.as_str()])))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                json!({
+                    "code": 5, "name": "unique constraint violation",
+                    "message": format!("UNIQUE violation detected on '{{{key}}}'"),
+                    "fields": parts,
+                })
+            }
             Self::Unique { field, value } => json!({
                 "code": 5, "name": "unique constraint violation",
                 "message": format!("UNIQUE violation detected on '{{{field}={}}}'", lua_value(value)),

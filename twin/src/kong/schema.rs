@@ -142,6 +142,16 @@ pub struct Schema {
     pub shorthands: Vec<Shorthand>,
     /// Entity-level checks.
     pub entity_checks: Vec<EntityCheck>,
+    /// Hook: only reachable under a parent; top-level URLs answer 404 (targets).
+    pub nested_only: bool,
+    /// Hook: nested PUT/PATCH only update (merge) an existing entity; 404 when absent.
+    pub nested_update_only: bool,
+    /// Hook: `created_at`/`updated_at` are float seconds with ms precision (targets).
+    pub float_timestamps: bool,
+    /// Hook: unique fields are unique only among entities sharing this foreign key.
+    pub unique_scope: Option<&'static str>,
+    /// Hook: canonical form of an endpoint key given in a URL (target `host` → `host:8000`).
+    pub normalize_key: Option<fn(&str) -> Option<String>>,
 }
 
 impl Schema {

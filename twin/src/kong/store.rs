@@ -77,12 +77,24 @@ impl Store {
 
     /// The entity addressed by `key`: its id if `key` is a UUID, else its endpoint key.
     pub fn find(&self, collection: &str, key: &str) -> Option<&Entity> {
+        self.find_scoped(collection, key, None)
+    }
+
+    /// Like [`Store::find`], with the parent id that scopes the endpoint key of schemas
+    /// whose uniqueness is scoped (`Schema::unique_scope`).
+    pub fn find_scoped(&self, collection: &str, key: &str, scope: Option<&str>) -> Option<&Entity> {
         let table = self.tables.get(collection)?;
         if schema::is_uuid(key) {
             return table.rows.get(&key.to_ascii_lowercase());
         }
-        let field = self.registry.get(collection)?.endpoint_key?;
-        let id = table.unique.get(field)?.get(&json!(key).to_string())?;
+        let schema = self.registry.get(collection)?;
+        let field = schema.endpoint_key?;
+        let value = json!(key).to_string();
+        let index_key = match schema.unique_scope {
+            Some(_) => format!("{}|{value}", scope?),
+            None => value,
+        };
+        let id = table.unique.get(field)?.get(&index_key)?;
         table.rows.get(id)
     }
 
@@ -131,7 +143,12 @@ impl Store {
         {
             return Err(DaoError::PrimaryKey { id });
         }
-        stamp(&mut entity, now, false);
+        stamp(
+            &mut entity,
+            now,
+            false,
+            schema_float(&self.registry, collection),
+        );
         self.write(collection, entity)
     }
 
@@ -155,7 +172,12 @@ impl Store {
         };
         body.insert("id".to_owned(), json!(id));
         let mut entity = self.prepare(collection, body, None)?;
-        stamp(&mut entity, now, false);
+        stamp(
+            &mut entity,
+            now,
+            false,
+            schema_float(&self.registry, collection),
+        );
         self.write(collection, entity)
     }
 
@@ -183,7 +205,12 @@ impl Store {
         };
         patch.insert("id".to_owned(), json!(entity_id(&existing)));
         let mut entity = self.prepare(collection, patch, Some(existing))?;
-        stamp(&mut entity, now, true);
+        stamp(
+            &mut entity,
+            now,
+            true,
+            schema_float(&self.registry, collection),
+        );
         self.write(collection, entity)
     }
 
@@ -335,10 +362,11 @@ impl Store {
 
     /// Stores `entity`, replacing the row with its id; 409 on a unique conflict.
     fn write(&mut self, collection: &str, entity: Entity) -> Result<Entity, DaoError> {
-        let (name, unique) = {
+        let (name, scope, unique) = {
             let schema = self.schema(collection)?;
             (
                 schema.collection,
+                schema.unique_scope,
                 schema
                     .unique_fields()
                     .map(|field| field.name)
@@ -354,11 +382,22 @@ impl Store {
             let owner = table
                 .unique
                 .get(field)
-                .and_then(|index| index.get(&value.to_string()));
+                .and_then(|index| index.get(&index_key(&entity, scope, value)));
             if owner.is_some_and(|owner| *owner != id) {
-                return Err(DaoError::Unique {
-                    field: (*field).to_owned(),
-                    value: value.clone(),
+                return Err(match scope {
+                    Some(scope) => {
+                        let mut parts = Map::new();
+                        parts.insert((*field).to_owned(), value.clone());
+                        parts.insert(
+                            scope.to_owned(),
+                            entity.get(scope).cloned().unwrap_or(Value::Null),
+                        );
+                        DaoError::UniqueComposite { parts }
+                    }
+                    None => DaoError::Unique {
+                        field: (*field).to_owned(),
+                        value: value.clone(),
+                    },
                 });
             }
         }
@@ -372,7 +411,7 @@ impl Store {
                     .unique
                     .entry(field)
                     .or_default()
-                    .insert(value.to_string(), id.clone());
+                    .insert(index_key(&entity, scope, value), id.clone());
             }
         }
         table.rows.insert(id, entity.clone());
@@ -381,12 +420,16 @@ impl Store {
 
     /// Removes `entity`'s unique index entries.
     fn unindex(&mut self, collection: &str, entity: &Entity) {
+        let scope = self
+            .registry
+            .get(collection)
+            .and_then(|schema| schema.unique_scope);
         let Some(table) = self.tables.get_mut(collection) else {
             return;
         };
         for (field, index) in &mut table.unique {
             if let Some(value) = entity.get(*field) {
-                index.remove(&value.to_string());
+                index.remove(&index_key(entity, scope, value));
             }
         }
     }
@@ -406,15 +449,39 @@ fn foreign_id<'a>(entity: &'a Entity, field: &str) -> Option<&'a str> {
     entity.get(field)?.get("id")?.as_str()
 }
 
-/// Sets `created_at` when unset and `updated_at` (always on update, else when unset).
-fn stamp(entity: &mut Entity, now: i64, update: bool) {
+/// A unique index key: the JSON value, prefixed by the scope's parent id when scoped.
+fn index_key(entity: &Entity, scope: Option<&str>, value: &Value) -> String {
+    match scope {
+        Some(scope) => format!("{}|{value}", foreign_id(entity, scope).unwrap_or_default()),
+        None => value.to_string(),
+    }
+}
+
+/// Whether `collection` stamps float timestamps.
+fn schema_float(registry: &Registry, collection: &str) -> bool {
+    registry
+        .get(collection)
+        .is_some_and(|schema| schema.float_timestamps)
+}
+
+/// Sets `created_at` when unset and `updated_at` (always on update, else when unset);
+/// float seconds with millisecond precision when `float` (the ms come from the clock).
+fn stamp(entity: &mut Entity, now: i64, update: bool, float: bool) {
+    let now = if float {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_millis());
+        json!((now as f64) + f64::from(millis) / 1000.0)
+    } else {
+        json!(now)
+    };
     if entity.get("created_at").is_some_and(Value::is_null) {
-        entity.insert("created_at".to_owned(), json!(now));
+        entity.insert("created_at".to_owned(), now.clone());
     }
     let has_updated_at = entity
         .get("updated_at")
         .is_some_and(|value| !value.is_null());
     if entity.contains_key("updated_at") && (update || !has_updated_at) {
-        entity.insert("updated_at".to_owned(), json!(now));
+        entity.insert("updated_at".to_owned(), now);
     }
 }

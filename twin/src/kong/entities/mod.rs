@@ -7,12 +7,18 @@ use super::schema::{Element, Field, Kind, Registry, Schema, check_tags};
 mod checks;
 pub mod routes;
 pub mod services;
+pub mod targets;
 pub mod upstreams;
 
 /// Every entity the Kong twin serves, in registration order.
 pub fn registry() -> Registry {
     Registry {
-        schemas: vec![services::schema(), routes::schema(), upstreams::schema()],
+        schemas: vec![
+            services::schema(),
+            routes::schema(),
+            upstreams::schema(),
+            targets::schema(),
+        ],
     }
 }
 
@@ -60,5 +66,10 @@ fn schema(
         fields,
         shorthands: Vec::new(),
         entity_checks: Vec::new(),
+        nested_only: false,
+        nested_update_only: false,
+        float_timestamps: false,
+        unique_scope: None,
+        normalize_key: None,
     }
 }
