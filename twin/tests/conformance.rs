@@ -1274,3 +1274,41 @@ async fn deleting_an_upstream_cascades_its_targets() {
         .await;
     assert_eq!(recreated.status, 201);
 }
+
+#[tokio::test]
+async fn target_lists_are_newest_first_with_index_offsets() {
+    let admin = Admin::start().await;
+    admin.post("/upstreams", json!({"name": "pool"})).await;
+    let mut created = Vec::new();
+    for index in 0..5 {
+        let reply = admin
+            .post(
+                "/upstreams/pool/targets",
+                json!({"target": format!("t{index}.internal"), "weight": if index == 2 { 0 } else { 10 }}),
+            )
+            .await;
+        assert_eq!(reply.status, 201);
+        created.push(reply.body["target"].as_str().unwrap().to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let first = admin.get("/upstreams/pool/targets?size=2").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["offset"], "2");
+    assert_eq!(first.body["next"], "/upstreams/pool/targets?offset=2");
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = Some("/upstreams/pool/targets?size=2".to_owned());
+    while let Some(path) = next {
+        let page = admin.get(&path).await;
+        for item in page.body["data"].as_array().unwrap() {
+            seen.push(item["target"].as_str().unwrap().to_owned());
+        }
+        next = page.body["offset"]
+            .as_str()
+            .map(|offset| format!("/upstreams/pool/targets?size=2&offset={offset}"));
+    }
+    created.reverse();
+    assert_eq!(
+        seen, created,
+        "all targets, weight 0 included, newest first"
+    );
+}

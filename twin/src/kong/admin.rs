@@ -582,6 +582,14 @@ fn list_nested(
     request: &Request,
 ) -> Outcome {
     let size = paging::parse_size(request.query("size"))?;
+    let schema = store.registry().get(child);
+    let schema_name = schema.map_or(child, |schema: &Schema| schema.nested_name);
+    let path = format!("/{}/{}/{}", parent.collection, parent.raw, schema_name);
+    if schema.is_some_and(|schema| schema.index_offsets) {
+        let children = newest_first(store, child, field, parent_id);
+        let page = indexed_page(children, request.query("offset"), size, &path)?;
+        return Ok((StatusCode::OK, page));
+    }
     let after = request
         .query("offset")
         .map(paging::decode_offset)
@@ -592,12 +600,54 @@ fn list_nested(
         after: after.as_deref(),
     };
     let page = store.list(child, filter, size);
-    let schema_name = store
-        .registry()
-        .get(child)
-        .map_or(child, |schema: &Schema| schema.nested_name);
-    let path = format!("/{}/{}/{}", parent.collection, parent.raw, schema_name);
     Ok((StatusCode::OK, page_body(&path, "", page)))
+}
+
+/// All children of `parent_id`, newest first (ties by id).
+fn newest_first(store: &Store, child: &str, field: &str, parent_id: &str) -> Vec<Entity> {
+    let filter = ListFilter {
+        parent: Some((field, parent_id)),
+        tags: None,
+        after: None,
+    };
+    let mut children = store.list(child, filter, usize::MAX).entities;
+    let created = |entity: &Entity| {
+        entity
+            .get("created_at")
+            .and_then(Value::as_f64)
+            .unwrap_or_default()
+    };
+    children.sort_by(|a, b| created(b).total_cmp(&created(a)));
+    children
+}
+
+/// A page of `items` starting at the decimal index `offset`; `next` is `path?offset=N`.
+fn indexed_page(
+    items: Vec<Entity>,
+    offset: Option<&str>,
+    size: usize,
+    path: &str,
+) -> Result<Value, Failure> {
+    let start = match offset {
+        None => 0,
+        Some(text) => text.parse::<usize>().map_err(|_| DaoError::InvalidOffset {
+            offset: text.to_owned(),
+            reason: "bad base64 encoding",
+        })?,
+    };
+    let total = items.len();
+    let data: Vec<Value> = items
+        .into_iter()
+        .skip(start)
+        .take(size)
+        .map(Value::Object)
+        .collect();
+    let end = start.saturating_add(size);
+    Ok(if end < total {
+        json!({"data": data, "next": format!("{path}?offset={end}"), "offset": end.to_string()})
+    } else {
+        json!({"data": data, "next": null})
+    })
 }
 
 /// `{data, next[, offset]}` for a page.

@@ -150,6 +150,8 @@ pub struct Schema {
     pub float_timestamps: bool,
     /// Hook: unique fields are unique only among entities sharing this foreign key.
     pub unique_scope: Option<&'static str>,
+    /// Hook: nested lists are newest first with a decimal index as `offset` (targets).
+    pub index_offsets: bool,
     /// Hook: canonical form of an endpoint key given in a URL (target `host` → `host:8000`).
     pub normalize_key: Option<fn(&str) -> Option<String>>,
 }

@@ -71,5 +71,6 @@ fn schema(
         float_timestamps: false,
         unique_scope: None,
         normalize_key: None,
+        index_offsets: false,
     }
 }

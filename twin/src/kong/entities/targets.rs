@@ -32,6 +32,7 @@ pub fn schema() -> Schema {
     schema.float_timestamps = true;
     schema.unique_scope = Some("upstream");
     schema.normalize_key = Some(normalize);
+    schema.index_offsets = true;
     schema
 }
 
