@@ -1312,3 +1312,109 @@ async fn target_lists_are_newest_first_with_index_offsets() {
         "all targets, weight 0 included, newest first"
     );
 }
+
+#[tokio::test]
+async fn upstream_health_reports_targets_and_forced_health() {
+    let admin = Admin::start().await;
+    assert_eq!(admin.get("/upstreams/nope/health").await.status, 404);
+    let upstream = admin.post("/upstreams", json!({"name": "pool"})).await;
+    let a = admin
+        .post(
+            "/upstreams/pool/targets",
+            json!({"target": "10.0.0.5:8080"}),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    admin
+        .post(
+            "/upstreams/pool/targets",
+            json!({"target": "10.0.0.6", "weight": 0}),
+        )
+        .await;
+
+    // Health checks off: every target reports HEALTHCHECKS_OFF.
+    let off = admin.get("/upstreams/pool/health").await;
+    assert_eq!(off.status, 200);
+    assert!(off.body["node_id"].is_string());
+    assert_eq!(off.body["next"], Value::Null);
+    let data = off.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[1]["id"], a.body["id"]);
+    assert_eq!(data[1]["health"], "HEALTHCHECKS_OFF");
+    assert_eq!(data[1]["data"]["host"], "10.0.0.5");
+    assert_eq!(data[1]["data"]["port"], 8080);
+    assert_eq!(
+        data[1]["data"]["addresses"],
+        json!([{"ip": "10.0.0.5", "port": 8080, "weight": 100, "health": "HEALTHCHECKS_OFF"}])
+    );
+    let balancer = admin.get("/upstreams/pool/health?balancer_health=1").await;
+    assert_eq!(balancer.body["data"]["id"], upstream.body["id"]);
+    assert_eq!(balancer.body["data"]["health"], "HEALTHCHECKS_OFF");
+    assert_eq!(balancer.body["data"]["balancer_health"], "HEALTHY");
+
+    // Enable active checks; forced health now shows.
+    let patched = admin
+        .patch(
+            "/upstreams/pool",
+            json!({"healthchecks": {"active": {"healthy": {"interval": 5}}, "threshold": 50}}),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    let on = admin.get("/upstreams/pool/health").await;
+    assert_eq!(on.body["data"][1]["health"], "HEALTHY");
+    assert_eq!(on.body["data"][0]["health"], "HEALTHCHECKS_OFF", "weight 0");
+
+    let forced = admin
+        .call(
+            Method::PUT,
+            "/upstreams/pool/targets/10.0.0.5:8080/unhealthy",
+            None,
+        )
+        .await;
+    assert_eq!(forced.status, 204);
+    let down = admin.get("/upstreams/pool/health").await;
+    assert_eq!(down.body["data"][1]["health"], "UNHEALTHY");
+    assert_eq!(
+        down.body["data"][1]["data"]["addresses"][0]["health"],
+        "UNHEALTHY"
+    );
+    let balancer = admin.get("/upstreams/pool/health?balancer_health=1").await;
+    assert_eq!(balancer.body["data"]["health"], "UNHEALTHY");
+    assert_eq!(balancer.body["data"]["balancer_health"], "UNHEALTHY");
+
+    let restored = admin
+        .call(
+            Method::PUT,
+            &format!("/upstreams/pool/targets/{}/healthy", id(&a.body)),
+            None,
+        )
+        .await;
+    assert_eq!(restored.status, 204);
+    let up = admin.get("/upstreams/pool/health").await;
+    assert_eq!(up.body["data"][1]["health"], "HEALTHY");
+
+    let unknown = admin
+        .call(
+            Method::PUT,
+            "/upstreams/pool/targets/10.9.9.9:1/healthy",
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    let no_upstream = admin
+        .call(
+            Method::PUT,
+            "/upstreams/none/targets/10.0.0.5:8080/healthy",
+            None,
+        )
+        .await;
+    assert_eq!(no_upstream.status, 404);
+    let post = admin
+        .call(
+            Method::POST,
+            "/upstreams/pool/targets/10.0.0.5:8080/healthy",
+            None,
+        )
+        .await;
+    assert_eq!(post.status, 405);
+}

@@ -77,6 +77,16 @@ enum Target {
         field: String,
         key: String,
     },
+    /// `/{parents}/{parent}/health`: the balancer view (reference §8.1).
+    Health { parent: ParentRef },
+    /// `/{parents}/{parent}/{children}/{key}/healthy|unhealthy` (reference §8.2).
+    ForcedHealth {
+        parent: ParentRef,
+        child: String,
+        field: String,
+        key: String,
+        healthy: bool,
+    },
     /// `/{children}/{child}/{field}`: the parent of a child.
     ParentOf {
         collection: String,
@@ -206,6 +216,28 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
             collection: collection.clone(),
             key: key.clone(),
         }),
+        [parent, _, name]
+            if name == "health" && registry.get(parent).is_some_and(|s| s.health.is_some()) =>
+        {
+            Some(Target::Health {
+                parent: parent_ref(1),
+            })
+        }
+        [parent, _, name, key, state]
+            if known(parent) && (state == "healthy" || state == "unhealthy") =>
+        {
+            let (child, field) = nested(parent, name)?;
+            registry
+                .get(&child)
+                .is_some_and(|schema| schema.forced_health)
+                .then(|| Target::ForcedHealth {
+                    parent: parent_ref(1),
+                    child,
+                    field,
+                    key: key.clone(),
+                    healthy: state == "healthy",
+                })
+        }
         [parent, _, name] if known(parent) => {
             if let Some((child, field)) = nested(parent, name) {
                 return Some(Target::NestedCollection {
@@ -243,7 +275,8 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
 /// Methods a target answers, for OPTIONS and 405.
 fn allowed_methods(target: &Target) -> &'static [&'static str] {
     match target {
-        Target::Root | Target::Status => &["GET", "HEAD", "OPTIONS"],
+        Target::Root | Target::Status | Target::Health { .. } => &["GET", "HEAD", "OPTIONS"],
+        Target::ForcedHealth { .. } => &["OPTIONS", "PUT"],
         Target::Collection { .. } | Target::NestedCollection { .. } => {
             &["GET", "HEAD", "OPTIONS", "POST"]
         }
@@ -277,7 +310,8 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
     if !allowed_methods(target).contains(&method) {
         return message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
-    let body = if matches!(method, "POST" | "PUT" | "PATCH") {
+    let writes = !matches!(target, Target::ForcedHealth { .. });
+    let body = if writes && matches!(method, "POST" | "PUT" | "PATCH") {
         match parse_body(request, body_schema(&state.registry, target)) {
             Ok(body) => body,
             Err(response) => return response,
@@ -330,6 +364,19 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
                 return not_found();
             };
             nested_entity(&mut store, child, field, key, &parent_id, method, body, now)
+        }
+        Target::Health { parent } => health(state, &store, parent, request),
+        Target::ForcedHealth {
+            parent,
+            child,
+            field,
+            key,
+            healthy,
+        } => {
+            let Some(parent_id) = id_of(&store, &parent.collection, &parent.key) else {
+                return not_found();
+            };
+            force_health(&mut store, child, field, key, &parent_id, *healthy)
         }
         Target::ParentOf {
             collection,
@@ -532,6 +579,135 @@ fn parent_of(
     }
 }
 
+/// `PUT .../{children}/{key}/healthy|unhealthy`: 204, or 404 for an unknown child.
+fn force_health(
+    store: &mut Store,
+    child: &str,
+    field: &str,
+    key: &str,
+    parent_id: &str,
+    healthy: bool,
+) -> Outcome {
+    let lookup_key = store
+        .registry()
+        .get(child)
+        .and_then(|schema| schema.normalize_key)
+        .filter(|_| !super::schema::is_uuid(key))
+        .and_then(|normalize| normalize(key))
+        .unwrap_or_else(|| key.to_owned());
+    let id = store
+        .find_scoped(child, &lookup_key, Some(parent_id))
+        .filter(|entity| {
+            entity
+                .get(field)
+                .and_then(|value| value.get("id"))
+                .and_then(Value::as_str)
+                == Some(parent_id)
+        })
+        .and_then(|entity| entity.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(Failure::NotFound)?;
+    store.force_health(&id, healthy);
+    Ok((StatusCode::NO_CONTENT, Value::Null))
+}
+
+/// `GET /{parents}/{p}/health` (reference §8.1): each child's balancer view, or with
+/// `?balancer_health=1` the balancer as a whole.
+fn health(state: &AdminState, store: &Store, parent: &ParentRef, request: &Request) -> Outcome {
+    let Some(hook) = store
+        .registry()
+        .get(&parent.collection)
+        .and_then(|schema| schema.health)
+    else {
+        return Err(Failure::NotFound);
+    };
+    let Some(upstream) = store.find(&parent.collection, &parent.key).cloned() else {
+        return Err(Failure::NotFound);
+    };
+    let parent_id = upstream
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let field = store
+        .registry()
+        .get(hook.child)
+        .and_then(|schema| {
+            schema
+                .foreign_keys()
+                .find(|(_, foreign)| foreign.collection == parent.collection)
+                .map(|(field, _)| field.name)
+        })
+        .unwrap_or_default();
+    let enabled = (hook.enabled)(&upstream);
+    let children = newest_first(store, hook.child, field, &parent_id);
+    let mut total: i64 = 0;
+    let mut available: i64 = 0;
+    let reports: Vec<Entity> = children
+        .into_iter()
+        .map(|mut child| {
+            let id = child.get("id").and_then(Value::as_str).unwrap_or_default();
+            let weight = child.get("weight").and_then(Value::as_i64).unwrap_or_default();
+            let healthy = store.forced_health(id).unwrap_or(true);
+            let address_health = match (enabled, healthy) {
+                (false, _) => "HEALTHCHECKS_OFF",
+                (true, true) => "HEALTHY",
+                (true, false) => "UNHEALTHY",
+            };
+            let target_health = if weight == 0 { "HEALTHCHECKS_OFF" } else { address_health };
+            let counts = !enabled || healthy;
+            total += weight;
+            if counts {
+                available += weight;
+            }
+            let text = child.get("target").and_then(Value::as_str).unwrap_or_default();
+            let (host, port) = super::entities::checks::split_host_port(text)
+                .map(|(host, port)| (host.to_owned(), port.unwrap_or(8000)))
+                .unwrap_or_default();
+            let dns = if host.parse::<std::net::Ipv6Addr>().is_ok() { "AAAA" } else { "A" };
+            let available_weight = if counts { weight } else { 0 };
+            child.insert("health".to_owned(), json!(target_health));
+            child.insert(
+                "data".to_owned(),
+                json!({
+                    "host": host, "port": port, "dns": dns, "nodeWeight": weight,
+                    "weight": {"total": weight, "available": available_weight,
+                               "unavailable": weight - available_weight},
+                    "addresses": [{"ip": host, "port": port, "weight": weight, "health": address_health}],
+                }),
+            );
+            child
+        })
+        .collect();
+    let node_id = state.config.node_id.clone();
+    if request.query("balancer_health").is_some() {
+        let threshold = (hook.threshold)(&upstream);
+        let balanced = total > 0 && (available as f64) / (total as f64) * 100.0 > threshold;
+        let balancer_health = if balanced { "HEALTHY" } else { "UNHEALTHY" };
+        let health = if enabled {
+            balancer_health
+        } else {
+            "HEALTHCHECKS_OFF"
+        };
+        let body = json!({
+            "data": {
+                "id": parent_id, "health": health, "balancer_health": balancer_health,
+                "details": {"weight": {"total": total, "available": available,
+                                       "unavailable": total - available}},
+            },
+            "next": null,
+            "node_id": node_id,
+        });
+        return Ok((StatusCode::OK, body));
+    }
+    let size = paging::parse_size(request.query("size"))?;
+    let path = format!("/{}/{}/health", parent.collection, parent.raw);
+    let mut body = indexed_page(reports, request.query("offset"), size, &path)?;
+    body["node_id"] = json!(node_id);
+    Ok((StatusCode::OK, body))
+}
+
 /// The id of the entity addressed by `key`.
 fn id_of(store: &Store, collection: &str, key: &str) -> Option<String> {
     store
@@ -705,7 +881,7 @@ fn parse_body(request: &Request, schema: Option<&Schema>) -> Result<Entity, Resp
 /// The schema a write to `target` validates against, for typing form bodies.
 fn body_schema<'a>(registry: &'a Registry, target: &Target) -> Option<&'a Schema> {
     match target {
-        Target::Root | Target::Status => None,
+        Target::Root | Target::Status | Target::Health { .. } | Target::ForcedHealth { .. } => None,
         Target::Collection { collection } | Target::Entity { collection, .. } => {
             registry.get(collection)
         }

@@ -150,6 +150,10 @@ pub struct Schema {
     pub float_timestamps: bool,
     /// Hook: unique fields are unique only among entities sharing this foreign key.
     pub unique_scope: Option<&'static str>,
+    /// Hook: `GET /{entities}/{e}/health` reports the balancer view of these children.
+    pub health: Option<HealthHook>,
+    /// Hook: `PUT /{parents}/{p}/{entities}/{e}/healthy|unhealthy` forces health.
+    pub forced_health: bool,
     /// Hook: nested lists are newest first with a decimal index as `offset` (targets).
     pub index_offsets: bool,
     /// Hook: canonical form of an endpoint key given in a URL (target `host` → `host:8000`).
@@ -174,6 +178,17 @@ impl Schema {
     pub fn unique_fields(&self) -> impl Iterator<Item = &Field> {
         self.fields.iter().filter(|field| field.unique)
     }
+}
+
+/// How a parent's balancer health is computed (upstreams → targets, reference §8).
+#[derive(Debug, Clone, Copy)]
+pub struct HealthHook {
+    /// The child collection whose entities are balanced (e.g. `targets`).
+    pub child: &'static str,
+    /// Whether health checking is enabled for the parent.
+    pub enabled: fn(&Map<String, Value>) -> bool,
+    /// Percentage of healthy weight under which the balancer is unhealthy.
+    pub threshold: fn(&Map<String, Value>) -> f64,
 }
 
 /// Every entity the twin serves.

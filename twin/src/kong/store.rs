@@ -50,6 +50,8 @@ pub struct Store {
     registry: Registry,
     /// Tables by collection name.
     tables: HashMap<&'static str, Table>,
+    /// Forced health by entity id (`true` healthy); node-local, never listed.
+    forced_health: HashMap<String, bool>,
 }
 
 impl Store {
@@ -60,12 +62,26 @@ impl Store {
             .iter()
             .map(|schema| (schema.collection, Table::default()))
             .collect();
-        Self { registry, tables }
+        Self {
+            registry,
+            tables,
+            forced_health: HashMap::new(),
+        }
     }
 
     /// The schemas served.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Forces the health of the entity with `id`.
+    pub fn force_health(&mut self, id: &str, healthy: bool) {
+        self.forced_health.insert(id.to_owned(), healthy);
+    }
+
+    /// The forced health of the entity with `id`, if any.
+    pub fn forced_health(&self, id: &str) -> Option<bool> {
+        self.forced_health.get(id).copied()
     }
 
     /// Number of entities in `collection`.
@@ -242,6 +258,7 @@ impl Store {
         {
             self.unindex(collection, &entity);
         }
+        self.forced_health.remove(id);
         Ok(())
     }
 

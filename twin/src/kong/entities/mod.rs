@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::schema::{Element, Field, Kind, Registry, Schema, check_tags};
 
-mod checks;
+pub(crate) mod checks;
 pub mod routes;
 pub mod services;
 pub mod targets;
@@ -72,5 +72,7 @@ fn schema(
         unique_scope: None,
         normalize_key: None,
         index_offsets: false,
+        health: None,
+        forced_health: false,
     }
 }

@@ -33,6 +33,7 @@ pub fn schema() -> Schema {
     schema.unique_scope = Some("upstream");
     schema.normalize_key = Some(normalize);
     schema.index_offsets = true;
+    schema.forced_health = true;
     schema
 }
 

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::checks;
-use crate::kong::schema::{Field, ForeignKey, Kind, OnDelete, Schema, Violations};
+use crate::kong::schema::{Field, ForeignKey, HealthHook, Kind, OnDelete, Schema, Violations};
 
 /// Balancing algorithms, in Kong's order.
 const ALGORITHMS: [&str; 4] = [
@@ -65,6 +65,17 @@ pub fn schema() -> Schema {
     ]);
     let mut schema = super::schema("upstreams", Some("name"), fields);
     schema.entity_checks.push(hash_coupling);
+    schema.health = Some(HealthHook {
+        child: "targets",
+        enabled: healthchecks_enabled,
+        threshold: |upstream| {
+            upstream
+                .get("healthchecks")
+                .and_then(|checks| checks.get("threshold"))
+                .and_then(Value::as_f64)
+                .unwrap_or_default()
+        },
+    });
     schema
 }
 
