@@ -96,16 +96,53 @@ impl Action for HostPackage {
     }
 }
 
+/// What plan, apply and probe learn first, with read-only commands.
+struct Assessed<'t> {
+    /// The host's package manager.
+    host: PackageHost<'t>,
+    /// The package as found on the host.
+    found: Option<Found>,
+    /// The version the arguments ask for.
+    wanted: Wanted,
+    /// The change from `found` to `wanted`.
+    change: Change,
+}
+
+/// Finds the package manager, the installed package and the wanted version.
+async fn assess<'t>(
+    transport: &'t dyn Transport,
+    arguments: &HostPackageArguments,
+    timeout: Option<Duration>,
+) -> Result<Assessed<'t>, ActionError> {
+    let host = PackageHost::for_arguments(transport, arguments, timeout).await?;
+    let found = host.installed(&arguments.name).await?;
+    let wanted = host.wanted_version(arguments).await?;
+    let change = change_of(
+        &arguments.name,
+        host.manager,
+        found.as_ref(),
+        wanted.clone(),
+    );
+    Ok(Assessed {
+        host,
+        found,
+        wanted,
+        change,
+    })
+}
+
 /// What applying would change, found with read-only commands only.
 pub async fn plan_with(
     transport: &dyn Transport,
     arguments: &HostPackageArguments,
     timeout: Option<Duration>,
 ) -> Result<Change, ActionError> {
-    let host = PackageHost::for_arguments(transport, arguments, timeout).await?;
-    let found = host.installed(&arguments.name).await?;
-    let wanted = host.wanted_version(arguments).await?;
-    let mut change = change_of(&arguments.name, host.manager, found.as_ref(), wanted);
+    let Assessed {
+        host,
+        found,
+        mut change,
+        ..
+    } = assess(transport, arguments, timeout).await?;
     if change.changes != Some(false)
         && let Some(previous) = version_of(found.as_ref())
         && host.manager == PackageManager::Apt
@@ -125,12 +162,14 @@ pub async fn apply_with(
     arguments: &HostPackageArguments,
     timeout: Option<Duration>,
 ) -> Result<Applied, ActionError> {
-    let host = PackageHost::for_arguments(transport, arguments, timeout).await?;
+    let Assessed {
+        host,
+        found,
+        wanted,
+        change,
+    } = assess(transport, arguments, timeout).await?;
     let name = &arguments.name;
-    let found = host.installed(name).await?;
     let before = version_of(found.as_ref());
-    let wanted = host.wanted_version(arguments).await?;
-    let change = change_of(name, host.manager, found.as_ref(), wanted.clone());
     if change.changes == Some(false) {
         return Ok(applied(false, before.clone(), before, None, change));
     }
@@ -196,11 +235,8 @@ pub async fn probe_with(
     arguments: &HostPackageArguments,
     timeout: Option<Duration>,
 ) -> Result<Probe, ActionError> {
-    let host = PackageHost::for_arguments(transport, arguments, timeout).await?;
-    let found = host.installed(&arguments.name).await?;
+    let Assessed { found, change, .. } = assess(transport, arguments, timeout).await?;
     let installed = version_of(found.as_ref());
-    let wanted = host.wanted_version(arguments).await?;
-    let change = change_of(&arguments.name, host.manager, found.as_ref(), wanted);
     match (change.changes, &installed) {
         (Some(false), _) => Ok(Probe::Done(applied(
             false,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::apt_lab::{AptLab, PACKAGE, machine_apt_state};
 use super::package::{HostPackage, UndoRecord, apply_with, plan_with, probe_with, undo_with};
-use super::testing::{Recording, WithEnv, local_step};
+use super::testing::{WithEnv, local_step};
 use super::transport::{DryRunGuard, Transport};
 use super::{HostPackageArguments, LocalTransport, PackageManager};
 
@@ -128,7 +128,7 @@ async fn a_dry_run_plans_with_reads_only_and_cannot_apply() -> TestResult {
     let machine_before = machine_apt_state()?;
     let lab = AptLab::new()?;
     apply_with(&lab_transport(&lab), &wanted(Some("1.0")), None).await?;
-    let guarded = Recording::new(DryRunGuard::new(lab_transport(&lab)));
+    let guarded = WithEnv::recording(DryRunGuard::new(lab_transport(&lab)));
 
     let upgrade = plan_with(&guarded, &wanted(Some("2.0")), None).await?;
     assert_eq!(upgrade.summary, "runsheet-fixture 1.0 → 2.0");

@@ -462,16 +462,7 @@ fn nested_entity(
         .registry()
         .get(child)
         .is_some_and(|schema| schema.nested_update_only);
-    let lookup_key = store
-        .registry()
-        .get(child)
-        .and_then(|schema| schema.normalize_key)
-        .filter(|_| !super::schema::is_uuid(key))
-        .and_then(|normalize| normalize(key))
-        .unwrap_or_else(|| key.to_owned());
-    let existing = store
-        .find_scoped(child, &lookup_key, Some(parent_id))
-        .cloned();
+    let existing = store.find_scoped(child, key, Some(parent_id)).cloned();
     let existing_id = existing
         .as_ref()
         .and_then(|entity| entity.get("id"))
@@ -588,15 +579,8 @@ fn force_health(
     parent_id: &str,
     healthy: bool,
 ) -> Outcome {
-    let lookup_key = store
-        .registry()
-        .get(child)
-        .and_then(|schema| schema.normalize_key)
-        .filter(|_| !super::schema::is_uuid(key))
-        .and_then(|normalize| normalize(key))
-        .unwrap_or_else(|| key.to_owned());
     let id = store
-        .find_scoped(child, &lookup_key, Some(parent_id))
+        .find_scoped(child, key, Some(parent_id))
         .filter(|entity| {
             entity
                 .get(field)

@@ -105,6 +105,11 @@ impl Store {
         }
         let schema = self.registry.get(collection)?;
         let field = schema.endpoint_key?;
+        // A key written in its short form (`host` for `host:8000`) finds the stored one.
+        let key = schema
+            .normalize_key
+            .and_then(|normalize| normalize(key))
+            .unwrap_or_else(|| key.to_owned());
         let value = json!(key).to_string();
         let index_key = match schema.unique_scope {
             Some(_) => format!("{}|{value}", scope?),
