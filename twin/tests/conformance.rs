@@ -9,83 +9,10 @@
 use std::collections::HashSet;
 
 use reqwest::Method;
-use runsheet_twin::kong::{KongTwin, TwinConfig};
 use serde_json::{Value, json};
 
-/// A twin and a client for it.
-struct Admin {
-    /// Keeps the server alive.
-    twin: KongTwin,
-    /// HTTP client.
-    http: reqwest::Client,
-}
-
-/// Status and parsed body (`Null` when empty).
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-impl Admin {
-    async fn start() -> Self {
-        let twin = KongTwin::start(TwinConfig::with_version("3.4.2"))
-            .await
-            .unwrap();
-        Self {
-            twin,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.twin.url()));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        };
-        Reply { status, body }
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.call(Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(body)).await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::PUT, path, Some(body)).await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::PATCH, path, Some(body)).await
-    }
-
-    async fn delete(&self, path: &str) -> Reply {
-        self.call(Method::DELETE, path, None).await
-    }
-
-    /// Creates a service and returns it, asserting 201.
-    async fn service(&self, body: Value) -> Value {
-        let reply = self.post("/services", body).await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        reply.body
-    }
-}
-
-fn id(entity: &Value) -> String {
-    entity["id"].as_str().unwrap().to_owned()
-}
+mod support;
+use support::{Admin, Reply, id, urlencode};
 
 #[tokio::test]
 async fn node_info_and_status_report_the_configured_version() {
@@ -630,17 +557,6 @@ async fn pagination_visits_2500_services_exactly_once() {
     assert_eq!(offset_walk, seen);
 }
 
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() {
-                char::from(byte).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn pagination_errors_use_codes_7_and_9() {
