@@ -1,8 +1,9 @@
-//! [`KongTwin`]: the Admin API served on a loopback listener, for embedding and tests.
+//! [`KongTwin`]: one twin's shared state and the listeners serving it, for embedding and tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -48,25 +49,22 @@ impl TwinConfig {
     }
 }
 
-/// A running Kong twin; the server stops when this is dropped.
+/// One listener's server task; stops gracefully when dropped.
 #[derive(Debug)]
-pub struct KongTwin {
+pub(crate) struct Server {
     /// The bound address.
-    address: SocketAddr,
+    pub(crate) address: SocketAddr,
     /// Signals a graceful stop.
     stop: Option<oneshot::Sender<()>>,
     /// The server task.
     task: JoinHandle<std::io::Result<()>>,
 }
 
-impl KongTwin {
-    /// Serves an empty twin's Admin API on `listener`.
-    pub async fn serve(listener: TcpListener, mut config: TwinConfig) -> std::io::Result<Self> {
+impl Server {
+    /// Serves `app` over plain HTTP on `listener`.
+    pub(crate) fn http(listener: TcpListener, app: Router) -> std::io::Result<Self> {
         let address = listener.local_addr()?;
-        config.admin_listen = address.to_string();
-        let state = Arc::new(AdminState::new(Store::new(entities::registry()), config));
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = admin::router(state);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -74,10 +72,60 @@ impl KongTwin {
                 })
                 .await
         });
-        Ok(Self {
+        Ok(Self::spawned(address, stop, task))
+    }
+
+    /// A server already spawned as `task`, stopped through `stop`.
+    pub(crate) fn spawned(
+        address: SocketAddr,
+        stop: oneshot::Sender<()>,
+        task: JoinHandle<std::io::Result<()>>,
+    ) -> Self {
+        Self {
             address,
             stop: Some(stop),
             task,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
+/// A running Kong twin: the shared state and its listeners; everything stops when dropped.
+///
+/// The Admin API listener exists from the start; other listeners (status, proxy, TLS)
+/// are added by methods defined next to the code that serves them.
+#[derive(Debug)]
+#[expect(
+    dead_code,
+    reason = "state and extra are read by the status, proxy and TLS listeners being added"
+)]
+pub struct KongTwin {
+    /// State shared by every listener.
+    pub(crate) state: Arc<AdminState>,
+    /// The Admin API listener.
+    admin: Server,
+    /// Further listeners, stopped with the twin.
+    pub(crate) extra: Vec<Server>,
+}
+
+impl KongTwin {
+    /// Serves an empty twin's Admin API on `listener`.
+    pub async fn serve(listener: TcpListener, mut config: TwinConfig) -> std::io::Result<Self> {
+        config.admin_listen = listener.local_addr()?.to_string();
+        let state = Arc::new(AdminState::new(Store::new(entities::registry()), config));
+        let admin = Server::http(listener, admin::router(Arc::clone(&state)))?;
+        Ok(Self {
+            state,
+            admin,
+            extra: Vec::new(),
         })
     }
 
@@ -86,22 +134,13 @@ impl KongTwin {
         Self::serve(TcpListener::bind("127.0.0.1:0").await?, config).await
     }
 
-    /// The bound address.
+    /// The Admin API's bound address.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.admin.address
     }
 
-    /// `http://<address>`.
+    /// `http://<admin address>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-}
-
-impl Drop for KongTwin {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.abort();
+        format!("http://{}", self.admin.address)
     }
 }
