@@ -11,6 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::config_api;
+use super::declarative::{self, DeclarativeError};
 use super::error::DaoError;
 use super::form;
 use super::paging::{self, TagFilter};
@@ -29,6 +31,8 @@ pub struct AdminState {
     config: TwinConfig,
     /// Requests served, for `/status`.
     requests: AtomicU64,
+    /// Hash of the last loaded declarative configuration (DB-less `/status`).
+    config_hash: Mutex<String>,
 }
 
 impl AdminState {
@@ -39,12 +43,35 @@ impl AdminState {
             store: Mutex::new(store),
             config,
             requests: AtomicU64::new(0),
+            config_hash: Mutex::new(config_api::EMPTY_HASH.to_owned()),
         }
     }
 
     /// Locks the store (a panicked holder cannot leave it half-written: writes are single inserts).
-    fn store(&self) -> MutexGuard<'_, Store> {
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The twin's identity and profile.
+    pub(crate) fn config(&self) -> &TwinConfig {
+        &self.config
+    }
+
+    /// The hash of the last loaded declarative configuration.
+    pub(crate) fn config_hash(&self) -> MutexGuard<'_, String> {
+        self.config_hash
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces every entity with those of a declarative `config`, atomically; the loaded
+    /// entities by table then id.
+    pub(crate) fn load(&self, config: &Value) -> Result<Map<String, Value>, DeclarativeError> {
+        let loaded = declarative::load(&self.registry, config, unix_now())?;
+        let entities = declarative::entities_by_table(&loaded);
+        *self.store() = loaded;
+        *self.config_hash() = config_api::hash(config);
+        Ok(entities)
     }
 }
 
@@ -60,6 +87,8 @@ enum Target {
     Root,
     /// `GET /status`.
     Status,
+    /// `/config` (reference §11.1).
+    Config,
     /// `/{entities}`.
     Collection { collection: String },
     /// `/{entities}/{key}`.
@@ -142,6 +171,10 @@ async fn dispatch(
     let version = state.config.version.clone();
     let origin = headers.get(header::ORIGIN).cloned();
     let mut response = match resolve(&state, uri.path()) {
+        _ if !authorized(&state.config, &headers) => message(
+            StatusCode::UNAUTHORIZED,
+            "Invalid credentials. Token or User credentials required",
+        ),
         None => message(StatusCode::NOT_FOUND, "Not found"),
         Some(target) => {
             let query = uri.query().map(parse_query).unwrap_or_default();
@@ -181,6 +214,15 @@ async fn dispatch(
     response
 }
 
+/// Whether the request carries the configured RBAC token (always, when none is configured).
+fn authorized(config: &TwinConfig, headers: &HeaderMap) -> bool {
+    config.admin_token.as_ref().is_none_or(|token| {
+        headers
+            .get(config.token_header.as_str())
+            .is_some_and(|given| given.as_bytes() == token.as_bytes())
+    })
+}
+
 /// Maps a path onto a [`Target`] using the registry; `None` for unknown paths.
 fn resolve(state: &AdminState, path: &str) -> Option<Target> {
     let raw: Vec<&str> = path
@@ -209,6 +251,7 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
     match segments.as_slice() {
         [] => Some(Target::Root),
         [status] if status == "status" => Some(Target::Status),
+        [config] if config == "config" => Some(Target::Config),
         [collection] if known(collection) => Some(Target::Collection {
             collection: collection.clone(),
         }),
@@ -277,6 +320,7 @@ fn allowed_methods(target: &Target) -> &'static [&'static str] {
     match target {
         Target::Root | Target::Status | Target::Health { .. } => &["GET", "HEAD", "OPTIONS"],
         Target::ForcedHealth { .. } => &["OPTIONS", "PUT"],
+        Target::Config => &["GET", "HEAD", "OPTIONS", "POST"],
         Target::Collection { .. } | Target::NestedCollection { .. } => {
             &["GET", "HEAD", "OPTIONS", "POST"]
         }
@@ -310,6 +354,20 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
     if !allowed_methods(target).contains(&method) {
         return message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
     }
+    if *target == Target::Config {
+        return config_api::serve(
+            state,
+            method,
+            &request.query,
+            &request.headers,
+            &request.body,
+        );
+    }
+    if state.config.db_less
+        && let Some(refusal) = db_less_refusal(&state.registry, target, method)
+    {
+        return refusal;
+    }
     let writes = !matches!(target, Target::ForcedHealth { .. });
     let body = if writes && matches!(method, "POST" | "PUT" | "PATCH") {
         match parse_body(request, body_schema(&state.registry, target)) {
@@ -324,6 +382,7 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
     let outcome = match target {
         Target::Root => return json_response(StatusCode::OK, &node_info(state)),
         Target::Status => return json_response(StatusCode::OK, &status(state)),
+        Target::Config => return not_found(),
         Target::Collection { collection } => match method {
             "GET" => list_top_level(&store, collection, request),
             _ => store
@@ -865,7 +924,11 @@ fn parse_body(request: &Request, schema: Option<&Schema>) -> Result<Entity, Resp
 /// The schema a write to `target` validates against, for typing form bodies.
 fn body_schema<'a>(registry: &'a Registry, target: &Target) -> Option<&'a Schema> {
     match target {
-        Target::Root | Target::Status | Target::Health { .. } | Target::ForcedHealth { .. } => None,
+        Target::Root
+        | Target::Status
+        | Target::Config
+        | Target::Health { .. }
+        | Target::ForcedHealth { .. } => None,
         Target::Collection { collection } | Target::Entity { collection, .. } => {
             registry.get(collection)
         }
@@ -890,7 +953,7 @@ fn node_info(state: &AdminState) -> Value {
         "pids": {"master": std::process::id(), "workers": [std::process::id()]},
         "plugins": {"available_on_server": {}, "enabled_in_cluster": []},
         "configuration": {
-            "database": "postgres",
+            "database": if config.db_less { "off" } else { "postgres" },
             "role": "traditional",
             "router_flavor": "traditional_compatible",
             "admin_listen": [config.admin_listen],
@@ -902,7 +965,7 @@ fn node_info(state: &AdminState) -> Value {
 /// `GET /status` (reference §9.2), minimal.
 fn status(state: &AdminState) -> Value {
     let requests = state.requests.load(Ordering::Relaxed);
-    json!({
+    let mut body = json!({
         "server": {
             "connections_accepted": requests, "connections_active": 1, "connections_handled": requests,
             "connections_reading": 0, "connections_writing": 1, "connections_waiting": 0,
@@ -916,7 +979,31 @@ fn status(state: &AdminState) -> Value {
             },
             "workers_lua_vms": [{"pid": std::process::id(), "http_allocated_gc": "50.11 MiB"}],
         },
-    })
+    });
+    if state.config.db_less {
+        if let Value::Object(map) = &mut body {
+            map.remove("database");
+        }
+        body["configuration_hash"] = json!(*state.config_hash());
+    }
+    body
+}
+
+/// The code-12 refusal of an entity write on a DB-less node, or `None`.
+fn db_less_refusal(registry: &Registry, target: &Target, method: &str) -> Option<Response> {
+    let (collection, key) = match target {
+        Target::Collection { collection } => (collection, None),
+        Target::Entity { collection, key } => (collection, Some(key)),
+        Target::NestedCollection { child, .. } => (child, None),
+        Target::NestedEntity { child, key, .. } => (child, Some(key)),
+        Target::ParentOf { parent, .. } => (parent, None),
+        Target::ForcedHealth { .. } => return None,
+        Target::Root | Target::Status | Target::Config | Target::Health { .. } => return None,
+    };
+    let endpoint_key = key
+        .filter(|key| !super::schema::is_uuid(key))
+        .and_then(|_| registry.get(collection)?.endpoint_key);
+    config_api::refuse_write(method, collection, endpoint_key)
 }
 
 /// Seconds since the Unix epoch.
@@ -944,7 +1031,7 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
 }
 
 /// Decodes `%XX` escapes (invalid UTF-8 is replaced).
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -971,7 +1058,7 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// A JSON response with Kong's content type.
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -982,7 +1069,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// `{"message": text}`.
-fn message(status: StatusCode, text: &str) -> Response {
+pub(crate) fn message(status: StatusCode, text: &str) -> Response {
     json_response(status, &json!({"message": text}))
 }
 
@@ -1000,7 +1087,7 @@ fn dao_error(error: &DaoError) -> Response {
 }
 
 /// An empty-bodied response.
-fn empty(status: StatusCode) -> Response {
+pub(crate) fn empty(status: StatusCode) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = status;
     response

@@ -4,6 +4,8 @@
 //! [`store::Store`] and [`admin`] router serve every registered schema the same way.
 
 pub mod admin;
+mod config_api;
+pub mod declarative;
 pub mod entities;
 pub mod error;
 pub mod form;

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::admin::{self, AdminState};
+use super::declarative::{self, DeclarativeError};
 use super::entities;
 use super::store::Store;
 
@@ -25,6 +26,12 @@ pub struct TwinConfig {
     pub node_id: String,
     /// Reported `admin_listen` (filled with the bound address by [`KongTwin::serve`]).
     pub admin_listen: String,
+    /// DB-less profile: entity writes answer 405 (code 12) and `/config` loads the state.
+    pub db_less: bool,
+    /// RBAC token required on every Admin API request, when set.
+    pub admin_token: Option<String>,
+    /// Header carrying the RBAC token.
+    pub token_header: String,
 }
 
 impl Default for TwinConfig {
@@ -35,6 +42,9 @@ impl Default for TwinConfig {
             hostname: "kong-twin".to_owned(),
             node_id: uuid::Uuid::new_v4().to_string(),
             admin_listen: String::new(),
+            db_less: false,
+            admin_token: None,
+            token_header: "Kong-Admin-Token".to_owned(),
         }
     }
 }
@@ -105,7 +115,7 @@ impl Drop for Server {
 #[derive(Debug)]
 #[expect(
     dead_code,
-    reason = "state and extra are read by the status, proxy and TLS listeners being added"
+    reason = "extra is read by the status, proxy and TLS listeners being added"
 )]
 pub struct KongTwin {
     /// State shared by every listener.
@@ -132,6 +142,16 @@ impl KongTwin {
     /// Binds `127.0.0.1:0` and serves there.
     pub async fn start(config: TwinConfig) -> std::io::Result<Self> {
         Self::serve(TcpListener::bind("127.0.0.1:0").await?, config).await
+    }
+
+    /// Replaces the twin's entities with a declarative configuration (reference §10), atomically.
+    pub fn load(&self, config: &serde_json::Value) -> Result<(), DeclarativeError> {
+        self.state.load(config).map(|_| ())
+    }
+
+    /// Loads a decK-style YAML or JSON file (the twin's `--seed`).
+    pub fn seed(&self, text: &str) -> Result<(), DeclarativeError> {
+        self.load(&declarative::parse(text)?)
     }
 
     /// The Admin API's bound address.

@@ -27,9 +27,12 @@ pub struct Reply {
 
 impl Admin {
     pub async fn start() -> Self {
-        let twin = KongTwin::start(TwinConfig::with_version("3.4.2"))
-            .await
-            .unwrap();
+        Self::start_with(TwinConfig::with_version("3.4.2")).await
+    }
+
+    /// A twin with `config`.
+    pub async fn start_with(config: TwinConfig) -> Self {
+        let twin = KongTwin::start(config).await.unwrap();
         Self {
             twin,
             http: reqwest::Client::new(),
