@@ -262,6 +262,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Run an emulator: a Kong twin, or a stand-in for a gateway node.
+    #[command(
+        after_help = "Examples:\n  runsheet twin kong --seed kong.yaml --control\n  runsheet twin kong --listen 127.0.0.1:8001 --proxy-listen 127.0.0.1:8000 --admin-token secret\n  runsheet twin node --listen 127.0.0.1:9001 --version 3.9.1 --state-dir /tmp/dp1"
+    )]
+    Twin {
+        /// Which emulator.
+        #[command(subcommand)]
+        twin: TwinCommand,
+    },
     /// JSON Schema of the playbook (or environment) format, for editors.
     #[command(
         after_help = "Examples:\n  runsheet schema > runsheet.schema.json\n  # then, first line of a playbook:\n  # yaml-language-server: $schema=./runsheet.schema.json"
@@ -271,4 +280,77 @@ pub enum Command {
         #[arg(value_enum, default_value_t)]
         kind: SchemaKind,
     },
+}
+
+/// The emulators `runsheet twin` runs.
+#[derive(Debug, Subcommand)]
+pub enum TwinCommand {
+    /// An in-memory Kong Gateway 3.x: Admin API, proxy and status API on loopback.
+    #[command(
+        after_help = "Examples:\n  runsheet twin kong\n  runsheet twin kong --seed kong.yaml --control --proxy-listen 127.0.0.1:8000\n  runsheet twin kong --tls-cert admin.pem --tls-key admin-key.pem --client-ca ca.pem\n\nStops on Ctrl-C or SIGTERM. `--output json` prints the bound URLs as one JSON line."
+    )]
+    Kong(KongTwinArgs),
+    /// A stand-in for a Kong data-plane node: status endpoints and an echo route, its version read from STATE_DIR/version.
+    #[command(
+        after_help = "Examples:\n  runsheet twin node --listen 127.0.0.1:9001 --version 3.9.1 --state-dir /var/tmp/dp1\n\nAn upgrade rewrites STATE_DIR/version and restarts the node; SIGTERM stops it gracefully."
+    )]
+    Node(NodeArgs),
+}
+
+/// Options of `runsheet twin kong`.
+#[derive(Debug, Args, Clone)]
+pub struct KongTwinArgs {
+    /// Admin API address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8001", value_name = "ADDR")]
+    pub listen: String,
+    /// Proxy address, or `off`.
+    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
+    pub proxy_listen: String,
+    /// Status API address (`/status`, `/status/ready`), or `off`.
+    #[arg(long, default_value = "127.0.0.1:8007", value_name = "ADDR")]
+    pub status_listen: String,
+    /// Serve the Admin API over TLS with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require Admin API clients to present a certificate signed by this CA (mTLS; needs --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// Require this RBAC token on every Admin API request.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+    /// Header carrying the RBAC token.
+    #[arg(long, default_value = "Kong-Admin-Token", value_name = "NAME")]
+    pub token_header: String,
+    /// Start with the entities of this decK-style YAML (or JSON) file.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Serve `/_twin` (counters, reset, snapshot, faults) on the Admin API.
+    #[arg(long)]
+    pub control: bool,
+    /// Behave as a DB-less node: entity writes answer 405 and `POST /config` loads the state.
+    #[arg(long)]
+    pub db_less: bool,
+    /// Kong version to report (three or four parts).
+    #[arg(long = "version", default_value = "3.9.3", value_name = "VERSION")]
+    pub version: String,
+    /// Output format of the start-up lines.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// Options of `runsheet twin node`.
+#[derive(Debug, Args, Clone)]
+pub struct NodeArgs {
+    /// Address to serve on.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// Version written to STATE_DIR/version when that file does not exist yet.
+    #[arg(long = "version", value_name = "VERSION")]
+    pub version: String,
+    /// Directory holding the node's `version` and `node.pid` files.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
 }

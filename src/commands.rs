@@ -10,7 +10,7 @@ use runsheet_engine::run::executor::Mode;
 use runsheet_engine::{Diagnostics, Registry, format_schema};
 use serde_json::Value;
 
-use crate::cli::{Cli, Command, GraphFormatArg, InputArgs, OutputFormat, SchemaKind};
+use crate::cli::{Cli, Command, GraphFormatArg, InputArgs, OutputFormat, SchemaKind, TwinCommand};
 use crate::exit::Exit;
 use crate::render::{emit, json_text, print_diagnostics, summary};
 
@@ -95,6 +95,10 @@ pub fn run(cli: Cli) -> Exit {
             output,
         } => crate::history::show(&state_dir, &run_id, verify, output),
         Command::Unlock { env, state_dir } => crate::history::unlock(&state_dir, &env),
+        Command::Twin { twin } => match twin {
+            TwinCommand::Kong(args) => crate::twin::kong(&args),
+            TwinCommand::Node(args) => crate::twin::node(&args),
+        },
     }
 }
 

@@ -47,7 +47,7 @@ fn checked(registry: &Registry, request: &CheckRequest) -> Option<Checked> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -224,6 +224,10 @@ pub fn plan(
     };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
+        Err(exit) => return exit,
+    };
+    let (checked, _twins) = match crate::twin::embed(&runtime, checked, None) {
+        Ok(embedded) => embedded,
         Err(exit) => return exit,
     };
     let args = RunArgs {
@@ -508,6 +512,10 @@ pub fn run(
         Ok(runtime) => runtime,
         Err(exit) => return exit,
     };
+    let (checked, twins) = match crate::twin::embed(&runtime, checked, None) {
+        Ok(embedded) => embedded,
+        Err(exit) => return exit,
+    };
     if dry_run {
         let options = dry_options(playbook, observers(args));
         let facts = facts(&checked, playbook, "dry-run", change.change_id.clone(), change.window.clone(), true);
@@ -649,8 +657,16 @@ pub fn run(
     };
     let facts = facts(&checked, playbook, &run_id, change_id, window.map(|w| w.to_string()), false);
     let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
+    save_twins(&twins, &state.run_dir(&run_id).join("twins"));
     conclude(&state, record, held, &result, &run_id);
     finish_exit(result.outcome, reports_ok)
+}
+
+/// Keeps the embedded twins' state with the run, so `resume` continues from it.
+fn save_twins(twins: &crate::twin::Embedded, dir: &Path) {
+    if let Err(e) = twins.save(dir) {
+        eprintln!("warning: the twins' state was not saved ({e}); a resume starts them from their seed");
+    }
 }
 
 fn finish_exit(outcome: Outcome, reports_ok: bool) -> Exit {
@@ -938,7 +954,12 @@ pub fn resume(
     }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(exit) => return exit,
+        Err(exit) => return refuse(held, exit),
+    };
+    let twins_dir = state.run_dir(run_id).join("twins");
+    let (checked, twins) = match crate::twin::embed(&runtime, checked, Some(&twins_dir)) {
+        Ok(embedded) => embedded,
+        Err(exit) => return refuse(held, exit),
     };
     let history = History::load(&state, &checked.playbook.name.value);
     let playbook = record.playbook_path.clone();
@@ -967,6 +988,7 @@ pub fn resume(
     };
     let facts = facts(&checked, &playbook, run_id, record.change_id.clone(), record.window.clone(), false);
     let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
+    save_twins(&twins, &twins_dir);
     conclude(&state, record, held, &result, run_id);
     if mode == Mode::Rollback && result.outcome == Outcome::RolledBack && reports_ok {
         // For this verb, undoing every write is the success.

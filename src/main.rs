@@ -8,6 +8,7 @@ mod exit;
 mod history;
 mod observe;
 mod render;
+mod twin;
 
 use clap::Parser;
 

@@ -123,10 +123,38 @@ pub fn environment_value(environment: Option<&Environment>) -> Value {
         .iter()
         .map(|(k, v)| (k.value.clone(), v.to_json()))
         .collect();
+    let gateways: Map<String, Value> = environment
+        .gateways
+        .iter()
+        .map(|(name, gateway)| (name.value.clone(), gateway_value(gateway)))
+        .collect();
     let mut value = vars.clone();
     value.insert("name".into(), Value::String(environment.name.value.clone()));
     value.insert("vars".into(), Value::Object(vars));
+    value.insert("gateways".into(), Value::Object(gateways));
     Value::Object(value)
+}
+
+/// What templates see of a gateway as `env.gateways.NAME`: its type and URLs, never secrets.
+fn gateway_value(gateway: &crate::model::Gateway) -> Value {
+    let url = |url: &Option<crate::de::Spanned<String>>| {
+        url.as_ref()
+            .map_or(Value::Null, |url| Value::String(url.value.clone()))
+    };
+    match gateway {
+        crate::model::Gateway::Kong(kong) => json!({
+            "type": "kong",
+            "admin_url": url(&kong.admin_url),
+            "proxy_url": url(&kong.proxy_url),
+            "status_url": url(&kong.status_url),
+            "twin": kong.twin.is_some(),
+        }),
+        crate::model::Gateway::Layer7(layer7) => json!({
+            "type": "layer7",
+            "url": url(&layer7.url),
+            "twin": layer7.twin.is_some(),
+        }),
+    }
 }
 
 /// Where a list of steps stands: its DAG scope, the prefix of runtime ids, its depth.

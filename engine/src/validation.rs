@@ -825,7 +825,8 @@ impl<'a> Validator<'a> {
         }
         for name in reads.members_of("env") {
             let known =
-                matches!(name, "name" | "vars") || environment.vars.keys().any(|k| k.value == name);
+                matches!(name, "name" | "vars" | "gateways")
+                    || environment.vars.keys().any(|k| k.value == name);
             if !known {
                 let d = self
                     .error(
@@ -836,7 +837,7 @@ impl<'a> Validator<'a> {
                             environment.name.value
                         ),
                     )
-                    .with_help("`env` holds `name`, `vars`, and each var of the environment file");
+                    .with_help("`env` holds `name`, `vars`, `gateways` (type and URLs of each gateway), and each var of the environment file");
                 self.push(d);
             }
         }

@@ -12,4 +12,5 @@ mod lab;
 mod ssh;
 #[path = "../support/sshd.rs"]
 mod sshd;
+mod twin;
 mod verbs;

@@ -32,6 +32,8 @@ pub struct TwinConfig {
     pub admin_token: Option<String>,
     /// Header carrying the RBAC token.
     pub token_header: String,
+    /// Serve the `/_twin` control endpoint.
+    pub control: bool,
 }
 
 impl Default for TwinConfig {
@@ -45,6 +47,7 @@ impl Default for TwinConfig {
             db_less: false,
             admin_token: None,
             token_header: "Kong-Admin-Token".to_owned(),
+            control: false,
         }
     }
 }
@@ -152,6 +155,11 @@ impl KongTwin {
     /// Loads a decK-style YAML or JSON file (the twin's `--seed`).
     pub fn seed(&self, text: &str) -> Result<(), DeclarativeError> {
         self.load(&declarative::parse(text)?)
+    }
+
+    /// Every entity as a flat declarative document with ids (loadable by [`KongTwin::load`]).
+    pub fn export(&self) -> serde_json::Value {
+        declarative::export(&self.state.store())
     }
 
     /// The Admin API's bound address.

@@ -1,0 +1,182 @@
+//! `runsheet twin`: emulators served standalone, and twins embedded in an environment's gateways.
+
+use std::path::{Path, PathBuf};
+
+use runsheet_engine::check::Checked;
+use runsheet_engine::de::Spanned;
+use runsheet_engine::model::Gateway;
+use runsheet_twin::kong::{KongTwin, TwinConfig};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::cli::{KongTwinArgs, NodeArgs, OutputFormat};
+use crate::exit::Exit;
+
+/// Twins started for one command; they stop when this is dropped.
+#[derive(Debug, Default)]
+pub struct Embedded {
+    /// Kong twins by gateway name.
+    kong: Vec<(String, KongTwin)>,
+}
+
+impl Embedded {
+    /// Saves every twin's state under `dir` (one `<gateway>.json` each), for `resume`.
+    pub fn save(&self, dir: &Path) -> Result<(), String> {
+        if self.kong.is_empty() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (name, twin) in &self.kong {
+            let path = dir.join(format!("{name}.json"));
+            let text = twin.export().to_string();
+            runsheet_engine::run::state::write_atomic(&path, text.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts a twin for every gateway of the environment that declares `twin:`, and points the
+/// gateway's URLs at it. A twin starts from the state saved in `saved` when there is one
+/// (a resumed run), else from its seed.
+pub fn embed(
+    runtime: &tokio::runtime::Runtime,
+    mut checked: Checked,
+    saved: Option<&Path>,
+) -> Result<(Checked, Embedded), Exit> {
+    let mut embedded = Embedded::default();
+    let Some((file, environment)) = checked.environment.as_mut() else {
+        return Ok((checked, embedded));
+    };
+    let base = Path::new(&file.name)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    for (name, gateway) in &mut environment.gateways {
+        let Gateway::Kong(doc) = gateway else {
+            continue;
+        };
+        let Some(settings) = &doc.twin else {
+            continue;
+        };
+        let config = TwinConfig {
+            control: settings.control,
+            ..TwinConfig::default()
+        };
+        let twin = runtime
+            .block_on(KongTwin::start(config))
+            .map_err(|e| refuse(&name.value, &format!("cannot start the Kong twin: {e}")))?;
+        let saved_state = saved
+            .map(|dir| dir.join(format!("{}.json", name.value)))
+            .filter(|path| path.exists());
+        let source = saved_state.or_else(|| settings.seed.as_ref().map(|seed| base.join(seed)));
+        if let Some(path) = source {
+            load(&twin, &path).map_err(|message| refuse(&name.value, &message))?;
+        }
+        doc.admin_url = Some(Spanned::new(twin.url(), Default::default()));
+        embedded.kong.push((name.value.clone(), twin));
+    }
+    Ok((checked, embedded))
+}
+
+/// Loads a seed or saved state file into `twin`.
+fn load(twin: &KongTwin, path: &Path) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("twin seed {}: {e}", path.display()))?;
+    twin.seed(&text).map_err(|error| {
+        format!(
+            "twin seed {}: {}",
+            path.display(),
+            error.body()["message"].as_str().unwrap_or("invalid")
+        )
+    })
+}
+
+/// Prints why gateway `name`'s twin could not start; the exit code for it.
+fn refuse(name: &str, message: &str) -> Exit {
+    eprintln!("error: gateway `{name}`: {message}");
+    Exit::Invalid
+}
+
+/// `runsheet twin kong`: serves until Ctrl-C or SIGTERM.
+pub fn kong(args: &KongTwinArgs) -> Exit {
+    let runtime = match crate::execute::runtime() {
+        Ok(runtime) => runtime,
+        Err(exit) => return exit,
+    };
+    runtime.block_on(serve_kong(args))
+}
+
+/// Starts the Kong twin's listeners, prints where they are, and waits for a stop signal.
+async fn serve_kong(args: &KongTwinArgs) -> Exit {
+    let config = TwinConfig {
+        control: args.control,
+        db_less: args.db_less,
+        admin_token: args.admin_token.clone(),
+        token_header: args.token_header.clone(),
+        ..TwinConfig::with_version(args.version.clone())
+    };
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => return usage(&format!("--listen {}: {e}", args.listen)),
+    };
+    let twin = match KongTwin::serve(listener, config).await {
+        Ok(twin) => twin,
+        Err(e) => return usage(&format!("cannot serve the Admin API: {e}")),
+    };
+    if let Some(seed) = &args.seed
+        && let Err(message) = load(&twin, seed)
+    {
+        return usage(&message);
+    }
+    let urls = json!({
+        "kong_version": args.version,
+        "admin_url": twin.url(),
+        "control": args.control,
+    });
+    match args.output {
+        OutputFormat::Json => println!("{urls}"),
+        OutputFormat::Human => {
+            println!("kong twin {} serving", args.version);
+            println!("  admin   {}", twin.url());
+            if args.control {
+                println!("  control {}/_twin", twin.url());
+            }
+            println!("Ctrl-C stops it");
+        }
+    }
+    wait_for_stop().await;
+    drop(twin);
+    Exit::Success
+}
+
+/// `runsheet twin node`: serves until SIGTERM.
+pub fn node(args: &NodeArgs) -> Exit {
+    let _ = (&args.listen, &args.version, PathBuf::from(&args.state_dir));
+    usage("`runsheet twin node` is not available in this build")
+}
+
+/// Prints a start-up error; the exit code for it.
+fn usage(message: &str) -> Exit {
+    eprintln!("error: {message}");
+    Exit::Invalid
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,225 @@
+//! The Kong twin from the binary: embedded in an environment (`twin: {seed: ...}`) for a
+//! run and its resume, and standalone as `runsheet twin kong`.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+
+use crate::lab::{Lab, TestResult};
+
+/// A decK-style seed with one service and its route.
+const SEED: &str = "_format_version: '3.0'
+services:
+  - name: billing
+    url: http://billing.internal:8080
+    routes:
+      - {name: billing-api, paths: [/billing]}
+";
+
+/// An environment whose gateway `kong` is an embedded twin seeded from `kong.yaml`.
+const ENVIRONMENT: &str = "runsheet: 1
+name: twinlab
+gateways:
+  kong: {type: kong, twin: {seed: kong.yaml, control: true}}
+hosts:
+  me: {transport: local}
+";
+
+/// Reads the seed, writes a service, pauses at a gate, then reads the write back.
+const PLAYBOOK: &str = r#"runsheet: 1
+name: twin-roundtrip
+steps:
+  - id: seeded
+    action: http
+    with:
+      method: GET
+      url: "{{ env.gateways.kong.admin_url }}/services/billing"
+      expect_status: 200
+      extract: {host: /host}
+  - id: check-seed
+    action: assert
+    with: {that: "steps.seeded.outputs.host == 'billing.internal'"}
+  - id: create
+    action: http
+    with:
+      method: PUT
+      url: "{{ env.gateways.kong.admin_url }}/services/extra"
+      json: {host: extra.internal}
+      expect_status: 200
+  - id: gate
+    action: approval
+    with: {prompt: "Read the new service back?", gate: read-back}
+  - id: read-back
+    action: http
+    with:
+      method: GET
+      url: "{{ env.gateways.kong.admin_url }}/services/extra"
+      expect_status: 200
+"#;
+
+/// A lab with the twin environment, the seed and the playbook.
+fn lab() -> std::io::Result<Lab> {
+    let lab = Lab::new()?;
+    lab.write("env.yaml", ENVIRONMENT)?;
+    lab.write("kong.yaml", SEED)?;
+    lab.write("p.yaml", PLAYBOOK)?;
+    Ok(lab)
+}
+
+#[test]
+fn an_embedded_twin_serves_its_seed_and_keeps_its_state_across_resume() -> TestResult {
+    let lab = lab()?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(4), "paused at the gate:\n{}", run.all());
+    let id = lab.only_run().ok_or("no run recorded")?;
+    let saved = lab
+        .path()
+        .join(".runsheet/runs")
+        .join(&id)
+        .join("twins/kong.json");
+    let state = std::fs::read_to_string(&saved)?;
+    assert!(state.contains("extra.internal"), "{state}");
+    let resumed = lab.run(&["resume", &id, "--approve", "read-back"])?;
+    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    Ok(())
+}
+
+#[test]
+fn a_plan_against_the_twin_reads_but_never_writes() -> TestResult {
+    let lab = lab()?;
+    // Without the gate, the read after the write runs in the plan: it finds no `extra`
+    // (404 expected), which it would if the plan had applied the PUT.
+    let gate = "  - id: gate\n    action: approval\n    with: {prompt: \"Read the new service back?\", gate: read-back}\n";
+    let text = PLAYBOOK.replace(gate, "");
+    let last = "url: \"{{ env.gateways.kong.admin_url }}/services/extra\"\n      expect_status: 200\n";
+    let text = match text.rfind(last) {
+        Some(at) => format!("{}{}", &text[..at], last.replace("200", "404")),
+        None => return Err("playbook shape changed".into()),
+    };
+    assert!(!text.contains("approval"), "{text}");
+    lab.write("p.yaml", &text)?;
+    let plan = lab.run(&["plan", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(plan.code, Some(0), "{}", plan.all());
+    assert!(plan.stdout.contains("create"), "{}", plan.all());
+    Ok(())
+}
+
+#[test]
+fn a_bad_seed_is_refused_before_anything_runs() -> TestResult {
+    let lab = lab()?;
+    lab.write(
+        "kong.yaml",
+        "_format_version: '3.0'\nservices:\n  - {name: billing}\n",
+    )?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(3), "{}", run.all());
+    assert!(
+        run.stderr.contains("gateway `kong`") && run.stderr.contains("kong.yaml"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("required field missing"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(lab.only_run(), None, "no run was recorded");
+    std::fs::remove_file(lab.path().join("kong.yaml"))?;
+    let missing = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(missing.code, Some(3), "{}", missing.all());
+    assert!(missing.stderr.contains("kong.yaml"), "{}", missing.stderr);
+    Ok(())
+}
+
+/// `GET url` over a plain TCP connection: status and body.
+fn get(url: &str) -> std::io::Result<(u16, String)> {
+    let rest = url.trim_start_matches("http://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = TcpStream::connect(authority)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+#[test]
+fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
+    let lab = lab()?;
+    let mut child = lab.spawn(&[
+        "twin",
+        "kong",
+        "--listen",
+        "127.0.0.1:0",
+        "--proxy-listen",
+        "off",
+        "--status-listen",
+        "off",
+        "--seed",
+        "kong.yaml",
+        "--output",
+        "json",
+    ])?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first)?;
+    let started: serde_json::Value =
+        serde_json::from_str(&first).map_err(|e| format!("start-up line {first:?}: {e}"))?;
+    let admin = started["admin_url"].as_str().ok_or("no admin_url")?;
+    let (status, body) = get(&format!("{admin}/services/billing"))?;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("billing.internal"), "{body}");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(killed.success());
+    let status = child.wait()?;
+    assert_eq!(status.code(), Some(0));
+    Ok(())
+}
+
+#[test]
+fn twin_kong_refuses_a_busy_port_and_a_bad_seed() -> TestResult {
+    let lab = lab()?;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = busy.local_addr()?.to_string();
+    let run = lab.run(&[
+        "twin",
+        "kong",
+        "--listen",
+        &address,
+        "--proxy-listen",
+        "off",
+        "--status-listen",
+        "off",
+    ])?;
+    assert_eq!(run.code, Some(3), "{}", run.all());
+    assert!(run.stderr.contains(&address), "{}", run.stderr);
+    lab.write("bad.yaml", "services: []\n")?;
+    let run = lab.run(&[
+        "twin",
+        "kong",
+        "--listen",
+        "127.0.0.1:0",
+        "--proxy-listen",
+        "off",
+        "--status-listen",
+        "off",
+        "--seed",
+        "bad.yaml",
+    ])?;
+    assert_eq!(run.code, Some(3), "{}", run.all());
+    assert!(run.stderr.contains("bad.yaml"), "{}", run.stderr);
+    Ok(())
+}
