@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+/// The request path of the i-th request of a case.
+type PathFn = Box<dyn Fn(u64) -> String + Send + Sync>;
+
 /// Entities loaded for the memory figure and the admin GETs.
 const ENTITIES: usize = 10_000;
 
@@ -71,7 +74,7 @@ async fn bench(round: Duration) -> Result<(), Box<dyn std::error::Error>> {
     );
     let address = twin.address().to_string();
     println!("{:<34} {:>12} {:>10}", "case", "requests/s", "requests");
-    let cases: [(&str, Box<dyn Fn(u64) -> String + Send + Sync>); 3] = [
+    let cases: [(&str, PathFn); 3] = [
         ("admin GET /", Box::new(|_| "/".to_owned())),
         (
             "admin GET /services/{name}",
