@@ -103,10 +103,6 @@ impl Drop for Server {
 /// The Admin API listener exists from the start; other listeners (status, proxy, TLS)
 /// are added by methods defined next to the code that serves them.
 #[derive(Debug)]
-#[expect(
-    dead_code,
-    reason = "state and extra are read by the status, proxy and TLS listeners being added"
-)]
 pub struct KongTwin {
     /// State shared by every listener.
     pub(crate) state: Arc<AdminState>,
