@@ -120,3 +120,21 @@ pub(crate) fn ca_certificate_problem(cert_pem: &str, now: i64) -> Option<&'stati
         "certificate does not appear to be a CA because it is missing the \"CA\" basic constraint",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unparsable_inputs_say_what_is_wrong() {
+        assert_eq!(
+            certificate_error("nope").as_deref(),
+            Some("invalid certificate: PEM: no certificate found")
+        );
+        let truncated = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let error = certificate_error(truncated).unwrap_or_default();
+        assert!(error.starts_with("invalid certificate: x509: "), "{error}");
+        let error = key_error("nope").unwrap_or_default();
+        assert!(error.starts_with("invalid key: PEM: "), "{error}");
+    }
+}
