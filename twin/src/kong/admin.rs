@@ -301,6 +301,13 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
                 parent: foreign.collection.to_owned(),
             })
             .filter(|_| known(foreign.collection))
+            // A parent addressable by this child's key disables the link (`/snis/{s}/certificate`).
+            .filter(|_| {
+                registry
+                    .get(foreign.collection)
+                    .and_then(|parent_schema| parent_schema.child_keys)
+                    .is_none_or(|keys| keys.child != parent.as_str())
+            })
         }
         [parent, _, name, key] if known(parent) => {
             let (child, field) = nested(parent, name)?;
@@ -379,6 +386,9 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
     };
     let now = unix_now();
     let mut store = state.store();
+    if let Some(text) = missing_child_key(&store, target, method) {
+        return message(StatusCode::NOT_FOUND, text);
+    }
     let outcome = match target {
         Target::Root => return json_response(StatusCode::OK, &node_info(state)),
         Target::Status => return json_response(StatusCode::OK, &status(state)),
@@ -451,6 +461,21 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
         Ok((status, value)) => json_response(status, &value),
         Err(Failure::NotFound) => not_found(),
         Err(Failure::Dao(error)) => dao_error(&error),
+    }
+}
+
+/// The 404 message when a non-PUT request names its entity (or parent) by a child key
+/// that no child has (`/certificates/{unknown sni}`: `SNI not found`).
+fn missing_child_key(store: &Store, target: &Target, method: &str) -> Option<&'static str> {
+    if method == "PUT" {
+        return None;
+    }
+    match target {
+        Target::Entity { collection, key } => store.missing_child_key(collection, key),
+        Target::NestedCollection { parent, .. } | Target::NestedEntity { parent, .. } => {
+            store.missing_child_key(&parent.collection, &parent.key)
+        }
+        _ => None,
     }
 }
 

@@ -37,6 +37,12 @@ pub enum DaoError {
         /// Referenced collection (e.g. `services`).
         parent: String,
     },
+    /// Code 19: deleting an entity that others still list by id (a CA certificate).
+    #[error("referenced by others")]
+    ReferencedByOthers {
+        /// The message, e.g. `ca certificate <id> is still referenced by services (id = <id>)`.
+        message: String,
+    },
     /// Code 5: a unique field's value is already taken.
     #[error("unique constraint violation")]
     Unique {
@@ -200,6 +206,9 @@ impl DaoError {
                 "code": 4, "name": "foreign key violation",
                 "message": format!("an existing '{child}' entity references this '{parent}' entity"),
                 "fields": {"@referenced_by": child},
+            }),
+            Self::ReferencedByOthers { message } => json!({
+                "code": 19, "name": "referenced by others", "message": message,
             }),
             Self::UniqueComposite { parts } => {
                 let mut keys: Vec<&String> = parts.keys().collect();

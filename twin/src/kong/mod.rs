@@ -10,10 +10,13 @@ pub mod entities;
 pub mod error;
 pub mod form;
 pub mod paging;
+pub(crate) mod pki;
 pub mod schema;
 pub mod store;
+pub mod tls;
 mod twin;
 
 pub use error::DaoError;
 pub use schema::{Registry, Schema};
+pub use tls::TlsSettings;
 pub use twin::{KongTwin, TwinConfig};

@@ -158,6 +158,15 @@ pub struct Schema {
     pub index_offsets: bool,
     /// Hook: canonical form of an endpoint key given in a URL (target `host` → `host:8000`).
     pub normalize_key: Option<fn(&str) -> Option<String>>,
+    /// Hook: a field listing the keys of children that reference this entity, written
+    /// through to them and usable in URLs instead of the id (certificate `snis`).
+    pub child_keys: Option<ChildKeys>,
+    /// Hook: derives stored fields from the validated entity on every write
+    /// (CA certificate `cert_digest`).
+    pub on_write: Option<fn(&mut Map<String, Value>)>,
+    /// Hook: id arrays of other entities that block this entity's delete with code 19
+    /// while they list its id (service `ca_certificates`).
+    pub id_references: Vec<IdReference>,
 }
 
 impl Schema {
@@ -189,6 +198,33 @@ pub struct HealthHook {
     pub enabled: fn(&Map<String, Value>) -> bool,
     /// Percentage of healthy weight under which the balancer is unhealthy.
     pub threshold: fn(&Map<String, Value>) -> f64,
+}
+
+/// A parent's field mirroring its children's endpoint keys (certificate `snis`, §7.9).
+///
+/// Writing the field creates and deletes the children so that exactly those keys
+/// reference the parent; reading it lists them sorted. A URL key that is not a UUID
+/// addresses the parent through one of these children. Deleting the parent first
+/// deletes these children, even when the delete is then refused (Kong's order).
+#[derive(Debug, Clone, Copy)]
+pub struct ChildKeys {
+    /// The parent's field, e.g. `snis`.
+    pub field: &'static str,
+    /// The child collection, e.g. `snis`; its endpoint key is listed.
+    pub child: &'static str,
+    /// The child's foreign key to the parent, e.g. `certificate`.
+    pub foreign_key: &'static str,
+    /// The 404 message for a URL key that no child has, e.g. `SNI not found`.
+    pub not_found: &'static str,
+}
+
+/// An array of ids in another collection that references entities of this one.
+#[derive(Debug, Clone, Copy)]
+pub struct IdReference {
+    /// The referencing collection, e.g. `services`.
+    pub collection: &'static str,
+    /// Its array-of-ids field, e.g. `ca_certificates`.
+    pub field: &'static str,
 }
 
 /// Every entity the twin serves.

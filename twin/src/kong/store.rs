@@ -11,6 +11,8 @@ use super::error::DaoError;
 use super::paging::TagFilter;
 use super::schema::{self, OnDelete, Registry, Schema, Violations};
 
+mod child_keys;
+
 /// One entity as stored and returned: every schema field present, `null` when unset.
 pub type Entity = Map<String, Value>;
 
@@ -104,7 +106,9 @@ impl Store {
             return table.rows.get(&key.to_ascii_lowercase());
         }
         let schema = self.registry.get(collection)?;
-        let field = schema.endpoint_key?;
+        let Some(field) = schema.endpoint_key else {
+            return self.find_through_child_key(schema, key);
+        };
         // A key written in its short form (`host` for `host:8000`) finds the stored one.
         let key = schema
             .normalize_key
@@ -155,6 +159,7 @@ impl Store {
         if body.get("id").is_none_or(Value::is_null) {
             body.insert("id".to_owned(), json!(uuid::Uuid::new_v4().to_string()));
         }
+        let child_keys = self.child_keys_input(collection, &mut body, None, false)?;
         let mut entity = self.prepare(collection, body, None)?;
         let id = entity_id(&entity);
         if self
@@ -170,7 +175,8 @@ impl Store {
             false,
             schema_float(&self.registry, collection),
         );
-        self.write(collection, entity)
+        let entity = self.write(collection, entity)?;
+        self.sync_child_keys(collection, entity, child_keys, now)
     }
 
     /// Creates or fully replaces the entity addressed by `key` (PUT).
@@ -191,6 +197,8 @@ impl Store {
             self.find(collection, key)
                 .map_or_else(|| uuid::Uuid::new_v4().to_string(), entity_id)
         };
+        self.add_url_child_key(collection, key, &mut body);
+        let child_keys = self.child_keys_input(collection, &mut body, Some(&id), true)?;
         body.insert("id".to_owned(), json!(id));
         let mut entity = self.prepare(collection, body, None)?;
         stamp(
@@ -199,7 +207,8 @@ impl Store {
             false,
             schema_float(&self.registry, collection),
         );
-        self.write(collection, entity)
+        let entity = self.write(collection, entity)?;
+        self.sync_child_keys(collection, entity, child_keys, now)
     }
 
     /// Merges `patch` into the entity addressed by `key` (PATCH); code 6 when absent.
@@ -224,7 +233,9 @@ impl Store {
                 primary,
             });
         };
-        patch.insert("id".to_owned(), json!(entity_id(&existing)));
+        let id = entity_id(&existing);
+        let child_keys = self.child_keys_input(collection, &mut patch, Some(&id), false)?;
+        patch.insert("id".to_owned(), json!(id));
         let mut entity = self.prepare(collection, patch, Some(existing))?;
         stamp(
             &mut entity,
@@ -232,11 +243,14 @@ impl Store {
             true,
             schema_float(&self.registry, collection),
         );
-        self.write(collection, entity)
+        let entity = self.write(collection, entity)?;
+        self.sync_child_keys(collection, entity, child_keys, now)
     }
 
     /// Deletes the entity with `id`, cascading or refusing per the children's foreign keys.
     pub fn delete(&mut self, collection: &str, id: &str) -> Result<(), DaoError> {
+        self.check_id_references(collection, id)?;
+        self.delete_child_keys(collection, id)?;
         let children: Vec<(&'static str, &'static str, OnDelete)> = self
             .registry
             .children_of(collection)
@@ -262,6 +276,7 @@ impl Store {
             .and_then(|table| table.rows.remove(id))
         {
             self.unindex(collection, &entity);
+            self.refresh_child_keys(collection, &[&entity]);
         }
         self.forced_health.remove(id);
         Ok(())
@@ -320,6 +335,9 @@ impl Store {
             });
         }
         self.check_foreign_keys_exist(schema, &entity)?;
+        if let Some(on_write) = schema.on_write {
+            on_write(&mut entity);
+        }
         Ok(schema::in_schema_order(schema, &entity))
     }
 
@@ -423,8 +441,9 @@ impl Store {
                 });
             }
         }
-        if let Some(previous) = table.rows.remove(&id) {
-            self.unindex(name, &previous);
+        let previous = table.rows.remove(&id);
+        if let Some(previous) = &previous {
+            self.unindex(name, previous);
         }
         let table = self.tables.entry(name).or_default();
         for field in unique {
@@ -437,6 +456,8 @@ impl Store {
             }
         }
         table.rows.insert(id, entity.clone());
+        let written: Vec<&Entity> = previous.iter().chain([&entity]).collect();
+        self.refresh_child_keys(name, &written);
         Ok(entity)
     }
 

@@ -116,10 +116,6 @@ impl Drop for Server {
 /// The Admin API listener exists from the start; other listeners (status, proxy, TLS)
 /// are added by methods defined next to the code that serves them.
 #[derive(Debug)]
-#[expect(
-    dead_code,
-    reason = "extra is read by the status, proxy and TLS listeners being added"
-)]
 pub struct KongTwin {
     /// State shared by every listener.
     pub(crate) state: Arc<AdminState>,

@@ -4,9 +4,12 @@ use serde_json::{Value, json};
 
 use super::schema::{Element, Field, Kind, Registry, Schema, check_tags};
 
+pub mod ca_certificates;
+pub mod certificates;
 pub(crate) mod checks;
 pub mod routes;
 pub mod services;
+pub mod snis;
 pub mod targets;
 pub mod upstreams;
 
@@ -18,6 +21,9 @@ pub fn registry() -> Registry {
             routes::schema(),
             upstreams::schema(),
             targets::schema(),
+            certificates::schema(),
+            snis::schema(),
+            ca_certificates::schema(),
         ],
     }
 }
@@ -74,5 +80,8 @@ fn schema(
         index_offsets: false,
         health: None,
         forced_health: false,
+        child_keys: None,
+        on_write: None,
+        id_references: Vec::new(),
     }
 }
