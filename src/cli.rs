@@ -309,7 +309,10 @@ pub struct KongTwinArgs {
     /// Status API address (`/status`, `/status/ready`), or `off`.
     #[arg(long, default_value = "127.0.0.1:8007", value_name = "ADDR")]
     pub status_listen: String,
-    /// Serve the Admin API over TLS with this certificate chain (PEM).
+    /// Admin API over TLS address, served when --tls-cert is given.
+    #[arg(long, default_value = "127.0.0.1:8444", value_name = "ADDR")]
+    pub tls_listen: String,
+    /// Serve the Admin API over TLS (on --tls-listen) with this certificate chain (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM).

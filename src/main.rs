@@ -13,7 +13,20 @@ mod twin;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version are not errors; a usage error is invalid input (exit 3), so
+            // it never reads as exit 2 ("a person must act").
+            let invalid = error.use_stderr();
+            let _ = error.print();
+            return std::process::ExitCode::from(if invalid {
+                exit::Exit::Invalid.as_u8()
+            } else {
+                0
+            });
+        }
+    };
     if let Ok(filter) = std::env::var("RUNSHEET_LOG") {
         // Diagnostics for developers and support; the run's own output is the event stream.
         let _ = tracing_subscriber::fmt()

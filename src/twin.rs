@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use runsheet_engine::check::Checked;
 use runsheet_engine::de::Spanned;
 use runsheet_engine::model::Gateway;
-use runsheet_twin::kong::{KongTwin, TwinConfig};
+use runsheet_twin::kong::{KongTwin, TlsSettings, TwinConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -124,21 +124,50 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
         Ok(twin) => twin,
         Err(e) => return usage(&format!("cannot serve the Admin API: {e}")),
     };
+    let mut twin = twin;
     if let Some(seed) = &args.seed
         && let Err(message) = load(&twin, seed)
     {
         return usage(&message);
     }
-    let urls = json!({
+    let mut urls = json!({
         "kong_version": args.version,
         "admin_url": twin.url(),
         "control": args.control,
     });
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let settings = match TlsSettings::from_pem_files(cert, key, args.client_ca.as_deref()) {
+            Ok(settings) => settings,
+            Err(e) => {
+                return usage(&format!(
+                    "--tls-cert {} / --tls-key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ));
+            }
+        };
+        let listener = match TcpListener::bind(&args.tls_listen).await {
+            Ok(listener) => listener,
+            Err(e) => return usage(&format!("--tls-listen {}: {e}", args.tls_listen)),
+        };
+        match twin.serve_admin_tls(listener, settings).await {
+            Ok(address) => urls["admin_tls_url"] = json!(format!("https://{address}")),
+            Err(e) => return usage(&format!("cannot serve the Admin API over TLS: {e}")),
+        }
+    }
     match args.output {
         OutputFormat::Json => println!("{urls}"),
         OutputFormat::Human => {
             println!("kong twin {} serving", args.version);
             println!("  admin   {}", twin.url());
+            if let Some(url) = urls["admin_tls_url"].as_str() {
+                let mtls = if args.client_ca.is_some() {
+                    " (client certificates required)"
+                } else {
+                    ""
+                };
+                println!("  admin   {url}{mtls}");
+            }
             if args.control {
                 println!("  control {}/_twin", twin.url());
             }

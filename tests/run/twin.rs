@@ -90,7 +90,8 @@ fn a_plan_against_the_twin_reads_but_never_writes() -> TestResult {
     // (404 expected), which it would if the plan had applied the PUT.
     let gate = "  - id: gate\n    action: approval\n    with: {prompt: \"Read the new service back?\", gate: read-back}\n";
     let text = PLAYBOOK.replace(gate, "");
-    let last = "url: \"{{ env.gateways.kong.admin_url }}/services/extra\"\n      expect_status: 200\n";
+    let last =
+        "url: \"{{ env.gateways.kong.admin_url }}/services/extra\"\n      expect_status: 200\n";
     let text = match text.rfind(last) {
         Some(at) => format!("{}{}", &text[..at], last.replace("200", "404")),
         None => return Err("playbook shape changed".into()),
@@ -221,5 +222,39 @@ fn twin_kong_refuses_a_busy_port_and_a_bad_seed() -> TestResult {
     ])?;
     assert_eq!(run.code, Some(3), "{}", run.all());
     assert!(run.stderr.contains("bad.yaml"), "{}", run.stderr);
+    Ok(())
+}
+
+#[test]
+fn twin_kong_names_an_unreadable_tls_certificate() -> TestResult {
+    let lab = lab()?;
+    lab.write("cert.pem", "not a certificate\n")?;
+    lab.write("key.pem", "not a key\n")?;
+    let run = lab.run(&[
+        "twin",
+        "kong",
+        "--listen",
+        "127.0.0.1:0",
+        "--proxy-listen",
+        "off",
+        "--status-listen",
+        "off",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        "cert.pem",
+        "--tls-key",
+        "key.pem",
+    ])?;
+    assert_eq!(run.code, Some(3), "{}", run.all());
+    assert!(run.stderr.contains("cert.pem"), "{}", run.stderr);
+    let missing = lab.run(&["twin", "kong", "--tls-cert", "cert.pem"])?;
+    assert_eq!(
+        missing.code,
+        Some(3),
+        "--tls-cert without --tls-key is a usage error: {}",
+        missing.all()
+    );
+    assert!(missing.stderr.contains("--tls-key"), "{}", missing.stderr);
     Ok(())
 }
