@@ -159,7 +159,7 @@ impl Request {
 }
 
 /// Serves one request.
-async fn dispatch(
+pub(crate) async fn dispatch(
     State(state): State<Arc<AdminState>>,
     method: Method,
     uri: Uri,
@@ -171,10 +171,7 @@ async fn dispatch(
     let version = state.config.version.clone();
     let origin = headers.get(header::ORIGIN).cloned();
     let mut response = match resolve(&state, uri.path()) {
-        _ if !authorized(&state.config, &headers) => message(
-            StatusCode::UNAUTHORIZED,
-            "Invalid credentials. Token or User credentials required",
-        ),
+        _ if !authorized(&state.config, &headers) => unauthorized(),
         None => message(StatusCode::NOT_FOUND, "Not found"),
         Some(target) => {
             let query = uri.query().map(parse_query).unwrap_or_default();
@@ -215,12 +212,20 @@ async fn dispatch(
 }
 
 /// Whether the request carries the configured RBAC token (always, when none is configured).
-fn authorized(config: &TwinConfig, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(config: &TwinConfig, headers: &HeaderMap) -> bool {
     config.admin_token.as_ref().is_none_or(|token| {
         headers
             .get(config.token_header.as_str())
             .is_some_and(|given| given.as_bytes() == token.as_bytes())
     })
+}
+
+/// The 401 of a request without the configured RBAC token.
+pub(crate) fn unauthorized() -> Response {
+    message(
+        StatusCode::UNAUTHORIZED,
+        "Invalid credentials. Token or User credentials required",
+    )
 }
 
 /// Maps a path onto a [`Target`] using the registry; `None` for unknown paths.
@@ -1032,7 +1037,7 @@ fn db_less_refusal(registry: &Registry, target: &Target, method: &str) -> Option
 }
 
 /// Seconds since the Unix epoch.
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {

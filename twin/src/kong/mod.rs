@@ -13,6 +13,7 @@ pub mod paging;
 pub(crate) mod pki;
 pub mod schema;
 pub mod store;
+mod workspaces;
 pub mod tls;
 mod twin;
 

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::admin::{self, AdminState};
+use super::workspaces::{self, Workspaces};
 use super::declarative::{self, DeclarativeError};
 use super::entities;
 use super::store::Store;
@@ -53,10 +54,17 @@ impl Default for TwinConfig {
 }
 
 impl TwinConfig {
-    /// The default identity with `version`.
+    /// The default identity with `version`; four-part versions (`3.10.0.2`) are Enterprise.
     pub fn with_version(version: impl Into<String>) -> Self {
+        let version = version.into();
+        let edition = if version.split('.').count() == 4 {
+            "enterprise"
+        } else {
+            "community"
+        };
         Self {
-            version: version.into(),
+            version,
+            edition: edition.to_owned(),
             ..Self::default()
         }
     }
@@ -130,7 +138,12 @@ impl KongTwin {
     pub async fn serve(listener: TcpListener, mut config: TwinConfig) -> std::io::Result<Self> {
         config.admin_listen = listener.local_addr()?.to_string();
         let state = Arc::new(AdminState::new(Store::new(entities::registry()), config));
-        let admin = Server::http(listener, admin::router(Arc::clone(&state)))?;
+        let app = if state.config().edition == "enterprise" {
+            workspaces::router(Arc::new(Workspaces::new(Arc::clone(&state))))
+        } else {
+            admin::router(Arc::clone(&state))
+        };
+        let admin = Server::http(listener, app)?;
         Ok(Self {
             state,
             admin,
