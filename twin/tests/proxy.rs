@@ -22,7 +22,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+mod pki;
 mod support;
+use pki::Authority;
 use support::{Admin, id};
 
 /// A loopback HTTP server answering every request with its name and what it received.
@@ -664,6 +666,63 @@ async fn routes_without_a_service_and_https_only_routes_answer_kong_errors() {
         Some("https://api.example.com/moved/x?y=1")
     );
     assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn the_tls_proxy_presents_the_sni_certificate_and_serves_https_routes() {
+    let mut gateway = Gateway::start("3.9.3").await;
+    let authority = Authority::new("Proxy CA");
+    let leaf = authority.issue(&["api.test"]);
+    gateway
+        .create(
+            "/certificates",
+            json!({"cert": leaf.cert, "key": leaf.key, "snis": ["api.test"]}),
+        )
+        .await;
+    let server = echo("secure").await;
+    gateway
+        .create("/services", json!({"name": "secure", "url": server.url()}))
+        .await;
+    gateway
+        .create(
+            "/services/secure/routes",
+            json!({"paths": ["/secure"], "protocols": ["https"]}),
+        )
+        .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = gateway
+        .admin
+        .twin
+        .serve_proxy_tls(listener, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        gateway.admin.twin.proxy_tls_url(),
+        Some(format!("https://{address}"))
+    );
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(authority.pair.cert.as_bytes()).unwrap(),
+        )
+        .resolve("api.test", address)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("https://api.test:{}/secure/x", address.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["path"], "/x");
+    assert_eq!(body["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(
+        body["headers"]["x-forwarded-port"],
+        address.port().to_string()
+    );
+    // The same route over plain HTTP asks for HTTPS.
+    assert_eq!(gateway.get("/secure/x").await.status, 426);
 }
 
 /// key-auth end to end: needs the plugins, consumers and key-auth credentials served by

@@ -374,7 +374,7 @@ async fn forward(
     );
     let mut tried: Vec<String> = Vec::new();
     let mut last = Failure::Broken;
-    for _ in 0..=retries {
+    for attempt in 0..=retries {
         let (host, port, host_header) = match &plan.destination {
             Destination::Direct { host, port } => (host.as_str(), *port, None),
             Destination::Upstream {
@@ -414,7 +414,8 @@ async fn forward(
         match proxy.upstreams.send(request, connect, read).await {
             Ok(response) => return proxied(flavor, incoming, response, sent),
             Err(Failure::Connect { timed_out }) => {
-                if !timed_out && tried.len() <= 1 && !resolves(host, port).await {
+                let direct = matches!(plan.destination, Destination::Direct { .. });
+                if direct && attempt == 0 && !timed_out && !resolves(host, port).await {
                     return local(
                         flavor,
                         incoming,
