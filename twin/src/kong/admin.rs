@@ -15,6 +15,7 @@ use super::config_api;
 use super::declarative::{self, DeclarativeError};
 use super::error::DaoError;
 use super::form;
+use super::health::{self, TargetHealth};
 use super::paging::{self, TagFilter};
 use super::schema::{Registry, Schema};
 use super::store::{Entity, ListFilter, Store};
@@ -720,26 +721,17 @@ fn health(state: &AdminState, store: &Store, parent: &ParentRef, request: &Reque
     let reports: Vec<Entity> = children
         .into_iter()
         .map(|mut child| {
-            let id = child.get("id").and_then(Value::as_str).unwrap_or_default();
-            let weight = child.get("weight").and_then(Value::as_i64).unwrap_or_default();
-            let healthy = store.forced_health(id).unwrap_or(true);
-            let address_health = match (enabled, healthy) {
-                (false, _) => "HEALTHCHECKS_OFF",
-                (true, true) => "HEALTHY",
-                (true, false) => "UNHEALTHY",
-            };
-            let target_health = if weight == 0 { "HEALTHCHECKS_OFF" } else { address_health };
-            let counts = !enabled || healthy;
+            let health = TargetHealth::of(store, enabled, &child);
+            let weight = health.weight;
+            let (address_health, target_health) = (health.address_health(), health.target_health());
             total += weight;
-            if counts {
-                available += weight;
-            }
+            available += health.available_weight();
             let text = child.get("target").and_then(Value::as_str).unwrap_or_default();
             let (host, port) = super::entities::checks::split_host_port(text)
                 .map(|(host, port)| (host.to_owned(), port.unwrap_or(8000)))
                 .unwrap_or_default();
             let dns = if host.parse::<std::net::Ipv6Addr>().is_ok() { "AAAA" } else { "A" };
-            let available_weight = if counts { weight } else { 0 };
+            let available_weight = health.available_weight();
             child.insert("health".to_owned(), json!(target_health));
             child.insert(
                 "data".to_owned(),
@@ -756,7 +748,7 @@ fn health(state: &AdminState, store: &Store, parent: &ParentRef, request: &Reque
     let node_id = state.config.node_id.clone();
     if request.query("balancer_health").is_some() {
         let threshold = (hook.threshold)(&upstream);
-        let balanced = total > 0 && (available as f64) / (total as f64) * 100.0 > threshold;
+        let balanced = health::balancer_healthy(total, available, threshold);
         let balancer_health = if balanced { "HEALTHY" } else { "UNHEALTHY" };
         let health = if enabled {
             balancer_health
@@ -1046,7 +1038,7 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 /// Splits and decodes a query string (`+` is a space).
-fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())

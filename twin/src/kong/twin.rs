@@ -131,6 +131,8 @@ pub struct KongTwin {
     admin: Server,
     /// Further listeners, stopped with the twin.
     pub(crate) extra: Vec<Server>,
+    /// The proxy listeners' shared state and addresses.
+    pub(crate) proxy: super::proxy::ProxyListeners,
 }
 
 impl KongTwin {
@@ -148,6 +150,7 @@ impl KongTwin {
             state,
             admin,
             extra: Vec::new(),
+            proxy: Default::default(),
         })
     }
 
