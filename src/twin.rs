@@ -64,7 +64,11 @@ pub fn embed(
             ..TwinConfig::default()
         };
         let twin = runtime
-            .block_on(KongTwin::start(config))
+            .block_on(async {
+                let mut twin = KongTwin::start(config).await?;
+                twin.start_proxy().await?;
+                Ok::<_, std::io::Error>(twin)
+            })
             .map_err(|e| refuse(&name.value, &format!("cannot start the Kong twin: {e}")))?;
         let saved_state = saved
             .map(|dir| dir.join(format!("{}.json", name.value)))
@@ -74,6 +78,9 @@ pub fn embed(
             load(&twin, &path).map_err(|message| refuse(&name.value, &message))?;
         }
         doc.admin_url = Some(Spanned::new(twin.url(), Default::default()));
+        doc.proxy_url = twin
+            .proxy_url()
+            .map(|url| Spanned::new(url, Default::default()));
         embedded.kong.push((name.value.clone(), twin));
     }
     Ok((checked, embedded))
@@ -135,6 +142,16 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
         "admin_url": twin.url(),
         "control": args.control,
     });
+    if let Some(address) = enabled(&args.proxy_listen) {
+        let listener = match TcpListener::bind(address).await {
+            Ok(listener) => listener,
+            Err(e) => return usage(&format!("--proxy-listen {address}: {e}")),
+        };
+        match twin.serve_proxy(listener).await {
+            Ok(address) => urls["proxy_url"] = json!(format!("http://{address}")),
+            Err(e) => return usage(&format!("cannot serve the proxy: {e}")),
+        }
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let settings = match TlsSettings::from_pem_files(cert, key, args.client_ca.as_deref()) {
             Ok(settings) => settings,
@@ -168,6 +185,9 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
                 };
                 println!("  admin   {url}{mtls}");
             }
+            if let Some(url) = urls["proxy_url"].as_str() {
+                println!("  proxy   {url}");
+            }
             if args.control {
                 println!("  control {}/_twin", twin.url());
             }
@@ -183,6 +203,11 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
 pub fn node(args: &NodeArgs) -> Exit {
     let _ = (&args.listen, &args.version, PathBuf::from(&args.state_dir));
     usage("`runsheet twin node` is not available in this build")
+}
+
+/// The address of a `--*-listen` option, `None` for `off`.
+fn enabled(listen: &str) -> Option<&str> {
+    (!listen.eq_ignore_ascii_case("off")).then_some(listen)
 }
 
 /// Prints a start-up error; the exit code for it.

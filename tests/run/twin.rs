@@ -164,7 +164,7 @@ fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
         "--listen",
         "127.0.0.1:0",
         "--proxy-listen",
-        "off",
+        "127.0.0.1:0",
         "--status-listen",
         "off",
         "--seed",
@@ -181,6 +181,10 @@ fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
     let (status, body) = get(&format!("{admin}/services/billing"))?;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("billing.internal"), "{body}");
+    let proxy = started["proxy_url"].as_str().ok_or("no proxy_url")?;
+    let (status, body) = get(&format!("{proxy}/nowhere"))?;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no Route matched"), "{body}");
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()?;
@@ -256,5 +260,48 @@ fn twin_kong_names_an_unreadable_tls_certificate() -> TestResult {
         missing.all()
     );
     assert!(missing.stderr.contains("--tls-key"), "{}", missing.stderr);
+    Ok(())
+}
+
+#[test]
+fn traffic_through_the_embedded_twin_proxy_reaches_the_upstream_by_route() -> TestResult {
+    let kv = crate::lab::KvServer::start()?;
+    let lab = lab()?;
+    lab.write(
+        "kong.yaml",
+        &format!(
+            "_format_version: '3.0'\nservices:\n  - name: kv\n    url: {}\n    routes:\n      - {{name: kv, paths: [/kv], strip_path: false}}\n",
+            kv.url
+        ),
+    )?;
+    lab.write(
+        "p.yaml",
+        r#"runsheet: 1
+name: through-the-proxy
+steps:
+  - id: put
+    action: http
+    with:
+      method: PUT
+      url: "{{ env.gateways.kong.proxy_url }}/kv/colour"
+      body: blue
+      expect_status: 200
+  - id: unrouted
+    action: http
+    with:
+      method: GET
+      url: "{{ env.gateways.kong.proxy_url }}/elsewhere"
+      expect_status: 404
+      extract: {message: /message}
+  - id: kong-says
+    action: assert
+    with: {that: "steps.unrouted.outputs.message == 'no Route matched with those values'"}
+"#,
+    )?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let state = kv.state();
+    assert_eq!(state.values.get("colour").map(String::as_str), Some("blue"));
+    assert_eq!(state.methods.get("PUT"), Some(&1));
     Ok(())
 }
