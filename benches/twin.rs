@@ -46,7 +46,7 @@ fn main() {
 /// Runs every case and prints the figures.
 async fn bench(round: Duration) -> Result<(), Box<dyn std::error::Error>> {
     let before = resident_kib();
-    let twin = KongTwin::start(TwinConfig::default()).await?;
+    let mut twin = KongTwin::start(TwinConfig::default()).await?;
     let address = twin.address().to_string();
     let empty = resident_kib();
     let started = Instant::now();
@@ -92,6 +92,31 @@ async fn bench(round: Duration) -> Result<(), Box<dyn std::error::Error>> {
             count as f64 / elapsed.as_secs_f64()
         );
     }
+    let upstream = upstream().await?;
+    let proxy = twin.start_proxy().await?.to_string();
+    twin.load(&json!({
+        "_format_version": "3.0",
+        "upstreams": [{"name": "echo.internal", "targets": [
+            {"target": upstream.to_string(), "weight": 100},
+        ]}],
+        "services": [{"name": "echo", "host": "echo.internal", "port": 80,
+            "routes": [{"name": "echo", "paths": ["/echo"]}]}],
+    }))?;
+    let baseline = load(&upstream.to_string(), Arc::new(|_| "/echo".to_owned()), round).await?;
+    let proxied = load(&proxy, Arc::new(|_| "/echo".to_owned()), round).await?;
+    let rate = |(count, elapsed): (u64, Duration)| count as f64 / elapsed.as_secs_f64();
+    println!(
+        "{:<34} {:>12.0} {:>10}",
+        "upstream direct (baseline)",
+        rate(baseline),
+        baseline.0
+    );
+    println!(
+        "{:<34} {:>12.0} {:>10}",
+        "proxy GET /echo -> upstream",
+        rate(proxied),
+        proxied.0
+    );
     Ok(())
 }
 
@@ -230,6 +255,37 @@ async fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io:
         }
         buffer.extend_from_slice(&chunk[..read]);
     }
+}
+
+/// A minimal keep-alive HTTP/1.1 upstream answering every request with `200 ok`.
+async fn upstream() -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 8 * 1024];
+                    let Ok(read) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..read]);
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buffer.drain(..end + 4);
+                        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+                        if stream.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(address)
 }
 
 /// The process's resident set size in KiB (0 where /proc is not available).
