@@ -166,9 +166,10 @@ fn plugin_schema_json(plugin: &PluginSchema) -> Value {
             json!({"type": "foreign", "reference": "consumers", "eq": null}),
         ));
     }
-    let default_protocols = plugin
-        .default_protocols
-        .map_or_else(|| json!(catalog::HTTP_PROTOCOLS), |protocols| json!(protocols));
+    let default_protocols = plugin.default_protocols.map_or_else(
+        || json!(catalog::HTTP_PROTOCOLS),
+        |protocols| json!(protocols),
+    );
     fields.push(named(
         "protocols",
         json!({"type": "set", "required": true, "default": default_protocols,
@@ -179,12 +180,13 @@ fn plugin_schema_json(plugin: &PluginSchema) -> Value {
         .iter()
         .map(|field| {
             let mut out = field_json(field);
-            if let Some((_, record)) = plugin.records.iter().find(|(name, _)| *name == field.name)
-            {
-                out["fields"] = json!(record
-                    .iter()
-                    .map(|inner| named(inner.name, field_json(inner)))
-                    .collect::<Vec<_>>());
+            if let Some((_, record)) = plugin.records.iter().find(|(name, _)| *name == field.name) {
+                out["fields"] = json!(
+                    record
+                        .iter()
+                        .map(|inner| named(inner.name, field_json(inner)))
+                        .collect::<Vec<_>>()
+                );
             }
             named(field.name, out)
         })
@@ -193,7 +195,11 @@ fn plugin_schema_json(plugin: &PluginSchema) -> Value {
         "config",
         json!({"type": "record", "required": true, "fields": config_fields}),
     ));
-    let checks: Vec<Value> = plugin.checks.iter().map(|check| catalog::check_json(*check)).collect();
+    let checks: Vec<Value> = plugin
+        .checks
+        .iter()
+        .map(|check| catalog::check_json(*check))
+        .collect();
     json!({"fields": fields, "entity_checks": checks})
 }
 
@@ -274,7 +280,11 @@ fn field_json(field: &Field) -> Value {
 }
 
 /// One page of (tag, entity) pairs, optionally of one tag (reference §5).
-fn tags_page(store: &Store, tag: Option<&str>, query: &[(String, String)]) -> Result<Value, DaoError> {
+fn tags_page(
+    store: &Store,
+    tag: Option<&str>,
+    query: &[(String, String)],
+) -> Result<Value, DaoError> {
     let value = |name: &str| {
         query
             .iter()
@@ -286,10 +296,12 @@ fn tags_page(store: &Store, tag: Option<&str>, query: &[(String, String)]) -> Re
         None => 0,
         Some(token) => {
             let position = paging::decode_offset(token)?;
-            position.parse::<usize>().map_err(|_| DaoError::InvalidOffset {
-                offset: token.to_owned(),
-                reason: "bad json encoding",
-            })?
+            position
+                .parse::<usize>()
+                .map_err(|_| DaoError::InvalidOffset {
+                    offset: token.to_owned(),
+                    reason: "bad json encoding",
+                })?
         }
     };
     let mut pairs: Vec<(String, &'static str, String)> = Vec::new();
@@ -302,7 +314,11 @@ fn tags_page(store: &Store, tag: Option<&str>, query: &[(String, String)]) -> Re
             let tags = row.get("tags").and_then(Value::as_array);
             for carried in tags.into_iter().flatten().filter_map(Value::as_str) {
                 if tag.is_none_or(|wanted| wanted == carried) {
-                    pairs.push((id.to_owned(), table_of(schema.collection), carried.to_owned()));
+                    pairs.push((
+                        id.to_owned(),
+                        table_of(schema.collection),
+                        carried.to_owned(),
+                    ));
                 }
             }
         }
@@ -362,7 +378,9 @@ fn endpoints(registry: &Registry) -> Vec<String> {
             paths.push(format!("/{parent}/{{{parent}}}/{nested}/{{{name}}}"));
             if schema.forced_health {
                 for state in ["healthy", "unhealthy"] {
-                    paths.push(format!("/{parent}/{{{parent}}}/{nested}/{{{name}}}/{state}"));
+                    paths.push(format!(
+                        "/{parent}/{{{parent}}}/{nested}/{{{name}}}/{state}"
+                    ));
                 }
             }
             let link_disabled = registry

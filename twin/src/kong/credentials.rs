@@ -79,9 +79,9 @@ pub fn plugins_for(
             ("service", service),
             ("consumer", consumer),
         ];
-        let matches = scope.iter().all(|(field, wanted)| {
-            foreign_id(plugin, field).is_none_or(|id| Some(id) == *wanted)
-        });
+        let matches = scope
+            .iter()
+            .all(|(field, wanted)| foreign_id(plugin, field).is_none_or(|id| Some(id) == *wanted));
         if !matches {
             continue;
         }
@@ -91,7 +91,10 @@ pub fn plugins_for(
             foreign_id(plugin, "service").is_some(),
         );
         let name = plugin.get("name");
-        match chosen.iter_mut().find(|(_, other)| other.get("name") == name) {
+        match chosen
+            .iter_mut()
+            .find(|(_, other)| other.get("name") == name)
+        {
             Some(slot) if rank < slot.0 => *slot = (rank, plugin),
             Some(_) => {}
             None => chosen.push((rank, plugin)),
@@ -104,7 +107,10 @@ pub fn plugins_for(
             .and_then(catalog::find)
             .map_or(0, |schema| schema.priority)
     };
-    let mut plugins: Vec<Entity> = chosen.into_iter().map(|(_, plugin)| plugin.clone()).collect();
+    let mut plugins: Vec<Entity> = chosen
+        .into_iter()
+        .map(|(_, plugin)| plugin.clone())
+        .collect();
     plugins.sort_by_key(|plugin| std::cmp::Reverse(priority(plugin)));
     plugins
 }
@@ -165,7 +171,11 @@ mod tests {
     fn the_most_specific_plugin_of_each_name_applies_in_priority_order() {
         let mut store = Store::new(entities::registry());
         let service = store
-            .insert("services", object(json!({"name": "s", "host": "s.internal"})), 1)
+            .insert(
+                "services",
+                object(json!({"name": "s", "host": "s.internal"})),
+                1,
+            )
             .unwrap();
         let route = store
             .insert(
@@ -176,7 +186,11 @@ mod tests {
             .unwrap();
         let plugin = |body: Value| object(body);
         store
-            .insert("plugins", plugin(json!({"name": "rate-limiting", "config": {"minute": 5}})), 1)
+            .insert(
+                "plugins",
+                plugin(json!({"name": "rate-limiting", "config": {"minute": 5}})),
+                1,
+            )
             .unwrap();
         let scoped = store
             .insert(
@@ -187,7 +201,11 @@ mod tests {
             )
             .unwrap();
         store
-            .insert("plugins", plugin(json!({"name": "key-auth", "service": {"id": service["id"]}})), 1)
+            .insert(
+                "plugins",
+                plugin(json!({"name": "key-auth", "service": {"id": service["id"]}})),
+                1,
+            )
             .unwrap();
         let route_id = route["id"].as_str();
         let service_id = service["id"].as_str();

@@ -49,7 +49,7 @@ pub fn take_option(body: &mut Map<String, Value>, now: f64) -> Result<(), DaoErr
     let expiry = if seconds == 0 {
         Value::Null
     } else {
-        json!(((now + seconds as f64) * 1000.0).round() / 1000.0)
+        json!(now + seconds as f64)
     };
     body.insert("ttl".to_owned(), expiry);
     Ok(())
@@ -59,17 +59,23 @@ pub fn take_option(body: &mut Map<String, Value>, now: f64) -> Result<(), DaoErr
 /// the whole seconds remaining at `now`.
 pub fn present(body: &mut Value, now: f64) {
     match body.get_mut("data") {
-        Some(Value::Array(entities)) => entities.iter_mut().for_each(|entity| remaining(entity, now)),
+        Some(Value::Array(entities)) => entities
+            .iter_mut()
+            .for_each(|entity| remaining(entity, now)),
         _ => remaining(body, now),
     }
 }
+
+/// Slack for the rounding of `now + ttl` in floating point (a write's own response shows
+/// the `ttl` it was given).
+const ROUNDING: f64 = 1e-6;
 
 /// `ttl` as remaining whole seconds (never negative).
 fn remaining(entity: &mut Value, now: f64) {
     if let Some(ttl) = entity.get_mut("ttl")
         && let Some(expiry) = ttl.as_f64()
     {
-        *ttl = json!(((expiry - now).floor() as i64).max(0));
+        *ttl = json!(((expiry - now + ROUNDING).floor() as i64).max(0));
     }
 }
 
@@ -95,12 +101,29 @@ mod tests {
     }
 
     #[test]
+    fn a_write_reads_back_the_ttl_it_was_given() {
+        let now = 1_732_650_000.123_456_7;
+        let mut body = Map::new();
+        body.insert("ttl".to_owned(), json!(50));
+        assert_eq!(take_option(&mut body, now), Ok(()));
+        let mut entity = Value::Object(body);
+        present(&mut entity, now);
+        assert_eq!(entity["ttl"], json!(50));
+    }
+
+    #[test]
     fn zero_clears_and_bad_values_are_code_11() {
         let mut body = Map::new();
         body.insert("ttl".to_owned(), json!(0));
         assert_eq!(take_option(&mut body, 5.0), Ok(()));
         assert_eq!(body["ttl"], Value::Null);
-        for bad in [json!(-1), json!(100_000_001), json!(1.5), json!("x"), Value::Null] {
+        for bad in [
+            json!(-1),
+            json!(100_000_001),
+            json!(1.5),
+            json!("x"),
+            Value::Null,
+        ] {
             let mut body = Map::new();
             body.insert("ttl".to_owned(), bad);
             let error = take_option(&mut body, 5.0).err().map(|error| error.body());

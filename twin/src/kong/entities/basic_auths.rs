@@ -25,7 +25,9 @@ pub fn schema() -> Schema {
 
 /// Kong's `crypto.hash(consumer_id, password)`.
 pub fn password_hash(consumer_id: &str, password: &str) -> String {
-    sha1_smol::Sha1::from(format!("{password}{consumer_id}")).digest().to_string()
+    sha1_smol::Sha1::from(format!("{password}{consumer_id}"))
+        .digest()
+        .to_string()
 }
 
 /// Replaces the written password with its hash.

@@ -12,8 +12,9 @@ const ALGORITHMS: [&str; 13] = [
 ];
 
 /// Algorithms verified with `rsa_public_key`.
-const PUBLIC_KEY_ALGORITHMS: [&str; 7] =
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"];
+const PUBLIC_KEY_ALGORITHMS: [&str; 7] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA",
+];
 
 /// The jwts schema.
 pub fn schema() -> Schema {

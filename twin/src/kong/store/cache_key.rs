@@ -10,8 +10,16 @@ use crate::kong::error::DaoError;
 impl Store {
     /// 409 with every part of the key when another row of `collection` has the same
     /// values in all of the schema's cache-key fields.
-    pub(super) fn check_cache_key(&self, collection: &str, entity: &Entity) -> Result<(), DaoError> {
-        let Some(fields) = self.registry.get(collection).and_then(|schema| schema.cache_key) else {
+    pub(super) fn check_cache_key(
+        &self,
+        collection: &str,
+        entity: &Entity,
+    ) -> Result<(), DaoError> {
+        let Some(fields) = self
+            .registry
+            .get(collection)
+            .and_then(|schema| schema.cache_key)
+        else {
             return Ok(());
         };
         let part = |row: &Entity, field: &str| row.get(field).cloned().unwrap_or(Value::Null);

@@ -12,6 +12,9 @@ use crate::kong::schema::{self, Field, Schema, Violations, element_errors};
 /// Protocols of Kong's HTTP subsystem, sorted (`typedefs.protocols_http`).
 pub const HTTP_PROTOCOLS: &[&str] = &["grpc", "grpcs", "http", "https"];
 
+/// A check of a whole config record (Kong's record `custom_validator`): the error message.
+pub type ConfigCheck = fn(&Map<String, Value>) -> Option<String>;
+
 /// A plugin-level check over `config` fields (Kong's declarative `entity_checks`).
 #[derive(Debug, Clone, Copy)]
 pub enum PluginCheck {
@@ -61,7 +64,7 @@ pub struct PluginSchema {
     /// Deprecated config fields moved into a nested record: (old, record, new).
     pub moved: &'static [(&'static str, &'static str, &'static str)],
     /// A check of the whole config record; its message is `config`'s error.
-    pub config_check: Option<fn(&Map<String, Value>) -> Option<String>>,
+    pub config_check: Option<ConfigCheck>,
     /// Plugin-level checks (messages under `@entity`).
     pub checks: Vec<PluginCheck>,
 }
@@ -189,7 +192,11 @@ pub fn find(name: &str) -> Option<&'static PluginSchema> {
 
 /// Checks the plugin-specific parts of `plugin` (consumer scope, protocols, config):
 /// fills `config`'s defaults and records violations.
-pub fn complete(schema: &PluginSchema, plugin: &mut Map<String, Value>, violations: &mut Violations) {
+pub fn complete(
+    schema: &PluginSchema,
+    plugin: &mut Map<String, Value>,
+    violations: &mut Violations,
+) {
     if schema.no_consumer && plugin.get("consumer").is_some_and(|value| !value.is_null()) {
         violations.field("consumer", "value must be null");
     }
@@ -262,9 +269,7 @@ fn complete_config(schema: &PluginSchema, config: &mut Map<String, Value>) -> Ma
         if let Value::Object(record) = record {
             let record_errors = complete_record(&schema.config_schema(fields), record);
             if !record_errors.is_empty() {
-                errors
-                    .entry(*name)
-                    .or_insert(Value::Object(record_errors));
+                errors.entry(*name).or_insert(Value::Object(record_errors));
             }
         }
     }
@@ -360,7 +365,11 @@ fn run_check(check: PluginCheck, config: &Map<String, Value>, violations: &mut V
                 .and_then(Value::as_array)
                 .is_some_and(|items| !items.iter().any(|item| item.as_str() == Some(element)));
             if positive && missing {
-                nested_error(violations, &[then], &format!("expected to contain: {element}"));
+                nested_error(
+                    violations,
+                    &[then],
+                    &format!("expected to contain: {element}"),
+                );
                 violations.entity(format!(
                     "failed conditional validation given value of field 'config.{field}'"
                 ));
@@ -392,7 +401,10 @@ fn nested_error(violations: &mut Violations, path: &[&str], message: &str) {
 /// The JSON form of a plugin-level check, for `GET /schemas/plugins/{name}`.
 pub fn check_json(check: PluginCheck) -> Value {
     let paths = |fields: &[&str]| -> Vec<String> {
-        fields.iter().map(|field| format!("config.{field}")).collect()
+        fields
+            .iter()
+            .map(|field| format!("config.{field}"))
+            .collect()
     };
     match check {
         PluginCheck::AtLeastOneOf(fields) => json!({"at_least_one_of": paths(fields)}),

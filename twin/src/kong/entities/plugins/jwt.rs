@@ -12,8 +12,7 @@ pub fn schema() -> PluginSchema {
     PluginSchema::new("jwt", 1450)
         .no_consumer()
         .config(vec![
-            Field::new("uri_param_names", Kind::Set(Element::String))
-                .default(|_| json!(["jwt"])),
+            Field::new("uri_param_names", Kind::Set(Element::String)).default(|_| json!(["jwt"])),
             Field::new("cookie_names", Kind::Set(Element::String)).default(|_| json!([])),
             Field::new("key_claim_name", Kind::String).default(|_| json!("iss")),
             Field::new("secret_is_base64", Kind::Boolean)

@@ -137,8 +137,9 @@ fn protocols_match(store: &Store, plugin: &Map<String, Value>) -> Result<(), Dao
             .peekable();
         let has_routes = routes.peek().is_some();
         let mut routes = routes;
-        (has_routes && !routes.any(shares))
-            .then_some("must match the protocols of at least one route pointing to this Plugin's service")
+        (has_routes && !routes.any(shares)).then_some(
+            "must match the protocols of at least one route pointing to this Plugin's service",
+        )
     } else {
         None
     };

@@ -51,7 +51,11 @@ pub fn schema() -> PluginSchema {
     let mut schema = PluginSchema::new("rate-limiting", 910)
         .config(config)
         .check(PluginCheck::AtLeastOneOf(&PERIODS));
-    for then in [&["redis", "host"], &["redis", "port"], &["redis", "timeout"]] {
+    for then in [
+        &["redis", "host"],
+        &["redis", "port"],
+        &["redis", "timeout"],
+    ] {
         schema = schema.check(PluginCheck::RequiredWhen {
             field: "policy",
             value: "redis",
@@ -120,7 +124,10 @@ fn periods_in_order(config: &Map<String, Value>) -> Option<String> {
         }
     }
     let redis = config.get("policy").and_then(Value::as_str) == Some("redis");
-    let sync_rate = config.get("sync_rate").and_then(Value::as_f64).unwrap_or(-1.0);
+    let sync_rate = config
+        .get("sync_rate")
+        .and_then(Value::as_f64)
+        .unwrap_or(-1.0);
     if !redis && sync_rate != -1.0 {
         return Some("sync_rate can only be used with the redis policy".to_owned());
     }
