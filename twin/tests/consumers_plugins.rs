@@ -906,3 +906,60 @@ async fn endpoints_lists_route_templates() {
     assert!(position("/consumers") < position("/consumers/{consumers}"));
     assert!(position("/consumers/{consumers}/plugins") < position("/key-auths"));
 }
+
+#[tokio::test]
+async fn node_info_lists_available_and_configured_plugins() {
+    let admin = Admin::start().await;
+    created(&admin, "/plugins", json!({"name": "cors"})).await;
+    let root = admin.get("/").await;
+    let plugins = &root.body["plugins"];
+    assert_eq!(
+        plugins["available_on_server"]["key-auth"],
+        json!({"version": "3.4.2", "priority": 1250})
+    );
+    assert_eq!(plugins["enabled_in_cluster"], json!(["cors"]));
+}
+
+#[tokio::test]
+async fn declarative_files_load_consumers_credentials_and_plugins() {
+    let admin = Admin::start().await;
+    let file = r#"
+_format_version: "3.0"
+services:
+- name: billing
+  host: billing.internal
+  plugins:
+  - name: rate-limiting
+    config: {minute: 10}
+consumers:
+- username: alice
+  keyauth_credentials:
+  - key: alice-key
+  acls:
+  - group: ops
+plugins:
+- name: key-auth
+  service: billing
+"#;
+    admin.twin.seed(file).unwrap();
+    let key = admin.get("/key-auths/alice-key/consumer").await;
+    assert_eq!(key.body["username"], "alice");
+    assert_eq!(admin.get("/consumers/alice/acls/ops").await.status, 200);
+    let plugins = admin.get("/services/billing/plugins").await;
+    let mut names: Vec<String> = plugins.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|plugin| plugin["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["key-auth", "rate-limiting"]);
+    let limited = plugins.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|plugin| plugin["name"] == "rate-limiting")
+        .cloned()
+        .unwrap();
+    assert_eq!(limited["config"]["policy"], "local");
+}

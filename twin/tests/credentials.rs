@@ -436,3 +436,26 @@ async fn deleting_a_consumer_cascades_its_credentials_and_plugins() {
     assert_eq!(data(&admin.get("/key-auths").await).len(), 1);
     assert_eq!(admin.get("/consumers/alice/key-auth").await.status, 404);
 }
+
+#[tokio::test]
+async fn declarative_ttl_is_an_absolute_expiry() {
+    let admin = Admin::start().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let file = format!(
+        "_format_version: '3.0'\nconsumers:\n- username: alice\n  keyauth_credentials:\n  - key: past\n    ttl: {}\n  - key: future\n    ttl: {}\n",
+        now - 10,
+        now + 100
+    );
+    admin.twin.seed(&file).unwrap();
+    assert_eq!(admin.get("/key-auths/past").await.status, 404);
+    let future = admin.get("/key-auths/future").await;
+    let remaining = future.body["ttl"].as_i64().unwrap();
+    assert!((98..=100).contains(&remaining), "{remaining}");
+    let exported = admin.twin.export();
+    let keys = exported["keyauth_credentials"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["ttl"], json!(now + 100));
+}

@@ -404,7 +404,7 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
         return message(StatusCode::NOT_FOUND, text);
     }
     let outcome = match target {
-        Target::Root => return json_response(StatusCode::OK, &node_info(state)),
+        Target::Root => return json_response(StatusCode::OK, &node_info(state, &store)),
         Target::Status => return json_response(StatusCode::OK, &status(state)),
         Target::Config => return not_found(),
         Target::Catalog(endpoint) => {
@@ -1028,7 +1028,7 @@ fn body_schema<'a>(registry: &'a Registry, target: &Target) -> Option<&'a Schema
 }
 
 /// `GET /` (reference §9.1), minimal.
-fn node_info(state: &AdminState) -> Value {
+fn node_info(state: &AdminState, store: &Store) -> Value {
     let config = &state.config;
     json!({
         "version": config.version,
@@ -1039,7 +1039,7 @@ fn node_info(state: &AdminState) -> Value {
         "lua_version": "LuaJIT 2.1.0-20231117",
         "timers": {"running": 0, "pending": 1},
         "pids": {"master": std::process::id(), "workers": [std::process::id()]},
-        "plugins": {"available_on_server": {}, "enabled_in_cluster": []},
+        "plugins": catalog_api::node_plugins(store, &config.version),
         "configuration": {
             "database": if config.db_less { "off" } else { "postgres" },
             "role": "traditional",

@@ -116,6 +116,28 @@ pub(crate) fn serve(
     }
 }
 
+/// `GET /`'s `plugins`: every enabled plugin with its version (bundled plugins carry
+/// the node's) and priority, and the names of the plugins configured, in id order.
+pub(crate) fn node_plugins(store: &Store, version: &str) -> Value {
+    let available: Map<String, Value> = catalog::all()
+        .iter()
+        .map(|plugin| {
+            let info = json!({"version": version, "priority": plugin.priority});
+            (plugin.name.to_owned(), info)
+        })
+        .collect();
+    let mut in_use: Vec<&str> = Vec::new();
+    for name in store
+        .rows("plugins")
+        .filter_map(|plugin| plugin.get("name").and_then(Value::as_str))
+    {
+        if !in_use.contains(&name) {
+            in_use.push(name);
+        }
+    }
+    json!({"available_on_server": available, "enabled_in_cluster": in_use})
+}
+
 /// Validates `body` as an insert without writing (Kong's `validate_schema`): shorthands,
 /// defaults, the subschema hook, field and entity checks; no uniqueness or references.
 fn validation_reply(schema: &Schema, mut body: Map<String, Value>) -> (StatusCode, Value) {
