@@ -322,7 +322,11 @@ impl Store {
     ) -> Result<Entity, DaoError> {
         let schema = self.schema(collection)?;
         let mut violations = Violations::default();
-        let inputs: Vec<String> = body.keys().cloned().collect();
+        let inputs: Vec<String> = if schema.transformations.is_empty() {
+            Vec::new()
+        } else {
+            body.keys().cloned().collect()
+        };
         for shorthand in &schema.shorthands {
             shorthand(&mut body, &mut violations);
         }
