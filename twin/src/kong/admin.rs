@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::catalog_api::{self, Endpoint};
 use super::config_api;
 use super::declarative::{self, DeclarativeError};
 use super::error::DaoError;
@@ -19,6 +20,7 @@ use super::health::{self, TargetHealth};
 use super::paging::{self, TagFilter};
 use super::schema::{Registry, Schema};
 use super::store::{Entity, ListFilter, Store};
+use super::ttl;
 use super::twin::TwinConfig;
 
 /// Shared state of one twin's Admin API.
@@ -90,6 +92,8 @@ enum Target {
     Status,
     /// `/config` (reference §11.1).
     Config,
+    /// Schemas, enabled plugins, tags and endpoints (reference §5, §9.4).
+    Catalog(Endpoint),
     /// `/{entities}`.
     Collection { collection: String },
     /// `/{entities}/{key}`.
@@ -237,6 +241,9 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
         .filter(|segment| !segment.is_empty())
         .collect();
     let segments: Vec<String> = raw.iter().map(|segment| percent_decode(segment)).collect();
+    if let Some(endpoint) = catalog_api::resolve(&segments) {
+        return Some(Target::Catalog(endpoint));
+    }
     let registry = &state.registry;
     let known = |collection: &str| {
         registry
@@ -333,6 +340,7 @@ fn allowed_methods(target: &Target) -> &'static [&'static str] {
     match target {
         Target::Root | Target::Status | Target::Health { .. } => &["GET", "HEAD", "OPTIONS"],
         Target::ForcedHealth { .. } => &["OPTIONS", "PUT"],
+        Target::Catalog(endpoint) => endpoint.methods(),
         Target::Config => &["GET", "HEAD", "OPTIONS", "POST"],
         Target::Collection { .. } | Target::NestedCollection { .. } => {
             &["GET", "HEAD", "OPTIONS", "POST"]
@@ -382,7 +390,7 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
         return refusal;
     }
     let writes = !matches!(target, Target::ForcedHealth { .. });
-    let body = if writes && matches!(method, "POST" | "PUT" | "PATCH") {
+    let mut body = if writes && matches!(method, "POST" | "PUT" | "PATCH") {
         match parse_body(request, body_schema(&state.registry, target)) {
             Ok(body) => body,
             Err(response) => return response,
@@ -391,14 +399,24 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
         Map::new()
     };
     let now = unix_now();
+    let precise_now = ttl::now();
+    let expiring = body_schema(&state.registry, target).is_some_and(|schema| schema.ttl);
+    if expiring && let Err(error) = ttl::take_option(&mut body, precise_now) {
+        return dao_error(&error);
+    }
     let mut store = state.store();
+    store.purge_expired(precise_now);
     if let Some(text) = missing_child_key(&store, target, method) {
         return message(StatusCode::NOT_FOUND, text);
     }
     let outcome = match target {
-        Target::Root => return json_response(StatusCode::OK, &node_info(state)),
+        Target::Root => return json_response(StatusCode::OK, &node_info(state, &store)),
         Target::Status => return json_response(StatusCode::OK, &status(state)),
         Target::Config => return not_found(),
+        Target::Catalog(endpoint) => {
+            let (status, value) = catalog_api::serve(&store, endpoint, &request.query, body);
+            return json_response(status, &value);
+        }
         Target::Collection { collection } => match method {
             "GET" => list_top_level(&store, collection, request),
             _ => store
@@ -464,8 +482,14 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
     };
     match outcome {
         Ok((status, Value::Null)) => empty(status),
-        Ok((status, value)) => json_response(status, &value),
+        Ok((status, mut value)) => {
+            if expiring {
+                ttl::present(&mut value, precise_now);
+            }
+            json_response(status, &value)
+        }
         Err(Failure::NotFound) => not_found(),
+        Err(Failure::Message(status, text)) => message(status, &text),
         Err(Failure::Dao(error)) => dao_error(&error),
     }
 }
@@ -489,6 +513,8 @@ fn missing_child_key(store: &Store, target: &Target, method: &str) -> Option<&'s
 enum Failure {
     /// The plain `{"message":"Not found"}`.
     NotFound,
+    /// Another plain `{"message": ...}`.
+    Message(StatusCode, String),
     /// A DAO error body.
     Dao(DaoError),
 }
@@ -520,10 +546,21 @@ fn entity_endpoint(
             StatusCode::OK,
             Value::Object(store.upsert(collection, key, body, now)?),
         )),
-        "PATCH" => Ok((
-            StatusCode::OK,
-            Value::Object(store.update(collection, key, body, now)?),
-        )),
+        "PATCH" => {
+            // Without the subschema key Kong reads the entity first: a miss is the plain 404.
+            let reads_first = store
+                .registry()
+                .get(collection)
+                .and_then(|schema| schema.subschema)
+                .is_some_and(|subschema| !body.contains_key(subschema.key));
+            if reads_first && store.find(collection, key).is_none() {
+                return Err(Failure::NotFound);
+            }
+            Ok((
+                StatusCode::OK,
+                Value::Object(store.update(collection, key, body, now)?),
+            ))
+        }
         _ => {
             if let Some(id) = id_of(store, collection, key) {
                 store.delete(collection, &id)?;
@@ -591,7 +628,7 @@ fn nested_entity(
                 .or_insert_with(|| json!({"id": parent_id}));
             Ok((
                 StatusCode::OK,
-                Value::Object(store.update(child, key, body, now)?),
+                Value::Object(store.update(child, &existing_id, body, now)?),
             ))
         }
         "DELETE" if owned => {
@@ -784,6 +821,15 @@ fn id_of(store: &Store, collection: &str, key: &str) -> Option<String> {
 
 /// `GET /{entities}`: paginated, tag-filtered; `next` carries `tags` and `size`.
 fn list_top_level(store: &Store, collection: &str, request: &Request) -> Outcome {
+    let lookup = store
+        .registry()
+        .get(collection)
+        .and_then(|schema| schema.lookup_query);
+    if let Some((field, value)) =
+        lookup.and_then(|field| request.query(field).map(|value| (field, value)))
+    {
+        return exact_lookup(store, collection, field, value);
+    }
     let size = paging::parse_size(request.query("size"))?;
     let after = request
         .query("offset")
@@ -811,6 +857,22 @@ fn list_top_level(store: &Store, collection: &str, request: &Request) -> Outcome
         StatusCode::OK,
         page_body(&format!("/{collection}"), &extra, page),
     ))
+}
+
+/// `GET /{entities}?<field>=<value>`: the one entity with that unique value, or none.
+fn exact_lookup(store: &Store, collection: &str, field: &str, value: &str) -> Outcome {
+    if value.is_empty() {
+        return Err(Failure::Message(
+            StatusCode::BAD_REQUEST,
+            format!("{field} must be an unempty string"),
+        ));
+    }
+    let data: Vec<Value> = store
+        .find_by(collection, field, value)
+        .map(|entity| Value::Object(entity.clone()))
+        .into_iter()
+        .collect();
+    Ok((StatusCode::OK, json!({"data": data, "next": null})))
 }
 
 /// `GET /{parents}/{p}/{children}`: the parent's children; `tags` ignored, `next` bare.
@@ -951,6 +1013,7 @@ fn body_schema<'a>(registry: &'a Registry, target: &Target) -> Option<&'a Schema
         | Target::Config
         | Target::Health { .. }
         | Target::ForcedHealth { .. } => None,
+        Target::Catalog(endpoint) => endpoint.body_schema(registry),
         Target::Collection { collection } | Target::Entity { collection, .. } => {
             registry.get(collection)
         }
@@ -962,7 +1025,7 @@ fn body_schema<'a>(registry: &'a Registry, target: &Target) -> Option<&'a Schema
 }
 
 /// `GET /` (reference §9.1), minimal.
-fn node_info(state: &AdminState) -> Value {
+fn node_info(state: &AdminState, store: &Store) -> Value {
     let config = &state.config;
     json!({
         "version": config.version,
@@ -973,7 +1036,7 @@ fn node_info(state: &AdminState) -> Value {
         "lua_version": "LuaJIT 2.1.0-20231117",
         "timers": {"running": 0, "pending": 1},
         "pids": {"master": std::process::id(), "workers": [std::process::id()]},
-        "plugins": {"available_on_server": {}, "enabled_in_cluster": []},
+        "plugins": catalog_api::node_plugins(store, &config.version),
         "configuration": {
             "database": if config.db_less { "off" } else { "postgres" },
             "role": "traditional",
@@ -1019,7 +1082,7 @@ fn db_less_refusal(registry: &Registry, target: &Target, method: &str) -> Option
         Target::NestedCollection { child, .. } => (child, None),
         Target::NestedEntity { child, key, .. } => (child, Some(key)),
         Target::ParentOf { parent, .. } => (parent, None),
-        Target::ForcedHealth { .. } => return None,
+        Target::ForcedHealth { .. } | Target::Catalog(_) => return None,
         Target::Root | Target::Status | Target::Config | Target::Health { .. } => return None,
     };
     let endpoint_key = key

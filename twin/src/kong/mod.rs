@@ -4,7 +4,9 @@
 //! [`store::Store`] and [`admin`] router serve every registered schema the same way.
 
 pub mod admin;
+mod catalog_api;
 mod config_api;
+pub mod credentials;
 pub mod declarative;
 pub mod entities;
 pub mod error;
@@ -17,6 +19,7 @@ pub mod schema;
 pub mod store;
 mod workspaces;
 pub mod tls;
+pub mod ttl;
 mod twin;
 
 pub use error::DaoError;

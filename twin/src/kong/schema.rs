@@ -2,6 +2,9 @@
 
 use serde_json::{Map, Value, json};
 
+use super::error::DaoError;
+use super::store::Store;
+
 /// What a field's value is, as Kong's schema types (reference §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -71,6 +74,9 @@ pub type Shorthand = fn(&mut Map<String, Value>, &mut Violations);
 
 /// A default computed from the rest of the entity (e.g. route `strip_path` for grpc).
 pub type DefaultFn = fn(&Map<String, Value>) -> Value;
+
+/// A check that reads other entities, run once the foreign keys are known to exist.
+pub type StoreCheck = fn(&Store, &Map<String, Value>) -> Result<(), DaoError>;
 
 /// One field of an entity.
 #[derive(Debug, Clone)]
@@ -167,6 +173,23 @@ pub struct Schema {
     /// Hook: id arrays of other entities that block this entity's delete with code 19
     /// while they list its id (service `ca_certificates`).
     pub id_references: Vec<IdReference>,
+    /// Hook: writes accept Kong's `ttl` option (seconds to live); the `ttl` field stores
+    /// the absolute expiry and reads show the remaining seconds (key-auth, §7.5).
+    pub ttl: bool,
+    /// Hook: `GET /{entities}?<field>=<v>` is an exact lookup by this unique field
+    /// (consumers `custom_id`).
+    pub lookup_query: Option<&'static str>,
+    /// Hook: these fields together are unique (Kong's `cache_key`); a conflict answers
+    /// 409 naming every part (plugins: name, route, service, consumer).
+    pub cache_key: Option<&'static [&'static str]>,
+    /// Hook: completes and validates the part of the entity whose schema another field
+    /// selects (a plugin's `config`, by its `name`).
+    pub subschema: Option<Subschema>,
+    /// Hook: a check reading other entities (a plugin's protocols against its route's).
+    pub store_check: Option<StoreCheck>,
+    /// Hook: rewrites of fields present in a write's body, after validation (basic-auth
+    /// `password` hashed with the consumer id).
+    pub transformations: Vec<Transformation>,
 }
 
 impl Schema {
@@ -216,6 +239,25 @@ pub struct ChildKeys {
     pub foreign_key: &'static str,
     /// The 404 message for a URL key that no child has, e.g. `SNI not found`.
     pub not_found: &'static str,
+}
+
+/// A part of an entity validated by a schema that another field selects (Kong's
+/// `subschema_key`): run after defaults (insert, PUT) or merge (PATCH), before validation.
+#[derive(Debug, Clone, Copy)]
+pub struct Subschema {
+    /// The field whose value selects the subschema, e.g. `name`.
+    pub key: &'static str,
+    /// Fills the selected part's defaults and records its violations.
+    pub apply: fn(&mut Map<String, Value>, &mut Violations),
+}
+
+/// A rewrite applied when a write's body carries `input` (Kong's schema transformations).
+#[derive(Debug, Clone, Copy)]
+pub struct Transformation {
+    /// The body field that triggers it, e.g. `password`.
+    pub input: &'static str,
+    /// Rewrites the validated entity.
+    pub apply: fn(&mut Map<String, Value>),
 }
 
 /// An array of ids in another collection that references entities of this one.

@@ -11,7 +11,11 @@ use super::error::DaoError;
 use super::paging::TagFilter;
 use super::schema::{self, OnDelete, Registry, Schema, Violations};
 
+mod cache_key;
 mod child_keys;
+mod lookup;
+
+pub use lookup::is_live;
 
 /// One entity as stored and returned: every schema field present, `null` when unset.
 pub type Entity = Map<String, Value>;
@@ -194,7 +198,12 @@ impl Store {
             if let Some(field) = schema.endpoint_key {
                 body.insert(field.to_owned(), json!(key));
             }
-            self.find(collection, key)
+            // Keys unique within a parent are looked up within the body's parent (acl groups).
+            let scope = schema
+                .unique_scope
+                .and_then(|field| foreign_id(&body, field))
+                .map(str::to_owned);
+            self.find_scoped(collection, key, scope.as_deref())
                 .map_or_else(|| uuid::Uuid::new_v4().to_string(), entity_id)
         };
         self.add_url_child_key(collection, key, &mut body);
@@ -313,6 +322,11 @@ impl Store {
     ) -> Result<Entity, DaoError> {
         let schema = self.schema(collection)?;
         let mut violations = Violations::default();
+        let inputs: Vec<String> = if schema.transformations.is_empty() {
+            Vec::new()
+        } else {
+            body.keys().cloned().collect()
+        };
         for shorthand in &schema.shorthands {
             shorthand(&mut body, &mut violations);
         }
@@ -327,6 +341,9 @@ impl Store {
                 body
             }
         };
+        if let Some(subschema) = schema.subschema {
+            (subschema.apply)(&mut entity, &mut violations);
+        }
         schema::validate(schema, &mut entity, &mut violations);
         if !violations.is_empty() {
             return Err(DaoError::SchemaViolation {
@@ -335,6 +352,14 @@ impl Store {
             });
         }
         self.check_foreign_keys_exist(schema, &entity)?;
+        if let Some(check) = schema.store_check {
+            check(self, &entity)?;
+        }
+        for transformation in &schema.transformations {
+            if inputs.iter().any(|input| input == transformation.input) {
+                (transformation.apply)(&mut entity);
+            }
+        }
         if let Some(on_write) = schema.on_write {
             on_write(&mut entity);
         }
@@ -414,6 +439,7 @@ impl Store {
             )
         };
         let id = entity_id(&entity);
+        self.check_cache_key(name, &entity)?;
         let table = self.tables.entry(name).or_default();
         for field in &unique {
             let Some(value) = entity.get(*field).filter(|value| !value.is_null()) else {

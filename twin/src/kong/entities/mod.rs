@@ -4,9 +4,17 @@ use serde_json::{Value, json};
 
 use super::schema::{Element, Field, Kind, Registry, Schema, check_tags};
 
+pub mod acls;
+pub mod basic_auths;
 pub mod ca_certificates;
 pub mod certificates;
 pub(crate) mod checks;
+pub mod consumers;
+mod credentials;
+pub mod hmac_auths;
+pub mod jwts;
+pub mod key_auths;
+pub mod plugins;
 pub mod routes;
 pub mod services;
 pub mod snis;
@@ -24,6 +32,13 @@ pub fn registry() -> Registry {
             certificates::schema(),
             snis::schema(),
             ca_certificates::schema(),
+            consumers::schema(),
+            plugins::schema(),
+            key_auths::schema(),
+            jwts::schema(),
+            acls::schema(),
+            basic_auths::schema(),
+            hmac_auths::schema(),
         ],
     }
 }
@@ -83,5 +98,11 @@ fn schema(
         child_keys: None,
         on_write: None,
         id_references: Vec::new(),
+        ttl: false,
+        lookup_query: None,
+        cache_key: None,
+        subschema: None,
+        store_check: None,
+        transformations: Vec::new(),
     }
 }
