@@ -725,10 +725,8 @@ async fn the_tls_proxy_presents_the_sni_certificate_and_serves_https_routes() {
     assert_eq!(gateway.get("/secure/x").await.status, 426);
 }
 
-/// key-auth end to end: needs the plugins, consumers and key-auth credentials served by
-/// the Admin API (entities branch); enabled at merge.
+/// key-auth end to end: plugins, consumers and credentials created through the Admin API.
 #[tokio::test]
-#[ignore = "needs plugins/consumers from the entities branch"]
 async fn key_auth_guards_the_route_and_identifies_the_consumer() {
     let gateway = Gateway::start("3.9.3").await;
     let server = echo("guarded").await;
@@ -800,4 +798,22 @@ async fn key_auth_guards_the_route_and_identifies_the_consumer() {
         .await;
     assert_eq!(retired.status, 401);
     assert_eq!(retired.body, kong_error(&retired, "Unauthorized"));
+
+    // A key with a TTL works until it expires, then is refused like a deleted one.
+    gateway
+        .create(
+            "/consumers/alice/key-auth",
+            json!({"key": "k-short", "ttl": 1}),
+        )
+        .await;
+    let fresh = gateway
+        .send(Method::GET, "/guarded", &[("apikey", "k-short")])
+        .await;
+    assert_eq!(fresh.status, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let expired = gateway
+        .send(Method::GET, "/guarded", &[("apikey", "k-short")])
+        .await;
+    assert_eq!(expired.status, 401);
+    assert_eq!(expired.body, kong_error(&expired, "Unauthorized"));
 }

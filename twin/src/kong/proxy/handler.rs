@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::connect_info::{ConnectInfo, Connected};
@@ -244,7 +244,7 @@ fn plan(proxy: &Proxy, store: &Store, incoming: &Incoming) -> Result<Plan, Respo
         query: &incoming.query_pairs,
     };
     let effects =
-        plugins::run(store, scope, &request, flavor, unix_now()).map_err(|exit| match exit {
+        plugins::run(store, scope, &request, flavor, crate::kong::ttl::now()).map_err(|exit| match exit {
             Exit::Error {
                 status,
                 message,
@@ -645,11 +645,3 @@ fn text<'a>(entity: &'a Entity, field: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-/// Seconds since the Unix epoch.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
-}

@@ -18,8 +18,6 @@ const PLUGINS: &str = "plugins";
 const CONSUMERS: &str = "consumers";
 /// The key-auth credentials collection.
 const KEY_AUTHS: &str = "key-auths";
-/// The ACL groups collection.
-const ACLS: &str = "acls";
 
 /// The request as plugins see it.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +84,7 @@ pub(crate) fn run(
     scope: Scope<'_>,
     request: &PluginRequest<'_>,
     flavor: &Flavor,
-    now: i64,
+    now: f64,
 ) -> Result<Effects, Exit> {
     let plugins = store
         .list(PLUGINS, ListFilter::default(), usize::MAX)
@@ -132,7 +130,7 @@ pub(crate) fn run(
         ..scope
     };
     if let Some(plugin) = applicable(&plugins, "acl", scope, request.protocol) {
-        let groups = consumer_id.map(|id| consumer_groups(store, id));
+        let groups = consumer_id.map(|id| crate::kong::credentials::acl_groups(store, id));
         let header = acl(
             plugin.get("config").unwrap_or(&Value::Null),
             groups.as_deref(),
@@ -310,7 +308,7 @@ pub(crate) fn key_auth(
     request: &PluginRequest<'_>,
     lookup: &Lookup<'_>,
     flavor: &Flavor,
-    now: i64,
+    now: f64,
 ) -> KeyAuth {
     if !config.run_on_preflight && request.method == "OPTIONS" {
         return KeyAuth::Skipped;
@@ -352,15 +350,10 @@ pub(crate) fn key_auth(
     }
 }
 
-/// Whether a key-auth credential row is live at `now` (seconds). The one place that reads
-/// the credential's expiry: `ttl` absent or null never expires; a numeric `ttl` (remaining
-/// seconds as the Admin API shows it) is live while above 0, as key-auth's `cred.ttl == 0`.
-pub(crate) fn key_is_live(credential: &Entity, now: i64) -> bool {
-    let _ = now;
-    match credential.get("ttl") {
-        None | Some(Value::Null) => true,
-        Some(ttl) => ttl.as_f64().is_some_and(|remaining| remaining > 0.0),
-    }
+/// Whether a key-auth credential row is live at `now` (Unix seconds): the store keeps the
+/// absolute expiry in `ttl` (see `ttl.rs`); no expiry never expires.
+pub(crate) fn key_is_live(credential: &Entity, now: f64) -> bool {
+    crate::kong::store::is_live(credential, now)
 }
 
 /// The key in the configured headers, then the query, name by name.
@@ -538,27 +531,9 @@ pub(crate) fn request_termination(config: &Value, request: &PluginRequest<'_>) -
     })
 }
 
-/// The key-auth credential with `key`, compared by value (a key may look like a UUID).
+/// The key-auth credential with `key` (through the unique index; expiry is checked by the caller).
 fn find_credential(store: &Store, key: &str) -> Option<Entity> {
-    store
-        .list(KEY_AUTHS, ListFilter::default(), usize::MAX)
-        .entities
-        .into_iter()
-        .find(|row| row.get("key").and_then(Value::as_str) == Some(key))
-}
-
-/// The ACL groups of a consumer.
-fn consumer_groups(store: &Store, consumer_id: &str) -> Vec<String> {
-    let filter = ListFilter {
-        parent: Some(("consumer", consumer_id)),
-        ..ListFilter::default()
-    };
-    store
-        .list(ACLS, filter, usize::MAX)
-        .entities
-        .iter()
-        .filter_map(|row| row.get("group").and_then(Value::as_str).map(str::to_owned))
-        .collect()
+    store.find_by(KEY_AUTHS, "key", key).cloned()
 }
 
 /// The id inside foreign key `field`, if set.
@@ -775,7 +750,7 @@ mod tests {
         assert!(defaults.key_in_header && defaults.key_in_query && !defaults.hide_credentials);
         let flavor = Flavor::for_version("3.9.3");
         let headers = with_header("apikey", "good");
-        let outcome = key_auth(&defaults, &request(&headers, &[]), &lookup(), &flavor, 0);
+        let outcome = key_auth(&defaults, &request(&headers, &[]), &lookup(), &flavor, 0.0);
         let authenticated = KeyAuth::Authenticated {
             consumer: consumers("c1").unwrap_or_default(),
             credential: credentials("good").unwrap_or_default(),
@@ -788,7 +763,7 @@ mod tests {
             &request(&HeaderMap::new(), &query),
             &lookup(),
             &flavor,
-            0,
+            0.0,
         );
         assert!(matches!(outcome, KeyAuth::Authenticated { .. }));
         let header_only = config(json!({"key_in_query": false, "key_names": ["x-key"]}));
@@ -797,7 +772,7 @@ mod tests {
             &request(&HeaderMap::new(), &query),
             &lookup(),
             &flavor,
-            0,
+            0.0,
         );
         assert_eq!(
             outcome,
@@ -847,7 +822,7 @@ mod tests {
         ];
         for (version, headers, expected) in cases {
             let flavor = Flavor::for_version(version);
-            let outcome = key_auth(&defaults, &request(headers, &[]), &lookup(), &flavor, 0);
+            let outcome = key_auth(&defaults, &request(headers, &[]), &lookup(), &flavor, 0.0);
             assert_eq!(outcome, KeyAuth::Rejected(expected), "{version}");
         }
         let realm = config(json!({"realm": "api"}));
@@ -856,7 +831,7 @@ mod tests {
             &request(&missing, &[]),
             &lookup(),
             &Flavor::for_version("3.9.3"),
-            0,
+            0.0,
         );
         assert_eq!(
             outcome,
@@ -876,13 +851,13 @@ mod tests {
             &request(&HeaderMap::new(), &[]),
             &lookup(),
             &flavor,
-            0,
+            0.0,
         );
         assert_eq!(outcome, KeyAuth::Anonymous(consumers("anon")));
         let hiding =
             config(json!({"hide_credentials": true, "key_names": ["x-api-key", "apikey"]}));
         let headers = with_header("apikey", "good");
-        let outcome = key_auth(&hiding, &request(&headers, &[]), &lookup(), &flavor, 0);
+        let outcome = key_auth(&hiding, &request(&headers, &[]), &lookup(), &flavor, 0.0);
         assert!(
             matches!(outcome, KeyAuth::Authenticated { hide: Some(ref name), .. } if name == "apikey")
         );
@@ -891,7 +866,7 @@ mod tests {
         let mut preflight = request(&no_headers, &[]);
         preflight.method = "OPTIONS";
         assert_eq!(
-            key_auth(&no_preflight, &preflight, &lookup(), &flavor, 0),
+            key_auth(&no_preflight, &preflight, &lookup(), &flavor, 0.0),
             KeyAuth::Skipped
         );
         let orphan = with_header("apikey", "orphan");
@@ -900,7 +875,7 @@ mod tests {
             &request(&orphan, &[]),
             &lookup(),
             &flavor,
-            0,
+            0.0,
         );
         assert_eq!(
             outcome,
@@ -909,11 +884,13 @@ mod tests {
     }
 
     #[test]
-    fn credentials_with_no_ttl_are_live_and_a_spent_ttl_is_not() {
-        assert!(key_is_live(&row(json!({"key": "a"})), 100));
-        assert!(key_is_live(&row(json!({"key": "a", "ttl": null})), 100));
-        assert!(key_is_live(&row(json!({"key": "a", "ttl": 5})), 100));
-        assert!(!key_is_live(&row(json!({"key": "a", "ttl": 0})), 100));
+    fn credentials_without_expiry_are_live_and_expired_ones_are_not() {
+        // The store keeps `ttl` as the absolute expiry (Unix seconds).
+        assert!(key_is_live(&row(json!({"key": "a"})), 100.0));
+        assert!(key_is_live(&row(json!({"key": "a", "ttl": null})), 100.0));
+        assert!(key_is_live(&row(json!({"key": "a", "ttl": 100.5})), 100.0));
+        assert!(!key_is_live(&row(json!({"key": "a", "ttl": 100.0})), 100.0));
+        assert!(!key_is_live(&row(json!({"key": "a", "ttl": 5})), 100.0));
     }
 
     #[test]
