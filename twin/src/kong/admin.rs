@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::config_api;
+use super::control::Control;
 use super::declarative::{self, DeclarativeError};
 use super::error::DaoError;
 use super::form;
@@ -33,6 +34,8 @@ pub struct AdminState {
     requests: AtomicU64,
     /// Hash of the last loaded declarative configuration (DB-less `/status`).
     config_hash: Mutex<String>,
+    /// Counters, injected faults and node status flags (`/_twin`, Status API).
+    pub(crate) control: Control,
 }
 
 impl AdminState {
@@ -44,6 +47,7 @@ impl AdminState {
             config,
             requests: AtomicU64::new(0),
             config_hash: Mutex::new(config_api::EMPTY_HASH.to_owned()),
+            control: Control::default(),
         }
     }
 
@@ -215,7 +219,7 @@ async fn dispatch(
 }
 
 /// Whether the request carries the configured RBAC token (always, when none is configured).
-fn authorized(config: &TwinConfig, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(config: &TwinConfig, headers: &HeaderMap) -> bool {
     config.admin_token.as_ref().is_none_or(|token| {
         headers
             .get(config.token_header.as_str())
@@ -320,6 +324,26 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
         }
         _ => None,
     }
+}
+
+/// What kind of endpoint a path is, for the control layer's counters and faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `/` or `/status`.
+    Node,
+    /// `/config`.
+    Config,
+    /// Any entity endpoint (collections, entities, nested, health).
+    Entity,
+}
+
+/// The kind of endpoint `path` is; `None` for unknown paths.
+pub(crate) fn endpoint(state: &AdminState, path: &str) -> Option<Endpoint> {
+    Some(match resolve(state, path)? {
+        Target::Root | Target::Status => Endpoint::Node,
+        Target::Config => Endpoint::Config,
+        _ => Endpoint::Entity,
+    })
 }
 
 /// Methods a target answers, for OPTIONS and 405.
@@ -988,7 +1012,7 @@ fn node_info(state: &AdminState) -> Value {
 }
 
 /// `GET /status` (reference §9.2), minimal.
-fn status(state: &AdminState) -> Value {
+pub(crate) fn status(state: &AdminState) -> Value {
     let requests = state.requests.load(Ordering::Relaxed);
     let mut body = json!({
         "server": {
@@ -996,7 +1020,7 @@ fn status(state: &AdminState) -> Value {
             "connections_reading": 0, "connections_writing": 1, "connections_waiting": 0,
             "total_requests": requests,
         },
-        "database": {"reachable": true},
+        "database": {"reachable": !state.control.database_unreachable()},
         "memory": {
             "lua_shared_dicts": {
                 "kong": {"capacity": "5.00 MiB", "allocated_slabs": "0.04 MiB"},

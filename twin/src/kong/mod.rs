@@ -5,13 +5,17 @@
 
 pub mod admin;
 mod config_api;
+mod control;
 pub mod declarative;
 pub mod entities;
 pub mod error;
+mod faults;
 pub mod form;
+mod listener;
 pub mod paging;
 pub(crate) mod pki;
 pub mod schema;
+mod status;
 pub mod store;
 pub mod tls;
 mod twin;
