@@ -13,6 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::catalog_api::{self, Endpoint};
 use super::config_api;
+use super::workspaces::Workspaces;
+use super::control::Control;
 use super::declarative::{self, DeclarativeError};
 use super::error::DaoError;
 use super::form;
@@ -36,6 +38,10 @@ pub struct AdminState {
     requests: AtomicU64,
     /// Hash of the last loaded declarative configuration (DB-less `/status`).
     config_hash: Mutex<String>,
+    /// Counters, injected faults and node status flags (`/_twin`, Status API).
+    pub(crate) control: Control,
+    /// The workspaces besides `default` (Enterprise; empty in the other workspaces' states).
+    pub(crate) workspaces: Workspaces,
 }
 
 impl AdminState {
@@ -47,6 +53,8 @@ impl AdminState {
             config,
             requests: AtomicU64::new(0),
             config_hash: Mutex::new(config_api::EMPTY_HASH.to_owned()),
+            control: Control::default(),
+            workspaces: Workspaces::new(),
         }
     }
 
@@ -333,6 +341,26 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
         }
         _ => None,
     }
+}
+
+/// What kind of endpoint a path is, for the control layer's counters and faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndpointKind {
+    /// `/`, `/status`, and the catalogue (`/schemas`, `/tags`, `/endpoints`, ...).
+    Node,
+    /// `/config`.
+    Config,
+    /// Any entity endpoint (collections, entities, nested, health).
+    Entity,
+}
+
+/// The kind of endpoint `path` is; `None` for unknown paths.
+pub(crate) fn endpoint(state: &AdminState, path: &str) -> Option<EndpointKind> {
+    Some(match resolve(state, path)? {
+        Target::Root | Target::Status | Target::Catalog(_) => EndpointKind::Node,
+        Target::Config => EndpointKind::Config,
+        _ => EndpointKind::Entity,
+    })
 }
 
 /// Methods a target answers, for OPTIONS and 405.
@@ -1048,7 +1076,7 @@ fn node_info(state: &AdminState, store: &Store) -> Value {
 }
 
 /// `GET /status` (reference §9.2), minimal.
-fn status(state: &AdminState) -> Value {
+pub(crate) fn status(state: &AdminState) -> Value {
     let requests = state.requests.load(Ordering::Relaxed);
     let mut body = json!({
         "server": {
@@ -1056,7 +1084,7 @@ fn status(state: &AdminState) -> Value {
             "connections_reading": 0, "connections_writing": 1, "connections_waiting": 0,
             "total_requests": requests,
         },
-        "database": {"reachable": true},
+        "database": {"reachable": !state.control.database_unreachable()},
         "memory": {
             "lua_shared_dicts": {
                 "kong": {"capacity": "5.00 MiB", "allocated_slabs": "0.04 MiB"},

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -23,7 +22,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::admin::{self, AdminState};
+use super::admin::AdminState;
+use super::control;
+use super::listener;
 use super::pki;
 use super::store::Store;
 use super::twin::{KongTwin, Server};
@@ -120,7 +121,7 @@ impl KongTwin {
         settings: TlsSettings,
     ) -> io::Result<SocketAddr> {
         let acceptor = TlsAcceptor::from(Arc::new(settings.server_config()?));
-        let server = serve_tls(listener, acceptor, admin::router(Arc::clone(&self.state)))?;
+        let server = serve_tls(listener, acceptor, control::admin_app(Arc::clone(&self.state)))?;
         let address = server.address;
         self.extra.push(server);
         Ok(address)
@@ -196,9 +197,9 @@ async fn serve_connection(stream: TcpStream, acceptor: TlsAcceptor, app: Router)
     let Ok(tls) = acceptor.accept(stream).await else {
         return;
     };
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
-        .await;
+    // Served like the plain Admin API, so that injected faults can drop the connection.
+    let (_never_closing, closing) = tokio::sync::watch::channel(0);
+    listener::serve_connection(TokioIo::new(tls), app, closing).await;
 }
 
 /// Certificates chosen per handshake from the store, as Kong's `find_certificate`.

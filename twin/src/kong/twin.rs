@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::admin::{self, AdminState};
-use super::workspaces::{self, Workspaces};
+use super::admin::AdminState;
+use super::control;
 use super::declarative::{self, DeclarativeError};
 use super::entities;
 use super::store::Store;
@@ -140,12 +140,7 @@ impl KongTwin {
     pub async fn serve(listener: TcpListener, mut config: TwinConfig) -> std::io::Result<Self> {
         config.admin_listen = listener.local_addr()?.to_string();
         let state = Arc::new(AdminState::new(Store::new(entities::registry()), config));
-        let app = if state.config().edition == "enterprise" {
-            workspaces::router(Arc::new(Workspaces::new(Arc::clone(&state))))
-        } else {
-            admin::router(Arc::clone(&state))
-        };
-        let admin = Server::http(listener, app)?;
+        let admin = control::serve_admin(listener, &state)?;
         Ok(Self {
             state,
             admin,

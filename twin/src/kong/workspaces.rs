@@ -41,20 +41,24 @@ struct Workspace {
     state: Arc<AdminState>,
 }
 
-/// Every workspace of a twin.
+/// The workspaces of a twin, kept by its `default` state.
 #[derive(Debug)]
 pub struct Workspaces {
-    /// The `default` workspace (the twin's main state).
-    default: Arc<AdminState>,
     /// The `default` workspace's entity.
     default_entity: Map<String, Value>,
     /// The other workspaces by name.
     named: Mutex<BTreeMap<String, Workspace>>,
 }
 
+impl Default for Workspaces {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Workspaces {
-    /// Workspaces whose `default` is `state`.
-    pub fn new(default: Arc<AdminState>) -> Self {
+    /// Only `default`.
+    pub fn new() -> Self {
         let mut default_entity = Map::new();
         default_entity.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
         default_entity.insert("name".into(), json!("default"));
@@ -64,7 +68,6 @@ impl Workspaces {
         default_entity.insert("created_at".into(), json!(admin::unix_now()));
         default_entity.insert("updated_at".into(), json!(admin::unix_now()));
         Self {
-            default,
             default_entity,
             named: Mutex::new(BTreeMap::new()),
         }
@@ -76,9 +79,9 @@ impl Workspaces {
     }
 
     /// The state serving workspace `key` (name or id).
-    fn state_of(&self, key: &str) -> Option<Arc<AdminState>> {
+    fn state_of(&self, default: &Arc<AdminState>, key: &str) -> Option<Arc<AdminState>> {
         if key == "default" || self.default_entity.get("id") == Some(&json!(key)) {
-            return Some(Arc::clone(&self.default));
+            return Some(Arc::clone(default));
         }
         self.named()
             .values()
@@ -90,14 +93,15 @@ impl Workspaces {
     }
 }
 
-/// The Admin API with workspaces: `/workspaces`, `/{workspace}/...`, and `default` unprefixed.
-pub fn router(workspaces: Arc<Workspaces>) -> Router {
-    Router::new().fallback(dispatch).with_state(workspaces)
+/// The Admin API with workspaces: `/workspaces`, `/{workspace}/...`, and `default`
+/// (`state`, which keeps the others) unprefixed.
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
 }
 
 /// Routes a request to the workspace it names.
 async fn dispatch(
-    State(workspaces): State<Arc<Workspaces>>,
+    State(default): State<Arc<AdminState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -107,11 +111,11 @@ async fn dispatch(
     let (first, rest) = path.split_once('/').unwrap_or((path, ""));
     let first = admin::percent_decode(first);
     if first == "workspaces" {
-        if !admin::authorized(workspaces.default.config(), &headers) {
+        if !admin::authorized(default.config(), &headers) {
             return admin::unauthorized();
         }
         return crud(
-            &workspaces,
+            &default,
             &method,
             rest.trim_matches('/'),
             &headers,
@@ -119,11 +123,11 @@ async fn dispatch(
         );
     }
     let Some(state) = (!first.is_empty() && !RESERVED.contains(&first.as_str()))
-        .then(|| workspaces.state_of(&first))
+        .then(|| default.workspaces.state_of(&default, &first))
         .flatten()
     else {
         return admin::dispatch(
-            State(Arc::clone(&workspaces.default)),
+            State(Arc::clone(&default)),
             method,
             uri,
             headers,
@@ -141,12 +145,13 @@ async fn dispatch(
 
 /// `/workspaces` and `/workspaces/{id|name}`.
 fn crud(
-    workspaces: &Workspaces,
+    default: &AdminState,
     method: &Method,
     key: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    let workspaces = &default.workspaces;
     let key = admin::percent_decode(key);
     match (method.as_str(), key.is_empty()) {
         ("GET" | "HEAD", true) => {
@@ -160,7 +165,7 @@ fn crud(
             json_response(StatusCode::OK, &json!({"data": data, "next": null}))
         }
         ("POST", true) => match parse(headers, body) {
-            Ok(body) => create(workspaces, body),
+            Ok(body) => create(default, body),
             Err(response) => response,
         },
         ("GET" | "HEAD", false) => match find(workspaces, &key) {
@@ -168,7 +173,7 @@ fn crud(
             None => message(StatusCode::NOT_FOUND, "Not found"),
         },
         ("PATCH", false) => match parse(headers, body) {
-            Ok(body) => update(workspaces, &key, body),
+            Ok(body) => update(default, &key, body),
             Err(response) => response,
         },
         ("DELETE", false) => delete(workspaces, &key),
@@ -297,8 +302,9 @@ fn dao(error: &DaoError) -> Response {
 }
 
 /// POST /workspaces.
-fn create(workspaces: &Workspaces, body: Map<String, Value>) -> Response {
-    let registry = workspaces.default.store().registry().clone();
+fn create(default: &AdminState, body: Map<String, Value>) -> Response {
+    let workspaces = &default.workspaces;
+    let registry = default.store().registry().clone();
     let fields = violations(&body, true, &registry);
     if !fields.is_empty() {
         return schema_violation(fields);
@@ -351,7 +357,7 @@ fn create(workspaces: &Workspaces, body: Map<String, Value>) -> Response {
     ]);
     let state = Arc::new(AdminState::new(
         Store::new(registry),
-        workspaces.default.config().clone(),
+        default.config().clone(),
     ));
     workspaces.named().insert(
         name,
@@ -364,8 +370,9 @@ fn create(workspaces: &Workspaces, body: Map<String, Value>) -> Response {
 }
 
 /// PATCH /workspaces/{w}: `comment`, `config` and `meta` (the name is fixed).
-fn update(workspaces: &Workspaces, key: &str, body: Map<String, Value>) -> Response {
-    let registry = workspaces.default.store().registry().clone();
+fn update(default: &AdminState, key: &str, body: Map<String, Value>) -> Response {
+    let workspaces = &default.workspaces;
+    let registry = default.store().registry().clone();
     let mut fields = violations(&body, false, &registry);
     let Some(current) = find(workspaces, key) else {
         return dao(&DaoError::NotFound {
