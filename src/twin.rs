@@ -1,6 +1,6 @@
 //! `runsheet twin`: emulators served standalone, and twins embedded in an environment's gateways.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use runsheet_engine::check::Checked;
 use runsheet_engine::de::Spanned;
@@ -67,6 +67,8 @@ pub fn embed(
             .block_on(async {
                 let mut twin = KongTwin::start(config).await?;
                 twin.start_proxy().await?;
+                twin.serve_status(TcpListener::bind("127.0.0.1:0").await?)
+                    .await?;
                 Ok::<_, std::io::Error>(twin)
             })
             .map_err(|e| refuse(&name.value, &format!("cannot start the Kong twin: {e}")))?;
@@ -80,6 +82,9 @@ pub fn embed(
         doc.admin_url = Some(Spanned::new(twin.url(), Default::default()));
         doc.proxy_url = twin
             .proxy_url()
+            .map(|url| Spanned::new(url, Default::default()));
+        doc.status_url = twin
+            .status_url()
             .map(|url| Spanned::new(url, Default::default()));
         embedded.kong.push((name.value.clone(), twin));
     }
@@ -152,6 +157,16 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
             Err(e) => return usage(&format!("cannot serve the proxy: {e}")),
         }
     }
+    if let Some(address) = enabled(&args.status_listen) {
+        let listener = match TcpListener::bind(address).await {
+            Ok(listener) => listener,
+            Err(e) => return usage(&format!("--status-listen {address}: {e}")),
+        };
+        match twin.serve_status(listener).await {
+            Ok(address) => urls["status_url"] = json!(format!("http://{address}")),
+            Err(e) => return usage(&format!("cannot serve the status API: {e}")),
+        }
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let settings = match TlsSettings::from_pem_files(cert, key, args.client_ca.as_deref()) {
             Ok(settings) => settings,
@@ -188,6 +203,9 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
             if let Some(url) = urls["proxy_url"].as_str() {
                 println!("  proxy   {url}");
             }
+            if let Some(url) = urls["status_url"].as_str() {
+                println!("  status  {url}");
+            }
             if args.control {
                 println!("  control {}/_twin", twin.url());
             }
@@ -199,10 +217,29 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
     Exit::Success
 }
 
-/// `runsheet twin node`: serves until SIGTERM.
+/// `runsheet twin node`: serves until SIGTERM or SIGINT.
 pub fn node(args: &NodeArgs) -> Exit {
-    let _ = (&args.listen, &args.version, PathBuf::from(&args.state_dir));
-    usage("`runsheet twin node` is not available in this build")
+    let listen = match args.listen.parse() {
+        Ok(listen) => listen,
+        Err(e) => return usage(&format!("--listen {}: {e} (expected IP:PORT)", args.listen)),
+    };
+    let config = runsheet_twin::node::NodeConfig {
+        listen,
+        state_dir: args.state_dir.clone(),
+        version: args.version.clone(),
+    };
+    let runtime = match crate::execute::runtime() {
+        Ok(runtime) => runtime,
+        Err(exit) => return exit,
+    };
+    match runtime.block_on(runsheet_twin::node::run(config)) {
+        Ok(()) => Exit::Success,
+        Err(e) => usage(&format!(
+            "twin node on {} (state {}): {e}",
+            args.listen,
+            args.state_dir.display()
+        )),
+    }
 }
 
 /// The address of a `--*-listen` option, `None` for `off`.

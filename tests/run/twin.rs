@@ -166,7 +166,7 @@ fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
         "--proxy-listen",
         "127.0.0.1:0",
         "--status-listen",
-        "off",
+        "127.0.0.1:0",
         "--seed",
         "kong.yaml",
         "--output",
@@ -185,6 +185,9 @@ fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
     let (status, body) = get(&format!("{proxy}/nowhere"))?;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("no Route matched"), "{body}");
+    let status = started["status_url"].as_str().ok_or("no status_url")?;
+    let (code, body) = get(&format!("{status}/status/ready"))?;
+    assert_eq!(code, 200, "{body}");
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()?;
@@ -296,6 +299,12 @@ steps:
   - id: kong-says
     action: assert
     with: {that: "steps.unrouted.outputs.message == 'no Route matched with those values'"}
+  - id: ready
+    action: http
+    with:
+      method: GET
+      url: "{{ env.gateways.kong.status_url }}/status/ready"
+      expect_status: 200
 "#,
     )?;
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
@@ -303,5 +312,143 @@ steps:
     let state = kv.state();
     assert_eq!(state.values.get("colour").map(String::as_str), Some("blue"));
     assert_eq!(state.methods.get("PUT"), Some(&1));
+    Ok(())
+}
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits until `url` answers, up to 10 s.
+fn wait_for(url: &str) -> Result<(u16, String), Box<dyn std::error::Error>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match get(url) {
+            Ok(answer) => return Ok(answer),
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(format!("{url}: {e}").into()),
+        }
+    }
+}
+
+#[test]
+fn twin_node_reports_its_version_and_stops_on_sigterm() -> TestResult {
+    let lab = Lab::new()?;
+    let address = format!("127.0.0.1:{}", free_port()?);
+    let args = [
+        "twin",
+        "node",
+        "--listen",
+        &address,
+        "--version",
+        "3.8.0",
+        "--state-dir",
+        "dp1",
+    ];
+    let mut node = lab.spawn(&args)?;
+    let (status, body) = wait_for(&format!("http://{address}/"))?;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"3.8.0\""), "{body}");
+    let pid = std::fs::read_to_string(lab.path().join("dp1/node.pid"))?;
+    assert_eq!(pid.trim(), node.id().to_string());
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()?;
+    assert!(killed.success());
+    assert_eq!(node.wait()?.code(), Some(0));
+    assert!(
+        !lab.path().join("dp1/node.pid").exists(),
+        "pid file removed"
+    );
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken = busy.local_addr()?.to_string();
+    let refused = lab.run(&[
+        "twin",
+        "node",
+        "--listen",
+        &taken,
+        "--version",
+        "3.8.0",
+        "--state-dir",
+        "dp1",
+    ])?;
+    assert_eq!(refused.code, Some(3), "{}", refused.all());
+    assert!(refused.stderr.contains(&taken), "{}", refused.stderr);
+    Ok(())
+}
+
+#[test]
+fn a_playbook_upgrades_a_twin_node_with_host_actions_and_real_traffic() -> TestResult {
+    let lab = Lab::new()?;
+    let address = format!("127.0.0.1:{}", free_port()?);
+    let binary = env!("CARGO_BIN_EXE_runsheet");
+    let dir = lab.path().join("dp1");
+    let start = format!(
+        "setsid {binary} twin node --listen {address} --version 3.8.0 --state-dir {} > {}/node.log 2>&1 < /dev/null &",
+        dir.display(),
+        lab.path().display()
+    );
+    std::fs::create_dir_all(&dir)?;
+    let started = std::process::Command::new("sh")
+        .args(["-c", &start])
+        .status()?;
+    assert!(started.success());
+    let (_, before) = wait_for(&format!("http://{address}/"))?;
+    assert!(before.contains("\"3.8.0\""), "{before}");
+    let playbook = format!(
+        r#"runsheet: 1
+name: node-upgrade
+steps:
+  - id: drain
+    action: http
+    with: {{method: POST, url: "http://{address}/status/ready", json: {{status: draining}}, expect_status: 204}}
+  - id: stop
+    action: host.exec
+    on: me
+    with: {{command: "kill -TERM $(cat {dir}/node.pid); while [ -e {dir}/node.pid ]; do sleep 0.05; done"}}
+  - id: upgrade
+    action: host.file
+    on: me
+    with: {{path: "{dir}/version", content: "3.9.1
+"}}
+  - id: start
+    action: host.exec
+    on: me
+    with: {{command: "setsid {binary} twin node --listen {address} --version 3.8.0 --state-dir {dir} >> {log} 2>&1 < /dev/null &"}}
+  - id: ready
+    action: http
+    retries: 100
+    retry_delay: 100ms
+    with: {{method: GET, url: "http://{address}/status/ready", expect_status: 200}}
+  - id: version
+    action: http
+    with: {{method: GET, url: "http://{address}/", extract: {{version: /version}}}}
+  - id: check
+    action: assert
+    with: {{that: "steps.version.outputs.version == '3.9.1'"}}
+"#,
+        dir = dir.display(),
+        log = lab.path().join("node.log").display(),
+    );
+    lab.write("p.yaml", &playbook)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    let pid = std::fs::read_to_string(dir.join("node.pid")).unwrap_or_default();
+    if !pid.trim().is_empty() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", pid.trim()])
+            .status();
+    }
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{}\nnode log:\n{}",
+        run.all(),
+        std::fs::read_to_string(lab.path().join("node.log")).unwrap_or_default()
+    );
     Ok(())
 }
