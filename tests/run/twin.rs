@@ -452,3 +452,60 @@ steps:
     );
     Ok(())
 }
+
+#[test]
+fn a_fault_injected_through_twin_control_rolls_the_run_back_on_the_twin() -> TestResult {
+    let lab = lab()?;
+    lab.write(
+        "p.yaml",
+        r#"runsheet: 1
+name: fault-rollback
+steps:
+  - id: create-a
+    action: http
+    with:
+      method: PUT
+      url: "{{ env.gateways.kong.admin_url }}/services/a"
+      json: {host: a.internal}
+      expect_status: 200
+    rollback: [delete-a]
+  - id: delete-a
+    action: http
+    needs: []
+    with: {method: DELETE, url: "{{ env.gateways.kong.admin_url }}/services/a", expect_status: 204}
+  - id: inject
+    action: http
+    needs: [create-a]
+    with:
+      method: POST
+      url: "{{ env.gateways.kong.admin_url }}/_twin/faults"
+      json: {fail_nth_write: 1, status: 500}
+    rollback: none
+  - id: create-b
+    action: http
+    needs: [inject]
+    with:
+      method: PUT
+      url: "{{ env.gateways.kong.admin_url }}/services/b"
+      json: {host: b.internal}
+      expect_status: 200
+"#,
+    )?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.all().contains("500"), "{}", run.all());
+    let id = lab.only_run().ok_or("no run recorded")?;
+    let saved = std::fs::read_to_string(
+        lab.path()
+            .join(".runsheet/runs")
+            .join(&id)
+            .join("twins/kong.json"),
+    )?;
+    let state: serde_json::Value = serde_json::from_str(&saved)?;
+    let names: Vec<&str> = state["services"]
+        .as_array()
+        .map(|services| services.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["billing"], "a was undone, b never written: {saved}");
+    Ok(())
+}
