@@ -74,7 +74,8 @@ async fn bench(round: Duration) -> Result<(), Box<dyn std::error::Error>> {
     );
     let address = twin.address().to_string();
     println!("{:<34} {:>12} {:>10}", "case", "requests/s", "requests");
-    let cases: [(&str, PathFn); 3] = [
+    let cases: [(&str, PathFn); 4] = [
+        ("admin GET /status", Box::new(|_| "/status".to_owned())),
         ("admin GET /", Box::new(|_| "/".to_owned())),
         (
             "admin GET /services/{name}",

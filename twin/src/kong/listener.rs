@@ -87,6 +87,8 @@ async fn accept_loop(
             changed = refusals.changed() => if changed.is_err() { break },
             accepted = active.accept() => match accepted {
                 Ok((stream, _)) => {
+                    // Answers go out at once (no Nagle wait behind the client's delayed ACK).
+                    let _ = stream.set_nodelay(true);
                     connections.spawn(serve_connection(
                         TokioIo::new(stream),
                         app.clone(),

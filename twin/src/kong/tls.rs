@@ -178,6 +178,8 @@ pub(crate) fn serve_tls(
                 _ = &mut stopped => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        // Answers go out at once (no Nagle wait behind the client's delayed ACK).
+                        let _ = stream.set_nodelay(true);
                         connections.spawn(serve_connection(stream, acceptor.clone(), app.clone()));
                     }
                     // Out of descriptors and the like: wait instead of spinning.
