@@ -9,23 +9,7 @@
 use serde_json::{Value, json};
 
 mod support;
-use support::{Admin, Reply, id};
-
-/// Creates a consumer, asserting 201.
-async fn consumer(admin: &Admin, username: &str) -> Value {
-    let reply = admin
-        .post("/consumers", json!({"username": username}))
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
-}
-
-/// Creates `body` at `path`, asserting 201.
-async fn created(admin: &Admin, path: &str, body: Value) -> Value {
-    let reply = admin.post(path, body).await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
-}
+use support::{Admin, Reply, consumer, created, id};
 
 /// A code-2 body with `fields` and its message.
 fn violation(message: &str, fields: Value) -> Value {

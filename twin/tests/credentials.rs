@@ -11,23 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod support;
-use support::{Admin, id};
-
-/// Creates a consumer, asserting 201.
-async fn consumer(admin: &Admin, username: &str) -> Value {
-    let reply = admin
-        .post("/consumers", json!({"username": username}))
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
-}
-
-/// Creates `body` at `path`, asserting 201.
-async fn created(admin: &Admin, path: &str, body: Value) -> Value {
-    let reply = admin.post(path, body).await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
-}
+use support::{Admin, consumer, created, id};
 
 /// The entities of a list reply.
 fn data(reply: &support::Reply) -> Vec<Value> {

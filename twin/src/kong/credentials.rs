@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::entities::basic_auths;
 use super::store::{Entity, Store, is_live};
+use crate::kong::store::foreign_id;
 
 /// The consumer owning the live key-auth credential whose key is `key`.
 pub fn key_auth_consumer<'a>(store: &'a Store, key: &str, now: f64) -> Option<&'a Entity> {
@@ -56,11 +57,6 @@ pub fn acl_groups(store: &Store, consumer_id: &str) -> Vec<String> {
         .filter(|acl| foreign_id(acl, "consumer") == Some(consumer_id))
         .filter_map(|acl| acl.get("group").and_then(Value::as_str).map(str::to_owned))
         .collect()
-}
-
-/// The id inside foreign key `field`, if set.
-fn foreign_id<'a>(entity: &'a Entity, field: &str) -> Option<&'a str> {
-    entity.get(field)?.get("id")?.as_str()
 }
 
 #[cfg(test)]

@@ -513,8 +513,16 @@ fn entity_id(entity: &Entity) -> String {
         .to_owned()
 }
 
+/// A string field of an entity, empty when absent or not a string.
+pub(crate) fn text<'a>(entity: &'a Entity, field: &str) -> &'a str {
+    entity
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// The id inside foreign key `field`, if set.
-fn foreign_id<'a>(entity: &'a Entity, field: &str) -> Option<&'a str> {
+pub(crate) fn foreign_id<'a>(entity: &'a Entity, field: &str) -> Option<&'a str> {
     entity.get(field)?.get("id")?.as_str()
 }
 

@@ -101,3 +101,15 @@ pub fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// Creates a consumer called `username`, asserting 201.
+pub async fn consumer(admin: &Admin, username: &str) -> Value {
+    created(admin, "/consumers", serde_json::json!({"username": username})).await
+}
+
+/// Creates `body` at `path`, asserting 201.
+pub async fn created(admin: &Admin, path: &str, body: Value) -> Value {
+    let reply = admin.post(path, body).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body
+}

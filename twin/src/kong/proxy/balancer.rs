@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::kong::entities::checks::split_host_port;
 use crate::kong::health::{self, TargetHealth};
+use crate::kong::store::text;
 use crate::kong::store::{Entity, ListFilter, Store};
 
 /// The collection whose entities a service `host` may name.
@@ -178,14 +179,6 @@ impl Balancer {
         }
         Some(peer)
     }
-}
-
-/// A string field, empty when absent.
-fn text<'a>(entity: &'a Entity, field: &str) -> &'a str {
-    entity
-        .get(field)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

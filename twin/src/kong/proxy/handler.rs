@@ -24,6 +24,7 @@ use super::reply::{self, Flavor};
 use super::router::{self, RegexCache, RequestFacts, RouteMatch};
 use crate::kong::admin::{AdminState, parse_query};
 use crate::kong::entities::checks::split_host_port;
+use crate::kong::store::text;
 use crate::kong::store::{Entity, ListFilter, Store};
 
 /// Headers that belong to one connection and are never forwarded.
@@ -244,23 +245,25 @@ fn plan(proxy: &Proxy, store: &Store, incoming: &Incoming) -> Result<Plan, Respo
         query: &incoming.query_pairs,
     };
     let effects =
-        plugins::run(store, scope, &request, flavor, crate::kong::ttl::now()).map_err(|exit| match exit {
-            Exit::Error {
-                status,
-                message,
-                headers,
-            } => {
-                let mut response = error(status, &message);
-                for (name, value) in headers {
-                    insert(response.headers_mut(), &name, &value);
+        plugins::run(store, scope, &request, flavor, crate::kong::ttl::now()).map_err(|exit| {
+            match exit {
+                Exit::Error {
+                    status,
+                    message,
+                    headers,
+                } => {
+                    let mut response = error(status, &message);
+                    for (name, value) in headers {
+                        insert(response.headers_mut(), &name, &value);
+                    }
+                    response
                 }
-                response
+                Exit::Body {
+                    status,
+                    body,
+                    content_type,
+                } => reply::with_body(status, body, &content_type),
             }
-            Exit::Body {
-                status,
-                body,
-                content_type,
-            } => reply::with_body(status, body, &content_type),
         })?;
     let Some(service) = matched.service.clone() else {
         return Err(error(
@@ -636,12 +639,3 @@ fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
         headers.insert(name, value);
     }
 }
-
-/// A string field, empty when absent.
-fn text<'a>(entity: &'a Entity, field: &str) -> &'a str {
-    entity
-        .get(field)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::reply::Flavor;
 use crate::kong::store::{Entity, ListFilter, Store};
+use crate::kong::store::{foreign_id, text};
 
 /// The plugins collection.
 const PLUGINS: &str = "plugins";
@@ -534,19 +535,6 @@ pub(crate) fn request_termination(config: &Value, request: &PluginRequest<'_>) -
 /// The key-auth credential with `key` (through the unique index; expiry is checked by the caller).
 fn find_credential(store: &Store, key: &str) -> Option<Entity> {
     store.find_by(KEY_AUTHS, "key", key).cloned()
-}
-
-/// The id inside foreign key `field`, if set.
-fn foreign_id<'a>(entity: &'a Entity, field: &str) -> Option<&'a str> {
-    entity.get(field)?.get("id")?.as_str()
-}
-
-/// A string field, empty when absent.
-fn text<'a>(entity: &'a Entity, field: &str) -> &'a str {
-    entity
-        .get(field)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

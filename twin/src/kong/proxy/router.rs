@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::kong::entities::checks::split_host_port;
 use crate::kong::store::Entity;
+use crate::kong::store::text;
 
 /// What the router looks at in a request.
 #[derive(Debug, Clone, Copy)]
@@ -377,14 +378,6 @@ fn has_records(entity: &Entity, field: &str) -> bool {
         .get(field)
         .and_then(Value::as_array)
         .is_some_and(|items| items.iter().any(Value::is_object))
-}
-
-/// A string field, empty when absent.
-fn text<'a>(entity: &'a Entity, field: &str) -> &'a str {
-    entity
-        .get(field)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
