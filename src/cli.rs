@@ -306,6 +306,9 @@ pub struct KongTwinArgs {
     /// Proxy address, or `off`.
     #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
     pub proxy_listen: String,
+    /// Proxy over TLS address (certificates chosen by SNI from /certificates and /snis), or `off`.
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub proxy_tls_listen: String,
     /// Status API address (`/status`, `/status/ready`), or `off`.
     #[arg(long, default_value = "127.0.0.1:8007", value_name = "ADDR")]
     pub status_listen: String,

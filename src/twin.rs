@@ -67,6 +67,8 @@ pub fn embed(
             .block_on(async {
                 let mut twin = KongTwin::start(config).await?;
                 twin.start_proxy().await?;
+                twin.serve_proxy_tls(TcpListener::bind("127.0.0.1:0").await?, None)
+                    .await?;
                 twin.serve_status(TcpListener::bind("127.0.0.1:0").await?)
                     .await?;
                 Ok::<_, std::io::Error>(twin)
@@ -82,6 +84,9 @@ pub fn embed(
         doc.admin_url = Some(Spanned::new(twin.url(), Default::default()));
         doc.proxy_url = twin
             .proxy_url()
+            .map(|url| Spanned::new(url, Default::default()));
+        doc.proxy_tls_url = twin
+            .proxy_tls_url()
             .map(|url| Spanned::new(url, Default::default()));
         doc.status_url = twin
             .status_url()
@@ -157,6 +162,16 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
             Err(e) => return usage(&format!("cannot serve the proxy: {e}")),
         }
     }
+    if let Some(address) = enabled(&args.proxy_tls_listen) {
+        let listener = match TcpListener::bind(address).await {
+            Ok(listener) => listener,
+            Err(e) => return usage(&format!("--proxy-tls-listen {address}: {e}")),
+        };
+        match twin.serve_proxy_tls(listener, None).await {
+            Ok(address) => urls["proxy_tls_url"] = json!(format!("https://{address}")),
+            Err(e) => return usage(&format!("cannot serve the TLS proxy: {e}")),
+        }
+    }
     if let Some(address) = enabled(&args.status_listen) {
         let listener = match TcpListener::bind(address).await {
             Ok(listener) => listener,
@@ -202,6 +217,9 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
             }
             if let Some(url) = urls["proxy_url"].as_str() {
                 println!("  proxy   {url}");
+            }
+            if let Some(url) = urls["proxy_tls_url"].as_str() {
+                println!("  proxy   {url} (certificates by SNI)");
             }
             if let Some(url) = urls["status_url"].as_str() {
                 println!("  status  {url}");

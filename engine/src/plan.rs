@@ -146,6 +146,7 @@ fn gateway_value(gateway: &crate::model::Gateway) -> Value {
             "type": "kong",
             "admin_url": url(&kong.admin_url),
             "proxy_url": url(&kong.proxy_url),
+            "proxy_tls_url": url(&kong.proxy_tls_url),
             "status_url": url(&kong.status_url),
             "twin": kong.twin.is_some(),
         }),

@@ -167,6 +167,8 @@ fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
         "127.0.0.1:0",
         "--status-listen",
         "127.0.0.1:0",
+        "--proxy-tls-listen",
+        "127.0.0.1:0",
         "--seed",
         "kong.yaml",
         "--output",
@@ -185,6 +187,10 @@ fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
     let (status, body) = get(&format!("{proxy}/nowhere"))?;
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("no Route matched"), "{body}");
+    let tls = started["proxy_tls_url"]
+        .as_str()
+        .ok_or("no proxy_tls_url")?;
+    assert!(tls.starts_with("https://127.0.0.1:"), "{tls}");
     let status = started["status_url"].as_str().ok_or("no status_url")?;
     let (code, body) = get(&format!("{status}/status/ready"))?;
     assert_eq!(code, 200, "{body}");
@@ -211,6 +217,8 @@ fn twin_kong_refuses_a_busy_port_and_a_bad_seed() -> TestResult {
         "off",
         "--status-listen",
         "off",
+        "--proxy-tls-listen",
+        "off",
     ])?;
     assert_eq!(run.code, Some(3), "{}", run.all());
     assert!(run.stderr.contains(&address), "{}", run.stderr);
@@ -223,6 +231,8 @@ fn twin_kong_refuses_a_busy_port_and_a_bad_seed() -> TestResult {
         "--proxy-listen",
         "off",
         "--status-listen",
+        "off",
+        "--proxy-tls-listen",
         "off",
         "--seed",
         "bad.yaml",
@@ -245,6 +255,8 @@ fn twin_kong_names_an_unreadable_tls_certificate() -> TestResult {
         "--proxy-listen",
         "off",
         "--status-listen",
+        "off",
+        "--proxy-tls-listen",
         "off",
         "--tls-listen",
         "127.0.0.1:0",
@@ -507,5 +519,75 @@ steps:
         .map(|services| services.iter().filter_map(|s| s["name"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(names, ["billing"], "a was undone, b never written: {saved}");
+    Ok(())
+}
+
+/// A self-signed certificate and key (PEM) for `name`.
+fn self_signed(name: &str) -> Result<(String, String), Box<dyn std::error::Error>> {
+    let made = rcgen::generate_simple_self_signed(vec![name.to_owned()])?;
+    Ok((made.cert.pem(), made.signing_key.serialize_pem()))
+}
+
+#[test]
+fn certificate_rotation_on_the_embedded_twin_is_seen_at_the_tls_proxy() -> TestResult {
+    let lab = lab()?;
+    let (old_cert, old_key) = self_signed("api.lab.test")?;
+    let (new_cert, new_key) = self_signed("api.lab.test")?;
+    lab.write("old-ca.pem", &old_cert)?;
+    lab.write("new-ca.pem", &new_cert)?;
+    lab.write(
+        "kong.yaml",
+        &format!(
+            "_format_version: '3.0'\ncertificates:\n  - cert: {}\n    key: {}\n    snis: [{{name: api.lab.test}}]\n",
+            serde_json::to_string(&old_cert)?,
+            serde_json::to_string(&old_key)?
+        ),
+    )?;
+    lab.write(
+        "env.yaml",
+        &format!(
+            "{ENVIRONMENT}vars:\n  new_cert: {}\n  new_key: {}\n",
+            serde_json::to_string(&new_cert)?,
+            serde_json::to_string(&new_key)?
+        ),
+    )?;
+    let port = "{{ env.gateways.kong.proxy_tls_url | split(':') | last | int }}";
+    lab.write(
+        "p.yaml",
+        &format!(
+            r#"runsheet: 1
+name: cert-rotation
+steps:
+  - id: before
+    action: tls.inspect
+    with: {{host: 127.0.0.1, port: "{port}", server_name: api.lab.test, ca: "{old}"}}
+  - id: rotate
+    action: http
+    needs: [before]
+    with:
+      method: PATCH
+      url: "{{{{ env.gateways.kong.admin_url }}}}/certificates/api.lab.test"
+      json: {{cert: "{{{{ env.new_cert }}}}", key: "{{{{ env.new_key }}}}"}}
+      expect_status: 200
+  - id: after
+    action: tls.inspect
+    needs: [rotate]
+    with: {{host: 127.0.0.1, port: "{port}", server_name: api.lab.test, ca: "{new}"}}
+  - id: stale
+    action: tls.inspect
+    needs: [rotate]
+    continue_on_error: true
+    with: {{host: 127.0.0.1, port: "{port}", server_name: api.lab.test, ca: "{old}"}}
+  - id: check
+    action: assert
+    needs: [after, stale]
+    with: {{that: "'api.lab.test' in steps.after.outputs.sans and steps.stale.status != 'succeeded'"}}
+"#,
+            old = lab.path().join("old-ca.pem").display(),
+            new = lab.path().join("new-ca.pem").display(),
+        ),
+    )?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
     Ok(())
 }

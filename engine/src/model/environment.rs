@@ -173,6 +173,9 @@ pub struct KongGatewayDoc {
     /// Proxy base URL, for traffic checks.
     #[serde(default)]
     pub proxy_url: Option<Spanned<String>>,
+    /// Proxy base URL over TLS, for certificate checks.
+    #[serde(default)]
+    pub proxy_tls_url: Option<Spanned<String>>,
     /// Status API base URL (`/status/ready`).
     #[serde(default)]
     pub status_url: Option<Spanned<String>>,
