@@ -289,7 +289,7 @@ pub enum TwinCommand {
     #[command(
         after_help = "Examples:\n  runsheet twin kong\n  runsheet twin kong --seed kong.yaml --control --proxy-listen 127.0.0.1:8000\n  runsheet twin kong --tls-cert admin.pem --tls-key admin-key.pem --client-ca ca.pem\n\nStops on Ctrl-C or SIGTERM. `--output json` prints the bound URLs as one JSON line."
     )]
-    Kong(KongTwinArgs),
+    Kong(Box<KongTwinArgs>),
     /// A stand-in for a Kong data-plane node: status endpoints and an echo route, its version read from STATE_DIR/version.
     #[command(
         after_help = "Examples:\n  runsheet twin node --listen 127.0.0.1:9001 --version 3.9.1 --state-dir /var/tmp/dp1\n\nAn upgrade rewrites STATE_DIR/version and restarts the node; SIGTERM stops it gracefully."
