@@ -1334,3 +1334,20 @@ async fn upstream_health_reports_targets_and_forced_health() {
         .await;
     assert_eq!(post.status, 405);
 }
+
+#[tokio::test]
+async fn a_form_key_nested_thousands_deep_is_refused_and_the_twin_lives_on() {
+    let admin = Admin::start().await;
+    let body = format!("a{}=1", ".a".repeat(10_000));
+    let response = admin
+        .http
+        .post(format!("{}/services", admin.twin.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(admin.get("/").await.status, 200);
+    assert_eq!(admin.get("/services").await.body["data"], json!([]));
+}

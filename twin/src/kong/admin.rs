@@ -1022,7 +1022,8 @@ fn parse_body(request: &Request, schema: Option<&Schema>) -> Result<Entity, Resp
     });
     if media_type.as_deref() == Some("application/x-www-form-urlencoded") {
         let text = String::from_utf8_lossy(&request.body);
-        return Ok(form::parse(schema, parse_query(&text)));
+        return form::parse(schema, parse_query(&text))
+            .ok_or_else(|| message(StatusCode::BAD_REQUEST, "Cannot parse form body: keys nest too deep"));
     }
     if media_type.as_deref() != Some("application/json") {
         return Err(empty(StatusCode::UNSUPPORTED_MEDIA_TYPE));

@@ -4,16 +4,23 @@ use serde_json::{Map, Value};
 
 use super::schema::{Element, Kind, Schema};
 
-/// Decodes a form body into a JSON object, typed by `schema` where it names the field.
+/// The most dot-separated parts a form key may have (entity fields nest a few levels).
+pub const MAX_KEY_DEPTH: usize = 16;
+
+/// Decodes a form body into a JSON object, typed by `schema` where it names the field;
+/// `None` when a key nests deeper than [`MAX_KEY_DEPTH`].
 ///
 /// Keys nest with dots (`service.id=...`); arrays come from repeated keys, `a[]=` or `a[1]=`.
-pub fn parse(schema: Option<&Schema>, pairs: Vec<(String, String)>) -> Map<String, Value> {
+pub fn parse(schema: Option<&Schema>, pairs: Vec<(String, String)>) -> Option<Map<String, Value>> {
     let mut body = Map::new();
     for (key, value) in pairs {
         let (path, indexed) = match key.find('[') {
             Some(open) => (&key[..open], true),
             None => (key.as_str(), false),
         };
+        if path.split('.').count() > MAX_KEY_DEPTH {
+            return None;
+        }
         insert(&mut body, path, Value::String(value), indexed);
     }
     if let Some(schema) = schema {
@@ -23,7 +30,7 @@ pub fn parse(schema: Option<&Schema>, pairs: Vec<(String, String)>) -> Map<Strin
             }
         }
     }
-    body
+    Some(body)
 }
 
 /// Inserts `value` at the dotted `path`; repeated or indexed keys build arrays.
@@ -117,10 +124,19 @@ mod tests {
                 ("service.name", "billing"),
                 ("regex_priority", "7"),
             ]),
-        );
+        )
+        .unwrap_or_default();
         assert_eq!(
             Value::Object(body),
             json!({"paths": ["/a", "/b"], "hosts": ["x.example"], "strip_path": false, "service": {"name": "billing"}, "regex_priority": 7})
         );
+    }
+
+    #[test]
+    fn keys_nested_too_deep_are_refused() {
+        let deep = format!("a{}", ".a".repeat(MAX_KEY_DEPTH));
+        assert_eq!(parse(None, pairs(&[(deep.as_str(), "1")])), None);
+        let fine = format!("a{}", ".a".repeat(MAX_KEY_DEPTH - 1));
+        assert!(parse(None, pairs(&[(fine.as_str(), "1")])).is_some());
     }
 }
