@@ -77,9 +77,15 @@ pub fn embed(
         let saved_state = saved
             .map(|dir| dir.join(format!("{}.json", name.value)))
             .filter(|path| path.exists());
-        let source = saved_state.or_else(|| settings.seed.as_ref().map(|seed| base.join(seed)));
-        if let Some(path) = source {
-            load(&twin, &path).map_err(|message| refuse(&name.value, &message))?;
+        let source = match saved_state {
+            Some(path) => Some(("the twin's saved state", path)),
+            None => settings
+                .seed
+                .as_ref()
+                .map(|seed| ("twin seed", base.join(seed))),
+        };
+        if let Some((what, path)) = source {
+            load(&twin, what, &path).map_err(|message| refuse(&name.value, &message))?;
         }
         doc.admin_url = Some(Spanned::new(twin.url(), Default::default()));
         doc.proxy_url = twin
@@ -96,13 +102,13 @@ pub fn embed(
     Ok((checked, embedded))
 }
 
-/// Loads a seed or saved state file into `twin`.
-fn load(twin: &KongTwin, path: &Path) -> Result<(), String> {
+/// Loads a seed or saved state file (`what` names it in errors) into `twin`.
+fn load(twin: &KongTwin, what: &str, path: &Path) -> Result<(), String> {
     let text =
-        std::fs::read_to_string(path).map_err(|e| format!("twin seed {}: {e}", path.display()))?;
+        std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     twin.seed(&text).map_err(|error| {
         format!(
-            "twin seed {}: {}",
+            "{what} {}: {}",
             path.display(),
             error.body()["message"].as_str().unwrap_or("invalid")
         )
@@ -143,7 +149,7 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
     };
     let mut twin = twin;
     if let Some(seed) = &args.seed
-        && let Err(message) = load(&twin, seed)
+        && let Err(message) = load(&twin, "twin seed", seed)
     {
         return usage(&message);
     }

@@ -68,6 +68,16 @@ fn lab() -> std::io::Result<Lab> {
 #[test]
 fn an_embedded_twin_serves_its_seed_and_keeps_its_state_across_resume() -> TestResult {
     let lab = lab()?;
+    // A certificate with SNIs in the state: its saved form must load back on resume.
+    let (cert, key) = self_signed("api.lab.test")?;
+    lab.write(
+        "kong.yaml",
+        &format!(
+            "{SEED}certificates:\n  - cert: {}\n    key: {}\n    snis: [{{name: api.lab.test}}]\n",
+            serde_json::to_string(&cert)?,
+            serde_json::to_string(&key)?
+        ),
+    )?;
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
     assert_eq!(run.code, Some(4), "paused at the gate:\n{}", run.all());
     let id = lab.only_run().ok_or("no run recorded")?;

@@ -8,6 +8,7 @@
 use runsheet_twin::kong::TwinConfig;
 use serde_json::{Value, json};
 
+mod pki;
 mod support;
 use support::{Admin, Reply};
 
@@ -245,4 +246,26 @@ async fn rbac_token_is_required_when_configured() {
             .unwrap();
         assert_eq!(response.status().as_u16(), status, "{header}: {token}");
     }
+}
+
+#[tokio::test]
+async fn an_export_loads_back_to_the_same_state_certificates_and_snis_included() {
+    let pair = pki::ecdsa(&["a.example.com"]);
+    let admin = Admin::start().await;
+    let seed = json!({
+        "_format_version": "3.0",
+        "certificates": [{"cert": pair.cert, "key": pair.key,
+                          "snis": [{"name": "a.example.com"}, {"name": "b.example.com"}]}],
+        "services": [{"name": "billing", "host": "billing.internal",
+                      "routes": [{"name": "r", "paths": ["/r"]}]}],
+        "consumers": [{"username": "alice", "keyauth_credentials": [{"key": "k1"}]}],
+    });
+    admin.twin.load(&seed).unwrap();
+    let exported = admin.twin.export();
+    let again = Admin::start().await;
+    again.twin.load(&exported).unwrap();
+    assert_eq!(again.twin.export(), exported);
+    let certificate = again.get("/certificates/b.example.com").await;
+    assert_eq!(certificate.status, 200);
+    assert_eq!(certificate.body["snis"], json!(["a.example.com", "b.example.com"]));
 }

@@ -445,6 +445,9 @@ pub fn entities_by_table(store: &Store) -> Map<String, Value> {
 }
 
 /// The store as a flat declarative document (`GET /config`): tables of entities with ids.
+///
+/// A field that only mirrors child rows (a certificate's `snis`) is left out: the child
+/// rows are exported themselves, and loading both would declare each child twice.
 pub fn export(store: &Store) -> Value {
     let mut document = Map::new();
     document.insert("_format_version".to_owned(), json!("3.0"));
@@ -452,7 +455,17 @@ pub fn export(store: &Store) -> Value {
     for schema in &store.registry().schemas {
         let page = store.list(schema.collection, ListFilter::default(), usize::MAX);
         if !page.entities.is_empty() {
-            let rows: Vec<Value> = page.entities.into_iter().map(Value::Object).collect();
+            let mirrored = schema.child_keys.map(|keys| keys.field);
+            let rows: Vec<Value> = page
+                .entities
+                .into_iter()
+                .map(|mut row| {
+                    if let Some(field) = mirrored {
+                        row.remove(field);
+                    }
+                    Value::Object(row)
+                })
+                .collect();
             document.insert(table_of(schema.collection).to_owned(), Value::Array(rows));
         }
     }
