@@ -947,3 +947,18 @@ plugins:
         .unwrap();
     assert_eq!(limited["config"]["policy"], "local");
 }
+
+#[tokio::test]
+async fn a_refused_put_through_a_child_leaves_no_parent_behind() {
+    let admin = Admin::start().await;
+    let plugin = created(&admin, "/plugins", json!({"name": "key-auth"})).await;
+    let refused = admin
+        .put(
+            &format!("/plugins/{}/consumer", id(&plugin)),
+            json!({"username": "ghost"}),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(admin.get("/consumers").await.body["data"], json!([]));
+    assert_eq!(admin.get("/consumers/ghost").await.status, 404);
+}

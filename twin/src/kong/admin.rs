@@ -58,7 +58,8 @@ impl AdminState {
         }
     }
 
-    /// Locks the store (a panicked holder cannot leave it half-written: writes are single inserts).
+    /// Locks the store. Writes validate before they change anything, so a poisoned lock (a
+    /// panicked holder) is taken over as it is.
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -718,7 +719,12 @@ fn parent_of(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            store.update(collection, &child_id, link, now)?;
+            if let Err(refused) = store.update(collection, &child_id, link, now) {
+                // The link was refused: the parent created for it goes too.
+                let created_id = created.get("id").and_then(Value::as_str).unwrap_or_default();
+                store.delete(parent, created_id)?;
+                return Err(refused.into());
+            }
             Ok((StatusCode::OK, Value::Object(created)))
         }
         _ => Err(Failure::NotFound),
