@@ -817,3 +817,53 @@ async fn key_auth_guards_the_route_and_identifies_the_consumer() {
     assert_eq!(expired.status, 401);
     assert_eq!(expired.body, kong_error(&expired, "Unauthorized"));
 }
+
+#[tokio::test]
+async fn a_body_over_16_mib_is_refused_with_413_before_it_reaches_the_upstream() {
+    let gateway = Gateway::start("3.9.3").await;
+    let server = echo("big").await;
+    gateway
+        .create("/services", json!({"name": "big", "url": server.url()}))
+        .await;
+    gateway
+        .create("/services/big/routes", json!({"paths": ["/big"]}))
+        .await;
+    let url = format!("{}/big", gateway.proxy);
+    let small = gateway
+        .http
+        .post(&url)
+        .body(vec![b'x'; 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.status().as_u16(), 200);
+    let hits = server.hits();
+    // Declared too large, and streamed too large without a length.
+    let declared = gateway
+        .http
+        .post(&url)
+        .body(vec![b'x'; 17 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status().as_u16(), 413);
+    let chunks = futures_chunks(17);
+    let streamed = gateway
+        .http
+        .post(&url)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status().as_u16(), 413);
+    let body: Value = streamed.json().await.unwrap();
+    assert_eq!(body["message"], "Payload too large");
+    assert_eq!(server.hits(), hits, "nothing more reached the upstream");
+}
+
+/// `mib` chunks of 1 MiB as a body stream with no declared length.
+fn futures_chunks(
+    mib: usize,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    futures::stream::iter((0..mib).map(|_| Ok(vec![b'y'; 1024 * 1024])))
+}

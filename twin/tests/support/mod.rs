@@ -104,7 +104,12 @@ pub fn urlencode(text: &str) -> String {
 
 /// Creates a consumer called `username`, asserting 201.
 pub async fn consumer(admin: &Admin, username: &str) -> Value {
-    created(admin, "/consumers", serde_json::json!({"username": username})).await
+    created(
+        admin,
+        "/consumers",
+        serde_json::json!({"username": username}),
+    )
+    .await
 }
 
 /// Creates `body` at `path`, asserting 201.

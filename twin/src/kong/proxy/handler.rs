@@ -132,6 +132,10 @@ struct Plan {
     effects: Effects,
 }
 
+/// The largest request body the proxy buffers (Kong buffers larger ones to disk; a twin
+/// answers 413 instead of growing without bound).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
 /// Serves one proxied request (the proxy router's fallback).
 pub(crate) async fn handle(State(listener): State<Listener>, request: Request) -> Response {
     let started = Instant::now();
@@ -140,17 +144,31 @@ pub(crate) async fn handle(State(listener): State<Listener>, request: Request) -
     let incoming = incoming(&listener, &parts, request_id, started);
     let proxy = &listener.proxy;
     let flavor = &proxy.flavor;
-    let mut response = match axum::body::to_bytes(body, usize::MAX).await {
-        Err(_) => local(
-            flavor,
-            &incoming,
-            reply::error(
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let read = if declared.is_some_and(|length| length > MAX_BODY) {
+        Err(true)
+    } else {
+        axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|error| error.to_string().contains("length limit"))
+    };
+    let mut response = match read {
+        Err(too_large) => {
+            let (status, text) = if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large")
+            } else {
+                (StatusCode::BAD_REQUEST, "Bad request")
+            };
+            local(
                 flavor,
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                &incoming.request_id,
-            ),
-        ),
+                &incoming,
+                reply::error(flavor, status, text, &incoming.request_id),
+            )
+        }
         Ok(body) => {
             let plan = {
                 let store = proxy.admin.store();
