@@ -146,3 +146,24 @@ async fn the_rbac_token_guards_workspaces_too() {
     assert_eq!(admin.get("/workspaces").await.status, 401);
     assert_eq!(admin.get("/default/services").await.status, 401);
 }
+
+#[tokio::test]
+async fn writes_inside_a_workspace_are_counted_and_faulted_like_any_other() {
+    let admin = Admin::start_with(TwinConfig {
+        control: true,
+        ..TwinConfig::with_version("3.10.0.2")
+    })
+    .await;
+    admin.post("/workspaces", json!({"name": "team-a"})).await;
+    let fault = admin
+        .post("/_twin/faults", json!({"fail_nth_write": 1, "status": 500}))
+        .await;
+    assert!(fault.status < 300, "{}", fault.body);
+    let failed = admin
+        .post("/team-a/services", json!({"name": "s", "host": "h"}))
+        .await;
+    assert_eq!(failed.status, 500);
+    assert_eq!(admin.get("/team-a/services/s").await.status, 404);
+    let counters = admin.get("/_twin/counters").await.body;
+    assert_eq!(counters["writes"], 2, "{counters}");
+}

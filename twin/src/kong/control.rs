@@ -188,7 +188,11 @@ async fn layer(State(state): State<Arc<AdminState>>, request: Request, next: Nex
         return with_server(&state, control(&state, request).await);
     }
     let method = request.method().clone();
-    let endpoint = admin::endpoint(&state, &path);
+    let endpoint = if super::workspaces::is_crud(&state, &path) {
+        Some(EndpointKind::Entity)
+    } else {
+        admin::endpoint(&state, super::workspaces::unprefixed(&state, &path))
+    };
     let write = matches!(endpoint, Some(EndpointKind::Entity | EndpointKind::Config))
         && matches!(
             method,

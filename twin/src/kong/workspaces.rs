@@ -93,6 +93,32 @@ impl Workspaces {
     }
 }
 
+/// Whether `path` is `/workspaces[/...]` on a twin that serves workspaces.
+pub(crate) fn is_crud(default: &AdminState, path: &str) -> bool {
+    default.config().edition == "enterprise"
+        && path.trim_start_matches('/').split('/').next() == Some("workspaces")
+}
+
+/// `path` without a leading `/{workspace}` that names one of `default`'s workspaces (as the
+/// dispatcher routes it); unchanged otherwise.
+pub(crate) fn unprefixed<'a>(default: &Arc<AdminState>, path: &'a str) -> &'a str {
+    if default.config().edition != "enterprise" {
+        return path;
+    }
+    let trimmed = path.trim_start_matches('/');
+    let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    let first = admin::percent_decode(first);
+    let named = !first.is_empty()
+        && !RESERVED.contains(&first.as_str())
+        && default.workspaces.state_of(default, &first).is_some();
+    if named {
+        // Keep the slash in front of the rest.
+        &trimmed[trimmed.len() - rest.len() - usize::from(!rest.is_empty())..]
+    } else {
+        path
+    }
+}
+
 /// The Admin API with workspaces: `/workspaces`, `/{workspace}/...`, and `default`
 /// (`state`, which keeps the others) unprefixed.
 pub fn router(state: Arc<AdminState>) -> Router {
@@ -114,26 +140,13 @@ async fn dispatch(
         if !admin::authorized(default.config(), &headers) {
             return admin::unauthorized();
         }
-        return crud(
-            &default,
-            &method,
-            rest.trim_matches('/'),
-            &headers,
-            &body,
-        );
+        return crud(&default, &method, rest.trim_matches('/'), &headers, &body);
     }
     let Some(state) = (!first.is_empty() && !RESERVED.contains(&first.as_str()))
         .then(|| default.workspaces.state_of(&default, &first))
         .flatten()
     else {
-        return admin::dispatch(
-            State(Arc::clone(&default)),
-            method,
-            uri,
-            headers,
-            body,
-        )
-        .await;
+        return admin::dispatch(State(Arc::clone(&default)), method, uri, headers, body).await;
     };
     let stripped = match uri.query() {
         Some(query) => format!("/{rest}?{query}"),
