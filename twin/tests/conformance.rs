@@ -1309,6 +1309,34 @@ async fn upstream_health_reports_targets_and_forced_health() {
     let up = admin.get("/upstreams/pool/health").await;
     assert_eq!(up.body["data"][1]["health"], "HEALTHY");
 
+    // The per-address form: the target's one address, port defaulting to 8000 as Kong.
+    let by_address = admin
+        .call(
+            Method::PUT,
+            "/upstreams/pool/targets/10.0.0.5:8080/10.0.0.5:8080/unhealthy",
+            None,
+        )
+        .await;
+    assert_eq!(by_address.status, 204);
+    let down = admin.get("/upstreams/pool/health").await;
+    assert_eq!(down.body["data"][1]["health"], "UNHEALTHY");
+    let other_address = admin
+        .call(
+            Method::PUT,
+            "/upstreams/pool/targets/10.0.0.5:8080/10.0.0.6:8080/healthy",
+            None,
+        )
+        .await;
+    assert_eq!(other_address.status, 404);
+    let restored = admin
+        .call(
+            Method::PUT,
+            "/upstreams/pool/targets/10.0.0.5:8080/10.0.0.5:8080/healthy",
+            None,
+        )
+        .await;
+    assert_eq!(restored.status, 204);
+
     let unknown = admin
         .call(
             Method::PUT,

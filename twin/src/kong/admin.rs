@@ -128,6 +128,8 @@ enum Target {
         child: String,
         field: String,
         key: String,
+        /// One address of the child (`.../{t}/{address}/healthy`); `None` for all of them.
+        address: Option<String>,
         healthy: bool,
     },
     /// `/{children}/{child}/{field}`: the parent of a child.
@@ -288,8 +290,12 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
                 parent: parent_ref(1),
             })
         }
-        [parent, _, name, key, state]
-            if known(parent) && (state == "healthy" || state == "unhealthy") =>
+        [parent, _, name, key, rest @ ..]
+            if known(parent)
+                && rest.len() <= 2
+                && rest
+                    .last()
+                    .is_some_and(|state| state == "healthy" || state == "unhealthy") =>
         {
             let (child, field) = nested(parent, name)?;
             registry
@@ -300,7 +306,8 @@ fn resolve(state: &AdminState, path: &str) -> Option<Target> {
                     child,
                     field,
                     key: key.clone(),
-                    healthy: state == "healthy",
+                    address: (rest.len() == 2).then(|| rest[0].clone()),
+                    healthy: rest.last().is_some_and(|state| state == "healthy"),
                 })
         }
         [parent, _, name] if known(parent) => {
@@ -493,12 +500,21 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
             child,
             field,
             key,
+            address,
             healthy,
         } => {
             let Some(parent_id) = id_of(&store, &parent.collection, &parent.key) else {
                 return not_found();
             };
-            force_health(&mut store, child, field, key, &parent_id, *healthy)
+            force_health(
+                &mut store,
+                child,
+                field,
+                key,
+                address.as_deref(),
+                &parent_id,
+                *healthy,
+            )
         }
         Target::ParentOf {
             collection,
@@ -732,14 +748,28 @@ fn parent_of(
 }
 
 /// `PUT .../{children}/{key}/healthy|unhealthy`: 204, or 404 for an unknown child.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one endpoint's full context; grouping it would only rename it"
+)]
 fn force_health(
     store: &mut Store,
     child: &str,
     field: &str,
     key: &str,
+    address: Option<&str>,
     parent_id: &str,
     healthy: bool,
 ) -> Outcome {
+    // The twin resolves no DNS: a child's only address is its endpoint key (`host:port`).
+    let schema = store.registry().get(child);
+    let endpoint_key = schema.and_then(|schema| schema.endpoint_key);
+    let canonical = |text: &str| {
+        schema
+            .and_then(|schema| schema.normalize_key)
+            .and_then(|normalize| normalize(text))
+            .unwrap_or_else(|| text.to_owned())
+    };
     let id = store
         .find_scoped(child, key, Some(parent_id))
         .filter(|entity| {
@@ -748,6 +778,14 @@ fn force_health(
                 .and_then(|value| value.get("id"))
                 .and_then(Value::as_str)
                 == Some(parent_id)
+        })
+        .filter(|entity| {
+            address.is_none_or(|address| {
+                endpoint_key
+                    .and_then(|key| entity.get(key))
+                    .and_then(Value::as_str)
+                    == Some(canonical(address).as_str())
+            })
         })
         .and_then(|entity| entity.get("id"))
         .and_then(Value::as_str)
