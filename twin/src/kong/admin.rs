@@ -748,10 +748,6 @@ fn parent_of(
 }
 
 /// `PUT .../{children}/{key}/healthy|unhealthy`: 204, or 404 for an unknown child.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one endpoint's full context; grouping it would only rename it"
-)]
 fn force_health(
     store: &mut Store,
     child: &str,
