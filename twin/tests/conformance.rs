@@ -1379,3 +1379,14 @@ async fn a_form_key_nested_thousands_deep_is_refused_and_the_twin_lives_on() {
     assert_eq!(admin.get("/").await.status, 200);
     assert_eq!(admin.get("/services").await.body["data"], json!([]));
 }
+
+#[tokio::test]
+async fn a_regex_path_that_does_not_compile_is_refused() {
+    let admin = Admin::start().await;
+    let refused = admin.post("/routes", json!({"paths": ["~/(a"]})).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let message = refused.body["fields"]["paths"][0].as_str().unwrap();
+    assert!(message.starts_with("invalid regex: '/(a' (PCRE returned: "), "{message}");
+    let fine = admin.post("/routes", json!({"paths": ["~/v[0-9]+/items$"]})).await;
+    assert_eq!(fine.status, 201, "{}", fine.body);
+}

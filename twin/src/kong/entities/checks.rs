@@ -223,6 +223,14 @@ pub fn route_paths(value: &Value) -> Option<Value> {
                     "should start with: / (fixed path) or ~/ (regex path)",
                 )
                 .filter(|message| !message.starts_with("invalid path"))
+                .or_else(|| {
+                    // Kong compiles with PCRE; the twin with the regex crate the proxy uses.
+                    regex::Regex::new(regex).err().map(|error| {
+                        let reason = error.to_string();
+                        let reason = reason.lines().last().unwrap_or_default().trim().to_owned();
+                        format!("invalid regex: '{regex}' (PCRE returned: {reason})")
+                    })
+                })
             } else {
                 path_error(text, "should start with: / (fixed path) or ~/ (regex path)").or_else(
                     || {
