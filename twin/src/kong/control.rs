@@ -52,6 +52,9 @@ impl Default for Control {
     }
 }
 
+/// Distinct `"METHOD /path"` counters kept; later new paths are counted together.
+const MAX_COUNTED_PATHS: usize = 10_000;
+
 /// `GET /_twin/counters`.
 #[derive(Debug, Default)]
 struct Counters {
@@ -116,10 +119,12 @@ impl Control {
     /// Counts one request.
     fn count(&self, method: &Method, path: &str, write: bool) {
         let mut counters = self.counters();
-        *counters
-            .requests
-            .entry(format!("{method} {path}"))
-            .or_default() += 1;
+        let mut key = format!("{method} {path}");
+        if counters.requests.len() >= MAX_COUNTED_PATHS && !counters.requests.contains_key(&key) {
+            // A scan of ever-new paths must not grow the twin without bound.
+            key = format!("{method} (other paths)");
+        }
+        *counters.requests.entry(key).or_default() += 1;
         if write {
             counters.writes += 1;
         }
