@@ -894,7 +894,8 @@ async fn endpoints_lists_route_templates() {
 #[tokio::test]
 async fn node_info_lists_available_and_configured_plugins() {
     let admin = Admin::start().await;
-    created(&admin, "/plugins", json!({"name": "cors"})).await;
+    assert_eq!(admin.get("/").await.body["plugins"]["enabled_in_cluster"], json!([]));
+    let cors = created(&admin, "/plugins", json!({"name": "cors"})).await;
     let root = admin.get("/").await;
     let plugins = &root.body["plugins"];
     assert_eq!(
@@ -902,6 +903,9 @@ async fn node_info_lists_available_and_configured_plugins() {
         json!({"version": "3.4.2", "priority": 1250})
     );
     assert_eq!(plugins["enabled_in_cluster"], json!(["cors"]));
+    // The body is cached per set of plugins in use: a change shows at once.
+    admin.delete(&format!("/plugins/{}", id(&cors))).await;
+    assert_eq!(admin.get("/").await.body["plugins"]["enabled_in_cluster"], json!([]));
 }
 
 #[tokio::test]

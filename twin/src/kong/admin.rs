@@ -42,6 +42,8 @@ pub struct AdminState {
     pub(crate) control: Control,
     /// The workspaces besides `default` (Enterprise; empty in the other workspaces' states).
     pub(crate) workspaces: Workspaces,
+    /// `GET /`'s body, by the plugin names in use it was built for (the rest never changes).
+    node_info: Mutex<Option<(Vec<String>, String)>>,
 }
 
 impl AdminState {
@@ -55,6 +57,7 @@ impl AdminState {
             config_hash: Mutex::new(config_api::EMPTY_HASH.to_owned()),
             control: Control::default(),
             workspaces: Workspaces::new(),
+            node_info: Mutex::new(None),
         }
     }
 
@@ -446,7 +449,7 @@ fn handle(state: &AdminState, target: &Target, request: &Request) -> Response {
         return message(StatusCode::NOT_FOUND, text);
     }
     let outcome = match target {
-        Target::Root => return json_response(StatusCode::OK, &node_info(state, &store)),
+        Target::Root => return node_info_response(state, &store),
         Target::Status => return json_response(StatusCode::OK, &status(state)),
         Target::Config => return not_found(),
         Target::Catalog(endpoint) => {
@@ -1091,6 +1094,32 @@ fn body_schema<'a>(registry: &'a Registry, target: &Target) -> Option<&'a Schema
         }
         Target::ParentOf { parent, .. } => registry.get(parent),
     }
+}
+
+/// `GET /`, rebuilt only when the set of plugins in use changed since the last one.
+fn node_info_response(state: &AdminState, store: &Store) -> Response {
+    let in_use: Vec<String> = catalog_api::plugins_in_use(store)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut cached = state
+        .node_info
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let text = match cached.as_ref() {
+        Some((names, text)) if *names == in_use => text.clone(),
+        _ => {
+            let text = node_info(state, store).to_string();
+            *cached = Some((in_use, text.clone()));
+            text
+        }
+    };
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
 }
 
 /// `GET /` (reference §9.1), minimal.

@@ -119,13 +119,12 @@ pub(crate) fn serve(
 /// `GET /`'s `plugins`: every enabled plugin with its version (bundled plugins carry
 /// the node's) and priority, and the names of the plugins configured, in id order.
 pub(crate) fn node_plugins(store: &Store, version: &str) -> Value {
-    let available: Map<String, Value> = catalog::all()
-        .iter()
-        .map(|plugin| {
-            let info = json!({"version": version, "priority": plugin.priority});
-            (plugin.name.to_owned(), info)
-        })
-        .collect();
+    let in_use = plugins_in_use(store);
+    json!({"available_on_server": available_plugins(version), "enabled_in_cluster": in_use})
+}
+
+/// Names of the plugins configured on any entity, in first-seen order.
+pub(crate) fn plugins_in_use(store: &Store) -> Vec<&str> {
     let mut in_use: Vec<&str> = Vec::new();
     for name in store
         .rows("plugins")
@@ -135,8 +134,20 @@ pub(crate) fn node_plugins(store: &Store, version: &str) -> Value {
             in_use.push(name);
         }
     }
-    json!({"available_on_server": available, "enabled_in_cluster": in_use})
+    in_use
 }
+
+/// `available_on_server` of `GET /`: every plugin the node has, with its priority.
+fn available_plugins(version: &str) -> Map<String, Value> {
+    catalog::all()
+        .iter()
+        .map(|plugin| {
+            let info = json!({"version": version, "priority": plugin.priority});
+            (plugin.name.to_owned(), info)
+        })
+        .collect()
+}
+
 
 /// Validates `body` as an insert without writing (Kong's `validate_schema`): shorthands,
 /// defaults, the subschema hook, field and entity checks; no uniqueness or references.
