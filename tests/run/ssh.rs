@@ -560,3 +560,9 @@ fn a_command_that_cannot_be_stopped_on_a_hung_host_is_reported() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_twin_node_is_drained_stopped_upgraded_and_restarted_over_ssh() -> TestResult {
+    let (lab, _servers) = ssh_lab(1)?;
+    crate::twin::upgrade_a_twin_node(&lab, "node1")
+}

@@ -406,7 +406,13 @@ fn twin_node_reports_its_version_and_stops_on_sigterm() -> TestResult {
 
 #[test]
 fn a_playbook_upgrades_a_twin_node_with_host_actions_and_real_traffic() -> TestResult {
-    let lab = Lab::new()?;
+    upgrade_a_twin_node(&Lab::new()?, "me")
+}
+
+/// Starts a twin node (3.8.0) in the lab, then runs a playbook that drains it, stops it,
+/// "upgrades" it to 3.9.1 and starts it again through host actions `on: host`, and
+/// checks the new version over HTTP. The lab's `env.yaml` must define `host`.
+pub fn upgrade_a_twin_node(lab: &Lab, host: &str) -> TestResult {
     let address = format!("127.0.0.1:{}", free_port()?);
     let binary = env!("CARGO_BIN_EXE_runsheet");
     let dir = lab.path().join("dp1");
@@ -431,16 +437,16 @@ steps:
     with: {{method: POST, url: "http://{address}/status/ready", json: {{status: draining}}, expect_status: 204}}
   - id: stop
     action: host.exec
-    on: me
+    on: {host}
     with: {{command: "kill -TERM $(cat {dir}/node.pid); while [ -e {dir}/node.pid ]; do sleep 0.05; done"}}
   - id: upgrade
     action: host.file
-    on: me
+    on: {host}
     with: {{path: "{dir}/version", content: "3.9.1
 "}}
   - id: start
     action: host.exec
-    on: me
+    on: {host}
     with: {{command: "setsid {binary} twin node --listen {address} --version 3.8.0 --state-dir {dir} >> {log} 2>&1 < /dev/null &"}}
   - id: ready
     action: http
@@ -456,6 +462,7 @@ steps:
 "#,
         dir = dir.display(),
         log = lab.path().join("node.log").display(),
+        host = host,
     );
     lab.write("p.yaml", &playbook)?;
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
