@@ -59,15 +59,7 @@ async fn send(
 
 /// Status and parsed body of a GET on any URL.
 async fn get_url(url: &str) -> Reply {
-    let response = reqwest::get(url).await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap()
-    };
-    Reply { status, body }
+    Reply::read(reqwest::get(url).await.unwrap()).await
 }
 
 /// The names of every service, sorted.

@@ -53,14 +53,7 @@ async fn post_config(admin: &Admin, query: &str, content_type: &str, text: &str)
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap()
-    };
-    Reply { status, body }
+    Reply::read(response).await
 }
 
 #[tokio::test]

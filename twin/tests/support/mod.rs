@@ -46,15 +46,7 @@ impl Admin {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        };
-        Reply { status, body }
+        Reply::read(request.send().await.unwrap()).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -117,4 +109,18 @@ pub async fn created(admin: &Admin, path: &str, body: Value) -> Value {
     let reply = admin.post(path, body).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     reply.body
+}
+
+impl Reply {
+    /// Reads a response: its status and its JSON body (`Null` when empty).
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        Reply { status, body }
+    }
 }
