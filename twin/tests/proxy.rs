@@ -867,3 +867,29 @@ fn futures_chunks(
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
     futures::stream::iter((0..mib).map(|_| Ok(vec![b'y'; 1024 * 1024])))
 }
+
+#[tokio::test]
+async fn an_authentication_plugin_the_twin_cannot_run_refuses_traffic_instead_of_passing_it() {
+    let gateway = Gateway::start("3.9.3").await;
+    let server = echo("guarded").await;
+    gateway
+        .create("/services", json!({"name": "guarded", "url": server.url()}))
+        .await;
+    gateway
+        .create("/services/guarded/routes", json!({"paths": ["/guarded"]}))
+        .await;
+    gateway
+        .create("/services/guarded/plugins", json!({"name": "basic-auth"}))
+        .await;
+    let reply = gateway.get("/guarded").await;
+    assert_eq!(reply.status, 501, "{}", reply.body);
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("'basic-auth'"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(server.hits(), 0);
+}

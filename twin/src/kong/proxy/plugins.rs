@@ -17,6 +17,16 @@ use crate::kong::store::{foreign_id, text};
 const PLUGINS: &str = "plugins";
 /// The consumers collection.
 const CONSUMERS: &str = "consumers";
+/// Authentication plugins the Admin API accepts but the twin's proxy does not run.
+const UNENFORCED_AUTH: [&str; 6] = [
+    "basic-auth",
+    "jwt",
+    "hmac-auth",
+    "oauth2",
+    "ldap-auth",
+    "openid-connect",
+];
+
 /// The key-auth credentials collection.
 const KEY_AUTHS: &str = "key-auths";
 
@@ -92,6 +102,19 @@ pub(crate) fn run(
         .entities;
     if plugins.is_empty() {
         return Ok(Effects::default());
+    }
+    // An authentication plugin the twin cannot run must not let traffic through unchecked:
+    // a rehearsal would pass where Kong refuses.
+    for name in UNENFORCED_AUTH {
+        if applicable(&plugins, name, scope, request.protocol).is_some() {
+            return Err(Exit::Error {
+                status: StatusCode::NOT_IMPLEMENTED,
+                message: format!(
+                    "the twin's proxy does not run the '{name}' plugin configured for this route"
+                ),
+                headers: Vec::new(),
+            });
+        }
     }
     let mut effects = Effects::default();
     let mut consumer: Option<Entity> = None;
