@@ -12,7 +12,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::model::{Environment, Host};
+use crate::model::{Environment, Gateway, Host};
 
 /// Whether an action changes anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -385,6 +385,30 @@ impl StepContext {
                 self.step_id
             ))),
         }
+    }
+
+    /// The gateway the step runs against (its name and settings), or an error naming the step.
+    ///
+    /// The executor resolves `on:` to a gateway name ([`StepTarget::Gateway`]); this looks
+    /// that name up in the run's environment, so that a gateway action reads its own
+    /// connection settings without the engine knowing any gateway type.
+    pub fn gateway(&self) -> Result<(&str, &Gateway), ActionError> {
+        let StepTarget::Gateway(name) = &self.target else {
+            return Err(ActionError::failed(format!(
+                "step `{}` needs a gateway: set `on:` to a gateway of the environment",
+                self.step_id
+            )));
+        };
+        self.environment
+            .as_deref()
+            .and_then(|environment| environment.gateways.get(name.as_str()))
+            .map(|gateway| (name.as_str(), gateway))
+            .ok_or_else(|| {
+                ActionError::failed(format!(
+                    "step `{}`: gateway `{name}` is not in the run's environment",
+                    self.step_id
+                ))
+            })
     }
 }
 

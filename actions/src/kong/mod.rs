@@ -1,13 +1,22 @@
 //! The kong family: actions against a gateway of type `kong` through its Admin
-//! API (reference/kong-admin-api.md). All are [`Pending`] until the Kong actions
-//! land.
+//! API (reference/kong-admin-api.md), over the typed [`client::KongClient`].
+//!
+//! Implemented: `kong.status` ([`status`]), `kong.target` ([`target`]) and
+//! `kong.wait_healthy` ([`wait_healthy`]). The others are [`Pending`] until the
+//! rest of issue #7 lands.
+
+pub mod client;
+pub mod gateway;
+pub mod status;
+pub mod target;
+pub mod wait_healthy;
 
 use runsheet_engine::model::Duration;
 use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::arguments::{NoArguments, Presence};
+use crate::arguments::Presence;
 use crate::pending::Pending;
 
 /// The family name of these actions.
@@ -161,15 +170,7 @@ pub struct KongCertRotateArguments {
 
 /// Registers the kong actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
-    registry.register(pending(
-        ActionSpec::new::<NoArguments>(
-            "kong.status",
-            FAMILY,
-            "Reports the node's version, edition, role, database reachability and readiness.",
-            Effect::READ,
-        )
-        .outputs(&["version", "edition", "role", "database_reachable", "ready"]),
-    ))?;
+    registry.register(status::KongStatus::new())?;
     registry.register(pending(
         ActionSpec::new::<KongEntityArguments>(
             "kong.entity",
@@ -179,24 +180,8 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         )
         .outputs(&["id", "entity", "changed"]),
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<KongTargetArguments>(
-            "kong.target",
-            FAMILY,
-            "Sets an upstream target's weight; weight 0 drains it.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["id", "weight", "previous_weight"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<KongWaitHealthyArguments>(
-            "kong.wait_healthy",
-            FAMILY,
-            "Polls an upstream's health until it or one target is healthy.",
-            Effect::READ,
-        )
-        .outputs(&["health", "elapsed_ms"]),
-    ))?;
+    registry.register(target::KongTarget::new())?;
+    registry.register(wait_healthy::KongWaitHealthy::new())?;
     registry.register(pending(
         ActionSpec::new::<KongSnapshotArguments>(
             "kong.snapshot",
@@ -289,3 +274,6 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod twin_tests;
