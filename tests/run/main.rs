@@ -8,6 +8,7 @@
 mod apt_lab;
 mod crash;
 mod faults;
+mod kong;
 mod lab;
 mod ssh;
 #[path = "../support/sshd.rs"]

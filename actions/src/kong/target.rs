@@ -250,7 +250,7 @@ impl Wanted {
 
     /// What setting the weight changes, from the current weight (`None`: no such target).
     fn change(&self, current: Option<u16>) -> Change {
-        let after = format!("weight: {}", self.weight);
+        let after = format!("weight: {}\n", self.weight);
         match current {
             Some(weight) if weight == self.weight => Change::none(self.describe_no_change()),
             Some(weight) => Change::between(
@@ -258,7 +258,7 @@ impl Wanted {
                     "target {} of upstream {}: weight {weight} -> {}",
                     self.target, self.upstream, self.weight
                 ),
-                Some(format!("weight: {weight}")),
+                Some(format!("weight: {weight}\n")),
                 after,
             ),
             None => Change::between(
@@ -334,7 +334,7 @@ mod tests {
             "target 10.0.0.1:8000 of upstream core: weight 100 -> 0"
         );
         assert_eq!(change.changes, Some(true));
-        assert_eq!(change.before.as_deref(), Some("weight: 100"));
+        assert_eq!(change.before.as_deref(), Some("weight: 100\n"));
         assert_eq!(
             wanted.change(Some(0)),
             Change::none("target 10.0.0.1:8000 of upstream core: weight 0, no change")
