@@ -48,8 +48,9 @@ fn readme_main_job_plans_the_example_on_the_lab() -> TestResult {
     for expected in [
         "dry run plan: hello on lab",
         "ok      announce  0ms  Upgrading to 3.9.1 in lab",
-        "plan  ? status (kong.status): cannot read",
-        "plan  ? upgrade[dp1].drain (kong.target)",
+        "ok      status",
+        "finished: 3.9.3",
+        "plan  ~ upgrade[dp1].drain (kong.target): target 127.0.0.1:8000 of upstream core: weight 100 -> 0",
         "ok      upgrade[dp2].facts",
         "finished: planned (dry run, nothing changed)",
         "Nothing was changed: this is a plan.",
