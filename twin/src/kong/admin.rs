@@ -1219,13 +1219,7 @@ pub(crate) fn percent_decode(text: &str) -> String {
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        let escape = (bytes[index] == b'%' && index + 2 < bytes.len())
-            .then(|| {
-                std::str::from_utf8(&bytes[index + 1..index + 3])
-                    .ok()
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            })
-            .flatten();
+        let escape = super::entities::checks::escaped_byte(bytes, index);
         match escape {
             Some(byte) => {
                 decoded.push(byte);

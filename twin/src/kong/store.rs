@@ -164,7 +164,7 @@ impl Store {
             body.insert("id".to_owned(), json!(uuid::Uuid::new_v4().to_string()));
         }
         let child_keys = self.child_keys_input(collection, &mut body, None, false)?;
-        let mut entity = self.prepare(collection, body, None)?;
+        let entity = self.prepare(collection, body, None)?;
         let id = entity_id(&entity);
         if self
             .tables
@@ -173,14 +173,7 @@ impl Store {
         {
             return Err(DaoError::PrimaryKey { id });
         }
-        stamp(
-            &mut entity,
-            now,
-            false,
-            schema_float(&self.registry, collection),
-        );
-        let entity = self.write(collection, entity)?;
-        self.sync_child_keys(collection, entity, child_keys, now)
+        self.commit(collection, entity, child_keys, now, false)
     }
 
     /// Creates or fully replaces the entity addressed by `key` (PUT).
@@ -209,15 +202,8 @@ impl Store {
         self.add_url_child_key(collection, key, &mut body);
         let child_keys = self.child_keys_input(collection, &mut body, Some(&id), true)?;
         body.insert("id".to_owned(), json!(id));
-        let mut entity = self.prepare(collection, body, None)?;
-        stamp(
-            &mut entity,
-            now,
-            false,
-            schema_float(&self.registry, collection),
-        );
-        let entity = self.write(collection, entity)?;
-        self.sync_child_keys(collection, entity, child_keys, now)
+        let entity = self.prepare(collection, body, None)?;
+        self.commit(collection, entity, child_keys, now, false)
     }
 
     /// Merges `patch` into the entity addressed by `key` (PATCH); code 6 when absent.
@@ -245,11 +231,24 @@ impl Store {
         let id = entity_id(&existing);
         let child_keys = self.child_keys_input(collection, &mut patch, Some(&id), false)?;
         patch.insert("id".to_owned(), json!(id));
-        let mut entity = self.prepare(collection, patch, Some(existing))?;
+        let entity = self.prepare(collection, patch, Some(existing))?;
+        self.commit(collection, entity, child_keys, now, true)
+    }
+
+    /// The end of every write: timestamps (`update` refreshes `updated_at`), the row and
+    /// its unique indexes, then the child rows a `child_keys` field asked for.
+    fn commit(
+        &mut self,
+        collection: &str,
+        mut entity: Entity,
+        child_keys: Option<Vec<String>>,
+        now: i64,
+        update: bool,
+    ) -> Result<Entity, DaoError> {
         stamp(
             &mut entity,
             now,
-            true,
+            update,
             schema_float(&self.registry, collection),
         );
         let entity = self.write(collection, entity)?;

@@ -149,6 +149,15 @@ pub fn service_path(value: &Value) -> Option<Value> {
     path_error(value.as_str()?, "should start with: /").map(Value::String)
 }
 
+/// The byte a `%XX` escape at `index` stands for, if there is a valid one there.
+pub(crate) fn escaped_byte(bytes: &[u8], index: usize) -> Option<u8> {
+    if bytes.get(index) != Some(&b'%') {
+        return None;
+    }
+    let hex = std::str::from_utf8(bytes.get(index + 1..index + 3)?).ok()?;
+    u8::from_str_radix(hex, 16).ok()
+}
+
 /// A prefix path normalized as Kong expects: unreserved escapes decoded, hex upper-cased,
 /// dot segments removed.
 pub fn normalize_path(text: &str) -> String {
@@ -156,13 +165,7 @@ pub fn normalize_path(text: &str) -> String {
     let mut decoded = String::with_capacity(text.len());
     let mut index = 0;
     while index < bytes.len() {
-        let escape = (bytes[index] == b'%' && index + 2 < bytes.len())
-            .then(|| {
-                std::str::from_utf8(&bytes[index + 1..index + 3])
-                    .ok()
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            })
-            .flatten();
+        let escape = escaped_byte(bytes, index);
         match escape {
             Some(byte) if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) => {
                 decoded.push(char::from(byte));

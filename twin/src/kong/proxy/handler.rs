@@ -25,7 +25,7 @@ use super::router::{self, RegexCache, RequestFacts, RouteMatch};
 use crate::kong::admin::{AdminState, parse_query};
 use crate::kong::entities::checks::split_host_port;
 use crate::kong::store::text;
-use crate::kong::store::{Entity, ListFilter, Store};
+use crate::kong::store::{Entity, Store};
 
 /// Headers that belong to one connection and are never forwarded.
 const HOP_BY_HOP: [&str; 8] = [
@@ -230,9 +230,6 @@ fn plan(proxy: &Proxy, store: &Store, incoming: &Incoming) -> Result<Plan, Respo
     let error = |status: StatusCode, message: &str| {
         reply::error(flavor, status, message, &incoming.request_id)
     };
-    let routes = store
-        .list("routes", ListFilter::default(), usize::MAX)
-        .entities;
     let facts = RequestFacts {
         method: incoming.method.as_str(),
         host: &incoming.host,
@@ -242,7 +239,8 @@ fn plan(proxy: &Proxy, store: &Store, incoming: &Incoming) -> Result<Plan, Respo
         sni: None,
     };
     let service_of = |id: &str| store.find("services", id).cloned();
-    let Some(matched) = router::find(&routes, service_of, &facts, &proxy.regexes) else {
+    let Some(matched) = router::find(store.rows("routes"), service_of, &facts, &proxy.regexes)
+    else {
         return Err(error(
             StatusCode::NOT_FOUND,
             "no Route matched with those values",

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::reply::Flavor;
-use crate::kong::store::{Entity, ListFilter, Store};
+use crate::kong::store::{Entity, Store};
 use crate::kong::store::{foreign_id, text};
 
 /// The plugins collection.
@@ -97,9 +97,8 @@ pub(crate) fn run(
     flavor: &Flavor,
     now: f64,
 ) -> Result<Effects, Exit> {
-    let plugins = store
-        .list(PLUGINS, ListFilter::default(), usize::MAX)
-        .entities;
+    // Read in place: a proxied request copies no plugin rows.
+    let plugins: Vec<&Entity> = store.rows(PLUGINS).collect();
     if plugins.is_empty() {
         return Ok(Effects::default());
     }
@@ -174,7 +173,7 @@ pub(crate) fn run(
 /// The enabled configuration of plugin `name` for `scope`: route+service+consumer, then
 /// route+consumer, service+consumer, route+service, consumer, route, service, global.
 pub(crate) fn applicable<'a>(
-    plugins: &'a [Entity],
+    plugins: &[&'a Entity],
     name: &str,
     scope: Scope<'_>,
     protocol: &str,
@@ -196,6 +195,7 @@ pub(crate) fn applicable<'a>(
     ];
     let candidates: Vec<&Entity> = plugins
         .iter()
+        .copied()
         .filter(|plugin| text(plugin, "name") == name)
         .filter(|plugin| plugin.get("enabled") != Some(&Value::Bool(false)))
         .filter(|plugin| {
@@ -652,7 +652,7 @@ mod tests {
 
     #[test]
     fn the_most_specific_enabled_plugin_wins() {
-        let plugins = vec![
+        let plugins = [
             plugin("global", "key-auth", None, None, None),
             plugin("service", "key-auth", None, Some("s"), None),
             plugin("route", "key-auth", Some("r"), None, None),
@@ -660,6 +660,7 @@ mod tests {
             plugin("consumer", "acl", None, None, Some("c")),
             plugin("service-acl", "acl", None, Some("s"), None),
         ];
+        let plugins: Vec<&Entity> = plugins.iter().collect();
         let id = |found: Option<&Entity>| found.map(|plugin| text(plugin, "id").to_owned());
         assert_eq!(
             id(applicable(
@@ -733,11 +734,12 @@ mod tests {
         route_plugin.insert("enabled".into(), json!(false));
         let mut https_only = plugin("service", "key-auth", None, Some("s"), None);
         https_only.insert("protocols".into(), json!(["https"]));
-        let plugins = vec![
+        let plugins = [
             plugin("global", "key-auth", None, None, None),
             route_plugin,
             https_only,
         ];
+        let plugins: Vec<&Entity> = plugins.iter().collect();
         let found = applicable(
             &plugins,
             "key-auth",

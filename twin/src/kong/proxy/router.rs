@@ -96,15 +96,15 @@ struct Matcher<'a> {
 /// The highest-priority route matching `request` among `routes`; `service_of` finds a
 /// service by id. Routes of disabled services are not routable; ties go to the
 /// greater route id, as the ATC router orders matchers of equal priority.
-pub(crate) fn find(
-    routes: &[Entity],
+pub(crate) fn find<'a>(
+    routes: impl IntoIterator<Item = &'a Entity>,
     service_of: impl Fn(&str) -> Option<Entity>,
     request: &RequestFacts<'_>,
     regexes: &RegexCache,
 ) -> Option<RouteMatch> {
     let mut services: HashMap<&str, Option<Entity>> = HashMap::new();
     let mut matchers = Vec::new();
-    for route in routes.iter().filter(|route| is_http_route(route)) {
+    for route in routes.into_iter().filter(|route| is_http_route(route)) {
         let service_id = route
             .get("service")
             .and_then(|service| service.get("id"))
