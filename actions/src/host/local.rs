@@ -183,7 +183,7 @@ async fn run(request: &ExecRequest, output_limit: usize) -> Result<ExecOutput, T
     let Some(status) = waited else {
         group.kill();
         let _reaped = child.wait().await;
-        finish_reading(readers).await;
+        let _ended = finish_reading(readers).await;
         return Err(TransportError::TimedOut {
             command: described,
             after: request.timeout.unwrap_or_default(),
@@ -194,12 +194,12 @@ async fn run(request: &ExecRequest, output_limit: usize) -> Result<ExecOutput, T
     // What the command left running in the background (a daemon it started) stays.
     group.disarm();
     let elapsed = started.elapsed();
-    finish_reading(readers).await;
+    let [stdout_ended, stderr_ended] = finish_reading(readers).await;
     Ok(ExecOutput {
         exit_code: status.code(),
         signal: status.signal(),
-        stdout: take(&stdout),
-        stderr: take(&stderr),
+        stdout: take(&stdout, stdout_ended),
+        stderr: take(&stderr, stderr_ended),
         elapsed,
     })
 }
@@ -505,6 +505,23 @@ mod tests {
             output.stdout.text()
         );
         assert!(!output.stderr.truncated);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn output_still_open_after_the_command_ends_is_marked_cut_short() -> TestResult {
+        let complete = LocalTransport::new()
+            .exec(&ExecRequest::shell("echo done"))
+            .await?;
+        assert!(!complete.stdout.cut_short);
+        // A background process keeps the command's stdout open past the grace period.
+        let held = LocalTransport::new()
+            .exec(&ExecRequest::shell("echo started; sleep 4 &"))
+            .await?;
+        assert_eq!(held.exit_code, Some(0));
+        assert!(held.stdout.cut_short);
+        assert!(held.stdout.text().starts_with("started\n"), "{}", held.stdout.text());
+        assert!(held.stdout.text().contains("cut short"), "{}", held.stdout.text());
         Ok(())
     }
 

@@ -15,7 +15,7 @@ pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
 
 /// How long output is still read after the command exits: a daemon it
 /// started in the background may hold the pipes open for ever.
-const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// Reads a pipe to its end, keeping up to `limit` bytes in `sink`.
 pub(super) async fn capture(
@@ -39,18 +39,27 @@ pub(super) async fn capture(
     }
 }
 
-/// Lets the readers reach the end of their pipes, for a short while at most.
-pub(super) async fn finish_reading(readers: [Option<JoinHandle<()>>; 2]) {
+/// Lets the readers reach the end of their pipes, for a short while at most; for each,
+/// whether it did (a reader still running at the deadline is stopped).
+pub(super) async fn finish_reading(readers: [Option<JoinHandle<()>>; 2]) -> [bool; 2] {
     let deadline = tokio::time::Instant::now() + OUTPUT_GRACE;
-    for reader in readers.into_iter().flatten() {
+    let mut ended = [true; 2];
+    for (reader, ended) in readers.into_iter().zip(&mut ended) {
+        let Some(reader) = reader else {
+            continue;
+        };
         let abort = reader.abort_handle();
         if tokio::time::timeout_at(deadline, reader).await.is_err() {
             abort.abort();
+            *ended = false;
         }
     }
+    ended
 }
 
-/// The output captured so far.
-pub(super) fn take(sink: &Mutex<CapturedOutput>) -> CapturedOutput {
-    std::mem::take(&mut *sink.lock().unwrap_or_else(PoisonError::into_inner))
+/// The output captured so far; `ended` says whether its stream was read to its end.
+pub(super) fn take(sink: &Mutex<CapturedOutput>, ended: bool) -> CapturedOutput {
+    let mut output = std::mem::take(&mut *sink.lock().unwrap_or_else(PoisonError::into_inner));
+    output.cut_short = !ended;
+    output
 }

@@ -156,6 +156,10 @@ pub struct CapturedOutput {
     pub bytes: Vec<u8>,
     /// Whether more was written than kept.
     pub truncated: bool,
+    /// Whether the stream had not ended when the command's exit was reported and the
+    /// grace period ran out (a background process holding it open, or output arriving
+    /// late): what was kept may be incomplete.
+    pub cut_short: bool,
 }
 
 impl CapturedOutput {
@@ -166,6 +170,9 @@ impl CapturedOutput {
             text.push_str("\n[output truncated: only the first ");
             text.push_str(&self.bytes.len().to_string());
             text.push_str(" bytes are kept]");
+        }
+        if self.cut_short {
+            text.push_str("\n[output cut short: the stream was still open after the command ended]");
         }
         text
     }
@@ -586,6 +593,7 @@ mod tests {
                 .collect::<String>()
                 .into_bytes(),
             truncated: false,
+            cut_short: false,
         };
         let tail = output.tail(20);
         assert!(tail.starts_with("line 11\n"), "{tail}");

@@ -107,7 +107,7 @@ impl SshTransport {
         };
         let Some(status) = waited else {
             let stopped = group.kill().await;
-            finish_reading(readers).await;
+            let _ended = finish_reading(readers).await;
             let after = timeout.unwrap_or_default();
             return Err(if stopped {
                 TransportError::TimedOut {
@@ -135,7 +135,7 @@ impl SshTransport {
             Err(_) => {
                 group.disarm();
                 self.pool.forget(&self.host.name, &session);
-                finish_reading(readers).await;
+                let _ended = finish_reading(readers).await;
                 return Err(TransportError::ConnectionLost {
                     host: self.host.name.clone(),
                     command: described.to_owned(),
@@ -143,12 +143,12 @@ impl SshTransport {
             }
         };
         group.disarm();
-        finish_reading(readers).await;
+        let [stdout_ended, stderr_ended] = finish_reading(readers).await;
         Ok(ExecOutput {
             exit_code,
             signal,
-            stdout: take(&stdout),
-            stderr: take(&stderr),
+            stdout: take(&stdout, stdout_ended),
+            stderr: take(&stderr, stderr_ended),
             elapsed,
         })
     }
@@ -251,6 +251,13 @@ impl Transport for SshTransport {
             return Err(TransportError::io(
                 what,
                 std::io::Error::other("the file is larger than 64 MiB"),
+            ));
+        }
+        if output.stdout.cut_short {
+            // Partial content must never pass for the file (a wrong diff, a wrong undo).
+            return Err(TransportError::io(
+                what,
+                std::io::Error::other("the file's content did not arrive in full"),
             ));
         }
         let bytes = output.stdout.bytes;
@@ -556,7 +563,7 @@ mod tests {
         let group = Arc::new(OnceLock::new());
         let sink = Arc::new(Mutex::new(CapturedOutput::default()));
         capture_after_group(stdout, Arc::clone(&group), limit, Arc::clone(&sink)).await;
-        (group.get().copied(), take(&sink))
+        (group.get().copied(), take(&sink, true))
     }
 
     #[tokio::test]
