@@ -274,6 +274,7 @@ impl Action for Http {
         let change = (!arguments.method.only_reads())
             .then(|| Change::unknown(format!("{} answered {}", response.request, response.status)));
         Ok(Applied {
+            secrets: Vec::new(),
             outputs,
             undo: None,
             change,

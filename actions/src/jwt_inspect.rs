@@ -159,6 +159,7 @@ impl Action for JwtInspect {
             .and_then(|token| token.outputs(now))
             .map_err(|error| ActionError::failed(format!("cannot read the JWT: {error}")))?;
         Ok(Applied {
+            secrets: Vec::new(),
             outputs,
             undo: None,
             change: None,

@@ -60,6 +60,7 @@ impl Action for TlsInspect {
         let limit = context.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let outputs = inspect(&arguments, context, limit).await?;
         Ok(Applied {
+            secrets: Vec::new(),
             outputs,
             undo: None,
             change: None,

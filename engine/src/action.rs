@@ -493,6 +493,9 @@ pub struct Applied {
     pub undo: Option<serde_json::Value>,
     /// What it changed, for reports.
     pub change: Option<Change>,
+    /// Values the action read or made that must never be shown (a generated key, a
+    /// credential in the undo record): masked from here on, like `secret()` values.
+    pub secrets: Vec<String>,
 }
 
 /// What `probe` found about a write that started but whose end was not recorded.

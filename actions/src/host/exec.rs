@@ -84,6 +84,7 @@ impl Action for HostExec {
         outputs.insert("exit_code".into(), json!(output.exit_code));
         outputs.insert("elapsed_ms".into(), json!(millis(output.elapsed)));
         Ok(Applied {
+            secrets: Vec::new(),
             outputs,
             undo: None,
             change: None,

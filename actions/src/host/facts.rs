@@ -66,6 +66,7 @@ impl Action for HostFacts {
         );
         outputs.insert("hostname".into(), json!(names.hostname));
         Ok(Applied {
+            secrets: Vec::new(),
             outputs,
             undo: None,
             change: None,

@@ -225,6 +225,7 @@ impl Wanted {
         outputs.insert("changed".into(), json!(changed));
         outputs.insert("sha256".into(), json!(sha256_hex(&self.content)));
         Applied {
+            secrets: Vec::new(),
             outputs,
             undo,
             change: Some(change),

@@ -812,6 +812,7 @@ fn applied(
     outputs.insert("version".into(), json!(version));
     outputs.insert("previous_version".into(), json!(previous_version));
     Applied {
+        secrets: Vec::new(),
         outputs,
         undo,
         change: Some(change),

@@ -114,6 +114,7 @@ impl Action for HostService {
         outputs.insert("changed".into(), json!(changed));
         outputs.insert("active".into(), json!(active));
         Ok(Applied {
+            secrets: Vec::new(),
             outputs,
             undo: None,
             change: None,

@@ -68,6 +68,7 @@ impl Action for HostWait {
         let mut outputs = Map::new();
         outputs.insert("elapsed_ms".into(), json!(millis(elapsed)));
         Ok(Applied {
+            secrets: Vec::new(),
             outputs,
             undo: None,
             change: None,

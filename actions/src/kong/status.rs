@@ -76,6 +76,7 @@ impl Action for KongStatus {
         outputs.insert("database_reachable".to_owned(), database_reachable);
         outputs.insert("ready".to_owned(), ready);
         Ok(Applied {
+            secrets: Vec::new(),
             outputs,
             undo: None,
             change: None,

@@ -119,6 +119,7 @@ impl Action for KongTarget {
         };
         let undo = serde_json::to_value(&undo).map_err(|e| ActionError::failed(e.to_string()))?;
         Ok(Applied {
+            secrets: Vec::new(),
             outputs: wanted.outputs(&id, previous),
             undo: Some(undo),
             change: Some(change),
@@ -175,6 +176,7 @@ impl Action for KongTarget {
         match wanted.current(&gateway.client).await? {
             // Done, but the weight it replaced is not known any more: no undo record.
             Some(target) if target.weight == wanted.weight => Ok(Probe::Done(Applied {
+                secrets: Vec::new(),
                 outputs: wanted.outputs(&target.id, Value::Null),
                 undo: None,
                 change: Some(Change::none(wanted.describe_no_change())),

@@ -155,6 +155,7 @@ fn applied(health: &BTreeMap<String, TargetHealth>, elapsed: Duration) -> Applie
     let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     outputs.insert("elapsed_ms".to_owned(), Value::from(elapsed_ms));
     Applied {
+        secrets: Vec::new(),
         outputs,
         undo: None,
         change: None,

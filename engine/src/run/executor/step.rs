@@ -392,6 +392,9 @@ impl<'a> Exec<'a> {
     ) {
         let elapsed_ms = instance.started.elapsed().as_millis() as u64;
         let step = instance.step;
+        for secret in &applied.secrets {
+            self.masker.add(secret);
+        }
         let outputs = Value::Object(applied.outputs);
         if step.sensitive {
             self.masker.add_value(&outputs);

@@ -58,7 +58,10 @@ impl Action for Put {
         let previous = lock(&self.store.values).insert(key.clone(), value.clone());
         let mut outputs = Map::new();
         outputs.insert("value".into(), Value::String(value));
+        // A value naming `s3cret` is one the action must keep from every output.
+        let secrets: Vec<String> = arguments["value"].as_str().filter(|v| v.contains("s3cret")).map(str::to_owned).into_iter().collect();
         Ok(Applied {
+            secrets,
             outputs,
             undo: Some(json!({"key": key, "previous": previous})),
             change: None,
@@ -195,6 +198,22 @@ steps:
     assert_eq!(outcome.result.outcome, super::Outcome::Succeeded, "{:?}", described(&outcome.summary));
     assert_eq!(store(&outcome).get("b").map(String::as_str), Some("\"1-x\""));
     assert_eq!(statuses(&outcome.summary), [("a".into(), "succeeded".into()), ("b".into(), "succeeded".into())]);
+}
+
+#[test]
+fn secrets_an_action_names_are_masked_in_outputs_but_reach_later_steps() {
+    let outcome = run(r#"
+runsheet: 1
+name: secrets
+steps:
+  - {id: a, action: t.put, with: {key: a, value: "s3cret-value"}}
+  - {id: b, action: t.put, with: {key: b, value: "{{ steps.a.outputs.value }}"}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::Succeeded, "{:?}", described(&outcome.summary));
+    assert!(store(&outcome).get("b").is_some_and(|b| b.contains("s3cret-value")), "the next step got the value itself: {:?}", store(&outcome));
+    let shown = serde_json::to_string(&outcome.summary.steps).unwrap_or_else(unreachable);
+    assert!(!shown.contains("s3cret-value"), "{shown}");
+    assert!(shown.contains(crate::check::MASK), "{shown}");
 }
 
 #[test]
