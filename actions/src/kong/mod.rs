@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod kinds;
 pub mod status;
 pub mod target;
 pub mod wait_healthy;
@@ -69,6 +70,10 @@ pub enum KongEntityKind {
     Jwt,
     /// `/consumers/{consumer}/acls`.
     Acl,
+    /// `/consumers/{consumer}/basic-auth`.
+    BasicAuth,
+    /// `/consumers/{consumer}/hmac-auth`.
+    HmacAuth,
 }
 
 /// Arguments of `kong.target`.

@@ -1,0 +1,282 @@
+//! What the Kong actions know about each Admin API entity kind ([`Kind`]): where
+//! it lives, what names it, what it refers to and which of its fields are secret
+//! (reference/kong-admin-api.md §2–§7).
+//!
+//! `kong.entity`, `kong.snapshot` and `kong.sync` read this one table instead of
+//! naming collections themselves.
+
+use super::KongEntityKind;
+use super::client::segment;
+
+/// The entity a nested kind lives under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parent {
+    /// `/consumers/{consumer}/...`: credentials.
+    Consumer,
+    /// `/upstreams/{upstream}/targets`.
+    Upstream,
+}
+
+impl Parent {
+    /// The parent's field name in a nested entity and in a `match` (`consumer`, `upstream`).
+    pub fn field(self) -> &'static str {
+        match self {
+            Parent::Consumer => "consumer",
+            Parent::Upstream => "upstream",
+        }
+    }
+
+    /// The parent's collection (`consumers`, `upstreams`).
+    pub fn collection(self) -> &'static str {
+        match self {
+            Parent::Consumer => "consumers",
+            Parent::Upstream => "upstreams",
+        }
+    }
+}
+
+/// One entity kind of the Admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// The kind.
+    pub kind: KongEntityKind,
+    /// Its name in messages (`service`, `key-auth credential`).
+    pub label: &'static str,
+    /// The collection's path segment (`services`; `key-auth` under a consumer).
+    pub collection: &'static str,
+    /// The entity it is nested under, for kinds only reachable through a parent.
+    pub parent: Option<Parent>,
+    /// The top-level listing of every entity of a nested kind (`/key-auths`), when Kong has one.
+    pub listing: Option<&'static str>,
+    /// Fields that name an entity in its path besides `id` (Kong's endpoint key and
+    /// other unique fields: `name`; `username` and `custom_id`; `key`; `target`).
+    pub keys: &'static [&'static str],
+    /// Fields that refer to another entity (`{"id": ...}` in Kong's answers).
+    pub foreign: &'static [&'static str],
+    /// Fields whose values are secrets (never shown, masked in snapshots).
+    pub secrets: &'static [&'static str],
+}
+
+/// Fields Kong sets itself: never compared, never written.
+pub const GENERATED: &[&str] = &["id", "created_at", "updated_at"];
+
+/// Every kind, parents before the kinds that refer to them (the order creates run in).
+pub const KINDS: &[Kind] = &[
+    Kind {
+        kind: KongEntityKind::Service,
+        label: "service",
+        collection: "services",
+        parent: None,
+        listing: None,
+        keys: &["name"],
+        foreign: &["client_certificate"],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::Route,
+        label: "route",
+        collection: "routes",
+        parent: None,
+        listing: None,
+        keys: &["name"],
+        foreign: &["service"],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::Consumer,
+        label: "consumer",
+        collection: "consumers",
+        parent: None,
+        listing: None,
+        keys: &["username", "custom_id"],
+        foreign: &[],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::Plugin,
+        label: "plugin",
+        collection: "plugins",
+        parent: None,
+        listing: None,
+        keys: &[],
+        foreign: &["service", "route", "consumer"],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::Upstream,
+        label: "upstream",
+        collection: "upstreams",
+        parent: None,
+        listing: None,
+        keys: &["name"],
+        foreign: &["client_certificate"],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::Target,
+        label: "target",
+        collection: "targets",
+        parent: Some(Parent::Upstream),
+        listing: None,
+        keys: &["target"],
+        foreign: &["upstream"],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::Certificate,
+        label: "certificate",
+        collection: "certificates",
+        parent: None,
+        listing: None,
+        keys: &[],
+        foreign: &[],
+        secrets: &["key", "key_alt"],
+    },
+    Kind {
+        kind: KongEntityKind::Sni,
+        label: "SNI",
+        collection: "snis",
+        parent: None,
+        listing: None,
+        keys: &["name"],
+        foreign: &["certificate"],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::CaCertificate,
+        label: "CA certificate",
+        collection: "ca_certificates",
+        parent: None,
+        listing: None,
+        keys: &[],
+        foreign: &[],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::KeyAuth,
+        label: "key-auth credential",
+        collection: "key-auth",
+        parent: Some(Parent::Consumer),
+        listing: Some("key-auths"),
+        keys: &["key"],
+        foreign: &["consumer"],
+        secrets: &["key"],
+    },
+    Kind {
+        kind: KongEntityKind::Jwt,
+        label: "JWT credential",
+        collection: "jwt",
+        parent: Some(Parent::Consumer),
+        listing: Some("jwts"),
+        keys: &["key"],
+        foreign: &["consumer"],
+        secrets: &["secret"],
+    },
+    Kind {
+        kind: KongEntityKind::Acl,
+        label: "ACL group",
+        collection: "acls",
+        parent: Some(Parent::Consumer),
+        listing: Some("acls"),
+        keys: &["group"],
+        foreign: &["consumer"],
+        secrets: &[],
+    },
+    Kind {
+        kind: KongEntityKind::BasicAuth,
+        label: "basic-auth credential",
+        collection: "basic-auth",
+        parent: Some(Parent::Consumer),
+        listing: Some("basic-auths"),
+        keys: &["username"],
+        foreign: &["consumer"],
+        secrets: &["password"],
+    },
+    Kind {
+        kind: KongEntityKind::HmacAuth,
+        label: "hmac-auth credential",
+        collection: "hmac-auth",
+        parent: Some(Parent::Consumer),
+        listing: Some("hmac-auths"),
+        keys: &["username"],
+        foreign: &["consumer"],
+        secrets: &["secret"],
+    },
+];
+
+/// The table entry of a kind.
+pub fn kind(kind: KongEntityKind) -> &'static Kind {
+    KINDS
+        .iter()
+        .find(|entry| entry.kind == kind)
+        .unwrap_or(&KINDS[0])
+}
+
+impl Kind {
+    /// The collection path: `/services`, or `/consumers/{parent}/key-auth` for a nested kind.
+    pub fn collection_path(&self, parent: Option<&str>) -> String {
+        match (self.parent, parent) {
+            (Some(of), Some(parent)) => format!(
+                "/{}/{}/{}",
+                of.collection(),
+                segment(parent),
+                self.collection
+            ),
+            _ => format!("/{}", self.collection),
+        }
+    }
+
+    /// The path of one entity by id or key, under its parent for a nested kind.
+    pub fn entity_path(&self, parent: Option<&str>, id_or_key: &str) -> String {
+        format!("{}/{}", self.collection_path(parent), segment(id_or_key))
+    }
+
+    /// Whether `field` holds a secret of this kind.
+    pub fn is_secret(&self, field: &str) -> bool {
+        self.secrets.contains(&field)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_entry_and_parents_come_first() {
+        for (index, entry) in KINDS.iter().enumerate() {
+            assert_eq!(kind(entry.kind), entry, "{}", entry.label);
+            for earlier in &KINDS[index + 1..] {
+                assert_ne!(earlier.kind, entry.kind, "{} twice", entry.label);
+            }
+            if let Some(parent) = entry.parent {
+                let parent_at = KINDS
+                    .iter()
+                    .position(|other| other.collection == parent.collection());
+                assert!(
+                    parent_at.is_some_and(|at| at < index),
+                    "{} before its parent",
+                    entry.label
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn paths_nest_under_the_parent_and_encode_names() {
+        let key_auth = kind(KongEntityKind::KeyAuth);
+        assert_eq!(
+            key_auth.collection_path(Some("alice smith")),
+            "/consumers/alice%20smith/key-auth"
+        );
+        assert_eq!(
+            key_auth.entity_path(Some("alice"), "k/1"),
+            "/consumers/alice/key-auth/k%2F1"
+        );
+        assert_eq!(
+            kind(KongEntityKind::Service).entity_path(None, "orders"),
+            "/services/orders"
+        );
+        assert!(kind(KongEntityKind::Certificate).is_secret("key"));
+        assert!(!kind(KongEntityKind::Certificate).is_secret("cert"));
+    }
+}
