@@ -8,10 +8,12 @@
 mod apt_lab;
 mod crash;
 mod faults;
+mod impact;
 mod kong;
 mod lab;
 mod ssh;
 #[path = "../support/sshd.rs"]
 mod sshd;
+mod traffic;
 mod twin;
 mod verbs;

@@ -1,10 +1,10 @@
 //! The Kong twin from the binary: embedded in an environment (`twin: {seed: ...}`) for a
 //! run and its resume, and standalone as `runsheet twin kong`.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{BufRead as _, BufReader};
 
 use crate::lab::{Lab, TestResult};
+use crate::traffic::{free_port, get, wait_for};
 
 /// A decK-style seed with one service and its route.
 const SEED: &str = "_format_version: '3.0'
@@ -141,29 +141,6 @@ fn a_bad_seed_is_refused_before_anything_runs() -> TestResult {
     Ok(())
 }
 
-/// `GET url` over a plain TCP connection: status and body.
-fn get(url: &str) -> std::io::Result<(u16, String)> {
-    let rest = url.trim_start_matches("http://");
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut stream = TcpStream::connect(authority)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
 
 #[test]
 fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
@@ -337,26 +314,7 @@ steps:
     Ok(())
 }
 
-/// A free loopback port (bound, read, released).
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
 
-/// Waits until `url` answers, up to 10 s.
-fn wait_for(url: &str) -> Result<(u16, String), Box<dyn std::error::Error>> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match get(url) {
-            Ok(answer) => return Ok(answer),
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(format!("{url}: {e}").into()),
-        }
-    }
-}
 
 #[test]
 fn twin_node_reports_its_version_and_stops_on_sigterm() -> TestResult {
