@@ -1,0 +1,1 @@
+//! `kong.entity` against a running Kong twin over loopback HTTP.
