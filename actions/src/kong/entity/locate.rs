@@ -99,6 +99,13 @@ pub(super) async fn find(
             continue;
         };
         let is_scoped_name = kind.scoped_name().is_some_and(|(name, _)| name == field);
+        let is_scope = kind
+            .scoped_name()
+            .is_some_and(|(_, scope)| scope.contains(&field.as_str()));
+        if is_scope {
+            // Part of the plugin's scope, read with its name.
+            continue;
+        }
         let how = if kind.is_secret(field) {
             format!("`{field}` (secret)")
         } else {
