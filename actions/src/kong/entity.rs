@@ -444,6 +444,13 @@ async fn restore(
     let kind = request.kind;
     let described = request.describe();
     let failed = |error: KongError| kong_failure("undo", &described, error);
+    if let EntityUndo::Updated { previous, .. } | EntityUndo::Deleted { previous } = &undo
+        && let Some(field) = previous.keys().find(|field| kind.is_hashed(field))
+    {
+        return Err(ActionError::failed(format!(
+            "undo {described}: Kong keeps only a hash of its previous `{field}`, which cannot be written back: restore it by hand"
+        )));
+    }
     match undo {
         EntityUndo::Created { id, parent } => {
             let parent = parent.or_else(|| request.parent.clone());

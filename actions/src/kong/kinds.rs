@@ -248,6 +248,12 @@ impl Kind {
         self.kind != KongEntityKind::Target
     }
 
+    /// Whether Kong stores `field` as a hash of what was written (basic-auth `password`,
+    /// §7.6): its stored value can be neither compared with a new one nor written back.
+    pub fn is_hashed(&self, field: &str) -> bool {
+        self.kind == KongEntityKind::BasicAuth && field == "password"
+    }
+
     /// Whether `key` addresses the entity in its path (Kong's endpoint key, the first
     /// of `keys`); the other keys (`custom_id`) are looked up with `?key=value`.
     pub fn is_endpoint_key(&self, key: &str) -> bool {
@@ -314,11 +320,7 @@ mod tests {
     fn every_reference_field_names_a_kind() {
         for entry in KINDS {
             for field in entry.foreign {
-                assert!(
-                    referenced_kind(field).is_some(),
-                    "{}.{field}",
-                    entry.label
-                );
+                assert!(referenced_kind(field).is_some(), "{}.{field}", entry.label);
             }
         }
         assert_eq!(
