@@ -9,6 +9,7 @@ mod apt_lab;
 mod crash;
 mod faults;
 mod kong;
+mod kong_entity;
 mod lab;
 mod ssh;
 #[path = "../support/sshd.rs"]
