@@ -178,6 +178,7 @@ impl Action for KongEntity {
         // Done, but what it replaced is not known any more: no undo record.
         let kind = survey.request.kind;
         let mut secrets = survey.secrets();
+        secrets.sort();
         secrets.dedup();
         Ok(Probe::Done(Applied {
             outputs: outputs(kind, survey.current_id(), survey.current.as_ref(), true),
