@@ -10,6 +10,7 @@ mod crash;
 mod faults;
 mod impact;
 mod kong;
+mod kong_entity;
 mod lab;
 mod ssh;
 #[path = "../support/sshd.rs"]

@@ -235,6 +235,42 @@ impl Kind {
     pub fn is_secret(&self, field: &str) -> bool {
         self.secrets.contains(&field)
     }
+
+    /// For kinds named within a scope rather than by a unique key (plugins: one
+    /// `name` per service, route and consumer): the name field and the scope fields.
+    pub fn scoped_name(&self) -> Option<(&'static str, &'static [&'static str])> {
+        (self.kind == KongEntityKind::Plugin).then_some(("name", self.foreign))
+    }
+
+    /// Whether `PUT` on the entity path creates a missing entity with that id (targets:
+    /// no, PUT only updates; they are created by POST with the id in the body, §8, §16).
+    pub fn puts_create(&self) -> bool {
+        self.kind != KongEntityKind::Target
+    }
+
+    /// Whether Kong stores `field` as a hash of what was written (basic-auth `password`,
+    /// §7.6): its stored value can be neither compared with a new one nor written back.
+    pub fn is_hashed(&self, field: &str) -> bool {
+        self.kind == KongEntityKind::BasicAuth && field == "password"
+    }
+
+    /// Whether `key` addresses the entity in its path (Kong's endpoint key, the first
+    /// of `keys`); the other keys (`custom_id`) are looked up with `?key=value`.
+    pub fn is_endpoint_key(&self, key: &str) -> bool {
+        self.keys.first() == Some(&key)
+    }
+}
+
+/// The kind a reference field points at (`service`, `client_certificate` → certificate).
+pub fn referenced_kind(field: &str) -> Option<KongEntityKind> {
+    match field {
+        "service" => Some(KongEntityKind::Service),
+        "route" => Some(KongEntityKind::Route),
+        "consumer" => Some(KongEntityKind::Consumer),
+        "upstream" => Some(KongEntityKind::Upstream),
+        "certificate" | "client_certificate" => Some(KongEntityKind::Certificate),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -278,5 +314,20 @@ mod tests {
         );
         assert!(kind(KongEntityKind::Certificate).is_secret("key"));
         assert!(!kind(KongEntityKind::Certificate).is_secret("cert"));
+    }
+
+    #[test]
+    fn every_reference_field_names_a_kind() {
+        for entry in KINDS {
+            for field in entry.foreign {
+                assert!(referenced_kind(field).is_some(), "{}.{field}", entry.label);
+            }
+        }
+        assert_eq!(
+            kind(KongEntityKind::Plugin).scoped_name(),
+            Some(("name", &["service", "route", "consumer"][..]))
+        );
+        assert!(kind(KongEntityKind::Consumer).is_endpoint_key("username"));
+        assert!(!kind(KongEntityKind::Consumer).is_endpoint_key("custom_id"));
     }
 }

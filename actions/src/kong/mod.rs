@@ -1,11 +1,12 @@
 //! The kong family: actions against a gateway of type `kong` through its Admin
 //! API (reference/kong-admin-api.md), over the typed [`client::KongClient`].
 //!
-//! Implemented: `kong.status` ([`status`]), `kong.target` ([`target`]) and
-//! `kong.wait_healthy` ([`wait_healthy`]). The others are [`Pending`] until the
+//! Implemented: `kong.status` ([`status`]), `kong.entity` ([`entity`]), `kong.target`
+//! ([`target`]) and `kong.wait_healthy` ([`wait_healthy`]). The others are [`Pending`] until the
 //! rest of issue #7 lands.
 
 pub mod client;
+pub mod entity;
 pub mod gateway;
 pub mod kinds;
 pub mod status;
@@ -176,15 +177,7 @@ pub struct KongCertRotateArguments {
 /// Registers the kong actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(status::KongStatus::new())?;
-    registry.register(pending(
-        ActionSpec::new::<KongEntityArguments>(
-            "kong.entity",
-            FAMILY,
-            "Makes one Admin API entity present with the given fields, or absent.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["id", "entity", "changed"]),
-    ))?;
+    registry.register(entity::KongEntity::new())?;
     registry.register(target::KongTarget::new())?;
     registry.register(wait_healthy::KongWaitHealthy::new())?;
     registry.register(pending(
@@ -280,5 +273,7 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod entity_tests;
 #[cfg(test)]
 mod twin_tests;
