@@ -42,15 +42,14 @@ impl NewCertificate {
         let key = read_key(key_pem)?;
         let signing_key = any_supported_type(&key)
             .map_err(|error| format!("`key`: unsupported private key: {error}"))?;
-        match CertifiedKey::new(chain.clone(), signing_key).keys_match() {
-            Err(TlsError::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
-                return Err(
-                    "`key` does not match `cert`: its public key is not the certificate's"
-                        .to_owned(),
-                );
-            }
-            // `Unknown`: the key type cannot tell; the handshake check proves the pair.
-            Ok(()) | Err(_) => {}
+        // `InconsistentKeys::Unknown` (the key type cannot tell) passes: the handshake
+        // check after the move proves the pair.
+        if let Err(TlsError::InconsistentKeys(InconsistentKeys::KeyMismatch)) =
+            CertifiedKey::new(chain.clone(), signing_key).keys_match()
+        {
+            return Err(
+                "`key` does not match `cert`: its public key is not the certificate's".to_owned(),
+            );
         }
         let dns_names = match parsed.subject_alternative_name() {
             Ok(Some(extension)) => extension

@@ -72,7 +72,7 @@ impl KeyCheck {
             .list("/plugins")
             .await?
             .into_iter()
-            .filter(|plugin| is_enabled_key_auth(plugin))
+            .filter(is_enabled_key_auth)
             .collect();
         let routes = client.list("/routes").await?;
         let target = match &verify.path {

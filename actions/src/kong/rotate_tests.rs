@@ -294,7 +294,11 @@ async fn undo_during_the_overlap_cancels_the_expiry() -> TestResult {
             == 2
     );
     action
-        .undo(&context, Value::Null, applied.undo.clone().ok_or("no undo")?)
+        .undo(
+            &context,
+            Value::Null,
+            applied.undo.clone().ok_or("no undo")?,
+        )
         .await?;
     let keys = lab.keys().await?;
     assert_eq!(keys.len(), 2);
@@ -899,5 +903,121 @@ async fn cert_rotation_without_a_tls_proxy_url_fails_before_writing_unless_skipp
         .map(|change| change.summary)
         .unwrap_or_default();
     assert!(summary.contains("not verified (verify.skip)"), "{summary}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_owned_by_another_consumer_is_refused_without_showing_it() -> TestResult {
+    let lab = KeyLab::start().await?;
+    let client = client(&lab.twin, false).await?;
+    client
+        .post("/consumers", &json!({"username": "bob"}))
+        .await?;
+    client
+        .post("/consumers/bob/key-auth", &json!({"key": NEW_KEY}))
+        .await?;
+    let message = failure(
+        KongKeyRotate::new()
+            .apply(
+                &context(&lab.twin, false, None),
+                json!({"consumer": "alice", "key": NEW_KEY}),
+            )
+            .await,
+    )?;
+    assert!(message.contains("adding the new key failed"), "{message}");
+    assert!(
+        message.contains("UNIQUE violation"),
+        "Kong's words: {message}"
+    );
+    assert!(!message.contains(NEW_KEY), "no key in messages: {message}");
+    for old in OLD_KEYS {
+        assert_eq!(lab.status(old).await?, 200);
+    }
+    assert_eq!(lab.keys().await?.len(), 2);
+    Ok(())
+}
+
+/// Requests and failures seen by one load-generating client.
+#[derive(Debug, Default, Clone, Copy)]
+struct Load {
+    requests: u64,
+    failures: u64,
+}
+
+/// Sends `GET /orders` with the key in `key` (read before each request) until `stop`
+/// says so; counts the answers that are not 200.
+async fn generate_load(
+    proxy: String,
+    key: Arc<std::sync::RwLock<String>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Load {
+    let http = reqwest::Client::new();
+    let mut load = Load::default();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let current = key.read().map(|key| key.clone()).unwrap_or_default();
+        let status = http
+            .get(format!("{proxy}/orders"))
+            .header("x-api-key", current)
+            .send()
+            .await
+            .map(|response| response.status().as_u16());
+        load.requests += 1;
+        if status.ok() != Some(200) {
+            load.failures += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    load
+}
+
+#[tokio::test]
+async fn clients_see_no_failure_during_a_rotation_with_an_overlap() -> TestResult {
+    let lab = KeyLab::start().await?;
+    let proxy = lab.twin.proxy_url().ok_or("no proxy")?;
+    let stop_old = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_switching = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One client stays on the old key; another switches to the new key as soon as the
+    // step publishes it.
+    let old_key = Arc::new(std::sync::RwLock::new(OLD_KEYS[0].to_owned()));
+    let switching_key = Arc::new(std::sync::RwLock::new(OLD_KEYS[1].to_owned()));
+    let stays = tokio::spawn(generate_load(
+        proxy.clone(),
+        Arc::clone(&old_key),
+        Arc::clone(&stop_old),
+    ));
+    let switches = tokio::spawn(generate_load(
+        proxy,
+        Arc::clone(&switching_key),
+        Arc::clone(&stop_switching),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let applied = KongKeyRotate::new()
+        .apply(
+            &context(&lab.twin, false, None),
+            json!({"consumer": "alice", "generate": true, "overlap": "4s"}),
+        )
+        .await?;
+    let new_key = output(&applied, "key").to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Ok(mut key) = switching_key.write() {
+        *key = new_key.clone();
+    }
+    // Both run on inside the overlap; the old-key client stops before the old keys expire.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop_old.store(true, std::sync::atomic::Ordering::SeqCst);
+    let on_old = stays.await?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop_switching.store(true, std::sync::atomic::Ordering::SeqCst);
+    let on_new = switches.await?;
+    println!("load on the old key: {on_old:?}; load switching to the new key: {on_new:?}");
+    assert_eq!(on_old.failures, 0, "{on_old:?}");
+    assert_eq!(on_new.failures, 0, "{on_new:?}");
+    assert!(
+        on_old.requests > 20 && on_new.requests > 20,
+        "{on_old:?} {on_new:?}"
+    );
+    // After the overlap, the old key is refused and the new one still works.
+    assert_eq!(lab.status(OLD_KEYS[0]).await?, 401);
+    assert_eq!(lab.status(&new_key).await?, 200);
     Ok(())
 }
