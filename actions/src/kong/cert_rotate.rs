@@ -90,7 +90,7 @@ impl Action for KongCertRotate {
     }
 
     async fn plan(&self, context: &StepContext, arguments: Value) -> Result<Change, ActionError> {
-        let wanted = Wanted::parse(arguments)?;
+        let wanted = Wanted::read(arguments, context).await?;
         let gateway = KongGateway::for_step(context).await?;
         let prepared = wanted.prepare(&gateway, context).await?;
         if prepared.already_served(&wanted) {
@@ -117,7 +117,7 @@ impl Action for KongCertRotate {
     }
 
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
-        let wanted = Wanted::parse(arguments)?;
+        let wanted = Wanted::read(arguments, context).await?;
         let gateway = KongGateway::for_step(context).await?;
         let client = &gateway.client;
         // Every check runs here, before the first write.
@@ -246,7 +246,7 @@ impl Action for KongCertRotate {
     }
 
     async fn probe(&self, context: &StepContext, arguments: Value) -> Result<Probe, ActionError> {
-        let wanted = Wanted::parse(arguments)?;
+        let wanted = Wanted::read(arguments, context).await?;
         let gateway = KongGateway::for_step(context).await?;
         let client = &gateway.client;
         let certificates = client.list("/certificates").await?;
@@ -304,9 +304,12 @@ struct Wanted {
 }
 
 impl Wanted {
-    /// Reads the rendered arguments and checks the new certificate and key.
-    fn parse(arguments: Value) -> Result<Self, ActionError> {
-        let arguments: KongCertRotateArguments = parse(NAME, arguments)?;
+    /// Reads the rendered arguments (`cert` and `key` as PEM, or files holding it) and
+    /// checks the new certificate and key.
+    async fn read(arguments: Value, context: &StepContext) -> Result<Self, ActionError> {
+        let mut arguments: KongCertRotateArguments = parse(NAME, arguments)?;
+        arguments.cert = pem_or_file("cert", arguments.cert, context).await?;
+        arguments.key = pem_or_file("key", arguments.key, context).await?;
         let new = NewCertificate::check(&arguments.cert, &arguments.key, now_seconds())
             .map_err(|reason| ActionError::failed(format!("{reason}; nothing was changed")))?;
         if arguments.certificate.is_empty() {
@@ -408,6 +411,30 @@ impl Wanted {
             endpoint,
         })
     }
+}
+
+/// A PEM text as given, or the content of the file it names (relative to the playbook's
+/// directory) when it holds no PEM header. The error names the file, never its content.
+async fn pem_or_file(
+    field: &str,
+    value: String,
+    context: &StepContext,
+) -> Result<String, ActionError> {
+    if value.contains("-----BEGIN") {
+        return Ok(value);
+    }
+    let path = context.base_dir.join(value.trim());
+    tokio::fs::read_to_string(&path).await.map_err(|error| {
+        // A key given in another form must not be printed as if it were a path.
+        let named = if field == "key" {
+            "the file it names".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        ActionError::failed(format!(
+            "`{field}` holds no PEM (-----BEGIN ...) and is not a readable file ({named}: {error}); nothing was changed"
+        ))
+    })
 }
 
 /// The old certificate as found.

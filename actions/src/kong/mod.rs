@@ -195,9 +195,9 @@ fn yes() -> bool {
 pub struct KongCertRotateArguments {
     /// The certificate being replaced: its id or one of its SNI names.
     pub certificate: String,
-    /// PEM of the new certificate, leaf first, then intermediates.
+    /// PEM of the new certificate, leaf first, then intermediates (or a file holding it, relative to the playbook).
     pub cert: String,
-    /// PEM of the new certificate's private key; use `secret()` so that it is masked.
+    /// PEM of the new certificate's private key, usually `secret()` so that it is masked (or a file holding it).
     pub key: String,
     /// SNI names moved to the new certificate (default: every SNI of the old one).
     #[serde(default)]

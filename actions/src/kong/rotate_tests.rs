@@ -871,7 +871,8 @@ async fn cert_rotation_dry_run_writes_nothing_and_a_rerun_changes_nothing() -> T
 }
 
 #[tokio::test]
-async fn cert_rotation_without_a_tls_proxy_url_fails_before_writing_unless_skipped() -> TestResult {
+async fn cert_rotation_reads_files_and_without_a_tls_proxy_url_fails_before_writing_unless_skipped()
+-> TestResult {
     let twin = twin().await?;
     let (cert, key) = certificate(&["a.example.com"])?;
     twin.load(&json!({
@@ -879,25 +880,45 @@ async fn cert_rotation_without_a_tls_proxy_url_fails_before_writing_unless_skipp
         "certificates": [{"cert": cert, "key": key, "snis": [{"name": "a.example.com"}]}]
     }))
     .map_err(|error| format!("seed: {}", error.body()))?;
+    // The new certificate and key as files next to the playbook.
     let (new_cert, new_key) = certificate(&["a.example.com"])?;
-    let context = context(&twin, false, None);
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("new.pem"), &new_cert)?;
+    std::fs::write(dir.path().join("new.key"), &new_key)?;
+    let mut context = context(&twin, false, None);
+    context.base_dir = dir.path().to_path_buf();
     let action = KongCertRotate::new();
     let message = failure(
         action
             .apply(
                 &context,
-                json!({"certificate": "a.example.com", "cert": new_cert, "key": new_key}),
+                json!({"certificate": "a.example.com", "cert": "new.pem", "key": "new.key"}),
             )
             .await,
     )?;
     assert!(message.contains("proxy_tls_url"), "{message}");
+    let message = failure(
+        action
+            .apply(
+                &context,
+                json!({"certificate": "a.example.com", "cert": "new.pem", "key": "s3cr3t-not-a-file"}),
+            )
+            .await,
+    )?;
+    assert!(message.contains("`key` holds no PEM"), "{message}");
+    assert!(!message.contains("s3cr3t"), "{message}");
     assert_eq!(writes(&twin).await?, 0);
     let applied = action
         .apply(
             &context,
-            json!({"certificate": "a.example.com", "cert": new_cert, "key": new_key, "verify": {"skip": true}}),
+            json!({"certificate": "a.example.com", "cert": "new.pem", "key": "new.key", "verify": {"skip": true}}),
         )
         .await?;
+    assert_eq!(
+        applied.secrets,
+        vec![new_key.clone()],
+        "the key file's content is a secret"
+    );
     let summary = applied
         .change
         .map(|change| change.summary)
