@@ -1042,3 +1042,53 @@ async fn clients_see_no_failure_during_a_rotation_with_an_overlap() -> TestResul
     assert_eq!(lab.status(&new_key).await?, 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_proxy_that_keeps_serving_the_old_certificate_rolls_the_rotation_back() -> TestResult {
+    let (twin, old_cert, old_id) = certificate_lab().await?;
+    // The step's `proxy_tls_url` is another gateway that still has the old certificate:
+    // the handshakes never see the new one.
+    let (stale, _, _) = certificate_lab().await?;
+    let mut context = context(&twin, false, None);
+    let mut environment = context
+        .environment
+        .as_deref()
+        .cloned()
+        .ok_or("no environment")?;
+    for gateway in environment.gateways.values_mut() {
+        if let runsheet_engine::model::Gateway::Kong(doc) = gateway {
+            doc.proxy_tls_url = stale
+                .proxy_tls_url()
+                .map(|url| runsheet_engine::de::Spanned::new(url, Default::default()));
+        }
+    }
+    context.environment = Some(Arc::new(environment));
+    let (cert, key) = certificate(&SNIS)?;
+    let message = failure(
+        KongCertRotate::new()
+            .apply(
+                &context,
+                json!({"certificate": old_id, "cert": cert, "key": key, "verify": {"timeout": "1s"}}),
+            )
+            .await,
+    )?;
+    assert!(
+        message.contains("did not serve the new certificate"),
+        "{message}"
+    );
+    assert!(message.contains("rolled back"), "{message}");
+    let old_leaf = leaf_der(&old_cert).ok_or("no leaf")?;
+    for sni in SNIS {
+        assert_eq!(
+            served(&twin, sni).await?,
+            old_leaf,
+            "{sni} is back on the old certificate"
+        );
+    }
+    assert_eq!(
+        certificate_count(&twin).await?,
+        1,
+        "the new certificate is deleted"
+    );
+    Ok(())
+}
