@@ -1,6 +1,7 @@
 //! The Kong gateway a step runs against: its settings from the environment
 //! (`gateways.<name>` of type kong) turned into a [`KongClient`].
 
+use runsheet_engine::de::Spanned;
 use runsheet_engine::model::{Gateway, KongGatewayDoc};
 use runsheet_engine::{ActionError, StepContext};
 
@@ -18,6 +19,10 @@ pub struct KongGateway {
     pub status_url: Option<String>,
     /// The Status API client (same TLS settings, no token).
     pub status_web: WebClient,
+    /// The proxy's base URL (`proxy_url`), for traffic checks.
+    pub proxy_url: Option<String>,
+    /// The proxy's TLS base URL (`proxy_tls_url`), for certificate checks.
+    pub proxy_tls_url: Option<String>,
 }
 
 impl KongGateway {
@@ -60,8 +65,15 @@ impl KongGateway {
                 .as_ref()
                 .map(|url| url.value.trim_end_matches('/').to_owned()),
             status_web: web,
+            proxy_url: base_url(doc.proxy_url.as_ref()),
+            proxy_tls_url: base_url(doc.proxy_tls_url.as_ref()),
         })
     }
+}
+
+/// A base URL from the environment, without a trailing `/`.
+fn base_url(url: Option<&Spanned<String>>) -> Option<String> {
+    url.map(|url| url.value.trim_end_matches('/').to_owned())
 }
 
 /// The gateway's RBAC token, its template (`{{ secret('KONG_TOKEN') }}`) rendered.

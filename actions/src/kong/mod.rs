@@ -2,13 +2,20 @@
 //! API (reference/kong-admin-api.md), over the typed [`client::KongClient`].
 //!
 //! Implemented: `kong.status` ([`status`]), `kong.entity` ([`entity`]), `kong.target`
-//! ([`target`]) and `kong.wait_healthy` ([`wait_healthy`]). The others are [`Pending`] until the
+//! ([`target`]), `kong.wait_healthy` ([`wait_healthy`]), `kong.key_rotate`
+//! ([`key_rotate`]) and `kong.cert_rotate` ([`cert_rotate`]). The others are [`Pending`] until the
 //! rest of issue #7 lands.
 
+pub mod cert_rotate;
+pub mod certificate_check;
 pub mod client;
 pub mod entity;
 pub mod gateway;
+pub mod key_rotate;
+pub mod key_verify;
 pub mod kinds;
+pub mod rotation;
+pub mod served_certificate;
 pub mod status;
 pub mod target;
 pub mod wait_healthy;
@@ -18,7 +25,7 @@ use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::arguments::Presence;
+use crate::arguments::{OneOrMany, Presence};
 use crate::pending::Pending;
 
 /// The family name of these actions.
@@ -152,6 +159,30 @@ pub struct KongKeyRotateArguments {
     /// Revoke the consumer's previous keys (default true); false keeps them all valid.
     #[serde(default = "yes")]
     pub revoke_old: bool,
+    /// How the new key is checked through the proxy before old keys are retired (default: a route protected by key-auth, found on the gateway).
+    #[serde(default)]
+    pub verify: KeyVerifyArguments,
+}
+
+/// How `kong.key_rotate` checks the new key through the gateway's proxy (`proxy_url`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyVerifyArguments {
+    /// `true`: no check (announced with a warning); old keys are retired unverified.
+    #[serde(default)]
+    pub skip: bool,
+    /// Proxy path of a route protected by key-auth (default: the first path of such a route).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Header the key is sent in (default: the key-auth plugin's first `key_names`, else `apikey`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Status or statuses that mean the key was accepted (default: any 2xx).
+    #[serde(default)]
+    pub expect_status: Option<OneOrMany<u16>>,
+    /// How long to retry while the gateway propagates the new key (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Duration>,
 }
 
 /// On unless turned off.
@@ -165,13 +196,28 @@ fn yes() -> bool {
 pub struct KongCertRotateArguments {
     /// The certificate being replaced: its id or one of its SNI names.
     pub certificate: String,
-    /// PEM of the new certificate, leaf first, then intermediates.
+    /// PEM of the new certificate, leaf first, then intermediates (or a file holding it, relative to the playbook).
     pub cert: String,
-    /// PEM of the new certificate's private key; use `secret()` so that it is masked.
+    /// PEM of the new certificate's private key, usually `secret()` so that it is masked (or a file holding it).
     pub key: String,
     /// SNI names moved to the new certificate (default: every SNI of the old one).
     #[serde(default)]
     pub snis: Option<Vec<String>>,
+    /// How the move is checked by TLS handshakes through the proxy's TLS listener (`proxy_tls_url`).
+    #[serde(default)]
+    pub verify: CertVerifyArguments,
+}
+
+/// How `kong.cert_rotate` checks that the proxy serves the new certificate.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertVerifyArguments {
+    /// `true`: no handshake check (announced with a warning).
+    #[serde(default)]
+    pub skip: bool,
+    /// How long to retry while the gateway propagates the change (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Duration>,
 }
 
 /// Registers the kong actions.
@@ -198,24 +244,8 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         )
         .outputs(&["created", "updated", "deleted"]),
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<KongKeyRotateArguments>(
-            "kong.key_rotate",
-            FAMILY,
-            "Rotates a consumer's key-auth key with an overlap; undo revokes the new key and keeps the old.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["key", "key_id", "revoked"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<KongCertRotateArguments>(
-            "kong.cert_rotate",
-            FAMILY,
-            "Adds a new certificate and moves SNIs to it, keeping the old one; undo moves them back.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["certificate_id", "previous_certificate_id", "snis"]),
-    ))?;
+    registry.register(key_rotate::KongKeyRotate::new())?;
+    registry.register(cert_rotate::KongCertRotate::new())?;
     Ok(())
 }
 
@@ -275,5 +305,7 @@ mod tests {
 
 #[cfg(test)]
 mod entity_tests;
+#[cfg(test)]
+mod rotate_tests;
 #[cfg(test)]
 mod twin_tests;

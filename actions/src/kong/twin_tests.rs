@@ -74,8 +74,12 @@ pub(super) fn context(twin: &KongTwin, dry_run: bool, token: Option<&str>) -> St
     let doc = KongGatewayDoc {
         kind: "kong".to_owned(),
         admin_url: Some(Spanned::new(twin.url(), Default::default())),
-        proxy_url: None,
-        proxy_tls_url: None,
+        proxy_url: twin
+            .proxy_url()
+            .map(|url| Spanned::new(url, Default::default())),
+        proxy_tls_url: twin
+            .proxy_tls_url()
+            .map(|url| Spanned::new(url, Default::default())),
         status_url: twin
             .status_url()
             .map(|url| Spanned::new(url, Default::default())),
