@@ -1,11 +1,12 @@
 //! The kong family: actions against a gateway of type `kong` through its Admin
 //! API (reference/kong-admin-api.md), over the typed [`client::KongClient`].
 //!
-//! Implemented: `kong.status` ([`status`]), `kong.target` ([`target`]) and
-//! `kong.wait_healthy` ([`wait_healthy`]). The others are [`Pending`] until the
-//! rest of issue #7 lands.
+//! Implemented: `kong.status` ([`status`]), `kong.target` ([`target`]),
+//! `kong.wait_healthy` ([`wait_healthy`]), `kong.snapshot` and `kong.sync`
+//! ([`declarative`]). The others are [`Pending`] until the rest of issue #7 lands.
 
 pub mod client;
+pub mod declarative;
 pub mod gateway;
 pub mod kinds;
 pub mod status;
@@ -116,6 +117,9 @@ pub struct KongSnapshotArguments {
     /// Only entities carrying all these tags (default: every entity).
     #[serde(default)]
     pub select_tags: Vec<String>,
+    /// Write credentials' secrets (keys, passwords, private keys) instead of a mask (default false).
+    #[serde(default)]
+    pub include_credentials: bool,
 }
 
 /// Arguments of `kong.sync`.
@@ -187,24 +191,8 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     ))?;
     registry.register(target::KongTarget::new())?;
     registry.register(wait_healthy::KongWaitHealthy::new())?;
-    registry.register(pending(
-        ActionSpec::new::<KongSnapshotArguments>(
-            "kong.snapshot",
-            FAMILY,
-            "Writes the gateway's state as a declarative file, with its content hash.",
-            Effect::READ,
-        )
-        .outputs(&["path", "sha256"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<KongSyncArguments>(
-            "kong.sync",
-            FAMILY,
-            "Brings the gateway to a declarative file in dependency order; undo restores the state before.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["created", "updated", "deleted"]),
-    ))?;
+    registry.register(declarative::snapshot::KongSnapshot::new())?;
+    registry.register(declarative::sync::KongSync::new())?;
     registry.register(pending(
         ActionSpec::new::<KongKeyRotateArguments>(
             "kong.key_rotate",
