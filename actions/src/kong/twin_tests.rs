@@ -28,7 +28,7 @@ const QUICK: RetryPolicy = RetryPolicy {
 };
 
 /// A twin with the control endpoint on.
-async fn twin() -> std::io::Result<KongTwin> {
+pub(super) async fn twin() -> std::io::Result<KongTwin> {
     KongTwin::start(TwinConfig {
         control: true,
         ..TwinConfig::default()
@@ -37,14 +37,14 @@ async fn twin() -> std::io::Result<KongTwin> {
 }
 
 /// A client for `twin`'s Admin API outside any run.
-async fn client(twin: &KongTwin, dry_run: bool) -> TestResult<KongClient> {
+pub(super) async fn client(twin: &KongTwin, dry_run: bool) -> TestResult<KongClient> {
     let context = StepContext::detached("test", dry_run);
     let web = WebClient::for_step(&context, None).await?;
     Ok(KongClient::new(web, &twin.url()).retry(QUICK))
 }
 
 /// Sends a control request to the twin (`/_twin/...`); the JSON answer.
-async fn control(
+pub(super) async fn control(
     twin: &KongTwin,
     method: reqwest::Method,
     path: &str,
@@ -64,13 +64,13 @@ async fn control(
 }
 
 /// How many times the twin saw `METHOD /path`.
-async fn count(twin: &KongTwin, request: &str) -> TestResult<u64> {
+pub(super) async fn count(twin: &KongTwin, request: &str) -> TestResult<u64> {
     let counters = control(twin, reqwest::Method::GET, "/_twin/counters", None).await?;
     Ok(counters["requests"][request].as_u64().unwrap_or(0))
 }
 
 /// A step context whose target is gateway `kong`, pointing at `twin` (with `token`).
-fn context(twin: &KongTwin, dry_run: bool, token: Option<&str>) -> StepContext {
+pub(super) fn context(twin: &KongTwin, dry_run: bool, token: Option<&str>) -> StepContext {
     let doc = KongGatewayDoc {
         kind: "kong".to_owned(),
         admin_url: Some(Spanned::new(twin.url(), Default::default())),

@@ -199,6 +199,11 @@ impl Action for KongSync {
         let desired = wanted.desired(client, &current).await?;
         let plan = diff(&current, &desired, wanted.delete);
         let change = plan.change(&wanted.what(), &current, &desired);
+        if context.dry_run && !plan.is_empty() {
+            return Err(ActionError::DryRunWrite {
+                what: change.summary,
+            });
+        }
         let record = UndoRecord::for_plan(&plan, &before);
         if let Err(failed) = execute(client, &plan).await {
             let operation = &plan.operations[failed.index];

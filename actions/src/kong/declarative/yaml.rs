@@ -200,9 +200,10 @@ mod tests {
     /// Parses YAML back to JSON with the engine's reader.
     fn read_back(text: &str) -> Value {
         let file = runsheet_engine::SourceFile::new("t.yaml", text);
-        runsheet_engine::node::parse(&file)
-            .map(|node| node.to_json())
-            .unwrap_or(Value::Null)
+        match runsheet_engine::node::parse(&file) {
+            Ok(node) => node.to_json(),
+            Err(error) => Value::String(format!("{error:?}")),
+        }
     }
 
     #[test]
@@ -218,8 +219,8 @@ mod tests {
             "nested": [[1, 2], []]
         });
         let text = to_yaml(&value);
-        assert_eq!(read_back(&text), value, "{text}");
-        assert!(text.contains("  name: billing\n"), "{text}");
+        assert_eq!(read_back(&text), value, "{text}\n{}", read_back(&text));
+        assert!(text.contains("- name: billing\n  port: 8080\n"), "{text}");
     }
 
     #[test]
