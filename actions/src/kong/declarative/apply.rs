@@ -92,10 +92,10 @@ impl UndoRecord {
 fn identity(entity: &Entity) -> Entity {
     let mut fields = Map::new();
     fields.insert("id".to_owned(), Value::String(entity.id().to_owned()));
-    if let Some(parent) = entity.entry().parent {
-        if let Some(value) = entity.fields.get(parent.field()) {
-            fields.insert(parent.field().to_owned(), value.clone());
-        }
+    if let Some(parent) = entity.entry().parent
+        && let Some(value) = entity.fields.get(parent.field())
+    {
+        fields.insert(parent.field().to_owned(), value.clone());
     }
     Entity {
         kind: entity.kind,

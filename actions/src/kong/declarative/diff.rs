@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::rank;
-use super::state::{Entity, State};
+use super::state::{Entity, State, sorted};
 use super::yaml::to_yaml;
 use runsheet_engine::Change;
 
@@ -257,7 +257,7 @@ fn shown(fields: &Map<String, Value>) -> Value {
                     Some(reference) if reference.len() == 1 && reference.contains_key("id") => {
                         reference["id"].clone()
                     }
-                    _ => value.clone(),
+                    _ => sorted(value),
                 };
                 (key.clone(), value)
             })

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::state::{Entity, State};
+use super::state::{Entity, State, sorted};
 use super::{FORMAT_VERSION, children, parent_field, rank, table};
 use crate::kong::KongEntityKind;
 
@@ -127,7 +127,7 @@ impl Writer<'_> {
             let value = if entity.entry().foreign.contains(&key.as_str()) {
                 value.get("id").cloned().unwrap_or_else(|| value.clone())
             } else {
-                value.clone()
+                sorted(value)
             };
             out.insert(key.clone(), value);
         }

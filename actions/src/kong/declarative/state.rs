@@ -150,6 +150,24 @@ pub fn strip_nulls(fields: &mut Map<String, Value>) {
     }
 }
 
+/// `value` with the keys of every object sorted, recursively (Kong's JSON objects come
+/// in no fixed order).
+pub fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|key| (key.clone(), sorted(&map[key])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Entities of every kind, each findable by kind and id.
 #[derive(Debug, Clone, Default)]
 pub struct State {
