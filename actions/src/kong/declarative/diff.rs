@@ -16,6 +16,9 @@ use runsheet_engine::Change;
 /// Seconds two key-auth expiry times may differ by and still be the same expiry.
 const TTL_TOLERANCE: f64 = 2.0;
 
+/// What a plan shows for a secret that changes (both values stay hidden).
+const CHANGED_SECRET: &str = "<secret changed>";
+
 /// Fields compared key by key for the keys given (Kong merges them on PATCH).
 const RECORDS: &[&str] = &["config", "healthchecks"];
 
@@ -119,8 +122,11 @@ pub fn same_entity(a: &Entity, b: &Entity) -> bool {
     a.kind == b.kind && covers(a, b) && covers(b, a)
 }
 
-/// Whether a given field value is what the gateway has.
+/// Whether a given field value is what the gateway has (`null`: unset, as absent).
 fn same_field(field: &str, wanted: &Value, have: Option<&Value>) -> bool {
+    if wanted.is_null() {
+        return have.is_none_or(Value::is_null);
+    }
     match field {
         "tags" => {
             let set = |value: Option<&Value>| {
@@ -148,10 +154,12 @@ fn same_field(field: &str, wanted: &Value, have: Option<&Value>) -> bool {
 /// Whether every key given in `wanted` (recursively through records) equals `have`'s.
 fn given_keys_equal(wanted: &Value, have: &Value) -> bool {
     match (wanted, have) {
-        (Value::Object(wanted), Value::Object(have)) => wanted.iter().all(|(key, value)| {
-            have.get(key)
-                .is_some_and(|other| given_keys_equal(value, other))
-        }),
+        (Value::Object(wanted), Value::Object(have)) => {
+            wanted.iter().all(|(key, value)| match have.get(key) {
+                Some(other) => given_keys_equal(value, other),
+                None => value.is_null(),
+            })
+        }
         _ => same_value(wanted, have),
     }
 }
@@ -224,7 +232,13 @@ impl Plan {
                     for (field, value) in changes {
                         merged.fields.insert(field.clone(), value.clone());
                     }
-                    after.insert(label, shown(&merged.masked()));
+                    let mut merged = merged.masked();
+                    for secret in have.entry().secrets {
+                        if changes.contains_key(*secret) {
+                            merged.insert((*secret).to_owned(), Value::from(CHANGED_SECRET));
+                        }
+                    }
+                    after.insert(label, shown(&merged));
                 }
                 Operation::Delete(entity) => {
                     before.insert(

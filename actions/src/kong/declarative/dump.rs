@@ -2,9 +2,10 @@
 //! collection listed to its end at 1000 entities a page, limited by `?tags=a,b`
 //! (all of them) when select tags are given.
 //!
-//! Targets are listed per upstream of the dump (Kong has no top-level target list
-//! and ignores `tags` on nested lists, so they are filtered here); credentials and
-//! SNIs come from their top-level listings (`/key-auths`, `/snis`).
+//! Targets are listed per upstream of the dump and belong to the selection with their
+//! upstream, tagged or not (Kong has no top-level target list and ignores `tags` on
+//! nested lists); credentials and SNIs come from their top-level listings
+//! (`/key-auths`, `/snis`), filtered by Kong.
 
 use super::state::{Entity, State, now};
 use crate::kong::KongEntityKind;

@@ -13,7 +13,6 @@ use runsheet_engine::SourceFile;
 use runsheet_engine::node::{Node, NodeValue};
 use serde_json::{Map, Value};
 
-use super::state::strip_nulls;
 use super::{FORMAT_VERSION, MASK, children, kind_of_table, parent_field, table};
 use crate::kong::KongEntityKind;
 use crate::kong::kinds::{self, KINDS};
@@ -63,7 +62,7 @@ pub enum Reference {
 pub struct Desired {
     /// Its kind.
     pub kind: KongEntityKind,
-    /// The fields given, without nested tables and reference fields, nulls left out.
+    /// The fields given, without nested tables and reference fields (`null`: unset).
     pub fields: Map<String, Value>,
     /// Its reference fields (`service`, `consumer`, `upstream`, ...) and what they name.
     pub references: Vec<(String, Reference)>,
@@ -118,8 +117,8 @@ impl Document {
     }
 }
 
-/// Reads the file at `path` (shown as `shown`).
-pub async fn load(path: &Path, shown: &str) -> Result<Document, FileError> {
+/// Reads the file at `path` (shown as `shown`); the document and the file's bytes.
+pub async fn load(path: &Path, shown: &str) -> Result<(Document, Vec<u8>), FileError> {
     let failure = |message: String| FileError {
         file: shown.to_owned(),
         line: None,
@@ -137,9 +136,10 @@ pub async fn load(path: &Path, shown: &str) -> Result<Document, FileError> {
     let bytes = tokio::fs::read(path)
         .await
         .map_err(|error| failure(format!("cannot read the file: {error}")))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| failure("the file is not UTF-8 text".to_owned()))?;
-    read(shown, &text)
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| failure("the file is not UTF-8 text".to_owned()))?;
+    let document = read(shown, text)?;
+    Ok((document, bytes))
 }
 
 /// Reads the text of a declarative file named `file`.
@@ -340,7 +340,6 @@ impl Reader<'_> {
                 ));
             }
         }
-        strip_nulls(&mut desired.fields);
         if let Some((parent_kind, index)) = parent {
             let field = parent_field(parent_kind);
             if desired.references.iter().any(|(name, _)| name == field) {

@@ -31,7 +31,8 @@ pub fn now() -> i64 {
 pub struct Entity {
     /// Its kind.
     pub kind: KongEntityKind,
-    /// Its fields (no timestamps, no nulls; references as `{"id": ...}`; key-auth `ttl` absolute).
+    /// Its fields (no timestamps, no null fields (nested nulls kept, so that a PUT restores
+    /// records whole); references as `{"id": ...}`; key-auth `ttl` absolute).
     pub fields: Map<String, Value>,
 }
 
@@ -47,7 +48,7 @@ impl Entity {
                 fields.remove(*field);
             }
         }
-        strip_nulls(&mut fields);
+        fields.retain(|_, value| !value.is_null());
         if kind == KongEntityKind::KeyAuth
             && let Some(left) = fields.get("ttl").and_then(Value::as_i64)
         {
@@ -140,22 +141,12 @@ impl Entity {
     }
 }
 
-/// Removes `null` members from an object, recursively through nested objects.
-pub fn strip_nulls(fields: &mut Map<String, Value>) {
-    fields.retain(|_, value| !value.is_null());
-    for value in fields.values_mut() {
-        if let Value::Object(inner) = value {
-            strip_nulls(inner);
-        }
-    }
-}
-
-/// `value` with the keys of every object sorted, recursively (Kong's JSON objects come
-/// in no fixed order).
+/// `value` as files and plans show it: the keys of every object sorted (Kong's JSON
+/// objects come in no fixed order) and `null` members left out, recursively.
 pub fn sorted(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
+            let mut keys: Vec<&String> = map.keys().filter(|key| !map[*key].is_null()).collect();
             keys.sort();
             Value::Object(
                 keys.into_iter()
@@ -217,11 +208,23 @@ impl State {
         self.entities.is_empty()
     }
 
-    /// The entities carrying every one of `tags` (all of them when `tags` is empty).
+    /// The entities carrying every one of `tags` (all of them when `tags` is empty);
+    /// targets go with their upstream, as [`super::dump::dump`] reads them.
     pub fn with_tags(&self, tags: &[String]) -> State {
         let mut selected = State::default();
-        for entity in self.iter().filter(|entity| entity.has_tags(tags)) {
+        for entity in self
+            .iter()
+            .filter(|entity| entity.kind != KongEntityKind::Target && entity.has_tags(tags))
+        {
             selected.push(entity.clone());
+        }
+        for target in self.of_kind(KongEntityKind::Target) {
+            if target
+                .parent_id()
+                .is_some_and(|upstream| selected.get(KongEntityKind::Upstream, upstream).is_some())
+            {
+                selected.push(target.clone());
+            }
         }
         selected
     }

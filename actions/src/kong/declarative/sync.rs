@@ -71,13 +71,7 @@ impl Wanted {
                 message: error.to_string(),
             })?;
         let path = step_path(context, &arguments.state);
-        let document = load(&path, &arguments.state).await.map_err(file_error)?;
-        let bytes = tokio::fs::read(&path).await.map_err(|error| {
-            ActionError::failed(format!(
-                "kong.sync: {}: cannot read the file: {error}",
-                arguments.state
-            ))
-        })?;
+        let (document, bytes) = load(&path, &arguments.state).await.map_err(file_error)?;
         let select_tags = select_tags(&arguments.select_tags, &document).map_err(file_error)?;
         Ok(Self {
             sha256: sha256_hex(&bytes),

@@ -368,6 +368,19 @@ services:
 async fn select_tags_leave_untagged_entities_alone_and_tag_new_ones() -> TestResult {
     let twin = twin().await?;
     seed(&twin)?;
+    let admin = client(&twin, false).await?;
+    // An untagged credential of a tagged consumer (out of scope, deleted with alice by
+    // cascade) and a tagged upstream whose untagged targets belong to it.
+    admin
+        .post(
+            "/consumers/alice/key-auth",
+            &json!({"key": "alice-untagged"}),
+        )
+        .await?;
+    admin
+        .patch("/upstreams/core", &json!({"tags": ["team-a"]}))
+        .await?;
+    let original = normalized(&twin);
     let dir = tempfile::tempdir()?;
     let live = step(&twin, false, dir.path());
     std::fs::write(
@@ -377,10 +390,10 @@ async fn select_tags_leave_untagged_entities_alone_and_tag_new_ones() -> TestRes
     let sync = KongSync::new();
     let arguments = json!({"state": "team-a.yaml", "delete": true, "select_tags": ["team-a"]});
     let applied = sync.apply(&live, arguments).await?;
-    // team-a's route, its plugin, the service plugin, alice and her 3 credentials go.
-    assert_eq!(applied.outputs["deleted"], json!(7));
+    // team-a's route, its plugin, the service plugin, alice and her 3 tagged credentials,
+    // the upstream and its 2 targets go.
+    assert_eq!(applied.outputs["deleted"], json!(10));
     assert_eq!(applied.outputs["created"], json!(1));
-    let admin = client(&twin, false).await?;
     assert_eq!(
         admin.get("/services/reports").await?["tags"],
         json!(["team-a"])
@@ -389,17 +402,78 @@ async fn select_tags_leave_untagged_entities_alone_and_tag_new_ones() -> TestRes
         "/services/orders",
         "/routes/orders-route",
         "/consumers/bob",
-        "/upstreams/core",
+        "/certificates/a.test",
     ] {
         assert!(admin.find(kept).await?.is_some(), "{kept} untouched");
     }
     assert!(admin.find("/consumers/alice").await?.is_none());
+    assert!(
+        admin.find("/key-auths/alice-untagged").await?.is_none(),
+        "cascaded"
+    );
+    assert!(applied.secrets.contains(&"alice-untagged".to_owned()));
+
+    // The undo puts back the cascaded credential too.
+    let undo = applied.undo.ok_or("no undo record")?;
+    sync.undo(&live, json!({}), undo).await?;
+    assert_eq!(normalized(&twin), original);
 
     let other = json!({"state": "team-a.yaml", "select_tags": ["team-b"]});
     let refused = message(sync.plan(&live, other).await)?;
     assert_eq!(
         refused,
         "kong.sync: team-a.yaml: `_info.select_tags` [\"team-a\"] differ from the step's select_tags [\"team-b\"]"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn top_level_children_name_their_parents_and_a_key_ttl_round_trips() -> TestResult {
+    let twin = twin().await?;
+    seed(&twin)?;
+    let dir = tempfile::tempdir()?;
+    let live = step(&twin, false, dir.path());
+    let expiry = jiff::Timestamp::now().as_second() + 3600;
+    std::fs::write(
+        dir.path().join("flat.yaml"),
+        format!(
+            "_format_version: '3.0'\nroutes:\n- name: extra-route\n  service: billing\n  paths: [/extra]\nplugins:\n- name: key-auth\n  route: extra-route\nkeyauth_credentials:\n- consumer: bob\n  key: bob-temporary\n  ttl: {expiry}\n"
+        ),
+    )?;
+    let sync = KongSync::new();
+    let arguments = json!({"state": "flat.yaml"});
+    let applied = sync.apply(&live, arguments.clone()).await?;
+    assert_eq!(applied.outputs["created"], json!(3));
+    let admin = client(&twin, false).await?;
+    let route = admin.get("/routes/extra-route").await?;
+    assert_eq!(
+        route["service"]["id"],
+        admin.get("/services/billing").await?["id"]
+    );
+    let plugins = admin.get("/routes/extra-route/plugins").await?;
+    assert_eq!(plugins["data"][0]["name"], json!("key-auth"));
+    let key = admin.get("/consumers/bob/key-auth/bob-temporary").await?;
+    let left = key["ttl"].as_i64().unwrap_or_default();
+    assert!((3590..=3600).contains(&left), "{key}");
+    assert!(matches!(
+        sync.probe(&live, arguments).await?,
+        Probe::Done(_)
+    ));
+
+    KongSnapshot::new()
+        .apply(
+            &live,
+            json!({"path": "snap.yaml", "include_credentials": true}),
+        )
+        .await?;
+    let document = yaml(&std::fs::read_to_string(dir.path().join("snap.yaml"))?)?;
+    let bob = find(&document["consumers"], "username", "bob")?;
+    let written = find(&bob["keyauth_credentials"], "key", "bob-temporary")?["ttl"]
+        .as_i64()
+        .unwrap_or_default();
+    assert!(
+        (expiry - 2..=expiry + 2).contains(&written),
+        "{written} vs {expiry}"
     );
     Ok(())
 }
