@@ -16,7 +16,7 @@ use runsheet_engine::{
 use serde_json::{Map, Value, json};
 
 use super::apply::{Restored, UndoRecord, execute, restore};
-use super::diff::{Plan, diff};
+use super::diff::{Operation, Plan, diff};
 use super::dump::dump;
 use super::file::{Document, FileError, load};
 use super::resolve::{ResolveError, resolve};
@@ -164,6 +164,30 @@ fn failure_message(label: &str, error: &str, restored: &Restored) -> String {
     }
 }
 
+/// Refuses a create whose id (given by the file) belongs to an entity outside the
+/// select tags: the PUT would overwrite it and a restore would then delete it.
+fn refuse_hidden_ids(
+    plan: &Plan,
+    before: &State,
+    desired: &State,
+    file: &str,
+) -> Result<(), ActionError> {
+    for operation in &plan.operations {
+        if let Operation::Create(entity) = operation
+            && before.get(entity.kind, entity.id()).is_some()
+        {
+            return Err(ActionError::failed(format!(
+                "kong.sync: {file}: {} has the id {} of an existing {} that does not carry the \
+                 select tags; nothing was written",
+                desired.label(entity),
+                entity.id(),
+                entity.entry().label
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads an undo record.
 fn undo_record(undo: Value) -> Result<UndoRecord, ActionError> {
     serde_json::from_value(undo)
@@ -192,6 +216,7 @@ impl Action for KongSync {
         let current = before.with_tags(&wanted.select_tags);
         let desired = wanted.desired(client, &current).await?;
         let plan = diff(&current, &desired, wanted.delete);
+        refuse_hidden_ids(&plan, &before, &desired, &wanted.document.file)?;
         let change = plan.change(&wanted.what(), &current, &desired);
         if context.dry_run && !plan.is_empty() {
             return Err(ActionError::DryRunWrite {
@@ -201,7 +226,7 @@ impl Action for KongSync {
         let record = UndoRecord::for_plan(&plan, &before);
         if let Err(failed) = execute(client, &plan).await {
             let operation = &plan.operations[failed.index];
-            let names = if matches!(operation, super::diff::Operation::Create(_)) {
+            let names = if matches!(operation, Operation::Create(_)) {
                 &desired
             } else {
                 &current

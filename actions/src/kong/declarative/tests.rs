@@ -418,6 +418,23 @@ async fn select_tags_leave_untagged_entities_alone_and_tag_new_ones() -> TestRes
     sync.undo(&live, json!({}), undo).await?;
     assert_eq!(normalized(&twin), original);
 
+    // A file giving the id of an entity outside the selection is refused before any write.
+    let orders = admin.get("/services/orders").await?["id"].clone();
+    std::fs::write(
+        dir.path().join("hidden.yaml"),
+        format!(
+            "_format_version: '3.0'\nservices:\n- name: orders-v2\n  id: {orders}\n  host: o.internal\n"
+        ),
+    )?;
+    let before = writes(&twin).await?;
+    let hidden = json!({"state": "hidden.yaml", "select_tags": ["team-a"]});
+    let refused = message(sync.apply(&live, hidden).await)?;
+    assert!(
+        refused.contains("that does not carry the select tags; nothing was written"),
+        "{refused}"
+    );
+    assert_eq!(writes(&twin).await?, before);
+
     let other = json!({"state": "team-a.yaml", "select_tags": ["team-b"]});
     let refused = message(sync.plan(&live, other).await)?;
     assert_eq!(
