@@ -224,7 +224,10 @@ mod tests {
             outputs("host.exec"),
             Some(&["stdout", "stderr", "exit_code", "elapsed_ms"][..])
         );
-        assert_eq!(outputs("kong.snapshot"), Some(&["path", "sha256"][..]));
+        assert_eq!(
+            outputs("kong.snapshot"),
+            Some(&["path", "sha256", "entities", "counts", "written"][..])
+        );
         Ok(())
     }
 

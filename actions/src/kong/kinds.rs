@@ -60,8 +60,30 @@ pub struct Kind {
 /// Fields Kong sets itself: never compared, never written.
 pub const GENERATED: &[&str] = &["id", "created_at", "updated_at"];
 
-/// Every kind, parents before the kinds that refer to them (the order creates run in).
+/// Every kind, parents before the kinds that refer to them (the order creates run in):
+/// certificates first, as services and upstreams refer to them (`client_certificate`,
+/// `ca_certificates`).
 pub const KINDS: &[Kind] = &[
+    Kind {
+        kind: KongEntityKind::Certificate,
+        label: "certificate",
+        collection: "certificates",
+        parent: None,
+        listing: None,
+        keys: &[],
+        foreign: &[],
+        secrets: &["key", "key_alt"],
+    },
+    Kind {
+        kind: KongEntityKind::CaCertificate,
+        label: "CA certificate",
+        collection: "ca_certificates",
+        parent: None,
+        listing: None,
+        keys: &[],
+        foreign: &[],
+        secrets: &[],
+    },
     Kind {
         kind: KongEntityKind::Service,
         label: "service",
@@ -123,16 +145,6 @@ pub const KINDS: &[Kind] = &[
         secrets: &[],
     },
     Kind {
-        kind: KongEntityKind::Certificate,
-        label: "certificate",
-        collection: "certificates",
-        parent: None,
-        listing: None,
-        keys: &[],
-        foreign: &[],
-        secrets: &["key", "key_alt"],
-    },
-    Kind {
         kind: KongEntityKind::Sni,
         label: "SNI",
         collection: "snis",
@@ -140,16 +152,6 @@ pub const KINDS: &[Kind] = &[
         listing: None,
         keys: &["name"],
         foreign: &["certificate"],
-        secrets: &[],
-    },
-    Kind {
-        kind: KongEntityKind::CaCertificate,
-        label: "CA certificate",
-        collection: "ca_certificates",
-        parent: None,
-        listing: None,
-        keys: &[],
-        foreign: &[],
         secrets: &[],
     },
     Kind {

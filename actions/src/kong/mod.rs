@@ -1,14 +1,15 @@
 //! The kong family: actions against a gateway of type `kong` through its Admin
 //! API (reference/kong-admin-api.md), over the typed [`client::KongClient`].
 //!
-//! Implemented: `kong.status` ([`status`]), `kong.entity` ([`entity`]), `kong.target`
-//! ([`target`]), `kong.wait_healthy` ([`wait_healthy`]), `kong.key_rotate`
-//! ([`key_rotate`]) and `kong.cert_rotate` ([`cert_rotate`]). The others are [`Pending`] until the
-//! rest of issue #7 lands.
+//! Every action of the catalogue: `kong.status` ([`status`]), `kong.entity` ([`entity`]),
+//! `kong.target` ([`target`]), `kong.wait_healthy` ([`wait_healthy`]), `kong.snapshot`
+//! and `kong.sync` ([`declarative`]), `kong.key_rotate` ([`key_rotate`]) and
+//! `kong.cert_rotate` ([`cert_rotate`]).
 
 pub mod cert_rotate;
 pub mod certificate_check;
 pub mod client;
+pub mod declarative;
 pub mod entity;
 pub mod gateway;
 pub mod key_rotate;
@@ -21,18 +22,14 @@ pub mod target;
 pub mod wait_healthy;
 
 use runsheet_engine::model::Duration;
-use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
+use runsheet_engine::{DuplicateAction, Registry};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::arguments::{OneOrMany, Presence};
-use crate::pending::Pending;
 
 /// The family name of these actions.
 pub const FAMILY: &str = "kong";
-
-/// Why these actions cannot apply in this build.
-pub const NOT_IN_THIS_BUILD: &str = "arrives with the Kong actions (issue #7)";
 
 /// Arguments of `kong.entity`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -124,6 +121,9 @@ pub struct KongSnapshotArguments {
     /// Only entities carrying all these tags (default: every entity).
     #[serde(default)]
     pub select_tags: Vec<String>,
+    /// Write credentials' secrets (keys, passwords, private keys) instead of a mask (default false).
+    #[serde(default)]
+    pub include_credentials: bool,
 }
 
 /// Arguments of `kong.sync`.
@@ -226,32 +226,11 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(entity::KongEntity::new())?;
     registry.register(target::KongTarget::new())?;
     registry.register(wait_healthy::KongWaitHealthy::new())?;
-    registry.register(pending(
-        ActionSpec::new::<KongSnapshotArguments>(
-            "kong.snapshot",
-            FAMILY,
-            "Writes the gateway's state as a declarative file, with its content hash.",
-            Effect::READ,
-        )
-        .outputs(&["path", "sha256"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<KongSyncArguments>(
-            "kong.sync",
-            FAMILY,
-            "Brings the gateway to a declarative file in dependency order; undo restores the state before.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["created", "updated", "deleted"]),
-    ))?;
+    registry.register(declarative::snapshot::KongSnapshot::new())?;
+    registry.register(declarative::sync::KongSync::new())?;
     registry.register(key_rotate::KongKeyRotate::new())?;
     registry.register(cert_rotate::KongCertRotate::new())?;
     Ok(())
-}
-
-/// A kong action that is not in this build.
-fn pending(spec: ActionSpec) -> Pending {
-    Pending::new(spec.target(TargetKind::Gateway("kong")), NOT_IN_THIS_BUILD)
 }
 
 #[cfg(test)]
