@@ -3,10 +3,11 @@
 //! real loopback upstreams (`runsheet twin node`), while a load generator sends
 //! requests throughout and counts every failure.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::lab::{Lab, TestResult};
-use crate::traffic::{Load, NodeProcess, Outcome, TwinProcess, request};
+use crate::lab::{KvServer, Lab, TestResult};
+use crate::traffic::{Load, NodeProcess, Outcome, Tally, TwinProcess, request};
 
 /// Customers of the proxy during a change.
 const CLIENTS: usize = 4;
@@ -33,10 +34,7 @@ impl Shop {
         let nodes = (1..=3)
             .map(|n| NodeProcess::start(&lab, &format!("dp{n}")))
             .collect::<Outcome<Vec<_>>>()?;
-        let targets: String = nodes
-            .iter()
-            .map(|node| format!("      - {{target: '{}', weight: 100}}\n", node.address))
-            .collect();
+        let targets = targets(&nodes);
         lab.write(
             "kong.yaml",
             &format!(
@@ -54,6 +52,7 @@ consumers:
   - username: alice
     keyauth_credentials:
       - {{key: {OLD_KEY}}}
+  - username: carol
 upstreams:
   - name: core
     targets:
@@ -86,6 +85,14 @@ hosts:
     fn orders(&self) -> String {
         format!("{}/orders", self.twin.proxy_url)
     }
+}
+
+/// Upstream targets for `nodes`, weight 100, as YAML list items under `targets:`.
+fn targets(nodes: &[NodeProcess]) -> String {
+    nodes
+        .iter()
+        .map(|node| format!("      - {{target: '{}', weight: 100}}\n", node.address))
+        .collect()
 }
 
 /// Every node, one at a time: drain its target, stop it, leave it down 300 ms, start it again, wait until it
@@ -165,7 +172,7 @@ fn a_rolling_restart_behind_drained_targets_fails_no_customer_request() -> TestR
         Arc::new(|_| Some(OLD_KEY.to_owned())),
     );
     let run = shop.lab.run(&["run", "roll.yaml", "--env", "env.yaml"])?;
-    let tally = load.finish();
+    let tally = Tally::sum(&load.finish());
     assert_eq!(run.code, Some(0), "{}", run.all());
     // Every node really went down and came back during the run.
     let restarts =
@@ -173,14 +180,14 @@ fn a_rolling_restart_behind_drained_targets_fails_no_customer_request() -> TestR
     assert_eq!(restarts.matches("restarted").count(), 3, "{restarts}");
     println!(
         "rolling restart of 3 nodes: {} requests, {} failed",
-        tally.ok + tally.failed,
-        tally.failed
+        tally.sent(),
+        tally.failed()
     );
     assert!(
         tally.ok > 100,
         "too little traffic to prove anything: {tally:?}"
     );
-    assert_eq!(tally.failed, 0, "{:?}", tally.failures);
+    assert_eq!(tally.failed(), 0, "{:?}", tally.failures);
     Ok(())
 }
 
@@ -197,13 +204,294 @@ fn the_same_restart_without_drains_fails_customer_requests() -> TestResult {
         Arc::new(|_| Some(OLD_KEY.to_owned())),
     );
     let run = shop.lab.run(&["run", "roll.yaml", "--env", "env.yaml"])?;
-    let tally = load.finish();
+    let tally = Tally::sum(&load.finish());
     assert_eq!(run.code, Some(0), "{}", run.all());
     println!(
         "rolling restart of 3 nodes without drains: {} requests, {} failed",
-        tally.ok + tally.failed,
-        tally.failed
+        tally.sent(),
+        tally.failed()
     );
-    assert!(tally.failed > 0, "{tally:?}");
+    assert!(tally.failed() > 0, "{tally:?}");
+    Ok(())
+}
+
+/// How long both keys stay valid in the rotation proof.
+const OVERLAP_MS: u64 = 3000;
+
+#[test]
+fn a_key_rotation_fails_no_request_from_clients_switching_inside_the_overlap() -> TestResult {
+    let shop = Shop::open()?;
+    let store = Arc::new(KvServer::start()?);
+    shop.lab.write(
+        "rotate.yaml",
+        &format!(
+            r#"runsheet: 1
+name: rotate-alice
+steps:
+  - id: rotate
+    action: kong.key_rotate
+    on: kong
+    with: {{consumer: alice, generate: true, overlap: {OVERLAP_MS}ms, verify: {{path: /orders}}}}
+  - id: publish
+    action: http
+    with:
+      method: PUT
+      url: "{store}/kv/alice"
+      body: "{{{{ steps.rotate.outputs.key }}}}"
+      expect_status: 200
+"#,
+            store = store.url
+        ),
+    )?;
+    let plan = shop
+        .lab
+        .run(&["plan", "rotate.yaml", "--env", "env.yaml"])?;
+    assert_eq!(plan.code, Some(0), "{}", plan.all());
+    assert_eq!(shop.twin.writes()?, 0, "a plan writes nothing");
+
+    // Clients 0-3 switch to the new key at a moment of their own inside the overlap,
+    // once it is published; clients 4-5 keep the old key throughout.
+    let published: Arc<Mutex<Option<(Instant, String)>>> = Arc::default();
+    let seen = Arc::clone(&published);
+    let source = Arc::clone(&store);
+    let choice = move |client: usize| -> Option<String> {
+        let mut published = seen.lock().ok()?;
+        if published.is_none()
+            && let Some(key) = source.state().values.get("alice")
+        {
+            *published = Some((Instant::now(), key.clone()));
+        }
+        match &*published {
+            Some((at, key))
+                if client < 4
+                    && at.elapsed() >= Duration::from_millis(OVERLAP_MS * client as u64 / 5) =>
+            {
+                Some(key.clone())
+            }
+            _ => Some(OLD_KEY.to_owned()),
+        }
+    };
+    let started = Instant::now();
+    let load = Load::start(&shop.orders(), 6, Arc::new(choice));
+    let run = shop.lab.run(&["run", "rotate.yaml", "--env", "env.yaml"])?;
+    // Past the overlap: the old key has been revoked by then.
+    std::thread::sleep(Duration::from_millis(OVERLAP_MS + 700).saturating_sub(started.elapsed()));
+    let tallies = load.finish();
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    let new_key = store
+        .state()
+        .values
+        .get("alice")
+        .cloned()
+        .ok_or("the key was not published")?;
+    assert!(
+        !run.all().contains(&new_key),
+        "the new key is masked in the output: {}",
+        run.all()
+    );
+    let journaled = shop.lab.artefacts()?;
+    assert!(
+        journaled
+            .iter()
+            .any(|(path, _)| path.ends_with("journal.jsonl"))
+    );
+    for (path, text) in journaled {
+        assert!(
+            !text.contains(&new_key),
+            "{} holds the new key",
+            path.display()
+        );
+    }
+
+    let switchers = Tally::sum(&tallies[..4]);
+    let laggards = Tally::sum(&tallies[4..]);
+    println!(
+        "key rotation: clients switching to the new key: {} requests, {} failed; clients on the old key: {} requests, {} failed before the revoke, {} after",
+        switchers.sent(),
+        switchers.failed(),
+        laggards.sent(),
+        laggards
+            .failed_at
+            .iter()
+            .filter(|at| **at < started + Duration::from_millis(OVERLAP_MS))
+            .count(),
+        laggards
+            .failed_at
+            .iter()
+            .filter(|at| **at >= started + Duration::from_millis(OVERLAP_MS))
+            .count(),
+    );
+    assert_eq!(switchers.failed(), 0, "{:?}", switchers.failures);
+    assert!(
+        tallies[..4]
+            .iter()
+            .all(|tally| tally.keys.contains(&new_key) && tally.keys.contains(&OLD_KEY.to_owned())),
+        "every switcher used both keys"
+    );
+    // The old key worked until the overlap ended (it started no earlier than the run)...
+    assert!(
+        laggards
+            .failed_at
+            .iter()
+            .all(|at| *at >= started + Duration::from_millis(OVERLAP_MS)),
+        "{:?}",
+        laggards.failures
+    );
+    assert!(laggards.ok > 50, "{laggards:?}");
+    // ...and was revoked then.
+    assert!(laggards.failed() > 0, "the old key was never revoked");
+    let (status, _) = request(&shop.orders(), &[("apikey", OLD_KEY)])?;
+    assert_eq!(status, 401);
+    let (status, _) = request(&shop.orders(), &[("apikey", &new_key)])?;
+    assert_eq!(status, 200);
+    Ok(())
+}
+
+/// The desired state of the sync proofs: `orders` retuned, a new `billing` service with a
+/// route and a plugin, a new consumer with a key, and (with `delete: true`) carol's
+/// removal; more than three writes, in dependency order.
+fn desired(shop: &Shop) -> String {
+    let targets = targets(&shop.nodes);
+    format!(
+        "_format_version: '3.0'
+services:
+  - name: orders
+    host: core
+    protocol: http
+    retries: 0
+    read_timeout: 5000
+    routes:
+      - {{name: orders, paths: [/orders]}}
+    plugins:
+      - {{name: key-auth}}
+  - name: billing
+    url: http://billing.internal:8080
+    routes:
+      - {{name: billing, paths: [/billing]}}
+    plugins:
+      - {{name: rate-limiting, config: {{minute: 100}}}}
+consumers:
+  - username: alice
+    keyauth_credentials:
+      - {{key: old-key-7f3a9c2e}}
+  - username: bob
+    keyauth_credentials:
+      - {{key: bob-key-51c0ffee}}
+upstreams:
+  - name: core
+    targets:
+{targets}"
+    )
+}
+
+/// Takes a snapshot (with credentials) into `name` through the binary; the file's text.
+fn snapshot(shop: &Shop, name: &str) -> Outcome<String> {
+    shop.lab.write(
+        "snap.yaml",
+        &format!(
+            "runsheet: 1
+name: snap
+steps:
+  - id: snap
+    action: kong.snapshot
+    on: kong
+    with: {{path: {name}, include_credentials: true}}
+"
+        ),
+    )?;
+    let run = shop.lab.run(&["run", "snap.yaml", "--env", "env.yaml"])?;
+    if run.code != Some(0) {
+        return Err(format!("snapshot: {}", run.all()).into());
+    }
+    Ok(std::fs::read_to_string(shop.lab.path().join(name))?)
+}
+
+#[test]
+fn a_sync_that_fails_half_way_leaves_the_gateway_as_its_snapshot() -> TestResult {
+    let shop = Shop::open()?;
+    shop.lab.write("desired.yaml", &desired(&shop))?;
+    let before = snapshot(&shop, "before.yaml")?;
+    // A 400 is never retried; a dropped connection is retried for PUT and DELETE, so it
+    // drops the three tries of one write.
+    for fault in [
+        "{fail_nth_write: 3, status: 400}",
+        "{drop_nth_write: 4, probability: 1.0, times: 3}",
+    ] {
+        shop.lab.write(
+            "sync.yaml",
+            &format!(
+                r#"runsheet: 1
+name: sync-with-fault
+steps:
+  - id: fault
+    action: http
+    rollback: none
+    with:
+      method: POST
+      url: "{{{{ env.gateways.kong.admin_url }}}}/_twin/faults"
+      json: {fault}
+  - id: sync
+    action: kong.sync
+    on: kong
+    with: {{state: desired.yaml, delete: true}}
+"#
+            ),
+        )?;
+        let load = Load::start(&shop.orders(), 2, Arc::new(|_| Some(OLD_KEY.to_owned())));
+        let run = shop.lab.run(&["run", "sync.yaml", "--env", "env.yaml"])?;
+        let tally = Tally::sum(&load.finish());
+        assert_eq!(run.code, Some(1), "{fault}: {}", run.all());
+        assert!(run.all().contains("restored"), "{}", run.all());
+        let after = snapshot(&shop, "after.yaml")?;
+        assert_eq!(
+            after, before,
+            "{fault}: the gateway is back to its snapshot"
+        );
+        println!(
+            "sync failing with {fault}: restored; {} requests during it, {} failed",
+            tally.sent(),
+            tally.failed()
+        );
+        assert_eq!(tally.failed(), 0, "{:?}", tally.failures);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_sync_undone_by_a_later_failure_leaves_the_gateway_as_its_snapshot() -> TestResult {
+    let shop = Shop::open()?;
+    shop.lab.write("desired.yaml", &desired(&shop))?;
+    let before = snapshot(&shop, "before.yaml")?;
+    shop.lab.write(
+        "sync.yaml",
+        r#"runsheet: 1
+name: sync-then-fail
+steps:
+  - id: sync
+    action: kong.sync
+    on: kong
+    with: {state: desired.yaml, delete: true}
+  - id: smoke
+    action: http
+    with: {url: "{{ env.gateways.kong.proxy_url }}/billing", expect_status: 200}
+"#,
+    )?;
+    let plan = shop.lab.run(&["plan", "sync.yaml", "--env", "env.yaml"])?;
+    assert!(
+        plan.stdout
+            .contains("5 to create, 1 to update, 1 to delete"),
+        "{}",
+        plan.all()
+    );
+    assert_eq!(shop.twin.writes()?, 0, "a plan writes nothing");
+    let run = shop.lab.run(&["run", "sync.yaml", "--env", "env.yaml"])?;
+    // billing.internal does not resolve: the smoke test fails and the sync is undone.
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        shop.twin.writes()? > 3,
+        "the sync wrote before it was undone"
+    );
+    let after = snapshot(&shop, "after.yaml")?;
+    assert_eq!(after, before);
     Ok(())
 }

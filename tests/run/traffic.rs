@@ -76,24 +76,42 @@ pub fn wait_for(url: &str) -> Outcome<(u16, String)> {
 pub struct Tally {
     /// Requests answered 2xx.
     pub ok: u64,
-    /// Requests that failed (any other status, or no answer), with what happened to the
-    /// first few.
-    pub failed: u64,
-    /// The first failures: `status body` or the connection error, and the key used.
+    /// When each failed request (any other status, or no answer) was sent.
+    pub failed_at: Vec<Instant>,
+    /// What happened to the first failures: the answer or the connection error, and the key.
     pub failures: Vec<String>,
+    /// Keys sent, in the order first used.
+    pub keys: Vec<String>,
 }
 
 impl Tally {
-    /// Adds another client's tally.
-    fn merge(&mut self, other: Tally) {
-        self.ok += other.ok;
-        self.failed += other.failed;
-        self.failures.extend(
-            other
+    /// Requests that failed.
+    pub fn failed(&self) -> u64 {
+        self.failed_at.len() as u64
+    }
+
+    /// Requests sent.
+    pub fn sent(&self) -> u64 {
+        self.ok + self.failed()
+    }
+
+    /// Every client's tally added up.
+    pub fn sum<'a>(tallies: impl IntoIterator<Item = &'a Tally>) -> Tally {
+        let mut total = Tally::default();
+        for tally in tallies {
+            total.ok += tally.ok;
+            total.failed_at.extend(&tally.failed_at);
+            let room = 10usize.saturating_sub(total.failures.len());
+            total
                 .failures
-                .into_iter()
-                .take(10 - self.failures.len().min(10)),
-        );
+                .extend(tally.failures.iter().take(room).cloned());
+            for key in &tally.keys {
+                if !total.keys.contains(key) {
+                    total.keys.push(key.clone());
+                }
+            }
+        }
+        total
     }
 }
 
@@ -120,10 +138,14 @@ impl Load {
                     let mut tally = Tally::default();
                     while !stop.load(Ordering::Relaxed) {
                         let Some(key) = key(client) else { break };
+                        if !tally.keys.contains(&key) {
+                            tally.keys.push(key.clone());
+                        }
+                        let sent = Instant::now();
                         match request(&url, &[("apikey", &key)]) {
                             Ok((status, _)) if (200..300).contains(&status) => tally.ok += 1,
                             outcome => {
-                                tally.failed += 1;
+                                tally.failed_at.push(sent);
                                 if tally.failures.len() < 10 {
                                     tally
                                         .failures
@@ -139,20 +161,19 @@ impl Load {
         Load { stop, clients }
     }
 
-    /// Stops every client; what they saw, together.
-    pub fn finish(self) -> Tally {
+    /// Stops every client; what each saw, by client number.
+    pub fn finish(self) -> Vec<Tally> {
         self.stop.store(true, Ordering::Relaxed);
-        let mut total = Tally::default();
-        for client in self.clients {
-            match client.join() {
-                Ok(tally) => total.merge(tally),
-                Err(_) => {
-                    total.failed += 1;
-                    total.failures.push("a client thread panicked".to_owned());
-                }
-            }
-        }
-        total
+        self.clients
+            .into_iter()
+            .map(|client| {
+                client.join().unwrap_or_else(|_| Tally {
+                    failed_at: vec![Instant::now()],
+                    failures: vec!["the client thread panicked".to_owned()],
+                    ..Tally::default()
+                })
+            })
+            .collect()
     }
 }
 
