@@ -1,7 +1,8 @@
 //! Proof of zero customer impact: the real binary runs Kong playbooks against a
 //! standalone twin (`runsheet twin kong`) whose proxy carries authenticated traffic to
 //! real loopback upstreams (`runsheet twin node`), while a load generator sends
-//! requests throughout and counts every failure.
+//! requests throughout and counts every failure. Also: a plan of every Kong action
+//! writes nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ impl Shop {
             .map(|n| NodeProcess::start(&lab, &format!("dp{n}")))
             .collect::<Outcome<Vec<_>>>()?;
         let targets = targets(&nodes);
+        let (cert, key) = self_signed("shop.test")?;
         lab.write(
             "kong.yaml",
             &format!(
@@ -56,7 +58,12 @@ consumers:
 upstreams:
   - name: core
     targets:
-{targets}"
+{targets}certificates:
+  - cert: |
+{cert}    key: |
+{key}    snis:
+      - {{name: shop.test}}
+"
             ),
         )?;
         let twin = TwinProcess::start(&lab, "kong.yaml")?;
@@ -66,11 +73,11 @@ upstreams:
                 "runsheet: 1
 name: shop
 gateways:
-  kong: {{type: kong, admin_url: '{}', proxy_url: '{}', status_url: '{}'}}
+  kong: {{type: kong, admin_url: '{}', proxy_url: '{}', status_url: '{}', proxy_tls_url: '{}'}}
 hosts:
   me: {{transport: local}}
 ",
-                twin.admin_url, twin.proxy_url, twin.status_url
+                twin.admin_url, twin.proxy_url, twin.status_url, twin.proxy_tls_url
             ),
         )?;
         let shop = Shop { lab, twin, nodes };
@@ -85,6 +92,17 @@ hosts:
     fn orders(&self) -> String {
         format!("{}/orders", self.twin.proxy_url)
     }
+}
+
+/// A self-signed certificate for `name` and its key, as PEM indented for a YAML block.
+fn self_signed(name: &str) -> Outcome<(String, String)> {
+    let made = rcgen::generate_simple_self_signed(vec![name.to_owned()])?;
+    let indent =
+        |pem: String| -> String { pem.lines().map(|line| format!("      {line}\n")).collect() };
+    Ok((
+        indent(made.cert.pem()),
+        indent(made.signing_key.serialize_pem()),
+    ))
 }
 
 /// Upstream targets for `nodes`, weight 100, as YAML list items under `targets:`.
@@ -348,8 +366,8 @@ steps:
 }
 
 /// The desired state of the sync proofs: `orders` retuned, a new `billing` service with a
-/// route and a plugin, a new consumer with a key, and (with `delete: true`) carol's
-/// removal; more than three writes, in dependency order.
+/// route and a plugin, a new consumer with a key, and (with `delete: true`) the removal of
+/// carol and of the certificate with its SNI; more than three writes, in dependency order.
 fn desired(shop: &Shop) -> String {
     let targets = targets(&shop.nodes);
     format!(
@@ -479,7 +497,7 @@ steps:
     let plan = shop.lab.run(&["plan", "sync.yaml", "--env", "env.yaml"])?;
     assert!(
         plan.stdout
-            .contains("5 to create, 1 to update, 1 to delete"),
+            .contains("5 to create, 1 to update, 3 to delete"),
         "{}",
         plan.all()
     );
@@ -493,5 +511,54 @@ steps:
     );
     let after = snapshot(&shop, "after.yaml")?;
     assert_eq!(after, before);
+    Ok(())
+}
+
+#[test]
+fn a_plan_of_every_kong_action_writes_nothing() -> TestResult {
+    let shop = Shop::open()?;
+    shop.lab.write("desired.yaml", &desired(&shop))?;
+    let made = rcgen::generate_simple_self_signed(vec!["shop.test".to_owned()])?;
+    shop.lab.write("new.pem", &made.cert.pem())?;
+    shop.lab
+        .write("new-key.pem", &made.signing_key.serialize_pem())?;
+    shop.lab.write(
+        "all.yaml",
+        &format!(
+            r#"runsheet: 1
+name: every-kong-action
+steps:
+  - {{id: status, action: kong.status, on: kong}}
+  - {{id: entity, action: kong.entity, on: kong, with: {{kind: service, match: {{name: orders}}, spec: {{retries: 2}}}}}}
+  - {{id: drain, action: kong.target, on: kong, with: {{upstream: core, target: "{node}", weight: 0}}}}
+  - {{id: healthy, action: kong.wait_healthy, on: kong, with: {{upstream: core, timeout: 5s}}}}
+  - {{id: snapshot, action: kong.snapshot, on: kong, with: {{path: planned.yaml}}}}
+  - {{id: sync, action: kong.sync, on: kong, with: {{state: desired.yaml, delete: true}}}}
+  - {{id: rotate, action: kong.key_rotate, on: kong, with: {{consumer: alice, generate: true, overlap: 1m, verify: {{path: /orders}}}}}}
+  - {{id: cert, action: kong.cert_rotate, on: kong, with: {{certificate: shop.test, cert: new.pem, key: new-key.pem}}}}
+"#,
+            node = shop.nodes[0].address
+        ),
+    )?;
+    let plan = shop.lab.run(&["plan", "all.yaml", "--env", "env.yaml"])?;
+    assert_eq!(plan.code, Some(0), "{}", plan.all());
+    for step in ["entity", "drain", "sync", "rotate", "cert"] {
+        assert!(
+            plan.stdout.contains(&format!("plan  ~ {step} (kong.")),
+            "{step} planned: {}",
+            plan.all()
+        );
+    }
+    assert!(plan.stdout.contains("retries"), "{}", plan.all());
+    assert_eq!(
+        shop.twin.writes()?,
+        0,
+        "a plan writes nothing: {}",
+        plan.all()
+    );
+    assert!(
+        !shop.lab.path().join("planned.yaml").exists(),
+        "a plan writes no snapshot file"
+    );
     Ok(())
 }

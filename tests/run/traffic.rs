@@ -186,6 +186,8 @@ pub struct TwinProcess {
     pub proxy_url: String,
     /// The Status API URL.
     pub status_url: String,
+    /// The TLS proxy URL (certificates by SNI).
+    pub proxy_tls_url: String,
 }
 
 impl TwinProcess {
@@ -201,7 +203,7 @@ impl TwinProcess {
             "--status-listen",
             "127.0.0.1:0",
             "--proxy-tls-listen",
-            "off",
+            "127.0.0.1:0",
             "--seed",
             seed,
             "--control",
@@ -228,6 +230,7 @@ impl TwinProcess {
             admin_url: url("admin_url"),
             proxy_url: url("proxy_url"),
             status_url: url("status_url"),
+            proxy_tls_url: url("proxy_tls_url"),
             child,
         })
     }
