@@ -562,3 +562,78 @@ steps:
     );
     Ok(())
 }
+
+/// Alice's keys that authenticate through the proxy now.
+fn working_keys(shop: &Shop) -> Outcome<Vec<String>> {
+    let (status, body) =
+        crate::traffic::get(&format!("{}/consumers/alice/key-auth", shop.twin.admin_url))?;
+    if status != 200 {
+        return Err(format!("listing alice's keys answered {status}: {body}").into());
+    }
+    let page: serde_json::Value = serde_json::from_str(&body)?;
+    let mut working = Vec::new();
+    for credential in page["data"].as_array().into_iter().flatten() {
+        let key = credential["key"].as_str().unwrap_or_default();
+        if request(&shop.orders(), &[("apikey", key)])?.0 == 200 {
+            working.push(key.to_owned());
+        }
+    }
+    Ok(working)
+}
+
+#[test]
+fn a_key_rotation_killed_at_any_moment_leaves_a_working_key() -> TestResult {
+    let shop = Shop::open()?;
+    shop.lab.write(
+        "rotate.yaml",
+        "runsheet: 1
+name: rotate-alice
+steps:
+  - id: rotate
+    action: kong.key_rotate
+    on: kong
+    with: {consumer: alice, generate: true, verify: {path: /orders}}
+",
+    )?;
+    // Every write takes 250 ms, so that a kill lands inside the rotation.
+    let (status, body) = crate::traffic::post(
+        &format!("{}/_twin/faults", shop.twin.admin_url),
+        r#"{"latency_ms": 250, "probability": 1.0, "writes_only": true}"#,
+    )?;
+    assert!(status < 300, "{status} {body}");
+    let mut most = 0;
+    for (attempt, after_ms) in [100u64, 300, 500, 700, 900].into_iter().enumerate() {
+        let state = format!("state-{attempt}");
+        let mut child = shop.lab.spawn(&[
+            "run",
+            "rotate.yaml",
+            "--env",
+            "env.yaml",
+            "--state-dir",
+            &state,
+        ])?;
+        std::thread::sleep(Duration::from_millis(after_ms));
+        child.kill()?;
+        child.wait()?;
+        let working = working_keys(&shop)?;
+        assert!(
+            !working.is_empty(),
+            "killed after {after_ms} ms: alice has no working key"
+        );
+        println!("key rotation killed after {after_ms} ms: {} working keys", working.len());
+        most = most.max(working.len());
+    }
+    assert!(most >= 2, "no kill landed between the new key's creation and the old key's removal");
+    // Uninterrupted, the rotation leaves exactly the new key.
+    let run = shop.lab.run(&[
+        "run",
+        "rotate.yaml",
+        "--env",
+        "env.yaml",
+        "--state-dir",
+        "state-last",
+    ])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert_eq!(working_keys(&shop)?.len(), 1);
+    Ok(())
+}

@@ -25,16 +25,41 @@ pub fn get(url: &str) -> std::io::Result<(u16, String)> {
 /// `GET url` with extra headers over a plain TCP connection (one request per
 /// connection): status and body.
 pub fn request(url: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+    send("GET", url, headers, None)
+}
+
+/// `POST url` with a JSON body: status and body.
+pub fn post(url: &str, json: &str) -> std::io::Result<(u16, String)> {
+    send(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        Some(json),
+    )
+}
+
+/// One request over a plain TCP connection: status and body.
+fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let rest = url.trim_start_matches("http://");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
     let mut stream = TcpStream::connect(authority)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(body) = body {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
     head.push_str("\r\n");
+    head.push_str(body.unwrap_or_default());
     stream.write_all(head.as_bytes())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
