@@ -485,8 +485,9 @@ async fn restore(
     }
 }
 
-/// Creates a deleted entity again with its id and references (PUT by id; targets:
-/// POST with the id in the body, as decK does).
+/// Creates a deleted entity again with its id and references (PUT by id; targets, which
+/// PUT only updates: PUT, then on 404 POST with the id in the body, as decK does), so
+/// that running it twice leaves the same entity.
 async fn recreate(
     client: &KongClient,
     request: &Request,
@@ -512,13 +513,25 @@ async fn recreate(
             .await
             .map(|_| ())
     } else {
-        client
-            .post(
-                &kind.collection_path(parent.as_deref()),
-                &Value::Object(body),
+        // Already re-created (an undo run again): PUT updates it; missing: 404, then POST.
+        let mut update = body.clone();
+        update.shift_remove("id");
+        match client
+            .put(
+                &kind.entity_path(parent.as_deref(), &id),
+                &Value::Object(update),
             )
             .await
-            .map(|_| ())
+        {
+            Err(error) if error.is_not_found() => client
+                .post(
+                    &kind.collection_path(parent.as_deref()),
+                    &Value::Object(body),
+                )
+                .await
+                .map(|_| ()),
+            outcome => outcome.map(|_| ()),
+        }
     }
 }
 

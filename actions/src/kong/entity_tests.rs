@@ -878,3 +878,35 @@ async fn ca_certificate_is_deleted_and_restored_by_id() -> TestResult {
     assert_eq!(read(&reader, &path, true).await?, original);
     Ok(())
 }
+
+/// Runs the undo record of `applied` twice, as a rollback interrupted after the first
+/// undo and resumed would.
+async fn undo_twice(twin: &KongTwin, arguments: &Value, applied: Applied) -> TestResult {
+    let record = applied.undo.ok_or("no undo record")?;
+    for _ in 0..2 {
+        KongEntity::new()
+            .undo(&context(twin, false, None), arguments.clone(), record.clone())
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn undo_of_a_deleted_target_can_run_twice() -> TestResult {
+    let twin = twin().await?;
+    seed(
+        &twin,
+        json!({"_format_version": "3.0", "upstreams": [{"name": "core",
+            "targets": [{"target": "10.0.0.5:8000", "weight": 50}]}]}),
+    )?;
+    let reader = client(&twin, false).await?;
+    let path = "/upstreams/core/targets/10.0.0.5:8000";
+    let original = read(&reader, path, true).await?;
+    let remove = json!({"kind": "target", "match": {"upstream": "core", "target": "10.0.0.5"},
+        "state": "absent"});
+    let removed = apply(&twin, &remove).await?;
+    assert_eq!(read(&reader, path, true).await?, None);
+    undo_twice(&twin, &remove, removed).await?;
+    assert_eq!(read(&reader, path, true).await?, original);
+    Ok(())
+}
