@@ -32,6 +32,10 @@ pub const MASK: &str = SECRET;
 /// Fields an undo record does not keep: Kong stamps them again on re-creation.
 const STAMPS: &[&str] = &["created_at", "updated_at"];
 
+/// Write options: Kong takes them in a body but refuses `null`; `0` means none (a
+/// credential's `ttl`, reference §7.5).
+const WRITE_OPTIONS: &[&str] = &["ttl"];
+
 /// What `undo` restores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -368,7 +372,7 @@ impl Survey {
                     let before = current.get(field.as_str());
                     let wanted = self.compared.get(field.as_str()).unwrap_or(&Value::Null);
                     body.insert(field.clone(), compare::merged(before, wanted));
-                    previous.insert(field.clone(), before.cloned().unwrap_or(Value::Null));
+                    previous.insert(field.clone(), previous_value(field, before));
                 }
                 let stored = client
                     .patch(&kind.entity_path(parent, &id), &Value::Object(body))
@@ -532,6 +536,16 @@ async fn recreate(
                 .map(|_| ()),
             outcome => outcome.map(|_| ()),
         }
+    }
+}
+
+/// What an undo writes back for `field`, stored as `before`: the value, or null when
+/// unset (for a write option such as `ttl`, which refuses null: `0`, none).
+fn previous_value(field: &str, before: Option<&Value>) -> Value {
+    match before {
+        Some(value) if !value.is_null() => value.clone(),
+        _ if WRITE_OPTIONS.contains(&field) => Value::from(0),
+        _ => Value::Null,
     }
 }
 

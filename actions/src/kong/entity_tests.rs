@@ -910,3 +910,24 @@ async fn undo_of_a_deleted_target_can_run_twice() -> TestResult {
     assert_eq!(read(&reader, path, true).await?, original);
     Ok(())
 }
+
+#[tokio::test]
+async fn undo_of_a_ttl_given_to_a_key_without_one_clears_it_again() -> TestResult {
+    let twin = twin().await?;
+    let key = "gina-key-0123456789";
+    seed(
+        &twin,
+        json!({"_format_version": "3.0", "consumers": [{"username": "gina",
+            "keyauth_credentials": [{"key": key}]}]}),
+    )?;
+    let reader = client(&twin, false).await?;
+    let expire = json!({"kind": "key_auth", "match": {"consumer": "gina", "key": key},
+        "spec": {"ttl": 3600}});
+    let expiring = apply(&twin, &expire).await?;
+    let id = expiring.outputs["id"].as_str().ok_or("no id")?.to_owned();
+    let path = format!("/consumers/gina/key-auth/{id}");
+    assert!(reader.get(&path).await?["ttl"].as_i64().is_some());
+    undo(&twin, &expire, expiring).await?;
+    assert_eq!(reader.get(&path).await?["ttl"], Value::Null, "no expiry again");
+    Ok(())
+}
