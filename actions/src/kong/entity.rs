@@ -232,7 +232,7 @@ impl Survey {
         if request.state == Presence::Present && current.is_none() {
             let identity = locate::resolve_all(client, request.kind, &request.identity).await?;
             for (field, value) in identity {
-                let keeps_id = field == "id" && !request.kind.puts_create();
+                let keeps_id = field == "id" && !creates_by_put(request.kind);
                 if (field != "id" || keeps_id) && !value.is_null() {
                     create.insert(field, value);
                 }
@@ -351,7 +351,7 @@ impl Survey {
                 self.check_parent(client).await?;
                 let body = Value::Object(self.create.clone());
                 let stored = match request.id() {
-                    Some(id) if kind.puts_create() => {
+                    Some(id) if creates_by_put(kind) => {
                         client.put(&kind.entity_path(parent, id), &body).await
                     }
                     _ => client.post(&kind.collection_path(parent), &body).await,
@@ -537,6 +537,14 @@ async fn recreate(
             outcome => outcome.map(|_| ()),
         }
     }
+}
+
+/// Whether a create with an id from `match` is a PUT by id (top-level kinds) rather than a
+/// POST with the id in the body. A nested PUT (`/consumers/alice/key-auth/{id}`) upserts
+/// by id without checking the owner: on an id of bob's credential it would move it to
+/// alice and replace it; a POST answers Kong's primary key violation instead.
+fn creates_by_put(kind: &Kind) -> bool {
+    kind.puts_create() && kind.parent.is_none()
 }
 
 /// What an undo writes back for `field`, stored as `before`: the value, or null when

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::client::KongClient;
 use super::entity::KongEntity;
-use super::twin_tests::{client, context, control, twin};
+use super::twin_tests::{client, context, control, count, twin};
 use crate::test_support::TestResult;
 
 /// The twin's count of writes served so far.
@@ -929,5 +929,51 @@ async fn undo_of_a_ttl_given_to_a_key_without_one_clears_it_again() -> TestResul
     assert!(reader.get(&path).await?["ttl"].as_i64().is_some());
     undo(&twin, &expire, expiring).await?;
     assert_eq!(reader.get(&path).await?["ttl"], Value::Null, "no expiry again");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_id_of_another_consumers_credential_is_refused_not_taken_over() -> TestResult {
+    let twin = twin().await?;
+    let id = "0b6c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d";
+    seed(
+        &twin,
+        json!({"_format_version": "3.0", "consumers": [
+            {"username": "alice"},
+            {"username": "bob", "keyauth_credentials": [{"id": id, "key": "bob-key-0123456789"}]}
+        ]}),
+    )?;
+    let reader = client(&twin, false).await?;
+    let original = read(&reader, &format!("/key-auths/{id}"), false).await?;
+    let take = json!({"kind": "key_auth", "match": {"consumer": "alice", "id": id},
+        "spec": {"tags": ["alice"]}});
+    let refused = message(apply(&twin, &take).await)?;
+    assert!(
+        refused.starts_with(&format!("create key-auth credential {id} of consumer alice:"))
+            && refused.contains("primary key violation"),
+        "{refused}"
+    );
+    assert_eq!(
+        count(&twin, &format!("PUT /consumers/alice/key-auth/{id}")).await?,
+        0,
+        "a PUT by id would move bob's credential to alice and replace it on a real Kong"
+    );
+    assert_eq!(
+        read(&reader, &format!("/key-auths/{id}"), false).await?,
+        original
+    );
+    let own = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let created = apply(
+        &twin,
+        &json!({"kind": "key_auth", "match": {"consumer": "alice", "id": own}}),
+    )
+    .await?;
+    assert_eq!(created.outputs["id"], json!(own), "a fresh id is still pinned");
+    assert_eq!(
+        reader
+            .get(&format!("/consumers/alice/key-auth/{own}"))
+            .await?["id"],
+        json!(own)
+    );
     Ok(())
 }
