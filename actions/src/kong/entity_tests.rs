@@ -977,3 +977,30 @@ async fn an_id_of_another_consumers_credential_is_refused_not_taken_over() -> Te
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_name_shaped_like_an_id_does_not_reach_the_entity_with_that_id() -> TestResult {
+    let twin = twin().await?;
+    let id = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a";
+    seed(
+        &twin,
+        json!({"_format_version": "3.0", "services": [
+            {"id": id, "name": "orders", "host": "orders.internal"}
+        ]}),
+    )?;
+    let reader = client(&twin, false).await?;
+    let remove = json!({"kind": "service", "match": {"name": id}, "state": "absent"});
+    assert_eq!(
+        plan(&twin, &remove).await?,
+        Change::none(format!("service {id}: absent, no change"))
+    );
+    let applied = apply(&twin, &remove).await?;
+    assert_eq!(applied.outputs["changed"], json!(false));
+    assert_eq!(reader.get("/services/orders").await?["id"], json!(id));
+    let create = json!({"kind": "service", "match": {"name": id}, "spec": {"host": "other.internal"}});
+    assert_eq!(
+        plan(&twin, &create).await?.summary,
+        format!("create service {id}")
+    );
+    Ok(())
+}

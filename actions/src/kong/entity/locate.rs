@@ -2,8 +2,9 @@
 //!
 //! Every identifier in `match` is looked up (`id` and keys by path, a secret key such as
 //! a key-auth `key` by listing the parent's credentials so that it never appears in a
-//! URL, `custom_id` with `?custom_id=`, a plugin by `name` in its exact scope); they
-//! must all find the same entity, or all find none.
+//! URL, a key shaped like a UUID by listing too since Kong reads it as an id in a path,
+//! `custom_id` with `?custom_id=`, a plugin by `name` in its exact scope); they must all
+//! find the same entity, or all find none.
 
 use serde_json::{Map, Value, json};
 
@@ -115,7 +116,9 @@ pub(super) async fn find(
             by_path(client, request, &kind.entity_path(parent, text)).await?
         } else if is_scoped_name {
             in_scope(client, request, text).await?
-        } else if kind.is_secret(field) || !kind.is_endpoint_key(field) {
+        } else if kind.is_secret(field) || !kind.is_endpoint_key(field) || is_uuid(text) {
+            // A key shaped like a UUID would be read by Kong as an id in a path (§2.1),
+            // reaching the entity with that id instead: it is looked up by listing.
             by_listing(client, request, field, text).await?
         } else {
             by_path(client, request, &kind.entity_path(parent, text)).await?
