@@ -211,16 +211,9 @@ async fn in_scope(
         .list(&path)
         .await
         .map_err(|error| read_failure(kind.label, &request.describe(), error))?;
-    let mut matching = listed.into_iter().filter(|plugin| {
-        plugin.get("name").and_then(Value::as_str) == Some(name)
-            && scope.iter().all(|(field, id)| {
-                plugin
-                    .get(*field)
-                    .and_then(|reference| reference.get("id"))
-                    .and_then(Value::as_str)
-                    == id.as_deref()
-            })
-    });
+    let mut matching = listed
+        .into_iter()
+        .filter(|plugin| in_exact_scope(plugin, name, &scope));
     let first = matching.next();
     if matching.next().is_some() {
         return Err(invalid(format!(
@@ -230,6 +223,27 @@ async fn in_scope(
         )));
     }
     Ok(first)
+}
+
+/// Scope fields of plugins that `match` cannot give (Enterprise's `consumer_group`): a
+/// plugin scoped by one is in no scope `match` names.
+const UNMATCHED_SCOPES: &[&str] = &["consumer_group"];
+
+/// Whether `plugin` is named `name` and scoped by exactly `scope` (field, id or none).
+fn in_exact_scope(plugin: &Value, name: &str, scope: &[(&str, Option<String>)]) -> bool {
+    let id_of = |field: &str| {
+        plugin
+            .get(field)
+            .and_then(|reference| reference.get("id"))
+            .and_then(Value::as_str)
+    };
+    plugin.get("name").and_then(Value::as_str) == Some(name)
+        && scope
+            .iter()
+            .all(|(field, id)| id_of(field) == id.as_deref())
+        && UNMATCHED_SCOPES
+            .iter()
+            .all(|field| plugin.get(*field).is_none_or(Value::is_null))
 }
 
 /// The one entity every identifier found, or an error saying which found what.
@@ -291,6 +305,36 @@ pub(super) fn is_uuid(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_scoped_by_a_consumer_group_is_not_the_global_one() {
+        let global: Vec<(&str, Option<String>)> =
+            vec![("service", None), ("route", None), ("consumer", None)];
+        let plugin = |group: Value| {
+            json!({"name": "rate-limiting", "service": null, "route": null,
+                "consumer": null, "consumer_group": group})
+        };
+        assert!(in_exact_scope(
+            &plugin(Value::Null),
+            "rate-limiting",
+            &global
+        ));
+        assert!(!in_exact_scope(
+            &plugin(json!({"id": "g1"})),
+            "rate-limiting",
+            &global
+        ));
+        assert!(!in_exact_scope(&plugin(Value::Null), "cors", &global));
+        let on_service: Vec<(&str, Option<String>)> = vec![
+            ("service", Some("s1".to_owned())),
+            ("route", None),
+            ("consumer", None),
+        ];
+        let scoped =
+            json!({"name": "cors", "service": {"id": "s1"}, "route": null, "consumer": null});
+        assert!(in_exact_scope(&scoped, "cors", &on_service));
+        assert!(!in_exact_scope(&scoped, "cors", &global));
+    }
 
     #[test]
     fn uuids_are_recognised() {
