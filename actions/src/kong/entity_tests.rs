@@ -885,7 +885,11 @@ async fn undo_twice(twin: &KongTwin, arguments: &Value, applied: Applied) -> Tes
     let record = applied.undo.ok_or("no undo record")?;
     for _ in 0..2 {
         KongEntity::new()
-            .undo(&context(twin, false, None), arguments.clone(), record.clone())
+            .undo(
+                &context(twin, false, None),
+                arguments.clone(),
+                record.clone(),
+            )
             .await?;
     }
     Ok(())
@@ -928,7 +932,11 @@ async fn undo_of_a_ttl_given_to_a_key_without_one_clears_it_again() -> TestResul
     let path = format!("/consumers/gina/key-auth/{id}");
     assert!(reader.get(&path).await?["ttl"].as_i64().is_some());
     undo(&twin, &expire, expiring).await?;
-    assert_eq!(reader.get(&path).await?["ttl"], Value::Null, "no expiry again");
+    assert_eq!(
+        reader.get(&path).await?["ttl"],
+        Value::Null,
+        "no expiry again"
+    );
     Ok(())
 }
 
@@ -949,8 +957,9 @@ async fn an_id_of_another_consumers_credential_is_refused_not_taken_over() -> Te
         "spec": {"tags": ["alice"]}});
     let refused = message(apply(&twin, &take).await)?;
     assert!(
-        refused.starts_with(&format!("create key-auth credential {id} of consumer alice:"))
-            && refused.contains("primary key violation"),
+        refused.starts_with(&format!(
+            "create key-auth credential {id} of consumer alice:"
+        )) && refused.contains("primary key violation"),
         "{refused}"
     );
     assert_eq!(
@@ -968,7 +977,11 @@ async fn an_id_of_another_consumers_credential_is_refused_not_taken_over() -> Te
         &json!({"kind": "key_auth", "match": {"consumer": "alice", "id": own}}),
     )
     .await?;
-    assert_eq!(created.outputs["id"], json!(own), "a fresh id is still pinned");
+    assert_eq!(
+        created.outputs["id"],
+        json!(own),
+        "a fresh id is still pinned"
+    );
     assert_eq!(
         reader
             .get(&format!("/consumers/alice/key-auth/{own}"))
@@ -997,7 +1010,8 @@ async fn a_name_shaped_like_an_id_does_not_reach_the_entity_with_that_id() -> Te
     let applied = apply(&twin, &remove).await?;
     assert_eq!(applied.outputs["changed"], json!(false));
     assert_eq!(reader.get("/services/orders").await?["id"], json!(id));
-    let create = json!({"kind": "service", "match": {"name": id}, "spec": {"host": "other.internal"}});
+    let create =
+        json!({"kind": "service", "match": {"name": id}, "spec": {"host": "other.internal"}});
     assert_eq!(
         plan(&twin, &create).await?.summary,
         format!("create service {id}")
