@@ -1018,3 +1018,18 @@ async fn a_name_shaped_like_an_id_does_not_reach_the_entity_with_that_id() -> Te
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_plugin_on_a_service_id_that_is_gone_is_absent() -> TestResult {
+    let twin = twin().await?;
+    let gone = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b";
+    let remove = json!({"kind": "plugin", "match": {"name": "cors", "service": {"id": gone}},
+        "state": "absent"});
+    assert_eq!(
+        plan(&twin, &remove).await?,
+        Change::none(format!("plugin cors on service {gone}: absent, no change"))
+    );
+    let applied = apply(&twin, &remove).await?;
+    assert_eq!(applied.outputs["changed"], json!(false));
+    Ok(())
+}

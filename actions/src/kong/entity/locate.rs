@@ -207,10 +207,12 @@ async fn in_scope(
             ))
         })
         .unwrap_or_else(|| kind.collection_path(None));
-    let listed = client
-        .list(&path)
-        .await
-        .map_err(|error| read_failure(kind.label, &request.describe(), error))?;
+    let listed = match client.list(&path).await {
+        Ok(listed) => listed,
+        // The scope's entity (given by id) does not exist: no plugin can be on it.
+        Err(error) if error.is_not_found() => return Ok(None),
+        Err(error) => return Err(read_failure(kind.label, &request.describe(), error)),
+    };
     let mut matching = listed
         .into_iter()
         .filter(|plugin| in_exact_scope(plugin, name, &scope));
