@@ -32,6 +32,10 @@ pub const MASK: &str = SECRET;
 /// Fields an undo record does not keep: Kong stamps them again on re-creation.
 const STAMPS: &[&str] = &["created_at", "updated_at"];
 
+/// Write options: Kong takes them in a body but refuses `null`; `0` means none (a
+/// credential's `ttl`, reference §7.5).
+const WRITE_OPTIONS: &[&str] = &["ttl"];
+
 /// What `undo` restores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -228,7 +232,7 @@ impl Survey {
         if request.state == Presence::Present && current.is_none() {
             let identity = locate::resolve_all(client, request.kind, &request.identity).await?;
             for (field, value) in identity {
-                let keeps_id = field == "id" && !request.kind.puts_create();
+                let keeps_id = field == "id" && !creates_by_put(request.kind);
                 if (field != "id" || keeps_id) && !value.is_null() {
                     create.insert(field, value);
                 }
@@ -347,7 +351,7 @@ impl Survey {
                 self.check_parent(client).await?;
                 let body = Value::Object(self.create.clone());
                 let stored = match request.id() {
-                    Some(id) if kind.puts_create() => {
+                    Some(id) if creates_by_put(kind) => {
                         client.put(&kind.entity_path(parent, id), &body).await
                     }
                     _ => client.post(&kind.collection_path(parent), &body).await,
@@ -368,7 +372,7 @@ impl Survey {
                     let before = current.get(field.as_str());
                     let wanted = self.compared.get(field.as_str()).unwrap_or(&Value::Null);
                     body.insert(field.clone(), compare::merged(before, wanted));
-                    previous.insert(field.clone(), before.cloned().unwrap_or(Value::Null));
+                    previous.insert(field.clone(), previous_value(field, before));
                 }
                 let stored = client
                     .patch(&kind.entity_path(parent, &id), &Value::Object(body))
@@ -485,8 +489,9 @@ async fn restore(
     }
 }
 
-/// Creates a deleted entity again with its id and references (PUT by id; targets:
-/// POST with the id in the body, as decK does).
+/// Creates a deleted entity again with its id and references (PUT by id; targets, which
+/// PUT only updates: PUT, then on 404 POST with the id in the body, as decK does), so
+/// that running it twice leaves the same entity.
 async fn recreate(
     client: &KongClient,
     request: &Request,
@@ -512,13 +517,43 @@ async fn recreate(
             .await
             .map(|_| ())
     } else {
-        client
-            .post(
-                &kind.collection_path(parent.as_deref()),
-                &Value::Object(body),
+        // Already re-created (an undo run again): PUT updates it; missing: 404, then POST.
+        let mut update = body.clone();
+        update.shift_remove("id");
+        match client
+            .put(
+                &kind.entity_path(parent.as_deref(), &id),
+                &Value::Object(update),
             )
             .await
-            .map(|_| ())
+        {
+            Err(error) if error.is_not_found() => client
+                .post(
+                    &kind.collection_path(parent.as_deref()),
+                    &Value::Object(body),
+                )
+                .await
+                .map(|_| ()),
+            outcome => outcome.map(|_| ()),
+        }
+    }
+}
+
+/// Whether a create with an id from `match` is a PUT by id (top-level kinds) rather than a
+/// POST with the id in the body. A nested PUT (`/consumers/alice/key-auth/{id}`) upserts
+/// by id without checking the owner: on an id of bob's credential it would move it to
+/// alice and replace it; a POST answers Kong's primary key violation instead.
+fn creates_by_put(kind: &Kind) -> bool {
+    kind.puts_create() && kind.parent.is_none()
+}
+
+/// What an undo writes back for `field`, stored as `before`: the value, or null when
+/// unset (for a write option such as `ttl`, which refuses null: `0`, none).
+fn previous_value(field: &str, before: Option<&Value>) -> Value {
+    match before {
+        Some(value) if !value.is_null() => value.clone(),
+        _ if WRITE_OPTIONS.contains(&field) => Value::from(0),
+        _ => Value::Null,
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::client::KongClient;
 use super::entity::KongEntity;
-use super::twin_tests::{client, context, control, twin};
+use super::twin_tests::{client, context, control, count, twin};
 use crate::test_support::TestResult;
 
 /// The twin's count of writes served so far.
@@ -876,5 +876,160 @@ async fn ca_certificate_is_deleted_and_restored_by_id() -> TestResult {
     assert_eq!(read(&reader, &path, true).await?, None);
     undo(&twin, &remove, removed).await?;
     assert_eq!(read(&reader, &path, true).await?, original);
+    Ok(())
+}
+
+/// Runs the undo record of `applied` twice, as a rollback interrupted after the first
+/// undo and resumed would.
+async fn undo_twice(twin: &KongTwin, arguments: &Value, applied: Applied) -> TestResult {
+    let record = applied.undo.ok_or("no undo record")?;
+    for _ in 0..2 {
+        KongEntity::new()
+            .undo(
+                &context(twin, false, None),
+                arguments.clone(),
+                record.clone(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn undo_of_a_deleted_target_can_run_twice() -> TestResult {
+    let twin = twin().await?;
+    seed(
+        &twin,
+        json!({"_format_version": "3.0", "upstreams": [{"name": "core",
+            "targets": [{"target": "10.0.0.5:8000", "weight": 50}]}]}),
+    )?;
+    let reader = client(&twin, false).await?;
+    let path = "/upstreams/core/targets/10.0.0.5:8000";
+    let original = read(&reader, path, true).await?;
+    let remove = json!({"kind": "target", "match": {"upstream": "core", "target": "10.0.0.5"},
+        "state": "absent"});
+    let removed = apply(&twin, &remove).await?;
+    assert_eq!(read(&reader, path, true).await?, None);
+    undo_twice(&twin, &remove, removed).await?;
+    assert_eq!(read(&reader, path, true).await?, original);
+    Ok(())
+}
+
+#[tokio::test]
+async fn undo_of_a_ttl_given_to_a_key_without_one_clears_it_again() -> TestResult {
+    let twin = twin().await?;
+    let key = "gina-key-0123456789";
+    seed(
+        &twin,
+        json!({"_format_version": "3.0", "consumers": [{"username": "gina",
+            "keyauth_credentials": [{"key": key}]}]}),
+    )?;
+    let reader = client(&twin, false).await?;
+    let expire = json!({"kind": "key_auth", "match": {"consumer": "gina", "key": key},
+        "spec": {"ttl": 3600}});
+    let expiring = apply(&twin, &expire).await?;
+    let id = expiring.outputs["id"].as_str().ok_or("no id")?.to_owned();
+    let path = format!("/consumers/gina/key-auth/{id}");
+    assert!(reader.get(&path).await?["ttl"].as_i64().is_some());
+    undo(&twin, &expire, expiring).await?;
+    assert_eq!(
+        reader.get(&path).await?["ttl"],
+        Value::Null,
+        "no expiry again"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_id_of_another_consumers_credential_is_refused_not_taken_over() -> TestResult {
+    let twin = twin().await?;
+    let id = "0b6c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d";
+    seed(
+        &twin,
+        json!({"_format_version": "3.0", "consumers": [
+            {"username": "alice"},
+            {"username": "bob", "keyauth_credentials": [{"id": id, "key": "bob-key-0123456789"}]}
+        ]}),
+    )?;
+    let reader = client(&twin, false).await?;
+    let original = read(&reader, &format!("/key-auths/{id}"), false).await?;
+    let take = json!({"kind": "key_auth", "match": {"consumer": "alice", "id": id},
+        "spec": {"tags": ["alice"]}});
+    let refused = message(apply(&twin, &take).await)?;
+    assert!(
+        refused.starts_with(&format!(
+            "create key-auth credential {id} of consumer alice:"
+        )) && refused.contains("primary key violation"),
+        "{refused}"
+    );
+    assert_eq!(
+        count(&twin, &format!("PUT /consumers/alice/key-auth/{id}")).await?,
+        0,
+        "a PUT by id would move bob's credential to alice and replace it on a real Kong"
+    );
+    assert_eq!(
+        read(&reader, &format!("/key-auths/{id}"), false).await?,
+        original
+    );
+    let own = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let created = apply(
+        &twin,
+        &json!({"kind": "key_auth", "match": {"consumer": "alice", "id": own}}),
+    )
+    .await?;
+    assert_eq!(
+        created.outputs["id"],
+        json!(own),
+        "a fresh id is still pinned"
+    );
+    assert_eq!(
+        reader
+            .get(&format!("/consumers/alice/key-auth/{own}"))
+            .await?["id"],
+        json!(own)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_name_shaped_like_an_id_does_not_reach_the_entity_with_that_id() -> TestResult {
+    let twin = twin().await?;
+    let id = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a";
+    seed(
+        &twin,
+        json!({"_format_version": "3.0", "services": [
+            {"id": id, "name": "orders", "host": "orders.internal"}
+        ]}),
+    )?;
+    let reader = client(&twin, false).await?;
+    let remove = json!({"kind": "service", "match": {"name": id}, "state": "absent"});
+    assert_eq!(
+        plan(&twin, &remove).await?,
+        Change::none(format!("service {id}: absent, no change"))
+    );
+    let applied = apply(&twin, &remove).await?;
+    assert_eq!(applied.outputs["changed"], json!(false));
+    assert_eq!(reader.get("/services/orders").await?["id"], json!(id));
+    let create =
+        json!({"kind": "service", "match": {"name": id}, "spec": {"host": "other.internal"}});
+    assert_eq!(
+        plan(&twin, &create).await?.summary,
+        format!("create service {id}")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_plugin_on_a_service_id_that_is_gone_is_absent() -> TestResult {
+    let twin = twin().await?;
+    let gone = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b";
+    let remove = json!({"kind": "plugin", "match": {"name": "cors", "service": {"id": gone}},
+        "state": "absent"});
+    assert_eq!(
+        plan(&twin, &remove).await?,
+        Change::none(format!("plugin cors on service {gone}: absent, no change"))
+    );
+    let applied = apply(&twin, &remove).await?;
+    assert_eq!(applied.outputs["changed"], json!(false));
     Ok(())
 }

@@ -2,8 +2,9 @@
 //!
 //! Every identifier in `match` is looked up (`id` and keys by path, a secret key such as
 //! a key-auth `key` by listing the parent's credentials so that it never appears in a
-//! URL, `custom_id` with `?custom_id=`, a plugin by `name` in its exact scope); they
-//! must all find the same entity, or all find none.
+//! URL, a key shaped like a UUID by listing too since Kong reads it as an id in a path,
+//! `custom_id` with `?custom_id=`, a plugin by `name` in its exact scope); they must all
+//! find the same entity, or all find none.
 
 use serde_json::{Map, Value, json};
 
@@ -115,7 +116,9 @@ pub(super) async fn find(
             by_path(client, request, &kind.entity_path(parent, text)).await?
         } else if is_scoped_name {
             in_scope(client, request, text).await?
-        } else if kind.is_secret(field) || !kind.is_endpoint_key(field) {
+        } else if kind.is_secret(field) || !kind.is_endpoint_key(field) || is_uuid(text) {
+            // A key shaped like a UUID would be read by Kong as an id in a path (§2.1),
+            // reaching the entity with that id instead: it is looked up by listing.
             by_listing(client, request, field, text).await?
         } else {
             by_path(client, request, &kind.entity_path(parent, text)).await?
@@ -204,20 +207,15 @@ async fn in_scope(
             ))
         })
         .unwrap_or_else(|| kind.collection_path(None));
-    let listed = client
-        .list(&path)
-        .await
-        .map_err(|error| read_failure(kind.label, &request.describe(), error))?;
-    let mut matching = listed.into_iter().filter(|plugin| {
-        plugin.get("name").and_then(Value::as_str) == Some(name)
-            && scope.iter().all(|(field, id)| {
-                plugin
-                    .get(*field)
-                    .and_then(|reference| reference.get("id"))
-                    .and_then(Value::as_str)
-                    == id.as_deref()
-            })
-    });
+    let listed = match client.list(&path).await {
+        Ok(listed) => listed,
+        // The scope's entity (given by id) does not exist: no plugin can be on it.
+        Err(error) if error.is_not_found() => return Ok(None),
+        Err(error) => return Err(read_failure(kind.label, &request.describe(), error)),
+    };
+    let mut matching = listed
+        .into_iter()
+        .filter(|plugin| in_exact_scope(plugin, name, &scope));
     let first = matching.next();
     if matching.next().is_some() {
         return Err(invalid(format!(
@@ -227,6 +225,27 @@ async fn in_scope(
         )));
     }
     Ok(first)
+}
+
+/// Scope fields of plugins that `match` cannot give (Enterprise's `consumer_group`): a
+/// plugin scoped by one is in no scope `match` names.
+const UNMATCHED_SCOPES: &[&str] = &["consumer_group"];
+
+/// Whether `plugin` is named `name` and scoped by exactly `scope` (field, id or none).
+fn in_exact_scope(plugin: &Value, name: &str, scope: &[(&str, Option<String>)]) -> bool {
+    let id_of = |field: &str| {
+        plugin
+            .get(field)
+            .and_then(|reference| reference.get("id"))
+            .and_then(Value::as_str)
+    };
+    plugin.get("name").and_then(Value::as_str) == Some(name)
+        && scope
+            .iter()
+            .all(|(field, id)| id_of(field) == id.as_deref())
+        && UNMATCHED_SCOPES
+            .iter()
+            .all(|field| plugin.get(*field).is_none_or(Value::is_null))
 }
 
 /// The one entity every identifier found, or an error saying which found what.
@@ -288,6 +307,36 @@ pub(super) fn is_uuid(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_scoped_by_a_consumer_group_is_not_the_global_one() {
+        let global: Vec<(&str, Option<String>)> =
+            vec![("service", None), ("route", None), ("consumer", None)];
+        let plugin = |group: Value| {
+            json!({"name": "rate-limiting", "service": null, "route": null,
+                "consumer": null, "consumer_group": group})
+        };
+        assert!(in_exact_scope(
+            &plugin(Value::Null),
+            "rate-limiting",
+            &global
+        ));
+        assert!(!in_exact_scope(
+            &plugin(json!({"id": "g1"})),
+            "rate-limiting",
+            &global
+        ));
+        assert!(!in_exact_scope(&plugin(Value::Null), "cors", &global));
+        let on_service: Vec<(&str, Option<String>)> = vec![
+            ("service", Some("s1".to_owned())),
+            ("route", None),
+            ("consumer", None),
+        ];
+        let scoped =
+            json!({"name": "cors", "service": {"id": "s1"}, "route": null, "consumer": null});
+        assert!(in_exact_scope(&scoped, "cors", &on_service));
+        assert!(!in_exact_scope(&scoped, "cors", &global));
+    }
 
     #[test]
     fn uuids_are_recognised() {
