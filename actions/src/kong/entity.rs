@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::client::{KongClient, KongError, segment};
 use super::gateway::KongGateway;
-use super::kinds::Kind;
+use super::kinds::{self, Kind};
 use super::{FAMILY, KongEntityArguments};
 use crate::arguments::Presence;
 use render::{SECRET, SECRET_CHANGED, SECRET_UNCHANGED};
@@ -264,8 +264,22 @@ impl Survey {
         }
     }
 
-    /// What the decision changes, for plans and reports; secret values never shown.
+    /// What the decision changes, for plans and reports; secret values never shown (those
+    /// inside a plugin's `config` are replaced wherever they appear).
     fn change(&self, decision: &Decision) -> Change {
+        let secrets = self.secrets();
+        let hide = |text: String| hide_values(text, &secrets);
+        let change = self.fields_change(decision);
+        Change {
+            summary: hide(change.summary),
+            before: change.before.map(hide),
+            after: change.after.map(hide),
+            ..change
+        }
+    }
+
+    /// What the decision changes, with the kind's secret fields shown as masks.
+    fn fields_change(&self, decision: &Decision) -> Change {
         let kind = self.request.kind;
         let described = self.request.describe();
         let secret = |field: &str| kind.is_secret(field).then_some(SECRET);
@@ -574,7 +588,8 @@ fn outputs(
     outputs
 }
 
-/// `entity` with the kind's secret fields replaced by [`MASK`] (null stays null).
+/// `entity` with the kind's secret fields, and those inside a plugin's `config`, replaced
+/// by [`MASK`] (null stays null).
 fn masked(kind: &Kind, entity: &Value) -> Value {
     let mut entity = entity.clone();
     if let Value::Object(fields) = &mut entity {
@@ -585,8 +600,20 @@ fn masked(kind: &Kind, entity: &Value) -> Value {
                 *value = Value::from(MASK);
             }
         }
+        if let Some(config) = fields.get_mut("config") {
+            kinds::mask_sensitive_config(config, MASK);
+        }
     }
     entity
+}
+
+/// `text` with every secret value (as is, or encoded for a URL) replaced by the mask.
+fn hide_values(mut text: String, secrets: &[String]) -> String {
+    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+        text = text.replace(secret.as_str(), MASK);
+        text = text.replace(&segment(secret), MASK);
+    }
+    text
 }
 
 /// The secret values of a stored entity.
@@ -634,13 +661,7 @@ fn kong_failure(doing: &str, described: &str, error: KongError) -> ActionError {
 
 /// `error` with every value of `secrets` (and its path-encoded form) replaced by the mask.
 fn mask(error: ActionError, secrets: &[String]) -> ActionError {
-    let hide = |mut text: String| {
-        for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
-            text = text.replace(secret.as_str(), MASK);
-            text = text.replace(&segment(secret), MASK);
-        }
-        text
-    };
+    let hide = |text: String| hide_values(text, secrets);
     match error {
         ActionError::Failed { message } => ActionError::failed(hide(message)),
         ActionError::InvalidArguments { action, message } => ActionError::InvalidArguments {

@@ -1033,3 +1033,56 @@ async fn a_plugin_on_a_service_id_that_is_gone_is_absent() -> TestResult {
     assert_eq!(applied.outputs["changed"], json!(false));
     Ok(())
 }
+
+#[tokio::test]
+async fn secrets_inside_a_plugin_config_stay_out_of_plans_outputs_and_errors() -> TestResult {
+    let twin = twin().await?;
+    seed(
+        &twin,
+        json!({"_format_version": "3.0",
+            "services": [{"name": "orders", "host": "orders.internal"}]}),
+    )?;
+    let create = json!({"kind": "plugin", "match": {"name": "rate-limiting", "service": "orders"},
+        "spec": {"config": {"minute": 5, "policy": "redis",
+            "redis": {"host": "redis.internal", "password": "redis-pw-4c1d"}}}});
+    let change = plan(&twin, &create).await?;
+    let shown = format!("{change:?}");
+    assert!(!shown.contains("redis-pw-4c1d"), "{shown}");
+    assert!(shown.contains("redis.internal"), "{shown}");
+    let created = apply(&twin, &create).await?;
+    assert!(created.secrets.contains(&"redis-pw-4c1d".to_owned()));
+    let outputs = serde_json::to_string(&created.outputs)?;
+    assert!(!outputs.contains("redis-pw-4c1d"), "{outputs}");
+    assert_eq!(
+        created.outputs["entity"]["config"]["redis"]["password"],
+        json!(super::entity::MASK)
+    );
+    let stored = client(&twin, false)
+        .await?
+        .list("/plugins")
+        .await?
+        .into_iter()
+        .next()
+        .ok_or("no plugin")?;
+    assert_eq!(
+        stored["config"]["redis"]["password"],
+        json!("redis-pw-4c1d")
+    );
+
+    let rekey = json!({"kind": "plugin", "match": {"name": "rate-limiting", "service": "orders"},
+        "spec": {"config": {"redis": {"password": "redis-pw-77aa"}}}});
+    let change = plan(&twin, &rekey).await?;
+    let shown = format!("{change:?}");
+    assert_eq!(change.changes, Some(true));
+    assert!(
+        !shown.contains("redis-pw-4c1d") && !shown.contains("redis-pw-77aa"),
+        "{shown}"
+    );
+    let updated = apply(&twin, &rekey).await?;
+    assert!(
+        updated.secrets.contains(&"redis-pw-4c1d".to_owned()),
+        "the previous value too"
+    );
+    assert!(updated.secrets.contains(&"redis-pw-77aa".to_owned()));
+    Ok(())
+}

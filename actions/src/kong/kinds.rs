@@ -275,6 +275,63 @@ pub fn referenced_kind(field: &str) -> Option<KongEntityKind> {
     }
 }
 
+/// Whether a plugin `config` field holds a secret, by its name: Kong marks such fields
+/// `encrypted`/`referenceable` in each plugin's schema (a Redis `password`, an OIDC
+/// `client_secret`, an AWS `aws_secret`, a `token`); runsheet cannot read every plugin's
+/// schema, so it goes by the names those fields use.
+pub fn is_sensitive_config_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password")
+        || key.contains("secret")
+        || key.ends_with("token")
+        || matches!(
+            key.as_str(),
+            "apikey" | "api_key" | "aws_key" | "private_key" | "client_key"
+        )
+}
+
+/// The text values under sensitive keys anywhere inside `config` (a plugin's `config`).
+pub fn sensitive_config_values(config: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    collect_sensitive(config, false, &mut found);
+    found
+}
+
+/// Adds to `found` the non-empty strings of `value` that sit under a sensitive key.
+fn collect_sensitive(value: &serde_json::Value, sensitive: bool, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(text) if sensitive && !text.is_empty() => {
+            found.push(text.clone());
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .for_each(|item| collect_sensitive(item, sensitive, found)),
+        serde_json::Value::Object(fields) => fields.iter().for_each(|(key, item)| {
+            collect_sensitive(item, sensitive || is_sensitive_config_key(key), found);
+        }),
+        _ => {}
+    }
+}
+
+/// `config` with every non-null value under a sensitive key replaced by `mask`.
+pub fn mask_sensitive_config(config: &mut serde_json::Value, mask: &str) {
+    match config {
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| mask_sensitive_config(item, mask)),
+        serde_json::Value::Object(fields) => {
+            for (key, item) in fields.iter_mut() {
+                if is_sensitive_config_key(key) && !item.is_null() {
+                    *item = serde_json::Value::from(mask);
+                } else {
+                    mask_sensitive_config(item, mask);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +354,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn secrets_inside_plugin_configs_are_found_and_masked_by_name() {
+        let mut config = serde_json::json!({
+            "minute": 10,
+            "policy": "redis",
+            "redis": {"host": "r", "password": "redis-pw", "username": "u"},
+            "client_secret": "oidc-s",
+            "session_secret": null,
+            "headers": ["x"],
+            "key_names": ["apikey"],
+            "access_token": "t0k"
+        });
+        let mut found = sensitive_config_values(&config);
+        found.sort();
+        assert_eq!(found, ["oidc-s", "redis-pw", "t0k"]);
+        mask_sensitive_config(&mut config, "(secret)");
+        assert_eq!(config["redis"]["password"], "(secret)");
+        assert_eq!(config["redis"]["host"], "r");
+        assert_eq!(config["client_secret"], "(secret)");
+        assert_eq!(config["session_secret"], serde_json::Value::Null);
+        assert_eq!(config["key_names"][0], "apikey");
+        assert_eq!(config["minute"], 10);
     }
 
     #[test]

@@ -121,14 +121,19 @@ impl Request {
     }
 }
 
-/// The values of `kind`'s secret fields in `fields`.
+/// The values of `kind`'s secret fields in `fields`, and those inside a plugin's `config`.
 pub(super) fn secret_values(kind: &Kind, fields: &Map<String, Value>) -> Vec<String> {
-    kind.secrets
+    let mut values: Vec<String> = kind
+        .secrets
         .iter()
         .filter_map(|field| fields.get(*field).and_then(Value::as_str))
         .filter(|value| !value.is_empty())
         .map(str::to_owned)
-        .collect()
+        .collect();
+    if let Some(config) = fields.get("config") {
+        values.extend(kinds::sensitive_config_values(config));
+    }
+    values
 }
 
 /// A reference written as a name or id, `{id: ...}` or `{name: ...}`: its text.
