@@ -144,6 +144,8 @@ impl Action for KongCertRotate {
             match move_sni(client, sni, &new_id).await {
                 Ok(()) => moved.push(sni.clone()),
                 Err(error) => {
+                    // Kong may have applied the PATCH whose answer was lost: move it back too.
+                    moved.push(sni.clone());
                     failure = Some(format!("moving SNI {sni} to the new certificate: {error}"));
                     break;
                 }
@@ -567,7 +569,8 @@ async fn move_sni(client: &KongClient, sni: &str, certificate_id: &str) -> Resul
     Ok(())
 }
 
-/// Moves `moved` back to `old_id`, then, if every one went back, deletes `new_id`.
+/// Moves `moved` (the SNIs moved, and the one whose move failed: it may have been applied)
+/// back to `old_id`, then, if every one went back, deletes `new_id`.
 async fn roll_back(
     client: &KongClient,
     moved: &[String],

@@ -1092,3 +1092,46 @@ async fn a_proxy_that_keeps_serving_the_old_certificate_rolls_the_rotation_back(
     );
     Ok(())
 }
+
+/// Makes the `nth` write from now apply, then drops its connection: a change whose
+/// answer never arrives.
+async fn lose_answer(twin: &KongTwin, nth: u64) -> TestResult {
+    let body = json!({"drop_nth_write": nth, "when": "after"});
+    control(twin, reqwest::Method::POST, "/_twin/faults", Some(body)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_sni_move_whose_answer_is_lost_is_rolled_back_too() -> TestResult {
+    // Writes: 1 create, 2 and 3 the SNI moves (a PATCH is not retried).
+    for nth in [2, 3] {
+        let (twin, old_cert, _) = certificate_lab().await?;
+        let old_leaf = leaf_der(&old_cert).ok_or("no leaf")?;
+        let (cert, key) = certificate(&SNIS)?;
+        lose_answer(&twin, nth).await?;
+        let message = failure(
+            KongCertRotate::new()
+                .apply(
+                    &context(&twin, false, None),
+                    json!({"certificate": "a.example.com", "cert": cert, "key": key}),
+                )
+                .await,
+        )?;
+        clear_faults(&twin).await?;
+        assert!(message.contains("rolled back"), "{message}");
+        assert!(!message.contains("rolling back failed"), "{message}");
+        for sni in SNIS {
+            assert_eq!(
+                served(&twin, sni).await?,
+                old_leaf,
+                "{sni} after a lost answer on write {nth}"
+            );
+        }
+        assert_eq!(
+            certificate_count(&twin).await?,
+            1,
+            "the new certificate is deleted"
+        );
+    }
+    Ok(())
+}
