@@ -1135,3 +1135,72 @@ async fn an_sni_move_whose_answer_is_lost_is_rolled_back_too() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_given_key_that_is_expiring_is_not_made_the_only_key() -> TestResult {
+    // An earlier rotation set a ttl on OLD_KEYS[1]; rotating "back" to it would retire
+    // every other key and leave alice with one key that expires within the hour.
+    let lab = KeyLab::start().await?;
+    let client = client(&lab.twin, false).await?;
+    let expiring = lab
+        .keys()
+        .await?
+        .into_iter()
+        .find(|key| key["key"] == OLD_KEYS[1])
+        .ok_or("no second key")?;
+    let id = expiring["id"].as_str().unwrap_or_default().to_owned();
+    client
+        .patch(
+            &format!("/consumers/alice/key-auth/{id}"),
+            &json!({"ttl": 3600}),
+        )
+        .await?;
+    let before = writes(&lab.twin).await?;
+    let message = failure(
+        KongKeyRotate::new()
+            .apply(
+                &context(&lab.twin, false, None),
+                json!({"consumer": "alice", "key": OLD_KEYS[1]}),
+            )
+            .await,
+    )?;
+    assert!(message.contains("expires"), "{message}");
+    assert!(message.contains("nothing was changed"), "{message}");
+    assert!(!message.contains(OLD_KEYS[1]), "{message}");
+    assert_eq!(writes(&lab.twin).await?, before, "nothing written");
+    let keys = lab.keys().await?;
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .any(|key| key["key"] == OLD_KEYS[0] && key["ttl"].is_null()),
+        "the key without expiry is untouched: {keys:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_rotation_whose_answers_are_lost_keeps_a_valid_key() -> TestResult {
+    // Writes: 1 the add, 2 and 3 the retirements (PATCH ttl: not retried).
+    for nth in 1..=3 {
+        let lab = KeyLab::start().await?;
+        lose_answer(&lab.twin, nth).await?;
+        let outcome = KongKeyRotate::new()
+            .apply(&context(&lab.twin, false, None), to_new_key(true))
+            .await;
+        clear_faults(&lab.twin).await?;
+        let Err(error) = outcome else {
+            return Err(format!("a lost answer on write {nth} went unnoticed").into());
+        };
+        assert!(!error.to_string().contains(NEW_KEY), "{error}");
+        for old in OLD_KEYS {
+            assert_eq!(lab.status(old).await?, 200, "{old} after {error}");
+        }
+        let keys = lab.keys().await?;
+        assert!(
+            keys.iter().all(|key| key["ttl"].is_null()),
+            "old keys restored without expiry after a lost answer on write {nth}: {keys:?}"
+        );
+        assert_eq!(lab.status(NEW_KEY).await?, 401, "new key removed: {error}");
+    }
+    Ok(())
+}
