@@ -136,6 +136,14 @@ pub fn leaf_der(pem: &str) -> Option<Vec<u8>> {
         .map(|der| der.to_vec())
 }
 
+/// The expiry (Unix seconds) of the first certificate of a PEM text; `None` when it
+/// cannot be read.
+pub fn not_after(pem: &str) -> Option<i64> {
+    let leaf = leaf_der(pem)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
 /// SHA-256 of DER bytes, lowercase hex.
 pub fn sha256_hex(der: &[u8]) -> String {
     Sha256::digest(der)

@@ -1204,3 +1204,44 @@ async fn a_key_rotation_whose_answers_are_lost_keeps_a_valid_key() -> TestResult
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn undo_does_not_move_snis_back_to_a_certificate_that_expired_meanwhile() -> TestResult {
+    let mut twin = twin().await?;
+    twin.serve_proxy_tls(TcpListener::bind("127.0.0.1:0").await?, None)
+        .await?;
+    // The old certificate expires 3 seconds from now.
+    let old_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["a.example.com".to_owned()])?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    params.not_after = rcgen::date_time_ymd(1970, 1, 1) + (now + Duration::from_secs(3));
+    let old_cert = params.self_signed(&old_key)?.pem();
+    twin.load(&json!({
+        "_format_version": "3.0",
+        "certificates": [{"cert": old_cert, "key": old_key.serialize_pem(), "snis": [{"name": "a.example.com"}]}]
+    }))
+    .map_err(|error| format!("seed: {}", error.body()))?;
+    let (cert, key) = certificate(&["a.example.com"])?;
+    let new_leaf = leaf_der(&cert).ok_or("no leaf")?;
+    let context = context(&twin, false, None);
+    let action = KongCertRotate::new();
+    let applied = action
+        .apply(
+            &context,
+            json!({"certificate": "a.example.com", "cert": cert, "key": key}),
+        )
+        .await?;
+    let undo = applied.undo.ok_or("no undo")?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = writes(&twin).await?;
+    let message = failure(action.undo(&context, Value::Null, undo).await)?;
+    assert!(message.contains("expired"), "{message}");
+    assert_eq!(writes(&twin).await?, before, "nothing written");
+    assert_eq!(
+        served(&twin, "a.example.com").await?,
+        new_leaf,
+        "the SNI stays on the valid new certificate"
+    );
+    assert_eq!(certificate_count(&twin).await?, 2);
+    Ok(())
+}
