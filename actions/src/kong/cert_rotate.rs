@@ -18,7 +18,7 @@ use runsheet_engine::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::certificate_check::{NewCertificate, leaf_der, sha256_hex};
+use super::certificate_check::{NewCertificate, leaf_der, not_after, sha256_hex};
 use super::client::{KongClient, segment};
 use super::gateway::KongGateway;
 use super::rotation::{
@@ -144,6 +144,8 @@ impl Action for KongCertRotate {
             match move_sni(client, sni, &new_id).await {
                 Ok(()) => moved.push(sni.clone()),
                 Err(error) => {
+                    // Kong may have applied the PATCH whose answer was lost: move it back too.
+                    moved.push(sni.clone());
                     failure = Some(format!("moving SNI {sni} to the new certificate: {error}"));
                     break;
                 }
@@ -214,13 +216,23 @@ impl Action for KongCertRotate {
         let gateway = KongGateway::for_step(context).await?;
         let client = &gateway.client;
         let old = &record.previous_certificate_id;
-        if client
+        let Some(previous) = client
             .find(&format!("/certificates/{}", segment(old)))
             .await?
-            .is_none()
-        {
+        else {
             return Err(ActionError::failed(format!(
                 "the previous certificate {old} no longer exists: SNIs {} stay on certificate {}",
+                record.snis.join(", "),
+                record.certificate_id
+            )));
+        };
+        // Moving SNIs back to a certificate that expired since would break every client.
+        if let Some(not_after) = not_after(&text(&previous, "cert"))
+            && not_after <= now_seconds()
+        {
+            return Err(ActionError::failed(format!(
+                "the previous certificate {old} expired at {}: moving SNIs {} back would serve an expired certificate; they stay on certificate {}",
+                rfc3339(not_after),
                 record.snis.join(", "),
                 record.certificate_id
             )));
@@ -567,7 +579,8 @@ async fn move_sni(client: &KongClient, sni: &str, certificate_id: &str) -> Resul
     Ok(())
 }
 
-/// Moves `moved` back to `old_id`, then, if every one went back, deletes `new_id`.
+/// Moves `moved` (the SNIs moved, and the one whose move failed: it may have been applied)
+/// back to `old_id`, then, if every one went back, deletes `new_id`.
 async fn roll_back(
     client: &KongClient,
     moved: &[String],

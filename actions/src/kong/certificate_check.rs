@@ -1,7 +1,8 @@
 //! What `kong.cert_rotate` checks of a new certificate before it writes anything
 //! ([`NewCertificate`]): the PEM certificate and key parse, the key is the
-//! certificate's, the certificate has not expired, and its DNS names cover the SNIs
-//! ([`covers`]: `*.example.com` covers one label under `example.com`).
+//! certificate's, the certificate is valid now (started, not expired), and its DNS
+//! names cover the SNIs ([`covers`]: `*.example.com` covers one label under
+//! `example.com`).
 
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -69,6 +70,13 @@ impl NewCertificate {
             .next()
             .and_then(|name| name.as_str().ok())
             .map(str::to_owned);
+        let not_before = parsed.validity().not_before.timestamp();
+        if not_before > now {
+            return Err(format!(
+                "the new certificate is not valid before {} (clients would refuse it until then)",
+                rfc3339(not_before)
+            ));
+        }
         let not_after = parsed.validity().not_after.timestamp();
         if not_after <= now {
             return Err(format!(
@@ -128,6 +136,14 @@ pub fn leaf_der(pem: &str) -> Option<Vec<u8>> {
         .map(|der| der.to_vec())
 }
 
+/// The expiry (Unix seconds) of the first certificate of a PEM text; `None` when it
+/// cannot be read.
+pub fn not_after(pem: &str) -> Option<i64> {
+    let leaf = leaf_der(pem)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
 /// SHA-256 of DER bytes, lowercase hex.
 pub fn sha256_hex(der: &[u8]) -> String {
     Sha256::digest(der)
@@ -162,6 +178,9 @@ mod tests {
 
     use super::*;
 
+    /// A time inside the default validity of rcgen's certificates (1975 to 4096): 2025-06-15.
+    const NOW: i64 = 1_750_000_000;
+
     /// A self-signed certificate for `names` and its key, as PEM.
     fn pair(names: &[&str]) -> Result<(String, String), rcgen::Error> {
         let key = KeyPair::generate()?;
@@ -189,7 +208,7 @@ mod tests {
     #[test]
     fn a_matching_pair_passes_and_names_what_it_covers() -> Result<(), Box<dyn std::error::Error>> {
         let (cert, key) = pair(&["api.example.com", "*.shop.example.com"])?;
-        let checked = NewCertificate::check(&cert, &key, 0)?;
+        let checked = NewCertificate::check(&cert, &key, NOW)?;
         assert_eq!(checked.common_name.as_deref(), Some("api.example.com"));
         let snis = vec![
             "api.example.com".to_owned(),
@@ -211,13 +230,27 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let (cert, _) = pair(&["api.example.com"])?;
         let (_, other_key) = pair(&["api.example.com"])?;
-        let error = NewCertificate::check(&cert, &other_key, 0)
+        let error = NewCertificate::check(&cert, &other_key, NOW)
             .err()
             .ok_or("a mismatched key passed")?;
         assert!(error.contains("does not match"), "{error}");
         assert!(!error.contains("PRIVATE KEY-----\n"), "{error}");
-        assert!(NewCertificate::check("not pem", &other_key, 0).is_err());
-        assert!(NewCertificate::check(&cert, "not pem", 0).is_err());
+        assert!(NewCertificate::check("not pem", &other_key, NOW).is_err());
+        assert!(NewCertificate::check(&cert, "not pem", NOW).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_certificate_not_valid_yet_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["api.example.com".to_owned()])?;
+        params.not_before = rcgen::date_time_ymd(2999, 1, 1);
+        params.not_after = rcgen::date_time_ymd(3000, 1, 1);
+        let cert = params.self_signed(&key)?.pem();
+        let error = NewCertificate::check(&cert, &key.serialize_pem(), NOW)
+            .err()
+            .ok_or("a certificate valid only from 2999 passed")?;
+        assert!(error.contains("not valid before 2999-01-01"), "{error}");
         Ok(())
     }
 

@@ -111,6 +111,9 @@ impl Action for KongKeyRotate {
         let found = Found::read(&gateway.client, &wanted.consumer).await?;
         let check = wanted.check(&gateway, context).await?;
         let reused = found.given_key(wanted.key.as_deref());
+        if let Some(key) = reused {
+            refuse_expiring(&found.label, key)?;
+        }
         let old = found.old_keys(reused.map(|key| key.id.as_str()));
         let origin = match (&wanted.key, reused) {
             (_, Some(_)) => "given, already on the consumer: reused",
@@ -140,6 +143,9 @@ impl Action for KongKeyRotate {
             check.precheck().await?;
         }
         let reused = found.given_key(wanted.key.as_deref()).cloned();
+        if let Some(key) = &reused {
+            refuse_expiring(&found.label, key)?;
+        }
         let old = found.old_keys(reused.as_ref().map(|key| key.id.as_str()));
         let now = now_seconds();
         let old_keys: Vec<OldKey> = old.iter().map(|key| key.remember(now)).collect();
@@ -788,6 +794,18 @@ async fn revert(client: &KongClient, record: &KeyRotateUndo) -> Result<(), Actio
         )));
     }
     delete_key(client, &record.consumer_id, &record.new_key_id).await
+}
+
+/// Refuses to make a key that expires the new key: once the others are retired, the
+/// consumer would be left without a valid key when it expires.
+fn refuse_expiring(consumer: &str, key: &Credential) -> Result<(), ActionError> {
+    match key.ttl {
+        Some(ttl) => Err(ActionError::failed(format!(
+            "consumer {consumer}: the given key is already on the consumer and expires in {ttl}s (key id {}): made the new key, it would be the only one left when it expires; nothing was changed: clear its expiry first (PATCH ttl 0) or give another key",
+            key.id
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `old keys (2)`.

@@ -769,13 +769,24 @@ async fn a_certificate_that_does_not_cover_an_sni_or_match_its_key_writes_nothin
 
 #[tokio::test]
 async fn a_failed_sni_move_is_rolled_back_to_the_old_certificate() -> TestResult {
-    // Writes: 1 create, 2 and 3 the SNI moves.
-    for (nth, drop) in [(2, false), (3, false), (3, true)] {
+    // Writes: 1 create, 2 and 3 the SNI moves (a PATCH is not retried). `lost`: Kong
+    // applies the move, and its answer is lost.
+    for (nth, drop, lost) in [
+        (2, false, false),
+        (3, false, false),
+        (3, true, false),
+        (2, false, true),
+        (3, false, true),
+    ] {
         let (twin, old_cert, _) = certificate_lab().await?;
         let old_leaf = leaf_der(&old_cert).ok_or("no leaf")?;
         let (cert, key) = certificate(&SNIS)?;
         let context = context(&twin, false, None);
-        fault(&twin, nth, drop).await?;
+        if lost {
+            lose_answer(&twin, nth).await?;
+        } else {
+            fault(&twin, nth, drop).await?;
+        }
         let message = failure(
             KongCertRotate::new()
                 .apply(
@@ -786,12 +797,13 @@ async fn a_failed_sni_move_is_rolled_back_to_the_old_certificate() -> TestResult
         )?;
         clear_faults(&twin).await?;
         assert!(message.contains("rolled back"), "{message}");
+        assert!(!message.contains("rolling back failed"), "{message}");
         assert!(!message.contains("PRIVATE KEY"), "{message}");
         for sni in SNIS {
             assert_eq!(
                 served(&twin, sni).await?,
                 old_leaf,
-                "{sni} after a fault on write {nth}"
+                "{sni} after a fault on write {nth} (lost answer: {lost})"
             );
         }
         assert_eq!(
@@ -1090,5 +1102,123 @@ async fn a_proxy_that_keeps_serving_the_old_certificate_rolls_the_rotation_back(
         1,
         "the new certificate is deleted"
     );
+    Ok(())
+}
+
+/// Makes the `nth` write from now apply, then drops its connection: a change whose
+/// answer never arrives.
+async fn lose_answer(twin: &KongTwin, nth: u64) -> TestResult {
+    let body = json!({"drop_nth_write": nth, "when": "after"});
+    control(twin, reqwest::Method::POST, "/_twin/faults", Some(body)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_given_key_that_is_expiring_is_not_made_the_only_key() -> TestResult {
+    // An earlier rotation set a ttl on OLD_KEYS[1]; rotating "back" to it would retire
+    // every other key and leave alice with one key that expires within the hour.
+    let lab = KeyLab::start().await?;
+    let client = client(&lab.twin, false).await?;
+    let expiring = lab
+        .keys()
+        .await?
+        .into_iter()
+        .find(|key| key["key"] == OLD_KEYS[1])
+        .ok_or("no second key")?;
+    let id = expiring["id"].as_str().unwrap_or_default().to_owned();
+    client
+        .patch(
+            &format!("/consumers/alice/key-auth/{id}"),
+            &json!({"ttl": 3600}),
+        )
+        .await?;
+    let before = writes(&lab.twin).await?;
+    let message = failure(
+        KongKeyRotate::new()
+            .apply(
+                &context(&lab.twin, false, None),
+                json!({"consumer": "alice", "key": OLD_KEYS[1]}),
+            )
+            .await,
+    )?;
+    assert!(message.contains("expires"), "{message}");
+    assert!(message.contains("nothing was changed"), "{message}");
+    assert!(!message.contains(OLD_KEYS[1]), "{message}");
+    assert_eq!(writes(&lab.twin).await?, before, "nothing written");
+    let keys = lab.keys().await?;
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .any(|key| key["key"] == OLD_KEYS[0] && key["ttl"].is_null()),
+        "the key without expiry is untouched: {keys:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_rotation_whose_answers_are_lost_keeps_a_valid_key() -> TestResult {
+    // Writes: 1 the add, 2 and 3 the retirements (PATCH ttl: not retried).
+    for nth in 1..=3 {
+        let lab = KeyLab::start().await?;
+        lose_answer(&lab.twin, nth).await?;
+        let outcome = KongKeyRotate::new()
+            .apply(&context(&lab.twin, false, None), to_new_key(true))
+            .await;
+        clear_faults(&lab.twin).await?;
+        let Err(error) = outcome else {
+            return Err(format!("a lost answer on write {nth} went unnoticed").into());
+        };
+        assert!(!error.to_string().contains(NEW_KEY), "{error}");
+        for old in OLD_KEYS {
+            assert_eq!(lab.status(old).await?, 200, "{old} after {error}");
+        }
+        let keys = lab.keys().await?;
+        assert!(
+            keys.iter().all(|key| key["ttl"].is_null()),
+            "old keys restored without expiry after a lost answer on write {nth}: {keys:?}"
+        );
+        assert_eq!(lab.status(NEW_KEY).await?, 401, "new key removed: {error}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn undo_does_not_move_snis_back_to_a_certificate_that_expired_meanwhile() -> TestResult {
+    let mut twin = twin().await?;
+    twin.serve_proxy_tls(TcpListener::bind("127.0.0.1:0").await?, None)
+        .await?;
+    // The old certificate expires 3 seconds from now.
+    let old_key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["a.example.com".to_owned()])?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    params.not_after = rcgen::date_time_ymd(1970, 1, 1) + (now + Duration::from_secs(3));
+    let old_cert = params.self_signed(&old_key)?.pem();
+    twin.load(&json!({
+        "_format_version": "3.0",
+        "certificates": [{"cert": old_cert, "key": old_key.serialize_pem(), "snis": [{"name": "a.example.com"}]}]
+    }))
+    .map_err(|error| format!("seed: {}", error.body()))?;
+    let (cert, key) = certificate(&["a.example.com"])?;
+    let new_leaf = leaf_der(&cert).ok_or("no leaf")?;
+    let context = context(&twin, false, None);
+    let action = KongCertRotate::new();
+    let applied = action
+        .apply(
+            &context,
+            json!({"certificate": "a.example.com", "cert": cert, "key": key}),
+        )
+        .await?;
+    let undo = applied.undo.ok_or("no undo")?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = writes(&twin).await?;
+    let message = failure(action.undo(&context, Value::Null, undo).await)?;
+    assert!(message.contains("expired"), "{message}");
+    assert_eq!(writes(&twin).await?, before, "nothing written");
+    assert_eq!(
+        served(&twin, "a.example.com").await?,
+        new_leaf,
+        "the SNI stays on the valid new certificate"
+    );
+    assert_eq!(certificate_count(&twin).await?, 2);
     Ok(())
 }
