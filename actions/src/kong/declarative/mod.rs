@@ -26,6 +26,8 @@ pub mod sync;
 pub mod yaml;
 
 #[cfg(test)]
+mod review_tests;
+#[cfg(test)]
 mod tests;
 
 use super::KongEntityKind;

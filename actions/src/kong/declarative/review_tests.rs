@@ -1,0 +1,43 @@
+//! Review of `kong.snapshot` and `kong.sync` against a Kong twin over loopback HTTP:
+//! restores that must undo references to what the sync created, secrets Kong echoes in
+//! its errors, snapshots of records with null members synced back.
+
+use runsheet_engine::Action;
+use serde_json::json;
+
+use super::sync::KongSync;
+use super::tests::{message, normalized, seed, step};
+use crate::kong::twin_tests::twin;
+use crate::test_support::TestResult;
+
+#[tokio::test]
+async fn a_restore_puts_a_moved_route_back_before_deleting_the_service_it_moved_to() -> TestResult
+{
+    let twin = twin().await?;
+    seed(&twin)?;
+    let original = normalized(&twin);
+    let dir = tempfile::tempdir()?;
+    let live = step(&twin, false, dir.path());
+    // Writes: PUT service fresh, PATCH orders-route onto it, PUT consumer carol (refused
+    // by Kong: unknown field). The restore must move the route back before it can
+    // delete fresh (Kong refuses to delete a service that routes still use).
+    std::fs::write(
+        dir.path().join("move.yaml"),
+        "_format_version: '3.0'\nservices:\n- name: fresh\n  host: fresh.internal\n  routes:\n  - name: orders-route\n    paths: [/orders]\nconsumers:\n- username: carol\n  nickname: c\n",
+    )?;
+    let shown = message(
+        KongSync::new()
+            .apply(&live, json!({"state": "move.yaml"}))
+            .await,
+    )?;
+    assert!(
+        shown.starts_with("kong.sync: create consumer carol failed: "),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("the gateway was restored to its state before the sync"),
+        "{shown}"
+    );
+    assert_eq!(normalized(&twin), original);
+    Ok(())
+}
