@@ -598,7 +598,7 @@ fn kong_failure(doing: &str, described: &str, error: KongError) -> ActionError {
 }
 
 /// `error` with every value of `secrets` (and its path-encoded form) replaced by the mask.
-fn mask(error: ActionError, secrets: &[String]) -> ActionError {
+pub(super) fn mask(error: ActionError, secrets: &[String]) -> ActionError {
     let hide = |mut text: String| {
         for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
             text = text.replace(secret.as_str(), MASK);

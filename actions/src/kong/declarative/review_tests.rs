@@ -6,13 +6,12 @@ use runsheet_engine::Action;
 use serde_json::json;
 
 use super::sync::KongSync;
-use super::tests::{message, normalized, seed, step};
+use super::tests::{message, normalized, seed, step, writes};
 use crate::kong::twin_tests::twin;
 use crate::test_support::TestResult;
 
 #[tokio::test]
-async fn a_restore_puts_a_moved_route_back_before_deleting_the_service_it_moved_to() -> TestResult
-{
+async fn a_restore_puts_a_moved_route_back_before_deleting_the_service_it_moved_to() -> TestResult {
     let twin = twin().await?;
     seed(&twin)?;
     let original = normalized(&twin);
@@ -39,5 +38,32 @@ async fn a_restore_puts_a_moved_route_back_before_deleting_the_service_it_moved_
         "{shown}"
     );
     assert_eq!(normalized(&twin), original);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_kong_echoes_in_an_error_is_masked() -> TestResult {
+    let twin = twin().await?;
+    seed(&twin)?;
+    let dir = tempfile::tempdir()?;
+    let live = step(&twin, false, dir.path());
+    // bob's key is outside team-a: giving it to alice is a create Kong refuses with
+    // `UNIQUE violation detected on '{key="bob-key"}'`.
+    std::fs::write(
+        dir.path().join("steal.yaml"),
+        "_format_version: '3.0'\nconsumers:\n- username: alice\n  keyauth_credentials:\n  - key: bob-key\n",
+    )?;
+    let before = writes(&twin).await?;
+    let shown = message(
+        KongSync::new()
+            .apply(
+                &live,
+                json!({"state": "steal.yaml", "select_tags": ["team-a"]}),
+            )
+            .await,
+    )?;
+    assert!(shown.contains("UNIQUE violation"), "{shown}");
+    assert!(!shown.contains("bob-key"), "{shown}");
+    assert!(writes(&twin).await? > before, "Kong was asked");
     Ok(())
 }
