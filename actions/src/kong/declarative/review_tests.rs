@@ -5,9 +5,10 @@
 use runsheet_engine::Action;
 use serde_json::json;
 
+use super::snapshot::KongSnapshot;
 use super::sync::KongSync;
 use super::tests::{message, normalized, seed, step, writes};
-use crate::kong::twin_tests::twin;
+use crate::kong::twin_tests::{client, twin};
 use crate::test_support::TestResult;
 
 #[tokio::test]
@@ -65,5 +66,32 @@ async fn a_key_kong_echoes_in_an_error_is_masked() -> TestResult {
     assert!(shown.contains("UNIQUE violation"), "{shown}");
     assert!(!shown.contains("bob-key"), "{shown}");
     assert!(writes(&twin).await? > before, "Kong was asked");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_snapshot_of_records_with_null_members_syncs_back_as_no_change() -> TestResult {
+    let twin = twin().await?;
+    seed(&twin)?;
+    let admin = client(&twin, false).await?;
+    admin
+        .post(
+            "/services/orders/routes",
+            &json!({"name": "tcp-route", "protocols": ["tcp"],
+                    "sources": [{"ip": "10.0.0.0/8", "port": null}]}),
+        )
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let live = step(&twin, false, dir.path());
+    KongSnapshot::new()
+        .apply(
+            &live,
+            json!({"path": "snap.yaml", "include_credentials": true}),
+        )
+        .await?;
+    let plan = KongSync::new()
+        .plan(&live, json!({"state": "snap.yaml", "delete": true}))
+        .await?;
+    assert_eq!(plan.changes, Some(false), "{plan:?}");
     Ok(())
 }
