@@ -660,7 +660,7 @@ fn kong_failure(doing: &str, described: &str, error: KongError) -> ActionError {
 }
 
 /// `error` with every value of `secrets` (and its path-encoded form) replaced by the mask.
-fn mask(error: ActionError, secrets: &[String]) -> ActionError {
+pub(super) fn mask(error: ActionError, secrets: &[String]) -> ActionError {
     let hide = |text: String| hide_values(text, secrets);
     match error {
         ActionError::Failed { message } => ActionError::failed(hide(message)),

@@ -7,7 +7,8 @@
 //! the changed fields; a delete is a DELETE by id (a nested 404 means already gone).
 //! A restore deletes what the sync created, then puts every previous entity back with
 //! its id: a full PUT, except certificates (a PUT would drop their SNIs) and targets,
-//! which are PATCHed with every field.
+//! which are PATCHed with every field; a created entity Kong would not delete while a
+//! changed one still referred to it is deleted after that one is put back.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -245,7 +246,9 @@ impl Restored {
 
 /// Brings the entities of `record` back to their state before the sync: deletes those
 /// it created (children first), then puts back every previous entity that differs from
-/// the gateway's (parents first). Goes on past failures and lists them.
+/// the gateway's (parents first), then deletes again the created ones Kong refused to
+/// delete while a changed entity still referred to them. Goes on past failures and
+/// lists them.
 pub async fn restore(client: &KongClient, record: &UndoRecord) -> Restored {
     let mut restored = Restored::default();
     let mut names = State::default();
@@ -265,14 +268,13 @@ pub async fn restore(client: &KongClient, record: &UndoRecord) -> Restored {
         .filter(|entity| current.get(entity.kind, entity.id()).is_some())
         .collect();
     created.sort_by_key(|entity| std::cmp::Reverse(rank(entity.kind)));
+    // A delete Kong refuses (an entity the sync changed still refers to it: a route
+    // moved onto a created service) is tried again once the previous entities are back.
+    let mut refused = Vec::new();
     for entity in &created {
         restored.writes += 1;
-        if let Err(error) = delete(client, entity).await {
-            restored.failures.push(format!(
-                "{} {} (created by the sync): delete failed: {error}",
-                entity.entry().label,
-                entity.id()
-            ));
+        if delete(client, entity).await.is_err() {
+            refused.push(*entity);
         }
     }
     let current = if created.is_empty() {
@@ -314,6 +316,16 @@ pub async fn restore(client: &KongClient, record: &UndoRecord) -> Restored {
                  be written back: set its password again"
             )),
             Ok(true) => {}
+        }
+    }
+    for entity in refused {
+        restored.writes += 1;
+        if let Err(error) = delete(client, entity).await {
+            restored.failures.push(format!(
+                "{} {} (created by the sync): delete failed: {error}",
+                entity.entry().label,
+                entity.id()
+            ));
         }
     }
     restored

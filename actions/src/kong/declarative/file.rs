@@ -147,6 +147,7 @@ pub fn read(file: &str, text: &str) -> Result<Document, FileError> {
     let source = SourceFile::new(file, text);
     let reader = Reader {
         source: &source,
+        line_starts: line_starts(text),
         document: Document {
             file: file.to_owned(),
             select_tags: None,
@@ -159,6 +160,8 @@ pub fn read(file: &str, text: &str) -> Result<Document, FileError> {
 /// Reads one document, keeping the source for line numbers.
 struct Reader<'a> {
     source: &'a SourceFile,
+    /// Byte offset of the start of each line (line 1 first).
+    line_starts: Vec<usize>,
     document: Document,
 }
 
@@ -167,7 +170,9 @@ impl Reader<'_> {
     fn read(mut self) -> Result<Document, FileError> {
         let root = runsheet_engine::node::parse(self.source).map_err(|error| FileError {
             file: self.source.name.clone(),
-            line: error.span.map(|span| self.source.line_col(span.offset).0),
+            line: error
+                .span
+                .map(|span| line_of(&self.line_starts, span.offset)),
             message: format!("not valid YAML: {}", error.message),
         })?;
         let Some(entries) = root.as_map() else {
@@ -386,8 +391,21 @@ impl Reader<'_> {
 
     /// The line a node starts on.
     fn line(&self, node: &Node) -> usize {
-        self.source.line_col(node.span.offset).0
+        line_of(&self.line_starts, node.span.offset)
     }
+}
+
+/// Byte offsets where the lines of `text` start: found once, so that the line of each
+/// of thousands of entities is a binary search, not a count from the top.
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+        .collect()
+}
+
+/// The line (from 1) the byte `offset` is on.
+fn line_of(line_starts: &[usize], offset: usize) -> usize {
+    line_starts.partition_point(|start| *start <= offset).max(1)
 }
 
 /// `_format_version` as text (`"3.0"`, or an unquoted `3.0`).

@@ -26,6 +26,8 @@ pub mod sync;
 pub mod yaml;
 
 #[cfg(test)]
+mod review_tests;
+#[cfg(test)]
 mod tests;
 
 use super::KongEntityKind;
@@ -103,19 +105,10 @@ pub fn parent_field(kind: KongEntityKind) -> &'static str {
 }
 
 /// The kind a reference field of `kind` points at (`client_certificate` → certificate).
+/// `None` when `field` is not one of `kind`'s reference fields.
 pub fn referenced_kind(kind: KongEntityKind, field: &str) -> Option<KongEntityKind> {
-    let target = match field {
-        "service" => KongEntityKind::Service,
-        "route" => KongEntityKind::Route,
-        "consumer" => KongEntityKind::Consumer,
-        "upstream" => KongEntityKind::Upstream,
-        "certificate" | "client_certificate" => KongEntityKind::Certificate,
-        _ => return None,
-    };
-    super::kinds::kind(kind)
-        .foreign
-        .contains(&field)
-        .then_some(target)
+    super::kinds::referenced_kind(field)
+        .filter(|_| super::kinds::kind(kind).foreign.contains(&field))
 }
 
 /// Whether deleting the entity a `field` of `kind` points at deletes the entity too

@@ -51,7 +51,20 @@ pub async fn resolve(
         file_ids: HashMap::new(),
         claimed: HashMap::new(),
         now: super::state::now(),
+        current_keys: HashMap::new(),
+        current_names: HashMap::new(),
+        desired_names: HashMap::new(),
     };
+    for (position, entity) in current.iter().enumerate() {
+        for key in natural_keys(entity) {
+            resolver
+                .current_keys
+                .entry((rank(entity.kind), key))
+                .or_default()
+                .push((position, entity));
+        }
+        add_names(&mut resolver.current_names, entity);
+    }
     for index in order {
         resolver.entry(index, select_tags).await?;
     }
@@ -72,6 +85,12 @@ struct Resolver<'a> {
     claimed: HashMap<(usize, String), usize>,
     /// Unix time of the resolution (key-auth expiry).
     now: i64,
+    /// Gateway entities per kind and natural key ([`natural_keys`]), with their positions.
+    current_keys: HashMap<(usize, String), Vec<(usize, &'a Entity)>>,
+    /// Gateway entities' ids per kind and id or key value ([`add_names`]).
+    current_names: HashMap<(usize, String), String>,
+    /// The same for the entities resolved so far.
+    desired_names: HashMap<(usize, String), String>,
 }
 
 impl Resolver<'_> {
@@ -119,7 +138,9 @@ impl Resolver<'_> {
         }
         fields.insert("id".to_owned(), Value::String(id.clone()));
         self.final_ids[index] = Some(id);
-        self.desired.push(Entity { kind, fields });
+        let entity = Entity { kind, fields };
+        add_names(&mut self.desired_names, &entity);
+        self.desired.push(entity);
         Ok(())
     }
 
@@ -151,14 +172,13 @@ impl Resolver<'_> {
         if let Some(id) = self.file_ids.get(&(rank, named.clone())) {
             return Ok(id.clone());
         }
-        let by_name = |state: &State| {
-            state
-                .of_kind(target)
-                .find(|entity| entity.id() == named || named_by(entity, named))
-                .map(|entity| entity.id().to_owned())
-        };
-        if let Some(id) = by_name(&self.desired).or_else(|| by_name(self.current)) {
-            return Ok(id);
+        let key = (rank, named.clone());
+        if let Some(id) = self
+            .desired_names
+            .get(&key)
+            .or_else(|| self.current_names.get(&key))
+        {
+            return Ok(id.clone());
         }
         let path = kinds::kind(target).entity_path(None, named);
         if let Some(found) = self.client.find(&path).await?
@@ -194,24 +214,79 @@ impl Resolver<'_> {
             kind,
             fields: fields.clone(),
         };
-        self.current
-            .of_kind(kind)
-            .filter(|entity| {
+        natural_keys(&wanted)
+            .into_iter()
+            .filter_map(|key| self.current_keys.get(&(rank(kind), key)))
+            .flatten()
+            .filter(|(_, entity)| {
                 !self
                     .claimed
                     .contains_key(&(rank(kind), entity.id().to_owned()))
             })
-            .find(|entity| same_natural_key(&wanted, entity))
-            .map(|entity| entity.id().to_owned())
+            .filter(|(_, entity)| same_natural_key(&wanted, entity))
+            .min_by_key(|(position, _)| *position)
+            .map(|(_, entity)| entity.id().to_owned())
     }
 }
 
-/// Whether `entity` is named `name` by one of its key fields.
-fn named_by(entity: &Entity, name: &str) -> bool {
-    kinds::kind(entity.kind)
+/// Records that `entity` is found by its id and by each of its key fields' values
+/// (`service: billing`), unless an entity added before already is.
+fn add_names(names: &mut HashMap<(usize, String), String>, entity: &Entity) {
+    let kind = rank(entity.kind);
+    let values = kinds::kind(entity.kind)
         .keys
         .iter()
-        .any(|key| entity.text(key) == Some(name))
+        .filter_map(|key| entity.text(key))
+        .chain([entity.id()]);
+    for value in values {
+        names
+            .entry((kind, value.to_owned()))
+            .or_insert_with(|| entity.id().to_owned());
+    }
+}
+
+/// Texts under which an entity is indexed for [`same_natural_key`]: two entities with
+/// the same natural key share at least one of them (so only those are compared).
+fn natural_keys(entity: &Entity) -> Vec<String> {
+    let field = |name: &str| {
+        entity
+            .fields
+            .get(name)
+            .map_or_else(String::new, Value::to_string)
+    };
+    let reference = |name: &str| entity.reference(name).unwrap_or_default().to_owned();
+    match entity.kind {
+        KongEntityKind::Plugin => vec![format!(
+            "{}|{}|{}|{}",
+            field("name"),
+            reference("service"),
+            reference("route"),
+            reference("consumer")
+        )],
+        KongEntityKind::Target => vec![format!("{}|{}", field("target"), reference("upstream"))],
+        KongEntityKind::Acl => vec![format!("{}|{}", field("group"), reference("consumer"))],
+        KongEntityKind::Certificate | KongEntityKind::CaCertificate => entity
+            .text("cert")
+            .map(|pem| vec![pem.trim().to_owned()])
+            .unwrap_or_default(),
+        KongEntityKind::Route if entity.text("name").is_none() => vec![format!(
+            "unnamed|{}|{}|{}|{}",
+            reference("service"),
+            field("paths"),
+            field("hosts"),
+            field("methods")
+        )],
+        kind => kinds::kind(kind)
+            .keys
+            .iter()
+            .filter_map(|key| {
+                entity
+                    .fields
+                    .get(*key)
+                    .map(|value| format!("{key}={value}"))
+            })
+            .collect(),
+    }
 }
 
 /// Whether two entities of one kind have the same natural key.
@@ -339,6 +414,72 @@ mod tests {
         assert!(expand_url("a.test").is_err());
         assert!(expand_url("http://a.test:x").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn entities_with_the_same_natural_key_share_an_index_text() {
+        let entity = |kind, fields: Value| Entity {
+            kind,
+            fields: fields.as_object().cloned().unwrap_or_default(),
+        };
+        let pairs = [
+            (
+                entity(KongEntityKind::Consumer, json!({"custom_id": "A-1"})),
+                entity(
+                    KongEntityKind::Consumer,
+                    json!({"username": "a", "custom_id": "A-1"}),
+                ),
+                true,
+            ),
+            (
+                entity(
+                    KongEntityKind::Route,
+                    json!({"service": {"id": "s"}, "paths": ["/a"]}),
+                ),
+                entity(
+                    KongEntityKind::Route,
+                    json!({"service": {"id": "s"}, "paths": ["/a"]}),
+                ),
+                true,
+            ),
+            (
+                entity(
+                    KongEntityKind::Route,
+                    json!({"service": {"id": "s"}, "paths": ["/a"]}),
+                ),
+                entity(
+                    KongEntityKind::Route,
+                    json!({"name": "r", "service": {"id": "s"}, "paths": ["/a"]}),
+                ),
+                false,
+            ),
+            (
+                entity(
+                    KongEntityKind::Target,
+                    json!({"target": "a:1", "upstream": {"id": "u"}}),
+                ),
+                entity(
+                    KongEntityKind::Target,
+                    json!({"target": "a:1", "upstream": {"id": "u"}}),
+                ),
+                true,
+            ),
+            (
+                entity(KongEntityKind::Certificate, json!({"cert": "PEM\n"})),
+                entity(KongEntityKind::Certificate, json!({"cert": "PEM"})),
+                true,
+            ),
+        ];
+        for (wanted, current, same) in pairs {
+            assert_eq!(same_natural_key(&wanted, &current), same, "{wanted:?}");
+            let shared = natural_keys(&wanted)
+                .iter()
+                .any(|key| natural_keys(&current).contains(key));
+            assert!(
+                !same || shared,
+                "{wanted:?} and {current:?} share no index text"
+            );
+        }
     }
 
     #[test]

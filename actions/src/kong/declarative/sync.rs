@@ -8,6 +8,8 @@
 //! writes; when a write fails it restores at once and says whether that worked. The
 //! undo record holds the ids it created and the previous versions of what it changed
 //! or deleted (secret values listed in `Applied.secrets`); undo is the same restore.
+//! Secret values (the file's and the record's) are masked in its error messages, as
+//! Kong quotes a value it refuses.
 //! Probe: the sync took effect when the gateway already matches the file.
 
 use runsheet_engine::{
@@ -23,6 +25,7 @@ use super::resolve::{ResolveError, resolve};
 use super::snapshot::{sha256_hex, step_path};
 use super::state::State;
 use crate::kong::client::KongClient;
+use crate::kong::entity::mask;
 use crate::kong::gateway::KongGateway;
 use crate::kong::{FAMILY, KongSyncArguments};
 
@@ -188,6 +191,21 @@ fn refuse_hidden_ids(
     Ok(())
 }
 
+/// The secret values the file gives (new keys, passwords): never shown in a message.
+fn desired_secrets(desired: &State) -> Vec<String> {
+    desired
+        .iter()
+        .flat_map(super::state::Entity::secrets)
+        .collect()
+}
+
+/// Secret values, longest first (so that one inside another is not left half shown).
+fn longest_first(mut secrets: Vec<String>) -> Vec<String> {
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets.dedup();
+    secrets
+}
+
 /// Reads an undo record.
 fn undo_record(undo: Value) -> Result<UndoRecord, ActionError> {
     serde_json::from_value(undo)
@@ -233,11 +251,16 @@ impl Action for KongSync {
             };
             let label = format!("{} {}", operation.verb(), names.label(operation.entity()));
             let restored = restore(client, &record).await;
-            return Err(ActionError::failed(failure_message(
-                &label,
-                &failed.error.to_string(),
-                &restored,
-            )));
+            // Kong quotes a value it refuses (`UNIQUE violation detected on '{key="..."}'`).
+            let secrets = longest_first([desired_secrets(&desired), record.secrets()].concat());
+            return Err(mask(
+                ActionError::failed(failure_message(
+                    &label,
+                    &failed.error.to_string(),
+                    &restored,
+                )),
+                &secrets,
+            ));
         }
         let secrets = record.secrets();
         let undo = serde_json::to_value(&record)
@@ -262,11 +285,14 @@ impl Action for KongSync {
         if restored.is_complete() {
             Ok(())
         } else {
-            Err(ActionError::failed(format!(
-                "kong.sync undo: the state before the sync could not be restored, these entities \
-                 need a person: {}",
-                restored.failures.join("; ")
-            )))
+            Err(mask(
+                ActionError::failed(format!(
+                    "kong.sync undo: the state before the sync could not be restored, these \
+                     entities need a person: {}",
+                    restored.failures.join("; ")
+                )),
+                &longest_first(record.secrets()),
+            ))
         }
     }
 

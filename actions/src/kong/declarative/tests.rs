@@ -16,7 +16,7 @@ use crate::kong::twin_tests::{client, context, control, count, twin};
 use crate::test_support::TestResult;
 
 /// A self-signed certificate for `names`: (cert PEM, key PEM).
-fn certificate(names: &[&str]) -> TestResult<(String, String)> {
+pub(super) fn certificate(names: &[&str]) -> TestResult<(String, String)> {
     let key = rcgen::KeyPair::generate()?;
     let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
     let cert = rcgen::CertificateParams::new(names)?.self_signed(&key)?;
@@ -25,7 +25,7 @@ fn certificate(names: &[&str]) -> TestResult<(String, String)> {
 
 /// Seeds services with routes and plugins, consumers with credentials, an upstream with
 /// targets, a certificate with SNIs and a global plugin; `team-a` tags some of them.
-fn seed(twin: &KongTwin) -> TestResult<(String, String)> {
+pub(super) fn seed(twin: &KongTwin) -> TestResult<(String, String)> {
     let (cert, key) = certificate(&["a.test", "b.test"])?;
     twin.load(&json!({
         "_format_version": "3.0",
@@ -56,7 +56,7 @@ fn seed(twin: &KongTwin) -> TestResult<(String, String)> {
 }
 
 /// The twin's whole state without timestamps, each table sorted by id.
-fn normalized(twin: &KongTwin) -> Value {
+pub(super) fn normalized(twin: &KongTwin) -> Value {
     let mut export = twin.export();
     if let Some(tables) = export.as_object_mut() {
         for rows in tables.values_mut() {
@@ -75,20 +75,20 @@ fn normalized(twin: &KongTwin) -> Value {
 }
 
 /// A live or dry-run context for the twin whose relative paths start in `dir`.
-fn step(twin: &KongTwin, dry_run: bool, dir: &Path) -> StepContext {
+pub(super) fn step(twin: &KongTwin, dry_run: bool, dir: &Path) -> StepContext {
     let mut context = context(twin, dry_run, None);
     context.base_dir = dir.to_path_buf();
     context
 }
 
 /// Writes (non-dry-run) writes the twin has counted.
-async fn writes(twin: &KongTwin) -> TestResult<u64> {
+pub(super) async fn writes(twin: &KongTwin) -> TestResult<u64> {
     let counters = control(twin, reqwest::Method::GET, "/_twin/counters", None).await?;
     Ok(counters["writes"].as_u64().unwrap_or(u64::MAX))
 }
 
 /// Parses YAML text into JSON with the engine's reader.
-fn yaml(text: &str) -> TestResult<Value> {
+pub(super) fn yaml(text: &str) -> TestResult<Value> {
     let file = runsheet_engine::SourceFile::new("snapshot.yaml", text);
     Ok(runsheet_engine::node::parse(&file)
         .map_err(|error| error.message)?
@@ -96,14 +96,14 @@ fn yaml(text: &str) -> TestResult<Value> {
 }
 
 /// The entry of `list` whose `field` is `value`.
-fn find<'a>(list: &'a Value, field: &str, value: &str) -> TestResult<&'a Value> {
+pub(super) fn find<'a>(list: &'a Value, field: &str, value: &str) -> TestResult<&'a Value> {
     list.as_array()
         .and_then(|items| items.iter().find(|item| item[field] == json!(value)))
         .ok_or_else(|| format!("no entry with {field} = {value} in {list}").into())
 }
 
 /// The message of a failed step.
-fn message<T: std::fmt::Debug>(outcome: Result<T, ActionError>) -> TestResult<String> {
+pub(super) fn message<T: std::fmt::Debug>(outcome: Result<T, ActionError>) -> TestResult<String> {
     match outcome {
         Err(error) => Ok(error.to_string()),
         Ok(value) => Err(format!("expected a failure, got {value:?}").into()),
