@@ -360,17 +360,31 @@ impl Reader<'_> {
                 .references
                 .push((field.to_owned(), Reference::Entry(index)));
         }
-        for secret in entry.secrets {
-            if desired.fields.get(*secret).and_then(Value::as_str) == Some(MASK) {
-                return Err(self.error(
-                    node,
-                    format!(
-                        "{}: `{secret}` holds the snapshot mask, not the secret; take the \
-                         snapshot with include_credentials: true to restore credentials",
-                        desired.describe()
-                    ),
-                ));
-            }
+        let masked_field = entry
+            .secrets
+            .iter()
+            .copied()
+            .find(|secret| desired.fields.get(*secret).and_then(Value::as_str) == Some(MASK))
+            .or_else(|| {
+                desired
+                    .fields
+                    .get("config")
+                    .is_some_and(|config| {
+                        kinds::sensitive_config_values(config)
+                            .iter()
+                            .any(|value| value == MASK)
+                    })
+                    .then_some("config")
+            });
+        if let Some(secret) = masked_field {
+            return Err(self.error(
+                node,
+                format!(
+                    "{}: `{secret}` holds the snapshot mask, not the secret; take the \
+                     snapshot with include_credentials: true to restore credentials",
+                    desired.describe()
+                ),
+            ));
         }
         let index = self.document.entries.len();
         self.document.entries.push(desired);

@@ -146,3 +146,65 @@ async fn a_file_without_ids_is_matched_to_thousands_of_entities_in_linear_time()
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn secrets_inside_plugin_configs_are_masked_in_snapshots_and_plans() -> TestResult {
+    let twin = twin().await?;
+    twin.load(&json!({"_format_version": "3.0",
+        "services": [{"name": "orders", "host": "orders.internal",
+            "plugins": [{"name": "rate-limiting", "config": {"minute": 5, "policy": "redis",
+                "redis": {"host": "redis.internal", "password": "redis-pw-4c1d"}}}]}]}))
+        .map_err(|error| format!("seed: {}", error.body()))?;
+    let dir = tempfile::tempdir()?;
+    let live = step(&twin, false, dir.path());
+    KongSnapshot::new()
+        .apply(&live, json!({"path": "masked.yaml"}))
+        .await?;
+    let masked = std::fs::read_to_string(dir.path().join("masked.yaml"))?;
+    assert!(!masked.contains("redis-pw-4c1d"), "{masked}");
+    assert!(masked.contains("redis.internal"), "{masked}");
+    KongSnapshot::new()
+        .apply(
+            &live,
+            json!({"path": "full.yaml", "include_credentials": true}),
+        )
+        .await?;
+    let full = std::fs::read_to_string(dir.path().join("full.yaml"))?;
+    assert!(full.contains("redis-pw-4c1d"), "{full}");
+
+    let before = writes(&twin).await?;
+    let refused = message(
+        KongSync::new()
+            .apply(&live, json!({"state": "masked.yaml"}))
+            .await,
+    )?;
+    assert!(
+        refused.contains("`config` holds the snapshot mask"),
+        "{refused}"
+    );
+    assert_eq!(writes(&twin).await?, before, "nothing written");
+
+    // A plan that changes the password shows neither value; the apply hands both over.
+    std::fs::write(
+        dir.path().join("rekey.yaml"),
+        full.replace("redis-pw-4c1d", "redis-pw-77aa"),
+    )?;
+    let change = KongSync::new()
+        .plan(
+            &step(&twin, true, dir.path()),
+            json!({"state": "rekey.yaml"}),
+        )
+        .await?;
+    let shown = format!("{change:?}");
+    assert_eq!(change.changes, Some(true), "{shown}");
+    assert!(
+        !shown.contains("redis-pw-4c1d") && !shown.contains("redis-pw-77aa"),
+        "{shown}"
+    );
+    let applied = KongSync::new()
+        .apply(&live, json!({"state": "rekey.yaml"}))
+        .await?;
+    assert!(applied.secrets.contains(&"redis-pw-77aa".to_owned()));
+    assert!(applied.secrets.contains(&"redis-pw-4c1d".to_owned()));
+    Ok(())
+}

@@ -109,7 +109,8 @@ impl Entity {
         )
     }
 
-    /// Its fields with every secret replaced by [`MASK`].
+    /// Its fields with every secret (those inside a plugin's `config` included) replaced
+    /// by [`MASK`].
     pub fn masked(&self) -> Map<String, Value> {
         let mut fields = self.fields.clone();
         for secret in self.entry().secrets {
@@ -119,18 +120,27 @@ impl Entity {
                 *value = Value::String(MASK.to_owned());
             }
         }
+        if let Some(config) = fields.get_mut("config") {
+            kinds::mask_sensitive_config(config, MASK);
+        }
         fields
     }
 
-    /// The values of its secret fields (to be masked by the executor).
+    /// The values of its secret fields and of the secrets inside a plugin's `config`
+    /// (to be masked by the executor).
     pub fn secrets(&self) -> Vec<String> {
-        self.entry()
+        let mut values: Vec<String> = self
+            .entry()
             .secrets
             .iter()
             .filter_map(|secret| self.text(secret))
-            .filter(|value| !value.is_empty() && *value != MASK)
             .map(str::to_owned)
-            .collect()
+            .collect();
+        if let Some(config) = self.fields.get("config") {
+            values.extend(kinds::sensitive_config_values(config));
+        }
+        values.retain(|value| !value.is_empty() && value != MASK);
+        values
     }
 
     /// Whether it carries every one of `tags`.

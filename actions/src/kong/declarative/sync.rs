@@ -7,7 +7,8 @@
 //! masked). Apply reads the whole gateway first (the state a restore puts back), then
 //! writes; when a write fails it restores at once and says whether that worked. The
 //! undo record holds the ids it created and the previous versions of what it changed
-//! or deleted (secret values listed in `Applied.secrets`); undo is the same restore.
+//! or deleted (its secret values and the file's listed in `Applied.secrets`); undo is the
+//! same restore.
 //! Secret values (the file's and the record's) are masked in its error messages, as
 //! Kong quotes a value it refuses.
 //! Probe: the sync took effect when the gateway already matches the file.
@@ -262,7 +263,8 @@ impl Action for KongSync {
                 &secrets,
             ));
         }
-        let secrets = record.secrets();
+        // The values written and the ones replaced: masked from here on.
+        let secrets = longest_first([desired_secrets(&desired), record.secrets()].concat());
         let undo = serde_json::to_value(&record)
             .map_err(|error| ActionError::failed(format!("kong.sync: undo record: {error}")))?;
         Ok(Applied {
