@@ -141,7 +141,6 @@ fn a_bad_seed_is_refused_before_anything_runs() -> TestResult {
     Ok(())
 }
 
-
 #[test]
 fn twin_kong_serves_standalone_until_sigterm() -> TestResult {
     let lab = lab()?;
@@ -313,8 +312,6 @@ steps:
     assert_eq!(state.methods.get("PUT"), Some(&1));
     Ok(())
 }
-
-
 
 #[test]
 fn twin_node_reports_its_version_and_stops_on_sigterm() -> TestResult {
