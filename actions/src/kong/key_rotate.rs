@@ -28,6 +28,11 @@ use crate::arguments::parse;
 /// The action's name.
 const NAME: &str = "kong.key_rotate";
 
+/// The tag a rotation adds to each old key it gives an expiry: that `ttl` is the
+/// rotation's, not the key's own, so the undo of a rerun (which finds the key already
+/// expiring) clears it instead of keeping it.
+pub const RETIRED_TAG: &str = "runsheet-retired";
+
 /// The largest `ttl` Kong accepts (reference §7.5).
 const MAX_TTL: u64 = 100_000_000;
 
@@ -404,8 +409,15 @@ impl Retire {
                     let expires_at = match key.ttl {
                         Some(ttl) if ttl <= seconds => now + ttl,
                         _ => {
+                            let mut tags = key.tags.clone();
+                            if !tags.iter().any(|tag| tag == RETIRED_TAG) {
+                                tags.push(RETIRED_TAG.to_owned());
+                            }
                             client
-                                .patch(&key_path(consumer_id, &key.id), &json!({"ttl": seconds}))
+                                .patch(
+                                    &key_path(consumer_id, &key.id),
+                                    &json!({"ttl": seconds, "tags": tags}),
+                                )
                                 .await
                                 .map_err(|error| {
                                     format!("setting ttl {seconds} on key {}: {error}", key.id)
@@ -554,13 +566,24 @@ impl Credential {
         }
     }
 
-    /// What undo keeps of it, its expiry made absolute from `now`.
+    /// What undo keeps of it, its expiry made absolute from `now`; an expiry an earlier
+    /// rotation gave it ([`RETIRED_TAG`]) is not its own, so it is remembered without one.
     fn remember(&self, now: i64) -> OldKey {
+        let retired = self.tags.iter().any(|tag| tag == RETIRED_TAG);
         OldKey {
             id: self.id.clone(),
             key: self.key.clone(),
-            tags: self.tags.clone(),
-            expires_at: self.ttl.map(|ttl| now + ttl),
+            tags: self
+                .tags
+                .iter()
+                .filter(|tag| *tag != RETIRED_TAG)
+                .cloned()
+                .collect(),
+            expires_at: if retired {
+                None
+            } else {
+                self.ttl.map(|ttl| now + ttl)
+            },
         }
     }
 
@@ -750,9 +773,9 @@ async fn revert(client: &KongClient, record: &KeyRotateUndo) -> Result<(), Actio
                     (Some(ttl), Some(left)) => (ttl - left).abs() <= TTL_SLACK,
                     _ => false,
                 };
-                if !right {
+                if !right || key.tags != old.tags {
                     client
-                        .patch(&path, &json!({"ttl": wanted_ttl}))
+                        .patch(&path, &json!({"ttl": wanted_ttl, "tags": old.tags}))
                         .await
                         .map_err(|error| {
                             ActionError::failed(format!(

@@ -1222,3 +1222,42 @@ async fn undo_does_not_move_snis_back_to_a_certificate_that_expired_meanwhile() 
     assert_eq!(certificate_count(&twin).await?, 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn undo_of_a_rerun_after_the_retirement_clears_the_expiry_the_first_run_set() -> TestResult {
+    let lab = KeyLab::start().await?;
+    let action = KongKeyRotate::new();
+    let context = context(&lab.twin, false, None);
+    let arguments = json!({"consumer": "alice", "generate": true, "overlap": "1h"});
+    // The first run retires the old keys (a ttl and the retired tag), then "crashes":
+    // its undo record is lost, and the step runs again.
+    action.apply(&context, arguments.clone()).await?;
+    let retired = lab.keys().await?;
+    assert!(
+        retired.iter().any(|key| key["tags"]
+            .as_array()
+            .is_some_and(|tags| tags.contains(&json!(super::key_rotate::RETIRED_TAG)))),
+        "{retired:?}"
+    );
+    let rerun = action.apply(&context, arguments).await?;
+    action
+        .undo(&context, Value::Null, rerun.undo.clone().ok_or("no undo")?)
+        .await?;
+    let keys = lab.keys().await?;
+    assert!(!keys.is_empty());
+    for key in &keys {
+        assert!(key["ttl"].is_null(), "a key left expiring: {keys:?}");
+        assert!(
+            !key["tags"]
+                .as_array()
+                .is_some_and(|tags| tags.contains(&json!(super::key_rotate::RETIRED_TAG))),
+            "{keys:?}"
+        );
+    }
+    assert_eq!(
+        lab.status(output(&rerun, "key")).await?,
+        401,
+        "the rerun's key is revoked"
+    );
+    Ok(())
+}
