@@ -97,27 +97,24 @@ async fn a_snapshot_of_records_with_null_members_syncs_back_as_no_change() -> Te
 }
 
 #[test]
-fn a_file_of_thousands_of_entities_is_read_in_linear_time() -> TestResult {
-    // 20,000 consumers, 3 lines each: counting every entity's line from the top of
-    // the file took minutes; the line table makes it a fraction of a second.
+fn a_file_of_thousands_of_entities_gets_every_line_right() -> TestResult {
+    // 20,000 consumers, 3 lines each (their speed is measured by `cargo bench --bench
+    // kong`: counting every entity's line from the top of the file took minutes).
     let mut text = String::from("_format_version: '3.0'\nconsumers:\n");
     for index in 0..20_000 {
         text.push_str(&format!("- username: c-{index}\n  tags:\n  - t\n"));
     }
-    let started = std::time::Instant::now();
     let document = super::file::read("big.yaml", &text)?;
-    let took = started.elapsed();
     assert_eq!(document.entries.len(), 20_000);
     assert_eq!(document.entries[0].line, 3);
     assert_eq!(document.entries[19_999].line, 3 + 3 * 19_999);
-    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     Ok(())
 }
 
 #[tokio::test]
-async fn a_file_without_ids_is_matched_to_thousands_of_entities_in_linear_time() -> TestResult {
+async fn a_file_without_ids_is_matched_to_thousands_of_entities() -> TestResult {
     // 5,000 consumers, each with a key and an ACL group, named by the file without ids
-    // (a hand-written decK file): each entity was matched by scanning every entity.
+    // (a hand-written decK file); `cargo bench --bench kong` measures the time.
     let twin = twin().await?;
     let mut text = String::from("_format_version: '3.0'\nconsumers:\n");
     let mut consumers = Vec::new();
@@ -133,17 +130,13 @@ async fn a_file_without_ids_is_matched_to_thousands_of_entities_in_linear_time()
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("many.yaml"), text)?;
     let live = step(&twin, false, dir.path());
-    let started = std::time::Instant::now();
     let plan = KongSync::new()
         .plan(&live, json!({"state": "many.yaml", "delete": true}))
         .await?;
-    let took = started.elapsed();
     assert_eq!(
         plan.summary,
         "sync with many.yaml: in sync (15000 entities), no change"
     );
-    eprintln!("matched in {took:?}");
-    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
     Ok(())
 }
 
