@@ -334,11 +334,14 @@ impl Survey {
                     .as_ref()
                     .map(without_stamps)
                     .unwrap_or_default();
-                Change::between(
-                    format!("delete {described}"),
-                    Some(render::text(&shown, secret)),
-                    String::new(),
-                )
+                let summary = match kind.cascade() {
+                    Some(also) => format!(
+                        "delete {described} (Kong deletes {also} with it; undo brings back only the {})",
+                        kind.label
+                    ),
+                    None => format!("delete {described}"),
+                };
+                Change::between(summary, Some(render::text(&shown, secret)), String::new())
             }
             Decision::NoChange if self.request.state == Presence::Absent => {
                 Change::none(format!("{described}: absent, no change"))

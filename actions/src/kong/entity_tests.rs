@@ -145,7 +145,10 @@ async fn service_is_created_updated_deleted_and_each_step_undone() -> TestResult
 
     let delete = json!({"kind": "service", "match": {"name": "orders"}, "state": "absent"});
     let change = plan(&twin, &delete).await?;
-    assert_eq!(change.summary, "delete service orders");
+    assert_eq!(
+        change.summary,
+        "delete service orders (Kong deletes its plugins with it; undo brings back only the service)"
+    );
     assert!(
         change
             .before

@@ -233,6 +233,19 @@ impl Kind {
         format!("{}/{}", self.collection_path(parent), segment(id_or_key))
     }
 
+    /// What Kong deletes along with an entity of this kind (reference §7.12), for plans:
+    /// an undo of the delete brings back the entity only.
+    pub fn cascade(&self) -> Option<&'static str> {
+        match self.kind {
+            KongEntityKind::Service => Some("its plugins"),
+            KongEntityKind::Route => Some("its plugins"),
+            KongEntityKind::Consumer => Some("its credentials, ACL groups and plugins"),
+            KongEntityKind::Upstream => Some("its targets"),
+            KongEntityKind::Certificate => Some("its SNIs"),
+            _ => None,
+        }
+    }
+
     /// Whether `field` holds a secret of this kind.
     pub fn is_secret(&self, field: &str) -> bool {
         self.secrets.contains(&field)
