@@ -141,6 +141,7 @@ pub fn kong(args: &KongTwinArgs) -> Exit {
 
 /// Starts the Kong twin's listeners, prints where they are, and waits for a stop signal.
 async fn serve_kong(args: &KongTwinArgs) -> Exit {
+    let stop = stop_signal();
     let config = TwinConfig {
         control: args.control,
         db_less: args.db_less,
@@ -245,7 +246,7 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
             println!("Ctrl-C stops it");
         }
     }
-    wait_for_stop().await;
+    stop.await;
     drop(twin);
     Exit::Success
 }
@@ -286,21 +287,26 @@ fn usage(message: &str) -> Exit {
     Exit::Invalid
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_stop() {
+/// Resolves on SIGINT or SIGTERM, listened for from the call on: a signal that comes
+/// while the twin is still starting stops it cleanly instead of killing it.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut interrupt), Ok(mut terminate)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut interrupt), Some(mut terminate)) = signals {
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
