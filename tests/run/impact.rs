@@ -16,13 +16,13 @@ const CLIENTS: usize = 4;
 /// The key every customer holds before a change.
 const OLD_KEY: &str = "old-key-7f3a9c2e";
 
+/// A lab with three upstream nodes behind upstream `core`, service `orders` on route
+/// `/orders` protected by key-auth, consumer `alice` holding [`OLD_KEY`] (and `carol`),
+/// a certificate for `shop.test`, a standalone twin serving it, and `env.yaml` pointing
+/// gateway `kong` at the twin and host `me` at this machine.
+///
 /// The service does not retry a failed request on another target (`retries: 0`), so a
 /// request sent to a stopped node fails, as the control experiment shows.
-///
-/// A lab with three upstream nodes behind upstream `core`, service `orders` on route
-/// `/orders` protected by key-auth, consumer `alice` holding [`OLD_KEY`], a standalone
-/// twin serving it, and `env.yaml` pointing gateway `kong` at the twin and host `me`
-/// at this machine.
 struct Shop {
     lab: Lab,
     twin: TwinProcess,
@@ -113,8 +113,9 @@ fn targets(nodes: &[NodeProcess]) -> String {
         .collect()
 }
 
-/// Every node, one at a time: drain its target, stop it, leave it down 300 ms, start it again, wait until it
-/// is ready, put its weight back. What a rolling restart of data-plane nodes does.
+/// Every node, one at a time: drain its target, stop it, leave it down 300 ms, start it
+/// again, wait until it is ready, put its weight back. What a rolling restart of
+/// data-plane nodes does.
 fn rolling_restart(shop: &Shop) -> String {
     let items: String = shop
         .nodes
