@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::certificate_check::{NewCertificate, leaf_der, not_after, sha256_hex};
-use super::client::{KongClient, segment};
+use super::client::{KongClient, is_uuid, segment};
 use super::gateway::KongGateway;
 use super::rotation::{
-    DEFAULT_VERIFY_TIMEOUT, RotationId, TAG_PREFIX, VERIFY_INTERVAL, is_uuid, now_seconds, rfc3339,
-    tags_of, text,
+    DEFAULT_VERIFY_TIMEOUT, RotationId, TAG_PREFIX, VERIFY_INTERVAL, now_seconds, rfc3339, tags_of,
+    text,
 };
 use super::served_certificate::{TlsEndpoint, served_leaf, server_name_for};
 use super::{CertVerifyArguments, FAMILY, KongCertRotateArguments};

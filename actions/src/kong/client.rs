@@ -481,6 +481,44 @@ pub fn segment(value: &str) -> String {
     encoded
 }
 
+/// Whether a path segment is a hyphenated UUID (Kong then reads it as an id, not a name).
+pub fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(index, c)| match index {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// `text` with every non-empty secret value, as is or encoded for a path segment,
+/// replaced by `mask`.
+pub fn hide_secrets<S: AsRef<str>>(text: &str, secrets: &[S], mask: &str) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets.iter().map(AsRef::as_ref).filter(|s| !s.is_empty()) {
+        text = text.replace(secret, mask);
+        text = text.replace(&segment(secret), mask);
+    }
+    text
+}
+
+/// `error` with [`hide_secrets`] applied to its message.
+pub fn hide_secrets_in<S: AsRef<str>>(
+    error: ActionError,
+    secrets: &[S],
+    mask: &str,
+) -> ActionError {
+    let hide = |text: String| hide_secrets(&text, secrets, mask);
+    match error {
+        ActionError::Failed { message } => ActionError::failed(hide(message)),
+        ActionError::InvalidArguments { action, message } => ActionError::InvalidArguments {
+            action,
+            message: hide(message),
+        },
+        ActionError::DryRunWrite { what } => ActionError::DryRunWrite { what: hide(what) },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,6 +596,26 @@ mod tests {
         assert_eq!(
             NodeInfo::from_root(&serde_json::json!({"version": "new"})),
             None
+        );
+    }
+
+    #[test]
+    fn uuids_are_told_from_names() {
+        assert!(is_uuid("5f1d0c4e-8a57-4b7e-9a61-0d2f6c1a9e11"));
+        assert!(!is_uuid("orders"));
+        assert!(!is_uuid("api.example.com"));
+        assert!(!is_uuid("5f1d0c4e-8a57-4b7e-9a61-0d2f6c1a9e1"));
+    }
+
+    #[test]
+    fn secrets_are_hidden_as_given_and_as_path_segments() {
+        assert_eq!(
+            hide_secrets(
+                "key a b/c at /consumers/x/key-auth/a%20b%2Fc",
+                &["a b/c", ""],
+                "(secret)"
+            ),
+            "key (secret) at /consumers/x/key-auth/(secret)"
         );
     }
 

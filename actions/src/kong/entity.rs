@@ -18,7 +18,7 @@ use runsheet_engine::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::client::{KongClient, KongError, segment};
+use super::client::{KongClient, KongError, hide_secrets, hide_secrets_in, segment};
 use super::gateway::KongGateway;
 use super::kinds::{self, Kind};
 use super::{FAMILY, KongEntityArguments};
@@ -268,7 +268,7 @@ impl Survey {
     /// inside a plugin's `config` are replaced wherever they appear).
     fn change(&self, decision: &Decision) -> Change {
         let secrets = self.secrets();
-        let hide = |text: String| hide_values(text, &secrets);
+        let hide = |text: String| hide_secrets(&text, &secrets, MASK);
         let change = self.fields_change(decision);
         Change {
             summary: hide(change.summary),
@@ -610,15 +610,6 @@ fn masked(kind: &Kind, entity: &Value) -> Value {
     entity
 }
 
-/// `text` with every secret value (as is, or encoded for a URL) replaced by the mask.
-fn hide_values(mut text: String, secrets: &[String]) -> String {
-    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
-        text = text.replace(secret.as_str(), MASK);
-        text = text.replace(&segment(secret), MASK);
-    }
-    text
-}
-
 /// The secret values of a stored entity.
 fn stored_secrets(kind: &Kind, entity: &Value) -> Vec<String> {
     entity
@@ -664,16 +655,7 @@ fn kong_failure(doing: &str, described: &str, error: KongError) -> ActionError {
 
 /// `error` with every value of `secrets` (and its path-encoded form) replaced by the mask.
 pub(super) fn mask(error: ActionError, secrets: &[String]) -> ActionError {
-    let hide = |text: String| hide_values(text, secrets);
-    match error {
-        ActionError::Failed { message } => ActionError::failed(hide(message)),
-        ActionError::InvalidArguments { action, message } => ActionError::InvalidArguments {
-            action,
-            message: hide(message),
-        },
-        ActionError::DryRunWrite { what } => ActionError::DryRunWrite { what: hide(what) },
-        other => other,
-    }
+    hide_secrets_in(error, secrets, MASK)
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use runsheet_engine::ActionError;
+
+use super::client::{hide_secrets, hide_secrets_in};
 use serde_json::Value;
 
 /// The tag prefix of everything a rotation creates: `runsheet-rotation:<rotation id>`.
@@ -94,23 +96,12 @@ pub fn text(entity: &Value, key: &str) -> String {
 /// `message` with every secret value in `secrets` replaced (Kong quotes a duplicate key
 /// in its 409 message, for example).
 pub fn scrub(message: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|secret| !secret.is_empty())
-        .fold(message.to_owned(), |out, secret| {
-            out.replace(secret, HIDDEN)
-        })
+    hide_secrets(message, secrets, HIDDEN)
 }
 
 /// An [`ActionError`] whose message has the secrets scrubbed out.
 pub fn scrubbed(error: impl Into<ActionError>, secrets: &[&str]) -> ActionError {
-    match error.into() {
-        ActionError::Failed { message } => ActionError::failed(scrub(&message, secrets)),
-        ActionError::DryRunWrite { what } => ActionError::DryRunWrite {
-            what: scrub(&what, secrets),
-        },
-        other => other,
-    }
+    hide_secrets_in(error.into(), secrets, HIDDEN)
 }
 
 /// Now, as Unix seconds.
@@ -122,16 +113,6 @@ pub fn now_seconds() -> i64 {
 pub fn rfc3339(seconds: i64) -> String {
     jiff::Timestamp::from_second(seconds)
         .map_or_else(|_| seconds.to_string(), |time| time.to_string())
-}
-
-/// Whether a path segment is a UUID (Kong then reads it as an id, not a name).
-pub fn is_uuid(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 36
-        && bytes.iter().enumerate().all(|(index, byte)| match index {
-            8 | 13 | 18 | 23 => *byte == b'-',
-            _ => byte.is_ascii_hexdigit(),
-        })
 }
 
 #[cfg(test)]
@@ -158,12 +139,5 @@ mod tests {
             ),
             "UNIQUE violation detected on '{key=\"<hidden>\"}'"
         );
-    }
-
-    #[test]
-    fn uuids_are_told_from_names() {
-        assert!(is_uuid("5f1d0c4e-8a57-4b7e-9a61-0d2f6c1a9e11"));
-        assert!(!is_uuid("api.example.com"));
-        assert!(!is_uuid("5f1d0c4e-8a57-4b7e-9a61-0d2f6c1a9e1"));
     }
 }

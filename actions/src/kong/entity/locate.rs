@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::client::{KongClient, KongError, segment};
+use super::super::client::{KongClient, KongError, is_uuid, segment};
 use super::super::kinds::{self, Kind, referenced_kind};
 use super::request::{Request, invalid, reference_text};
 use runsheet_engine::ActionError;
@@ -295,15 +295,6 @@ fn read_failure(label: &str, what: &str, error: KongError) -> ActionError {
     }
 }
 
-/// Whether `text` is a hyphenated UUID (Kong reads such a path segment as an id).
-pub(super) fn is_uuid(text: &str) -> bool {
-    text.len() == 36
-        && text.char_indices().all(|(index, c)| match index {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,12 +327,5 @@ mod tests {
             json!({"name": "cors", "service": {"id": "s1"}, "route": null, "consumer": null});
         assert!(in_exact_scope(&scoped, "cors", &on_service));
         assert!(!in_exact_scope(&scoped, "cors", &global));
-    }
-
-    #[test]
-    fn uuids_are_recognised() {
-        assert!(is_uuid("5f1d2b4e-8c3a-4a8e-9d7b-0e6b8f2a1c3d"));
-        assert!(!is_uuid("orders"));
-        assert!(!is_uuid("5f1d2b4e-8c3a-4a8e-9d7b-0e6b8f2a1c3"));
     }
 }
