@@ -153,6 +153,7 @@ fn gateway_value(gateway: &crate::model::Gateway) -> Value {
         crate::model::Gateway::Layer7(layer7) => json!({
             "type": "layer7",
             "url": url(&layer7.url),
+            "traffic_url": url(if layer7.traffic_url.is_some() { &layer7.traffic_url } else { &layer7.url }),
             "twin": layer7.twin.is_some(),
         }),
     }

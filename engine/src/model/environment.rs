@@ -207,6 +207,9 @@ pub struct Layer7GatewayDoc {
     /// Base URL of the management API (not needed with `twin`).
     #[serde(default)]
     pub url: Option<Spanned<String>>,
+    /// Base URL published services answer on, for traffic checks (default: `url`).
+    #[serde(default)]
+    pub traffic_url: Option<Spanned<String>>,
     /// Basic-auth user.
     #[serde(default)]
     pub username: Option<TemplateText>,
