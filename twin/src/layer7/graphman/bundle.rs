@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use super::status::{EntityMutationAction, EntityMutationStatus};
+use super::document::Field;
+use super::status::{EntityMutationAction, EntityMutationStatus, plural_payload};
 
 /// One kind of entity a bundle carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +189,22 @@ pub fn section_of_set_mutation(field: &str) -> Option<&'static Section> {
     SECTIONS
         .iter()
         .find(|section| section.set_mutation() == field)
+}
+
+/// The payload of a set or delete mutation of a known section called with no entities
+/// (`setJmsDestinations(input: [])`), which graphman-client's install-bundle and
+/// delete-bundle queries send for every section a bundle lacks; `None` for any other field,
+/// so a resolver can answer sections it does not model as long as nothing is asked of them.
+pub fn empty_mutation_payload(field: &Field) -> Option<Value> {
+    let section = SECTIONS.iter().find(|section| {
+        section.set_mutation() == field.name || section.delete_mutation() == field.name
+    })?;
+    let empty = field.arguments.values().all(|value| match value {
+        Value::Null => true,
+        Value::Array(list) => list.is_empty(),
+        _ => false,
+    });
+    empty.then(|| plural_payload(section.name, Vec::new()))
 }
 
 /// Every section in install order.
@@ -724,6 +741,30 @@ mod tests {
             find_section("webApiServices").and_then(|s| s.replaced_by),
             Some("services")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn empty_mutations_of_known_sections_get_an_empty_payload() -> TestResult {
+        let parse = |query: &str| -> Result<Field, Box<dyn std::error::Error>> {
+            let operation = crate::layer7::graphman::document::parse(query, None, &Map::new())?;
+            operation
+                .fields
+                .into_iter()
+                .next()
+                .ok_or_else(|| "no field".into())
+        };
+        let empty = parse("mutation { setJmsDestinations(input: []) { status } }")?;
+        assert_eq!(
+            empty_mutation_payload(&empty),
+            Some(serde_json::json!({"status": [], "detailedStatus": [], "jmsDestinations": []}))
+        );
+        let delete = parse("mutation { deleteRoles(names: []) { status } }")?;
+        assert!(empty_mutation_payload(&delete).is_some());
+        let asked = parse(r#"mutation { setJmsDestinations(input: [{name: "q"}]) { status } }"#)?;
+        assert_eq!(empty_mutation_payload(&asked), None);
+        let unknown = parse("mutation { setWidgets(input: []) { status } }")?;
+        assert_eq!(empty_mutation_payload(&unknown), None);
         Ok(())
     }
 

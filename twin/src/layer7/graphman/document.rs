@@ -3,7 +3,7 @@
 //! selection sets with fragments inlined and `@skip`/`@include` applied.
 //!
 //! Parsing uses `graphql-parser`, whose tokenizer refuses nesting deeper than 50 brackets;
-//! fragment expansion is bounded here ([`MAX_FRAGMENT_DEPTH`], [`MAX_SELECTIONS`]).
+//! with fragments inlined, nesting and size are bounded here ([`MAX_DEPTH`], [`MAX_SELECTIONS`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,8 +14,9 @@ use serde_json::{Map, Number, Value};
 
 use super::error::{GraphqlError, Location};
 
-/// The deepest chain of fragment spreads inlined into one another.
-pub const MAX_FRAGMENT_DEPTH: usize = 32;
+/// The deepest nesting of selection sets once fragments are inlined (fields, inline
+/// fragments and fragment spreads each add a level).
+pub const MAX_DEPTH: usize = 64;
 
 /// The most selections (fields and fragments, after inlining) one operation may hold.
 pub const MAX_SELECTIONS: usize = 20_000;
@@ -340,12 +341,18 @@ struct Builder<'d, 'a> {
 }
 
 impl<'a> Builder<'_, 'a> {
-    /// Builds a selection set; `depth` counts the fragment spreads being inlined.
+    /// Builds a selection set nested `depth` levels deep.
     fn selection_set(
         &mut self,
         set: &ast::SelectionSet<'a, &'a str>,
         depth: usize,
     ) -> Result<SelectionSet, GraphqlError> {
+        if depth > MAX_DEPTH {
+            return Err(GraphqlError::new(format!(
+                "The query nests selections deeper than {MAX_DEPTH} levels (a fragment cycle?)."
+            ))
+            .at(set.span.0.into()));
+        }
         let mut items = Vec::with_capacity(set.items.len());
         for item in &set.items {
             self.selections += 1;
@@ -368,7 +375,7 @@ impl<'a> Builder<'_, 'a> {
                             .unwrap_or(TypeCondition::On(""));
                         items.push(Selection::Fragment(Fragment {
                             type_condition: (!condition.is_empty()).then(|| condition.to_owned()),
-                            selection: self.selection_set(&fragment.selection_set, depth)?,
+                            selection: self.selection_set(&fragment.selection_set, depth + 1)?,
                         }));
                     }
                 }
@@ -393,12 +400,6 @@ impl<'a> Builder<'_, 'a> {
         let definition = *self.fragments.get(name).ok_or_else(|| {
             GraphqlError::new(format!("Unknown fragment \"{name}\".")).at(location)
         })?;
-        if depth >= MAX_FRAGMENT_DEPTH {
-            return Err(GraphqlError::new(format!(
-                "Fragment \"{name}\" nests fragments deeper than {MAX_FRAGMENT_DEPTH} (a cycle?)."
-            ))
-            .at(location));
-        }
         if let Some(directive) = definition.directives.first() {
             return Err(unknown_directive(directive));
         }
@@ -437,7 +438,7 @@ impl<'a> Builder<'_, 'a> {
             alias: field.alias.map(str::to_owned),
             name: field.name.to_owned(),
             arguments,
-            selection: self.selection_set(&field.selection_set, depth)?,
+            selection: self.selection_set(&field.selection_set, depth + 1)?,
             location,
         })
     }

@@ -224,3 +224,50 @@ fn field_error(error: FieldError, field: &Field, kind: OperationKind) -> Graphql
         .at(field.location)
         .with_path(vec![Value::String(field.response_key().to_owned())])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer7::graphman::testing::ClusterProperties;
+
+    const SET: &str =
+        r#"mutation { setClusterProperties(input: [{name: "a", value: "1"}]) { status } }"#;
+
+    #[test]
+    fn commits_only_successful_non_test_mutations() {
+        let mut resolver = ClusterProperties::default();
+        let query = execute(
+            &mut resolver,
+            &GraphqlRequest::new("{ clusterProperties { name } }"),
+            &RequestOptions::default(),
+        );
+        assert_eq!(
+            (query.kind, query.committed),
+            (Some(OperationKind::Query), false)
+        );
+        let test = RequestOptions {
+            test: true,
+            ..RequestOptions::default()
+        };
+        let tested = execute(&mut resolver, &GraphqlRequest::new(SET), &test);
+        assert_eq!(
+            (tested.kind, tested.committed),
+            (Some(OperationKind::Mutation), false)
+        );
+        assert!(resolver.entries.is_empty());
+        let applied = execute(
+            &mut resolver,
+            &GraphqlRequest::new(SET),
+            &RequestOptions::default(),
+        );
+        assert!(applied.committed);
+        assert_eq!(resolver.entries.len(), 1);
+        let broken = execute(
+            &mut resolver,
+            &GraphqlRequest::new("mutation {"),
+            &RequestOptions::default(),
+        );
+        assert_eq!((broken.kind, broken.committed), (None, false));
+        assert!(broken.body.get("data").is_none());
+    }
+}

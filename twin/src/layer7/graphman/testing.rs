@@ -243,7 +243,8 @@ impl GraphmanResolver for ClusterProperties {
         match field.name.as_str() {
             "setClusterProperties" => self.set(field, context),
             "deleteClusterProperties" => self.delete(field),
-            _ => Err(FieldError::unknown(field, "Mutation")),
+            _ => bundle::empty_mutation_payload(field)
+                .ok_or_else(|| FieldError::unknown(field, "Mutation")),
         }
     }
 }

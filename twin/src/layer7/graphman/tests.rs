@@ -502,3 +502,47 @@ async fn checksums_are_stable_and_change_on_edit() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_install_bundle_query_runs_with_sections_the_resolver_does_not_model() -> TestResult {
+    let server = Server::start().await?;
+    let status =
+        "{detailedStatus {action status description source {name value} target {name value}}}";
+    let query = format!(
+        "mutation installBundle ($clusterProperties: [ClusterPropertyInput!]!=[], $jmsDestinations: [JmsDestinationInput!]!=[], $keys: [KeyInput!]!=[]) {{
+            setClusterProperties (input: $clusterProperties){status}
+            setJmsDestinations (input: $jmsDestinations){status}
+            # Keys must be mutated at the end
+            setKeys (input: $keys) {status}
+        }}"
+    );
+    let bundle = json!({
+        "clusterProperties": [{"name": "from.bundle", "value": "1"}],
+        "properties": {"defaultAction": "NEW_OR_UPDATE"},
+    });
+    let body = server.graphql(&query, bundle).await?;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(statuses(&body["data"]["setClusterProperties"]), ["CREATED"]);
+    assert_eq!(
+        body["data"]["setJmsDestinations"],
+        json!({"detailedStatus": []})
+    );
+    assert_eq!(body["data"]["setKeys"], json!({"detailedStatus": []}));
+    assert!(
+        server
+            .stored()
+            .contains(&("from.bundle".to_owned(), "1".to_owned()))
+    );
+
+    let body = server
+        .graphql(
+            &query,
+            json!({"keys": [{"alias": "new", "keystoreId": "00000000000000000000000000000002"}]}),
+        )
+        .await?;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Cannot query field \"setKeys\" on type \"Mutation\"."
+    );
+    Ok(())
+}
