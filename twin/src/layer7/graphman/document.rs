@@ -369,12 +369,12 @@ impl<'a> Builder<'_, 'a> {
                 }
                 ast::Selection::InlineFragment(fragment) => {
                     if self.included(&fragment.directives)? {
-                        let TypeCondition::On(condition) = fragment
+                        let type_condition = fragment
                             .type_condition
-                            .clone()
-                            .unwrap_or(TypeCondition::On(""));
+                            .as_ref()
+                            .map(|TypeCondition::On(condition)| (*condition).to_owned());
                         items.push(Selection::Fragment(Fragment {
-                            type_condition: (!condition.is_empty()).then(|| condition.to_owned()),
+                            type_condition,
                             selection: self.selection_set(&fragment.selection_set, depth + 1)?,
                         }));
                     }
@@ -425,7 +425,7 @@ impl<'a> Builder<'_, 'a> {
                 self.check_declared(variable, location)?;
                 continue;
             }
-            let resolved = self.resolve(value, location).map_err(|message| {
+            let resolved = self.resolve(value).map_err(|message| {
                 GraphqlError::new(format!(
                     "Field \"{}\" argument \"{name}\": {message}",
                     field.name
@@ -444,25 +444,12 @@ impl<'a> Builder<'_, 'a> {
     }
 
     /// A literal with the operation's variables substituted.
-    fn resolve(
-        &self,
-        value: &ast::Value<'a, &'a str>,
-        location: Location,
-    ) -> Result<Value, String> {
-        let mut undeclared = None;
-        let resolved = literal(value, &mut |name| match self.variables.get(name) {
+    fn resolve(&self, value: &ast::Value<'a, &'a str>) -> Result<Value, String> {
+        literal(value, &mut |name| match self.variables.get(name) {
             Some(value) => Ok(Some(value.clone())),
-            None => {
-                if self.check_declared(name, location).is_err() {
-                    undeclared = Some(name.to_owned());
-                }
-                Ok(None)
-            }
-        })?;
-        match undeclared {
-            Some(name) => Err(format!("variable \"${name}\" is not defined")),
-            None => Ok(resolved),
-        }
+            None if self.declared.contains(name) => Ok(None),
+            None => Err(format!("variable \"${name}\" is not defined")),
+        })
     }
 
     /// Fails unless `$name` is declared by the operation (it may lack a value).
@@ -488,7 +475,7 @@ impl<'a> Builder<'_, 'a> {
                 .arguments
                 .iter()
                 .find(|(name, _)| *name == "if")
-                .map(|(_, value)| self.resolve(value, location))
+                .map(|(_, value)| self.resolve(value))
                 .transpose()
                 .map_err(|message| {
                     GraphqlError::new(format!("Directive \"@{}\": {message}", directive.name))
