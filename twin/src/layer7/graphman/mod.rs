@@ -2,16 +2,19 @@
 //! store that answers it.
 //!
 //! A request goes through [`handler`] (HTTP: body, content type, query options), [`document`]
-//! (the GraphQL text parsed into an [`Operation`]), [`execute`] (each top-level field handed
+//! (the GraphQL text parsed into an [`Operation`]), [`execute()`] (each top-level field handed
 //! to a [`GraphmanResolver`], mutations on a copy committed only on success and outside test
 //! mode) and [`projection`] (the resolver's full JSON cut down to the selection set).
-//! [`status`] builds mutation payloads and [`bundle`] holds the JSON bundle format.
+//! [`status`] builds mutation payloads; [`bundle`], [`mapping`] and [`checksum`] hold the JSON
+//! bundle format.
 
 pub mod bundle;
+pub mod checksum;
 pub mod document;
 pub mod error;
 pub mod execute;
 pub mod handler;
+pub mod mapping;
 pub mod projection;
 pub mod resolver;
 pub mod status;

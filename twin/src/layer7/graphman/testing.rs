@@ -5,8 +5,10 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::bundle::{self, BundleProperties, Decision, Section};
+use super::bundle::{self, Section};
+use super::checksum::checksum;
 use super::document::Field;
+use super::mapping::{self, BundleProperties, Decision};
 use super::resolver::{Context, FieldError, GraphmanResolver};
 use super::status::{
     DetailedStatus, EntityMutationAction, EntityMutationStatus, EntityOutcome, plural_payload,
@@ -38,7 +40,7 @@ impl ClusterProperty {
             "hiddenProperty": self.hidden_property,
             "value": self.value,
         });
-        let checksum = bundle::checksum(&entity);
+        let checksum = checksum(&entity);
         if let Some(object) = entity.as_object_mut() {
             object.insert("checksum".into(), Value::String(checksum));
         }
@@ -144,7 +146,7 @@ impl ClusterProperties {
             }
         };
         let existing = self.entries.get(&parsed.name).cloned();
-        let decision = bundle::decide(&mapping, existing.is_some());
+        let decision = mapping::decide(&mapping, existing.is_some());
         let status = decision.status();
         let detailed = DetailedStatus::new(mapping.action, status).with_source_identity(&source);
         let entity = match decision {

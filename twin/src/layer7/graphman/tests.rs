@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::bundle;
+use super::checksum;
 use super::handler::router;
 use super::testing::ClusterProperties;
 
@@ -471,7 +471,7 @@ async fn checksums_are_stable_and_change_on_edit() -> TestResult {
     let again = server.graphql(read, Value::Null).await?;
     let checksum = first["data"]["clusterPropertyByName"]["checksum"].clone();
     assert_eq!(checksum, again["data"]["clusterPropertyByName"]["checksum"]);
-    let expected = bundle::checksum(&json!({"name": "audit.level", "description": null,
+    let expected = checksum::checksum(&json!({"name": "audit.level", "description": null,
         "hiddenProperty": false, "value": "INFO"}));
     assert_eq!(checksum, json!(expected));
 
