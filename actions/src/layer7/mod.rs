@@ -12,8 +12,12 @@ pub mod connection;
 pub mod error;
 pub mod gateway;
 pub mod graphman;
+#[cfg(test)]
+mod http_tests;
 pub mod ping;
 pub mod restman;
+#[cfg(test)]
+mod test_server;
 
 use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
 

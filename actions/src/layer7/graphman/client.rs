@@ -155,8 +155,9 @@ impl GraphmanClient {
             .connection
             .request(Method::POST, url.as_str())?
             .header("accept", "application/json")?
-            .json(&json!({"query": query, "variables": variables}))
-            .header("content-type", "application/json; charset=utf-8")?;
+            // Before `json`, which only sets a content type when none is set.
+            .header("content-type", "application/json; charset=utf-8")?
+            .json(&json!({"query": query, "variables": variables}));
         if let Some(passphrase) = mutation.and_then(|options| options.passphrase.as_ref()) {
             request = request.header(PASSPHRASE_HEADER, &passphrase_header(passphrase))?;
         }

@@ -477,4 +477,4 @@ impl ImportOptions {
 
 #[cfg(test)]
 #[path = "bundle_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -464,3 +464,7 @@ fn results_of(bundle: &Bundle, response: &WebResponse) -> Result<Vec<MappingResu
 fn malformed_bundle(response: &WebResponse, error: &BundleError) -> Layer7Error {
     Layer7Error::malformed(&response.request, error.reason.clone(), &response.text())
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
