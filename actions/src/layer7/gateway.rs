@@ -118,3 +118,102 @@ fn render(
         .render(&text.source)
         .map_err(|error| ActionError::failed(format!("gateway `{name}`: {setting}: {error}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use indexmap::IndexMap;
+    use runsheet_engine::StepTarget;
+    use runsheet_engine::de::Spanned;
+    use runsheet_engine::model::{ChangeSettings, Environment, SshSettings};
+
+    use super::*;
+    use crate::layer7::test_server::{ADMIN_BASIC, GatewayStub, TestResult};
+
+    fn text(source: &str) -> TemplateText {
+        TemplateText {
+            source: source.to_owned(),
+            span: Default::default(),
+        }
+    }
+
+    fn spanned(value: &str) -> Spanned<String> {
+        Spanned::new(value.to_owned(), Default::default())
+    }
+
+    fn context(doc: Layer7GatewayDoc) -> StepContext {
+        let mut gateways = IndexMap::new();
+        gateways.insert(spanned("l7"), Gateway::Layer7(doc));
+        let environment = Environment {
+            name: spanned("test"),
+            vars: IndexMap::new(),
+            gateways,
+            hosts: Vec::new(),
+            unreadable: Vec::new(),
+            ssh: SshSettings::default(),
+            change: ChangeSettings::default(),
+        };
+        let mut context = StepContext::detached("step", false);
+        context.target = StepTarget::Gateway("l7".to_owned());
+        context.environment = Some(Arc::new(environment));
+        context
+    }
+
+    fn doc(url: &str) -> Layer7GatewayDoc {
+        Layer7GatewayDoc {
+            kind: "layer7".to_owned(),
+            url: Some(spanned(url)),
+            traffic_url: None,
+            username: Some(text("admin")),
+            password: Some(text("s3cret-pw")),
+            tls: None,
+            twin: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn connects_with_the_environment_settings() -> TestResult {
+        let stub = GatewayStub::start(|_| (200, "text/html", "OK".to_owned())).await?;
+        let gateway = Layer7Gateway::for_step(&context(doc(&format!("{}/", stub.url)))).await?;
+        assert_eq!(gateway.name, "l7");
+        assert_eq!(gateway.url, stub.url);
+        assert_eq!(gateway.traffic_url, stub.url);
+        assert_eq!(
+            gateway.restman.base_url(),
+            format!("{}/restman/1.0", stub.url)
+        );
+        gateway.ping.ping().await?;
+        assert_eq!(stub.seen()[0].header("authorization"), Some(ADMIN_BASIC));
+        let mut with_traffic = doc(&stub.url);
+        with_traffic.traffic_url = Some(spanned("http://traffic.example:8080/"));
+        let gateway = Layer7Gateway::for_step(&context(with_traffic)).await?;
+        assert_eq!(gateway.traffic_url, "http://traffic.example:8080");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn refuses_half_credentials_and_names_the_setting_of_a_failed_template() -> TestResult {
+        let mut half = doc("https://gw:8443");
+        half.password = None;
+        let error = Layer7Gateway::for_step(&context(half)).await.map(|_| ());
+        let message = error.map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert!(
+            message.contains("gateway `l7` has a `username` but no `password`"),
+            "{message}"
+        );
+        let mut templated = doc("https://gw:8443");
+        templated.password = Some(text("{{ secret('L7_PASSWORD') }}"));
+        let error = Layer7Gateway::for_step(&context(templated))
+            .await
+            .map(|_| ());
+        let message = error.map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert!(message.contains("gateway `l7`: password:"), "{message}");
+        let mut no_url = doc("https://gw:8443");
+        no_url.url = None;
+        let error = Layer7Gateway::for_step(&context(no_url)).await.map(|_| ());
+        let message = error.map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert!(message.contains("gateway `l7` has no `url`"), "{message}");
+        Ok(())
+    }
+}
