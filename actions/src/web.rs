@@ -9,6 +9,10 @@
 //! narrow exception: [`WebClient::oauth2_token`] may POST an OAuth 2.0
 //! client-credentials token request, which it builds itself, because getting a
 //! token changes no gateway state and a read step that needs one must still run.
+//! And a caller may mark a request it builds as changing nothing
+//! ([`WebRequest::changes_nothing`]): a Graphman GraphQL query (always a POST),
+//! or a bundle import sent in the gateway's own test mode (`test=true`). Such a
+//! request is sent in a dry run; every other non-GET/HEAD request stays refused.
 //!
 //! Clients (and their connection pools) are cached per TLS configuration, and
 //! OAuth 2.0 tokens per grant, in the run's [`Resources`].
@@ -236,6 +240,7 @@ pub struct WebRequest {
     headers: HeaderMap,
     body: Option<Vec<u8>>,
     timeout: Option<Duration>,
+    changes_nothing: bool,
 }
 
 impl WebRequest {
@@ -261,6 +266,7 @@ impl WebRequest {
             headers: HeaderMap::new(),
             body: None,
             timeout: None,
+            changes_nothing: false,
         })
     }
 
@@ -333,6 +339,20 @@ impl WebRequest {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Marks a request whose method is not GET/HEAD as changing nothing on the
+    /// server, so that a dry run sends it: only for a GraphQL query, or an
+    /// import the gateway runs in its test mode (`test=true`) and rolls back.
+    /// The caller vouches for it; nothing else may be marked.
+    pub fn changes_nothing(mut self) -> Self {
+        self.changes_nothing = true;
+        self
+    }
+
+    /// Whether a dry run may send this request: GET, HEAD, or marked [`Self::changes_nothing`].
+    pub fn is_read_only(&self) -> bool {
+        self.changes_nothing || matches!(self.method, Method::GET | Method::HEAD)
     }
 
     /// The method.
@@ -510,15 +530,16 @@ impl WebClient {
         self.dry_run
     }
 
-    /// Sends the request and reads the response; in a dry run only GET and HEAD are sent.
+    /// Sends the request and reads the response; in a dry run only GET, HEAD and
+    /// requests marked [`WebRequest::changes_nothing`] are sent.
     pub async fn send(&self, request: WebRequest) -> Result<WebResponse, WebError> {
         self.refuse_writes_in_dry_run(&request)?;
         execute(&self.client, request, self.step_timeout).await
     }
 
-    /// The dry-run guard: only GET and HEAD pass.
+    /// The dry-run guard: only GET, HEAD and requests marked as changing nothing pass.
     fn refuse_writes_in_dry_run(&self, request: &WebRequest) -> Result<(), WebError> {
-        if self.dry_run && !matches!(*request.method(), Method::GET | Method::HEAD) {
+        if self.dry_run && !request.is_read_only() {
             return Err(WebError::DryRunWrite {
                 what: request.describe(),
             });
@@ -852,6 +873,25 @@ mod tests {
             .await?;
         let methods: Vec<String> = server.requests().into_iter().map(|r| r.method).collect();
         assert_eq!(methods, ["GET", "HEAD"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dry_run_sends_a_post_marked_as_changing_nothing_and_no_other() -> TestResult {
+        let server = TestServer::http(|_| Reply::json(200, json!({"data": {}}))).await?;
+        let client = WebClient::for_step(&context(true), None).await?;
+        let query = WebRequest::new(Method::POST, &server.url("/graphman"))?
+            .json(&json!({"query": "{ nodeInfo { name } }"}))
+            .changes_nothing();
+        assert!(query.is_read_only());
+        client.send(query).await?;
+        let unmarked = WebRequest::new(Method::POST, &server.url("/graphman"))?
+            .json(&json!({"query": "mutation { x }"}));
+        assert!(!unmarked.is_read_only());
+        let refused = client.send(unmarked).await;
+        assert!(matches!(refused, Err(WebError::DryRunWrite { .. })), "{refused:?}");
+        let methods: Vec<String> = server.requests().into_iter().map(|r| r.method).collect();
+        assert_eq!(methods, ["POST"]);
         Ok(())
     }
 

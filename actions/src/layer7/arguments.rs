@@ -1,22 +1,12 @@
-//! The layer7 family: actions against a gateway of type `layer7` through its
-//! REST management API (restman) and Graphman (reference/layer7-api.md). All are
-//! [`Pending`] until the Layer7 actions land.
+//! The argument structs of the layer7 actions (their JSON Schema checks `with:`).
 
 use std::borrow::Cow;
 
-use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::arguments::{NoArguments, Presence};
-use crate::pending::Pending;
-
-/// The family name of these actions.
-pub const FAMILY: &str = "layer7";
-
-/// Why these actions cannot apply in this build.
-pub const NOT_IN_THIS_BUILD: &str = "arrives with the Layer7 actions (issue #8)";
+use crate::arguments::Presence;
 
 /// The id of the gateway's software keystore.
 pub const SOFTWARE_KEYSTORE: &str = "00000000000000000000000000000002";
@@ -307,91 +297,6 @@ pub struct Layer7TrustedCertArguments {
     /// Whether the certificate must be trusted (default present).
     #[serde(default)]
     pub state: Presence,
-}
-
-/// Registers the layer7 actions.
-pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
-    registry.register(pending(
-        ActionSpec::new::<NoArguments>(
-            "layer7.ping",
-            FAMILY,
-            "Pings the gateway and reports node and cluster information.",
-            Effect::READ,
-        )
-        .outputs(&["node", "cluster", "version", "patches", "boot_time"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ExportArguments>(
-            "layer7.export",
-            FAMILY,
-            "Exports services, folders, policies and cluster properties (or all) as a bundle file.",
-            Effect::READ,
-        )
-        .outputs(&["path", "sha256"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ImportArguments>(
-            "layer7.import",
-            FAMILY,
-            "Imports a bundle; plan uses the gateway's test mode; undo re-imports the export taken before.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["results"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ServiceArguments>(
-            "layer7.service",
-            FAMILY,
-            "Enables or disables a published service.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["id", "changed"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ClusterPropertyArguments>(
-            "layer7.cluster_property",
-            FAMILY,
-            "Sets a cluster property.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["id", "changed"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7PolicyRevisionArguments>(
-            "layer7.policy_revision",
-            FAMILY,
-            "Activates a revision of a service's or policy's policy.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["revision", "previous_revision"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7KeyRotateArguments>(
-            "layer7.key_rotate",
-            FAMILY,
-            "Adds a private key and switches listen ports to it, verified by a TLS handshake; undo switches back.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["key_id", "not_after"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7TrustedCertArguments>(
-            "layer7.trusted_cert",
-            FAMILY,
-            "Makes a trusted certificate present or absent.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["id", "changed"]),
-    ))?;
-    Ok(())
-}
-
-/// A layer7 action that is not in this build.
-fn pending(spec: ActionSpec) -> Pending {
-    Pending::new(
-        spec.target(TargetKind::Gateway("layer7")),
-        NOT_IN_THIS_BUILD,
-    )
 }
 
 #[cfg(test)]
