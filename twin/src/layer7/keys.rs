@@ -189,7 +189,7 @@ pub struct Sealed {
 /// stream over a random salt: reversible with the passphrase, not real cryptography).
 pub fn seal(secret: &str, passphrase: &str) -> Sealed {
     let salt = uuid::Uuid::new_v4().as_bytes().to_vec();
-    let data = keystream_xor(secret.as_bytes(), &salt, passphrase);
+    let data = keystream_xor(format!("{MAGIC}{secret}").as_bytes(), &salt, passphrase);
     Sealed {
         data: STANDARD.encode(data),
         salt: STANDARD.encode(salt),
@@ -206,12 +206,14 @@ pub fn open(sealed: &Sealed, passphrase: &str) -> Result<String, KeyError> {
         .map_err(|_| KeyError::Decrypt)?;
     let plain = String::from_utf8(keystream_xor(&data, &salt, passphrase))
         .map_err(|_| KeyError::Decrypt)?;
-    if plain.starts_with("-----BEGIN ") {
-        Ok(plain)
-    } else {
-        Err(KeyError::Decrypt)
-    }
+    plain
+        .strip_prefix(MAGIC)
+        .map(str::to_owned)
+        .ok_or(KeyError::Decrypt)
 }
+
+/// What every sealed secret starts with, so that a wrong passphrase is detected.
+const MAGIC: &str = "runsheet-twin:";
 
 /// `data` XOR SHA-256(salt ‖ passphrase ‖ block counter) blocks.
 fn keystream_xor(data: &[u8], salt: &[u8], passphrase: &str) -> Vec<u8> {

@@ -104,6 +104,7 @@ impl Entity for Service {
             format!("name={}", self.name),
             format!("guid={}", self.guid),
             format!("parent={}", self.folder_id),
+            format!("enabled={}", self.enabled),
         ];
         if let Some(path) = &self.resolution_path {
             keys.push(format!("path={path}"));
