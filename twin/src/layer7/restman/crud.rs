@@ -7,9 +7,7 @@ use super::envelope::{self, ItemHead};
 use super::request::{Failure, Reply, Request};
 use super::resources::Resource;
 use super::xml::Element;
-use crate::layer7::store::{
-    Change, EntityKind, RevisionOptions, Store, Stored, is_goid,
-};
+use crate::layer7::store::{Change, EntityKind, RevisionOptions, Store, Stored, is_goid};
 
 /// The Item head of a stored entity.
 pub fn head<T: Resource>(stored: &Stored<T>, base: &str) -> ItemHead {
@@ -80,10 +78,7 @@ fn list<T: Resource>(store: &Store, request: &Request) -> Result<Reply, Failure>
             },
             other => {
                 let field = filter_field::<T>(other).ok_or_else(|| {
-                    Failure::bad_request(format!(
-                        "Invalid filter '{other}' for {}",
-                        T::COLLECTION
-                    ))
+                    Failure::bad_request(format!("Invalid filter '{other}' for {}", T::COLLECTION))
                 })?;
                 match filters.iter_mut().find(|(name, _)| *name == field) {
                     Some((_, values)) => values.push(value),

@@ -50,7 +50,11 @@ pub fn list(kind: &str, link: &str, items: Vec<Element>) -> Element {
         .child(Element::text("l7:Name", format!("{kind} List")))
         .child(Element::text("l7:Type", "List"))
         .child(Element::text("l7:TimeStamp", now()))
-        .child(Element::new("l7:Link").attr("rel", "self").attr("uri", link))
+        .child(
+            Element::new("l7:Link")
+                .attr("rel", "self")
+                .attr("uri", link),
+        )
         .children(items)
 }
 
@@ -59,7 +63,11 @@ pub fn error(kind: &str, link: &str, detail: &str) -> Element {
     Element::new("l7:Error")
         .child(Element::text("l7:Type", kind))
         .child(Element::text("l7:TimeStamp", now()))
-        .child(Element::new("l7:Link").attr("rel", "self").attr("uri", link))
+        .child(
+            Element::new("l7:Link")
+                .attr("rel", "self")
+                .attr("uri", link),
+        )
         .child(Element::text("l7:Detail", detail))
 }
 
@@ -87,7 +95,12 @@ mod tests {
             element.find("Link").and_then(|link| link.attribute("uri")),
             Some(head.link.as_str())
         );
-        assert!(element.find("Resource").and_then(|r| r.find("ClusterProperty")).is_some());
+        assert!(
+            element
+                .find("Resource")
+                .and_then(|r| r.find("ClusterProperty"))
+                .is_some()
+        );
         assert!(item(&head, None).find("Resource").is_none());
     }
 }

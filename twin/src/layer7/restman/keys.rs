@@ -38,12 +38,15 @@ pub fn create(store: &mut Store, request: &Request, id: &str) -> Result<Reply, F
         return Err(Failure {
             status: StatusCode::CONFLICT,
             kind: "InvalidResource",
-            detail: format!("a private key with alias '{alias}' already exists in keystore {keystore_id}"),
+            detail: format!(
+                "a private key with alias '{alias}' already exists in keystore {keystore_id}"
+            ),
         });
     }
     let context = request.xml()?;
     let wanted = key_from_creation_context(&context).map_err(|error| Failure::invalid(error.0))?;
-    let generated = keys::self_signed(&wanted).map_err(|error| Failure::invalid(error.to_string()))?;
+    let generated =
+        keys::self_signed(&wanted).map_err(|error| Failure::invalid(error.to_string()))?;
     let key = PrivateKey {
         keystore_id: keystore_id.to_owned(),
         alias: alias.to_owned(),

@@ -30,7 +30,10 @@ pub struct Request {
 impl Request {
     /// The path's segments.
     pub fn segments(&self) -> Vec<&str> {
-        self.path.split('/').filter(|part| !part.is_empty()).collect()
+        self.path
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .collect()
     }
 
     /// The values of query parameter `name`.

@@ -47,16 +47,18 @@ pub fn serve<T: Resource + HasRevisions>(
             let saved = store.comment_revision::<T>(id, ordinal, comment)?;
             let stored = crud::found::<T>(store, id)?;
             let revision = pick(stored, &ordinal.to_string())?;
-            Ok(Reply::document(
-                StatusCode::OK,
-                &item(stored, revision, request, false),
+            Ok(
+                Reply::document(StatusCode::OK, &item(stored, revision, request, false))
+                    .changed(saved.change != Change::Unchanged),
             )
-            .changed(saved.change != Change::Unchanged))
         }
         ([] | [_] | [_, "activate" | "comment"], method) => {
             Err(Failure::method_not_allowed(method, &request.path))
         }
-        _ => Err(Failure::not_found(format!("no resource at {}", request.path))),
+        _ => Err(Failure::not_found(format!(
+            "no resource at {}",
+            request.path
+        ))),
     }
 }
 
@@ -70,9 +72,7 @@ fn pick<'a, T: HasRevisions>(
         revisions.active()
     } else {
         let ordinal = which.parse::<u64>().map_err(|_| {
-            Failure::bad_request(format!(
-                "'{which}' is not a revision number (or 'active')"
-            ))
+            Failure::bad_request(format!("'{which}' is not a revision number (or 'active')"))
         })?;
         revisions.get(ordinal)
     };
@@ -105,10 +105,7 @@ fn list<T: Resource + HasRevisions>(stored: &Stored<T>, request: &Request) -> Re
         .iter()
         .map(|revision| item(stored, revision, request, true))
         .collect();
-    Reply::document(
-        StatusCode::OK,
-        &envelope::list(TYPE, &request.url(), items),
-    )
+    Reply::document(StatusCode::OK, &envelope::list(TYPE, &request.url(), items))
 }
 
 /// The `l7:Item` of one revision.

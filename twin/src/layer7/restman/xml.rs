@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use quick_xml::events::{BytesStart, Event};
 use quick_xml::escape::{escape, resolve_predefined_entity};
+use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
 /// The restman namespace (prefix `l7`).
@@ -96,7 +96,9 @@ impl Element {
 
     /// The first child named `name` (local name).
     pub fn find(&self, name: &str) -> Option<&Element> {
-        self.children.iter().find(|child| child.local_name() == name)
+        self.children
+            .iter()
+            .find(|child| child.local_name() == name)
     }
 
     /// Every child named `name` (local name).

@@ -1,10 +1,10 @@
 //! What a new gateway holds (reference §5): the root folder, the default SSL key `ssl` in
 //! the software keystore, and the four default listen ports.
 
+use super::Store;
 use super::entities::{
     ClientAuth, DEFAULT_KEYSTORE_ID, ListenPort, ListenPortTls, PrivateKey, Properties,
 };
-use super::Store;
 use crate::layer7::keys::{self, KeyError, KeyRequest};
 
 /// Feature: published services answer here.
@@ -97,7 +97,10 @@ impl Store {
                     enabled: true,
                     protocol: protocol.to_owned(),
                     port,
-                    features: features.iter().map(|feature| (*feature).to_owned()).collect(),
+                    features: features
+                        .iter()
+                        .map(|feature| (*feature).to_owned())
+                        .collect(),
                     tls,
                     properties: Properties::new(),
                 },

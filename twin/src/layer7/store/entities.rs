@@ -85,10 +85,12 @@ impl Service {
     pub fn overlaps(&self, other: &Service) -> bool {
         self.resolution_path.is_some()
             && self.resolution_path == other.resolution_path
-            && self
-                .verbs
-                .iter()
-                .any(|verb| other.verbs.iter().any(|theirs| theirs.eq_ignore_ascii_case(verb)))
+            && self.verbs.iter().any(|verb| {
+                other
+                    .verbs
+                    .iter()
+                    .any(|theirs| theirs.eq_ignore_ascii_case(verb))
+            })
     }
 }
 

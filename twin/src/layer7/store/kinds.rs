@@ -19,7 +19,11 @@ pub trait HasRevisions: Entity {
 
 /// `revisions` saved over `previous`'s: a history of its own when new, else the
 /// previous history with the new policy appended when it changed.
-fn merge_history(revisions: &Revisions, previous: Option<&Revisions>, options: &RevisionOptions) -> Revisions {
+fn merge_history(
+    revisions: &Revisions,
+    previous: Option<&Revisions>,
+    options: &RevisionOptions,
+) -> Revisions {
     match previous {
         None => Revisions::new(revisions.active_xml(), options.comment.clone()),
         Some(previous) => previous.saved(revisions.active_xml(), options),

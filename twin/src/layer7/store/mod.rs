@@ -318,7 +318,10 @@ impl Store {
             });
         }
         if T::KIND == EntityKind::Policy
-            && let Some(user) = self.encapsulated_assertions.find(&format!("policy={id}")).first()
+            && let Some(user) = self
+                .encapsulated_assertions
+                .find(&format!("policy={id}"))
+                .first()
         {
             return Err(StoreError::InUse {
                 kind: T::KIND,
@@ -358,7 +361,8 @@ impl Store {
         let subfolders: Vec<String> = ids(self.folders.find(&parent_key));
         let services: Vec<String> = ids(self.services.find(&parent_key));
         let policies: Vec<String> = ids(self.policies.find(&parent_key));
-        if !force && !(subfolders.is_empty() && services.is_empty() && policies.is_empty()) {
+        let empty = subfolders.is_empty() && services.is_empty() && policies.is_empty();
+        if !force && !empty {
             return Err(StoreError::FolderNotEmpty { name });
         }
         for folder in subfolders {
@@ -416,7 +420,10 @@ impl Store {
         version: u64,
         entity: T,
     ) -> Result<Saved, StoreError> {
-        if self.get::<T>(&id).is_some_and(|stored| stored.entity == entity) {
+        if self
+            .get::<T>(&id)
+            .is_some_and(|stored| stored.entity == entity)
+        {
             return Ok(Saved {
                 id,
                 version,
@@ -487,7 +494,10 @@ impl Store {
             let Some(folder) = self.folders.get(&current) else {
                 break;
             };
-            if chain.iter().any(|seen: &&Stored<Folder>| seen.id == folder.id) {
+            if chain
+                .iter()
+                .any(|seen: &&Stored<Folder>| seen.id == folder.id)
+            {
                 break;
             }
             chain.push(folder);

@@ -77,7 +77,9 @@ impl Revisions {
 
     /// The revision numbered `ordinal`.
     pub fn get(&self, ordinal: u64) -> Option<&PolicyRevision> {
-        self.list.iter().find(|revision| revision.ordinal == ordinal)
+        self.list
+            .iter()
+            .find(|revision| revision.ordinal == ordinal)
     }
 
     /// Every revision, oldest first.
@@ -117,7 +119,11 @@ impl Revisions {
 
     /// Sets revision `ordinal`'s comment; false when there is none.
     pub fn set_comment(&mut self, ordinal: u64, comment: Option<String>) -> bool {
-        match self.list.iter_mut().find(|revision| revision.ordinal == ordinal) {
+        match self
+            .list
+            .iter_mut()
+            .find(|revision| revision.ordinal == ordinal)
+        {
             Some(revision) => {
                 revision.comment = comment;
                 true
@@ -156,7 +162,10 @@ mod tests {
         );
         assert_eq!(second.active_ordinal(), 2);
         assert_eq!(second.active_xml(), "<b/>");
-        assert_eq!(second.get(2).and_then(|r| r.comment.as_deref()), Some("fix"));
+        assert_eq!(
+            second.get(2).and_then(|r| r.comment.as_deref()),
+            Some("fix")
+        );
         assert_eq!(second.get(2).map(|r| r.author.as_str()), Some(AUTHOR));
     }
 

@@ -42,7 +42,14 @@ fn versions_start_at_zero_count_changes_and_refuse_stale_writes() -> Result<(), 
     assert_eq!((updated.version, updated.change), (1, Change::Updated));
     let stale = store.save(Some(&created.id), property("a", "3"), Some(0), &active);
     assert!(
-        matches!(stale, Err(StoreError::StaleVersion { given: 0, current: 1, .. })),
+        matches!(
+            stale,
+            Err(StoreError::StaleVersion {
+                given: 0,
+                current: 1,
+                ..
+            })
+        ),
         "{stale:?}"
     );
     assert_eq!(
@@ -58,7 +65,12 @@ fn services_conflict_on_the_same_path_only_when_a_verb_is_shared() -> Result<(),
     let active = RevisionOptions::active();
     store.save(None, service("get", "/orders", &["GET"]), None, &active)?;
     store.save(None, service("post", "/orders", &["POST"]), None, &active)?;
-    let clash = store.save(None, service("both", "/orders", &["POST", "PUT"]), None, &active);
+    let clash = store.save(
+        None,
+        service("both", "/orders", &["POST", "PUT"]),
+        None,
+        &active,
+    );
     assert!(
         matches!(
             clash,
@@ -131,7 +143,11 @@ fn a_changed_policy_is_a_new_revision_and_an_inactive_one_waits() -> Result<(), 
     let activated = store.activate_revision::<Service>(&created.id, 2)?;
     assert_eq!(activated.version, 2);
     assert_eq!(
-        store.require::<Service>(&created.id)?.entity.revisions.active_xml(),
+        store
+            .require::<Service>(&created.id)?
+            .entity
+            .revisions
+            .active_xml(),
         "<wsp:Policy><x/></wsp:Policy>"
     );
     Ok(())
@@ -169,7 +185,10 @@ fn references_must_exist() {
     let mut orphan = service("s", "/s", &["GET"]);
     orphan.folder_id = new_goid();
     let refused = store.save(None, orphan, None, &RevisionOptions::active());
-    assert!(matches!(refused, Err(StoreError::Invalid { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Invalid { .. })),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -197,6 +216,12 @@ fn special_purposes_move_between_keys() -> Result<(), Box<dyn std::error::Error>
     store.set_special_purposes(&format!("{DEFAULT_KEYSTORE_ID}:new"), &["SSL".to_owned()])?;
     let now = store.key_for_purpose("SSL").ok_or("no SSL key")?;
     assert_eq!(now.entity.alias, "new");
-    assert!(store.require::<PrivateKey>(&ssl.id)?.entity.special_purposes.is_empty());
+    assert!(
+        store
+            .require::<PrivateKey>(&ssl.id)?
+            .entity
+            .special_purposes
+            .is_empty()
+    );
     Ok(())
 }

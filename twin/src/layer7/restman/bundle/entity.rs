@@ -9,8 +9,8 @@ use super::super::resources::Resource;
 use super::super::xml::Element;
 use crate::layer7::keys::{self, Sealed};
 use crate::layer7::store::{
-    ClusterProperty, EncapsulatedAssertion, Folder, ListenPort, Policy, PrivateKey, Service,
-    Store, StoredPassword, TrustedCertificate,
+    ClusterProperty, EncapsulatedAssertion, Folder, ListenPort, Policy, PrivateKey, Service, Store,
+    StoredPassword, TrustedCertificate,
 };
 
 /// A kind that travels in bundles.
@@ -52,7 +52,11 @@ pub trait BundleEntity: Resource {
     fn seal_secrets(&self, _element: &mut Element, _passphrase: Option<&str>) {}
 
     /// Reads sealed secrets from `element` into the entity.
-    fn open_secrets(&mut self, _element: &Element, _passphrase: Option<&str>) -> Result<(), String> {
+    fn open_secrets(
+        &mut self,
+        _element: &Element,
+        _passphrase: Option<&str>,
+    ) -> Result<(), String> {
         Ok(())
     }
 }

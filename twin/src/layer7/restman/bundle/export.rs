@@ -217,9 +217,12 @@ fn select(
             }
             if explicit {
                 let key = format!("parent={}", chosen.id);
-                needs.extend(store.find::<Folder>(&key).into_iter().map(|row| {
-                    (folder(&row.id), true)
-                }));
+                needs.extend(
+                    store
+                        .find::<Folder>(&key)
+                        .into_iter()
+                        .map(|row| (folder(&row.id), true)),
+                );
                 needs.extend(store.find::<Service>(&key).into_iter().map(|row| {
                     (
                         Chosen {
@@ -335,7 +338,9 @@ fn write_bundle(store: &Store, request: &Request, selection: &Selection, action:
             .collect();
         match kind {
             EntityKind::Folder => {
-                of_kind.sort_by_key(|chosen| (store.folder_chain(&chosen.id).len(), chosen.id.clone()));
+                of_kind.sort_by_key(|chosen| {
+                    (store.folder_chain(&chosen.id).len(), chosen.id.clone())
+                });
             }
             EntityKind::Policy => of_kind = policies_in_dependency_order(store, of_kind),
             _ => {}

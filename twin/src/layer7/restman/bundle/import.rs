@@ -203,14 +203,12 @@ fn mappings_of(bundle: &Element) -> Result<Vec<Mapping>, Failure> {
                     ACTIONS.join(", ")
                 )));
             }
-            let mut properties = properties(element).map_err(|error| {
-                Failure::bad_request(format!("mapping {}: {error}", index + 1))
-            })?;
-            let mut flag = |key: &str| {
-                matches!(
-                    properties.remove(key),
-                    Some(PropertyValue::Boolean(true))
-                ) || false
+            let mut properties = properties(element)
+                .map_err(|error| Failure::bad_request(format!("mapping {}: {error}", index + 1)))?;
+            let mut flag = |key: &str| match properties.remove(key) {
+                Some(PropertyValue::Boolean(flag)) => flag,
+                Some(PropertyValue::String(text)) => text.trim() == "true",
+                _ => false,
             };
             let fail_on_new = flag("FailOnNew");
             let fail_on_existing = flag("FailOnExisting");
@@ -319,7 +317,9 @@ fn apply_kind<T: BundleEntity>(
                 .get::<T>(&target)
                 .map(|stored| stored.entity.clone())
                 .ok_or_else(|| not_found::<T>(mapping))?;
-            context.ids.insert(mapping.source_id.clone(), target.clone());
+            context
+                .ids
+                .insert(mapping.source_id.clone(), target.clone());
             let mut entity = needed(entity, mapping)?;
             if !entity.can_replace() {
                 return Ok(used_existing(target));
@@ -336,7 +336,9 @@ fn apply_kind<T: BundleEntity>(
             })
         }
         (_, Some(target)) => {
-            context.ids.insert(mapping.source_id.clone(), target.clone());
+            context
+                .ids
+                .insert(mapping.source_id.clone(), target.clone());
             Ok(used_existing(target))
         }
         (_, None) if mapping.fail_on_new => Err(not_found::<T>(mapping)),
@@ -381,7 +383,9 @@ fn create<T: BundleEntity>(
     entity
         .check_new()
         .map_err(|error| MappingError::new("InvalidResource", error.0))?;
-    context.work.save(Some(&id), entity, None, &context.options)?;
+    context
+        .work
+        .save(Some(&id), entity, None, &context.options)?;
     context.ids.insert(mapping.source_id.clone(), id.clone());
     Ok(Outcome {
         taken: "CreatedNew",
@@ -484,10 +488,7 @@ fn find_target<T: BundleEntity>(
             ),
         )
     })?;
-    Ok(work
-        .find::<T>(&key)
-        .first()
-        .map(|stored| stored.id.clone()))
+    Ok(work.find::<T>(&key).first().map(|stored| stored.id.clone()))
 }
 
 /// The mapping echoed with `actionTaken`, `targetId` and `targetUri`.

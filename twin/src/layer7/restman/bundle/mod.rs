@@ -31,7 +31,10 @@ pub fn serve(store: &mut Store, request: &Request, rest: &[&str]) -> Result<Repl
         }
         ([], &Method::PUT) => import::import(store, request),
         ([], method) | ([_, _], method) => Err(Failure::method_not_allowed(method, &request.path)),
-        _ => Err(Failure::not_found(format!("no resource at {}", request.path))),
+        _ => Err(Failure::not_found(format!(
+            "no resource at {}",
+            request.path
+        ))),
     }
 }
 

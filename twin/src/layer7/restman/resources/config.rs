@@ -117,7 +117,12 @@ impl Resource for EncapsulatedAssertion {
         });
         let policy_guid = store
             .get::<crate::layer7::store::Policy>(&encass.policy_id)
-            .map(|policy| ("policyGuid", PropertyValue::String(policy.entity.guid.clone())));
+            .map(|policy| {
+                (
+                    "policyGuid",
+                    PropertyValue::String(policy.entity.guid.clone()),
+                )
+            });
         let extra = encass
             .properties
             .iter()
@@ -185,9 +190,10 @@ impl Resource for EncapsulatedAssertion {
             version: version_of(element)?,
             entity: EncapsulatedAssertion {
                 name: required(element, "Name")?.to_owned(),
-                guid: element
-                    .child_text("Guid")
-                    .map_or_else(|| super::policies::derived_guid(id.as_deref()), str::to_owned),
+                guid: element.child_text("Guid").map_or_else(
+                    || super::policies::derived_guid(id.as_deref()),
+                    str::to_owned,
+                ),
                 policy_id,
                 arguments,
                 results,
@@ -216,35 +222,34 @@ impl Resource for ListenPort {
 
     fn to_xml(stored: &Stored<Self>, _store: &Store) -> Element {
         let port = &stored.entity;
-        let tls = port.tls.as_ref().map(|tls| {
-            let key = match (&tls.keystore_id, &tls.key_alias) {
-                (Some(keystore), Some(alias)) => Some(
-                    Element::new("l7:PrivateKeyReference")
-                        .attr("id", format!("{keystore}:{alias}"))
-                        .attr(
-                            "resourceUri",
-                            "http://ns.l7tech.com/2010/04/gateway-management/privateKeys",
-                        ),
-                ),
-                _ => None,
-            };
-            Element::new("l7:TlsSettings")
-                .child(Element::text(
-                    "l7:ClientAuthentication",
-                    client_auth_name(tls.client_auth),
-                ))
-                .child_opt(key)
-                .child(string_values_element("l7:EnabledVersions", &tls.versions))
-                .child_opt(
-                    (!tls.cipher_suites.is_empty()).then(|| {
+        let tls =
+            port.tls.as_ref().map(|tls| {
+                let key = match (&tls.keystore_id, &tls.key_alias) {
+                    (Some(keystore), Some(alias)) => Some(
+                        Element::new("l7:PrivateKeyReference")
+                            .attr("id", format!("{keystore}:{alias}"))
+                            .attr(
+                                "resourceUri",
+                                "http://ns.l7tech.com/2010/04/gateway-management/privateKeys",
+                            ),
+                    ),
+                    _ => None,
+                };
+                Element::new("l7:TlsSettings")
+                    .child(Element::text(
+                        "l7:ClientAuthentication",
+                        client_auth_name(tls.client_auth),
+                    ))
+                    .child_opt(key)
+                    .child(string_values_element("l7:EnabledVersions", &tls.versions))
+                    .child_opt((!tls.cipher_suites.is_empty()).then(|| {
                         string_values_element("l7:EnabledCipherSuites", &tls.cipher_suites)
-                    }),
-                )
-                .child(Element::text(
-                    "l7:UseCipherSuitesOrder",
-                    tls.use_cipher_suites_order.to_string(),
-                ))
-        });
+                    }))
+                    .child(Element::text(
+                        "l7:UseCipherSuitesOrder",
+                        tls.use_cipher_suites_order.to_string(),
+                    ))
+            });
         Element::new("l7:ListenPort")
             .attr("id", &stored.id)
             .attr("version", stored.version.to_string())

@@ -58,21 +58,19 @@ pub(crate) fn version_of(element: &Element) -> Result<Option<u64>, ResourceError
     element
         .attribute("version")
         .map(|version| {
-            version.trim().parse::<u64>().map_err(|_| {
-                ResourceError(format!("invalid version attribute '{version}'"))
-            })
+            version
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ResourceError(format!("invalid version attribute '{version}'")))
         })
         .transpose()
 }
 
 /// The required child text `name` of `element`.
 pub(crate) fn required<'a>(element: &'a Element, name: &str) -> Result<&'a str, ResourceError> {
-    element.child_text(name).ok_or_else(|| {
-        ResourceError(format!(
-            "l7:{} is missing l7:{name}",
-            element.local_name()
-        ))
-    })
+    element
+        .child_text(name)
+        .ok_or_else(|| ResourceError(format!("l7:{} is missing l7:{name}", element.local_name())))
 }
 
 /// A boolean child text (`true`/`false`), `default` when absent.

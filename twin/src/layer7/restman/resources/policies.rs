@@ -41,7 +41,11 @@ fn policy_xml(element: &Element) -> Result<String, ResourceError> {
         .flat_map(|resources| resources.find_all("ResourceSet"))
         .filter(|set| set.attribute("tag") == Some("policy"))
         .flat_map(|set| set.find_all("Resource"))
-        .find(|resource| resource.attribute("type").is_none_or(|kind| kind == "policy"))
+        .find(|resource| {
+            resource
+                .attribute("type")
+                .is_none_or(|kind| kind == "policy")
+        })
         .map(|resource| resource.text.trim().to_owned())
         .filter(|xml| !xml.is_empty())
         .ok_or_else(|| {
@@ -154,7 +158,10 @@ impl Resource for Service {
                 .filter(|path| !path.is_empty())
                 .map(str::to_owned),
             verbs: if verbs.is_empty() {
-                DEFAULT_VERBS.iter().map(|verb| (*verb).to_owned()).collect()
+                DEFAULT_VERBS
+                    .iter()
+                    .map(|verb| (*verb).to_owned())
+                    .collect()
             } else {
                 verbs
             },

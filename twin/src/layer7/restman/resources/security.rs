@@ -11,16 +11,24 @@ use super::{
 use crate::layer7::keys::{self, KeyRequest};
 use crate::layer7::restman::xml::Element;
 use crate::layer7::store::{
-    DEFAULT_KEYSTORE_ID, PasswordType, PrivateKey, PropertyValue, Store, StoredPassword, Stored,
+    DEFAULT_KEYSTORE_ID, PasswordType, PrivateKey, PropertyValue, Store, Stored, StoredPassword,
     TrustFlags, TrustedCertificate,
 };
 
 /// The trust flags as restman property names, with accessors.
-type FlagField = (&'static str, fn(&TrustFlags) -> bool, fn(&mut TrustFlags, bool));
+type FlagField = (
+    &'static str,
+    fn(&TrustFlags) -> bool,
+    fn(&mut TrustFlags, bool),
+);
 
 /// Every trust flag.
 const TRUST_FLAGS: [FlagField; 8] = [
-    ("trustedForSsl", |f| f.trusted_for_ssl, |f, v| f.trusted_for_ssl = v),
+    (
+        "trustedForSsl",
+        |f| f.trusted_for_ssl,
+        |f, v| f.trusted_for_ssl = v,
+    ),
     (
         "trustedForSigningClientCerts",
         |f| f.trusted_for_signing_client_certs,
@@ -42,7 +50,11 @@ const TRUST_FLAGS: [FlagField; 8] = [
         |f, v| f.trusted_as_saml_attesting_entity = v,
     ),
     ("trustAnchor", |f| f.trust_anchor, |f, v| f.trust_anchor = v),
-    ("verifyHostname", |f| f.verify_hostname, |f, v| f.verify_hostname = v),
+    (
+        "verifyHostname",
+        |f| f.verify_hostname,
+        |f, v| f.verify_hostname = v,
+    ),
     (
         "revocationCheckingEnabled",
         |f| f.revocation_checking_enabled,
@@ -128,10 +140,7 @@ impl Resource for PrivateKey {
 
     fn to_xml(stored: &Stored<Self>, _store: &Store) -> Element {
         let key = &stored.entity;
-        let mut properties = vec![(
-            "keyAlgorithm",
-            PropertyValue::String(key.algorithm.clone()),
-        )];
+        let mut properties = vec![("keyAlgorithm", PropertyValue::String(key.algorithm.clone()))];
         if !key.special_purposes.is_empty() {
             properties.push((
                 "specialPurposes",
@@ -149,11 +158,11 @@ impl Resource for PrivateKey {
 
     fn from_xml(element: &Element, id: Option<&str>) -> Result<Parsed<Self>, ResourceError> {
         let id = id_of(element, id);
-        let (keystore_from_id, alias_from_id) = match id.as_deref().and_then(|id| id.split_once(':'))
-        {
-            Some((keystore, alias)) => (Some(keystore), Some(alias)),
-            None => (None, None),
-        };
+        let (keystore_from_id, alias_from_id) =
+            match id.as_deref().and_then(|id| id.split_once(':')) {
+                Some((keystore, alias)) => (Some(keystore), Some(alias)),
+                None => (None, None),
+            };
         let keystore_id = element
             .attribute("keystoreId")
             .or(keystore_from_id)
@@ -176,7 +185,8 @@ impl Resource for PrivateKey {
             ));
         }
         let mut properties = properties(element)?;
-        let algorithm = take_text(&mut properties, "keyAlgorithm").unwrap_or_else(|| "EC".to_owned());
+        let algorithm =
+            take_text(&mut properties, "keyAlgorithm").unwrap_or_else(|| "EC".to_owned());
         let key = PrivateKey {
             keystore_id,
             alias,
@@ -223,7 +233,9 @@ pub fn key_from_creation_context(element: &Element) -> Result<KeyRequest, Resour
     let days = match take_text(&mut properties, "daysUntilExpiry") {
         None => 5 * 365,
         Some(days) => days.trim().parse::<u32>().map_err(|_| {
-            ResourceError(format!("daysUntilExpiry: expected a number of days, got '{days}'"))
+            ResourceError(format!(
+                "daysUntilExpiry: expected a number of days, got '{days}'"
+            ))
         })?,
     };
     Ok(KeyRequest {
