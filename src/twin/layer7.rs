@@ -88,7 +88,12 @@ async fn run(args: &Layer7TwinArgs) -> Exit {
             Ok(ports) => {
                 urls["listen_ports"] = ports
                     .iter()
-                    .map(|port| (port.name.clone(), json!(format!("https://{}", port.address))))
+                    .map(|port| {
+                        (
+                            port.name.clone(),
+                            json!(format!("https://{}", port.address)),
+                        )
+                    })
                     .collect::<serde_json::Map<_, _>>()
                     .into();
             }
