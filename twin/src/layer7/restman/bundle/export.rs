@@ -3,6 +3,7 @@
 //! listen ports' keys) as an `l7:Bundle` wrapped in an `l7:Item`, in dependency order.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use axum::http::StatusCode;
 use regex::Regex;
@@ -293,13 +294,22 @@ fn select(
     }
 }
 
+/// The pattern of guid references in policy XML (compiled once).
+fn references_pattern() -> Option<&'static Regex> {
+    static PATTERN: OnceLock<Option<Regex>> = OnceLock::new();
+    PATTERN
+        .get_or_init(|| {
+            Regex::new(r#"(PolicyGuid|EncapsulatedAssertionConfigGuid)\s+stringValue="([^"]+)""#)
+                .ok()
+        })
+        .as_ref()
+}
+
 /// Policies (`PolicyGuid`) and encapsulated assertions
 /// (`EncapsulatedAssertionConfigGuid`) a policy's XML references.
 fn policy_references(store: &Store, xml: &str) -> Vec<(Chosen, bool)> {
     let mut found = Vec::new();
-    let Ok(pattern) =
-        Regex::new(r#"(PolicyGuid|EncapsulatedAssertionConfigGuid)\s+stringValue="([^"]+)""#)
-    else {
+    let Some(pattern) = references_pattern() else {
         return found;
     };
     for capture in pattern.captures_iter(xml) {
