@@ -4,6 +4,8 @@
 
 mod bundles;
 mod lifecycle;
+#[path = "../pki/mod.rs"]
+mod pki;
 mod restman;
 mod support;
 mod traffic;

@@ -245,3 +245,59 @@ fn prefix(element: &mut runsheet_twin::layer7::restman::xml::Element) {
         prefix(child);
     }
 }
+
+#[tokio::test]
+async fn the_management_listener_serves_tls_and_requires_client_certificates_with_a_ca()
+-> TestResult {
+    use crate::pki::Authority;
+    use runsheet_twin::kong::TlsSettings;
+    use runsheet_twin::layer7::{Layer7Config, Layer7Twin};
+
+    let authority = Authority::new("Gateway CA");
+    let server = authority.issue(&["gw.test"]);
+    let client = authority.issue(&["operator"]);
+    let settings = TlsSettings::from_pem(&server.cert, &server.key)?
+        .with_client_ca_pem(&authority.pair.cert)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let twin = Layer7Twin::serve(listener, Layer7Config::default(), Some(settings)).await?;
+    assert!(twin.url().starts_with("https://"));
+    let base = format!("https://gw.test:{}", twin.address().port());
+    let builder = || {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(
+                authority.pair.cert.as_bytes(),
+            )?)
+            .resolve("gw.test", twin.address())
+            .build()
+    };
+    let anonymous = builder()?;
+    assert!(
+        anonymous
+            .get(format!("{base}/ssg/ping"))
+            .send()
+            .await
+            .is_err(),
+        "no client certificate, no handshake"
+    );
+    let operator = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(
+            authority.pair.cert.as_bytes(),
+        )?)
+        .identity(reqwest::Identity::from_pem(
+            client.identity_pem().as_bytes(),
+        )?)
+        .resolve("gw.test", twin.address())
+        .build()?;
+    let list = operator
+        .get(format!("{base}/restman/1.0/folders"))
+        .basic_auth("admin", Some("password"))
+        .send()
+        .await?;
+    assert_eq!(list.status(), 200);
+    let text = list.text().await?;
+    assert!(
+        text.contains(&format!("uri=\"{base}/restman/1.0/folders")),
+        "{text}"
+    );
+    Ok(())
+}
