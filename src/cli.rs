@@ -262,9 +262,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
-    /// Run an emulator: a Kong twin, or a stand-in for a gateway node.
+    /// Run an emulator: a Kong or Layer7 twin, or a stand-in for a gateway node.
     #[command(
-        after_help = "Examples:\n  runsheet twin kong --seed kong.yaml --control\n  runsheet twin kong --listen 127.0.0.1:8001 --proxy-listen 127.0.0.1:8000 --admin-token secret\n  runsheet twin node --listen 127.0.0.1:9001 --version 3.9.1 --state-dir /tmp/dp1"
+        after_help = "Examples:\n  runsheet twin kong --seed kong.yaml --control\n  runsheet twin layer7 --seed gateway.bundle --control\n  runsheet twin kong --listen 127.0.0.1:8001 --proxy-listen 127.0.0.1:8000 --admin-token secret\n  runsheet twin node --listen 127.0.0.1:9001 --version 3.9.1 --state-dir /tmp/dp1"
     )]
     Twin {
         /// Which emulator.
@@ -290,6 +290,11 @@ pub enum TwinCommand {
         after_help = "Examples:\n  runsheet twin kong\n  runsheet twin kong --seed kong.yaml --control --proxy-listen 127.0.0.1:8000\n  runsheet twin kong --tls-cert admin.pem --tls-key admin-key.pem --client-ca ca.pem\n\nStops on Ctrl-C or SIGTERM. `--output json` prints the bound URLs as one JSON line."
     )]
     Kong(Box<KongTwinArgs>),
+    /// An in-memory Layer7 API Gateway: restman, /ssg/ping and published services on one listener.
+    #[command(
+        after_help = "Examples:\n  runsheet twin layer7\n  runsheet twin layer7 --seed gateway.bundle --control --listen 127.0.0.1:9443\n  runsheet twin layer7 --state-dir /var/tmp/gw1 --version 11.1.2 --listen-ports\n  runsheet twin layer7 --tls-cert gw.pem --tls-key gw-key.pem --client-ca ca.pem\n\nStops on Ctrl-C or SIGTERM (with --state-dir the entities are saved and loaded back at the next start). `--output json` prints the URLs as one JSON line."
+    )]
+    Layer7(Box<Layer7TwinArgs>),
     /// A stand-in for a Kong data-plane node: status endpoints and an echo route, its version read from STATE_DIR/version.
     #[command(
         after_help = "Examples:\n  runsheet twin node --listen 127.0.0.1:9001 --version 3.9.1 --state-dir /var/tmp/dp1\n\nAn upgrade rewrites STATE_DIR/version and restarts the node; SIGTERM stops it gracefully."
@@ -342,6 +347,47 @@ pub struct KongTwinArgs {
     /// Kong version to report (three or four parts).
     #[arg(long = "version", default_value = "3.9.3", value_name = "VERSION")]
     pub version: String,
+    /// Output format of the start-up lines.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// Options of `runsheet twin layer7`.
+#[derive(Debug, Args, Clone)]
+pub struct Layer7TwinArgs {
+    /// Address of restman, /ssg/ping and published services (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9443", value_name = "ADDR")]
+    pub listen: String,
+    /// Start with the entities of this restman bundle (imported NewOrUpdate).
+    #[arg(long, value_name = "BUNDLE")]
+    pub seed: Option<PathBuf>,
+    /// Administrator user name (HTTP Basic).
+    #[arg(long, default_value = "admin", value_name = "USER")]
+    pub username: String,
+    /// Administrator password (HTTP Basic).
+    #[arg(long, default_value = "password", value_name = "PASSWORD")]
+    pub password: String,
+    /// Serve over TLS with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require clients to present a certificate signed by this CA (mTLS; needs --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// Serve `/_twin` (counters, reset, snapshot, faults, node lifecycle).
+    #[arg(long)]
+    pub control: bool,
+    /// Directory holding `version`, `patches`, `node_id`, `layer7.pid` and the saved entities.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Product version to report (written to STATE_DIR/version when that file does not exist).
+    #[arg(long = "version", default_value = "11.1.2", value_name = "VERSION")]
+    pub version: String,
+    /// Also serve each enabled HTTPS listen port on its own loopback TLS port.
+    #[arg(long)]
+    pub listen_ports: bool,
     /// Output format of the start-up lines.
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,

@@ -97,6 +97,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Unlock { env, state_dir } => crate::history::unlock(&state_dir, &env),
         Command::Twin { twin } => match twin {
             TwinCommand::Kong(args) => crate::twin::kong(&args),
+            TwinCommand::Layer7(args) => crate::twin::layer7(&args),
             TwinCommand::Node(args) => crate::twin::node(&args),
         },
     }

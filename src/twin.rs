@@ -1,15 +1,18 @@
 //! `runsheet twin`: emulators served standalone, and twins embedded in an environment's gateways.
 
+mod layer7;
+
 use std::path::Path;
 
 use runsheet_engine::check::Checked;
 use runsheet_engine::de::Spanned;
 use runsheet_engine::model::Gateway;
 use runsheet_twin::kong::{KongTwin, TlsSettings, TwinConfig};
+use runsheet_twin::layer7::Layer7Twin;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::cli::{KongTwinArgs, NodeArgs, OutputFormat};
+use crate::cli::{KongTwinArgs, Layer7TwinArgs, NodeArgs, OutputFormat};
 use crate::exit::Exit;
 
 /// Twins started for one command; they stop when this is dropped.
@@ -17,18 +20,25 @@ use crate::exit::Exit;
 pub struct Embedded {
     /// Kong twins by gateway name.
     kong: Vec<(String, KongTwin)>,
+    /// Layer7 twins by gateway name.
+    layer7: Vec<(String, Layer7Twin)>,
 }
 
 impl Embedded {
     /// Saves every twin's state under `dir` (one `<gateway>.json` each), for `resume`.
     pub fn save(&self, dir: &Path) -> Result<(), String> {
-        if self.kong.is_empty() {
+        if self.kong.is_empty() && self.layer7.is_empty() {
             return Ok(());
         }
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for (name, twin) in &self.kong {
+        let states = self
+            .kong
+            .iter()
+            .map(|(name, twin)| (name, twin.export()))
+            .chain(self.layer7.iter().map(|(name, twin)| (name, twin.export())));
+        for (name, state) in states {
             let path = dir.join(format!("{name}.json"));
-            let text = twin.export().to_string();
+            let text = state.to_string();
             runsheet_engine::run::state::write_atomic(&path, text.as_bytes())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
@@ -56,11 +66,10 @@ pub fn embed(
         let doc = match gateway {
             Gateway::Kong(doc) => doc,
             Gateway::Layer7(doc) => {
-                if doc.twin.is_some() {
-                    eprintln!(
-                        "warning: gateway `{}`: the Layer7 twin is not in this build yet; steps against it have no URL",
-                        name.value
-                    );
+                let twin = layer7::embed(runtime, &name.value, doc, &base, saved)
+                    .map_err(|message| refuse(&name.value, &message))?;
+                if let Some(twin) = twin {
+                    embedded.layer7.push((name.value.clone(), twin));
                 }
                 continue;
             }
@@ -249,6 +258,11 @@ async fn serve_kong(args: &KongTwinArgs) -> Exit {
     stop.await;
     drop(twin);
     Exit::Success
+}
+
+/// `runsheet twin layer7`: serves until Ctrl-C or SIGTERM.
+pub fn layer7(args: &Layer7TwinArgs) -> Exit {
+    layer7::serve(args)
 }
 
 /// `runsheet twin node`: serves until SIGTERM or SIGINT.

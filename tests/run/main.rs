@@ -17,4 +17,5 @@ mod ssh;
 mod sshd;
 mod traffic;
 mod twin;
+mod twin_layer7;
 mod verbs;

@@ -82,7 +82,7 @@ impl TlsSettings {
     }
 
     /// A server configuration presenting this identity, verifying clients when asked.
-    fn server_config(&self) -> io::Result<ServerConfig> {
+    pub(crate) fn server_config(&self) -> io::Result<ServerConfig> {
         let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
             .with_safe_default_protocol_versions()
             .map_err(|error| invalid(error.to_string()))?;
@@ -300,7 +300,7 @@ fn candidate_names(server_name: &str) -> Vec<String> {
 }
 
 /// The crypto provider of every listener.
-fn provider() -> CryptoProvider {
+pub(crate) fn provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
