@@ -18,6 +18,8 @@ pub mod ping;
 pub mod restman;
 #[cfg(test)]
 mod test_server;
+#[cfg(test)]
+mod twin_support;
 
 use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
 
