@@ -454,3 +454,7 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "cluster_property_tests.rs"]
+mod twin_tests;

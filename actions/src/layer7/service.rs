@@ -383,3 +383,7 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod twin_tests;

@@ -816,13 +816,13 @@ mod tests {
     #[test]
     fn warns_near_and_after_expiry() -> Result<(), Box<dyn std::error::Error>> {
         let now = 1_800_000_000;
-        let soon = CertificateFacts::from_pem(&certificate("s.example", 0, now + 10 * 86_400))?;
+        let soon = CertificateFacts::from_pem(&certificate("s.example", 0, now + 10 * 86_400)?)?;
         let warnings = soon.warnings(now);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("(in 10 days)"), "{warnings:?}");
-        let later = CertificateFacts::from_pem(&certificate("l.example", 0, now + 90 * 86_400))?;
+        let later = CertificateFacts::from_pem(&certificate("l.example", 0, now + 90 * 86_400)?)?;
         assert!(later.warnings(now).is_empty());
-        let gone = CertificateFacts::from_pem(&certificate("g.example", 0, now - 1))?;
+        let gone = CertificateFacts::from_pem(&certificate("g.example", 0, now - 1)?)?;
         assert!(gone.warnings(now)[0].contains("expired on"));
         Ok(())
     }
@@ -863,3 +863,7 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "trusted_cert_tests.rs"]
+mod twin_tests;
