@@ -117,7 +117,7 @@ impl Action for Layer7ClusterProperty {
                     // Read it again by id: the version the PUT carries is the one just read.
                     let mut fresh: ClusterProperty = client.get(&id).await?;
                     fresh.value = wanted.value.clone();
-                    put(client, &id, &fresh, &wanted.describe()).await?;
+                    put(client, &id, &fresh, &wanted).await?;
                 }
                 let undo = ClusterPropertyUndo::Value {
                     id: id.clone(),
@@ -182,7 +182,7 @@ impl Action for Layer7ClusterProperty {
                     Ok(property) if property.value == previous_value => Ok(()),
                     Ok(mut property) => {
                         property.value = previous_value;
-                        put(client, &id, &property, &wanted.describe()).await
+                        put(client, &id, &property, &wanted).await
                     }
                     // Deleted since: put it back as it was, at its id.
                     Err(error) if error.is_not_found() => {
@@ -223,21 +223,22 @@ impl Action for Layer7ClusterProperty {
 }
 
 /// PUTs `property` (with the version it was read at); a stale version becomes an
-/// error saying someone changed it meanwhile.
+/// error saying someone changed it meanwhile. Messages are masked when sensitive.
 async fn put(
     client: &RestmanClient,
     id: &str,
     property: &ClusterProperty,
-    described: &str,
+    wanted: &Wanted,
 ) -> Result<(), ActionError> {
     match client.put(id, property, &WriteOptions::default()).await {
         Ok(_) => Ok(()),
-        Err(error @ Layer7Error::Conflict { .. }) => Err(ActionError::failed(format!(
-            "{NAME}: {described} was changed on the gateway by someone else between this step's \
+        Err(error @ Layer7Error::Conflict { .. }) => Err(wanted.masked_message(format!(
+            "{NAME}: {} was changed on the gateway by someone else between this step's \
              read and its write, so nothing was changed; re-run the step to apply it to the \
-             current state ({error})"
+             current state ({error})",
+            wanted.describe()
         ))),
-        Err(error) => Err(error.into()),
+        Err(error) => Err(wanted.masked(error)),
     }
 }
 
@@ -361,16 +362,18 @@ impl Wanted {
     /// A gateway error as an action error, with the values masked out of it when sensitive
     /// (a gateway may quote the body it refused).
     fn masked(&self, error: Layer7Error) -> ActionError {
-        let error = ActionError::from(error);
-        if !self.sensitive || self.value.is_empty() {
-            return error;
-        }
-        match error {
-            ActionError::Failed { message } => {
-                ActionError::failed(message.replace(&self.value, MASK))
-            }
+        match ActionError::from(error) {
+            ActionError::Failed { message } => self.masked_message(message),
             other => other,
         }
+    }
+
+    /// A failure with this message, the value masked out of it when sensitive.
+    fn masked_message(&self, message: String) -> ActionError {
+        if !self.sensitive || self.value.is_empty() {
+            return ActionError::failed(message);
+        }
+        ActionError::failed(message.replace(&self.value, MASK))
     }
 }
 
