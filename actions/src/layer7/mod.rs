@@ -8,6 +8,7 @@
 //! error type ([`error::Layer7Error`]). docs/layer7-actions.md describes them.
 
 pub mod arguments;
+pub mod cluster_property;
 pub mod connection;
 pub mod error;
 pub mod gateway;
@@ -16,8 +17,10 @@ pub mod graphman;
 mod http_tests;
 pub mod ping;
 pub mod restman;
+pub mod service;
 #[cfg(test)]
 mod test_server;
+pub mod trusted_cert;
 #[cfg(test)]
 mod twin_support;
 
@@ -65,24 +68,8 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         )
         .outputs(&["results"]),
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ServiceArguments>(
-            "layer7.service",
-            FAMILY,
-            "Enables or disables a published service.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["id", "changed"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ClusterPropertyArguments>(
-            "layer7.cluster_property",
-            FAMILY,
-            "Sets a cluster property.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["id", "changed"]),
-    ))?;
+    registry.register(service::Layer7Service::new())?;
+    registry.register(cluster_property::Layer7ClusterProperty::new())?;
     registry.register(pending(
         ActionSpec::new::<Layer7PolicyRevisionArguments>(
             "layer7.policy_revision",
@@ -101,15 +88,7 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         )
         .outputs(&["key_id", "not_after"]),
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7TrustedCertArguments>(
-            "layer7.trusted_cert",
-            FAMILY,
-            "Makes a trusted certificate present or absent.",
-            Effect::write().idempotent().reversible(),
-        )
-        .outputs(&["id", "changed"]),
-    ))?;
+    registry.register(trusted_cert::Layer7TrustedCert::new())?;
     Ok(())
 }
 
