@@ -8,24 +8,36 @@
 //! error type ([`error::Layer7Error`]). docs/layer7-actions.md describes them.
 
 pub mod arguments;
+pub mod bundle_state;
 pub mod connection;
 pub mod error;
+pub mod export;
 pub mod gateway;
 pub mod graphman;
 #[cfg(test)]
 mod http_tests;
+pub mod import;
 pub mod ping;
+pub mod policy_revision;
 pub mod restman;
+pub mod selection;
 #[cfg(test)]
 mod test_server;
 #[cfg(test)]
 mod twin_support;
+#[cfg(test)]
+mod export_import_tests;
+#[cfg(test)]
+mod policy_revision_tests;
 
 use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
 
 pub use arguments::*;
 pub use error::Layer7Error;
+pub use export::Layer7Export;
 pub use gateway::Layer7Gateway;
+pub use import::Layer7Import;
+pub use policy_revision::Layer7PolicyRevision;
 
 use crate::arguments::NoArguments;
 use crate::pending::Pending;
@@ -47,24 +59,8 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         )
         .outputs(&["node", "cluster", "version", "patches", "boot_time"]),
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ExportArguments>(
-            "layer7.export",
-            FAMILY,
-            "Exports services, folders, policies and cluster properties (or all) as a bundle file.",
-            Effect::READ,
-        )
-        .outputs(&["path", "sha256"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ImportArguments>(
-            "layer7.import",
-            FAMILY,
-            "Imports a bundle; plan uses the gateway's test mode; undo re-imports the export taken before.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["results"]),
-    ))?;
+    registry.register(Layer7Export::new())?;
+    registry.register(Layer7Import::new())?;
     registry.register(pending(
         ActionSpec::new::<Layer7ServiceArguments>(
             "layer7.service",
@@ -83,15 +79,7 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         )
         .outputs(&["id", "changed"]),
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7PolicyRevisionArguments>(
-            "layer7.policy_revision",
-            FAMILY,
-            "Activates a revision of a service's or policy's policy.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["revision", "previous_revision"]),
-    ))?;
+    registry.register(Layer7PolicyRevision::new())?;
     registry.register(pending(
         ActionSpec::new::<Layer7KeyRotateArguments>(
             "layer7.key_rotate",
