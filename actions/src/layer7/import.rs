@@ -47,7 +47,7 @@ impl Layer7Import {
                 NAME,
                 FAMILY,
                 "Imports a bundle; plan uses the gateway's test mode; undo re-imports the export taken before.",
-                Effect::read_when("test is true").reversible(),
+                Effect::write().reversible(),
             )
             .target(TargetKind::Gateway("layer7"))
             .outputs(&[

@@ -98,7 +98,7 @@ impl FolderTree {
             .filter_map(|folder| folder.id.as_deref().map(|id| (id, folder)))
             .collect();
         let mut paths = HashMap::new();
-        for (id, _) in &by_id {
+        for id in by_id.keys() {
             if let Some(path) = path_of(id, &by_id) {
                 paths.insert(path, (*id).to_owned());
             }
