@@ -12,6 +12,8 @@ pub mod bundle_state;
 pub mod connection;
 pub mod error;
 pub mod export;
+#[cfg(test)]
+mod export_import_tests;
 pub mod gateway;
 pub mod graphman;
 #[cfg(test)]
@@ -19,16 +21,14 @@ mod http_tests;
 pub mod import;
 pub mod ping;
 pub mod policy_revision;
+#[cfg(test)]
+mod policy_revision_tests;
 pub mod restman;
 pub mod selection;
 #[cfg(test)]
 mod test_server;
 #[cfg(test)]
 mod twin_support;
-#[cfg(test)]
-mod export_import_tests;
-#[cfg(test)]
-mod policy_revision_tests;
 
 use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
 

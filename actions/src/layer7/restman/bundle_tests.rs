@@ -301,7 +301,10 @@ fn revision_counters_do_not_count_as_configuration() -> TestResult {
     let rolled_back = Bundle::parse(&service_at_revision(5, false))?;
     assert!(diff(&first, &rolled_back)?.is_empty());
     let text = first.normalised()?.to_xml()?;
-    assert!(!text.contains("policyRevision") && text.contains("soap"), "{text}");
+    assert!(
+        !text.contains("policyRevision") && text.contains("soap"),
+        "{text}"
+    );
     let changed = Bundle::parse(&service_at_revision(2, true))?;
     assert_eq!(diff(&first, &changed)?.changed.len(), 1);
     Ok(())
