@@ -75,6 +75,9 @@ pub struct Layer7ImportArguments {
     /// Comment recorded on the new policy revisions (default: none).
     #[serde(default)]
     pub comment: Option<String>,
+    /// Only run the gateway's test-mode import and output its per-entity results: the step is a read (default false).
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// On unless turned off.

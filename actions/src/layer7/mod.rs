@@ -1,22 +1,32 @@
 //! The layer7 family: actions against a gateway of type `layer7` through its
 //! REST management API (restman) and Graphman (reference/layer7-api.md).
 //!
-//! The actions are [`Pending`] until they land; this module already holds what
-//! they are built on: the gateway connection ([`gateway::Layer7Gateway`]), the
+//! `layer7.export`, `layer7.import`, `layer7.policy_revision`, `layer7.service`,
+//! `layer7.cluster_property` and `layer7.trusted_cert` run (restman); `layer7.ping` and
+//! `layer7.key_rotate` are still [`Pending`]. They are built on the gateway connection ([`gateway::Layer7Gateway`]), the
 //! typed restman client ([`restman::RestmanClient`], XML), the Graphman client
 //! ([`graphman::GraphmanClient`], GraphQL JSON), `/ssg/ping` ([`ping`]) and one
 //! error type ([`error::Layer7Error`]). docs/layer7-actions.md describes them.
 
 pub mod arguments;
+pub mod bundle_state;
 pub mod cluster_property;
 pub mod connection;
 pub mod error;
+pub mod export;
+#[cfg(test)]
+mod export_import_tests;
 pub mod gateway;
 pub mod graphman;
 #[cfg(test)]
 mod http_tests;
+pub mod import;
 pub mod ping;
+pub mod policy_revision;
+#[cfg(test)]
+mod policy_revision_tests;
 pub mod restman;
+pub mod selection;
 pub mod service;
 #[cfg(test)]
 mod test_server;
@@ -28,7 +38,10 @@ use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind}
 
 pub use arguments::*;
 pub use error::Layer7Error;
+pub use export::Layer7Export;
 pub use gateway::Layer7Gateway;
+pub use import::Layer7Import;
+pub use policy_revision::Layer7PolicyRevision;
 
 use crate::arguments::NoArguments;
 use crate::pending::Pending;
@@ -50,35 +63,11 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
         )
         .outputs(&["node", "cluster", "version", "patches", "boot_time"]),
     ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ExportArguments>(
-            "layer7.export",
-            FAMILY,
-            "Exports services, folders, policies and cluster properties (or all) as a bundle file.",
-            Effect::READ,
-        )
-        .outputs(&["path", "sha256"]),
-    ))?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7ImportArguments>(
-            "layer7.import",
-            FAMILY,
-            "Imports a bundle; plan uses the gateway's test mode; undo re-imports the export taken before.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["results"]),
-    ))?;
+    registry.register(Layer7Export::new())?;
+    registry.register(Layer7Import::new())?;
     registry.register(service::Layer7Service::new())?;
     registry.register(cluster_property::Layer7ClusterProperty::new())?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7PolicyRevisionArguments>(
-            "layer7.policy_revision",
-            FAMILY,
-            "Activates a revision of a service's or policy's policy.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["revision", "previous_revision"]),
-    ))?;
+    registry.register(Layer7PolicyRevision::new())?;
     registry.register(pending(
         ActionSpec::new::<Layer7KeyRotateArguments>(
             "layer7.key_rotate",

@@ -288,6 +288,28 @@ fn normalised_exports_of_an_unchanged_gateway_are_equal() -> TestResult {
     Ok(())
 }
 
+/// A bundle of one service at policy revision `revision` whose `soap` property is `soap`.
+fn service_at_revision(revision: u32, soap: bool) -> String {
+    format!(
+        r#"<l7:Bundle xmlns:l7="http://ns.l7tech.com/2010/04/gateway-management"><l7:References><l7:Item><l7:Name>s</l7:Name><l7:Id>610e24359b89658ee77ba06dc24673d7</l7:Id><l7:Type>SERVICE</l7:Type><l7:Resource><l7:Service id="610e24359b89658ee77ba06dc24673d7"><l7:ServiceDetail><l7:Name>s</l7:Name><l7:Properties><l7:Property key="policyRevision"><l7:LongValue>{revision}</l7:LongValue></l7:Property><l7:Property key="soap"><l7:BooleanValue>{soap}</l7:BooleanValue></l7:Property></l7:Properties></l7:ServiceDetail></l7:Service></l7:Resource></l7:Item></l7:References><l7:Mappings/></l7:Bundle>"#
+    )
+}
+
+#[test]
+fn revision_counters_do_not_count_as_configuration() -> TestResult {
+    let first = Bundle::parse(&service_at_revision(2, false))?;
+    let rolled_back = Bundle::parse(&service_at_revision(5, false))?;
+    assert!(diff(&first, &rolled_back)?.is_empty());
+    let text = first.normalised()?.to_xml()?;
+    assert!(
+        !text.contains("policyRevision") && text.contains("soap"),
+        "{text}"
+    );
+    let changed = Bundle::parse(&service_at_revision(2, true))?;
+    assert_eq!(diff(&first, &changed)?.changed.len(), 1);
+    Ok(())
+}
+
 #[test]
 fn diff_names_added_removed_and_changed_entities_with_a_line_diff() -> TestResult {
     let before = Bundle::parse(BUNDLE)?;

@@ -18,12 +18,17 @@ const VOLATILE_ELEMENTS: &[&str] = &["TimeStamp", "Link"];
 /// Attributes dropped when normalising.
 const VOLATILE_ATTRIBUTES: &[&str] = &["version"];
 
+/// `l7:Property` keys dropped when normalising: revision counters, which differ
+/// between gateways (and after a rollback re-import) for the same policy.
+const VOLATILE_PROPERTIES: &[&str] = &["policyRevision", "revision"];
+
 /// Lines of context around each change in a diff.
 const CONTEXT_LINES: usize = 2;
 
 impl Bundle {
     /// The bundle without what changes on its own (`version` attributes,
-    /// `l7:TimeStamp`, `l7:Link`, the host in `srcUri`), items indented one
+    /// `l7:TimeStamp`, `l7:Link`, the host in `srcUri`, the revision counter
+    /// properties `policyRevision` and `revision`), items indented one
     /// element a line and sorted by type, name and id, mappings sorted by type
     /// and id. Two exports of an unchanged gateway normalise to the same text.
     pub fn normalised(&self) -> Result<Bundle, BundleError> {
@@ -121,6 +126,14 @@ fn normalise_item(xml: &str) -> Result<String, BundleError> {
 /// Whether an element is dropped when normalising.
 fn is_volatile(element: &BytesStart<'_>) -> bool {
     let local = element.local_name();
+    if local.as_ref() == b"Property" {
+        return element.attributes().flatten().any(|attribute| {
+            attribute.key.local_name().as_ref() == b"key"
+                && VOLATILE_PROPERTIES
+                    .iter()
+                    .any(|key| attribute.value.as_ref() == key.as_bytes())
+        });
+    }
     VOLATILE_ELEMENTS
         .iter()
         .any(|name| local.as_ref() == name.as_bytes())
