@@ -11,6 +11,9 @@
 
 use std::time::Instant;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use runsheet_actions::layer7::Layer7Gateway;
 use runsheet_actions::layer7::connection::{Connection, Credentials};
 use runsheet_actions::layer7::restman::compare::diff;
@@ -177,8 +180,9 @@ fn big_bundle() -> String {
     for n in 0..SERVICES {
         let id = format!("{n:032x}");
         let id = format!("b{}", &id[1..]);
+        let body = STANDARD.encode(format!("service {n}"));
         let policy = escape(&format!(
-            r#"<wsp:Policy xmlns:L7p="http://www.layer7tech.com/ws/policy" xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy"><wsp:All wsp:Usage="Required"><L7p:HardcodedResponse><L7p:Base64ResponseBody stringValue="c2VydmljZSB7bn0="/><L7p:ResponseContentType stringValue="text/plain; charset=UTF-8"/><L7p:ResponseStatus intValue="200"/></L7p:HardcodedResponse></wsp:All></wsp:Policy>"#
+            r#"<wsp:Policy xmlns:L7p="http://www.layer7tech.com/ws/policy" xmlns:wsp="http://schemas.xmlsoap.org/ws/2002/12/policy"><wsp:All wsp:Usage="Required"><L7p:HardcodedResponse><L7p:Base64ResponseBody stringValue="{body}"/><L7p:ResponseContentType stringValue="text/plain; charset=UTF-8"/><L7p:ResponseStatus intValue="200"/></L7p:HardcodedResponse></wsp:All></wsp:Policy>"#
         ));
         items.push_str(&format!(
             r#"<l7:Item><l7:Name>api-{n}</l7:Name><l7:Id>{id}</l7:Id><l7:Type>SERVICE</l7:Type><l7:Resource><l7:Service id="{id}"><l7:ServiceDetail folderId="{ROOT}" id="{id}"><l7:Name>api-{n}</l7:Name><l7:Enabled>true</l7:Enabled><l7:ServiceMappings><l7:HttpMapping><l7:UrlPattern>/api/{n}</l7:UrlPattern><l7:Verbs><l7:Verb>GET</l7:Verb><l7:Verb>POST</l7:Verb></l7:Verbs></l7:HttpMapping></l7:ServiceMappings></l7:ServiceDetail><l7:Resources><l7:ResourceSet tag="policy"><l7:Resource type="policy">{policy}</l7:Resource></l7:ResourceSet></l7:Resources></l7:Service></l7:Resource></l7:Item>"#
