@@ -13,8 +13,11 @@ pub mod error;
 pub mod gateway;
 pub mod graphman;
 #[cfg(test)]
+mod graphman_twin_tests;
+#[cfg(test)]
 mod http_tests;
 pub mod ping;
+pub mod ping_action;
 pub mod restman;
 #[cfg(test)]
 mod test_server;
@@ -27,7 +30,6 @@ pub use arguments::*;
 pub use error::Layer7Error;
 pub use gateway::Layer7Gateway;
 
-use crate::arguments::NoArguments;
 use crate::pending::Pending;
 
 /// The family name of these actions.
@@ -38,15 +40,7 @@ pub const NOT_IN_THIS_BUILD: &str = "arrives with the Layer7 actions (issue #8)"
 
 /// Registers the layer7 actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
-    registry.register(pending(
-        ActionSpec::new::<NoArguments>(
-            "layer7.ping",
-            FAMILY,
-            "Pings the gateway and reports node and cluster information.",
-            Effect::READ,
-        )
-        .outputs(&["node", "cluster", "version", "patches", "boot_time"]),
-    ))?;
+    registry.register(ping_action::Layer7Ping::new())?;
     registry.register(pending(
         ActionSpec::new::<Layer7ExportArguments>(
             "layer7.export",
