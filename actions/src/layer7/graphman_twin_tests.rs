@@ -312,7 +312,12 @@ async fn export_install_and_delete_bundles_round_trip() -> TestResult {
     let selected = from.export(Some(&selection)).await?;
     // The folder brings its policy and service again: each entity is exported once.
     for section in ["folders", "policies", "services", "clusterProperties"] {
-        assert_eq!(selected.entities(section).len(), 1, "{section}: {}", selected.to_json());
+        assert_eq!(
+            selected.entities(section).len(),
+            1,
+            "{section}: {}",
+            selected.to_json()
+        );
     }
     let installed = to
         .install_bundle(&everything, &GraphmanOptions::default())

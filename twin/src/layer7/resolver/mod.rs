@@ -11,13 +11,15 @@ mod bundles;
 mod config;
 pub(crate) mod http;
 mod kind;
+mod listen_ports;
+mod policies;
 mod security;
 #[cfg(test)]
 mod tests;
 
 use serde_json::{Value, json};
 
-use self::kind::{GraphmanKind, all, filtered, not_root, one, text, to_json, under};
+use self::kind::{GraphmanKind, all, filtered, not_root, one, to_json, under};
 use super::graphman::bundle;
 use super::graphman::checksum::checksum;
 use super::graphman::{Context, Field, FieldError, GraphmanResolver, Selection};
@@ -283,13 +285,9 @@ impl GraphmanResolver for StoreResolver {
                 let sha1: Option<String> = field.optional_argument("thumbprintSha1")?;
                 let sha256: Option<String> = field.optional_argument("thumbprint")?;
                 let found = store.all::<TrustedCertificate>().iter().find(|cert| {
-                    let json = TrustedCertificate::config_json(cert, store);
-                    sha1.as_deref().is_some_and(|wanted| {
-                        text(&Value::Object(json.clone()), "thumbprintSha1").as_deref()
-                            == Some(wanted)
-                    }) || sha256.as_deref().is_some_and(|wanted| {
-                        text(&Value::Object(json), "thumbprint").as_deref() == Some(wanted)
-                    })
+                    sha1.as_deref() == Some(cert.entity.thumbprint_sha1().as_str())
+                        || sha256.as_deref()
+                            == Some(security::thumbprint_sha256(&cert.entity.der).as_str())
                 });
                 found.map_or(Value::Null, |cert| to_json(cert, store))
             }
