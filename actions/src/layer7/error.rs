@@ -77,6 +77,8 @@ pub enum Layer7Error {
         request: String,
         /// The `errors[].message` values.
         messages: Vec<String>,
+        /// The answer's `data`, when it had some beside the errors.
+        data: Option<serde_json::Value>,
     },
     /// A Graphman mutation reported `ERROR` for an entity in its `detailedStatus`.
     #[error("{operation}: {entity}: {description}")]

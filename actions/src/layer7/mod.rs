@@ -2,8 +2,8 @@
 //! REST management API (restman) and Graphman (reference/layer7-api.md).
 //!
 //! `layer7.export`, `layer7.import`, `layer7.policy_revision`, `layer7.service`,
-//! `layer7.cluster_property` and `layer7.trusted_cert` run (restman); `layer7.ping` and
-//! `layer7.key_rotate` are still [`Pending`]. They are built on the gateway connection ([`gateway::Layer7Gateway`]), the
+//! `layer7.cluster_property` and `layer7.trusted_cert` run (restman), `layer7.ping` runs
+//! (`/ssg/ping` and Graphman); `layer7.key_rotate` is still [`Pending`]. They are built on the gateway connection ([`gateway::Layer7Gateway`]), the
 //! typed restman client ([`restman::RestmanClient`], XML), the Graphman client
 //! ([`graphman::GraphmanClient`], GraphQL JSON), `/ssg/ping` ([`ping`]) and one
 //! error type ([`error::Layer7Error`]). docs/layer7-actions.md describes them.
@@ -19,9 +19,12 @@ mod export_import_tests;
 pub mod gateway;
 pub mod graphman;
 #[cfg(test)]
+mod graphman_twin_tests;
+#[cfg(test)]
 mod http_tests;
 pub mod import;
 pub mod ping;
+pub mod ping_action;
 pub mod policy_revision;
 #[cfg(test)]
 mod policy_revision_tests;
@@ -43,7 +46,6 @@ pub use gateway::Layer7Gateway;
 pub use import::Layer7Import;
 pub use policy_revision::Layer7PolicyRevision;
 
-use crate::arguments::NoArguments;
 use crate::pending::Pending;
 
 /// The family name of these actions.
@@ -54,15 +56,7 @@ pub const NOT_IN_THIS_BUILD: &str = "arrives with the Layer7 actions (issue #8)"
 
 /// Registers the layer7 actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
-    registry.register(pending(
-        ActionSpec::new::<NoArguments>(
-            "layer7.ping",
-            FAMILY,
-            "Pings the gateway and reports node and cluster information.",
-            Effect::READ,
-        )
-        .outputs(&["node", "cluster", "version", "patches", "boot_time"]),
-    ))?;
+    registry.register(ping_action::Layer7Ping::new())?;
     registry.register(Layer7Export::new())?;
     registry.register(Layer7Import::new())?;
     registry.register(service::Layer7Service::new())?;

@@ -39,13 +39,18 @@ pub(super) fn context(twin: &Layer7Twin, dry_run: bool) -> StepContext {
 
 /// A step context whose target is gateway `l7` at `twin`, sending `password`.
 pub(super) fn context_with(twin: &Layer7Twin, dry_run: bool, password: &str) -> StepContext {
+    context_at(&twin.url(), dry_run, password)
+}
+
+/// A step context whose target is gateway `l7` at `url` (a twin or a stub), sending `password`.
+pub(super) fn context_at(url: &str, dry_run: bool, password: &str) -> StepContext {
     let text = |source: &str| TemplateText {
         source: source.to_owned(),
         span: Default::default(),
     };
     let doc = Layer7GatewayDoc {
         kind: "layer7".to_owned(),
-        url: Some(Spanned::new(twin.url(), Default::default())),
+        url: Some(Spanned::new(url.to_owned(), Default::default())),
         traffic_url: None,
         username: Some(text(USERNAME)),
         password: Some(text(password)),

@@ -4,7 +4,8 @@
 //! [`store`] holds the gateway's entities, API-neutral; [`restman`] serves them as the REST
 //! Management API (XML); [`node`] is the node's identity and lifecycle; [`traffic`]
 //! resolves published services; [`graphman`] serves Graphman (`POST /graphman`) over any
-//! store that implements [`graphman::GraphmanResolver`]. [`Layer7Twin`] runs a twin; [`state_dir`] runs one as a
+//! store that implements [`graphman::GraphmanResolver`]; `resolver` implements it for the
+//! store, served on `/graphman`. [`Layer7Twin`] runs a twin; [`state_dir`] runs one as a
 //! process with a state directory (`runsheet twin layer7`).
 
 mod control;
@@ -13,6 +14,7 @@ pub mod graphman;
 pub mod keys;
 mod listener;
 pub mod node;
+mod resolver;
 pub mod restman;
 mod server;
 pub mod state_dir;

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::control::{self, StoreCommand};
 use super::gateway::Gateway;
 use super::node::Lifecycle;
+use super::resolver::http::Buffered;
 use super::restman::{self, Request as RestmanRequest};
 use super::store::Store;
 use super::traffic;
@@ -58,9 +59,21 @@ async fn handle(State(front): State<Front>, request: Request) -> Response {
     }
     let method = request.method().clone();
     let query = request.uri().query().unwrap_or_default().to_owned();
-    let write = area == Area::Restman && restman::is_write(&method, &path, &query);
-    gateway.control.count(&method, &path, false);
     let kill = request.extensions().get::<ConnectionKill>().cloned();
+    // Graphman's body says whether it writes (a mutation outside test mode).
+    let (request, write) = if area == Area::Graphman && front.management {
+        match Buffered::read(request).await {
+            Ok(buffered) => {
+                let write = buffered.is_write();
+                (Incoming::Graphman(buffered), write)
+            }
+            Err(response) => return response,
+        }
+    } else {
+        let write = area == Area::Restman && restman::is_write(&method, &path, &query);
+        (Incoming::Plain(request), write)
+    };
+    gateway.control.count(&method, &path, false);
     if gateway.control.refusing() {
         return drop_connection(kill).await;
     }
@@ -123,27 +136,37 @@ impl Area {
     }
 }
 
+/// A request as it reaches [`dispatch`]: Graphman's with its body already read.
+#[derive(Debug)]
+enum Incoming {
+    /// Any request but Graphman's.
+    Plain(Request),
+    /// A Graphman request.
+    Graphman(Buffered),
+}
+
 /// Serves a request that passed the faults.
-async fn dispatch(front: &Front, area: Area, request: Request) -> Response {
+async fn dispatch(front: &Front, area: Area, incoming: Incoming) -> Response {
     let gateway = &front.gateway;
+    let request = match incoming {
+        Incoming::Graphman(buffered) => {
+            if !authorized(gateway, buffered.headers()) {
+                return challenge();
+            }
+            return buffered.serve(gateway);
+        }
+        Incoming::Plain(request) => request,
+    };
     match area {
         Area::Ping => ping(gateway).await,
         Area::Restman | Area::Graphman | Area::Control if !front.management => traffic::not_found(),
+        // Graphman requests on a management listener arrive as `Incoming::Graphman`.
+        Area::Graphman => traffic::not_found(),
         Area::Restman => {
             if !authorized(gateway, request.headers()) {
                 return challenge();
             }
             restman(front, request).await
-        }
-        Area::Graphman => {
-            if !authorized(gateway, request.headers()) {
-                return challenge();
-            }
-            // Graphman is served over the same store by a later part of the twin.
-            text(
-                StatusCode::NOT_FOUND,
-                "Graphman is not served by this twin yet",
-            )
         }
         // `/_twin` without `control`: a path like any other.
         Area::Control | Area::Services => published(gateway, request).await,

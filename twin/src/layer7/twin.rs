@@ -100,8 +100,16 @@ impl Layer7Twin {
     }
 
     /// Imports a restman bundle document with every mapping turned into `NewOrUpdate`
-    /// (a bundle without mappings gets one per reference); all or nothing.
+    /// (a bundle without mappings gets one per reference), or a Graphman JSON bundle
+    /// (text starting with `{`) with every entity `NEW_OR_UPDATE`; all or nothing.
     pub fn seed_bundle(&self, text: &str) -> Result<(), SeedError> {
+        if text.trim_start().starts_with('{') {
+            let bundle: Value = serde_json::from_str(text)
+                .map_err(|error| SeedError::Bundle(format!("invalid JSON: {error}")))?;
+            let mut store = self.gateway.store();
+            return super::resolver::http::seed(&mut store, &self.gateway, &bundle)
+                .map_err(SeedError::Bundle);
+        }
         let document =
             xml::parse(text).map_err(|error| SeedError::Bundle(format!("invalid XML: {error}")))?;
         let bundle = seeded(document)?;

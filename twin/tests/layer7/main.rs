@@ -3,6 +3,7 @@
 //! ports (docs/twin-layer7.md).
 
 mod bundles;
+mod graphman;
 mod lifecycle;
 #[path = "../pki/mod.rs"]
 mod pki;

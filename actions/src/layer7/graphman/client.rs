@@ -117,7 +117,25 @@ impl GraphmanClient {
         variables: Value,
         options: &GraphmanOptions,
     ) -> Result<MutationStatus, Layer7Error> {
-        let (_, data) = self.execute(query, variables, Some(options)).await?;
+        let (_, data) = match self.execute(query, variables, Some(options)).await {
+            // A gateway may add GraphQL errors to per-entity ERROR statuses (the twin says
+            // that nothing was committed): the failing entity is the better message.
+            Err(Layer7Error::Graphql {
+                data: Some(data),
+                request,
+                messages,
+            }) => {
+                if !collect_statuses(&data).iter().any(EntityStatus::is_error) {
+                    return Err(Layer7Error::Graphql {
+                        request,
+                        messages,
+                        data: None,
+                    });
+                }
+                (request, data)
+            }
+            other => other?,
+        };
         let statuses = collect_statuses(&data);
         if let Some(failed) = statuses.iter().find(|status| status.is_error()) {
             return Err(Layer7Error::Entity {
@@ -172,6 +190,7 @@ impl GraphmanClient {
             return Err(Layer7Error::Graphql {
                 request: what,
                 messages,
+                data: body.get("data").filter(|data| !data.is_null()).cloned(),
             });
         }
         if !(200..300).contains(&response.status) {

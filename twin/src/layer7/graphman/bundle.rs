@@ -68,7 +68,7 @@ pub const SECTIONS: &[Section] = &[
     ),
     section("interfaceTags", "InterfaceTag", NAME),
     section("firewallRules", "FirewallRule", NAME),
-    section("folders", "Folder", &["path"]),
+    section("folders", "Folder", &["folderPath"]),
     section("revocationCheckPolicies", "RevocationCheckPolicy", NAME),
     section("trustedCerts", "TrustedCert", &["name", "thumbprintSha1"]),
     section("secrets", "Secret", NAME),

@@ -277,12 +277,18 @@ pub fn plural_payload(entities_field: &str, outcomes: Vec<EntityOutcome>) -> Val
     Value::Object(payload)
 }
 
-/// The description of the first `ERROR` status of a payload (single or plural), if any.
+/// The description of the first `ERROR` status of a payload (single, plural, or a bundle
+/// operation's `summary` of per-section `detailedStatus` lists), if any.
 pub fn payload_error(payload: &Value) -> Option<String> {
     let error = EntityMutationStatus::Error.as_str();
-    let detailed = match payload.get("detailedStatus") {
-        Some(Value::Array(list)) => list.iter().collect(),
-        Some(single @ Value::Object(_)) => vec![single],
+    let detailed: Vec<&Value> = match (payload.get("detailedStatus"), payload.get("summary")) {
+        (Some(Value::Array(list)), _) => list.iter().collect(),
+        (Some(single @ Value::Object(_)), _) => vec![single],
+        (None, Some(Value::Object(sections))) => sections
+            .values()
+            .filter_map(Value::as_array)
+            .flatten()
+            .collect(),
         _ => Vec::new(),
     };
     if let Some(failed) = detailed
