@@ -9,8 +9,6 @@
 //! any entity) are written as [`FIXED_TIME_STAMP`], so two exports of the same
 //! gateway state are byte for byte the same file.
 
-use std::path::{Path, PathBuf};
-
 use runsheet_engine::{
     Action, ActionError, ActionSpec, Applied, Change, Effect, StepContext, TargetKind,
 };
@@ -22,6 +20,7 @@ use super::restman::Bundle;
 use super::selection::resolve_selection;
 use super::{FAMILY, Layer7Error};
 use crate::arguments::parse;
+use crate::kong::declarative::snapshot::write_atomically;
 use crate::kong::declarative::snapshot::{sha256_hex, step_path};
 
 /// The action's type name.
@@ -148,7 +147,7 @@ impl Action for Layer7Export {
         let exported = take(context, &arguments).await?;
         let written = !context.dry_run;
         if written {
-            write_file(&path, exported.xml.as_bytes()).await?;
+            write_atomically(&path, exported.xml.as_bytes(), &format!("{NAME}: bundle")).await?;
         }
         let verb = if written { "wrote" } else { "would write" };
         let summary = format!(
@@ -221,38 +220,6 @@ fn time_stamp_open_end(text: &str) -> Option<usize> {
         from = at + TAG.len();
     }
     None
-}
-
-/// Writes `bytes` to `path` through a synced temporary file renamed over it (mode 0600).
-pub async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ActionError> {
-    let (path, bytes) = (path.to_owned(), bytes.to_vec());
-    let shown = path.display().to_string();
-    let outcome = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        use std::io::Write as _;
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&directory)?;
-        let mut temporary = tempfile::Builder::new()
-            .prefix(".runsheet-bundle-")
-            .tempfile_in(&directory)?;
-        temporary.write_all(&bytes)?;
-        temporary.as_file().sync_all()?;
-        temporary.persist(&path).map_err(|error| error.error)?;
-        if let Ok(directory) = std::fs::File::open(&directory) {
-            // Makes the rename durable; not every file system can sync a directory.
-            directory.sync_all().ok();
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|error| {
-        ActionError::failed(format!("{NAME}: cannot write bundle {shown}: {error}"))
-    })?;
-    outcome.map_err(|error| {
-        ActionError::failed(format!("{NAME}: cannot write bundle {shown}: {error}"))
-    })
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ impl Action for KongSnapshot {
         .await?;
         let written = !context.dry_run;
         if written {
-            write_atomically(&path, snapshot.text.as_bytes()).await?;
+            write_atomically(&path, snapshot.text.as_bytes(), "snapshot").await?;
         }
         let verb = if written { "wrote" } else { "would write" };
         let summary = format!(
@@ -164,8 +164,9 @@ impl Action for KongSnapshot {
     }
 }
 
-/// Writes `bytes` to `path` through a synced temporary file renamed over it (mode 0600).
-pub async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ActionError> {
+/// Writes `bytes` to `path` through a synced temporary file renamed over it (mode 0600);
+/// `what` names the file in errors (`snapshot`, `bundle`).
+pub async fn write_atomically(path: &Path, bytes: &[u8], what: &str) -> Result<(), ActionError> {
     let (path, bytes) = (path.to_owned(), bytes.to_vec());
     let shown = path.display().to_string();
     let outcome = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -176,7 +177,7 @@ pub async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ActionErr
         };
         std::fs::create_dir_all(&directory)?;
         let mut temporary = tempfile::Builder::new()
-            .prefix(".runsheet-snapshot-")
+            .prefix(".runsheet-artefact-")
             .tempfile_in(&directory)?;
         temporary.write_all(&bytes)?;
         temporary.as_file().sync_all()?;
@@ -188,6 +189,6 @@ pub async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ActionErr
         Ok(())
     })
     .await
-    .map_err(|error| ActionError::failed(format!("cannot write snapshot {shown}: {error}")))?;
-    outcome.map_err(|error| ActionError::failed(format!("cannot write snapshot {shown}: {error}")))
+    .map_err(|error| ActionError::failed(format!("cannot write {what} {shown}: {error}")))?;
+    outcome.map_err(|error| ActionError::failed(format!("cannot write {what} {shown}: {error}")))
 }
