@@ -70,11 +70,14 @@ fn file_sha256(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The playbook's directory, absolute: relative paths in arguments start there, and paths in
+/// outputs (an export's `path`) stay valid when a later step joins them again.
 fn base_dir(playbook: &Path) -> PathBuf {
-    playbook
+    let dir = playbook
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// Whether the run is inside a CI system (plain output, no prompts).

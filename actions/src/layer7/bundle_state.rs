@@ -333,11 +333,13 @@ pub fn results_json(results: &[MappingResult]) -> serde_json::Value {
     )
 }
 
-/// The results' counts as outputs: `created`, `updated`, `deleted`, `used_existing`, `ignored`.
+/// The results' counts as outputs: `created`, `updated`, `changed` (updated with a
+/// different content), `deleted`, `used_existing`, `ignored`.
 pub fn counts_json(counts: &Counts) -> BTreeMap<&'static str, usize> {
     BTreeMap::from([
         ("created", counts.created),
         ("updated", counts.updated),
+        ("changed", counts.changed),
         ("deleted", counts.deleted),
         ("used_existing", counts.used_existing),
         ("ignored", counts.ignored),

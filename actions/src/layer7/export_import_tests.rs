@@ -636,3 +636,28 @@ async fn undo_puts_back_what_a_delete_mapping_removed() -> TestResult {
     assert_eq!(normalised_state(target).await?, pre);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_test_import_after_the_import_finds_nothing_left_to_change() -> TestResult {
+    let migration = Migration::start().await?;
+    let import = Layer7Import::new();
+    let context = migration.context(false);
+    let mut test = migration.arguments();
+    test["test"] = json!(true);
+    let before = import.apply(&context, test.clone()).await?;
+    assert!(
+        before.outputs["changed"].as_u64() > Some(0) || before.outputs["created"] != json!(0),
+        "{:?}",
+        before.outputs
+    );
+    import.apply(&context, migration.arguments()).await?;
+    let after = import.apply(&context, test).await?;
+    for count in ["created", "changed", "deleted"] {
+        assert_eq!(after.outputs[count], json!(0), "{count}: {:?}", after.outputs);
+    }
+    let touched = |outputs: &serde_json::Map<String, serde_json::Value>| {
+        outputs["created"].as_u64().unwrap_or(0) + outputs["updated"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(touched(&after.outputs), touched(&before.outputs));
+    Ok(())
+}

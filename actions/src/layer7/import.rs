@@ -54,6 +54,7 @@ impl Layer7Import {
                 "results",
                 "created",
                 "updated",
+                "changed",
                 "deleted",
                 "used_existing",
                 "ignored",

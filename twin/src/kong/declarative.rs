@@ -145,11 +145,13 @@ pub fn load(registry: &Registry, config: &Value, now: i64) -> Result<Store, Decl
             continue;
         }
         let collection = collection_of(key);
+        // Every table the flat export writes loads back, targets included: a top-level
+        // row names its parent (`upstream`) itself.
         match registry.get(collection) {
-            Some(schema) if !schema.nested_only => {
+            Some(schema) => {
                 reader.sequence(schema.collection, value, &[Segment::Key(key.clone())], None)
             }
-            _ => reader.error(&[Segment::Key(key.clone())], json!("unknown field")),
+            None => reader.error(&[Segment::Key(key.clone())], json!("unknown field")),
         }
     }
     let Reader {
@@ -497,6 +499,21 @@ mod tests {
             again.find("services", "billing").unwrap()["id"],
             service["id"]
         );
+    }
+
+    #[test]
+    fn the_flat_export_of_upstreams_and_targets_loads_back() {
+        let text = "_format_version: '3.0'\nupstreams:\n- name: core\n  targets:\n  - target: 10.0.0.1:8000\n    weight: 40\n";
+        let store = load_text(text).unwrap();
+        let again = load(&entities::registry(), &export(&store), 1_700_000_000).unwrap();
+        assert_eq!(again.count("targets"), 1);
+        assert_eq!(export(&again), export(&store));
+    }
+
+    #[test]
+    fn a_top_level_target_without_its_upstream_is_refused() {
+        let text = "_format_version: '3.0'\ntargets:\n- {target: 10.0.0.1:8000}\n";
+        assert!(load_text(text).is_err());
     }
 
     #[test]

@@ -90,9 +90,35 @@ impl<'a> Exec<'a> {
             }
             Err((error, attempts)) => {
                 let name = call.action.spec().name;
-                self.fail(instance, name, error.to_string(), attempts)
+                match self.planned_changes_before(&instance.id) {
+                    Some(writes) => {
+                        // What it reads would change first: its failure here proves nothing.
+                        frame.record(&step.id.value, Recorded::Unknown);
+                        let change = Change::unknown(format!(
+                            "not conclusive in a dry run: it reads after {writes}, planned but not made; here it failed: {error}"
+                        ));
+                        self.planned(&instance.id, &call.action, false, change);
+                        End::Succeeded
+                    }
+                    None => self.fail(instance, name, error.to_string(), attempts),
+                }
             }
         }
+    }
+
+    /// The planned writes among `id`'s ancestors that would change something (`import`,
+    /// `drain`), when there are any.
+    fn planned_changes_before(&self, id: &str) -> Option<String> {
+        let ancestors = self.ancestors(id);
+        let book = lock(&self.book);
+        let writes: Vec<&str> = book
+            .planned
+            .iter()
+            .filter(|planned| planned.write && planned.change.changes != Some(false))
+            .filter(|planned| ancestors.contains(&planned.step))
+            .map(|planned| planned.step.as_str())
+            .collect();
+        (!writes.is_empty()).then(|| format!("`{}`", writes.join("`, `")))
     }
 
     /// Keeps and announces what a dry run says a step would change.

@@ -149,7 +149,7 @@ impl<'a> Exec<'a> {
     }
 
     /// Every node that had to finish before `id` started.
-    fn ancestors(&self, id: &str) -> HashSet<String> {
+    pub(super) fn ancestors(&self, id: &str) -> HashSet<String> {
         let book = lock(&self.book);
         let mut seen = HashSet::new();
         let mut stack = vec![id.to_owned()];
