@@ -7,6 +7,7 @@
 //! unavailable and refuse to apply.
 
 pub mod arguments;
+pub mod artefact;
 pub mod core;
 pub mod host;
 pub mod http;

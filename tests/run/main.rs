@@ -11,6 +11,7 @@ mod faults;
 mod impact;
 mod kong;
 mod kong_entity;
+mod layer7_migration;
 mod lab;
 mod ssh;
 #[path = "../support/sshd.rs"]

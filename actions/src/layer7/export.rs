@@ -5,7 +5,8 @@
 //! A read: it writes no gateway entity. The file is written atomically (a
 //! temporary file in the same directory, synced, renamed over the path; mode
 //! 0600, as a bundle may hold secrets) and only outside a dry run, like
-//! `kong.snapshot`. The item time stamps (the moment of the export, not part of
+//! `kong.snapshot`: a dry run writes a scratch copy that its later steps read
+//! ([`crate::artefact`]). The item time stamps (the moment of the export, not part of
 //! any entity) are written as [`FIXED_TIME_STAMP`], so two exports of the same
 //! gateway state are byte for byte the same file.
 
@@ -20,8 +21,7 @@ use super::restman::Bundle;
 use super::selection::resolve_selection;
 use super::{FAMILY, Layer7Error};
 use crate::arguments::parse;
-use crate::kong::declarative::snapshot::write_atomically;
-use crate::kong::declarative::snapshot::{sha256_hex, step_path};
+use crate::artefact::{sha256_hex, step_path, write_artefact};
 
 /// The action's type name.
 const NAME: &str = "layer7.export";
@@ -145,19 +145,23 @@ impl Action for Layer7Export {
         let arguments: Layer7ExportArguments = parse(NAME, arguments)?;
         let path = step_path(context, &arguments.path);
         let exported = take(context, &arguments).await?;
-        let written = !context.dry_run;
-        if written {
-            write_atomically(&path, exported.xml.as_bytes(), &format!("{NAME}: bundle")).await?;
-        }
-        let verb = if written { "wrote" } else { "would write" };
+        let artefact = write_artefact(
+            context,
+            &path,
+            exported.xml.as_bytes(),
+            &format!("{NAME}: bundle"),
+        )
+        .await?;
         let summary = format!(
-            "{verb} bundle {} ({} entities: {})",
+            "{} bundle {} ({} entities: {})",
+            artefact.verb(),
             path.display(),
             exported.entities,
             counts_text(&exported.summary)
         );
+        let written = artefact.written;
         let mut outputs = Map::new();
-        outputs.insert("path".to_owned(), json!(path.display().to_string()));
+        outputs.insert("path".to_owned(), json!(artefact.path.display().to_string()));
         outputs.insert("sha256".to_owned(), json!(exported.sha256));
         outputs.insert("entities".to_owned(), json!(exported.entities));
         outputs.insert("summary".to_owned(), Value::Object(exported.summary));

@@ -212,7 +212,7 @@ async fn export_writes_the_selection_with_dependencies_byte_for_byte_stable() ->
     assert_eq!(std::fs::read(second)?, first);
     assert_eq!(
         outputs["sha256"],
-        json!(crate::kong::declarative::snapshot::sha256_hex(&first))
+        json!(crate::artefact::sha256_hex(&first))
     );
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(dir.path().join("out/first.xml"))?

@@ -28,7 +28,7 @@ use super::restman::{
 };
 use super::{FAMILY, Layer7Error};
 use crate::arguments::parse;
-use crate::kong::declarative::snapshot::step_path;
+use crate::artefact::step_path;
 
 /// The action's type name.
 const NAME: &str = "layer7.import";

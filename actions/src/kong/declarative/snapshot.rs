@@ -3,22 +3,21 @@
 //!
 //! A read: it writes no Admin API entity. The file is written atomically (a
 //! temporary file in the same directory, synced, renamed over the path; mode 0600, as
-//! it may hold credentials) and only outside a dry run: a dry run reads the gateway,
-//! renders the file and reports its hash and counts, but writes nothing.
-
-use std::path::{Path, PathBuf};
+//! it may hold credentials) and only outside a dry run: a dry run reads the gateway and
+//! writes its scratch copy instead ([`crate::artefact`]), which later steps of the dry
+//! run read through the `path` output.
 
 use runsheet_engine::{
     Action, ActionError, ActionSpec, Applied, Change, Effect, StepContext, TargetKind,
 };
 use serde_json::{Map, Value, json};
-use sha2::{Digest as _, Sha256};
 
 use super::dump::dump;
 use super::render::render;
 use super::yaml::to_yaml;
 use crate::kong::gateway::KongGateway;
 use crate::kong::{FAMILY, KongSnapshotArguments};
+use crate::artefact::{sha256_hex, step_path, write_artefact};
 
 /// The `kong.snapshot` action.
 #[derive(Debug, Clone)]
@@ -78,23 +77,6 @@ pub async fn take(
     })
 }
 
-/// The SHA-256 of bytes, in hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
-/// A path from the arguments, relative to the playbook's directory.
-pub fn step_path(context: &StepContext, path: &str) -> PathBuf {
-    let path = Path::new(path);
-    if path.is_absolute() {
-        path.to_owned()
-    } else {
-        context.base_dir.join(path)
-    }
-}
 
 /// Parses the arguments.
 fn arguments(arguments: Value) -> Result<KongSnapshotArguments, ActionError> {
@@ -139,18 +121,16 @@ impl Action for KongSnapshot {
             arguments.include_credentials,
         )
         .await?;
-        let written = !context.dry_run;
-        if written {
-            write_atomically(&path, snapshot.text.as_bytes(), "snapshot").await?;
-        }
-        let verb = if written { "wrote" } else { "would write" };
+        let artefact = write_artefact(context, &path, snapshot.text.as_bytes(), "snapshot").await?;
         let summary = format!(
-            "{verb} snapshot to {} ({} entities)",
+            "{} snapshot to {} ({} entities)",
+            artefact.verb(),
             path.display(),
             snapshot.entities
         );
+        let written = artefact.written;
         let mut outputs = Map::new();
-        outputs.insert("path".to_owned(), json!(path.display().to_string()));
+        outputs.insert("path".to_owned(), json!(artefact.path.display().to_string()));
         outputs.insert("sha256".to_owned(), json!(snapshot.sha256));
         outputs.insert("entities".to_owned(), json!(snapshot.entities));
         outputs.insert("counts".to_owned(), Value::Object(snapshot.counts));
@@ -162,33 +142,4 @@ impl Action for KongSnapshot {
             secrets: Vec::new(),
         })
     }
-}
-
-/// Writes `bytes` to `path` through a synced temporary file renamed over it (mode 0600);
-/// `what` names the file in errors (`snapshot`, `bundle`).
-pub async fn write_atomically(path: &Path, bytes: &[u8], what: &str) -> Result<(), ActionError> {
-    let (path, bytes) = (path.to_owned(), bytes.to_vec());
-    let shown = path.display().to_string();
-    let outcome = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        use std::io::Write as _;
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&directory)?;
-        let mut temporary = tempfile::Builder::new()
-            .prefix(".runsheet-artefact-")
-            .tempfile_in(&directory)?;
-        temporary.write_all(&bytes)?;
-        temporary.as_file().sync_all()?;
-        temporary.persist(&path).map_err(|error| error.error)?;
-        if let Ok(directory) = std::fs::File::open(&directory) {
-            // Makes the rename durable; not every file system can sync a directory.
-            directory.sync_all().ok();
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|error| ActionError::failed(format!("cannot write {what} {shown}: {error}")))?;
-    outcome.map_err(|error| ActionError::failed(format!("cannot write {what} {shown}: {error}")))
 }

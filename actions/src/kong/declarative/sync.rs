@@ -23,7 +23,7 @@ use super::diff::{Operation, Plan, diff};
 use super::dump::dump;
 use super::file::{Document, FileError, load};
 use super::resolve::{ResolveError, resolve};
-use super::snapshot::{sha256_hex, step_path};
+use crate::artefact::{sha256_hex, step_path};
 use super::state::State;
 use crate::kong::client::KongClient;
 use crate::kong::entity::mask;

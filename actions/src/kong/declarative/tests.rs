@@ -10,7 +10,8 @@ use runsheet_twin::kong::KongTwin;
 use serde_json::{Value, json};
 
 use super::MASK;
-use super::snapshot::{KongSnapshot, sha256_hex};
+use super::snapshot::KongSnapshot;
+use crate::artefact::sha256_hex;
 use super::sync::KongSync;
 use crate::kong::twin_tests::{client, context, control, count, twin};
 use crate::test_support::TestResult;
