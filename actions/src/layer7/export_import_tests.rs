@@ -661,3 +661,49 @@ async fn a_test_import_after_the_import_finds_nothing_left_to_change() -> TestRe
     assert_eq!(touched(&after.outputs), touched(&before.outputs));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_selection_of_hundreds_is_resolved_with_one_list_and_exported_in_parts() -> TestResult {
+    let twin = twin().await?;
+    let mut items = String::new();
+    let mut mappings = String::new();
+    let names: Vec<String> = (0..250).map(|n| format!("many.{n}")).collect();
+    for (n, name) in names.iter().enumerate() {
+        let id = format!("d{n:031x}");
+        items.push_str(&format!(
+            r#"<l7:Item><l7:Name>{name}</l7:Name><l7:Id>{id}</l7:Id><l7:Type>CLUSTER_PROPERTY</l7:Type><l7:Resource><l7:ClusterProperty id="{id}"><l7:Name>{name}</l7:Name><l7:Value>{n}</l7:Value></l7:ClusterProperty></l7:Resource></l7:Item>"#
+        ));
+        mappings.push_str(&format!(
+            r#"<l7:Mapping action="NewOrUpdate" srcId="{id}" type="CLUSTER_PROPERTY"/>"#
+        ));
+    }
+    twin.seed_bundle(&format!(
+        r#"<l7:Bundle xmlns:l7="{NAMESPACE}"><l7:References>{items}</l7:References><l7:Mappings>{mappings}</l7:Mappings></l7:Bundle>"#
+    ))?;
+    let dir = tempfile::tempdir()?;
+    let mut context = context(&twin, false);
+    context.base_dir = dir.path().to_owned();
+    let applied = Layer7Export::new()
+        .apply(
+            &context,
+            json!({"path": "many.xml", "select": {"cluster_properties": names}}),
+        )
+        .await?;
+    assert_eq!(applied.outputs["entities"], json!(250));
+    let bundle = Bundle::parse(&std::fs::read_to_string(dir.path().join("many.xml"))?)?;
+    assert_eq!(bundle.items.len(), 250);
+    assert_eq!(bundle.mappings.len(), 250);
+    let counters =
+        super::twin_support::control(&twin, reqwest::Method::GET, "/_twin/counters", None).await?;
+    let requests = counters["requests"].as_object().ok_or("no requests")?;
+    let count = |prefix: &str| -> u64 {
+        requests
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .filter_map(|(_, count)| count.as_u64())
+            .sum()
+    };
+    assert_eq!(count("GET /restman/1.0/clusterProperties"), 1, "{requests:?}");
+    assert_eq!(count("GET /restman/1.0/bundle"), 3, "{requests:?}");
+    Ok(())
+}

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use super::arguments::Layer7Selection;
 use super::error::Layer7Error;
 use super::restman::entities::ROOT_FOLDER;
-use super::restman::{ClusterProperty, ExportQuery, Folder, Policy, RestmanClient, Service};
+use super::restman::{
+    ClusterProperty, ExportQuery, Folder, Policy, RestmanClient, RestmanEntity, Service,
+};
 
 /// Why a selection or reference names nothing on the gateway.
 #[derive(Debug, thiserror::Error)]
@@ -163,13 +165,17 @@ pub async fn resolve_selection(
         ..ExportQuery::default()
     };
     let mut missing = Vec::new();
-    for reference in &selection.services {
-        let services = find_services(restman, reference).await?;
-        if services.is_empty() {
-            missing.push(format!("service `{reference}`"));
-        }
-        for id in services.iter().filter_map(|service| service.id.as_deref()) {
-            query = query.service(id);
+    // Each kind is listed once, however many entities the selection names.
+    if !selection.services.is_empty() {
+        let all = restman.list::<Service>(&[]).await?;
+        for reference in &selection.services {
+            let found = matching_services(&all, reference);
+            if found.is_empty() {
+                missing.push(format!("service `{reference}`"));
+            }
+            for id in found {
+                query = query.service(id);
+            }
         }
     }
     if !selection.folders.is_empty() {
@@ -181,16 +187,30 @@ pub async fn resolve_selection(
             }
         }
     }
-    for reference in &selection.policies {
-        match find_policy(restman, reference).await? {
-            Some(Policy { id: Some(id), .. }) => query = query.policy(&id),
-            _ => missing.push(format!("policy `{reference}`")),
+    if !selection.policies.is_empty() {
+        let all = restman.list::<Policy>(&[]).await?;
+        for reference in &selection.policies {
+            let found = all.iter().find_map(|policy| {
+                let id = policy.id.as_deref()?;
+                (id == reference.as_str() || policy.name() == Some(reference.as_str())).then_some(id)
+            });
+            match found {
+                Some(id) => query = query.policy(id),
+                None => missing.push(format!("policy `{reference}`")),
+            }
         }
     }
-    for name in &selection.cluster_properties {
-        match restman.find_by_name::<ClusterProperty>(name).await? {
-            Some(ClusterProperty { id: Some(id), .. }) => query = query.cluster_property(&id),
-            _ => missing.push(format!("cluster property `{name}`")),
+    if !selection.cluster_properties.is_empty() {
+        let all = restman.list::<ClusterProperty>(&[]).await?;
+        let by_name: HashMap<&str, &str> = all
+            .iter()
+            .filter_map(|property| Some((property.name()?, property.id.as_deref()?)))
+            .collect();
+        for name in &selection.cluster_properties {
+            match by_name.get(name.as_str()) {
+                Some(id) => query = query.cluster_property(id),
+                None => missing.push(format!("cluster property `{name}`")),
+            }
         }
     }
     if !missing.is_empty() {
@@ -199,8 +219,33 @@ pub async fn resolve_selection(
             missing,
         });
     }
-    query.entities.dedup();
+    let mut seen = std::collections::HashSet::new();
+    query.entities.retain(|entity| seen.insert(entity.clone()));
     Ok(query)
+}
+
+/// The ids of the services in `all` that `reference` names: by id, else by resolution
+/// path (`/orders`), else by name.
+fn matching_services<'a>(all: &'a [Service], reference: &str) -> Vec<&'a str> {
+    let ids = |matches: &dyn Fn(&Service) -> bool| -> Vec<&'a str> {
+        all.iter()
+            .filter(|service| matches(service))
+            .filter_map(|service| service.id.as_deref())
+            .collect()
+    };
+    if is_goid(reference) {
+        let by_id = ids(&|service| service.id.as_deref() == Some(reference));
+        if !by_id.is_empty() {
+            return by_id;
+        }
+    }
+    if reference.starts_with('/') {
+        let by_path = ids(&|service| service.resolution_path() == Some(reference));
+        if !by_path.is_empty() {
+            return by_path;
+        }
+    }
+    ids(&|service| service.name() == Some(reference))
 }
 
 #[cfg(test)]

@@ -119,6 +119,36 @@ fn namespace_declarations(element: &BytesStart<'_>, into: &mut Vec<(String, Stri
 }
 
 impl Bundle {
+    /// Adds `other`'s items and mappings that this bundle does not hold yet (by type and
+    /// id), after its own: a dependency two parts share stays where it first appeared,
+    /// before what needs it.
+    pub fn merge(&mut self, other: Bundle) {
+        let mut items: std::collections::HashSet<(String, String)> = self
+            .items
+            .iter()
+            .map(|item| (item.header.kind.clone(), item.header.id.clone()))
+            .collect();
+        for item in other.items {
+            if items.insert((item.header.kind.clone(), item.header.id.clone())) {
+                self.items.push(item);
+            }
+        }
+        let mut mappings: std::collections::HashSet<(String, String)> = self
+            .mappings
+            .iter()
+            .map(|mapping| (mapping.kind.clone(), mapping.src_id.clone()))
+            .collect();
+        for mapping in other.mappings {
+            if mappings.insert((mapping.kind.clone(), mapping.src_id.clone())) {
+                self.mappings.push(mapping);
+            }
+        }
+        for namespace in other.namespaces {
+            if !self.namespaces.contains(&namespace) {
+                self.namespaces.push(namespace);
+            }
+        }
+    }
     /// Reads the `l7:Bundle` in `xml`: a bare bundle document, or the export
     /// answer that wraps it in `l7:Item/l7:Resource`.
     pub fn parse(xml: &str) -> Result<Self, BundleError> {
@@ -413,6 +443,21 @@ impl ExportQuery {
     /// Adds a cluster property by id.
     pub fn cluster_property(self, id: &str) -> Self {
         self.entity("clusterProperty", id)
+    }
+
+    /// The query split so that each part names at most `per_part` entities (one part when
+    /// it exports everything or names few enough); every part keeps the options.
+    pub fn parts(&self, per_part: usize) -> Vec<ExportQuery> {
+        if self.all || self.entities.len() <= per_part.max(1) {
+            return vec![self.clone()];
+        }
+        self.entities
+            .chunks(per_part.max(1))
+            .map(|chunk| ExportQuery {
+                entities: chunk.to_vec(),
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// The URL query parameters, in a stable order.
