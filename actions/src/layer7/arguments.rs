@@ -235,10 +235,7 @@ impl JsonSchema for RevisionChoice {
 /// Arguments of `layer7.key_rotate`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [
-    {"required": ["pem"], "properties": {"pem": {"type": "string"}}},
-    {"required": ["generate"], "properties": {"generate": {"type": "object"}}}
-]))]
+#[schemars(extend("oneOf" = [{"required": ["pem"]}, {"required": ["generate"]}]))]
 pub struct Layer7KeyRotateArguments {
     /// Alias of the new private key.
     pub alias: String,
@@ -248,7 +245,7 @@ pub struct Layer7KeyRotateArguments {
     /// Listen ports, by name, switched to the new key.
     #[schemars(length(min = 1))]
     pub listen_ports: Vec<String>,
-    /// PEM of the new private key followed by its certificate chain; exactly one of `pem` and `generate` (the other absent or null).
+    /// PEM of the new private key followed by its certificate chain; exactly one of `pem` and `generate`.
     #[serde(default)]
     pub pem: Option<String>,
     /// Have the gateway create a self-signed key; exactly one of `pem` and `generate`.
