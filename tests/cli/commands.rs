@@ -163,7 +163,7 @@ fn schema_is_json_schema_binding_each_action_to_its_arguments() -> TestResult {
             "kong.target `with` lacks {argument}"
         );
     }
-    assert_eq!(bindings.len(), 31, "one binding per action");
+    assert_eq!(bindings.len(), 32, "one binding per action");
 
     let run = runsheet(&["schema", "environment"])?;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
