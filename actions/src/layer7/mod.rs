@@ -25,6 +25,7 @@ mod http_tests;
 pub mod import;
 pub mod key_material;
 pub mod key_rotate;
+pub mod key_rotate_checks;
 #[cfg(test)]
 mod key_rotate_tests;
 pub mod key_rotate_undo;
