@@ -471,3 +471,51 @@ async fn listen_port_reads_the_port_and_tls_inspect_trusts_the_rotated_certifica
     assert!(missing.contains("no listen port named `Nope`"), "{missing}");
     Ok(())
 }
+
+#[tokio::test]
+async fn undo_leaves_a_port_changed_since_and_says_so() -> TestResult {
+    let twin = serving_twin().await?;
+    let old = served(&twin, PORT_8443).await?;
+    let action = Layer7KeyRotate::new();
+    let arguments = generate("ssl-2026", &[PORT_8443, PORT_9443]);
+    let applied = action
+        .apply(&context(&twin, false), arguments.clone())
+        .await?;
+    // Someone moves 9443 to a third key after the rotation.
+    let gateway = Layer7Gateway::for_step(&context(&twin, false)).await?;
+    gateway
+        .restman
+        .create_private_key(
+            super::SOFTWARE_KEYSTORE,
+            "third",
+            &super::restman::PrivateKeyCreationContext::rsa("CN=third.example", 2048, 30),
+        )
+        .await?;
+    super::listen_port_keys::switch_port(
+        &gateway,
+        PORT_9443,
+        &KeyRef::new(super::SOFTWARE_KEYSTORE, "third"),
+    )
+    .await?;
+    let undo = applied.undo.ok_or("no undo record")?;
+    let error = error_text(action.undo(&context(&twin, false), arguments, undo).await);
+    assert!(
+        error.contains("listen port `Default HTTPS (9443)` presents key `third` now"),
+        "{error}"
+    );
+    assert!(error.contains("key `ssl-2026`"), "{error}");
+    assert!(
+        error.contains("restored and verified: `Default HTTPS (8443)`"),
+        "{error}"
+    );
+    assert_eq!(served(&twin, PORT_8443).await?, old);
+    assert_eq!(
+        port_alias(&twin, PORT_9443).await?.as_deref(),
+        Some("third")
+    );
+    assert!(
+        has_key(&twin, "ssl-2026").await?,
+        "the key was deleted although undo stopped"
+    );
+    Ok(())
+}

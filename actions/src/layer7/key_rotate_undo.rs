@@ -143,7 +143,7 @@ pub async fn undo(
     record: &KeyRotateUndo,
     context: &StepContext,
 ) -> Result<(), ActionError> {
-    let (key, created, ports) = match record {
+    let (key, created, thumbprint, ports) = match record {
         KeyRotateUndo::Lost { key, ports } => {
             return Err(ActionError::failed(format!(
                 "{NAME}: the rotation to key {key} was found done on resume, so the listen ports' previous keys are unknown: switch listen ports {} back by hand, then delete private key {} if unused",
@@ -154,9 +154,9 @@ pub async fn undo(
         KeyRotateUndo::Switched {
             key,
             created,
+            thumbprint,
             ports,
-            ..
-        } => (key, *created, ports),
+        } => (key, *created, thumbprint, ports),
     };
     let mut problems = Vec::new();
     let mut restored = Vec::new();
@@ -200,7 +200,14 @@ pub async fn undo(
         }
     }
     if created {
-        if problems.is_empty() {
+        // A key whose certificate was replaced since is someone else's now: kept.
+        let current = read_key(gateway, key).await?;
+        if let Some(current) = current.filter(|current| current.thumbprint() != *thumbprint) {
+            problems.push(format!(
+                "key {key} holds another certificate than the rotation's ({}): kept",
+                current.describe()
+            ));
+        } else if problems.is_empty() {
             if let Err(reason) = delete_unused_key(gateway, key).await {
                 problems.push(format!(
                     "key {key} ({}) was not deleted: {reason}",
