@@ -84,6 +84,7 @@ mod tests {
         ("layer7.cluster_property", "W I U"),
         ("layer7.policy_revision", "W U"),
         ("layer7.key_rotate", "W U"),
+        ("layer7.listen_port", "R"),
         ("layer7.trusted_cert", "W I U"),
     ];
 

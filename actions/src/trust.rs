@@ -93,8 +93,16 @@ struct PemFile {
 }
 
 impl PemFile {
-    /// Reads the file `name` (relative to `base_dir`) for the setting `what`.
+    /// Reads the file `name` (relative to `base_dir`) for the setting `what`; a value that
+    /// is PEM itself (starts with `-----BEGIN`, e.g. a step's certificate output) is used as is.
     async fn read(what: &'static str, name: &str, base_dir: &Path) -> Result<Self, TrustError> {
+        if name.trim_start().starts_with("-----BEGIN") {
+            return Ok(Self {
+                what,
+                path: PathBuf::from("(inline PEM)"),
+                contents: name.as_bytes().to_vec(),
+            });
+        }
         let path = base_dir.join(name);
         match tokio::fs::read(&path).await {
             Ok(contents) => Ok(Self {

@@ -13,6 +13,7 @@ mod kong;
 mod kong_entity;
 mod layer7_migration;
 mod lab;
+mod layer7_key_rotation;
 mod ssh;
 #[path = "../support/sshd.rs"]
 mod sshd;

@@ -3,7 +3,7 @@
 //!
 //! `layer7.export`, `layer7.import`, `layer7.policy_revision`, `layer7.service`,
 //! `layer7.cluster_property` and `layer7.trusted_cert` run (restman), `layer7.ping` runs
-//! (`/ssg/ping` and Graphman); `layer7.key_rotate` is still [`Pending`]. They are built on the gateway connection ([`gateway::Layer7Gateway`]), the
+//! (`/ssg/ping` and Graphman), `layer7.key_rotate` runs (restman, Graphman and TLS handshakes). They are built on the gateway connection ([`gateway::Layer7Gateway`]), the
 //! typed restman client ([`restman::RestmanClient`], XML), the Graphman client
 //! ([`graphman::GraphmanClient`], GraphQL JSON), `/ssg/ping` ([`ping`]) and one
 //! error type ([`error::Layer7Error`]). docs/layer7-actions.md describes them.
@@ -23,6 +23,14 @@ mod graphman_twin_tests;
 #[cfg(test)]
 mod http_tests;
 pub mod import;
+pub mod key_material;
+pub mod key_rotate;
+pub mod key_rotate_checks;
+#[cfg(test)]
+mod key_rotate_tests;
+pub mod key_rotate_undo;
+pub mod listen_port;
+pub mod listen_port_keys;
 pub mod ping;
 pub mod ping_action;
 pub mod policy_revision;
@@ -37,7 +45,7 @@ pub mod trusted_cert;
 #[cfg(test)]
 mod twin_support;
 
-use runsheet_engine::{ActionSpec, DuplicateAction, Effect, Registry, TargetKind};
+use runsheet_engine::{DuplicateAction, Registry};
 
 pub use arguments::*;
 pub use error::Layer7Error;
@@ -46,13 +54,8 @@ pub use gateway::Layer7Gateway;
 pub use import::Layer7Import;
 pub use policy_revision::Layer7PolicyRevision;
 
-use crate::pending::Pending;
-
 /// The family name of these actions.
 pub const FAMILY: &str = "layer7";
-
-/// Why these actions cannot apply in this build.
-pub const NOT_IN_THIS_BUILD: &str = "arrives with the Layer7 actions (issue #8)";
 
 /// Registers the layer7 actions.
 pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
@@ -62,23 +65,8 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(service::Layer7Service::new())?;
     registry.register(cluster_property::Layer7ClusterProperty::new())?;
     registry.register(Layer7PolicyRevision::new())?;
-    registry.register(pending(
-        ActionSpec::new::<Layer7KeyRotateArguments>(
-            "layer7.key_rotate",
-            FAMILY,
-            "Adds a private key and switches listen ports to it, verified by a TLS handshake; undo switches back.",
-            Effect::write().reversible(),
-        )
-        .outputs(&["key_id", "not_after"]),
-    ))?;
+    registry.register(key_rotate::Layer7KeyRotate::new())?;
+    registry.register(listen_port::Layer7ListenPort::new())?;
     registry.register(trusted_cert::Layer7TrustedCert::new())?;
     Ok(())
-}
-
-/// A layer7 action that is not in this build.
-fn pending(spec: ActionSpec) -> Pending {
-    Pending::new(
-        spec.target(TargetKind::Gateway("layer7")),
-        NOT_IN_THIS_BUILD,
-    )
 }

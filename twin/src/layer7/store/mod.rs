@@ -307,7 +307,7 @@ impl Store {
     }
 
     /// Deletes entity `id` of kind `T` (folders: [`Store::delete_folder`]); refused while
-    /// an encapsulated assertion uses a policy.
+    /// an encapsulated assertion uses a policy, or a listen port presents a private key.
     pub fn delete<T: Entity>(&mut self, id: &str) -> Result<Stored<T>, StoreError> {
         let name = self.require::<T>(id)?.entity.name();
         if T::KIND == EntityKind::Folder {
@@ -327,6 +327,22 @@ impl Store {
                 kind: T::KIND,
                 name,
                 by: format!("encapsulated assertion '{}'", user.entity.name),
+            });
+        }
+        if T::KIND == EntityKind::PrivateKey
+            && let Some(user) = self.listen_ports.iter().find(|port| {
+                port.entity.tls.as_ref().is_some_and(|tls| {
+                    let keystore = tls.keystore_id.as_deref().unwrap_or(DEFAULT_KEYSTORE_ID);
+                    tls.key_alias
+                        .as_deref()
+                        .is_some_and(|alias| format!("{keystore}:{alias}") == id)
+                })
+            })
+        {
+            return Err(StoreError::InUse {
+                kind: T::KIND,
+                name,
+                by: format!("listen port '{}'", user.entity.name),
             });
         }
         T::collection_mut(self)

@@ -225,3 +225,30 @@ fn special_purposes_move_between_keys() -> Result<(), Box<dyn std::error::Error>
     );
     Ok(())
 }
+
+#[test]
+fn a_private_key_a_listen_port_presents_cannot_be_deleted() -> Result<(), Box<dyn std::error::Error>>
+{
+    let mut store = Store::with_defaults()?;
+    let id = format!("{DEFAULT_KEYSTORE_ID}:ssl");
+    let refused = store
+        .delete::<PrivateKey>(&id)
+        .err()
+        .ok_or("a key in use was deleted")?;
+    assert!(
+        matches!(&refused, StoreError::InUse { by, .. } if by.starts_with("listen port")),
+        "{refused}"
+    );
+    assert!(store.get::<PrivateKey>(&id).is_some());
+    let ports: Vec<String> = store
+        .all::<ListenPort>()
+        .iter()
+        .map(|row| row.id.clone())
+        .collect();
+    for port in ports {
+        store.delete::<ListenPort>(&port)?;
+    }
+    store.delete::<PrivateKey>(&id)?;
+    assert!(store.get::<PrivateKey>(&id).is_none());
+    Ok(())
+}
