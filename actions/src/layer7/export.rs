@@ -143,7 +143,12 @@ impl Action for Layer7Export {
         let exported = take(context, &arguments).await?;
         let written = !context.dry_run;
         if written {
-            write_atomically(&path, exported.document.as_bytes(), &format!("{NAME}: bundle")).await?;
+            write_atomically(
+                &path,
+                exported.document.as_bytes(),
+                &format!("{NAME}: bundle"),
+            )
+            .await?;
         }
         let verb = if written { "wrote" } else { "would write" };
         let summary = format!(

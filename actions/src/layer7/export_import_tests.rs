@@ -253,8 +253,7 @@ async fn export_without_select_takes_the_whole_gateway_and_a_dry_run_writes_no_f
 }
 
 #[tokio::test]
-async fn export_names_every_missing_selection_and_refuses_bad_credentials()
--> TestResult {
+async fn export_names_every_missing_selection_and_refuses_bad_credentials() -> TestResult {
     let twin = twin().await?;
     seed_source(&twin).await?;
     let dir = tempfile::tempdir()?;

@@ -10,13 +10,13 @@
 
 use serde_json::{Map, Value};
 
+use super::Layer7Error;
 use super::arguments::Layer7Selection;
 use super::export::Exported;
-use super::graphman::bundle::{EXPORTED_SECTIONS, GraphmanBundle};
 use super::graphman::GraphmanClient;
+use super::graphman::bundle::{EXPORTED_SECTIONS, GraphmanBundle};
 use super::graphman::bundle::{POLICY_BUNDLE_FIELDS, SERVICE_BUNDLE_FIELDS};
 use super::selection::{SelectionError, is_goid};
-use super::Layer7Error;
 use crate::kong::declarative::snapshot::sha256_hex;
 
 impl Exported {
@@ -115,30 +115,26 @@ async fn by_goid(
     single: &Layer7Selection,
 ) -> Result<Option<GraphmanBundle>, Layer7Error> {
     let (field, section, fields, goid) = match (single.services.first(), single.policies.first()) {
-        (Some(goid), _) if is_goid(goid) => (
-            "serviceByGoid",
-            "services",
-            SERVICE_BUNDLE_FIELDS,
-            goid,
-        ),
-        (_, Some(goid)) if is_goid(goid) => (
-            "policyByGoid",
-            "policies",
-            POLICY_BUNDLE_FIELDS,
-            goid,
-        ),
+        (Some(goid), _) if is_goid(goid) => {
+            ("serviceByGoid", "services", SERVICE_BUNDLE_FIELDS, goid)
+        }
+        (_, Some(goid)) if is_goid(goid) => {
+            ("policyByGoid", "policies", POLICY_BUNDLE_FIELDS, goid)
+        }
         _ => return Ok(None),
     };
-    let query =
-        format!("query {field}($goid: String!) {{ {field}(goid: $goid) {{ {fields} }} }}");
+    let query = format!("query {field}($goid: String!) {{ {field}(goid: $goid) {{ {fields} }} }}");
     let data: Map<String, Value> = client
         .query(&query, serde_json::json!({"goid": goid}))
         .await?;
-    Ok(data.get(field).filter(|entity| entity.is_object()).map(|entity| {
-        let mut bundle = GraphmanBundle::default();
-        bundle.push(section, entity.clone());
-        bundle
-    }))
+    Ok(data
+        .get(field)
+        .filter(|entity| entity.is_object())
+        .map(|entity| {
+            let mut bundle = GraphmanBundle::default();
+            bundle.push(section, entity.clone());
+            bundle
+        }))
 }
 
 /// Adds `found`'s entities to `merged` (an entity already there is not added again).

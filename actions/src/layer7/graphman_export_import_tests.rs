@@ -9,12 +9,12 @@ use runsheet_engine::{Action, EffectKind, Probe, StepContext};
 use runsheet_twin::layer7::Layer7Twin;
 use serde_json::{Value, json};
 
+use super::Layer7Gateway;
 use super::export::Layer7Export;
 use super::graphman::bundle::diff;
 use super::graphman::{GraphmanBundle, GraphmanClient, GraphmanOptions};
 use super::import::Layer7Import;
 use super::twin_support::{context, control, twin, writes};
-use super::Layer7Gateway;
 use crate::test_support::TestResult;
 
 /// A service at `path` in folder `folder` answering `body`.
@@ -80,7 +80,12 @@ fn message<T: std::fmt::Debug>(
 }
 
 /// Exports `select` (everything when null) from `twin` through Graphman to `dir/name`.
-async fn export_to(twin: &Layer7Twin, dir: &Path, name: &str, select: Value) -> TestResult<PathBuf> {
+async fn export_to(
+    twin: &Layer7Twin,
+    dir: &Path,
+    name: &str,
+    select: Value,
+) -> TestResult<PathBuf> {
     let mut arguments = json!({"path": name, "api": "graphman"});
     if !select.is_null() {
         arguments["select"] = select;
@@ -146,8 +151,17 @@ async fn export_writes_the_selection_as_stable_json_without_secrets() -> TestRes
         .map(|service| &service["resolutionPath"])
         .collect();
     assert_eq!(paths, [&json!("/orders")]);
-    assert_eq!(bundle.entities("clusterProperties")[0]["value"], json!("on"));
-    for secret in ["\"p12\"", "\"pem\"", "\"secret\"", "\"keys\"", "\"secrets\""] {
+    assert_eq!(
+        bundle.entities("clusterProperties")[0]["value"],
+        json!("on")
+    );
+    for secret in [
+        "\"p12\"",
+        "\"pem\"",
+        "\"secret\"",
+        "\"keys\"",
+        "\"secrets\"",
+    ] {
         assert!(
             !std::str::from_utf8(&first)?.contains(secret),
             "{secret} in the export"
@@ -202,8 +216,16 @@ async fn export_of_everything_by_goid_and_folder_and_every_missing_name() -> Tes
     .await?;
     let bundle = GraphmanBundle::parse(&std::fs::read_to_string(path)?)?;
     let sections: Vec<&str> = bundle.sections.keys().map(String::as_str).collect();
-    assert_eq!(sections, ["folders", "policies", "services"], "dependency order");
-    assert_eq!(bundle.entities("services").len(), 2, "the folder's /orders and /billing");
+    assert_eq!(
+        sections,
+        ["folders", "policies", "services"],
+        "dependency order"
+    );
+    assert_eq!(
+        bundle.entities("services").len(),
+        2,
+        "the folder's /orders and /billing"
+    );
     let missing = message(
         export
             .apply(
@@ -230,7 +252,10 @@ async fn export_of_everything_by_goid_and_folder_and_every_missing_name() -> Tes
     assert!(!dir.path().join("x.json").exists());
     let empty = message(
         export
-            .apply(&dry, json!({"path": "x.json", "api": "graphman", "select": {}}))
+            .apply(
+                &dry,
+                json!({"path": "x.json", "api": "graphman", "select": {}}),
+            )
             .await,
     )?;
     assert!(empty.contains("names no entity"), "{empty}");
@@ -295,14 +320,27 @@ async fn plan_is_the_gateways_test_mode_per_entity_and_writes_nothing() -> TestR
     assert_eq!(change.changes, Some(true));
     let before = change.before.clone().unwrap_or_default();
     let after = change.after.clone().unwrap_or_default();
-    assert!(before.contains("orders v1") && !before.contains("orders v2"), "{before}");
-    assert!(after.contains("orders v2") && after.contains("billing v1"), "{after}");
-    assert!(before.contains("\"off\"") && after.contains("\"on\""), "{before}{after}");
+    assert!(
+        before.contains("orders v1") && !before.contains("orders v2"),
+        "{before}"
+    );
+    assert!(
+        after.contains("orders v2") && after.contains("billing v1"),
+        "{after}"
+    );
+    assert!(
+        before.contains("\"off\"") && after.contains("\"on\""),
+        "{before}{after}"
+    );
     let again = Layer7Import::new()
         .plan(&migration.context(true), migration.arguments())
         .await?;
     assert_eq!(again, change, "a plan of the same state is the same");
-    assert_eq!(writes(&migration.target).await?, seeded, "a plan writes nothing");
+    assert_eq!(
+        writes(&migration.target).await?,
+        seeded,
+        "a plan writes nothing"
+    );
     Ok(())
 }
 
@@ -313,7 +351,10 @@ async fn a_round_trip_makes_the_target_hold_the_selection_and_undo_restores_it()
     let pre = state(target).await?;
     let import = Layer7Import::new();
     let context = migration.context(false);
-    assert_eq!(import.effect_for(&migration.arguments()).kind, EffectKind::Write);
+    assert_eq!(
+        import.effect_for(&migration.arguments()).kind,
+        EffectKind::Write
+    );
     let applied = import.apply(&context, migration.arguments()).await?;
     assert_eq!(applied.outputs["created"], json!(1));
     assert_eq!(applied.outputs["updated"], json!(2));
@@ -336,8 +377,14 @@ async fn a_round_trip_makes_the_target_hold_the_selection_and_undo_restores_it()
     )?;
     let undo = applied.undo.clone().ok_or("no undo record")?;
     assert_eq!(undo["kind"], json!("graphman_restore"));
-    assert!(undo["pre_state"].to_string().contains("orders v1"), "{undo}");
-    assert_eq!(undo["created"][0]["identity"]["resolutionPath"], json!("/billing"));
+    assert!(
+        undo["pre_state"].to_string().contains("orders v1"),
+        "{undo}"
+    );
+    assert_eq!(
+        undo["created"][0]["identity"]["resolutionPath"],
+        json!("/billing")
+    );
     import.undo(&context, migration.arguments(), undo).await?;
     assert_same(&pre, &state(target).await?)?;
     assert!(
@@ -355,14 +402,24 @@ async fn undo_removes_the_folders_and_entities_an_import_created() -> TestResult
     let source = seeded(source_state()).await?;
     let target = seeded(json!({"clusterProperties": [{"name": "kept", "value": "1"}]})).await?;
     let dir = tempfile::tempdir()?;
-    export_to(&source, dir.path(), "apis.json", json!({"folders": ["/apis"], "policies": ["auth-fragment"]}))
-        .await?;
+    export_to(
+        &source,
+        dir.path(),
+        "apis.json",
+        json!({"folders": ["/apis"], "policies": ["auth-fragment"]}),
+    )
+    .await?;
     let pre = state(&target).await?;
     let import = Layer7Import::new();
     let context = context_in(&target, false, dir.path());
     let arguments = json!({"bundle": "apis.json", "api": "graphman"});
     let applied = import.apply(&context, arguments.clone()).await?;
-    assert_eq!(applied.outputs["created"], json!(3), "{:?}", applied.outputs);
+    assert_eq!(
+        applied.outputs["created"],
+        json!(3),
+        "{:?}",
+        applied.outputs
+    );
     import
         .undo(&context, arguments, applied.undo.ok_or("no undo")?)
         .await?;
@@ -405,7 +462,10 @@ async fn mappings_activate_false_and_test_mode_steps() -> TestResult {
             )
             .await,
     )?;
-    assert!(typo.contains("/ordres") && typo.contains("matches no entity"), "{typo}");
+    assert!(
+        typo.contains("/ordres") && typo.contains("matches no entity"),
+        "{typo}"
+    );
     let arguments = json!({"bundle": "bundle.json", "api": "graphman",
         "default_action": "new_or_existing", "activate": false,
         "mappings": [{"kind": "services", "source": "/orders", "action": "new_or_update"}]});
@@ -425,8 +485,14 @@ async fn mappings_activate_false_and_test_mode_steps() -> TestResult {
         .service_by_resolution_path("/orders")
         .await?
         .ok_or("no /orders")?;
-    let active = orders.policy.and_then(|policy| policy.xml).unwrap_or_default();
-    assert!(active.contains("orders v1"), "activate: false keeps v1 active: {active}");
+    let active = orders
+        .policy
+        .and_then(|policy| policy.xml)
+        .unwrap_or_default();
+    assert!(
+        active.contains("orders v1"),
+        "activate: false keeps v1 active: {active}"
+    );
     Ok(())
 }
 
@@ -443,10 +509,20 @@ async fn a_bad_entity_fails_naming_it_and_changes_nothing() -> TestResult {
     let seeded = writes(target).await?;
     let import = Layer7Import::new();
     let arguments = json!({"bundle": "bad.json", "api": "graphman"});
-    let planned = message(import.plan(&migration.context(true), arguments.clone()).await)?;
+    let planned = message(
+        import
+            .plan(&migration.context(true), arguments.clone())
+            .await,
+    )?;
     let applied = message(import.apply(&migration.context(false), arguments).await)?;
     for text in [&planned, &applied] {
-        for part in ["/lost", "folder /nowhere does not exist", "bad.json", "gateway `l7`", "nothing was committed"] {
+        for part in [
+            "/lost",
+            "folder /nowhere does not exist",
+            "bad.json",
+            "gateway `l7`",
+            "nothing was committed",
+        ] {
             assert!(text.contains(part), "{part}: {text}");
         }
     }
@@ -474,7 +550,10 @@ async fn a_failed_write_changes_nothing() -> TestResult {
             .apply(&migration.context(false), migration.arguments())
             .await,
     )?;
-    assert!(failed.contains("500") && failed.contains("bundle.json"), "{failed}");
+    assert!(
+        failed.contains("500") && failed.contains("bundle.json"),
+        "{failed}"
+    );
     control(target, reqwest::Method::DELETE, "/_twin/faults", None).await?;
     assert_eq!(writes(target).await?, seeded);
     assert_same(&pre, &state(target).await?)?;
@@ -494,7 +573,10 @@ async fn a_bundle_in_the_other_format_is_refused_before_any_request() -> TestRes
     let before = requests(target).await?;
     let as_graphman = message(
         import
-            .plan(&migration.context(true), json!({"bundle": "restman.xml", "api": "graphman"}))
+            .plan(
+                &migration.context(true),
+                json!({"bundle": "restman.xml", "api": "graphman"}),
+            )
             .await,
     )?;
     assert!(
@@ -516,10 +598,16 @@ async fn a_bundle_in_the_other_format_is_refused_before_any_request() -> TestRes
     std::fs::write(dir.join("list.json"), "[1, 2]")?;
     let not_object = message(
         import
-            .plan(&migration.context(true), json!({"bundle": "list.json", "api": "graphman"}))
+            .plan(
+                &migration.context(true),
+                json!({"bundle": "list.json", "api": "graphman"}),
+            )
             .await,
     )?;
-    assert!(not_object.contains("is not a Graphman bundle"), "{not_object}");
+    assert!(
+        not_object.contains("is not a Graphman bundle"),
+        "{not_object}"
+    );
     Ok(())
 }
 
@@ -539,7 +627,8 @@ async fn probe_says_not_done_before_and_done_after_an_import() -> TestResult {
         }
         other => return Err(format!("expected Done, got {other:?}").into()),
     }
-    let always = json!({"bundle": "bundle.json", "api": "graphman", "default_action": "always_create_new"});
+    let always =
+        json!({"bundle": "bundle.json", "api": "graphman", "default_action": "always_create_new"});
     let unknown = import.probe(&context, always).await?;
     assert!(matches!(unknown, Probe::Unknown(_)), "{unknown:?}");
     Ok(())

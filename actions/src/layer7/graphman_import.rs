@@ -17,17 +17,17 @@ use runsheet_engine::{ActionError, Applied, Change, Probe, StepContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::Layer7Error;
 use super::arguments::Layer7ImportArguments;
 use super::bundle_state::Verdict;
 use super::gateway::Layer7Gateway;
 use super::graphman::bundle::{GraphmanBundle, PROPERTIES, identity_fields};
 use super::graphman::{GraphmanClient, GraphmanOptions};
 use super::graphman_import_state::{
-    GraphmanResult, graphman_counts, graphman_in_effect, graphman_pre_state,
-    graphman_preview, graphman_results,
+    GraphmanResult, graphman_counts, graphman_in_effect, graphman_pre_state, graphman_preview,
+    graphman_results,
 };
 use super::import::{ImportUndo, NAME, counts_text, outputs_of};
-use super::Layer7Error;
 
 /// One entity an install created, which undo deletes: its section and identity fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

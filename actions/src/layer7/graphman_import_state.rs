@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Layer7Error;
 use super::bundle_state::{Counts, Preview, Verdict};
 use super::graphman::bundle::{
     GraphmanBundle, POLICY_BUNDLE_FIELDS, PROPERTIES, SERVICE_BUNDLE_FIELDS,
@@ -17,7 +18,6 @@ use super::graphman::operations::{
 use super::graphman::{GraphmanClient, MutationStatus};
 use super::graphman_export::in_dependency_order;
 use super::restman::ActionTaken;
-use super::Layer7Error;
 
 /// Fields that say nothing about an entity's configuration.
 const VOLATILE: &[&str] = &["goid", "checksum", "__typename"];
@@ -149,16 +149,31 @@ impl GraphmanClient {
                     path,
                     SERVICE_BUNDLE_FIELDS,
                 ),
-                None => ("serviceByName", "name", text("name").unwrap_or_default(), SERVICE_BUNDLE_FIELDS),
+                None => (
+                    "serviceByName",
+                    "name",
+                    text("name").unwrap_or_default(),
+                    SERVICE_BUNDLE_FIELDS,
+                ),
             },
-            "policies" => ("policyByName", "name", text("name").unwrap_or_default(), POLICY_BUNDLE_FIELDS),
+            "policies" => (
+                "policyByName",
+                "name",
+                text("name").unwrap_or_default(),
+                POLICY_BUNDLE_FIELDS,
+            ),
             "clusterProperties" => (
                 "clusterPropertyByName",
                 "name",
                 text("name").unwrap_or_default(),
                 CLUSTER_PROPERTY_FIELDS,
             ),
-            "folders" => ("folderByPath", "path", text("folderPath").unwrap_or_default(), FOLDER_FIELDS),
+            "folders" => (
+                "folderByPath",
+                "path",
+                text("folderPath").unwrap_or_default(),
+                FOLDER_FIELDS,
+            ),
             "encassConfigs" => (
                 "encassConfigByName",
                 "name",
@@ -238,9 +253,10 @@ pub async fn graphman_pre_state(
     }
     let mut bundle = in_dependency_order(std::mem::take(&mut pre_state.bundle));
     if !bundle.is_empty() {
-        bundle
-            .sections
-            .insert(PROPERTIES.to_owned(), json!({"defaultAction": "NEW_OR_UPDATE"}));
+        bundle.sections.insert(
+            PROPERTIES.to_owned(),
+            json!({"defaultAction": "NEW_OR_UPDATE"}),
+        );
     }
     pre_state.bundle = bundle;
     Ok(pre_state)
@@ -362,7 +378,9 @@ pub fn graphman_in_effect(
                 let current = pre_state.current.get(position).and_then(Option::as_ref);
                 let same_action = result.action == "NEW_OR_UPDATE";
                 match (current, incoming) {
-                    (Some(current), Some(incoming)) if same_action && differs(current, incoming) => {
+                    (Some(current), Some(incoming))
+                        if same_action && differs(current, incoming) =>
+                    {
                         return Verdict::NotInEffect(format!("{entity} differs from the bundle"));
                     }
                     (None, _) | (_, None) if result.status == "UPDATED" => {
@@ -419,9 +437,16 @@ mod tests {
         assert_eq!(seen, [(0, Some("a")), (1, Some("b")), (0, Some("p"))]);
         assert_eq!(results[1].entity(), "clusterProperties `b` (name=b)");
         let counts = graphman_counts(&results);
-        assert_eq!((counts.created, counts.updated, counts.used_existing), (1, 1, 1));
+        assert_eq!(
+            (counts.created, counts.updated, counts.used_existing),
+            (1, 1, 1)
+        );
         let pre_state = GraphmanPreState {
-            current: vec![None, Some(json!({"goid": "x", "name": "b", "value": "1", "checksum": "c"})), None],
+            current: vec![
+                None,
+                Some(json!({"goid": "x", "name": "b", "value": "1", "checksum": "c"})),
+                None,
+            ],
             ..GraphmanPreState::default()
         };
         let preview = graphman_preview(&bundle, &results, &pre_state);
@@ -435,9 +460,17 @@ mod tests {
         );
         assert_eq!(preview.counts.changed, 1);
         assert_eq!(preview.changes, Some(true));
-        assert!(preview.before.contains("\"value\": \"1\""), "{}", preview.before);
+        assert!(
+            preview.before.contains("\"value\": \"1\""),
+            "{}",
+            preview.before
+        );
         assert!(!preview.before.contains("checksum"), "{}", preview.before);
-        assert!(preview.after.contains("\"value\": \"2\""), "{}", preview.after);
+        assert!(
+            preview.after.contains("\"value\": \"2\""),
+            "{}",
+            preview.after
+        );
         assert!(matches!(
             graphman_in_effect(&bundle, &results, &pre_state),
             Verdict::NotInEffect(_)
@@ -447,9 +480,16 @@ mod tests {
 
     #[test]
     fn only_the_fields_the_bundle_gives_are_compared() {
-        let current = json!({"goid": "1", "name": "a", "value": "x", "description": null, "checksum": "c1"});
-        assert!(!differs(&current, &json!({"goid": "2", "name": "a", "value": "x", "checksum": "c2"})));
+        let current =
+            json!({"goid": "1", "name": "a", "value": "x", "description": null, "checksum": "c1"});
+        assert!(!differs(
+            &current,
+            &json!({"goid": "2", "name": "a", "value": "x", "checksum": "c2"})
+        ));
         assert!(differs(&current, &json!({"name": "a", "value": "y"})));
-        assert!(differs(&current, &json!({"name": "a", "hiddenProperty": true})));
+        assert!(differs(
+            &current,
+            &json!({"name": "a", "hiddenProperty": true})
+        ));
     }
 }

@@ -132,7 +132,12 @@ struct Prepared {
 
 /// The format a bundle file's text is in, from its first character.
 fn format_of(text: &str) -> Option<Layer7Api> {
-    match text.trim_start_matches('\u{feff}').trim_start().chars().next() {
+    match text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .chars()
+        .next()
+    {
         Some('<') => Some(Layer7Api::Restman),
         Some('{') => Some(Layer7Api::Graphman),
         _ => None,
@@ -176,9 +181,7 @@ impl Source {
         let (path, text) = read_bundle_file(context, &arguments).await?;
         Ok(match arguments.api {
             Layer7Api::Restman => Source::Restman(Prepared::of(path, &text, arguments)?),
-            Layer7Api::Graphman => {
-                Source::Graphman(GraphmanPrepared::of(path, &text, arguments)?)
-            }
+            Layer7Api::Graphman => Source::Graphman(GraphmanPrepared::of(path, &text, arguments)?),
         })
     }
 }
