@@ -274,12 +274,23 @@ pub fn differs(current: &Value, incoming: &Value) -> bool {
         .any(|(name, value)| current.get(name).unwrap_or(&Value::Null) != value)
 }
 
-/// An entity as compared: its configuration without goid and checksum.
-fn comparable(entity: &Value) -> Value {
+/// Fields that carry a private key or a password (keys' `p12`/`pem`, secrets' `secret`).
+const SECRET_FIELDS: &[&str] = &["p12", "pem", "secret", "password", "passphrase"];
+
+/// An entity as shown in a plan: its configuration without goid and checksum, and
+/// with every secret-bearing field masked.
+fn shown(entity: &Value) -> Value {
     let mut copy = entity.clone();
     if let Some(object) = copy.as_object_mut() {
         for field in VOLATILE {
             object.remove(*field);
+        }
+        for field in SECRET_FIELDS {
+            if let Some(value) = object.get_mut(*field)
+                && !value.is_null()
+            {
+                *value = Value::String("********".to_owned());
+            }
         }
     }
     copy
@@ -355,7 +366,7 @@ pub fn graphman_preview(
 
 /// An entity's configuration as indented JSON (`null` when unknown).
 fn pretty(entity: Option<&Value>) -> String {
-    let shown = entity.map_or(Value::Null, comparable);
+    let shown = entity.map_or(Value::Null, shown);
     let mut text = serde_json::to_string_pretty(&shown).unwrap_or_default();
     text.push('\n');
     text
@@ -476,6 +487,25 @@ mod tests {
             Verdict::NotInEffect(_)
         ));
         Ok(())
+    }
+
+    #[test]
+    fn plans_never_show_a_private_key_or_a_password() {
+        let key = json!({"alias": "new", "keystoreId": "2", "pem": "-----BEGIN PRIVATE KEY-----\nMIIE", "goid": "g"});
+        let text = pretty(Some(&key));
+        assert!(
+            !text.contains("PRIVATE KEY") && !text.contains("MIIE"),
+            "{text}"
+        );
+        assert!(text.contains("\"pem\": \"********\""), "{text}");
+        assert!(!text.contains("goid"), "{text}");
+        let secret = pretty(Some(
+            &json!({"name": "db", "secret": "hunter2", "secretType": "PASSWORD"}),
+        ));
+        assert!(
+            !secret.contains("hunter2") && secret.contains("PASSWORD"),
+            "{secret}"
+        );
     }
 
     #[test]
