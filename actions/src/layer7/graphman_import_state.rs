@@ -5,6 +5,8 @@
 //! the install would change entity by entity ([`graphman_preview`]), and whether
 //! it already took effect ([`graphman_in_effect`], for resume).
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::Layer7Error;
@@ -83,7 +85,7 @@ impl GraphmanResult {
 /// The results of installing `bundle`: each status paired with the entity at the
 /// same place in its section (the gateway answers one status per input, in order).
 pub fn graphman_results(bundle: &GraphmanBundle, answer: &MutationStatus) -> Vec<GraphmanResult> {
-    let mut seen: Map<String, Value> = Map::new();
+    let mut next_index: HashMap<String, usize> = HashMap::new();
     answer
         .statuses
         .iter()
@@ -94,12 +96,9 @@ pub fn graphman_results(bundle: &GraphmanBundle, answer: &MutationStatus) -> Vec
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            let index = seen
-                .get(&section)
-                .and_then(Value::as_u64)
-                .unwrap_or_default();
-            seen.insert(section.clone(), json!(index + 1));
-            let index = usize::try_from(index).unwrap_or(usize::MAX);
+            let slot = next_index.entry(section.clone()).or_default();
+            let index = *slot;
+            *slot += 1;
             let name = bundle
                 .entities(&section)
                 .get(index)
