@@ -533,7 +533,7 @@ async fn a_bad_entity_fails_naming_it_and_changes_nothing() -> TestResult {
 }
 
 #[tokio::test]
-async fn a_failed_write_changes_nothing() -> TestResult {
+async fn a_failed_or_dropped_write_changes_nothing() -> TestResult {
     let migration = Migration::start().await?;
     let target = &migration.target;
     let pre = state(target).await?;
@@ -553,6 +553,23 @@ async fn a_failed_write_changes_nothing() -> TestResult {
     assert!(
         failed.contains("500") && failed.contains("bundle.json"),
         "{failed}"
+    );
+    assert!(failed.contains("nothing was committed"), "{failed}");
+    control(
+        target,
+        reqwest::Method::POST,
+        "/_twin/faults",
+        Some(json!({"drop_nth_write": 1})),
+    )
+    .await?;
+    let dropped = message(
+        Layer7Import::new()
+            .apply(&migration.context(false), migration.arguments())
+            .await,
+    )?;
+    assert!(
+        dropped.contains("whether the gateway committed it is unknown"),
+        "{dropped}"
     );
     control(target, reqwest::Method::DELETE, "/_twin/faults", None).await?;
     assert_eq!(writes(target).await?, seeded);

@@ -103,8 +103,14 @@ impl GraphmanPrepared {
     /// An install error in words: which install, of what, where.
     fn failure(&self, gateway: &Layer7Gateway, test: bool, error: &Layer7Error) -> ActionError {
         let mode = if test { "test import" } else { "import" };
+        let outcome = match error {
+            Layer7Error::Web(_) if !test => {
+                "no answer: whether the gateway committed it is unknown; a plan of this step shows what is left to do"
+            }
+            _ => "nothing was committed",
+        };
         ActionError::failed(format!(
-            "{NAME}: {mode} of Graphman bundle {} into gateway `{}` (nothing was committed): {}",
+            "{NAME}: {mode} of Graphman bundle {} into gateway `{}` ({outcome}): {}",
             self.path.display(),
             gateway.name,
             crate::web::error_chain(error)
