@@ -6,6 +6,9 @@
 //! source; a test-mode import of that export into an empty target (what a plan sends);
 //! the import itself; the same import again (every entity already there: the no-change
 //! re-run); normalising both exports and diffing them (what a rollback check compares).
+//! Then the same through Graphman (`api: graphman`): exporting the source as a JSON
+//! bundle, a test-mode install into a second empty target, the install, the same
+//! install again, and exporting that target and comparing checksums.
 //!
 //! Run: `cargo bench --bench layer7`.
 
@@ -13,6 +16,7 @@ use std::time::Instant;
 
 use runsheet_actions::layer7::Layer7Gateway;
 use runsheet_actions::layer7::connection::{Connection, Credentials};
+use runsheet_actions::layer7::graphman::GraphmanOptions;
 use runsheet_actions::layer7::restman::compare::diff;
 use runsheet_actions::layer7::restman::{Bundle, ExportQuery, ImportOptions};
 use runsheet_actions::web::WebClient;
@@ -127,6 +131,63 @@ async fn bench() -> Result<(), Box<dyn std::error::Error>> {
             changed.header
         );
     }
+    graphman(&from).await
+}
+
+/// The Graphman cases: the seeded source exported as a JSON bundle and installed into a
+/// second, empty target.
+async fn graphman(from: &Layer7Gateway) -> Result<(), Box<dyn std::error::Error>> {
+    let target = Layer7Twin::start(Layer7Config::default()).await?;
+    let to = gateway(&target).await?;
+    println!("graphman: the same source, installed into an empty target");
+
+    let started = Instant::now();
+    let export = from.graphman.export(None).await?;
+    let text = export.to_json();
+    report("export everything from the source", started, export.len());
+    println!("    bundle: {:.1} MB", text.len() as f64 / 1e6);
+
+    let started = Instant::now();
+    let tested = to
+        .graphman
+        .install_bundle(&export, &GraphmanOptions::test())
+        .await?;
+    report(
+        "test-mode install into an empty target",
+        started,
+        tested.statuses.len(),
+    );
+
+    let started = Instant::now();
+    let installed = to
+        .graphman
+        .install_bundle(&export, &GraphmanOptions::default())
+        .await?;
+    report("install into the target", started, installed.statuses.len());
+
+    let started = Instant::now();
+    let again = to
+        .graphman
+        .install_bundle(&export, &GraphmanOptions::default())
+        .await?;
+    let changed = again.statuses.iter().filter(|s| s.is_change()).count();
+    report("the same install again", started, again.statuses.len());
+    println!("    entities changed by the re-install: {changed}");
+
+    let started = Instant::now();
+    let after = to.graphman.export(None).await?;
+    let difference = runsheet_actions::layer7::graphman::bundle::diff(&export, &after);
+    report(
+        "export the target, compare checksums",
+        started,
+        after.len(),
+    );
+    println!(
+        "    differences: {} added, {} removed, {} changed",
+        difference.added.len(),
+        difference.removed.len(),
+        difference.changed.len()
+    );
     Ok(())
 }
 

@@ -11,9 +11,10 @@ mod faults;
 mod impact;
 mod kong;
 mod kong_entity;
-mod layer7_migration;
 mod lab;
+mod layer7_graphman;
 mod layer7_key_rotation;
+mod layer7_migration;
 mod ssh;
 #[path = "../support/sshd.rs"]
 mod sshd;

@@ -130,9 +130,14 @@ pub struct Counts {
 impl Counts {
     /// The counts of these results.
     pub fn of(results: &[MappingResult]) -> Self {
+        Self::of_taken(results.iter().map(|result| result.action_taken.as_ref()))
+    }
+
+    /// The counts of these actions taken (restman's words; Graphman statuses map onto them).
+    pub fn of_taken<'a>(taken: impl IntoIterator<Item = Option<&'a ActionTaken>>) -> Self {
         let mut counts = Counts::default();
-        for result in results {
-            match result.action_taken {
+        for action_taken in taken {
+            match action_taken {
                 Some(ActionTaken::CreatedNew) => counts.created += 1,
                 Some(ActionTaken::UpdatedExisting) => counts.updated += 1,
                 Some(ActionTaken::Deleted) => counts.deleted += 1,

@@ -1,6 +1,7 @@
 //! `layer7.export` ([`Layer7Export`]): the selected services, folders, policies and
 //! cluster properties (or the whole gateway) with their dependencies, exported
-//! through restman as one bundle file, with its SHA-256.
+//! as one bundle file, with its SHA-256: restman XML, or with `api: graphman` a
+//! Graphman JSON bundle ([`super::graphman_export`]).
 //!
 //! A read: it writes no gateway entity. The file is written atomically (a
 //! temporary file in the same directory, synced, renamed over the path; mode
@@ -17,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::arguments::{Layer7Api, Layer7ExportArguments};
 use super::gateway::Layer7Gateway;
+use super::graphman_export::export_selection;
 use super::restman::Bundle;
 use super::selection::resolve_selection;
 use super::{FAMILY, Layer7Error};
@@ -25,9 +27,6 @@ use crate::artefact::{sha256_hex, step_path, write_artefact};
 
 /// The action's type name.
 const NAME: &str = "layer7.export";
-
-/// What `api: graphman` answers until Graphman bundles are wired in.
-pub const GRAPHMAN_NOT_SUPPORTED: &str = "Graphman bundles are not supported by layer7.export/import yet; use `api: restman` (the default)";
 
 /// The time stamp every exported item carries, so that exports of one state are equal.
 pub const FIXED_TIME_STAMP: &str = "1970-01-01T00:00:00.000Z";
@@ -63,8 +62,8 @@ impl Default for Layer7Export {
 /// An export, ready to be written.
 #[derive(Debug, Clone)]
 pub struct Exported {
-    /// The bundle document, time stamps fixed.
-    pub xml: String,
+    /// The bundle document (restman XML with time stamps fixed, or Graphman JSON).
+    pub document: String,
     /// Its SHA-256, in hex.
     pub sha256: String,
     /// Reference items in it.
@@ -85,7 +84,7 @@ impl Exported {
             sha256: sha256_hex(xml.as_bytes()),
             entities: stable.items.len(),
             summary: summary(&stable),
-            xml,
+            document: xml,
         })
     }
 }
@@ -102,21 +101,18 @@ pub fn summary(bundle: &Bundle) -> Map<String, Value> {
         .collect()
 }
 
-/// Fails for `api: graphman`, which is not wired in yet.
-pub fn require_restman(api: Layer7Api) -> Result<(), ActionError> {
-    match api {
-        Layer7Api::Restman => Ok(()),
-        Layer7Api::Graphman => Err(ActionError::failed(GRAPHMAN_NOT_SUPPORTED)),
-    }
-}
-
-/// Resolves the selection and exports it (no file written).
+/// Resolves the selection and exports it through the chosen API (no file written).
 pub async fn take(
     context: &StepContext,
     arguments: &Layer7ExportArguments,
 ) -> Result<Exported, ActionError> {
-    require_restman(arguments.api)?;
     let gateway = Layer7Gateway::for_step(context).await?;
+    if arguments.api == Layer7Api::Graphman {
+        let bundle = export_selection(&gateway.graphman, &gateway.name, arguments.select.as_ref())
+            .await
+            .map_err(|error| ActionError::failed(format!("{NAME}: {error}")))?;
+        return Ok(Exported::of_graphman(&bundle));
+    }
     let query = resolve_selection(&gateway.restman, &gateway.name, arguments.select.as_ref())
         .await
         .map_err(|error| ActionError::failed(format!("{NAME}: {error}")))?;
@@ -148,7 +144,7 @@ impl Action for Layer7Export {
         let artefact = write_artefact(
             context,
             &path,
-            exported.xml.as_bytes(),
+            exported.document.as_bytes(),
             &format!("{NAME}: bundle"),
         )
         .await?;

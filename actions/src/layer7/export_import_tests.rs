@@ -253,8 +253,7 @@ async fn export_without_select_takes_the_whole_gateway_and_a_dry_run_writes_no_f
 }
 
 #[tokio::test]
-async fn export_names_every_missing_selection_and_refuses_graphman_and_bad_credentials()
--> TestResult {
+async fn export_names_every_missing_selection_and_refuses_bad_credentials() -> TestResult {
     let twin = twin().await?;
     seed_source(&twin).await?;
     let dir = tempfile::tempdir()?;
@@ -290,15 +289,6 @@ async fn export_names_every_missing_selection_and_refuses_graphman_and_bad_crede
             .await,
     )?;
     assert!(empty.contains("names no entity"), "{empty}");
-    let graphman = message(
-        export
-            .apply(&context, json!({"path": "x.xml", "api": "graphman"}))
-            .await,
-    )?;
-    assert!(
-        graphman.contains("Graphman bundles are not supported by layer7.export/import yet"),
-        "{graphman}"
-    );
     let refused = message(
         export
             .apply(
@@ -573,7 +563,8 @@ async fn unreadable_bundles_and_bad_mappings_are_refused_naming_the_file() -> Te
             .await,
     )?;
     assert!(
-        graphman.contains("Graphman bundles are not supported"),
+        graphman.contains("bundle.xml is a restman (XML) bundle")
+            && graphman.contains("`api: restman`"),
         "{graphman}"
     );
     let mut refused_context = context_with(&migration.target, true, "wrong");

@@ -1,4 +1,6 @@
-//! `layer7.import` ([`Layer7Import`]): imports a restman bundle file.
+//! `layer7.import` ([`Layer7Import`]): imports a restman bundle file, or with
+//! `api: graphman` a Graphman JSON bundle ([`super::graphman_import`], same
+//! plan, apply, undo and probe shape).
 //!
 //! Plan runs the gateway's own test-mode import (`PUT /bundle?test=true`) and
 //! shows, per entity, the action the gateway would take, with a normalised
@@ -17,12 +19,12 @@ use runsheet_engine::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::arguments::Layer7ImportArguments;
+use super::arguments::{Layer7Api, Layer7ImportArguments};
 use super::bundle_state::{
     Counts, PreState, Preview, Verdict, counts_json, in_effect, pre_state, results_json,
 };
-use super::export::require_restman;
 use super::gateway::Layer7Gateway;
+use super::graphman_import::{self, GraphmanCreated, GraphmanPrepared};
 use super::restman::{
     ActionTaken, Bundle, ImportOptions, Mapping, MappingResult, RestmanAction, RestmanClient,
 };
@@ -31,7 +33,7 @@ use crate::arguments::parse;
 use crate::artefact::step_path;
 
 /// The action's type name.
-const NAME: &str = "layer7.import";
+pub(super) const NAME: &str = "layer7.import";
 
 /// The `layer7.import` action.
 #[derive(Debug, Clone)]
@@ -103,6 +105,15 @@ pub enum ImportUndo {
         /// Updated or deleted entities whose type cannot be exported (not restored).
         not_captured: Vec<String>,
     },
+    /// A Graphman install's pre-state and what it created.
+    GraphmanRestore {
+        /// The target's Graphman export, taken just before, of the entities the install updated or deleted (no keys, no secrets).
+        pre_state: Value,
+        /// Entities the install created (identity fields only), in install order.
+        created: Vec<GraphmanCreated>,
+        /// Updated or deleted entities whose section cannot be read one by one (not restored).
+        not_captured: Vec<String>,
+    },
     /// The import took effect before a crash and its pre-state was lost (a probe found it done).
     Lost {
         /// The bundle file.
@@ -120,17 +131,71 @@ struct Prepared {
     arguments: Layer7ImportArguments,
 }
 
-impl Prepared {
-    /// Reads the bundle file and applies `default_action` and `mappings`.
+/// The format a bundle file's text is in, from its first character.
+fn format_of(text: &str) -> Option<Layer7Api> {
+    match text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .chars()
+        .next()
+    {
+        Some('<') => Some(Layer7Api::Restman),
+        Some('{') => Some(Layer7Api::Graphman),
+        _ => None,
+    }
+}
+
+/// Reads the bundle file of `arguments` (relative to the playbook) and refuses,
+/// before any request, a restman XML file given with `api: graphman` and the reverse.
+pub(super) async fn read_bundle_file(
+    context: &StepContext,
+    arguments: &Layer7ImportArguments,
+) -> Result<(PathBuf, String), ActionError> {
+    let path = step_path(context, &arguments.bundle);
+    let shown = path.display();
+    let text = tokio::fs::read_to_string(&path).await.map_err(|error| {
+        ActionError::failed(format!("{NAME}: cannot read bundle {shown}: {error}"))
+    })?;
+    match (arguments.api, format_of(&text)) {
+        (Layer7Api::Graphman, Some(Layer7Api::Restman)) => Err(ActionError::failed(format!(
+            "{NAME}: {shown} is a restman (XML) bundle but the step says `api: graphman`; import it with `api: restman` (the default), or give a Graphman JSON bundle"
+        ))),
+        (Layer7Api::Restman, Some(Layer7Api::Graphman)) => Err(ActionError::failed(format!(
+            "{NAME}: {shown} is a Graphman (JSON) bundle but the step imports through restman; set `api: graphman`, or give a restman XML bundle"
+        ))),
+        _ => Ok((path, text)),
+    }
+}
+
+/// The step's bundle, prepared for the API it names.
+enum Source {
+    /// A restman XML bundle.
+    Restman(Prepared),
+    /// A Graphman JSON bundle.
+    Graphman(GraphmanPrepared),
+}
+
+impl Source {
+    /// Reads the bundle file and prepares it for the step's API.
     async fn read(context: &StepContext, arguments: Value) -> Result<Self, ActionError> {
         let arguments: Layer7ImportArguments = parse(NAME, arguments)?;
-        require_restman(arguments.api)?;
-        let path = step_path(context, &arguments.bundle);
+        let (path, text) = read_bundle_file(context, &arguments).await?;
+        Ok(match arguments.api {
+            Layer7Api::Restman => Source::Restman(Prepared::of(path, &text, arguments)?),
+            Layer7Api::Graphman => Source::Graphman(GraphmanPrepared::of(path, &text, arguments)?),
+        })
+    }
+}
+
+impl Prepared {
+    /// Parses the bundle text and applies `default_action` and `mappings`.
+    fn of(
+        path: PathBuf,
+        text: &str,
+        arguments: Layer7ImportArguments,
+    ) -> Result<Self, ActionError> {
         let shown = path.display();
-        let text = tokio::fs::read_to_string(&path).await.map_err(|error| {
-            ActionError::failed(format!("{NAME}: cannot read bundle {shown}: {error}"))
-        })?;
-        let mut bundle = Bundle::parse(&text).map_err(|error| {
+        let mut bundle = Bundle::parse(text).map_err(|error| {
             ActionError::failed(format!("{NAME}: {shown} is not a restman bundle: {error}"))
         })?;
         if bundle.mappings.is_empty() {
@@ -204,7 +269,7 @@ impl Prepared {
 }
 
 /// `1 created, 2 updated (1 changed), 0 deleted, 3 used as they are, 0 ignored`.
-fn counts_text(counts: &Counts, future: bool) -> String {
+pub(super) fn counts_text(counts: &Counts, future: bool) -> String {
     let (created, updated, deleted) = if future {
         ("to create", "to update", "to delete")
     } else {
@@ -223,8 +288,13 @@ fn counts_text(counts: &Counts, future: bool) -> String {
 
 /// The step's outputs.
 fn outputs(results: &[MappingResult], counts: &Counts, test: bool) -> Map<String, Value> {
+    outputs_of(results_json(results), counts, test)
+}
+
+/// The step's outputs: the per-entity `results`, the counts, `test`.
+pub(super) fn outputs_of(results: Value, counts: &Counts, test: bool) -> Map<String, Value> {
     let mut outputs = Map::new();
-    outputs.insert("results".to_owned(), results_json(results));
+    outputs.insert("results".to_owned(), results);
     for (key, count) in counts_json(counts) {
         outputs.insert(key.to_owned(), json!(count));
     }
@@ -243,7 +313,10 @@ impl Action for Layer7Import {
     }
 
     async fn plan(&self, context: &StepContext, arguments: Value) -> Result<Change, ActionError> {
-        let prepared = Prepared::read(context, arguments).await?;
+        let prepared = match Source::read(context, arguments).await? {
+            Source::Restman(prepared) => prepared,
+            Source::Graphman(prepared) => return prepared.plan(context).await,
+        };
         let gateway = Layer7Gateway::for_step(context).await?;
         let results = prepared.import(&gateway, true).await?;
         let (preview, _) = prepared.preview(&gateway.restman, &results).await?;
@@ -256,7 +329,10 @@ impl Action for Layer7Import {
     }
 
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
-        let prepared = Prepared::read(context, arguments).await?;
+        let prepared = match Source::read(context, arguments).await? {
+            Source::Restman(prepared) => prepared,
+            Source::Graphman(prepared) => return prepared.apply(context).await,
+        };
         let gateway = Layer7Gateway::for_step(context).await?;
         let planned = prepared.import(&gateway, true).await?;
         let (preview, pre_state) = prepared.preview(&gateway.restman, &planned).await?;
@@ -321,6 +397,20 @@ impl Action for Layer7Import {
                     "{NAME}: the import of {bundle} took effect before an interruption and the target's state before it was not recorded: restore it by hand (re-import an export taken before the change)"
                 )));
             }
+            ImportUndo::GraphmanRestore {
+                pre_state,
+                created,
+                not_captured,
+            } => {
+                return graphman_import::undo(
+                    context,
+                    &arguments,
+                    &pre_state,
+                    &created,
+                    &not_captured,
+                )
+                .await;
+            }
             ImportUndo::Restore {
                 pre_state,
                 created,
@@ -374,7 +464,10 @@ impl Action for Layer7Import {
     }
 
     async fn probe(&self, context: &StepContext, arguments: Value) -> Result<Probe, ActionError> {
-        let prepared = Prepared::read(context, arguments).await?;
+        let prepared = match Source::read(context, arguments).await? {
+            Source::Restman(prepared) => prepared,
+            Source::Graphman(prepared) => return prepared.probe(context).await,
+        };
         if prepared
             .bundle
             .mappings

@@ -1,7 +1,7 @@
 //! The layer7 family: actions against a gateway of type `layer7` through its
 //! REST management API (restman) and Graphman (reference/layer7-api.md).
 //!
-//! `layer7.export`, `layer7.import`, `layer7.policy_revision`, `layer7.service`,
+//! `layer7.export`, `layer7.import` (restman or Graphman), `layer7.policy_revision`, `layer7.service`,
 //! `layer7.cluster_property` and `layer7.trusted_cert` run (restman), `layer7.ping` runs
 //! (`/ssg/ping` and Graphman), `layer7.key_rotate` runs (restman, Graphman and TLS handshakes). They are built on the gateway connection ([`gateway::Layer7Gateway`]), the
 //! typed restman client ([`restman::RestmanClient`], XML), the Graphman client
@@ -18,6 +18,11 @@ pub mod export;
 mod export_import_tests;
 pub mod gateway;
 pub mod graphman;
+pub mod graphman_export;
+#[cfg(test)]
+mod graphman_export_import_tests;
+pub mod graphman_import;
+pub mod graphman_import_state;
 #[cfg(test)]
 mod graphman_twin_tests;
 #[cfg(test)]

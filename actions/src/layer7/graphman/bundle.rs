@@ -168,8 +168,20 @@ impl GraphmanBundle {
             *properties = json!({});
         }
         properties["defaultAction"] = json!(graphman_action(default_action));
-        if !instructions.is_empty() {
-            properties["mappings"] = json!(instructions);
+        if instructions.is_empty() {
+            return Ok(());
+        }
+        // The step's instructions come before the bundle's own, so they win.
+        let mappings = &mut properties["mappings"];
+        if !mappings.is_object() {
+            *mappings = json!({});
+        }
+        for (section, mut added) in instructions {
+            let listed = &mut mappings[section.as_str()];
+            if let Value::Array(own) = listed.take() {
+                added.extend(own);
+            }
+            *listed = Value::Array(added);
         }
         Ok(())
     }
@@ -217,7 +229,7 @@ fn identity_field_names(section: &str) -> &'static [&'static str] {
 }
 
 /// An entity's identity fields, as a mapping `source`.
-fn identity_fields(section: &str, entity: &Value) -> Value {
+pub fn identity_fields(section: &str, entity: &Value) -> Value {
     let mut source = Map::new();
     for field in identity_field_names(section) {
         if let Some(value) = entity.get(*field) {
