@@ -17,7 +17,7 @@ use super::graphman::GraphmanClient;
 use super::graphman::bundle::{EXPORTED_SECTIONS, GraphmanBundle};
 use super::graphman::bundle::{POLICY_BUNDLE_FIELDS, SERVICE_BUNDLE_FIELDS};
 use super::selection::{SelectionError, is_goid};
-use crate::kong::declarative::snapshot::sha256_hex;
+use crate::artefact::sha256_hex;
 
 impl Exported {
     /// The export of a Graphman bundle: indented JSON ending in a newline.

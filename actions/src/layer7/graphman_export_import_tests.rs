@@ -169,7 +169,7 @@ async fn export_writes_the_selection_as_stable_json_without_secrets() -> TestRes
     }
     assert_eq!(
         outputs["sha256"],
-        json!(crate::kong::declarative::snapshot::sha256_hex(&first))
+        json!(crate::artefact::sha256_hex(&first))
     );
     let second = export_to(&twin, dir.path(), "second.json", select).await?;
     assert_eq!(std::fs::read(second)?, first, "byte for byte the same");
