@@ -12,6 +12,7 @@ mod impact;
 mod kong;
 mod kong_entity;
 mod lab;
+mod layer7_nodes;
 mod ssh;
 #[path = "../support/sshd.rs"]
 mod sshd;
