@@ -79,12 +79,18 @@ impl NodeLab {
             )?;
         }
         let ports = [free_port()?, free_port()?, free_port()?];
+        if ports[0] == ports[1] || ports[1] == ports[2] || ports[0] == ports[2] {
+            return Err(format!("free ports repeat: {ports:?}").into());
+        }
         let with_ports = |text: String| {
             LAB_PORTS
                 .iter()
                 .zip(ports)
                 .fold(text, |text, (lab_port, port)| {
-                    text.replace(&format!("127.0.0.1:{lab_port}"), &format!("127.0.0.1:{port}"))
+                    text.replace(
+                        &format!("127.0.0.1:{lab_port}"),
+                        &format!("127.0.0.1:{port}"),
+                    )
                 })
         };
         let kong_seed =
@@ -138,7 +144,11 @@ impl NodeLab {
         let run = self.run("run", "playbooks/lab/layer7-nodes.yaml", &[])?;
         assert_eq!(run.code, Some(0), "{}", run.all());
         for url in &self.nodes.urls {
-            assert!(run.stdout.contains(url), "the node's URL is reported: {}", run.all());
+            assert!(
+                run.stdout.contains(url),
+                "the node's URL is reported: {}",
+                run.all()
+            );
         }
         Ok(())
     }
@@ -220,12 +230,16 @@ fn patch_upgrade_patches_every_node_out_of_rotation_without_failing_a_customer()
     assert_no_customer_failed(&customers.finish());
     assert_eq!(run.code, Some(0), "{}", run.all());
     for (n, (boot, patches)) in before.iter().enumerate() {
-        assert!(patches.is_empty(), "node {n} started unpatched: {patches:?}");
+        assert!(
+            patches.is_empty(),
+            "node {n} started unpatched: {patches:?}"
+        );
         let (after, patches) = lab.boot_and_patches(n)?;
         assert_eq!(patches, ["CR03"], "node {n}");
         assert!(after > *boot, "node {n} restarted");
         assert!(
-            run.stdout.contains(&format!("patch[l7n{}].node.traffic", n + 1)),
+            run.stdout
+                .contains(&format!("patch[l7n{}].node.traffic", n + 1)),
             "traffic checked while l7n{} was out: {}",
             n + 1,
             run.stdout
@@ -238,15 +252,29 @@ fn patch_upgrade_patches_every_node_out_of_rotation_without_failing_a_customer()
     );
 
     // Again: every node has the patch, so none is touched.
-    let run = lab.run("run", "playbooks/layer7-patch-upgrade.yaml", &["patch_id=CR03"])?;
+    let patched: Vec<_> = (0..3)
+        .map(|n| lab.boot_and_patches(n))
+        .collect::<Result<_, _>>()?;
+    let writes = lab.kong.writes()?;
+    let run = lab.run(
+        "run",
+        "playbooks/layer7-patch-upgrade.yaml",
+        &["patch_id=CR03"],
+    )?;
     assert_eq!(run.code, Some(0), "{}", run.all());
-    assert!(run.stdout.contains("already has patch CR03"), "{}", run.stdout);
-    let (boot, _) = lab.boot_and_patches(0)?;
-    assert_eq!(
-        lab.boot_and_patches(0)?.0,
-        boot,
-        "a patched node is not restarted"
-    );
+    for n in 1..=3 {
+        assert!(
+            run.stdout
+                .contains(&format!("node l7n{n} already has patch CR03")),
+            "{}",
+            run.stdout
+        );
+    }
+    let again: Vec<_> = (0..3)
+        .map(|n| lab.boot_and_patches(n))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(again, patched, "a patched node is not restarted");
+    assert_eq!(lab.kong.writes()?, writes, "nor taken out of rotation");
     Ok(())
 }
 
@@ -262,7 +290,11 @@ fn a_node_whose_patch_fails_is_rolled_back_and_the_nodes_before_it_keep_the_patc
     lab.start_nodes()?;
     let (third_boot, _) = lab.boot_and_patches(2)?;
     let customers = lab.customers();
-    let run = lab.run("run", "playbooks/layer7-patch-upgrade.yaml", &["patch_id=CR03"])?;
+    let run = lab.run(
+        "run",
+        "playbooks/layer7-patch-upgrade.yaml",
+        &["patch_id=CR03"],
+    )?;
     assert_no_customer_failed(&customers.finish());
     assert_eq!(run.code, Some(1), "{}", run.all());
     assert!(run.all().contains("verification failed"), "{}", run.all());
@@ -291,14 +323,21 @@ fn a_stopped_node_fails_the_pre_check_before_anything_changes() -> TestResult {
     let stopped = lab.lab.run_with({
         let mut command = std::process::Command::new("sh");
         command
-            .args(["environments/lab-layer7-node.sh", "stop", ".lab/layer7/l7n3"])
+            .args([
+                "environments/lab-layer7-node.sh",
+                "stop",
+                ".lab/layer7/l7n3",
+            ])
             .current_dir(lab.lab.path());
         command
     })?;
     assert_eq!(stopped.code, Some(0), "{}", stopped.all());
     let boots = [lab.boot_and_patches(0)?, lab.boot_and_patches(1)?];
     for (playbook, sets) in [
-        ("playbooks/layer7-patch-upgrade.yaml", &["patch_id=CR03"][..]),
+        (
+            "playbooks/layer7-patch-upgrade.yaml",
+            &["patch_id=CR03"][..],
+        ),
         ("playbooks/layer7-restart.yaml", &[][..]),
     ] {
         let run = lab.run("run", playbook, sets)?;
@@ -338,7 +377,10 @@ fn rolling_restart_gives_every_node_a_new_boot_time_without_failing_a_customer()
         assert!(after > *boot, "node {n}: boot time {after} after {boot}");
     }
     let weights = lab.weights()?;
-    assert!(weights.iter().all(|(_, weight)| *weight == 100), "{weights:?}");
+    assert!(
+        weights.iter().all(|(_, weight)| *weight == 100),
+        "{weights:?}"
+    );
     assert_eq!(lab.kong.writes()?, 6, "a drain and a readmit per node");
     Ok(())
 }

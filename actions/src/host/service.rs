@@ -204,7 +204,8 @@ struct Service<'a> {
 impl Service<'_> {
     /// Whether the status command exits 0.
     async fn is_active(&self) -> Result<bool, ActionError> {
-        let request = self.request(&self.controls.status)
+        let request = self
+            .request(&self.controls.status)
             .read_only(self.controls.status_reads_only);
         Ok(self.transport.exec(&request).await?.succeeded())
     }
