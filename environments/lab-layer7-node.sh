@@ -20,12 +20,21 @@ usage() {
     exit 2
 }
 
+# Whether process $1 runs. One that exited but is not reaped yet (a zombie, until its
+# parent or init collects it) has stopped: it holds no port and no file.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    if [ -r "/proc/$1/stat" ]; then
+        [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d ' ' -f 1)" != Z ] || return 1
+    fi
+}
+
 # The node's PID while it runs (the twin writes layer7.pid once it serves and removes it on exit).
 running_pid() {
     pid_file="$1/layer7.pid"
     [ -s "$pid_file" ] || return 1
     pid=$(cat "$pid_file")
-    kill -0 "$pid" 2>/dev/null || return 1
+    alive "$pid" || return 1
     echo "$pid"
 }
 
@@ -46,7 +55,7 @@ start() {
     child=$!
     waited=0
     while [ ! -s "$dir/layer7.pid" ]; do
-        if ! kill -0 "$child" 2>/dev/null; then
+        if ! alive "$child"; then
             echo "node $dir did not start on $listen; the end of $dir/node.log:" >&2
             tail -n 5 "$dir/node.log" >&2
             return 1
@@ -70,7 +79,7 @@ stop() {
     fi
     kill -TERM "$pid"
     waited=0
-    while kill -0 "$pid" 2>/dev/null; do
+    while alive "$pid"; do
         waited=$((waited + 1))
         if [ "$waited" -gt 600 ]; then
             echo "node $dir (pid $pid) did not stop within 30 s of SIGTERM" >&2

@@ -54,17 +54,20 @@ impl Drop for Nodes {
                 .args(["-TERM", &pid])
                 .status();
             let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline
-                && std::process::Command::new("kill")
-                    .args(["-0", &pid])
-                    .stderr(std::process::Stdio::null())
-                    .status()
-                    .is_ok_and(|status| status.success())
-            {
+            while Instant::now() < deadline && alive(&pid) {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
     }
+}
+
+/// Whether process `pid` runs: it exists and is not a zombie waiting to be reaped (a node
+/// started with `setsid` by a command that ended is init's child).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 impl NodeLab {
@@ -129,12 +132,16 @@ impl NodeLab {
         self.lab.run(args)
     }
 
-    /// Runs `playbook` (a path under the repository) on the lab's environment.
+    /// Runs `playbook` (a path under the repository) on the lab's environment; a rolling
+    /// playbook waits at most 20 s for a node, so a node that never comes back fails fast.
     fn run(&self, verb: &str, playbook: &str, sets: &[&str]) -> std::io::Result<Run> {
-        let playbook = format!("{ROOT}/{playbook}");
-        let mut args = vec![verb, playbook.as_str(), "--env", "environments/lab.yaml"];
+        let path = format!("{ROOT}/{playbook}");
+        let mut args = vec![verb, path.as_str(), "--env", "environments/lab.yaml"];
         for set in sets {
             args.extend(["--set", set]);
+        }
+        if !playbook.contains("/lab/") {
+            args.extend(["--set", "boot_timeout=20s"]);
         }
         self.runsheet(&args)
     }
