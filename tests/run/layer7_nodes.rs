@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::lab::{Lab, Run, TestResult};
-use crate::traffic::{Load, Outcome, Tally, TwinProcess, free_port, get, request};
+use crate::traffic::{Load, Outcome, Tally, TwinProcess, get, request};
 
 /// The repository's root: playbooks and the lab's files.
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -61,6 +61,27 @@ impl Drop for Nodes {
     }
 }
 
+/// Three distinct loopback ports free now, below the kernel's ephemeral range (32768 and
+/// up), where neither outgoing connections nor listeners on port 0 land.
+fn node_ports() -> Outcome<[u16; 3]> {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos()
+        ^ std::process::id();
+    let mut ports = Vec::new();
+    for _ in 0..200 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let port = 20_000 + u16::try_from((seed >> 8) % 12_000)?;
+        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+        if let Ok(three) = <[u16; 3]>::try_from(ports.as_slice()) {
+            return Ok(three);
+        }
+    }
+    Err("no three free loopback ports in 20000-31999".into())
+}
+
 /// Whether process `pid` runs: it exists and is not a zombie waiting to be reaped (a node
 /// started with `setsid` by a command that ended is init's child).
 fn alive(pid: &str) -> bool {
@@ -72,7 +93,7 @@ fn alive(pid: &str) -> bool {
 
 impl NodeLab {
     /// The lab with `edit` applied to its environment text; the nodes are not started.
-    fn new(edit: impl Fn(String) -> String) -> Outcome<NodeLab> {
+    fn new(edit: &impl Fn(String) -> String) -> Outcome<NodeLab> {
         let lab = Lab::new()?;
         std::fs::create_dir_all(lab.path().join("environments"))?;
         for file in ["lab-layer7.xml", "lab-layer7-uat.xml", "lab-layer7-node.sh"] {
@@ -81,10 +102,7 @@ impl NodeLab {
                 lab.path().join("environments").join(file),
             )?;
         }
-        let ports = [free_port()?, free_port()?, free_port()?];
-        if ports[0] == ports[1] || ports[1] == ports[2] || ports[0] == ports[2] {
-            return Err(format!("free ports repeat: {ports:?}").into());
-        }
+        let ports = node_ports()?;
         let with_ports = |text: String| {
             LAB_PORTS
                 .iter()
@@ -127,6 +145,29 @@ impl NodeLab {
         Ok(NodeLab { nodes, kong, lab })
     }
 
+    /// The lab with its nodes started by the lab playbook. A node port taken between its
+    /// choice and the node's start (by any process on the machine) makes a new lab, at
+    /// most three times.
+    fn started(edit: impl Fn(String) -> String) -> Outcome<NodeLab> {
+        for _ in 0..3 {
+            let lab = NodeLab::new(&edit)?;
+            let run = lab.run("run", "playbooks/lab/layer7-nodes.yaml", &[])?;
+            if run.code != Some(0) && run.stdout.contains("Address already in use") {
+                continue;
+            }
+            assert_eq!(run.code, Some(0), "{}", run.all());
+            for url in &lab.nodes.urls {
+                assert!(
+                    run.stdout.contains(url),
+                    "the node's URL is reported: {}",
+                    run.all()
+                );
+            }
+            return Ok(lab);
+        }
+        Err("three labs in a row found a node port taken".into())
+    }
+
     /// `runsheet ARGS...` in the lab.
     fn runsheet(&self, args: &[&str]) -> std::io::Result<Run> {
         self.lab.run(args)
@@ -144,20 +185,6 @@ impl NodeLab {
             args.extend(["--set", "boot_timeout=20s"]);
         }
         self.runsheet(&args)
-    }
-
-    /// Starts the nodes with the lab playbook.
-    fn start_nodes(&self) -> TestResult {
-        let run = self.run("run", "playbooks/lab/layer7-nodes.yaml", &[])?;
-        assert_eq!(run.code, Some(0), "{}", run.all());
-        for url in &self.nodes.urls {
-            assert!(
-                run.stdout.contains(url),
-                "the node's URL is reported: {}",
-                run.all()
-            );
-        }
-        Ok(())
     }
 
     /// Node `n` (0-based) as its twin control shows it.
@@ -223,8 +250,7 @@ fn assert_no_customer_failed(tallies: &[Tally]) {
 
 #[test]
 fn patch_upgrade_patches_every_node_out_of_rotation_without_failing_a_customer() -> TestResult {
-    let lab = NodeLab::new(|text| text)?;
-    lab.start_nodes()?;
+    let lab = NodeLab::started(|text| text)?;
     let before: Vec<_> = (0..3)
         .map(|n| lab.boot_and_patches(n))
         .collect::<Result<_, _>>()?;
@@ -288,13 +314,12 @@ fn patch_upgrade_patches_every_node_out_of_rotation_without_failing_a_customer()
 #[test]
 fn a_node_whose_patch_fails_is_rolled_back_and_the_nodes_before_it_keep_the_patch() -> TestResult {
     // l7n2's patchcli installs the patch, then fails (as a failed verification would).
-    let lab = NodeLab::new(|text| {
+    let lab = NodeLab::started(|text| {
         text.replace(
             "patch_command: sh environments/lab-layer7-node.sh patch .lab/layer7/l7n2",
             "patch_command: 'f() { sh environments/lab-layer7-node.sh patch .lab/layer7/l7n2 \"$1\"; echo patchcli: verification failed >&2; exit 1; }; f'",
         )
     })?;
-    lab.start_nodes()?;
     let (third_boot, _) = lab.boot_and_patches(2)?;
     let customers = lab.customers();
     let run = lab.run(
@@ -325,8 +350,7 @@ fn a_node_whose_patch_fails_is_rolled_back_and_the_nodes_before_it_keep_the_patc
 
 #[test]
 fn a_stopped_node_fails_the_pre_check_before_anything_changes() -> TestResult {
-    let lab = NodeLab::new(|text| text)?;
-    lab.start_nodes()?;
+    let lab = NodeLab::started(|text| text)?;
     let stopped = lab.lab.run_with({
         let mut command = std::process::Command::new("sh");
         command
@@ -370,8 +394,7 @@ fn a_stopped_node_fails_the_pre_check_before_anything_changes() -> TestResult {
 
 #[test]
 fn rolling_restart_gives_every_node_a_new_boot_time_without_failing_a_customer() -> TestResult {
-    let lab = NodeLab::new(|text| text)?;
-    lab.start_nodes()?;
+    let lab = NodeLab::started(|text| text)?;
     let before: Vec<_> = (0..3)
         .map(|n| lab.boot_and_patches(n))
         .collect::<Result<_, _>>()?;
@@ -394,8 +417,7 @@ fn rolling_restart_gives_every_node_a_new_boot_time_without_failing_a_customer()
 
 #[test]
 fn plans_of_both_playbooks_on_the_lab_write_nothing() -> TestResult {
-    let lab = NodeLab::new(|text| text)?;
-    lab.start_nodes()?;
+    let lab = NodeLab::started(|text| text)?;
     let before: Vec<_> = (0..3)
         .map(|n| lab.boot_and_patches(n))
         .collect::<Result<_, _>>()?;
