@@ -15,6 +15,7 @@ mod lab;
 mod layer7_graphman;
 mod layer7_key_rotation;
 mod layer7_migration;
+mod layer7_nodes;
 mod ssh;
 #[path = "../support/sshd.rs"]
 mod sshd;

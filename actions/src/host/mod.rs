@@ -137,6 +137,9 @@ pub struct HostServiceArguments {
     /// Command that reloads the service's configuration (with `manager: command`; without it `reloaded` restarts).
     #[serde(default)]
     pub reload: Option<String>,
+    /// Working directory of the commands on the host (default: the user's home directory).
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 /// A state `host.service` brings a service to.

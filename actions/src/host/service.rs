@@ -78,6 +78,7 @@ impl Action for HostService {
             transport: transport.as_ref(),
             controls: &controls,
             timeout: context.timeout,
+            cwd: arguments.cwd.as_deref().map(std::path::PathBuf::from),
         };
         if arguments.manager == ServiceManager::Systemd {
             require_systemd(transport.as_ref(), context).await?;
@@ -197,21 +198,31 @@ struct Service<'a> {
     transport: &'a dyn Transport,
     controls: &'a Controls,
     timeout: Option<std::time::Duration>,
+    cwd: Option<std::path::PathBuf>,
 }
 
 impl Service<'_> {
     /// Whether the status command exits 0.
     async fn is_active(&self) -> Result<bool, ActionError> {
-        let request = ExecRequest::new(self.controls.status.clone())
-            .read_only(self.controls.status_reads_only)
-            .timeout(self.timeout);
+        let request = self
+            .request(&self.controls.status)
+            .read_only(self.controls.status_reads_only);
         Ok(self.transport.exec(&request).await?.succeeded())
     }
 
     /// Runs a control command, which must exit 0.
     async fn run(&self, program: &Program) -> Result<(), ActionError> {
-        let request = ExecRequest::new(program.clone()).timeout(self.timeout);
-        run_checked(self.transport, &request, &[0]).await.map(drop)
+        run_checked(self.transport, &self.request(program), &[0])
+            .await
+            .map(drop)
+    }
+
+    /// The request that runs `program` with the step's timeout, in the working directory.
+    fn request(&self, program: &Program) -> ExecRequest {
+        ExecRequest {
+            cwd: self.cwd.clone(),
+            ..ExecRequest::new(program.clone()).timeout(self.timeout)
+        }
     }
 
     /// Restarts the service: its restart command, or stop (when running) then start.
@@ -395,6 +406,26 @@ mod tests {
         );
         assert_eq!(log(directory.path()), "");
         assert!(!directory.path().join("running").exists());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn commands_run_in_the_working_directory_given() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let arguments = json!({
+            "name": "relative",
+            "state": "started",
+            "manager": "command",
+            "status": "test -f running",
+            "start": "touch running",
+            "stop": "rm running",
+            "cwd": directory.path().display().to_string(),
+        });
+        let outputs = apply(arguments.clone()).await?;
+        assert_eq!(outputs["active"], json!(true));
+        assert!(directory.path().join("running").exists());
+        let outputs = apply(arguments).await?;
+        assert_eq!(outputs["changed"], json!(false), "the status ran there too");
         Ok(())
     }
 

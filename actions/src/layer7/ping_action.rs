@@ -25,6 +25,7 @@ pub const OUTPUTS: &[&str] = &[
     "version",
     "patches",
     "boot_time",
+    "boot_time_ms",
     "note",
 ];
 
@@ -113,6 +114,18 @@ fn boot_time(value: Option<&Value>) -> Value {
     }
 }
 
+/// A boot time in milliseconds since the epoch (as Graphman writes it, or parsed from
+/// RFC 3339), so that playbooks compare boot times as numbers.
+fn boot_time_ms(value: Option<&Value>) -> Value {
+    match value {
+        Some(Value::Number(number)) => number.as_i64().map_or(Value::Null, Value::from),
+        Some(Value::String(text)) => text
+            .parse::<jiff::Timestamp>()
+            .map_or(Value::Null, |time| Value::from(time.as_millisecond())),
+        _ => Value::Null,
+    }
+}
+
 /// The outputs of an up node.
 fn outputs(information: Information) -> Map<String, Value> {
     let mut outputs = Map::new();
@@ -145,6 +158,10 @@ fn outputs(information: Information) -> Map<String, Value> {
                 .collect();
             outputs.insert("patches".to_owned(), json!(patches));
             outputs.insert("boot_time".to_owned(), boot_time(node.boot_time.as_ref()));
+            outputs.insert(
+                "boot_time_ms".to_owned(),
+                boot_time_ms(node.boot_time.as_ref()),
+            );
             outputs.insert("note".to_owned(), Value::Null);
         }
         Information::NoGraphman(note) => {
@@ -153,6 +170,7 @@ fn outputs(information: Information) -> Map<String, Value> {
             outputs.insert("version".to_owned(), json!(UNKNOWN));
             outputs.insert("patches".to_owned(), json!([]));
             outputs.insert("boot_time".to_owned(), Value::Null);
+            outputs.insert("boot_time_ms".to_owned(), Value::Null);
             outputs.insert("note".to_owned(), json!(note));
         }
     }

@@ -37,7 +37,8 @@ async fn an_up_node_reports_node_cluster_version_and_boot_time() -> TestResult {
     assert_eq!(outputs["cluster"]["nodes"], json!(["layer7-twin"]));
     assert_eq!(outputs["patches"], json!([]));
     let boot = outputs["boot_time"].as_str().unwrap_or_default();
-    assert!(boot.parse::<jiff::Timestamp>().is_ok(), "{boot}");
+    let parsed: jiff::Timestamp = boot.parse()?;
+    assert_eq!(outputs["boot_time_ms"], json!(parsed.as_millisecond()));
     assert_eq!(outputs["note"], Value::Null);
     Ok(())
 }
@@ -72,6 +73,14 @@ async fn a_restarting_node_fails_the_step_until_it_is_up_again() -> TestResult {
         .await?;
     assert_eq!(after.outputs["status"], "up");
     assert_ne!(after.outputs["boot_time"], before.outputs["boot_time"]);
+    let (after_ms, before_ms) = (
+        after.outputs["boot_time_ms"].as_i64(),
+        before.outputs["boot_time_ms"].as_i64(),
+    );
+    assert!(
+        after_ms.zip(before_ms).is_some_and(|(a, b)| a > b),
+        "boot_time_ms {after_ms:?} after {before_ms:?}"
+    );
     Ok(())
 }
 

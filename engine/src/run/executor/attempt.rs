@@ -117,6 +117,21 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// One apply and one evaluation of `until`: the outputs and whether it holds.
+    pub(super) async fn check_until_once(
+        &self,
+        call: &Call,
+        scope: &StepScope,
+        until: &TemplateText,
+    ) -> Result<(Applied, bool), ActionError> {
+        let applied = self.attempt(call, call.context.timeout).await?;
+        let result = Value::Object(applied.outputs.clone());
+        let holds = self
+            .render_bool(until, &scope.with_result(&result))
+            .map_err(|e| ActionError::failed(format!("`until`: {e}")))?;
+        Ok((applied, holds))
+    }
+
     /// Applies until `until` holds, within the timeout, waiting the retry delay between polls.
     async fn poll(
         &self,

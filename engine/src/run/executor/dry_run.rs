@@ -41,7 +41,9 @@ impl<'a> Exec<'a> {
         End::Succeeded
     }
 
-    /// Runs a read in a dry run, once; what keeps it from running is planned instead.
+    /// Runs a read in a dry run, once; what keeps it from running is planned instead. A
+    /// read with `until:` is applied once: when its condition is false it is planned as a
+    /// wait, its outputs known after apply.
     async fn plan_read(&self, instance: &Instance<'a>, call: &Call) -> End {
         let step = instance.step;
         let frame = &instance.frame;
@@ -51,7 +53,32 @@ impl<'a> Exec<'a> {
             retries: 0,
             retry_delay: DEFAULT_RETRY_DELAY,
         };
-        match self.attempts(instance, call, &scope, settings).await {
+        let outcome = match &step.until {
+            // Nothing changes in a dry run: polling could only wait out the timeout.
+            Some(until) => {
+                self.emit(EventKind::StepStarted {
+                    step: instance.id.clone(),
+                    action: call.action.spec().name.to_owned(),
+                    write: false,
+                    attempt: 1,
+                });
+                match self.check_until_once(call, &scope, until).await {
+                    Ok((applied, true)) => Ok((applied, 1)),
+                    Ok((_, false)) => {
+                        frame.record(&step.id.value, Recorded::Unknown);
+                        let change = Change::unknown(format!(
+                            "would wait until `{}` (false now; a dry run changes nothing, so it does not poll)",
+                            until.source
+                        ));
+                        self.planned(&instance.id, &call.action, false, change);
+                        return End::Succeeded;
+                    }
+                    Err(error) => Err((error, 1)),
+                }
+            }
+            None => self.attempts(instance, call, &scope, settings).await,
+        };
+        match outcome {
             Ok((applied, attempts)) => {
                 let outputs = Value::Object(applied.outputs);
                 if step.sensitive {

@@ -349,6 +349,28 @@ steps:
 }
 
 #[test]
+fn a_dry_run_reads_an_until_step_once_and_plans_the_wait_when_it_does_not_hold() {
+    let outcome = run_with(r#"
+runsheet: 1
+name: dry-until
+steps:
+  - {id: a, action: t.put, with: {key: a, value: 2}}
+  - {id: wait, action: t.flaky, with: {fail_times: 0}, until: "{{ result.calls > 100 }}", retry_delay: 1s, timeout: 10m}
+  - {id: after, action: t.put, with: {key: b, value: "{{ steps.wait.outputs.calls }}"}}
+  - {id: now, action: t.flaky, with: {fail_times: 0}, until: "{{ result.calls >= 1 }}"}
+"#, Arc::default(), true, Prior::default(), Mode::Run);
+    assert_eq!(outcome.result.outcome, super::Outcome::Planned, "{:?}", described(&outcome.summary));
+    let planned: Vec<(String, String)> = outcome.result.planned.iter().map(|p| (p.step.clone(), p.change.summary.clone())).collect();
+    assert_eq!(planned.len(), 3, "{planned:?}");
+    assert_eq!(planned[1].0, "wait");
+    assert!(planned[1].1.starts_with("would wait until `{{ result.calls > 100 }}` (false now"), "{planned:?}");
+    assert!(planned[2].1.contains("known after apply"), "its outputs are unknown: {planned:?}");
+    let now = outcome.summary.steps.iter().find(|s| s.id == "now").map(|s| (s.status.clone(), s.attempts));
+    assert_eq!(now, Some(("succeeded".into(), 1)), "a condition that holds reads for real, once: it ran after `wait` read once");
+    assert_eq!(outcome.store.writes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
 fn resume_restores_done_steps_and_rollback_mode_undoes_them() {
     let yaml = r#"
 runsheet: 1

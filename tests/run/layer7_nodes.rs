@@ -1,0 +1,443 @@
+//! The Layer7 node playbooks end to end: `playbooks/layer7-patch-upgrade.yaml` and
+//! `playbooks/layer7-restart.yaml` against three real `runsheet twin layer7 --state-dir`
+//! node processes, started and stopped by `playbooks/lab/layer7-nodes.yaml`, behind a Kong
+//! twin whose upstream `layer7` balances them while customers' requests go through its
+//! proxy. The environment is `environments/lab.yaml` itself with free ports, this build's
+//! binary and the standalone Kong twin put in, so the lab's own host vars are what runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::lab::{Lab, Run, TestResult};
+use crate::traffic::{Load, Outcome, Tally, TwinProcess, get, request};
+
+/// The repository's root: playbooks and the lab's files.
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The lab's node ports in `environments/lab.yaml`, replaced by free ones.
+const LAB_PORTS: [u16; 3] = [18441, 18442, 18443];
+
+/// Basic credentials of the twin's default administrator.
+const ADMIN: (&str, &str) = ("authorization", "Basic YWRtaW46cGFzc3dvcmQ=");
+
+/// A lab laid out like the repository (environments/ with lab.yaml and its files), its
+/// nodes on free ports, a standalone Kong twin as the load balancer.
+struct NodeLab {
+    /// The guard that stops the nodes; dropped first.
+    nodes: Nodes,
+    /// The Kong twin in front of the nodes.
+    kong: TwinProcess,
+    /// The directory.
+    lab: Lab,
+}
+
+/// The node processes of a lab: each is stopped by its PID file when dropped, also when
+/// the test failed.
+struct Nodes {
+    /// Each node's state directory.
+    dirs: Vec<PathBuf>,
+    /// Each node's URL.
+    urls: Vec<String>,
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            let Ok(pid) = std::fs::read_to_string(dir.join("layer7.pid")) else {
+                continue;
+            };
+            let pid = pid.trim().to_owned();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && alive(&pid) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Three distinct loopback ports free now, below the kernel's ephemeral range (32768 and
+/// up), where neither outgoing connections nor listeners on port 0 land.
+fn node_ports() -> Outcome<[u16; 3]> {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos()
+        ^ std::process::id();
+    let mut ports = Vec::new();
+    for _ in 0..200 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let port = 20_000 + u16::try_from((seed >> 8) % 12_000)?;
+        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+        if let Ok(three) = <[u16; 3]>::try_from(ports.as_slice()) {
+            return Ok(three);
+        }
+    }
+    Err("no three free loopback ports in 20000-31999".into())
+}
+
+/// Whether process `pid` runs: it exists and is not a zombie waiting to be reaped (a node
+/// started with `setsid` by a command that ended is init's child).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+impl NodeLab {
+    /// The lab with `edit` applied to its environment text; the nodes are not started.
+    fn new(edit: &impl Fn(String) -> String) -> Outcome<NodeLab> {
+        let lab = Lab::new()?;
+        std::fs::create_dir_all(lab.path().join("environments"))?;
+        for file in ["lab-layer7.xml", "lab-layer7-uat.xml", "lab-layer7-node.sh"] {
+            std::fs::copy(
+                Path::new(ROOT).join("environments").join(file),
+                lab.path().join("environments").join(file),
+            )?;
+        }
+        let ports = node_ports()?;
+        let with_ports = |text: String| {
+            LAB_PORTS
+                .iter()
+                .zip(ports)
+                .fold(text, |text, (lab_port, port)| {
+                    text.replace(
+                        &format!("127.0.0.1:{lab_port}"),
+                        &format!("127.0.0.1:{port}"),
+                    )
+                })
+        };
+        let kong_seed =
+            std::fs::read_to_string(Path::new(ROOT).join("environments/lab-kong.yaml"))?;
+        lab.write("environments/lab-kong.yaml", &with_ports(kong_seed))?;
+        let kong = TwinProcess::start(&lab, "environments/lab-kong.yaml")?;
+        let environment = std::fs::read_to_string(Path::new(ROOT).join("environments/lab.yaml"))?;
+        let embedded = "kong: {type: kong, twin: {seed: lab-kong.yaml, control: true}}";
+        if !environment.contains(embedded) || !environment.contains("target/release/runsheet") {
+            return Err("environments/lab.yaml changed: update this test's edits".into());
+        }
+        let environment = with_ports(environment)
+            .replace(
+                embedded,
+                &format!(
+                    "kong: {{type: kong, admin_url: \"{}\", proxy_url: \"{}\"}}",
+                    kong.admin_url, kong.proxy_url
+                ),
+            )
+            .replace("target/release/runsheet", env!("CARGO_BIN_EXE_runsheet"));
+        lab.write("environments/lab.yaml", &edit(environment))?;
+        let nodes = Nodes {
+            dirs: (1..=3)
+                .map(|n| lab.path().join(format!(".lab/layer7/l7n{n}")))
+                .collect(),
+            urls: ports
+                .iter()
+                .map(|port| format!("http://127.0.0.1:{port}"))
+                .collect(),
+        };
+        Ok(NodeLab { nodes, kong, lab })
+    }
+
+    /// The lab with its nodes started by the lab playbook. A node port taken between its
+    /// choice and the node's start (by any process on the machine) makes a new lab, at
+    /// most three times.
+    fn started(edit: impl Fn(String) -> String) -> Outcome<NodeLab> {
+        for _ in 0..3 {
+            let lab = NodeLab::new(&edit)?;
+            let run = lab.run("run", "playbooks/lab/layer7-nodes.yaml", &[])?;
+            if run.code != Some(0) && run.stdout.contains("Address already in use") {
+                continue;
+            }
+            assert_eq!(run.code, Some(0), "{}", run.all());
+            for url in &lab.nodes.urls {
+                assert!(
+                    run.stdout.contains(url),
+                    "the node's URL is reported: {}",
+                    run.all()
+                );
+            }
+            return Ok(lab);
+        }
+        Err("three labs in a row found a node port taken".into())
+    }
+
+    /// `runsheet ARGS...` in the lab.
+    fn runsheet(&self, args: &[&str]) -> std::io::Result<Run> {
+        self.lab.run(args)
+    }
+
+    /// Runs `playbook` (a path under the repository) on the lab's environment; a rolling
+    /// playbook waits at most 20 s for a node, so a node that never comes back fails fast.
+    fn run(&self, verb: &str, playbook: &str, sets: &[&str]) -> std::io::Result<Run> {
+        let path = format!("{ROOT}/{playbook}");
+        let mut args = vec![verb, path.as_str(), "--env", "environments/lab.yaml"];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        if !playbook.contains("/lab/") {
+            args.extend(["--set", "boot_timeout=20s"]);
+        }
+        self.runsheet(&args)
+    }
+
+    /// Node `n` (0-based) as its twin control shows it.
+    fn node(&self, n: usize) -> Outcome<Value> {
+        let (status, body) = request(&format!("{}/_twin/node", self.nodes.urls[n]), &[ADMIN])?;
+        if status != 200 {
+            return Err(format!("node {n}: /_twin/node answered {status}: {body}").into());
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Node `n`'s boot time and patch ids.
+    fn boot_and_patches(&self, n: usize) -> Outcome<(i64, Vec<String>)> {
+        let node = self.node(n)?;
+        let boot = node["bootTime"].as_i64().ok_or("no bootTime")?;
+        let patches = node["patches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|patch| patch["patchId"].as_str().map(str::to_owned))
+            .collect();
+        Ok((boot, patches))
+    }
+
+    /// Every target of upstream `layer7` with its weight, by address.
+    fn weights(&self) -> Outcome<Vec<(String, u64)>> {
+        let (status, body) = get(&format!("{}/upstreams/layer7/targets", self.kong.admin_url))?;
+        if status != 200 {
+            return Err(format!("targets answered {status}: {body}").into());
+        }
+        let targets: Value = serde_json::from_str(&body)?;
+        let mut weights: Vec<(String, u64)> = targets["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|target| {
+                (
+                    target["target"].as_str().unwrap_or_default().to_owned(),
+                    target["weight"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        weights.sort();
+        Ok(weights)
+    }
+
+    /// Customers: two clients asking for the orders service through the Kong proxy.
+    fn customers(&self) -> Load {
+        Load::start(
+            &format!("{}/l7/orders", self.kong.proxy_url),
+            2,
+            Arc::new(|_| Some("none".to_owned())),
+        )
+    }
+}
+
+/// What the customers saw: none failed, some were answered.
+fn assert_no_customer_failed(tallies: &[Tally]) {
+    let total = Tally::sum(tallies);
+    assert_eq!(total.failed(), 0, "failed requests: {:?}", total.failures);
+    assert!(total.ok > 0, "the customers were answered");
+}
+
+#[test]
+fn patch_upgrade_patches_every_node_out_of_rotation_without_failing_a_customer() -> TestResult {
+    let lab = NodeLab::started(|text| text)?;
+    let before: Vec<_> = (0..3)
+        .map(|n| lab.boot_and_patches(n))
+        .collect::<Result<_, _>>()?;
+    let customers = lab.customers();
+    let run = lab.run(
+        "run",
+        "playbooks/layer7-patch-upgrade.yaml",
+        &["patch_id=CR03", "from_version=11.1.2"],
+    )?;
+    assert_no_customer_failed(&customers.finish());
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    for (n, (boot, patches)) in before.iter().enumerate() {
+        assert!(
+            patches.is_empty(),
+            "node {n} started unpatched: {patches:?}"
+        );
+        let (after, patches) = lab.boot_and_patches(n)?;
+        assert_eq!(patches, ["CR03"], "node {n}");
+        assert!(after > *boot, "node {n} restarted");
+        assert!(
+            run.stdout
+                .contains(&format!("patch[l7n{}].node.traffic", n + 1)),
+            "traffic checked while l7n{} was out: {}",
+            n + 1,
+            run.stdout
+        );
+    }
+    assert!(
+        lab.weights()?.iter().all(|(_, weight)| *weight == 100),
+        "{:?}",
+        lab.weights()?
+    );
+
+    // Again: every node has the patch, so none is touched.
+    let patched: Vec<_> = (0..3)
+        .map(|n| lab.boot_and_patches(n))
+        .collect::<Result<_, _>>()?;
+    let writes = lab.kong.writes()?;
+    let run = lab.run(
+        "run",
+        "playbooks/layer7-patch-upgrade.yaml",
+        &["patch_id=CR03"],
+    )?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    for n in 1..=3 {
+        assert!(
+            run.stdout
+                .contains(&format!("node l7n{n} already has patch CR03")),
+            "{}",
+            run.stdout
+        );
+    }
+    let again: Vec<_> = (0..3)
+        .map(|n| lab.boot_and_patches(n))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(again, patched, "a patched node is not restarted");
+    assert_eq!(lab.kong.writes()?, writes, "nor taken out of rotation");
+    Ok(())
+}
+
+#[test]
+fn a_node_whose_patch_fails_is_rolled_back_and_the_nodes_before_it_keep_the_patch() -> TestResult {
+    // l7n2's patchcli installs the patch, then fails (as a failed verification would).
+    let lab = NodeLab::started(|text| {
+        text.replace(
+            "patch_command: sh environments/lab-layer7-node.sh patch .lab/layer7/l7n2",
+            "patch_command: 'f() { sh environments/lab-layer7-node.sh patch .lab/layer7/l7n2 \"$1\"; echo patchcli: verification failed >&2; exit 1; }; f'",
+        )
+    })?;
+    let (third_boot, _) = lab.boot_and_patches(2)?;
+    let customers = lab.customers();
+    let run = lab.run(
+        "run",
+        "playbooks/layer7-patch-upgrade.yaml",
+        &["patch_id=CR03"],
+    )?;
+    assert_no_customer_failed(&customers.finish());
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(run.all().contains("verification failed"), "{}", run.all());
+    assert_eq!(lab.boot_and_patches(0)?.1, ["CR03"], "l7n1 keeps the patch");
+    let (_, second) = lab.boot_and_patches(1)?;
+    assert!(second.is_empty(), "l7n2 rolled back: {second:?}");
+    let (status, body) = get(&format!("{}/ssg/ping", lab.nodes.urls[1]))?;
+    assert_eq!(status, 200, "l7n2 runs again: {body}");
+    assert_eq!(
+        lab.boot_and_patches(2)?,
+        (third_boot, Vec::new()),
+        "l7n3 untouched"
+    );
+    let weights = lab.weights()?;
+    assert!(
+        weights.iter().all(|(_, weight)| *weight == 100),
+        "every node back in rotation: {weights:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_stopped_node_fails_the_pre_check_before_anything_changes() -> TestResult {
+    let lab = NodeLab::started(|text| text)?;
+    let stopped = lab.lab.run_with({
+        let mut command = std::process::Command::new("sh");
+        command
+            .args([
+                "environments/lab-layer7-node.sh",
+                "stop",
+                ".lab/layer7/l7n3",
+            ])
+            .current_dir(lab.lab.path());
+        command
+    })?;
+    assert_eq!(stopped.code, Some(0), "{}", stopped.all());
+    let boots = [lab.boot_and_patches(0)?, lab.boot_and_patches(1)?];
+    for (playbook, sets) in [
+        (
+            "playbooks/layer7-patch-upgrade.yaml",
+            &["patch_id=CR03"][..],
+        ),
+        ("playbooks/layer7-restart.yaml", &[][..]),
+    ] {
+        let run = lab.run("run", playbook, sets)?;
+        assert_eq!(run.code, Some(1), "{playbook}: {}", run.all());
+        assert!(
+            run.all().contains("precheck[l7n3].ping") && run.all().contains("l7n3-gw"),
+            "{playbook}: the stopped node is named: {}",
+            run.all()
+        );
+    }
+    assert_eq!(lab.kong.writes()?, 0, "no load balancer change");
+    assert_eq!(
+        [lab.boot_and_patches(0)?, lab.boot_and_patches(1)?],
+        boots,
+        "no node restarted or patched"
+    );
+    assert!(
+        !lab.nodes.dirs[2].join("layer7.pid").exists(),
+        "the stopped node was not started"
+    );
+    Ok(())
+}
+
+#[test]
+fn rolling_restart_gives_every_node_a_new_boot_time_without_failing_a_customer() -> TestResult {
+    let lab = NodeLab::started(|text| text)?;
+    let before: Vec<_> = (0..3)
+        .map(|n| lab.boot_and_patches(n))
+        .collect::<Result<_, _>>()?;
+    let customers = lab.customers();
+    let run = lab.run("run", "playbooks/layer7-restart.yaml", &["batch_size=1"])?;
+    assert_no_customer_failed(&customers.finish());
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    for (n, (boot, _)) in before.iter().enumerate() {
+        let (after, _) = lab.boot_and_patches(n)?;
+        assert!(after > *boot, "node {n}: boot time {after} after {boot}");
+    }
+    let weights = lab.weights()?;
+    assert!(
+        weights.iter().all(|(_, weight)| *weight == 100),
+        "{weights:?}"
+    );
+    assert_eq!(lab.kong.writes()?, 6, "a drain and a readmit per node");
+    Ok(())
+}
+
+#[test]
+fn plans_of_both_playbooks_on_the_lab_write_nothing() -> TestResult {
+    let lab = NodeLab::started(|text| text)?;
+    let before: Vec<_> = (0..3)
+        .map(|n| lab.boot_and_patches(n))
+        .collect::<Result<_, _>>()?;
+    for (playbook, sets) in [
+        ("playbooks/layer7-patch-upgrade.yaml", vec!["patch_id=CR03"]),
+        ("playbooks/layer7-restart.yaml", vec![]),
+    ] {
+        let validated = lab.run("validate", playbook, &sets)?;
+        assert_eq!(validated.code, Some(0), "{playbook}: {}", validated.all());
+        let plan = lab.run("plan", playbook, &sets)?;
+        assert_eq!(plan.code, Some(0), "{playbook}: {}", plan.all());
+    }
+    assert_eq!(lab.kong.writes()?, 0);
+    let after: Vec<_> = (0..3)
+        .map(|n| lab.boot_and_patches(n))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(after, before, "no node restarted or patched");
+    for dir in &lab.nodes.dirs {
+        assert!(!dir.join("patches").exists(), "{}", dir.display());
+        assert!(!dir.join("backups").exists(), "{}", dir.display());
+    }
+    Ok(())
+}
