@@ -338,3 +338,33 @@ fn an_undo_that_fails_needs_a_person_and_names_the_import() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn the_migration_runs_through_graphman_too() -> TestResult {
+    let migration = Migration::start()?;
+    let pre = migration.state(&migration.target)?;
+    let failed = migration.run(&[
+        "--set",
+        "api=graphman",
+        "--set",
+        r#"smoke_paths=["/missing"]"#,
+        "--set",
+        "approval=false",
+    ])?;
+    assert_eq!(failed.code, Some(1), "{}", failed.all());
+    assert_eq!(migration.state(&migration.target)?, pre, "rolled back");
+    let run = migration.run(&[
+        "--set",
+        "api=graphman",
+        "--set",
+        r#"smoke_paths=["/orders","/inventory"]"#,
+        "--set",
+        "approval=false",
+    ])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(run.stdout.contains("ok      verified"), "{}", run.all());
+    assert_eq!(migration.traffic("/inventory")?.0, 200);
+    let (_, orders) = migration.traffic("/orders")?;
+    assert!(orders.contains("1.5.0"), "UAT's orders now answers: {orders}");
+    Ok(())
+}

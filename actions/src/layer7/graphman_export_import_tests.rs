@@ -650,3 +650,26 @@ async fn probe_says_not_done_before_and_done_after_an_import() -> TestResult {
     assert!(matches!(unknown, Probe::Unknown(_)), "{unknown:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_test_install_counts_the_changed_entities_and_none_after_the_install() -> TestResult {
+    let migration = Migration::start().await?;
+    let import = Layer7Import::new();
+    let context = migration.context(false);
+    let mut test = migration.arguments();
+    test["test"] = json!(true);
+    let before = import.apply(&context, test.clone()).await?;
+    assert_eq!(before.outputs["created"], json!(1), "{:?}", before.outputs);
+    assert!(
+        before.outputs["changed"].as_u64() >= Some(1),
+        "orders v1 -> v2 changes: {:?}",
+        before.outputs
+    );
+    let applied = import.apply(&context, migration.arguments()).await?;
+    assert_eq!(applied.outputs["changed"], before.outputs["changed"]);
+    let after = import.apply(&context, test).await?;
+    for count in ["created", "changed", "deleted"] {
+        assert_eq!(after.outputs[count], json!(0), "{count}: {:?}", after.outputs);
+    }
+    Ok(())
+}

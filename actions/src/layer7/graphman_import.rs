@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::Layer7Error;
 use super::arguments::Layer7ImportArguments;
-use super::bundle_state::Verdict;
+use super::bundle_state::{Counts, Verdict};
 use super::gateway::Layer7Gateway;
 use super::graphman::bundle::{GraphmanBundle, PROPERTIES, identity_fields};
 use super::graphman::{GraphmanClient, GraphmanOptions};
@@ -161,7 +161,7 @@ impl GraphmanPrepared {
                 counts_text(&preview.counts, true)
             );
             return Ok(Applied {
-                outputs: outputs(&planned, true),
+                outputs: outputs(&planned, &preview.counts, true),
                 undo: None,
                 change: Some(preview.change(&headline)),
                 secrets: Vec::new(),
@@ -190,7 +190,7 @@ impl GraphmanPrepared {
             change.changes = Some(false);
         }
         Ok(Applied {
-            outputs: outputs(&results, false),
+            outputs: outputs(&results, &counts, false),
             undo: Some(undo),
             change: Some(change),
             secrets: Vec::new(),
@@ -233,7 +233,7 @@ impl GraphmanPrepared {
                 })
                 .map_err(|error| ActionError::failed(format!("{NAME}: undo record: {error}")))?;
                 Ok(Probe::Done(Applied {
-                    outputs: outputs(&results, false),
+                    outputs: outputs(&results, &graphman_counts(&results), false),
                     undo: Some(undo),
                     change: Some(Change::unknown(format!(
                         "the import of {} had taken effect before the interruption; the target's state before it was not recorded, so this step cannot be undone automatically",
@@ -246,10 +246,10 @@ impl GraphmanPrepared {
     }
 }
 
-/// The step's outputs of these results.
-fn outputs(results: &[GraphmanResult], test: bool) -> Map<String, Value> {
+/// The step's outputs of these results, with their counts (`changed` from the preview).
+fn outputs(results: &[GraphmanResult], counts: &Counts, test: bool) -> Map<String, Value> {
     let json = Value::Array(results.iter().map(GraphmanResult::to_json).collect());
-    outputs_of(json, &graphman_counts(results), test)
+    outputs_of(json, counts, test)
 }
 
 /// The entities the results say were created, by their identity fields in the bundle.
