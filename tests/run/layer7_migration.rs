@@ -365,6 +365,9 @@ fn the_migration_runs_through_graphman_too() -> TestResult {
     assert!(run.stdout.contains("ok      verified"), "{}", run.all());
     assert_eq!(migration.traffic("/inventory")?.0, 200);
     let (_, orders) = migration.traffic("/orders")?;
-    assert!(orders.contains("1.5.0"), "UAT's orders now answers: {orders}");
+    assert!(
+        orders.contains("1.5.0"),
+        "UAT's orders now answers: {orders}"
+    );
     Ok(())
 }
