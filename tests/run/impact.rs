@@ -24,9 +24,11 @@ const OLD_KEY: &str = "old-key-7f3a9c2e";
 /// The service does not retry a failed request on another target (`retries: 0`), so a
 /// request sent to a stopped node fails, as the control experiment shows.
 struct Shop {
-    lab: Lab,
-    twin: TwinProcess,
+    // Fields drop in this order: the nodes are stopped through the PID files in the lab's
+    // directory, so they go before the lab (and its directory) does.
     nodes: Vec<NodeProcess>,
+    twin: TwinProcess,
+    lab: Lab,
 }
 
 impl Shop {
