@@ -371,6 +371,41 @@ steps:
 }
 
 #[test]
+fn a_dry_run_read_failing_after_a_planned_change_is_not_conclusive_but_one_before_fails() {
+    let after = run_with(r#"
+runsheet: 1
+name: dry-after
+steps:
+  - {id: change, action: t.put, with: {key: a, value: 2}}
+  - {id: check, action: t.flaky, with: {fail_times: 1}}
+"#, Arc::default(), true, Prior::default(), Mode::Run);
+    assert_eq!(after.result.outcome, super::Outcome::Planned, "{:?}", described(&after.summary));
+    let check = after.result.planned.iter().find(|p| p.step == "check").map(|p| p.change.summary.clone());
+    assert!(
+        check.as_deref().is_some_and(|s| s.starts_with("not conclusive in a dry run: it reads after `change`")),
+        "{check:?}"
+    );
+    let before = run_with(r#"
+runsheet: 1
+name: dry-before
+steps:
+  - {id: check, action: t.flaky, with: {fail_times: 1}}
+  - {id: change, action: t.put, with: {key: a, value: 2}}
+"#, Arc::default(), true, Prior::default(), Mode::Run);
+    assert_ne!(before.result.outcome, super::Outcome::Planned, "a read before any change fails the plan");
+    let unchanged = Arc::new(Store::default());
+    lock(&unchanged.values).insert("a".into(), "2".into());
+    let no_change = run_with(r#"
+runsheet: 1
+name: dry-no-change
+steps:
+  - {id: change, action: t.put, with: {key: a, value: 2}}
+  - {id: check, action: t.flaky, with: {fail_times: 1}}
+"#, unchanged, true, Prior::default(), Mode::Run);
+    assert_ne!(no_change.result.outcome, super::Outcome::Planned, "a write that changes nothing proves the read's failure");
+}
+
+#[test]
 fn resume_restores_done_steps_and_rollback_mode_undoes_them() {
     let yaml = r#"
 runsheet: 1
