@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use runsheet_actions::kong::certificate_check::sha256_hex;
-use runsheet_actions::kong::served_certificate::{TlsEndpoint, served_leaf};
+use runsheet_actions::served_certificate::{TlsEndpoint, served_leaf};
 use runsheet_twin::layer7::{Layer7Config, Layer7Twin};
 
 use crate::lab::{Lab, Run, TestResult};

@@ -25,7 +25,7 @@ use super::rotation::{
     DEFAULT_VERIFY_TIMEOUT, RotationId, TAG_PREFIX, VERIFY_INTERVAL, now_seconds, rfc3339, tags_of,
     text,
 };
-use super::served_certificate::{TlsEndpoint, served_leaf, server_name_for};
+use crate::served_certificate::{TlsEndpoint, served_leaf, server_name_for};
 use super::{CertVerifyArguments, FAMILY, KongCertRotateArguments};
 use crate::arguments::parse;
 

@@ -16,7 +16,6 @@ pub mod key_rotate;
 pub mod key_verify;
 pub mod kinds;
 pub mod rotation;
-pub mod served_certificate;
 pub mod status;
 pub mod target;
 pub mod wait_healthy;

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use super::cert_rotate::KongCertRotate;
 use super::certificate_check::leaf_der;
 use super::key_rotate::KongKeyRotate;
-use super::served_certificate::{TlsEndpoint, served_leaf, server_name_for};
+use crate::served_certificate::{TlsEndpoint, served_leaf, server_name_for};
 use super::twin_tests::{client, context, control, twin};
 use crate::test_support::TestResult;
 

@@ -19,7 +19,7 @@ use super::listen_port::Layer7ListenPort;
 use super::listen_port_keys::{KeyRef, read_key, read_port};
 use super::twin_support::{context, control, twin, writes};
 use crate::kong::certificate_check::sha256_hex;
-use crate::kong::served_certificate::{TlsEndpoint, served_leaf};
+use crate::served_certificate::{TlsEndpoint, served_leaf};
 use crate::test_support::TestResult;
 
 /// The twin's default HTTPS listen ports.

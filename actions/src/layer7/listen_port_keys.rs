@@ -16,7 +16,7 @@ use super::key_material::KeyCertificate;
 use super::restman::PrivateKey;
 use crate::kong::certificate_check::sha256_hex;
 use crate::kong::rotation::{DEFAULT_VERIFY_TIMEOUT, VERIFY_INTERVAL};
-use crate::kong::served_certificate::{TlsEndpoint, served_leaf};
+use crate::served_certificate::{TlsEndpoint, served_leaf};
 
 /// The longest one verification handshake may take.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
