@@ -20,6 +20,16 @@ use tokio::task::JoinHandle;
 /// Any error in a test.
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// The message of an action's error; an error itself when the call succeeded.
+pub fn message<T: std::fmt::Debug>(
+    outcome: Result<T, runsheet_engine::ActionError>,
+) -> TestResult<String> {
+    match outcome {
+        Ok(value) => Err(format!("expected an error, got {value:?}").into()),
+        Err(error) => Ok(error.to_string()),
+    }
+}
+
 /// One request as the server received it.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {

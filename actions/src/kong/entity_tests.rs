@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::client::KongClient;
 use super::entity::KongEntity;
 use super::twin_tests::{client, context, control, count, twin};
-use crate::test_support::TestResult;
+use crate::test_support::{TestResult, message};
 
 /// The twin's count of writes served so far.
 async fn writes(twin: &KongTwin) -> TestResult<u64> {
@@ -70,14 +70,6 @@ fn certificate(name: &str) -> TestResult<(String, String)> {
     let key = KeyPair::generate()?;
     let cert = CertificateParams::new(vec![name.to_owned()])?.self_signed(&key)?;
     Ok((cert.pem(), key.serialize_pem()))
-}
-
-/// The message of an error outcome.
-fn message<T: std::fmt::Debug>(outcome: Result<T, ActionError>) -> TestResult<String> {
-    match outcome {
-        Ok(value) => Err(format!("expected an error, got {value:?}").into()),
-        Err(error) => Ok(error.to_string()),
-    }
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! selections, byte-stable files, test-mode plans with diffs, 409s naming the
 //! mapping, undo back to the normalised pre-state, probes after a crash.
 
-use std::path::{Path, PathBuf};
 
 use runsheet_engine::{Action, EffectKind, Probe, StepContext};
 use runsheet_twin::layer7::Layer7Twin;
@@ -11,9 +10,11 @@ use serde_json::{Value, json};
 use super::export::Layer7Export;
 use super::import::Layer7Import;
 use super::restman::{Bundle, ExportQuery};
-use super::twin_support::{PASSWORD, USERNAME, context, context_with, twin, writes};
+use super::twin_support::{
+    PASSWORD, USERNAME, context, context_in, context_with, export_to, twin, writes,
+};
 use super::{Layer7Error, Layer7Gateway};
-use crate::test_support::TestResult;
+use crate::test_support::{TestResult, message};
 
 const ROOT: &str = "0000000000000000ffffffffffffec76";
 const APIS: &str = "a0000000000000000000000000000001";
@@ -138,40 +139,6 @@ async fn seed_target(twin: &Layer7Twin) -> TestResult {
     .await
 }
 
-/// A context on `twin` whose relative paths start in `dir`.
-fn context_in(twin: &Layer7Twin, dry_run: bool, dir: &Path) -> StepContext {
-    let mut context = context(twin, dry_run);
-    context.base_dir = dir.to_owned();
-    context
-}
-
-/// The error message of a failed call.
-fn message<T: std::fmt::Debug>(
-    result: Result<T, runsheet_engine::ActionError>,
-) -> TestResult<String> {
-    match result {
-        Ok(value) => Err(format!("expected an error, got {value:?}").into()),
-        Err(error) => Ok(error.to_string()),
-    }
-}
-
-/// Exports `select` from `twin` to `dir/name`; the file's path.
-async fn export_to(
-    twin: &Layer7Twin,
-    dir: &Path,
-    name: &str,
-    select: Value,
-) -> TestResult<PathBuf> {
-    let mut arguments = json!({"path": name});
-    if !select.is_null() {
-        arguments["select"] = select;
-    }
-    Layer7Export::new()
-        .apply(&context_in(twin, false, dir), arguments)
-        .await?;
-    Ok(dir.join(name))
-}
-
 /// The twin's whole state as a normalised bundle (for before/after comparisons).
 async fn normalised_state(twin: &Layer7Twin) -> TestResult<String> {
     let gateway = Layer7Gateway::for_step(&context(twin, true)).await?;
@@ -208,7 +175,7 @@ async fn export_writes_the_selection_with_dependencies_byte_for_byte_stable() ->
     assert!(bundle.item("SERVICE", BILLING).is_none());
     // The second export of the same state is the same file, time stamps included.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let second = export_to(&twin, dir.path(), "second.xml", select).await?;
+    let second = export_to("restman", &twin, dir.path(), "second.xml", select).await?;
     assert_eq!(std::fs::read(second)?, first);
     assert_eq!(
         outputs["sha256"],
@@ -309,6 +276,7 @@ async fn export_by_folder_and_policy_names() -> TestResult {
     seed_source(&twin).await?;
     let dir = tempfile::tempdir()?;
     let path = export_to(
+        "restman",
         &twin,
         dir.path(),
         "f.xml",
@@ -343,6 +311,7 @@ impl Migration {
         seed_target(&target).await?;
         let dir = tempfile::tempdir()?;
         export_to(
+            "restman",
             &source,
             dir.path(),
             "bundle.xml",
@@ -644,7 +613,12 @@ async fn a_test_import_after_the_import_finds_nothing_left_to_change() -> TestRe
     import.apply(&context, migration.arguments()).await?;
     let after = import.apply(&context, test).await?;
     for count in ["created", "changed", "deleted"] {
-        assert_eq!(after.outputs[count], json!(0), "{count}: {:?}", after.outputs);
+        assert_eq!(
+            after.outputs[count],
+            json!(0),
+            "{count}: {:?}",
+            after.outputs
+        );
     }
     let touched = |outputs: &serde_json::Map<String, serde_json::Value>| {
         outputs["created"].as_u64().unwrap_or(0) + outputs["updated"].as_u64().unwrap_or(0)
@@ -694,7 +668,11 @@ async fn a_selection_of_hundreds_is_resolved_with_one_list_and_exported_in_parts
             .filter_map(|(_, count)| count.as_u64())
             .sum()
     };
-    assert_eq!(count("GET /restman/1.0/clusterProperties"), 1, "{requests:?}");
+    assert_eq!(
+        count("GET /restman/1.0/clusterProperties"),
+        1,
+        "{requests:?}"
+    );
     assert_eq!(count("GET /restman/1.0/bundle"), 3, "{requests:?}");
     Ok(())
 }

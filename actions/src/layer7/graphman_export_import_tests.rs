@@ -3,7 +3,6 @@
 //! write nothing, round trips between twins, undo back to the pre-state, entity
 //! errors and write faults that change nothing, and format mix-ups refused.
 
-use std::path::{Path, PathBuf};
 
 use runsheet_engine::{Action, EffectKind, Probe, StepContext};
 use runsheet_twin::layer7::Layer7Twin;
@@ -14,8 +13,8 @@ use super::export::Layer7Export;
 use super::graphman::bundle::diff;
 use super::graphman::{GraphmanBundle, GraphmanClient, GraphmanOptions};
 use super::import::Layer7Import;
-use super::twin_support::{context, control, twin, writes};
-use crate::test_support::TestResult;
+use super::twin_support::{context, context_in, control, export_to, twin, writes};
+use crate::test_support::{TestResult, message};
 
 /// A service at `path` in folder `folder` answering `body`.
 fn service(name: &str, path: &str, folder: &str, body: &str) -> Value {
@@ -60,40 +59,6 @@ async fn seeded(state: Value) -> TestResult<Layer7Twin> {
         .install_bundle(&bundle, &GraphmanOptions::default())
         .await?;
     Ok(twin)
-}
-
-/// A context on `twin` whose relative paths start in `dir`.
-fn context_in(twin: &Layer7Twin, dry_run: bool, dir: &Path) -> StepContext {
-    let mut context = context(twin, dry_run);
-    context.base_dir = dir.to_owned();
-    context
-}
-
-/// The error message of a failed call.
-fn message<T: std::fmt::Debug>(
-    result: Result<T, runsheet_engine::ActionError>,
-) -> TestResult<String> {
-    match result {
-        Ok(value) => Err(format!("expected an error, got {value:?}").into()),
-        Err(error) => Ok(error.to_string()),
-    }
-}
-
-/// Exports `select` (everything when null) from `twin` through Graphman to `dir/name`.
-async fn export_to(
-    twin: &Layer7Twin,
-    dir: &Path,
-    name: &str,
-    select: Value,
-) -> TestResult<PathBuf> {
-    let mut arguments = json!({"path": name, "api": "graphman"});
-    if !select.is_null() {
-        arguments["select"] = select;
-    }
-    Layer7Export::new()
-        .apply(&context_in(twin, false, dir), arguments)
-        .await?;
-    Ok(dir.join(name))
 }
 
 /// The twin's whole state as a Graphman export (compared with [`diff`], by checksum).
@@ -171,7 +136,7 @@ async fn export_writes_the_selection_as_stable_json_without_secrets() -> TestRes
         outputs["sha256"],
         json!(crate::artefact::sha256_hex(&first))
     );
-    let second = export_to(&twin, dir.path(), "second.json", select).await?;
+    let second = export_to("graphman", &twin, dir.path(), "second.json", select).await?;
     assert_eq!(std::fs::read(second)?, first, "byte for byte the same");
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(dir.path().join("out/first.json"))?
@@ -208,6 +173,7 @@ async fn export_of_everything_by_goid_and_folder_and_every_missing_name() -> Tes
         .ok_or("no /billing")?;
     let goid = billing.goid;
     let path = export_to(
+        "graphman",
         &twin,
         dir.path(),
         "f.json",
@@ -276,7 +242,14 @@ impl Migration {
         let source = seeded(source_state()).await?;
         let target = seeded(target_state()).await?;
         let dir = tempfile::tempdir()?;
-        export_to(&source, dir.path(), "bundle.json", Self::selection()).await?;
+        export_to(
+            "graphman",
+            &source,
+            dir.path(),
+            "bundle.json",
+            Self::selection(),
+        )
+        .await?;
         Ok(Self {
             source,
             target,
@@ -369,8 +342,15 @@ async fn a_round_trip_makes_the_target_hold_the_selection_and_undo_restores_it()
     assert_eq!(billing["type"], json!("services"));
     // The target now holds what the source holds, for the selection.
     let dir = migration.dir.path();
-    let from = export_to(&migration.source, dir, "from.json", Migration::selection()).await?;
-    let to = export_to(target, dir, "to.json", Migration::selection()).await?;
+    let from = export_to(
+        "graphman",
+        &migration.source,
+        dir,
+        "from.json",
+        Migration::selection(),
+    )
+    .await?;
+    let to = export_to("graphman", target, dir, "to.json", Migration::selection()).await?;
     assert_same(
         &GraphmanBundle::parse(&std::fs::read_to_string(from)?)?,
         &GraphmanBundle::parse(&std::fs::read_to_string(to)?)?,
@@ -403,6 +383,7 @@ async fn undo_removes_the_folders_and_entities_an_import_created() -> TestResult
     let target = seeded(json!({"clusterProperties": [{"name": "kept", "value": "1"}]})).await?;
     let dir = tempfile::tempdir()?;
     export_to(
+        "graphman",
         &source,
         dir.path(),
         "apis.json",
@@ -669,7 +650,12 @@ async fn a_test_install_counts_the_changed_entities_and_none_after_the_install()
     assert_eq!(applied.outputs["changed"], before.outputs["changed"]);
     let after = import.apply(&context, test).await?;
     for count in ["created", "changed", "deleted"] {
-        assert_eq!(after.outputs[count], json!(0), "{count}: {:?}", after.outputs);
+        assert_eq!(
+            after.outputs[count],
+            json!(0),
+            "{count}: {:?}",
+            after.outputs
+        );
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use super::export_import_tests::{fragment, put, service};
 use super::policy_revision::Layer7PolicyRevision;
 use super::restman::{Policy, Service};
 use super::twin_support::{context, context_with, twin, writes};
-use crate::test_support::TestResult;
+use crate::test_support::{TestResult, message};
 
 const ORDERS: &str = "5e000000000000000000000000000001";
 const FRAGMENT: &str = "90000000000000000000000000000001";
@@ -47,15 +47,6 @@ async fn active(twin: &Layer7Twin) -> TestResult<u64> {
         .find(|version| version.active)
         .map(|version| version.ordinal)
         .ok_or_else(|| "no active revision".into())
-}
-
-fn message<T: std::fmt::Debug>(
-    result: Result<T, runsheet_engine::ActionError>,
-) -> TestResult<String> {
-    match result {
-        Ok(value) => Err(format!("expected an error, got {value:?}").into()),
-        Err(error) => Ok(error.to_string()),
-    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Test support for the Layer7 actions: a real Layer7 twin over loopback HTTP, step
 //! contexts whose target gateway points at it, and its `/_twin` counters.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -8,10 +9,11 @@ use runsheet_engine::de::Spanned;
 use runsheet_engine::model::{
     ChangeSettings, Environment, Gateway, Layer7GatewayDoc, SshSettings, TemplateText,
 };
-use runsheet_engine::{StepContext, StepTarget};
+use runsheet_engine::{Action, StepContext, StepTarget};
 use runsheet_twin::layer7::{Layer7Config, Layer7Twin};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::export::Layer7Export;
 use crate::test_support::TestResult;
 
 /// The gateway name steps of these tests run against.
@@ -109,6 +111,32 @@ pub(super) async fn writes(twin: &Layer7Twin) -> TestResult<u64> {
     counters["writes"]
         .as_u64()
         .ok_or_else(|| format!("no `writes` in the counters: {counters}").into())
+}
+
+/// A context on `twin` whose relative paths start in `dir`.
+pub(super) fn context_in(twin: &Layer7Twin, dry_run: bool, dir: &Path) -> StepContext {
+    let mut context = context(twin, dry_run);
+    context.base_dir = dir.to_owned();
+    context
+}
+
+/// Exports `select` (everything when null) from `twin` through `api` (`restman` or
+/// `graphman`) to `dir/name` with `layer7.export`; the file's path.
+pub(super) async fn export_to(
+    api: &str,
+    twin: &Layer7Twin,
+    dir: &Path,
+    name: &str,
+    select: Value,
+) -> TestResult<PathBuf> {
+    let mut arguments = json!({"path": name, "api": api});
+    if !select.is_null() {
+        arguments["select"] = select;
+    }
+    Layer7Export::new()
+        .apply(&context_in(twin, false, dir), arguments)
+        .await?;
+    Ok(dir.join(name))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use runsheet_engine::{Action, ActionError, Probe, StepContext};
+use runsheet_engine::{Action, Probe, StepContext};
 use runsheet_twin::kong::KongTwin;
 use serde_json::{Value, json};
 
@@ -14,7 +14,7 @@ use super::snapshot::KongSnapshot;
 use crate::artefact::sha256_hex;
 use super::sync::KongSync;
 use crate::kong::twin_tests::{client, context, control, count, twin};
-use crate::test_support::TestResult;
+use crate::test_support::{TestResult, message};
 
 /// A self-signed certificate for `names`: (cert PEM, key PEM).
 pub(super) fn certificate(names: &[&str]) -> TestResult<(String, String)> {
@@ -101,14 +101,6 @@ pub(super) fn find<'a>(list: &'a Value, field: &str, value: &str) -> TestResult<
     list.as_array()
         .and_then(|items| items.iter().find(|item| item[field] == json!(value)))
         .ok_or_else(|| format!("no entry with {field} = {value} in {list}").into())
-}
-
-/// The message of a failed step.
-pub(super) fn message<T: std::fmt::Debug>(outcome: Result<T, ActionError>) -> TestResult<String> {
-    match outcome {
-        Err(error) => Ok(error.to_string()),
-        Ok(value) => Err(format!("expected a failure, got {value:?}").into()),
-    }
 }
 
 #[tokio::test]

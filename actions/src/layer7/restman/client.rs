@@ -256,10 +256,8 @@ impl RestmanClient {
     /// bundles are merged, so the URL stays within what gateways accept.
     pub async fn export(&self, query: &ExportQuery) -> Result<Bundle, Layer7Error> {
         let mut parts = query.parts(EXPORT_IDS_PER_REQUEST).into_iter();
-        let mut bundle = match parts.next() {
-            Some(first) => self.export_part(&first).await?,
-            None => return self.export_part(query).await,
-        };
+        let first = parts.next().unwrap_or_else(|| query.clone());
+        let mut bundle = self.export_part(&first).await?;
         for part in parts {
             bundle.merge(self.export_part(&part).await?);
         }

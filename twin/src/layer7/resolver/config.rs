@@ -6,8 +6,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::kind::{
-    GraphmanKind, NameValueInput, folder_id, folder_path, parse, properties_from, properties_json,
-    text,
+    GraphmanKind, NameValueInput, find_by_name_or_guid, folder_id, folder_path, parse,
+    properties_from, properties_json, text,
 };
 use crate::layer7::graphman::Context;
 use crate::layer7::store::{
@@ -163,15 +163,7 @@ impl GraphmanKind for EncapsulatedAssertion {
     }
 
     fn find(store: &Store, input: &Value) -> Option<String> {
-        let by = |key: String| {
-            store
-                .find::<EncapsulatedAssertion>(&key)
-                .first()
-                .map(|stored| stored.id.clone())
-        };
-        text(input, "name")
-            .and_then(|name| by(format!("name={name}")))
-            .or_else(|| text(input, "guid").and_then(|guid| by(format!("guid={guid}"))))
+        find_by_name_or_guid::<Self>(store, input)
     }
 
     fn from_input(

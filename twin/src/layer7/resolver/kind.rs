@@ -114,6 +114,14 @@ pub(super) fn one<T: GraphmanKind>(store: &Store, input: &Value) -> Value {
         .map_or(Value::Null, |stored| to_json(stored, store))
 }
 
+/// The id of the entity of kind `T` whose natural key is `input`'s `name`, else its `guid`.
+pub(super) fn find_by_name_or_guid<T: Entity>(store: &Store, input: &Value) -> Option<String> {
+    let by = |key: String| store.find::<T>(&key).first().map(|stored| stored.id.clone());
+    text(input, "name")
+        .and_then(|name| by(format!("name={name}")))
+        .or_else(|| text(input, "guid").and_then(|guid| by(format!("guid={guid}"))))
+}
+
 /// String field `name` of `value`, when present and a string.
 pub(super) fn text(value: &Value, name: &str) -> Option<String> {
     value.get(name).and_then(Value::as_str).map(str::to_owned)
