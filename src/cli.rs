@@ -24,6 +24,18 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Output formats of `runsheet actions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ActionsFormat {
+    /// For people.
+    #[default]
+    Human,
+    /// One JSON document.
+    Json,
+    /// The Markdown action reference (docs/actions.md).
+    Markdown,
+}
+
 /// Graph formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum GraphFormatArg {
@@ -253,14 +265,17 @@ pub enum Command {
     },
     /// The action catalogue, or one action's arguments.
     #[command(
-        after_help = "Examples:\n  runsheet actions\n  runsheet actions kong.target\n  runsheet actions kong.target --output json"
+        after_help = "Examples:\n  runsheet actions\n  runsheet actions kong.target\n  runsheet actions kong.target --output json\n  runsheet actions --markdown > docs/actions.md"
     )]
     Actions {
         /// An action type.
         name: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
-        output: OutputFormat,
+        output: ActionsFormat,
+        /// The Markdown reference (the same as `--output markdown`).
+        #[arg(long, conflicts_with = "output")]
+        markdown: bool,
     },
     /// Run an emulator: a Kong or Layer7 twin, or a stand-in for a gateway node.
     #[command(

@@ -10,7 +10,7 @@ use runsheet_engine::run::executor::Mode;
 use runsheet_engine::{Diagnostics, Registry, format_schema};
 use serde_json::Value;
 
-use crate::cli::{Cli, Command, GraphFormatArg, InputArgs, OutputFormat, SchemaKind, TwinCommand};
+use crate::cli::{ActionsFormat, Cli, Command, GraphFormatArg, InputArgs, OutputFormat, SchemaKind, TwinCommand};
 use crate::exit::Exit;
 use crate::render::{emit, json_text, print_diagnostics, summary};
 
@@ -44,7 +44,14 @@ pub fn run(cli: Cli) -> Exit {
             }
         }
         Command::Graph { playbook, format } => graph(&registry, &playbook, format),
-        Command::Actions { name, output } => actions(&registry, name.as_deref(), output),
+        Command::Actions {
+            name,
+            output,
+            markdown,
+        } => {
+            let output = if markdown { ActionsFormat::Markdown } else { output };
+            actions(&registry, name.as_deref(), output)
+        }
         Command::Schema { kind } => schema(&registry, kind),
         Command::Run {
             playbook,
@@ -292,14 +299,15 @@ fn graph(registry: &Registry, playbook: &Path, format: GraphFormatArg) -> Exit {
     Exit::Success
 }
 
-fn actions(registry: &Registry, name: Option<&str>, output: OutputFormat) -> Exit {
+fn actions(registry: &Registry, name: Option<&str>, output: ActionsFormat) -> Exit {
     let Some(name) = name else {
         match output {
-            OutputFormat::Json => {
+            ActionsFormat::Json => {
                 let list: Vec<Value> = registry.iter().map(|a| action_json(a.as_ref())).collect();
                 emit(&json_text(&list));
             }
-            OutputFormat::Human => emit(&catalogue_human(registry)),
+            ActionsFormat::Human => emit(&catalogue_human(registry)),
+            ActionsFormat::Markdown => emit(&crate::action_reference::reference(registry)),
         }
         return Exit::Success;
     };
@@ -312,8 +320,9 @@ fn actions(registry: &Registry, name: Option<&str>, output: OutputFormat) -> Exi
         return Exit::Invalid;
     };
     match output {
-        OutputFormat::Json => emit(&json_text(&action_json(action.as_ref()))),
-        OutputFormat::Human => emit(&action_human(action.as_ref())),
+        ActionsFormat::Json => emit(&json_text(&action_json(action.as_ref()))),
+        ActionsFormat::Human => emit(&action_human(action.as_ref())),
+        ActionsFormat::Markdown => emit(&crate::action_reference::section(action.as_ref())),
     }
     Exit::Success
 }

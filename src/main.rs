@@ -1,6 +1,7 @@
 //! The runsheet command line: parses arguments, assembles the action registry,
 //! calls the engine and maps the outcome to an exit code.
 
+mod action_reference;
 mod cli;
 mod commands;
 mod execute;

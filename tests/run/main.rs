@@ -7,6 +7,7 @@
 #[path = "../support/apt_lab.rs"]
 mod apt_lab;
 mod crash;
+mod docs;
 mod faults;
 mod impact;
 mod kong;
