@@ -17,6 +17,7 @@ mod layer7_graphman;
 mod layer7_key_rotation;
 mod layer7_migration;
 mod layer7_nodes;
+mod restored_undo;
 mod ssh;
 #[path = "../support/sshd.rs"]
 mod sshd;

@@ -15,8 +15,7 @@ use super::rollback::Completed;
 use super::scope::End;
 use super::{Exec, Mode, PriorStep, lock};
 use crate::action::{
-    Action, ActionError, Applied, Change, EffectKind, Evaluate, NoEvaluator, Probe, StepContext,
-    StepTarget,
+    Action, ActionError, Applied, Change, EffectKind, Evaluate, Probe, StepContext, StepTarget,
 };
 use crate::model::{Step, StepKind};
 use crate::node::Node;
@@ -472,7 +471,8 @@ impl<'a> Exec<'a> {
             .target(step, action.as_ref(), scope)
             .map(|(target, _)| target)
             .unwrap_or_default();
-        let context = self.step_context(&instance.id, target, None, Arc::new(NoEvaluator));
+        // Its undo may render templates (a gateway's `secret()` token): the step's scope.
+        let context = self.step_context(&instance.id, target, None, self.evaluator(scope));
         let id = instance.id.clone();
         let call = Call {
             action,
