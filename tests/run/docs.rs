@@ -53,3 +53,22 @@ fn one_action_prints_as_its_markdown_section() -> TestResult {
     assert!(text.contains("Outputs: `status`, `headers`"), "{text}");
     Ok(())
 }
+
+#[test]
+fn the_docs_index_lists_every_page_in_docs() -> TestResult {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let index = std::fs::read_to_string(docs.join("README.md"))?;
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&docs)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") && name != "README.md" && !index.contains(&format!("]({name})")) {
+            missing.push(name);
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "docs/README.md does not list {missing:?}: add one line per page"
+    );
+    Ok(())
+}
