@@ -2,6 +2,7 @@
 //! calls the engine and maps the outcome to an exit code.
 
 mod cli;
+mod closure;
 mod commands;
 mod execute;
 mod exit;
