@@ -47,7 +47,7 @@ pub fn text(summary: &RunSummary) -> Option<String> {
     };
     let facts = &summary.facts;
     Some(format!(
-        "closure: {} in {}; {} step(s): {}; {writes} write(s) applied, {undo}\n  run {} ({} on {}, change {}); the full report: runsheet show {}, or --report markdown=FILE",
+        "closure: {} in {}; {} step(s): {}; {writes} write step(s) ran, {undo}\n  run {} ({} on {}, change {}); the full report: runsheet show {}, or --report markdown=FILE",
         outcome.describe(),
         duration(summary.elapsed_ms),
         summary.steps.len(),
@@ -115,7 +115,7 @@ mod tests {
         let text = text(&summary(Outcome::Succeeded)).unwrap_or_default();
         assert_eq!(
             text,
-            "closure: successful in 4.2 s; 4 step(s): 2 succeeded, 1 failed, 1 skipped; 1 write(s) applied, nothing undone\n  run R1 (kong-rolling-upgrade on lab, change none given); the full report: runsheet show R1, or --report markdown=FILE"
+            "closure: successful in 4.2 s; 4 step(s): 2 succeeded, 1 failed, 1 skipped; 1 write step(s) ran, nothing undone\n  run R1 (kong-rolling-upgrade on lab, change none given); the full report: runsheet show R1, or --report markdown=FILE"
         );
     }
 

@@ -151,6 +151,8 @@ impl KongLab {
         let seed_text =
             std::fs::read_to_string(lab.path().join("environments/lab-seed.yaml"))?;
         lab.write("environments/lab-seed.yaml", &seed(with_ports(seed_text)))?;
+        let over_ssh = std::fs::read_to_string(lab.path().join("environments/lab-ssh.yaml"))?;
+        lab.write("environments/lab-ssh.yaml", &with_ports(over_ssh))?;
         let environment = std::fs::read_to_string(lab.path().join("environments/lab.yaml"))?;
         if !environment.contains(EMBEDDED_KONG) {
             return Err("environments/lab.yaml changed: update tests/run/kong_lab.rs".into());

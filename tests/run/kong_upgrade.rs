@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::kong_lab::KongLab;
 use crate::lab::TestResult;
+use crate::sshd::SshLab;
 use crate::traffic::{Load, Tally};
 
 /// The rolling upgrade, as the lab runs it.
@@ -191,6 +192,79 @@ fn customers_of_the_proxy_see_no_failure_during_the_upgrade() -> TestResult {
     assert!(total.ok > 0, "the customers were answered");
     for n in 0..3 {
         assert_eq!(lab.reported(n)?, "3.9.1");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_ssh_lab_upgrades_the_nodes_with_commands_sent_over_ssh() -> TestResult {
+    let servers = SshLab::start(1)?;
+    let lab = KongLab::embedded(|text| text, |text| text)?;
+    let shipped = std::fs::read_to_string(lab.lab.path().join("environments/lab-ssh.yaml"))?;
+    let (checkout, ssh) = ("checkout: &checkout runsheet", "ssh: {connect_timeout: 10s}");
+    if !shipped.contains(checkout) || !shipped.contains(ssh) {
+        return Err("environments/lab-ssh.yaml changed: update this test's edits".into());
+    }
+    // The test's sshd: its port, key and known_hosts; the commands run in the lab's copy.
+    let environment = shipped
+        .replace(
+            checkout,
+            &format!("checkout: &checkout \"{}\"", lab.lab.path().display()),
+        )
+        .replace(
+            ssh,
+            &format!(
+                "ssh: {{port: {}, user: {}, identity: \"{}\", known_hosts: \"{}\", connect_timeout: 10s}}",
+                servers.servers[0].port,
+                servers.user(),
+                servers.client_key().display(),
+                servers.known_hosts().display()
+            ),
+        );
+    lab.lab.write("environments/lab-ssh.yaml", &environment)?;
+    let run = lab.runsheet(&[
+        "run",
+        "playbooks/kong-rolling-upgrade.yaml",
+        "--env",
+        "environments/lab-ssh.yaml",
+        "--set",
+        "target_version=3.9.1",
+        "--set",
+        FAST,
+    ])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    for n in 0..3 {
+        assert_eq!(lab.installed(n), "3.9.1", "node {n}'s version file");
+        assert_eq!(lab.reported(n)?, "3.9.1", "node {n} reports the new version");
+    }
+    let commands = servers.commands(0).join("\n");
+    for n in 1..=3 {
+        for command in [
+            format!("sh environments/lab-kong-node.sh stop .lab/kong/dp{n}"),
+            format!("sh environments/lab-kong-node.sh install .lab/kong/dp{n} 3.9.1"),
+        ] {
+            assert!(commands.contains(&command), "{command} went over ssh: {commands}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_shipped_lab_environments_validate_with_the_kong_lab_playbooks() -> TestResult {
+    let lab = crate::lab::Lab::new()?;
+    for environment in ["environments/lab.yaml", "environments/lab-ssh.yaml"] {
+        for playbook in [PLAYBOOK, "playbooks/lab/kong-nodes.yaml"] {
+            let mut command = lab.command(&[
+                "validate",
+                &format!("{}/{playbook}", crate::kong_lab::ROOT),
+                "--env",
+                &format!("{}/{environment}", crate::kong_lab::ROOT),
+            ]);
+            command.current_dir(crate::kong_lab::ROOT);
+            let run = lab.run_with(command)?;
+            assert_eq!(run.code, Some(0), "{playbook} on {environment}: {}", run.all());
+            assert!(run.all().contains("ok (0 errors, 0 warnings)"), "{}", run.all());
+        }
     }
     Ok(())
 }

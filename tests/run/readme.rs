@@ -57,7 +57,7 @@ fn the_readme_first_command_upgrades_the_lab_from_a_fresh_copy_twice() -> TestRe
         run.all()
     );
     // Per node: drain, stop, install, start, readmit.
-    assert!(run.stdout.contains("; 15 write(s) applied, nothing undone"), "{}", run.all());
+    assert!(run.stdout.contains("; 15 write step(s) ran, nothing undone"), "{}", run.all());
 
     let again = lab.runsheet(&args)?;
     assert_eq!(again.code, Some(0), "a second run: {}", again.all());
@@ -66,6 +66,6 @@ fn the_readme_first_command_upgrades_the_lab_from_a_fresh_copy_twice() -> TestRe
         "{}",
         again.all()
     );
-    assert!(again.stdout.contains("0 write(s) applied"), "{}", again.all());
+    assert!(again.stdout.contains("0 write step(s) ran"), "{}", again.all());
     Ok(())
 }
