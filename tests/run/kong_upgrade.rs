@@ -184,6 +184,7 @@ fn customers_of_the_proxy_see_no_failure_during_the_upgrade() -> TestResult {
     // The first command starts the nodes; the customers come once they serve.
     let nodes = lab.run("run", "playbooks/lab/kong-nodes.yaml", &[])?;
     assert_eq!(nodes.code, Some(0), "{}", nodes.all());
+    let before: Vec<_> = (0..3).map(|n| lab.pid(n)).collect();
     let load = Load::start(&orders, 4, Arc::new(|_| Some("none".to_owned())));
     let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
     let total = Tally::sum(&load.finish());
@@ -192,6 +193,9 @@ fn customers_of_the_proxy_see_no_failure_during_the_upgrade() -> TestResult {
     assert!(total.ok > 0, "the customers were answered");
     for n in 0..3 {
         assert_eq!(lab.reported(n)?, "3.9.1");
+        // Each node really went down and came back (a new process) while customers called.
+        let after = lab.pid(n);
+        assert!(after.is_some() && after != before[n], "node {n}: {:?} -> {after:?}", before[n]);
     }
     Ok(())
 }
@@ -266,5 +270,47 @@ fn the_shipped_lab_environments_validate_with_the_kong_lab_playbooks() -> TestRe
             assert!(run.all().contains("ok (0 errors, 0 warnings)"), "{}", run.all());
         }
     }
+    Ok(())
+}
+
+#[test]
+fn a_lab_node_that_cannot_start_is_named_with_its_log_and_nothing_runs() -> TestResult {
+    // dp2's address is not on this machine: its node exits at once.
+    let lab = KongLab::standalone(
+        |text| text.replacen("listen: \"127.0.0.1:", "listen: \"192.0.2.1:", 2).replacen(
+            "listen: \"192.0.2.1:",
+            "listen: \"127.0.0.1:",
+            1,
+        ),
+        |text| text,
+    )?;
+    let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
+    assert_eq!(run.code, Some(5), "refused to start: {}", run.all());
+    assert!(run.stderr.contains("error: host `dp2`: "), "{}", run.all());
+    assert!(
+        run.stderr.contains("did not become ready") && run.stderr.contains(".lab/kong/dp2/node.log"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stderr.contains("192.0.2.1"), "the log's end is shown: {}", run.all());
+    assert!(!run.stdout.contains("start   gateway"), "no step ran: {}", run.all());
+    assert_eq!(lab.twin()?.writes()?, 0);
+    Ok(())
+}
+
+#[test]
+fn a_lab_node_port_held_by_another_process_is_refused_by_name() -> TestResult {
+    let lab = KongLab::standalone(|text| text, |text| text)?;
+    let _squatter = std::net::TcpListener::bind(&lab.nodes.addresses[0])?;
+    let run = lab.run("plan", PLAYBOOK, &["target_version=3.9.1"])?;
+    assert_eq!(run.code, Some(5), "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "error: host `dp1`: {} is taken by another process, not the node of state directory .lab/kong/dp1",
+            lab.nodes.addresses[0]
+        )),
+        "{}",
+        run.all()
+    );
     Ok(())
 }
