@@ -31,7 +31,11 @@ pub fn text(summary: &RunSummary) -> Option<String> {
     let undo = match &summary.rollback {
         None => "nothing undone".to_owned(),
         Some(rollback) => {
-            let undone = rollback.steps.iter().filter(|u| u.status == "undone").count();
+            let undone = rollback
+                .steps
+                .iter()
+                .filter(|u| u.status == "undone")
+                .count();
             let failed = rollback.steps.len() - undone;
             let kept = rollback
                 .checkpoint
@@ -51,7 +55,11 @@ pub fn text(summary: &RunSummary) -> Option<String> {
         outcome.describe(),
         duration(summary.elapsed_ms),
         summary.steps.len(),
-        if counts.is_empty() { "none".to_owned() } else { counts.join(", ") },
+        if counts.is_empty() {
+            "none".to_owned()
+        } else {
+            counts.join(", ")
+        },
         facts.run,
         facts.playbook,
         facts.environment.as_deref().unwrap_or("no environment"),
@@ -65,7 +73,11 @@ fn duration(milliseconds: u64) -> String {
     match milliseconds {
         0..1_000 => format!("{milliseconds} ms"),
         1_000..60_000 => format!("{}.{} s", milliseconds / 1_000, milliseconds % 1_000 / 100),
-        _ => format!("{} min {} s", milliseconds / 60_000, milliseconds % 60_000 / 1_000),
+        _ => format!(
+            "{} min {} s",
+            milliseconds / 60_000,
+            milliseconds % 60_000 / 1_000
+        ),
     }
 }
 
@@ -140,7 +152,9 @@ mod tests {
         });
         let text = text(&rolled_back).unwrap_or_default();
         assert!(
-            text.contains("1 undone, 1 NOT undone, work up to checkpoint upgrade[dp1].node.upgraded kept"),
+            text.contains(
+                "1 undone, 1 NOT undone, work up to checkpoint upgrade[dp1].node.upgraded kept"
+            ),
             "{text}"
         );
     }

@@ -47,12 +47,10 @@ pub fn ensure(hosts: &[Host]) -> Result<(), (String, String)> {
 
 /// Starts `node` unless it runs: the new process's PID, or `None` when it was running.
 fn ensure_one(node: &TwinNode) -> Result<Option<u32>, String> {
-    let listen: SocketAddr = node.listen.parse().map_err(|e| {
-        format!(
-            "twin node listen `{}`: {e} (expected IP:PORT)",
-            node.listen
-        )
-    })?;
+    let listen: SocketAddr = node
+        .listen
+        .parse()
+        .map_err(|e| format!("twin node listen `{}`: {e} (expected IP:PORT)", node.listen))?;
     let dir = PathBuf::from(&node.state_dir);
     let log = dir.join(LOG_FILE);
     if let Some(pid) = running_pid(&dir) {
@@ -80,11 +78,8 @@ fn start(node: &TwinNode, dir: &Path, log: &Path, listen: SocketAddr) -> Result<
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find runsheet's own binary to start the node: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::fs::write(
-        dir.join(BINARY_FILE),
-        format!("{}\n", exe.display()),
-    )
-    .map_err(|e| format!("{}: {e}", dir.join(BINARY_FILE).display()))?;
+    std::fs::write(dir.join(BINARY_FILE), format!("{}\n", exe.display()))
+        .map_err(|e| format!("{}: {e}", dir.join(BINARY_FILE).display()))?;
     let output = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -95,7 +90,14 @@ fn start(node: &TwinNode, dir: &Path, log: &Path, listen: SocketAddr) -> Result<
         .map_err(|e| format!("{}: {e}", log.display()))?;
     let mut command = Command::new(&exe);
     command
-        .args(["twin", "node", "--listen", &node.listen, "--version", &node.version])
+        .args([
+            "twin",
+            "node",
+            "--listen",
+            &node.listen,
+            "--version",
+            &node.version,
+        ])
         .arg("--state-dir")
         .arg(dir)
         .stdin(Stdio::null())
@@ -242,7 +244,10 @@ mod tests {
         // PIDs above the kernel's maximum (4,194,304) never run.
         std::fs::write(dir.path().join(PID_FILE), "99999999\n")?;
         assert_eq!(running_pid(dir.path()), None);
-        std::fs::write(dir.path().join(PID_FILE), format!("{}\n", std::process::id()))?;
+        std::fs::write(
+            dir.path().join(PID_FILE),
+            format!("{}\n", std::process::id()),
+        )?;
         assert_eq!(running_pid(dir.path()), Some(std::process::id()));
         Ok(())
     }
@@ -255,7 +260,10 @@ mod tests {
             state_dir: "x".into(),
         };
         let error = ensure_one(&node).err().unwrap_or_default();
-        assert!(error.contains("`localhost`") && error.contains("IP:PORT"), "{error}");
+        assert!(
+            error.contains("`localhost`") && error.contains("IP:PORT"),
+            "{error}"
+        );
     }
 
     #[test]

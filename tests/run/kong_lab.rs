@@ -137,19 +137,27 @@ impl KongLab {
         seed: impl Fn(String) -> String,
     ) -> Outcome<KongLab> {
         let lab = Lab::new()?;
-        copy_tree(&Path::new(ROOT).join("environments"), &lab.path().join("environments"))?;
-        copy_tree(&Path::new(ROOT).join("playbooks"), &lab.path().join("playbooks"))?;
+        copy_tree(
+            &Path::new(ROOT).join("environments"),
+            &lab.path().join("environments"),
+        )?;
+        copy_tree(
+            &Path::new(ROOT).join("playbooks"),
+            &lab.path().join("playbooks"),
+        )?;
         let ports = node_ports()?;
         let with_ports = |text: String| {
             LAB_PORTS
                 .iter()
                 .zip(ports)
                 .fold(text, |text, (lab_port, port)| {
-                    text.replace(&format!("127.0.0.1:{lab_port}"), &format!("127.0.0.1:{port}"))
+                    text.replace(
+                        &format!("127.0.0.1:{lab_port}"),
+                        &format!("127.0.0.1:{port}"),
+                    )
                 })
         };
-        let seed_text =
-            std::fs::read_to_string(lab.path().join("environments/lab-seed.yaml"))?;
+        let seed_text = std::fs::read_to_string(lab.path().join("environments/lab-seed.yaml"))?;
         lab.write("environments/lab-seed.yaml", &seed(with_ports(seed_text)))?;
         let over_ssh = std::fs::read_to_string(lab.path().join("environments/lab-ssh.yaml"))?;
         lab.write("environments/lab-ssh.yaml", &with_ports(over_ssh))?;
@@ -176,7 +184,10 @@ impl KongLab {
             dirs: (1..=3)
                 .map(|n| lab.path().join(format!(".lab/kong/dp{n}")))
                 .collect(),
-            addresses: ports.iter().map(|port| format!("127.0.0.1:{port}")).collect(),
+            addresses: ports
+                .iter()
+                .map(|port| format!("127.0.0.1:{port}"))
+                .collect(),
         };
         Ok(KongLab { nodes, kong, lab })
     }

@@ -25,22 +25,40 @@ fn every_node_is_upgraded_back_into_rotation_and_a_second_run_changes_nothing() 
     assert_eq!(run.code, Some(0), "{}", run.all());
     for n in 0..3 {
         assert_eq!(lab.installed(n), "3.9.1", "node {n}'s version file");
-        assert_eq!(lab.reported(n)?, "3.9.1", "node {n} reports the new version");
+        assert_eq!(
+            lab.reported(n)?,
+            "3.9.1",
+            "node {n} reports the new version"
+        );
         let name = format!("dp{}", n + 1);
         assert!(
-            run.stdout.contains(&format!("{name} upgraded: Kong 3.9.0 -> 3.9.1, back in rotation")),
+            run.stdout.contains(&format!(
+                "{name} upgraded: Kong 3.9.0 -> 3.9.1, back in rotation"
+            )),
             "{}",
             run.all()
         );
-        assert!(run.stdout.contains(&format!("{name}: Kong 3.9.1")), "{}", run.all());
+        assert!(
+            run.stdout.contains(&format!("{name}: Kong 3.9.1")),
+            "{}",
+            run.all()
+        );
         assert!(
             run.stderr.contains(&format!("lab: started node {name}")),
             "runsheet started the node: {}",
             run.all()
         );
     }
-    assert_eq!(lab.weights()?, lab.full_weights(), "every node back in rotation");
-    assert!(run.stdout.contains("gateway state before the change: "), "{}", run.all());
+    assert_eq!(
+        lab.weights()?,
+        lab.full_weights(),
+        "every node back in rotation"
+    );
+    assert!(
+        run.stdout.contains("gateway state before the change: "),
+        "{}",
+        run.all()
+    );
     let writes = lab.twin()?.writes()?;
     assert_eq!(writes, 6, "a drain and a readmit per node");
 
@@ -56,9 +74,21 @@ fn every_node_is_upgraded_back_into_rotation_and_a_second_run_changes_nothing() 
             again.all()
         );
     }
-    assert!(!again.stderr.contains("lab: started node"), "{}", again.all());
-    assert_eq!(lab.twin()?.writes()?, writes, "the second run wrote nothing");
-    assert_eq!((0..3).map(|n| lab.pid(n)).collect::<Vec<_>>(), pids, "no node restarted");
+    assert!(
+        !again.stderr.contains("lab: started node"),
+        "{}",
+        again.all()
+    );
+    assert_eq!(
+        lab.twin()?.writes()?,
+        writes,
+        "the second run wrote nothing"
+    );
+    assert_eq!(
+        (0..3).map(|n| lab.pid(n)).collect::<Vec<_>>(),
+        pids,
+        "no node restarted"
+    );
     Ok(())
 }
 
@@ -87,21 +117,35 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
         "the failure is named with its cause: {}",
         run.all()
     );
-    for undone in [
-        "upgrade[dp2].node.stop",
-        "upgrade[dp2].node.drain",
-    ] {
-        assert!(run.stdout.contains(&format!("undone  {undone}")), "{undone}: {}", run.all());
+    for undone in ["upgrade[dp2].node.stop", "upgrade[dp2].node.drain"] {
+        assert!(
+            run.stdout.contains(&format!("undone  {undone}")),
+            "{undone}: {}",
+            run.all()
+        );
     }
     // dp1 finished its batch (a checkpoint): it keeps the new version.
-    assert_eq!((lab.installed(0), lab.reported(0)?), ("3.9.1".into(), "3.9.1".into()));
+    assert_eq!(
+        (lab.installed(0), lab.reported(0)?),
+        ("3.9.1".into(), "3.9.1".into())
+    );
     // dp2 is back on its previous version, running and back in rotation.
-    assert_eq!((lab.installed(1), lab.reported(1)?), ("3.9.0".into(), "3.9.0".into()));
+    assert_eq!(
+        (lab.installed(1), lab.reported(1)?),
+        ("3.9.0".into(), "3.9.0".into())
+    );
     assert!(lab.pid(1).is_some(), "dp2 runs again");
     // dp3 was never touched.
-    assert_eq!((lab.installed(2), lab.reported(2)?), ("3.9.0".into(), "3.9.0".into()));
+    assert_eq!(
+        (lab.installed(2), lab.reported(2)?),
+        ("3.9.0".into(), "3.9.0".into())
+    );
     assert_eq!(lab.weights()?, lab.full_weights(), "every node in rotation");
-    assert!(run.stdout.contains("dp2: Kong 3.9.0 (not 3.9.1)"), "{}", run.all());
+    assert!(
+        run.stdout.contains("dp2: Kong 3.9.0 (not 3.9.1)"),
+        "{}",
+        run.all()
+    );
     Ok(())
 }
 
@@ -111,7 +155,11 @@ fn a_plan_of_the_upgrade_writes_nothing() -> TestResult {
     let plan = lab.run("plan", PLAYBOOK, &["target_version=3.9.1", FAST])?;
     assert_eq!(plan.code, Some(0), "{}", plan.all());
     let pids: Vec<_> = (0..3).map(|n| lab.pid(n)).collect();
-    assert!(pids.iter().all(Option::is_some), "the plan started the nodes: {}", plan.all());
+    assert!(
+        pids.iter().all(Option::is_some),
+        "the plan started the nodes: {}",
+        plan.all()
+    );
     for (n, address) in lab.nodes.addresses.iter().enumerate() {
         assert!(
             plan.stdout.contains(&format!(
@@ -130,13 +178,29 @@ fn a_plan_of_the_upgrade_writes_nothing() -> TestResult {
             plan.all()
         );
     }
-    assert!(plan.stdout.contains("Nothing was changed: this is a plan."), "{}", plan.all());
-    assert_eq!(lab.twin()?.writes()?, 0, "a plan writes nothing to the gateway");
+    assert!(
+        plan.stdout.contains("Nothing was changed: this is a plan."),
+        "{}",
+        plan.all()
+    );
+    assert_eq!(
+        lab.twin()?.writes()?,
+        0,
+        "a plan writes nothing to the gateway"
+    );
     for n in 0..3 {
-        assert_eq!(lab.installed(n), "3.9.0", "node {n}'s version file is unchanged");
+        assert_eq!(
+            lab.installed(n),
+            "3.9.0",
+            "node {n}'s version file is unchanged"
+        );
         assert_eq!(lab.reported(n)?, "3.9.0");
     }
-    assert_eq!((0..3).map(|n| lab.pid(n)).collect::<Vec<_>>(), pids, "no node restarted");
+    assert_eq!(
+        (0..3).map(|n| lab.pid(n)).collect::<Vec<_>>(),
+        pids,
+        "no node restarted"
+    );
     Ok(())
 }
 
@@ -144,14 +208,25 @@ fn a_plan_of_the_upgrade_writes_nothing() -> TestResult {
 fn migrations_finish_waits_at_its_gate_until_approved() -> TestResult {
     let lab = KongLab::standalone(|text| text, |text| text)?;
     let log = lab.lab.path().join(".lab/kong/cp1/migrations.log");
-    let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST, "migrations=true"])?;
+    let run = lab.run(
+        "run",
+        PLAYBOOK,
+        &["target_version=3.9.1", FAST, "migrations=true"],
+    )?;
     assert_eq!(run.code, Some(4), "paused at the gate: {}", run.all());
     assert!(run.all().contains("migrations-finish"), "{}", run.all());
     let migrations = std::fs::read_to_string(&log)?;
     assert!(migrations.contains("kong migrations up"), "{migrations}");
-    assert!(!migrations.contains("finish"), "finish waits for approval: {migrations}");
+    assert!(
+        !migrations.contains("finish"),
+        "finish waits for approval: {migrations}"
+    );
     for n in 0..3 {
-        assert_eq!(lab.reported(n)?, "3.9.1", "the nodes are upgraded before the gate");
+        assert_eq!(
+            lab.reported(n)?,
+            "3.9.1",
+            "the nodes are upgraded before the gate"
+        );
     }
     let id = run.run_id().ok_or("no run id")?;
     let resumed = lab.runsheet(&["resume", &id, "--approve", "migrations-finish"])?;
@@ -162,7 +237,10 @@ fn migrations_finish_waits_at_its_gate_until_approved() -> TestResult {
         2,
         "up once, finish once: {migrations}"
     );
-    assert!(migrations.contains("kong migrations finish"), "{migrations}");
+    assert!(
+        migrations.contains("kong migrations finish"),
+        "{migrations}"
+    );
     Ok(())
 }
 
@@ -191,11 +269,14 @@ fn customers_of_the_proxy_see_no_failure_during_the_upgrade() -> TestResult {
     assert_eq!(run.code, Some(0), "{}", run.all());
     assert_eq!(total.failed(), 0, "failed requests: {:?}", total.failures);
     assert!(total.ok > 0, "the customers were answered");
-    for n in 0..3 {
+    for (n, before) in before.iter().enumerate() {
         assert_eq!(lab.reported(n)?, "3.9.1");
         // Each node really went down and came back (a new process) while customers called.
         let after = lab.pid(n);
-        assert!(after.is_some() && after != before[n], "node {n}: {:?} -> {after:?}", before[n]);
+        assert!(
+            after.is_some() && after != *before,
+            "node {n}: {before:?} -> {after:?}"
+        );
     }
     Ok(())
 }
@@ -205,7 +286,10 @@ fn the_ssh_lab_upgrades_the_nodes_with_commands_sent_over_ssh() -> TestResult {
     let servers = SshLab::start(1)?;
     let lab = KongLab::embedded(|text| text, |text| text)?;
     let shipped = std::fs::read_to_string(lab.lab.path().join("environments/lab-ssh.yaml"))?;
-    let (checkout, ssh) = ("checkout: &checkout runsheet", "ssh: {connect_timeout: 10s}");
+    let (checkout, ssh) = (
+        "checkout: &checkout runsheet",
+        "ssh: {connect_timeout: 10s}",
+    );
     if !shipped.contains(checkout) || !shipped.contains(ssh) {
         return Err("environments/lab-ssh.yaml changed: update this test's edits".into());
     }
@@ -239,7 +323,11 @@ fn the_ssh_lab_upgrades_the_nodes_with_commands_sent_over_ssh() -> TestResult {
     assert_eq!(run.code, Some(0), "{}", run.all());
     for n in 0..3 {
         assert_eq!(lab.installed(n), "3.9.1", "node {n}'s version file");
-        assert_eq!(lab.reported(n)?, "3.9.1", "node {n} reports the new version");
+        assert_eq!(
+            lab.reported(n)?,
+            "3.9.1",
+            "node {n} reports the new version"
+        );
     }
     let commands = servers.commands(0).join("\n");
     for n in 1..=3 {
@@ -247,7 +335,10 @@ fn the_ssh_lab_upgrades_the_nodes_with_commands_sent_over_ssh() -> TestResult {
             format!("sh environments/lab-kong-node.sh stop .lab/kong/dp{n}"),
             format!("sh environments/lab-kong-node.sh install .lab/kong/dp{n} 3.9.1"),
         ] {
-            assert!(commands.contains(&command), "{command} went over ssh: {commands}");
+            assert!(
+                commands.contains(&command),
+                "{command} went over ssh: {commands}"
+            );
         }
     }
     Ok(())
@@ -266,8 +357,17 @@ fn the_shipped_lab_environments_validate_with_the_kong_lab_playbooks() -> TestRe
             ]);
             command.current_dir(crate::kong_lab::ROOT);
             let run = lab.run_with(command)?;
-            assert_eq!(run.code, Some(0), "{playbook} on {environment}: {}", run.all());
-            assert!(run.all().contains("ok (0 errors, 0 warnings)"), "{}", run.all());
+            assert_eq!(
+                run.code,
+                Some(0),
+                "{playbook} on {environment}: {}",
+                run.all()
+            );
+            assert!(
+                run.all().contains("ok (0 errors, 0 warnings)"),
+                "{}",
+                run.all()
+            );
         }
     }
     Ok(())
@@ -277,23 +377,31 @@ fn the_shipped_lab_environments_validate_with_the_kong_lab_playbooks() -> TestRe
 fn a_lab_node_that_cannot_start_is_named_with_its_log_and_nothing_runs() -> TestResult {
     // dp2's address is not on this machine: its node exits at once.
     let lab = KongLab::standalone(
-        |text| text.replacen("listen: \"127.0.0.1:", "listen: \"192.0.2.1:", 2).replacen(
-            "listen: \"192.0.2.1:",
-            "listen: \"127.0.0.1:",
-            1,
-        ),
+        |text| {
+            text.replacen("listen: \"127.0.0.1:", "listen: \"192.0.2.1:", 2)
+                .replacen("listen: \"192.0.2.1:", "listen: \"127.0.0.1:", 1)
+        },
         |text| text,
     )?;
     let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
     assert_eq!(run.code, Some(5), "refused to start: {}", run.all());
     assert!(run.stderr.contains("error: host `dp2`: "), "{}", run.all());
     assert!(
-        run.stderr.contains("did not become ready") && run.stderr.contains(".lab/kong/dp2/node.log"),
+        run.stderr.contains("did not become ready")
+            && run.stderr.contains(".lab/kong/dp2/node.log"),
         "{}",
         run.all()
     );
-    assert!(run.stderr.contains("192.0.2.1"), "the log's end is shown: {}", run.all());
-    assert!(!run.stdout.contains("start   gateway"), "no step ran: {}", run.all());
+    assert!(
+        run.stderr.contains("192.0.2.1"),
+        "the log's end is shown: {}",
+        run.all()
+    );
+    assert!(
+        !run.stdout.contains("start   gateway"),
+        "no step ran: {}",
+        run.all()
+    );
     assert_eq!(lab.twin()?.writes()?, 0);
     Ok(())
 }

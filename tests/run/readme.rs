@@ -46,26 +46,46 @@ fn the_readme_first_command_upgrades_the_lab_from_a_fresh_copy_twice() -> TestRe
     assert_eq!(run.code, Some(0), "{}", run.all());
     for n in 0..3 {
         assert_eq!(lab.installed(n), "3.9.1", "node {n}'s version file");
-        assert_eq!(lab.reported(n)?, "3.9.1", "node {n} reports the new version");
+        assert_eq!(
+            lab.reported(n)?,
+            "3.9.1",
+            "node {n} reports the new version"
+        );
     }
-    assert!(run.stdout.contains("dp2 upgraded: Kong 3.9.0 -> 3.9.1"), "{}", run.all());
+    assert!(
+        run.stdout.contains("dp2 upgraded: Kong 3.9.0 -> 3.9.1"),
+        "{}",
+        run.all()
+    );
     // The run ends with its closure summary.
     let last = run.stdout.lines().rev().take(2).collect::<Vec<_>>();
     assert!(
-        last.iter().any(|line| line.starts_with("closure: successful in ")),
+        last.iter()
+            .any(|line| line.starts_with("closure: successful in ")),
         "the closure summary ends the output: {}",
         run.all()
     );
     // Per node: drain, stop, install, start, readmit.
-    assert!(run.stdout.contains("; 15 write step(s) ran, nothing undone"), "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("; 15 write step(s) ran, nothing undone"),
+        "{}",
+        run.all()
+    );
 
     let again = lab.runsheet(&args)?;
     assert_eq!(again.code, Some(0), "a second run: {}", again.all());
     assert!(
-        again.stdout.contains("dp3 already runs Kong 3.9.1: left as it is"),
+        again
+            .stdout
+            .contains("dp3 already runs Kong 3.9.1: left as it is"),
         "{}",
         again.all()
     );
-    assert!(again.stdout.contains("0 write step(s) ran"), "{}", again.all());
+    assert!(
+        again.stdout.contains("0 write step(s) ran"),
+        "{}",
+        again.all()
+    );
     Ok(())
 }

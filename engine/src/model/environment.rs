@@ -313,7 +313,7 @@ pub struct Host {
     pub ssh: std::sync::Arc<HostSsh>,
     /// The node stand-in runsheet keeps running for it, if any.
     #[serde(skip)]
-    pub twin_node: Option<TwinNode>,
+    pub twin_node: Option<Box<TwinNode>>,
 }
 
 /// The SSH settings of one host, merged and with paths made absolute.
