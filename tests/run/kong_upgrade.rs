@@ -146,6 +146,59 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
         "{}",
         run.all()
     );
+
+    // The repository is fixed: the run resumes from its checkpoint and finishes.
+    lab.lab.write(
+        "environments/broken-install.sh",
+        "exec sh environments/lab-kong-node.sh install \"$@\"\n",
+    )?;
+    let id = run.run_id().ok_or("no run id")?;
+    let resumed = lab.runsheet(&["resume", &id])?;
+    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    for n in 0..3 {
+        assert_eq!(lab.reported(n)?, "3.9.1", "node {n} after the resume");
+    }
+    assert!(
+        !resumed
+            .stdout
+            .contains("upgrade[dp1].node.drain (kong.target"),
+        "dp1, done before the checkpoint, is not upgraded again: {}",
+        resumed.all()
+    );
+    assert_eq!(lab.weights()?, lab.full_weights(), "every node in rotation");
+    Ok(())
+}
+
+#[test]
+fn a_gateway_refusing_the_readmit_rolls_the_upgraded_node_back_to_its_version() -> TestResult {
+    let lab = KongLab::standalone(|text| text, |text| text)?;
+    // The gateway's writes: dp1's drain and readmit, dp2's drain, then dp2's readmit fails.
+    let (status, body) = crate::traffic::post(
+        &format!("{}/_twin/faults", lab.twin()?.admin_url),
+        r#"{"fail_nth_write": 4, "status": 500}"#,
+    )?;
+    assert!((200..300).contains(&status), "fault: {status} {body}");
+    let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
+    assert_eq!(run.code, Some(1), "failed and rolled back: {}", run.all());
+    assert!(
+        run.stdout.contains("FAILED  upgrade[dp2].node.readmit"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout
+            .contains("undone  upgrade[dp2].node.stop (ran `reinstall-previous`"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(lab.reported(0)?, "3.9.1", "dp1 keeps the new version");
+    assert_eq!(
+        (lab.installed(1), lab.reported(1)?),
+        ("3.9.0".into(), "3.9.0".into()),
+        "dp2 was upgraded and started, then put back on 3.9.0"
+    );
+    assert_eq!(lab.reported(2)?, "3.9.0", "dp3 untouched");
+    assert_eq!(lab.weights()?, lab.full_weights(), "every node in rotation");
     Ok(())
 }
 
