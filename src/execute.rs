@@ -167,13 +167,15 @@ fn report_specs(args: &RunArgs) -> Result<Vec<(report::ReportFormat, PathBuf)>, 
         .collect()
 }
 
-/// Runs the executor with signal handling and writes the reports.
+/// Runs the executor with signal handling and writes the reports; with `closure`, prints
+/// the closure summary once the run has ended.
 async fn drive(
     checked: &Checked,
     registry: &Registry,
     options: RunOptions,
     reports: &[(report::ReportFormat, PathBuf)],
     facts: RunFacts,
+    closure: bool,
 ) -> (RunResult, bool) {
     let recorder = Arc::new(Recorder::new(facts));
     let mut options = options;
@@ -203,6 +205,9 @@ async fn drive(
     let result = execute(checked, registry, options, control).await;
     listener.abort();
     let summary = recorder.summary();
+    if closure && let Some(text) = crate::closure::text(&summary) {
+        println!("{text}");
+    }
     let mut reports_ok = true;
     for (format, path) in reports {
         if let Err(e) = report::write(*format, &summary, path) {
@@ -246,7 +251,7 @@ pub fn plan(
     };
     let options = dry_options(playbook, observers);
     let facts = facts(&checked, playbook, "plan", None, None, true);
-    let (result, _) = runtime.block_on(drive(&checked, registry, options, &[], facts));
+    let (result, _) = runtime.block_on(drive(&checked, registry, options, &[], facts, false));
     let saved = saved_plan(&checked, &result);
     match output {
         OutputFormat::Json => emit(&json_text(&saved)),
@@ -522,7 +527,7 @@ pub fn run(
     if dry_run {
         let options = dry_options(playbook, observers(args));
         let facts = facts(&checked, playbook, "dry-run", change.change_id.clone(), change.window.clone(), true);
-        let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
+        let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, args.log_format == LogFormat::Text));
         return finish_exit(result.outcome, reports_ok);
     }
     let (change_id, window) = match change_management(&checked, change) {
@@ -545,7 +550,7 @@ pub fn run(
         };
         let options = dry_options(playbook, Vec::new());
         let fresh_facts = facts(&checked, playbook, "plan-check", None, None, true);
-        let (fresh, _) = runtime.block_on(drive(&checked, registry, options, &[], fresh_facts));
+        let (fresh, _) = runtime.block_on(drive(&checked, registry, options, &[], fresh_facts, false));
         let fresh = saved_plan(&checked, &fresh);
         let problems = stale_plan(&saved, &fresh);
         if !problems.is_empty() {
@@ -659,7 +664,7 @@ pub fn run(
         change_id: change_id.clone(),
     };
     let facts = facts(&checked, playbook, &run_id, change_id, window.map(|w| w.to_string()), false);
-    let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
+    let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, args.log_format == LogFormat::Text));
     save_twins(&twins, &state.run_dir(&run_id).join("twins"));
     conclude(&state, record, held, &result, &run_id);
     finish_exit(result.outcome, reports_ok)
@@ -990,7 +995,7 @@ pub fn resume(
         change_id: record.change_id.clone(),
     };
     let facts = facts(&checked, &playbook, run_id, record.change_id.clone(), record.window.clone(), false);
-    let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts));
+    let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, args.log_format == LogFormat::Text));
     save_twins(&twins, &twins_dir);
     conclude(&state, record, held, &result, run_id);
     if mode == Mode::Rollback && result.outcome == Outcome::RolledBack && reports_ok {

@@ -3,6 +3,7 @@
 
 mod action_reference;
 mod cli;
+mod closure;
 mod commands;
 mod execute;
 mod exit;

@@ -1,6 +1,7 @@
 //! `runsheet twin`: emulators served standalone, and twins embedded in an environment's gateways.
 
 mod layer7;
+mod nodes;
 
 use std::path::Path;
 
@@ -48,7 +49,8 @@ impl Embedded {
 
 /// Starts a twin for every gateway of the environment that declares `twin:`, and points the
 /// gateway's URLs at it. A twin starts from the state saved in `saved` when there is one
-/// (a resumed run), else from its seed.
+/// (a resumed run), else from its seed. Before that, starts the node stand-in of every host
+/// that declares `twin: {node: ...}` and whose node is not running (left running after).
 pub fn embed(
     runtime: &tokio::runtime::Runtime,
     mut checked: Checked,
@@ -58,6 +60,10 @@ pub fn embed(
     let Some((file, environment)) = checked.environment.as_mut() else {
         return Ok((checked, embedded));
     };
+    nodes::ensure(&environment.hosts).map_err(|(host, message)| {
+        eprintln!("error: host `{host}`: {message}");
+        Exit::Refused
+    })?;
     let base = Path::new(&file.name)
         .parent()
         .map(Path::to_path_buf)

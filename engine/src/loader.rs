@@ -689,6 +689,7 @@ impl<'f> Reader<'f> {
                 .map(|(k, v)| (k.value.clone(), v.to_json()))
                 .collect(),
             ssh,
+            twin_node: doc.twin.as_ref().map(|twin| Box::new(twin.node.clone())),
         })
     }
 }

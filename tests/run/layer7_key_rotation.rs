@@ -22,10 +22,21 @@ fn repository(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// A copy of the lab's environments in `lab`, without the Kong data-plane nodes (runsheet
+/// would start them; this playbook does not use them).
+fn lab_environment(lab: &Lab) -> std::io::Result<PathBuf> {
+    let copy = lab.path().join("environments");
+    crate::kong_lab::copy_tree(&repository("environments"), &copy)?;
+    let path = copy.join("lab.yaml");
+    let text = std::fs::read_to_string(&path)?;
+    std::fs::write(&path, crate::kong_lab::without_kong_nodes(&text))?;
+    Ok(path)
+}
+
 /// Runs `runsheet VERB` of the playbook against the lab environment with `sets`.
 fn playbook(lab: &Lab, verb: &str, sets: &[&str]) -> std::io::Result<Run> {
     let playbook = repository("playbooks/layer7-key-rotation.yaml");
-    let environment = repository("environments/lab.yaml");
+    let environment = lab_environment(lab)?;
     let mut args = vec![
         verb.to_owned(),
         playbook.display().to_string(),

@@ -115,15 +115,16 @@ impl NodeLab {
                 })
         };
         let kong_seed =
-            std::fs::read_to_string(Path::new(ROOT).join("environments/lab-kong.yaml"))?;
-        lab.write("environments/lab-kong.yaml", &with_ports(kong_seed))?;
-        let kong = TwinProcess::start(&lab, "environments/lab-kong.yaml")?;
+            std::fs::read_to_string(Path::new(ROOT).join("environments/lab-seed.yaml"))?;
+        lab.write("environments/lab-seed.yaml", &with_ports(kong_seed))?;
+        let kong = TwinProcess::start(&lab, "environments/lab-seed.yaml")?;
         let environment = std::fs::read_to_string(Path::new(ROOT).join("environments/lab.yaml"))?;
-        let embedded = "kong: {type: kong, twin: {seed: lab-kong.yaml, control: true}}";
+        let embedded = crate::kong_lab::EMBEDDED_KONG;
         if !environment.contains(embedded) || !environment.contains("target/release/runsheet") {
             return Err("environments/lab.yaml changed: update this test's edits".into());
         }
-        let environment = with_ports(environment)
+        // The Kong data-plane nodes are not these tests' (runsheet would start them).
+        let environment = crate::kong_lab::without_kong_nodes(&with_ports(environment))
             .replace(
                 embedded,
                 &format!(

@@ -12,11 +12,14 @@ mod faults;
 mod impact;
 mod kong;
 mod kong_entity;
+mod kong_lab;
+mod kong_upgrade;
 mod lab;
 mod layer7_graphman;
 mod layer7_key_rotation;
 mod layer7_migration;
 mod layer7_nodes;
+mod readme;
 mod restored_undo;
 mod ssh;
 #[path = "../support/sshd.rs"]

@@ -22,6 +22,7 @@ pub(crate) fn local_step(dry_run: bool) -> StepContext {
         groups: Vec::new(),
         vars: serde_json::Map::new(),
         ssh: Default::default(),
+        twin_node: None,
     });
     context
 }

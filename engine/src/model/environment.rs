@@ -65,6 +65,29 @@ pub struct HostDoc {
     /// SSH settings for this host only.
     #[serde(default)]
     pub ssh: Option<SshSettings>,
+    /// A stand-in process runsheet keeps running for this host (the lab's data-plane nodes).
+    #[serde(default)]
+    pub twin: Option<HostTwinSettings>,
+}
+
+/// Stand-ins runsheet starts for a host before a command uses the environment.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostTwinSettings {
+    /// A Kong data-plane node stand-in (`runsheet twin node`), started when not running.
+    pub node: TwinNode,
+}
+
+/// A `runsheet twin node` process kept running for a host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwinNode {
+    /// Address it serves on, `IP:PORT` (its status API, root JSON and traffic).
+    pub listen: String,
+    /// Version written to its state directory on its first start.
+    pub version: String,
+    /// Its state directory (version, PID file, log), relative to runsheet's working directory.
+    pub state_dir: String,
 }
 
 /// How runsheet reaches a host.
@@ -288,6 +311,9 @@ pub struct Host {
     /// How to reach it over SSH: the environment's `ssh:` with the host's overrides.
     #[serde(skip)]
     pub ssh: std::sync::Arc<HostSsh>,
+    /// The node stand-in runsheet keeps running for it, if any.
+    #[serde(skip)]
+    pub twin_node: Option<Box<TwinNode>>,
 }
 
 /// The SSH settings of one host, merged and with paths made absolute.

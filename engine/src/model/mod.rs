@@ -8,7 +8,8 @@ mod template_text;
 pub use duration::{Duration, DurationError};
 pub use environment::{
     ChangeSettings, Environment, EnvironmentDoc, Gateway, Host, HostDoc, HostSsh, KongGatewayDoc,
-    Layer7GatewayDoc, SshSettings, Target, TlsSettings, Transport, TwinSettings,
+    HostTwinSettings, Layer7GatewayDoc, SshSettings, Target, TlsSettings, Transport, TwinNode,
+    TwinSettings,
 };
 pub use playbook::{
     DEFAULT_CONCURRENCY, FORMAT_VERSION, InputSpec, InputType, Needs, Playbook, PlaybookDoc,
