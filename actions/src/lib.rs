@@ -69,6 +69,7 @@ mod tests {
         ("kong.sync", "W I U"),
         ("kong.key_rotate", "W U"),
         ("kong.cert_rotate", "W U"),
+        ("kong.certificate_check", "R"),
         ("layer7.ping", "R"),
         ("layer7.export", "R"),
         ("layer7.import", "W U"),
