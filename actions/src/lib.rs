@@ -67,6 +67,7 @@ mod tests {
         ("kong.wait_healthy", "R"),
         ("kong.snapshot", "R"),
         ("kong.sync", "W I U"),
+        ("kong.diff", "R"),
         ("kong.key_rotate", "W U"),
         ("kong.cert_rotate", "W U"),
         ("kong.certificate_check", "R"),

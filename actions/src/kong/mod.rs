@@ -228,6 +228,7 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(wait_healthy::KongWaitHealthy::new())?;
     registry.register(declarative::snapshot::KongSnapshot::new())?;
     registry.register(declarative::sync::KongSync::new())?;
+    registry.register(declarative::diff_step::KongDiff::new())?;
     registry.register(key_rotate::KongKeyRotate::new())?;
     registry.register(cert_rotate::KongCertRotate::new())?;
     registry.register(certificate_check_action::KongCertificateCheck::new())?;

@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod diff;
+pub mod diff_step;
 pub mod dump;
 pub mod file;
 pub mod render;
