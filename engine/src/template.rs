@@ -172,6 +172,7 @@ impl Templates {
         env.add_filter("to_json", to_json);
         env.add_filter("b64encode", b64encode);
         env.add_filter("timestamp", timestamp);
+        env.add_filter("seconds", seconds);
         Self {
             env,
             analyses: std::sync::Mutex::default(),
@@ -404,6 +405,17 @@ fn timestamp(value: String) -> Result<i64, minijinja::Error> {
         })
 }
 
+/// A duration (`90s`, `1h30m`, `500ms`) as whole seconds (rounded down), so that a
+/// duration input compares with a difference of [`timestamp`]s.
+fn seconds(value: String) -> Result<u64, minijinja::Error> {
+    value
+        .parse::<crate::model::Duration>()
+        .map(|duration| duration.0.as_secs())
+        .map_err(|error| {
+            minijinja::Error::new(ErrorKind::InvalidOperation, format!("seconds: {error}"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +489,8 @@ mod tests {
             json!(60)
         );
         assert!(t.render("{{ 'tomorrow' | timestamp }}", &json!({})).is_err());
+        assert_eq!(t.render("{{ '1h30m' | seconds }}", &json!({}))?, json!(5400));
+        assert!(t.render("{{ 'soon' | seconds }}", &json!({})).is_err());
         assert_eq!(
             t.render("{{ {'a': 1} | to_json }}", &json!({}))?,
             json!("{\"a\":1}")
