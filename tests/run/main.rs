@@ -11,6 +11,7 @@ mod faults;
 mod impact;
 mod kong;
 mod kong_entity;
+mod kong_playbooks;
 mod lab;
 mod layer7_graphman;
 mod layer7_key_rotation;

@@ -30,6 +30,7 @@ pub const OUTPUTS: &[&str] = &[
     "snis",
     "current_certificate_id",
     "current_fingerprint_sha256",
+    "current_certificate_pem",
 ];
 
 /// Arguments of `kong.certificate_check`.
@@ -186,5 +187,24 @@ fn outputs(
             .and_then(|current| current.leaf.as_deref())
             .map_or(Value::Null, |leaf| Value::from(sha256_hex(leaf))),
     );
+    outputs.insert(
+        "current_certificate_pem".to_owned(),
+        current
+            .and_then(|current| current.leaf.as_deref())
+            .map_or(Value::Null, |leaf| Value::from(pem_of(leaf))),
+    );
     outputs
+}
+
+/// A DER certificate as PEM text (public: the certificate, never a key).
+fn pem_of(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in text.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
