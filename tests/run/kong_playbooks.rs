@@ -47,6 +47,16 @@ impl KongLab {
         certificate: (&str, &str),
         refused: &[Option<&str>],
     ) -> Outcome<KongLab> {
+        Self::open_with_sni(version, certificate, "shop.test", refused)
+    }
+
+    /// [`KongLab::open`] with the certificate served for SNI `sni`.
+    pub fn open_with_sni(
+        version: &str,
+        certificate: (&str, &str),
+        sni: &str,
+        refused: &[Option<&str>],
+    ) -> Outcome<KongLab> {
         let lab = Lab::new()?;
         let mut nodes = Vec::new();
         for n in 1..=3 {
@@ -74,7 +84,7 @@ impl KongLab {
         lab.write(
             "seed.yaml",
             &format!(
-                "_format_version: '3.0'\nservices:\n{}{}{}consumers:\n  - username: alice\n    keyauth_credentials:\n      - {{key: {ALICE_KEY}}}\n  - username: bob\n    keyauth_credentials:\n      - {{key: bob-key-77aa01}}\nupstreams:\n  - name: core\n    targets:\n{targets}certificates:\n  - cert: |\n{}    key: |\n{}    snis:\n      - {{name: shop.test}}\n",
+                "_format_version: '3.0'\nservices:\n{}{}{}consumers:\n  - username: alice\n    keyauth_credentials:\n      - {{key: {ALICE_KEY}}}\n  - username: bob\n    keyauth_credentials:\n      - {{key: bob-key-77aa01}}\nupstreams:\n  - name: core\n    targets:\n{targets}certificates:\n  - cert: |\n{}    key: |\n{}    snis:\n      - {{name: {sni}}}\n",
                 service("orders", true),
                 service("payments", true),
                 service("inventory", false),

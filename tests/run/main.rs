@@ -12,6 +12,7 @@ mod impact;
 mod kong;
 mod kong_entity;
 mod kong_playbooks;
+mod kong_rotations;
 mod lab;
 mod layer7_graphman;
 mod layer7_key_rotation;
