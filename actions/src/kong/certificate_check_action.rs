@@ -208,3 +208,82 @@ fn pem_of(der: &[u8]) -> String {
     pem.push_str("-----END CERTIFICATE-----\n");
     pem
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::kong::declarative::tests::{certificate, seed, step, writes};
+    use crate::kong::twin_tests::twin;
+    use crate::test_support::TestResult;
+
+    #[tokio::test]
+    async fn reports_the_new_and_current_certificates_and_refuses_what_would_fail() -> TestResult {
+        let twin = twin().await?;
+        let (current, _) = seed(&twin)?;
+        let dir = tempfile::tempdir()?;
+        let context = step(&twin, false, dir.path());
+        let (cert, key) = certificate(&["a.test", "b.test"])?;
+        let check = KongCertificateCheck::new();
+
+        let applied = check
+            .apply(
+                &context,
+                json!({"cert": cert, "key": key, "certificate": "a.test"}),
+            )
+            .await?;
+        let outputs = &applied.outputs;
+        assert_eq!(outputs["snis"], json!(["a.test", "b.test"]));
+        assert_eq!(
+            outputs["fingerprint_sha256"].as_str().map(str::len),
+            Some(64)
+        );
+        assert_ne!(
+            outputs["fingerprint_sha256"],
+            outputs["current_fingerprint_sha256"]
+        );
+        assert!(
+            outputs["serial"].as_str().is_some_and(|s| s.contains(':')),
+            "{}",
+            outputs["serial"]
+        );
+        let current_pem = outputs["current_certificate_pem"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(
+            super::super::certificate_check::leaf_der(current_pem),
+            super::super::certificate_check::leaf_der(&current)
+        );
+        assert_eq!(applied.secrets, vec![key.clone()]);
+        assert_eq!(outputs.len(), OUTPUTS.len());
+
+        let (other_cert, other_key) = certificate(&["a.test"])?;
+        for (arguments, expected) in [
+            (
+                json!({"cert": cert, "key": other_key, "snis": ["a.test"]}),
+                "does not match",
+            ),
+            (
+                json!({"cert": other_cert, "key": other_key, "certificate": "a.test"}),
+                "does not cover SNI b.test",
+            ),
+            (
+                json!({"cert": cert, "key": key, "snis": ["c.test"], "certificate": "a.test"}),
+                "not attached",
+            ),
+            (json!({"cert": cert, "key": key}), "give `snis`"),
+        ] {
+            let error = check
+                .apply(&context, arguments)
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains("PRIVATE KEY"), "{error}");
+        }
+        assert_eq!(writes(&twin).await?, 0);
+        Ok(())
+    }
+}

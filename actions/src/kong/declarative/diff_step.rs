@@ -69,3 +69,58 @@ impl Action for KongDiff {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::kong::declarative::tests::{seed, step, writes};
+    use crate::kong::twin_tests::twin;
+    use crate::test_support::TestResult;
+
+    #[tokio::test]
+    async fn shows_the_sync_plan_and_writes_nothing() -> TestResult {
+        let twin = twin().await?;
+        seed(&twin)?;
+        let dir = tempfile::tempdir()?;
+        std::fs::write(
+            dir.path().join("desired.yaml"),
+            "_format_version: \"3.0\"\nservices:\n- name: billing\n  host: billing-v2.internal\n- name: search\n  url: http://search.internal:9200\n",
+        )?;
+        let live = step(&twin, false, dir.path());
+        let arguments = json!({"state": "desired.yaml"});
+        let applied = KongDiff::new().apply(&live, arguments.clone()).await?;
+        assert_eq!(applied.outputs["created"], json!(1));
+        assert_eq!(applied.outputs["updated"], json!(1));
+        assert_eq!(applied.outputs["deleted"], json!(0));
+        assert_eq!(applied.outputs["in_sync"], json!(false));
+        assert_eq!(
+            applied.outputs["summary"],
+            json!("sync with desired.yaml: 1 to create, 1 to update, 0 to delete")
+        );
+        let change = applied.change.ok_or("no change")?;
+        assert!(
+            change
+                .after
+                .unwrap_or_default()
+                .contains("host: billing-v2.internal"),
+            "the diff shows the field"
+        );
+        assert_eq!(writes(&twin).await?, 0, "a diff writes nothing");
+
+        crate::kong::declarative::sync::KongSync::new()
+            .apply(&live, arguments.clone())
+            .await?;
+        let after = KongDiff::new().apply(&live, arguments).await?;
+        assert_eq!(after.outputs["in_sync"], json!(true));
+        assert!(
+            after.outputs["summary"]
+                .as_str()
+                .is_some_and(|summary| summary.ends_with("no change")),
+            "{}",
+            after.outputs["summary"]
+        );
+        Ok(())
+    }
+}

@@ -29,7 +29,7 @@ pub mod yaml;
 #[cfg(test)]
 mod review_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::KongEntityKind;
 use super::kinds::KINDS;
