@@ -16,9 +16,18 @@ use crate::traffic::{Load, Outcome, Tally, get, request};
 
 /// An RFC 3339 time `seconds` from now, whole seconds.
 fn in_seconds(seconds: i64) -> String {
-    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + seconds)
-        .map(|time| time.to_string())
-        .unwrap_or_default()
+    at_seconds(seconds).0
+}
+
+/// An RFC 3339 time `seconds` from now, whole seconds, and the [`Instant`] it falls at.
+fn at_seconds(seconds: i64) -> (String, Instant) {
+    let now = jiff::Timestamp::now();
+    let at = jiff::Timestamp::from_second(now.as_second() + seconds).unwrap_or(now);
+    let ahead = u64::try_from(at.as_millisecond() - now.as_millisecond()).unwrap_or(0);
+    (
+        at.to_string(),
+        Instant::now() + Duration::from_millis(ahead),
+    )
 }
 
 /// alice's key-auth keys on the gateway: (key, ttl).
@@ -64,9 +73,9 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
     let lab = KongLab::open("3.9.0", (&cert, &key), &[])?;
     let store = Arc::new(KvServer::start()?);
     let publish = format!("publish_url={}/kv/alice", store.url);
-    let enforcement_in = 5;
     let deprecation = format!("deprecation_date={}", in_seconds(1));
-    let enforcement = format!("enforcement_date={}", in_seconds(enforcement_in));
+    let (enforcement, enforced_at) = at_seconds(5);
+    let enforcement = format!("enforcement_date={enforcement}");
     let dates = [
         "--set",
         deprecation.as_str(),
@@ -109,8 +118,6 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
             _ => Some(ALICE_KEY.to_owned()),
         }
     };
-    let started = Instant::now();
-    let enforced_at = started + Duration::from_secs(enforcement_in as u64);
     let load = Load::start(&lab.url("/orders"), 6, Arc::new(choice));
     let run = rotate(&lab, "run", &dates)?;
     std::thread::sleep(
