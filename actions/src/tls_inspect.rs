@@ -30,6 +30,8 @@ pub const OUTPUTS: &[&str] = &[
     "days_left",
     "protocol",
     "cipher",
+    "fingerprint_sha256",
+    "serial",
 ];
 
 /// The `tls.inspect` action.
@@ -165,6 +167,11 @@ async fn inspect(
         protocol.map_or(Value::Null, Value::from),
     );
     outputs.insert("cipher".to_owned(), cipher.map_or(Value::Null, Value::from));
+    outputs.insert(
+        "fingerprint_sha256".to_owned(),
+        Value::from(leaf.fingerprint_sha256.clone()),
+    );
+    outputs.insert("serial".to_owned(), Value::from(leaf.serial.clone()));
     Ok(outputs)
 }
 
@@ -222,6 +229,8 @@ struct Leaf {
     issuer: String,
     sans: Vec<String>,
     not_after: i64,
+    fingerprint_sha256: String,
+    serial: String,
 }
 
 impl Leaf {
@@ -242,6 +251,8 @@ impl Leaf {
             issuer: certificate.issuer().to_string(),
             sans,
             not_after: certificate.validity().not_after.timestamp(),
+            fingerprint_sha256: crate::artefact::sha256_hex(der),
+            serial: certificate.raw_serial_as_string(),
         })
     }
 
@@ -403,6 +414,13 @@ mod tests {
                 .is_some_and(|c| c.starts_with("TLS13_")),
             "{}",
             outputs["cipher"]
+        );
+        let fingerprint = outputs["fingerprint_sha256"].as_str().unwrap_or_default();
+        assert_eq!(fingerprint.len(), 64, "{fingerprint}");
+        assert!(
+            outputs["serial"].as_str().is_some_and(|serial| !serial.is_empty()),
+            "{}",
+            outputs["serial"]
         );
         assert_eq!(applied.outputs.len(), OUTPUTS.len());
         Ok(())

@@ -171,6 +171,8 @@ impl Templates {
         env.add_filter("shell_quote", shell_quote);
         env.add_filter("to_json", to_json);
         env.add_filter("b64encode", b64encode);
+        env.add_filter("timestamp", timestamp);
+        env.add_filter("seconds", seconds);
         Self {
             env,
             analyses: std::sync::Mutex::default(),
@@ -388,6 +390,32 @@ fn b64encode(value: Value) -> String {
     base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
 }
 
+/// An RFC 3339 time (`2026-11-24T22:00:00Z`, `2026-11-25T00:00:00+02:00`) as Unix
+/// seconds, so that times written with different offsets compare and subtract.
+fn timestamp(value: String) -> Result<i64, minijinja::Error> {
+    value
+        .trim()
+        .parse::<jiff::Timestamp>()
+        .map(|time| time.as_second())
+        .map_err(|error| {
+            minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("timestamp: `{value}` is not an RFC 3339 time ({error})"),
+            )
+        })
+}
+
+/// A duration (`90s`, `1h30m`, `500ms`) as whole seconds (rounded down), so that a
+/// duration input compares with a difference of [`timestamp`]s.
+fn seconds(value: String) -> Result<u64, minijinja::Error> {
+    value
+        .parse::<crate::model::Duration>()
+        .map(|duration| duration.0.as_secs())
+        .map_err(|error| {
+            minijinja::Error::new(ErrorKind::InvalidOperation, format!("seconds: {error}"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +480,17 @@ mod tests {
             t.render("{{ 'abc' | b64encode }}", &json!({}))?,
             json!("YWJj")
         );
+        assert_eq!(
+            t.render("{{ '2026-11-25T00:00:00+02:00' | timestamp }}", &json!({}))?,
+            json!(1_795_557_600)
+        );
+        assert_eq!(
+            t.render("{{ '1970-01-01T00:01:00Z' | timestamp }}", &json!({}))?,
+            json!(60)
+        );
+        assert!(t.render("{{ 'tomorrow' | timestamp }}", &json!({})).is_err());
+        assert_eq!(t.render("{{ '1h30m' | seconds }}", &json!({}))?, json!(5400));
+        assert!(t.render("{{ 'soon' | seconds }}", &json!({})).is_err());
         assert_eq!(
             t.render("{{ {'a': 1} | to_json }}", &json!({}))?,
             json!("{\"a\":1}")

@@ -13,6 +13,8 @@ mod impact;
 mod kong;
 mod kong_entity;
 mod kong_lab;
+mod kong_playbooks;
+mod kong_rotations;
 mod kong_upgrade;
 mod lab;
 mod layer7_graphman;

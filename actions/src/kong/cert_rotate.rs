@@ -427,7 +427,7 @@ impl Wanted {
 
 /// A PEM text as given, or the content of the file it names (relative to the playbook's
 /// directory) when it holds no PEM header. The error names the file, never its content.
-async fn pem_or_file(
+pub(super) async fn pem_or_file(
     field: &str,
     value: String,
     context: &StepContext,
@@ -451,10 +451,13 @@ async fn pem_or_file(
 
 /// The old certificate as found.
 #[derive(Debug, Clone)]
-struct Old {
-    id: String,
-    snis: Vec<String>,
-    leaf: Option<Vec<u8>>,
+pub(super) struct Old {
+    /// Its id.
+    pub(super) id: String,
+    /// The SNI names attached to it.
+    pub(super) snis: Vec<String>,
+    /// Its leaf certificate's DER bytes, when readable.
+    pub(super) leaf: Option<Vec<u8>>,
 }
 
 /// What the rotation works on, checked.
@@ -482,7 +485,7 @@ impl Prepared {
 }
 
 /// The certificate by id, or the one an SNI of that name is attached to.
-async fn find_old(client: &KongClient, certificate: &str) -> Result<Old, ActionError> {
+pub(super) async fn find_old(client: &KongClient, certificate: &str) -> Result<Old, ActionError> {
     let id = if is_uuid(certificate) {
         certificate.to_owned()
     } else {

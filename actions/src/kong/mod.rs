@@ -8,6 +8,7 @@
 
 pub mod cert_rotate;
 pub mod certificate_check;
+pub mod certificate_check_action;
 pub mod client;
 pub mod declarative;
 pub mod entity;
@@ -227,8 +228,10 @@ pub fn register(registry: &mut Registry) -> Result<(), DuplicateAction> {
     registry.register(wait_healthy::KongWaitHealthy::new())?;
     registry.register(declarative::snapshot::KongSnapshot::new())?;
     registry.register(declarative::sync::KongSync::new())?;
+    registry.register(declarative::diff_step::KongDiff::new())?;
     registry.register(key_rotate::KongKeyRotate::new())?;
     registry.register(cert_rotate::KongCertRotate::new())?;
+    registry.register(certificate_check_action::KongCertificateCheck::new())?;
     Ok(())
 }
 

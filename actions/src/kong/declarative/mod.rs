@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod diff;
+pub mod diff_step;
 pub mod dump;
 pub mod file;
 pub mod render;
@@ -28,7 +29,7 @@ pub mod yaml;
 #[cfg(test)]
 mod review_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::KongEntityKind;
 use super::kinds::KINDS;

@@ -59,7 +59,7 @@ impl Default for KongSync {
 }
 
 /// A read file with the hash of its bytes.
-struct Wanted {
+pub(super) struct Wanted {
     document: Document,
     sha256: String,
     select_tags: Vec<String>,
@@ -68,7 +68,7 @@ struct Wanted {
 
 impl Wanted {
     /// Reads the arguments and the file they name.
-    async fn read(context: &StepContext, arguments: Value) -> Result<Self, ActionError> {
+    pub(super) async fn read(context: &StepContext, arguments: Value) -> Result<Self, ActionError> {
         let arguments: KongSyncArguments =
             serde_json::from_value(arguments).map_err(|error| ActionError::InvalidArguments {
                 action: "kong.sync",
@@ -96,7 +96,10 @@ impl Wanted {
     }
 
     /// The plan against the gateway in scope, read through `?tags=`.
-    async fn plan(&self, client: &KongClient) -> Result<(State, State, Plan), ActionError> {
+    pub(super) async fn plan(
+        &self,
+        client: &KongClient,
+    ) -> Result<(State, State, Plan), ActionError> {
         let current = dump(client, &self.select_tags).await?;
         let desired = self.desired(client, &current).await?;
         let plan = diff(&current, &desired, self.delete);
@@ -104,12 +107,12 @@ impl Wanted {
     }
 
     /// How the plan names the file.
-    fn what(&self) -> String {
+    pub(super) fn what(&self) -> String {
         format!("sync with {}", self.document.file)
     }
 
     /// The step's outputs.
-    fn outputs(&self, plan: &Plan) -> Map<String, Value> {
+    pub(super) fn outputs(&self, plan: &Plan) -> Map<String, Value> {
         let (created, updated, deleted) = plan.counts();
         let mut outputs = Map::new();
         outputs.insert("created".to_owned(), json!(created));

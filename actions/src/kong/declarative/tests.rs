@@ -17,7 +17,7 @@ use crate::kong::twin_tests::{client, context, control, count, twin};
 use crate::test_support::{TestResult, message};
 
 /// A self-signed certificate for `names`: (cert PEM, key PEM).
-pub(super) fn certificate(names: &[&str]) -> TestResult<(String, String)> {
+pub(crate) fn certificate(names: &[&str]) -> TestResult<(String, String)> {
     let key = rcgen::KeyPair::generate()?;
     let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
     let cert = rcgen::CertificateParams::new(names)?.self_signed(&key)?;
@@ -26,7 +26,7 @@ pub(super) fn certificate(names: &[&str]) -> TestResult<(String, String)> {
 
 /// Seeds services with routes and plugins, consumers with credentials, an upstream with
 /// targets, a certificate with SNIs and a global plugin; `team-a` tags some of them.
-pub(super) fn seed(twin: &KongTwin) -> TestResult<(String, String)> {
+pub(crate) fn seed(twin: &KongTwin) -> TestResult<(String, String)> {
     let (cert, key) = certificate(&["a.test", "b.test"])?;
     twin.load(&json!({
         "_format_version": "3.0",
@@ -76,14 +76,14 @@ pub(super) fn normalized(twin: &KongTwin) -> Value {
 }
 
 /// A live or dry-run context for the twin whose relative paths start in `dir`.
-pub(super) fn step(twin: &KongTwin, dry_run: bool, dir: &Path) -> StepContext {
+pub(crate) fn step(twin: &KongTwin, dry_run: bool, dir: &Path) -> StepContext {
     let mut context = context(twin, dry_run, None);
     context.base_dir = dir.to_path_buf();
     context
 }
 
 /// Writes (non-dry-run) writes the twin has counted.
-pub(super) async fn writes(twin: &KongTwin) -> TestResult<u64> {
+pub(crate) async fn writes(twin: &KongTwin) -> TestResult<u64> {
     let counters = control(twin, reqwest::Method::GET, "/_twin/counters", None).await?;
     Ok(counters["writes"].as_u64().unwrap_or(u64::MAX))
 }
