@@ -48,13 +48,13 @@ pub enum SchemaKind {
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
     /// Environment: a file, or a name looked up as environments/NAME.yaml.
-    #[arg(long)]
+    #[arg(long, env = "RUNSHEET_ENV")]
     pub env: Option<String>,
-    /// Set an input: NAME=VALUE (repeatable).
+    /// Set an input: NAME=VALUE (repeatable; also RUNSHEET_INPUT_<NAME> variables, --set wins).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub sets: Vec<String>,
     /// Read inputs from a YAML file (repeatable; --set wins).
-    #[arg(long = "vars-file", value_name = "FILE")]
+    #[arg(long = "vars-file", value_name = "FILE", env = "RUNSHEET_VARS_FILE")]
     pub vars_files: Vec<PathBuf>,
 }
 
@@ -62,13 +62,13 @@ pub struct InputArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ChangeArgs {
     /// Change request id (CRQ-123); default: the environment's `change.change_id`.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", env = "RUNSHEET_CHANGE_ID")]
     pub change_id: Option<String>,
     /// Change window START/END in RFC 3339 (2026-11-24T22:00Z/2026-11-25T02:00Z).
-    #[arg(long, value_name = "START/END")]
+    #[arg(long, value_name = "START/END", env = "RUNSHEET_WINDOW")]
     pub window: Option<String>,
     /// At the window's end, pause (exit 4) instead of rolling back.
-    #[arg(long)]
+    #[arg(long, env = "RUNSHEET_PAUSE_AT_WINDOW_END")]
     pub pause_at_window_end: bool,
 }
 
@@ -86,19 +86,22 @@ pub enum LogFormat {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// State directory (runs, journals, locks).
-    #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+    #[arg(long, default_value = ".runsheet", value_name = "DIR", env = "RUNSHEET_STATE_DIR")]
     pub state_dir: PathBuf,
     /// Write a report: json=FILE, junit=FILE or markdown=FILE (repeatable).
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<String>,
+    /// Directory that always receives junit.xml, report.json, closure.md and runsheet.env.
+    #[arg(long, default_value = "runsheet-out", value_name = "DIR", env = "RUNSHEET_REPORT_DIR")]
+    pub report_dir: PathBuf,
     /// Event log format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t, env = "RUNSHEET_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Plain lines instead of progress bars, even on a terminal.
-    #[arg(long)]
+    #[arg(long, env = "RUNSHEET_NO_PROGRESS")]
     pub no_progress: bool,
     /// Who approves gates (default: the OS user).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "RUNSHEET_APPROVER")]
     pub approver: Option<String>,
 }
 
@@ -117,7 +120,7 @@ pub enum Command {
         #[command(flatten)]
         inputs: InputArgs,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(long, value_enum, default_value_t, env = "RUNSHEET_OUTPUT")]
         output: OutputFormat,
     },
     /// Dry-run: what each step would change, reading the real state and changing nothing.
@@ -131,17 +134,20 @@ pub enum Command {
         #[command(flatten)]
         inputs: InputArgs,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(long, value_enum, default_value_t, env = "RUNSHEET_OUTPUT")]
         output: OutputFormat,
         /// Save the plan for `runsheet run --plan FILE` (what a change board approves).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "RUNSHEET_PLAN_OUT")]
         out: Option<PathBuf>,
         /// Exit 0 when nothing would change and 6 when something would.
-        #[arg(long)]
+        #[arg(long, env = "RUNSHEET_DETAILED_EXITCODE")]
         detailed_exitcode: bool,
         /// Only resolve templates; read nothing from hosts or gateways.
-        #[arg(long = "static")]
+        #[arg(long = "static", env = "RUNSHEET_STATIC")]
         static_only: bool,
+        /// Also write plan.json and runsheet.env into this directory (none by default).
+        #[arg(long, value_name = "DIR", env = "RUNSHEET_REPORT_DIR")]
+        report_dir: Option<PathBuf>,
     },
     /// Run a playbook.
     #[command(
@@ -154,13 +160,13 @@ pub enum Command {
         #[command(flatten)]
         inputs: InputArgs,
         /// Change nothing: plan writes, run reads (the same as `plan`, with run output).
-        #[arg(long)]
+        #[arg(long, env = "RUNSHEET_DRY_RUN")]
         dry_run: bool,
         /// Do not ask for confirmation on a terminal.
-        #[arg(long, short = 'y')]
+        #[arg(long, short = 'y', env = "RUNSHEET_YES")]
         yes: bool,
         /// Apply exactly this saved plan; refuse if anything changed since it was made.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "RUNSHEET_PLAN")]
         plan: Option<PathBuf>,
         /// Change management.
         #[command(flatten)]
@@ -175,18 +181,19 @@ pub enum Command {
     )]
     Resume {
         /// The run id.
+        #[arg(env = "RUNSHEET_RUN_ID")]
         run_id: String,
-        /// Approve a gate (repeatable).
-        #[arg(long = "approve", value_name = "GATE")]
+        /// Approve a gate (repeatable; RUNSHEET_APPROVE takes a comma-separated list).
+        #[arg(long = "approve", value_name = "GATE", env = "RUNSHEET_APPROVE", value_delimiter = ',')]
         approve: Vec<String>,
         /// Resume even though the playbook changed since the run started (the diff is shown).
-        #[arg(long)]
+        #[arg(long, env = "RUNSHEET_ALLOW_CHANGED")]
         allow_changed: bool,
         /// Say how a write that was cut short ended, after checking by hand: STEP=done or STEP=rerun (repeatable).
         #[arg(long = "resolved", value_name = "STEP=done|rerun")]
         resolved: Vec<String>,
         /// A new change window for the rest of the run (START/END, RFC 3339).
-        #[arg(long)]
+        #[arg(long, env = "RUNSHEET_WINDOW")]
         window: Option<String>,
         /// Where runs are kept and how they are shown.
         #[command(flatten)]
@@ -196,6 +203,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  runsheet rollback 20261126-221502-3fa9")]
     Rollback {
         /// The run id.
+        #[arg(env = "RUNSHEET_RUN_ID")]
         run_id: String,
         /// Say how a write or undo that was cut short ended, after checking by hand: STEP=done or STEP=rerun (repeatable).
         #[arg(long = "resolved", value_name = "STEP=done|rerun")]
@@ -208,7 +216,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  runsheet runs\n  runsheet runs --output json")]
     Runs {
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        #[arg(long, default_value = ".runsheet", value_name = "DIR", env = "RUNSHEET_STATE_DIR")]
         state_dir: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
@@ -225,7 +233,7 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        #[arg(long, default_value = ".runsheet", value_name = "DIR", env = "RUNSHEET_STATE_DIR")]
         state_dir: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
@@ -237,7 +245,7 @@ pub enum Command {
         /// The environment (its name, or its file).
         env: String,
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        #[arg(long, default_value = ".runsheet", value_name = "DIR", env = "RUNSHEET_STATE_DIR")]
         state_dir: PathBuf,
     },
     /// The step DAG as Mermaid or DOT.

@@ -8,6 +8,8 @@ mod exit;
 mod history;
 mod observe;
 mod render;
+mod report_dir;
+mod terminal;
 mod twin;
 
 use clap::Parser;

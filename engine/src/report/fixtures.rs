@@ -130,6 +130,7 @@ pub(super) fn finished(second: u32, outcome: Outcome, attention: &[&str]) -> Eve
             outcome,
             elapsed_ms: u64::from(second) * 1_000,
             attention: attention.iter().map(|item| (*item).to_owned()).collect(),
+            outputs: serde_json::Map::new(),
         },
     )
 }

@@ -29,6 +29,7 @@ pub(super) fn render(summary: &RunSummary) -> String {
     changes(&mut document, summary);
     approvals(&mut document, summary);
     rollback(&mut document, summary.rollback.as_ref());
+    outputs(&mut document, summary);
     bullet_section(&mut document, "Needs attention", &summary.attention);
     bullet_section(&mut document, "Notices", &summary.notices);
     document.finish()
@@ -100,6 +101,12 @@ fn facts(document: &mut Document, summary: &RunSummary) {
         ("Finished", summary.finished_at.clone()),
         ("Duration", duration(summary.elapsed_ms)),
         ("Final outcome", outcome_text(summary.outcome).to_owned()),
+        (
+            "Suggested close code",
+            super::close::close_code(summary)
+                .unwrap_or("none yet (the run is not finished)")
+                .to_owned(),
+        ),
     ];
     document.heading(2, "Facts");
     document.table(
@@ -267,6 +274,26 @@ fn rollback(document: &mut Document, rollback: Option<&RollbackSummary>) {
         .map(|undo| vec![undo.id.clone(), undo.status.clone(), undo.message.clone()])
         .collect();
     document.table(&["Step", "Result", "Detail"], rows);
+}
+
+/// The playbook's published outputs, when it declares any.
+fn outputs(document: &mut Document, summary: &RunSummary) {
+    if summary.outputs.is_empty() {
+        return;
+    }
+    document.heading(2, "Outputs");
+    let rows = summary
+        .outputs
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            vec![name.clone(), text]
+        })
+        .collect();
+    document.table(&["Output", "Value"], rows);
 }
 
 fn bullet_section(document: &mut Document, heading: &str, items: &[String]) {

@@ -117,6 +117,8 @@ pub struct RunSummary {
     pub outcome: Option<Outcome>,
     /// What a person must look at.
     pub attention: Vec<String>,
+    /// The playbook's `outputs:` as the run ended (secrets masked).
+    pub outputs: serde_json::Map<String, Value>,
 }
 
 impl RunSummary {
@@ -230,10 +232,12 @@ impl RunSummary {
                 outcome,
                 elapsed_ms,
                 attention,
+                outputs,
             } => {
                 self.outcome = Some(*outcome);
                 self.elapsed_ms = *elapsed_ms;
                 self.attention = attention.clone();
+                self.outputs = outputs.clone();
             }
             EventKind::RunStarted { .. }
             | EventKind::StepStarted { .. }
