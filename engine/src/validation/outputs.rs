@@ -33,7 +33,7 @@ impl Validator<'_> {
                             name.value
                         ),
                     )
-                    .with_related(first, "this one")
+                    .with_related(first, "the earlier output")
                     .with_help("output names are upper-cased into RUNSHEET_OUTPUT_<NAME>: make them differ by more than case");
                 self.push(d);
             }
