@@ -876,6 +876,11 @@ pub fn resume(
     args: &RunArgs,
     mode: Mode,
 ) -> Exit {
+    if let Err(e) = StateDir::new(&args.state_dir).load(run_id) {
+        // No run: nothing is written anywhere, the report directory included.
+        eprintln!("error: {e}\n  help: `runsheet runs` lists the runs in {}", args.state_dir.display());
+        return Exit::Invalid;
+    }
     let reports = ReportDir::new(&args.report_dir);
     let exit = resume_run(registry, run_id, resume, args, mode, &reports);
     reports.finish(exit);

@@ -39,7 +39,10 @@ impl ReportDir {
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                eprintln!("warning: cannot remove the old report {}: {e}", path.display());
+                eprintln!(
+                    "warning: cannot remove the old report {}: {e}",
+                    path.display()
+                );
             }
         }
         ReportDir {
@@ -69,9 +72,7 @@ impl ReportDir {
     /// Writes `runsheet.env` for a run that ended with `exit`; false when it failed.
     pub fn write_dotenv(&self, summary: &RunSummary, exit: Exit) -> bool {
         let closure = self.dir.join(CLOSURE);
-        let closure = closure
-            .is_file()
-            .then(|| closure.display().to_string());
+        let closure = closure.is_file().then(|| closure.display().to_string());
         let variables = dotenv::run_variables(summary, exit.as_u8(), closure.as_deref());
         self.written.set(true);
         self.write(DOTENV, &dotenv::render(&variables))
@@ -111,7 +112,10 @@ impl ReportDir {
             ("RUNSHEET_CLOSE_CODE", String::new()),
             (
                 "RUNSHEET_SUMMARY",
-                format!("nothing ran: {status} (exit {}); see the step log", exit.as_u8()),
+                format!(
+                    "nothing ran: {status} (exit {}); see the step log",
+                    exit.as_u8()
+                ),
             ),
         ]
         .map(|(name, value)| (name.to_owned(), value));

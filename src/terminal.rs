@@ -30,9 +30,7 @@ fn set(value: Option<std::ffi::OsString>) -> bool {
 
 /// Whether the command runs inside a CI system.
 pub fn in_ci() -> bool {
-    CI_VARIABLES
-        .iter()
-        .any(|name| set(std::env::var_os(name)))
+    CI_VARIABLES.iter().any(|name| set(std::env::var_os(name)))
 }
 
 /// Whether colour is allowed at all (`NO_COLOR` set to anything non-empty forbids it).

@@ -8,6 +8,7 @@
 mod apt_lab;
 mod crash;
 mod faults;
+mod harness;
 mod impact;
 mod kong;
 mod kong_entity;

@@ -27,10 +27,9 @@ pub fn close_code(summary: &RunSummary) -> Option<&'static str> {
                 SUCCESSFUL
             })
         }
-        Outcome::RolledBack
-        | Outcome::Failed
-        | Outcome::NeedsAttention
-        | Outcome::Interrupted => Some(UNSUCCESSFUL),
+        Outcome::RolledBack | Outcome::Failed | Outcome::NeedsAttention | Outcome::Interrupted => {
+            Some(UNSUCCESSFUL)
+        }
         Outcome::Paused | Outcome::Planned => None,
     }
 }
@@ -58,7 +57,9 @@ mod tests {
     #[test]
     fn a_success_with_attention_items_is_successful_with_issues() {
         let mut summary = fixtures::successful();
-        summary.attention.push("node dp2: a command was left running".into());
+        summary
+            .attention
+            .push("node dp2: a command was left running".into());
         assert_eq!(close_code(&summary), Some(SUCCESSFUL_WITH_ISSUES));
     }
 

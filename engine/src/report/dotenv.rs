@@ -38,7 +38,10 @@ pub fn run_variables(
             close_code(summary).unwrap_or_default().to_owned(),
         ),
         ("RUNSHEET_SUMMARY".to_owned(), one_line_summary(summary)),
-        ("RUNSHEET_PLAYBOOK".to_owned(), summary.facts.playbook.clone()),
+        (
+            "RUNSHEET_PLAYBOOK".to_owned(),
+            summary.facts.playbook.clone(),
+        ),
         (
             "RUNSHEET_ENVIRONMENT".to_owned(),
             summary.facts.environment.clone().unwrap_or_default(),
@@ -62,7 +65,11 @@ fn one_line_summary(summary: &RunSummary) -> String {
     format!(
         "{} on {}: {}; {} step(s) succeeded, {} failed, {} skipped",
         summary.facts.playbook,
-        summary.facts.environment.as_deref().unwrap_or("no environment"),
+        summary
+            .facts
+            .environment
+            .as_deref()
+            .unwrap_or("no environment"),
         outcome_text(summary.outcome),
         count("succeeded") + count("restored"),
         count("failed"),
@@ -146,7 +153,9 @@ mod tests {
         summary
             .outputs
             .insert("snapshot_path".into(), json!("/tmp/snap.yaml"));
-        summary.outputs.insert("nodes".into(), json!(["dp1", "dp2"]));
+        summary
+            .outputs
+            .insert("nodes".into(), json!(["dp1", "dp2"]));
         let variables = run_variables(&summary, 0, Some("runsheet-out/closure.md"));
         assert_eq!(value(&variables, "RUNSHEET_STATUS"), "succeeded");
         assert_eq!(value(&variables, "RUNSHEET_EXIT_CODE"), "0");
@@ -157,9 +166,15 @@ mod tests {
             value(&variables, "RUNSHEET_OUTPUT_SNAPSHOT_PATH"),
             "/tmp/snap.yaml"
         );
-        assert_eq!(value(&variables, "RUNSHEET_OUTPUT_NODES"), r#"["dp1","dp2"]"#);
+        assert_eq!(
+            value(&variables, "RUNSHEET_OUTPUT_NODES"),
+            r#"["dp1","dp2"]"#
+        );
         let text = render(&variables);
-        assert!(text.lines().skip(1).all(|l| l.starts_with("RUNSHEET_")), "{text}");
+        assert!(
+            text.lines().skip(1).all(|l| l.starts_with("RUNSHEET_")),
+            "{text}"
+        );
     }
 
     #[test]
@@ -168,6 +183,10 @@ mod tests {
         assert_eq!(value(&variables, "RUNSHEET_STATUS"), "rolled_back");
         assert_eq!(value(&variables, "RUNSHEET_ROLLBACK_PERFORMED"), "true");
         assert_eq!(value(&variables, "RUNSHEET_CLOSE_CODE"), "Unsuccessful");
-        assert!(!variables.iter().any(|(n, _)| n == "RUNSHEET_CLOSURE_REPORT"));
+        assert!(
+            !variables
+                .iter()
+                .any(|(n, _)| n == "RUNSHEET_CLOSURE_REPORT")
+        );
     }
 }

@@ -22,7 +22,8 @@ impl Validator<'_> {
                     )
                     .with_help("letters, digits and `_`, starting with a letter or `_`: it becomes the variable RUNSHEET_OUTPUT_<NAME>");
                 self.push(d);
-            } else if let Some(first) = by_variable.insert(name.value.to_ascii_uppercase(), name.span)
+            } else if let Some(first) =
+                by_variable.insert(name.value.to_ascii_uppercase(), name.span)
             {
                 let d = self
                     .error(
@@ -75,7 +76,9 @@ impl Validator<'_> {
                         .error(
                             "output::unknown-step",
                             span,
-                            format!("output reads `steps.{id}`, but there is no top-level step `{id}`"),
+                            format!(
+                                "output reads `steps.{id}`, but there is no top-level step `{id}`"
+                            ),
                         )
                         .with_help(help);
                     self.push(d);
