@@ -61,6 +61,7 @@ pub struct PlaybookDoc {
     /// What the run publishes when it ends (dotenv, JSON and closure reports): name → template
     /// over `steps.<id>.outputs`, `inputs`, `vars` and `env`.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}))]
     pub outputs: IndexMap<Spanned<String>, Node>,
 }
 
