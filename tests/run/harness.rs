@@ -243,6 +243,7 @@ fn a_ci_marker_on_a_terminal_means_plain_lines_and_a_gate_pauses_without_a_promp
         assert_eq!(vars["RUNSHEET_STATUS"], "paused", "{context}");
         assert_eq!(vars["RUNSHEET_EXIT_CODE"], "4", "{context}");
         assert_eq!(vars["RUNSHEET_CLOSE_CODE"], "", "{context}");
+        assert_eq!(vars["RUNSHEET_WAITING_GATES"], "go-prod", "{context}");
     }
     Ok(())
 }
@@ -290,7 +291,7 @@ fn piped_with_ci_set_a_gate_pauses_with_exit_4_and_resume_approves_it_from_varia
     command
         .env("CI", "true")
         .env("RUNSHEET_RUN_ID", &paused["RUNSHEET_RUN_ID"])
-        .env("RUNSHEET_APPROVE", "go-prod")
+        .env("RUNSHEET_APPROVE", &paused["RUNSHEET_WAITING_GATES"])
         .env("RUNSHEET_STATE_DIR", "state")
         .env("RUNSHEET_REPORT_DIR", "out")
         .env("RUNSHEET_APPROVER", "pipeline-bot")

@@ -47,6 +47,10 @@ pub fn run_variables(
             summary.facts.environment.clone().unwrap_or_default(),
         ),
     ];
+    variables.push((
+        "RUNSHEET_WAITING_GATES".to_owned(),
+        summary.waiting_gates.join(","),
+    ));
     if let Some(path) = closure_report {
         variables.push(("RUNSHEET_CLOSURE_REPORT".to_owned(), path.to_owned()));
     }
@@ -175,6 +179,15 @@ mod tests {
             text.lines().skip(1).all(|l| l.starts_with("RUNSHEET_")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_paused_run_names_its_gates_for_resume() {
+        let summary = fixtures::paused_with_approval();
+        let variables = run_variables(&summary, 4, None);
+        assert_eq!(value(&variables, "RUNSHEET_STATUS"), "paused");
+        assert_eq!(value(&variables, "RUNSHEET_CLOSE_CODE"), "");
+        assert_eq!(value(&variables, "RUNSHEET_WAITING_GATES"), "go-live");
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub struct RunSummary {
     pub attention: Vec<String>,
     /// The playbook's `outputs:` as the run ended (secrets masked).
     pub outputs: serde_json::Map<String, Value>,
+    /// Gates the run waits at (a paused run), in the order it reached them.
+    pub waiting_gates: Vec<String>,
 }
 
 impl RunSummary {
@@ -198,6 +200,9 @@ impl RunSummary {
                 self.steps.push(planned);
             }
             EventKind::Paused { step, gate, .. } => {
+                if !self.waiting_gates.contains(gate) {
+                    self.waiting_gates.push(gate.clone());
+                }
                 self.steps
                     .push(simple(step, "paused", Some(format!("waiting at gate `{gate}`"))));
             }
