@@ -3,6 +3,8 @@
 
 mod cli;
 mod commands;
+#[cfg(test)]
+mod example_commands;
 mod execute;
 mod exit;
 mod history;
