@@ -14,6 +14,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A switch's value from its variable: `true`, `1`, `yes`, `on` or `false`, `0`, `no`, `off`,
+/// empty (any case); anything else is refused rather than guessed.
+fn switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "y" | "t" => Ok(true),
+        "false" | "0" | "no" | "off" | "n" | "f" | "" => Ok(false),
+        other => Err(format!("`{other}` is not a switch value: use true or false")),
+    }
+}
+
 /// Output formats of diagnostics and listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum OutputFormat {
@@ -68,7 +78,7 @@ pub struct ChangeArgs {
     #[arg(long, value_name = "START/END", env = "RUNSHEET_WINDOW")]
     pub window: Option<String>,
     /// At the window's end, pause (exit 4) instead of rolling back.
-    #[arg(long, env = "RUNSHEET_PAUSE_AT_WINDOW_END")]
+    #[arg(long, env = "RUNSHEET_PAUSE_AT_WINDOW_END", value_parser = switch)]
     pub pause_at_window_end: bool,
 }
 
@@ -98,7 +108,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t, env = "RUNSHEET_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Plain lines instead of progress bars, even on a terminal.
-    #[arg(long, env = "RUNSHEET_NO_PROGRESS")]
+    #[arg(long, env = "RUNSHEET_NO_PROGRESS", value_parser = switch)]
     pub no_progress: bool,
     /// Who approves gates (default: the OS user).
     #[arg(long, value_name = "NAME", env = "RUNSHEET_APPROVER")]
@@ -140,10 +150,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE", env = "RUNSHEET_PLAN_OUT")]
         out: Option<PathBuf>,
         /// Exit 0 when nothing would change and 6 when something would.
-        #[arg(long, env = "RUNSHEET_DETAILED_EXITCODE")]
+        #[arg(long, env = "RUNSHEET_DETAILED_EXITCODE", value_parser = switch)]
         detailed_exitcode: bool,
         /// Only resolve templates; read nothing from hosts or gateways.
-        #[arg(long = "static", env = "RUNSHEET_STATIC")]
+        #[arg(long = "static", env = "RUNSHEET_STATIC", value_parser = switch)]
         static_only: bool,
         /// Also write plan.json and runsheet.env into this directory (none by default).
         #[arg(long, value_name = "DIR", env = "RUNSHEET_REPORT_DIR")]
@@ -160,10 +170,10 @@ pub enum Command {
         #[command(flatten)]
         inputs: InputArgs,
         /// Change nothing: plan writes, run reads (the same as `plan`, with run output).
-        #[arg(long, env = "RUNSHEET_DRY_RUN")]
+        #[arg(long, env = "RUNSHEET_DRY_RUN", value_parser = switch)]
         dry_run: bool,
         /// Do not ask for confirmation on a terminal.
-        #[arg(long, short = 'y', env = "RUNSHEET_YES")]
+        #[arg(long, short = 'y', env = "RUNSHEET_YES", value_parser = switch)]
         yes: bool,
         /// Apply exactly this saved plan; refuse if anything changed since it was made.
         #[arg(long, value_name = "FILE", env = "RUNSHEET_PLAN")]
@@ -187,7 +197,7 @@ pub enum Command {
         #[arg(long = "approve", value_name = "GATE", env = "RUNSHEET_APPROVE", value_delimiter = ',')]
         approve: Vec<String>,
         /// Resume even though the playbook changed since the run started (the diff is shown).
-        #[arg(long, env = "RUNSHEET_ALLOW_CHANGED")]
+        #[arg(long, env = "RUNSHEET_ALLOW_CHANGED", value_parser = switch)]
         allow_changed: bool,
         /// Say how a write that was cut short ended, after checking by hand: STEP=done or STEP=rerun (repeatable).
         #[arg(long = "resolved", value_name = "STEP=done|rerun")]
@@ -413,4 +423,29 @@ pub struct NodeArgs {
     /// Directory holding the node's `version` and `node.pid` files.
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn switch_values_read_as_people_write_them_and_junk_is_refused() {
+        for (text, value) in [("true", true), ("YES", true), ("1", true), ("on", true)] {
+            assert_eq!(switch(text), Ok(value), "{text}");
+        }
+        for text in ["false", "No", "0", "off", ""] {
+            assert_eq!(switch(text), Ok(false), "{text}");
+        }
+        assert!(switch("maybe").is_err());
+    }
+
+    #[test]
+    fn a_switch_given_on_the_command_line_is_on() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from(["runsheet", "run", "p.yaml", "--dry-run", "--yes"])?;
+        assert!(matches!(cli.command, Command::Run { dry_run: true, yes: true, .. }));
+        Ok(())
+    }
 }
