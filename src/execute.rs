@@ -408,6 +408,7 @@ fn facts(
         window,
         operator: os_user(),
         dry_run,
+        ci: crate::ci::context(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The runsheet command line: parses arguments, assembles the action registry,
 //! calls the engine and maps the outcome to an exit code.
 
+mod ci;
 mod cli;
 mod commands;
 #[cfg(test)]

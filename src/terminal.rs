@@ -3,35 +3,7 @@
 
 use std::io::IsTerminal as _;
 
-/// Variables whose presence means a CI/CD system runs the command.
-///
-/// `DRONE` and `HARNESS_*` are set by Harness CI stages, `CI` by most systems
-/// (on Harness only with `CI_POPULATE_CI_VARIABLE`).
-pub const CI_VARIABLES: [&str; 7] = [
-    "CI",
-    "DRONE",
-    "HARNESS_BUILD_ID",
-    "HARNESS_EXECUTION_ID",
-    "HARNESS_PIPELINE_ID",
-    "BUILD_ID",
-    "GITHUB_ACTIONS",
-];
-
-/// Whether a variable's value turns a marker on (`CI=false` or `CI=0` does not).
-fn set(value: Option<std::ffi::OsString>) -> bool {
-    value.is_some_and(|v| {
-        let text = v.to_string_lossy();
-        !matches!(
-            text.trim().to_ascii_lowercase().as_str(),
-            "" | "0" | "false" | "no" | "off"
-        )
-    })
-}
-
-/// Whether the command runs inside a CI system.
-pub fn in_ci() -> bool {
-    CI_VARIABLES.iter().any(|name| set(std::env::var_os(name)))
-}
+use crate::ci::in_ci;
 
 /// Whether colour is allowed at all (`NO_COLOR` set to anything non-empty forbids it).
 pub fn colour_allowed() -> bool {
@@ -54,20 +26,4 @@ pub fn live_output() -> bool {
         && std::io::stderr().is_terminal()
         && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
         && !in_ci()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn false_like_values_do_not_mark_ci() {
-        for value in ["", "0", "false", "FALSE", "no", " off "] {
-            assert!(!set(Some(value.into())), "{value:?}");
-        }
-        for value in ["true", "1", "yes", "harness"] {
-            assert!(set(Some(value.into())), "{value:?}");
-        }
-        assert!(!set(None));
-    }
 }

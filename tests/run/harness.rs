@@ -175,6 +175,10 @@ fn piped_output_is_timestamped_lines_without_escapes_and_the_report_dir_is_compl
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
     assert_eq!(json["outcome"], "succeeded");
     assert_eq!(json["outputs"]["version"], "3.9.1");
+    assert!(
+        json.get("ci").is_none(),
+        "no CI marker, no ci block: {json}"
+    );
     let closure = std::fs::read_to_string(out.join("closure.md"))?;
     assert!(
         closure.contains("| Suggested close code | Successful |"),
@@ -263,7 +267,13 @@ fn piped_with_ci_set_a_gate_pauses_with_exit_4_and_resume_approves_it_from_varia
         .env("RUNSHEET_WINDOW", "2020-01-01T00:00Z/2099-01-01T00:00Z")
         .env("RUNSHEET_STATE_DIR", "state")
         .env("RUNSHEET_REPORT_DIR", "out")
-        .env("RUNSHEET_APPROVER", "pipeline-bot");
+        .env("RUNSHEET_APPROVER", "pipeline-bot")
+        .env("HARNESS_PIPELINE_ID", "kong_rolling_upgrade")
+        .env("HARNESS_EXECUTION_ID", "Vq1b0Hx2")
+        .env(
+            "CI_BUILD_LINK",
+            "https://harness.example/executions/Vq1b0Hx2",
+        );
     let run = lab.run_with(command)?;
     assert_eq!(run.code, Some(4), "{}", run.all());
     assert_plain(&run);
@@ -286,6 +296,14 @@ fn piped_with_ci_set_a_gate_pauses_with_exit_4_and_resume_approves_it_from_varia
         report["window"],
         "2020-01-01T00:00:00Z/2099-01-01T00:00:00Z"
     );
+    assert_eq!(report["ci"]["system"], "harness");
+    assert_eq!(report["ci"]["pipeline"], "kong_rolling_upgrade");
+    assert_eq!(
+        report["ci"]["execution_url"],
+        "https://harness.example/executions/Vq1b0Hx2"
+    );
+    let closure = std::fs::read_to_string(lab.path().join("out/closure.md"))?;
+    assert!(closure.contains("| CI execution | harness (pipeline kong_rolling_upgrade, execution Vq1b0Hx2): https://harness.example/executions/Vq1b0Hx2 |"), "{closure}");
     // The next pipeline step: the run id from the dotenv, the gate from a variable, JSON logs.
     let mut command = clean(&lab, &["resume"]);
     command

@@ -31,6 +31,7 @@ pub(super) fn facts() -> RunFacts {
         window: Some("2026-03-14T22:00:00Z/2026-03-15T00:00:00Z".into()),
         operator: "alice".into(),
         dry_run: false,
+        ci: None,
     }
 }
 

@@ -29,6 +29,31 @@ pub struct RunFacts {
     pub operator: String,
     /// Whether it was a dry run.
     pub dry_run: bool,
+    /// The CI/CD execution that started the run, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiContext>,
+}
+
+/// The CI/CD execution a run belongs to, for the closure report and the change request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CiContext {
+    /// The system: `harness`, `github`, or `ci` when only `CI` says so.
+    pub system: String,
+    /// Link to the execution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_url: Option<String>,
+    /// Execution id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    /// Pipeline id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// Stage id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Build (run) number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 /// One step as it ended.
