@@ -20,7 +20,9 @@ fn switch(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" | "y" | "t" => Ok(true),
         "false" | "0" | "no" | "off" | "n" | "f" | "" => Ok(false),
-        other => Err(format!("`{other}` is not a switch value: use true or false")),
+        other => Err(format!(
+            "`{other}` is not a switch value: use true or false"
+        )),
     }
 }
 
@@ -96,13 +98,23 @@ pub enum LogFormat {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// State directory (runs, journals, locks).
-    #[arg(long, default_value = ".runsheet", value_name = "DIR", env = "RUNSHEET_STATE_DIR")]
+    #[arg(
+        long,
+        default_value = ".runsheet",
+        value_name = "DIR",
+        env = "RUNSHEET_STATE_DIR"
+    )]
     pub state_dir: PathBuf,
     /// Write a report: json=FILE, junit=FILE or markdown=FILE (repeatable).
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<String>,
     /// Directory that always receives junit.xml, report.json, closure.md and runsheet.env.
-    #[arg(long, default_value = "runsheet-out", value_name = "DIR", env = "RUNSHEET_REPORT_DIR")]
+    #[arg(
+        long,
+        default_value = "runsheet-out",
+        value_name = "DIR",
+        env = "RUNSHEET_REPORT_DIR"
+    )]
     pub report_dir: PathBuf,
     /// Event log format.
     #[arg(long, value_enum, default_value_t, env = "RUNSHEET_LOG_FORMAT")]
@@ -194,7 +206,12 @@ pub enum Command {
         #[arg(env = "RUNSHEET_RUN_ID")]
         run_id: String,
         /// Approve a gate (repeatable; RUNSHEET_APPROVE takes a comma-separated list).
-        #[arg(long = "approve", value_name = "GATE", env = "RUNSHEET_APPROVE", value_delimiter = ',')]
+        #[arg(
+            long = "approve",
+            value_name = "GATE",
+            env = "RUNSHEET_APPROVE",
+            value_delimiter = ','
+        )]
         approve: Vec<String>,
         /// Resume even though the playbook changed since the run started (the diff is shown).
         #[arg(long, env = "RUNSHEET_ALLOW_CHANGED", value_parser = switch)]
@@ -226,7 +243,12 @@ pub enum Command {
     #[command(after_help = "Examples:\n  runsheet runs\n  runsheet runs --output json")]
     Runs {
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR", env = "RUNSHEET_STATE_DIR")]
+        #[arg(
+            long,
+            default_value = ".runsheet",
+            value_name = "DIR",
+            env = "RUNSHEET_STATE_DIR"
+        )]
         state_dir: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
@@ -243,7 +265,12 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR", env = "RUNSHEET_STATE_DIR")]
+        #[arg(
+            long,
+            default_value = ".runsheet",
+            value_name = "DIR",
+            env = "RUNSHEET_STATE_DIR"
+        )]
         state_dir: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
@@ -255,7 +282,12 @@ pub enum Command {
         /// The environment (its name, or its file).
         env: String,
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR", env = "RUNSHEET_STATE_DIR")]
+        #[arg(
+            long,
+            default_value = ".runsheet",
+            value_name = "DIR",
+            env = "RUNSHEET_STATE_DIR"
+        )]
         state_dir: PathBuf,
     },
     /// The step DAG as Mermaid or DOT.
@@ -445,7 +477,14 @@ mod tests {
     #[test]
     fn a_switch_given_on_the_command_line_is_on() -> Result<(), clap::Error> {
         let cli = Cli::try_parse_from(["runsheet", "run", "p.yaml", "--dry-run", "--yes"])?;
-        assert!(matches!(cli.command, Command::Run { dry_run: true, yes: true, .. }));
+        assert!(matches!(
+            cli.command,
+            Command::Run {
+                dry_run: true,
+                yes: true,
+                ..
+            }
+        ));
         Ok(())
     }
 }

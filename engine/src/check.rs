@@ -197,7 +197,13 @@ fn resolve_inputs(
     for vars_file in &request.vars_files {
         read_vars_file(vars_file, playbook, file, &mut values, diagnostics);
     }
-    env_inputs(file, playbook, &request.env_inputs, &mut values, diagnostics);
+    env_inputs(
+        file,
+        playbook,
+        &request.env_inputs,
+        &mut values,
+        diagnostics,
+    );
     for set in &request.sets {
         let Some((name, text)) = set.split_once('=') else {
             diagnostics.push(

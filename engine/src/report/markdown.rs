@@ -684,9 +684,14 @@ mod tests {
             report.contains("| CI execution | harness (pipeline kong_rolling_upgrade, build 42): https://harness.example/executions/Vq1b |"),
             "{report}"
         );
-        assert!(report.contains("| Suggested close code | Successful |"), "{report}");
         assert!(
-            report.contains("## Outputs\n\n| Output | Value |\n|---|---|\n| snapshot_path | /tmp/a\\|b |\n"),
+            report.contains("| Suggested close code | Successful |"),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "## Outputs\n\n| Output | Value |\n|---|---|\n| snapshot_path | /tmp/a\\|b |\n"
+            ),
             "{report}"
         );
     }
