@@ -189,22 +189,65 @@ fn piped_output_is_timestamped_lines_without_escapes_and_the_report_dir_is_compl
     Ok(())
 }
 
-/// `runsheet ARGS` under a pseudo-terminal (`script`), stdin at end of file.
-fn under_terminal(lab: &Lab, args: &str, marker: Option<(&str, &str)>) -> std::io::Result<Run> {
+/// `runsheet ARGS` under a pseudo-terminal (`script`), stdin at end of file, no CI marker.
+fn terminal_command(lab: &Lab, args: &str) -> Command {
     let binary = env!("CARGO_BIN_EXE_runsheet");
     let mut command = Command::new("script");
     command
         .args(["-qec", &format!("{binary} {args}"), "/dev/null"])
         .current_dir(lab.path())
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     for name in CI_MARKERS {
         command.env_remove(name);
     }
+    command
+}
+
+/// `runsheet ARGS` under a pseudo-terminal with `NO_COLOR` and the CI marker given.
+fn under_terminal(lab: &Lab, args: &str, marker: Option<(&str, &str)>) -> std::io::Result<Run> {
+    let mut command = terminal_command(lab, args);
+    command.env("NO_COLOR", "1");
     if let Some((name, value)) = marker {
         command.env(name, value);
     }
     lab.run_with(command)
+}
+
+#[test]
+fn no_color_takes_the_colour_out_of_diagnostics_on_a_terminal() -> TestResult {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+        return Ok(());
+    }
+    let lab = Lab::new()?;
+    lab.write(
+        "bad.yaml",
+        "runsheet: 1\nname: bad\nsteps:\n  - {id: a, action: log, with: {message: \"{{ inputs.nope }}\"}}\n",
+    )?;
+    // The control: the same diagnostics on a terminal without NO_COLOR are coloured.
+    let mut command = terminal_command(&lab, "validate bad.yaml");
+    command.env_remove("NO_COLOR").env("TERM", "xterm-256color");
+    let coloured = lab.run_with(command)?;
+    let plain = under_terminal(&lab, "validate bad.yaml", None)?;
+    for run in [&coloured, &plain] {
+        assert_eq!(run.code, Some(3), "{}", run.all());
+        assert!(
+            run.stdout.contains("template::unknown-input"),
+            "{}",
+            run.all()
+        );
+    }
+    assert!(
+        coloured.stdout.contains("\u{1b}["),
+        "no colour without NO_COLOR:\n{}",
+        coloured.all()
+    );
+    assert!(
+        !plain.stdout.contains('\u{1b}'),
+        "colour despite NO_COLOR:\n{}",
+        plain.all()
+    );
+    Ok(())
 }
 
 #[test]
