@@ -121,6 +121,7 @@ fn run_once(registry: &runsheet_engine::Registry, playbook: &Path, environment: 
         playbook: playbook.to_path_buf(),
         environment: Some(environment.display().to_string()),
         sets: vec!["greeting=hello".into()],
+        env_inputs: Vec::new(),
         vars_files: Vec::new(),
         require_inputs: true,
         preset: serde_json::Map::new(),

@@ -14,6 +14,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A switch's value from its variable: `true`, `1`, `yes`, `on` or `false`, `0`, `no`, `off`,
+/// empty (any case); anything else is refused rather than guessed.
+fn switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "y" | "t" => Ok(true),
+        "false" | "0" | "no" | "off" | "n" | "f" | "" => Ok(false),
+        other => Err(format!(
+            "`{other}` is not a switch value: use true or false"
+        )),
+    }
+}
+
 /// Output formats of diagnostics and listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum OutputFormat {
@@ -60,13 +72,13 @@ pub enum SchemaKind {
 #[derive(Debug, Args, Clone, Default)]
 pub struct InputArgs {
     /// Environment: a file, or a name looked up as environments/NAME.yaml.
-    #[arg(long)]
+    #[arg(long, env = "RUNSHEET_ENV")]
     pub env: Option<String>,
-    /// Set an input: NAME=VALUE (repeatable).
+    /// Set an input: NAME=VALUE (repeatable; also RUNSHEET_INPUT_<NAME> variables, --set wins).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub sets: Vec<String>,
     /// Read inputs from a YAML file (repeatable; --set wins).
-    #[arg(long = "vars-file", value_name = "FILE")]
+    #[arg(long = "vars-file", value_name = "FILE", env = "RUNSHEET_VARS_FILE")]
     pub vars_files: Vec<PathBuf>,
 }
 
@@ -74,13 +86,13 @@ pub struct InputArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ChangeArgs {
     /// Change request id (CRQ-123); default: the environment's `change.change_id`.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", env = "RUNSHEET_CHANGE_ID")]
     pub change_id: Option<String>,
     /// Change window START/END in RFC 3339 (2026-11-24T22:00Z/2026-11-25T02:00Z).
-    #[arg(long, value_name = "START/END")]
+    #[arg(long, value_name = "START/END", env = "RUNSHEET_WINDOW")]
     pub window: Option<String>,
     /// At the window's end, pause (exit 4) instead of rolling back.
-    #[arg(long)]
+    #[arg(long, env = "RUNSHEET_PAUSE_AT_WINDOW_END", value_parser = switch)]
     pub pause_at_window_end: bool,
 }
 
@@ -98,19 +110,32 @@ pub enum LogFormat {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// State directory (runs, journals, locks).
-    #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+    #[arg(
+        long,
+        default_value = ".runsheet",
+        value_name = "DIR",
+        env = "RUNSHEET_STATE_DIR"
+    )]
     pub state_dir: PathBuf,
     /// Write a report: json=FILE, junit=FILE or markdown=FILE (repeatable).
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<String>,
+    /// Directory that always receives junit.xml, report.json, closure.md and runsheet.env.
+    #[arg(
+        long,
+        default_value = "runsheet-out",
+        value_name = "DIR",
+        env = "RUNSHEET_REPORT_DIR"
+    )]
+    pub report_dir: PathBuf,
     /// Event log format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t, env = "RUNSHEET_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Plain lines instead of progress bars, even on a terminal.
-    #[arg(long)]
+    #[arg(long, env = "RUNSHEET_NO_PROGRESS", value_parser = switch)]
     pub no_progress: bool,
     /// Who approves gates (default: the OS user).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "RUNSHEET_APPROVER")]
     pub approver: Option<String>,
 }
 
@@ -129,7 +154,7 @@ pub enum Command {
         #[command(flatten)]
         inputs: InputArgs,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(long, value_enum, default_value_t, env = "RUNSHEET_OUTPUT")]
         output: OutputFormat,
     },
     /// Dry-run: what each step would change, reading the real state and changing nothing.
@@ -143,17 +168,20 @@ pub enum Command {
         #[command(flatten)]
         inputs: InputArgs,
         /// Output format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(long, value_enum, default_value_t, env = "RUNSHEET_OUTPUT")]
         output: OutputFormat,
         /// Save the plan for `runsheet run --plan FILE` (what a change board approves).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "RUNSHEET_PLAN_OUT")]
         out: Option<PathBuf>,
         /// Exit 0 when nothing would change and 6 when something would.
-        #[arg(long)]
+        #[arg(long, env = "RUNSHEET_DETAILED_EXITCODE", value_parser = switch)]
         detailed_exitcode: bool,
         /// Only resolve templates; read nothing from hosts or gateways.
-        #[arg(long = "static")]
+        #[arg(long = "static", env = "RUNSHEET_STATIC", value_parser = switch)]
         static_only: bool,
+        /// Also write plan.json and runsheet.env into this directory (none by default).
+        #[arg(long, value_name = "DIR", env = "RUNSHEET_REPORT_DIR")]
+        report_dir: Option<PathBuf>,
     },
     /// Run a playbook.
     #[command(
@@ -166,13 +194,13 @@ pub enum Command {
         #[command(flatten)]
         inputs: InputArgs,
         /// Change nothing: plan writes, run reads (the same as `plan`, with run output).
-        #[arg(long)]
+        #[arg(long, env = "RUNSHEET_DRY_RUN", value_parser = switch)]
         dry_run: bool,
         /// Do not ask for confirmation on a terminal.
-        #[arg(long, short = 'y')]
+        #[arg(long, short = 'y', env = "RUNSHEET_YES", value_parser = switch)]
         yes: bool,
         /// Apply exactly this saved plan; refuse if anything changed since it was made.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "RUNSHEET_PLAN")]
         plan: Option<PathBuf>,
         /// Change management.
         #[command(flatten)]
@@ -187,18 +215,24 @@ pub enum Command {
     )]
     Resume {
         /// The run id.
+        #[arg(env = "RUNSHEET_RUN_ID")]
         run_id: String,
-        /// Approve a gate (repeatable).
-        #[arg(long = "approve", value_name = "GATE")]
+        /// Approve a gate (repeatable; RUNSHEET_APPROVE takes a comma-separated list).
+        #[arg(
+            long = "approve",
+            value_name = "GATE",
+            env = "RUNSHEET_APPROVE",
+            value_delimiter = ','
+        )]
         approve: Vec<String>,
         /// Resume even though the playbook changed since the run started (the diff is shown).
-        #[arg(long)]
+        #[arg(long, env = "RUNSHEET_ALLOW_CHANGED", value_parser = switch)]
         allow_changed: bool,
         /// Say how a write that was cut short ended, after checking by hand: STEP=done or STEP=rerun (repeatable).
         #[arg(long = "resolved", value_name = "STEP=done|rerun")]
         resolved: Vec<String>,
         /// A new change window for the rest of the run (START/END, RFC 3339).
-        #[arg(long)]
+        #[arg(long, env = "RUNSHEET_WINDOW")]
         window: Option<String>,
         /// Where runs are kept and how they are shown.
         #[command(flatten)]
@@ -208,6 +242,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  runsheet rollback 20261126-221502-3fa9")]
     Rollback {
         /// The run id.
+        #[arg(env = "RUNSHEET_RUN_ID")]
         run_id: String,
         /// Say how a write or undo that was cut short ended, after checking by hand: STEP=done or STEP=rerun (repeatable).
         #[arg(long = "resolved", value_name = "STEP=done|rerun")]
@@ -220,7 +255,12 @@ pub enum Command {
     #[command(after_help = "Examples:\n  runsheet runs\n  runsheet runs --output json")]
     Runs {
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        #[arg(
+            long,
+            default_value = ".runsheet",
+            value_name = "DIR",
+            env = "RUNSHEET_STATE_DIR"
+        )]
         state_dir: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
@@ -237,7 +277,12 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        #[arg(
+            long,
+            default_value = ".runsheet",
+            value_name = "DIR",
+            env = "RUNSHEET_STATE_DIR"
+        )]
         state_dir: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
@@ -249,7 +294,12 @@ pub enum Command {
         /// The environment (its name, or its file).
         env: String,
         /// State directory.
-        #[arg(long, default_value = ".runsheet", value_name = "DIR")]
+        #[arg(
+            long,
+            default_value = ".runsheet",
+            value_name = "DIR",
+            env = "RUNSHEET_STATE_DIR"
+        )]
         state_dir: PathBuf,
     },
     /// The step DAG as Mermaid or DOT.
@@ -420,4 +470,36 @@ pub struct NodeArgs {
     /// Directory holding the node's `version` and `node.pid` files.
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn switch_values_read_as_people_write_them_and_junk_is_refused() {
+        for (text, value) in [("true", true), ("YES", true), ("1", true), ("on", true)] {
+            assert_eq!(switch(text), Ok(value), "{text}");
+        }
+        for text in ["false", "No", "0", "off", ""] {
+            assert_eq!(switch(text), Ok(false), "{text}");
+        }
+        assert!(switch("maybe").is_err());
+    }
+
+    #[test]
+    fn a_switch_given_on_the_command_line_is_on() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from(["runsheet", "run", "p.yaml", "--dry-run", "--yes"])?;
+        assert!(matches!(
+            cli.command,
+            Command::Run {
+                dry_run: true,
+                yes: true,
+                ..
+            }
+        ));
+        Ok(())
+    }
 }

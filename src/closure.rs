@@ -1,11 +1,13 @@
 //! The short closure summary `run` and `resume` print when a run has ended: the headline
-//! of the change-closure report (`--report markdown=FILE`), for the terminal.
+//! of the change-closure report (`closure.md` in the report directory), for the terminal.
+
+use std::path::Path;
 
 use runsheet_engine::run::event::Outcome;
 use runsheet_engine::run::summary::RunSummary;
 
 /// The summary's lines; `None` for a dry run or a run that has not ended (paused).
-pub fn text(summary: &RunSummary) -> Option<String> {
+pub fn text(summary: &RunSummary, report_dir: &Path) -> Option<String> {
     let outcome = summary.outcome?;
     if summary.facts.dry_run || matches!(outcome, Outcome::Planned | Outcome::Paused) {
         return None;
@@ -51,7 +53,7 @@ pub fn text(summary: &RunSummary) -> Option<String> {
     };
     let facts = &summary.facts;
     Some(format!(
-        "closure: {} in {}; {} step(s): {}; {writes} write step(s) ran, {undo}\n  run {} ({} on {}, change {}); the full report: runsheet show {}, or --report markdown=FILE",
+        "closure: {} in {}; {} step(s): {}; {writes} write step(s) ran, {undo}\n  run {} ({} on {}, change {}); the full report: {} or runsheet show {}",
         outcome.describe(),
         duration(summary.elapsed_ms),
         summary.steps.len(),
@@ -64,6 +66,7 @@ pub fn text(summary: &RunSummary) -> Option<String> {
         facts.playbook,
         facts.environment.as_deref().unwrap_or("no environment"),
         facts.change_id.as_deref().unwrap_or("none given"),
+        report_dir.join(crate::report_dir::CLOSURE).display(),
         facts.run,
     ))
 }
@@ -124,10 +127,10 @@ mod tests {
 
     #[test]
     fn an_ended_run_says_how_it_ended_what_it_wrote_and_where_the_report_is() {
-        let text = text(&summary(Outcome::Succeeded)).unwrap_or_default();
+        let text = text(&summary(Outcome::Succeeded), Path::new("out")).unwrap_or_default();
         assert_eq!(
             text,
-            "closure: successful in 4.2 s; 4 step(s): 2 succeeded, 1 failed, 1 skipped; 1 write step(s) ran, nothing undone\n  run R1 (kong-rolling-upgrade on lab, change none given); the full report: runsheet show R1, or --report markdown=FILE"
+            "closure: successful in 4.2 s; 4 step(s): 2 succeeded, 1 failed, 1 skipped; 1 write step(s) ran, nothing undone\n  run R1 (kong-rolling-upgrade on lab, change none given); the full report: out/closure.md or runsheet show R1"
         );
     }
 
@@ -150,7 +153,7 @@ mod tests {
                 },
             ],
         });
-        let text = text(&rolled_back).unwrap_or_default();
+        let text = text(&rolled_back, Path::new("out")).unwrap_or_default();
         assert!(
             text.contains(
                 "1 undone, 1 NOT undone, work up to checkpoint upgrade[dp1].node.upgraded kept"
@@ -161,7 +164,7 @@ mod tests {
 
     #[test]
     fn plans_and_paused_runs_have_no_closure() {
-        assert_eq!(text(&summary(Outcome::Planned)), None);
-        assert_eq!(text(&summary(Outcome::Paused)), None);
+        assert_eq!(text(&summary(Outcome::Planned), Path::new("out")), None);
+        assert_eq!(text(&summary(Outcome::Paused), Path::new("out")), None);
     }
 }

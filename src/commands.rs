@@ -36,11 +36,22 @@ pub fn run(cli: Cli) -> Exit {
             out,
             detailed_exitcode,
             static_only,
+            report_dir,
         } => {
             if static_only {
                 plan_command(&registry, &playbook, &inputs, output)
             } else {
-                crate::execute::plan(&registry, &playbook, &inputs, output, out.as_deref(), detailed_exitcode)
+                crate::execute::plan(
+                    &registry,
+                    &playbook,
+                    &inputs,
+                    &crate::execute::PlanArgs {
+                        output,
+                        out: out.as_deref(),
+                        detailed_exitcode,
+                        report_dir: report_dir.as_deref(),
+                    },
+                )
             }
         }
         Command::Graph { playbook, format } => graph(&registry, &playbook, format),
@@ -115,10 +126,25 @@ pub fn request(playbook: &Path, inputs: &InputArgs, require_inputs: bool) -> Che
         playbook: playbook.to_path_buf(),
         environment: inputs.env.clone(),
         sets: inputs.sets.clone(),
+        env_inputs: input_variables(),
         vars_files: inputs.vars_files.clone(),
         require_inputs,
         preset: serde_json::Map::new(),
     }
+}
+
+/// The `RUNSHEET_INPUT_<NAME>` variables of the process, sorted by name.
+fn input_variables() -> Vec<(String, String)> {
+    let prefix = runsheet_engine::check::INPUT_VARIABLE_PREFIX;
+    let mut found: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            (name.len() > prefix.len() && name.starts_with(prefix))
+                .then(|| (name, value.to_string_lossy().into_owned()))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 fn validate(

@@ -3,7 +3,7 @@
 //! wire the engine's events to the terminal and reports, and map the outcome
 //! to an exit code.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use runsheet_engine::run::journal::{Journal, hash_line};
 use runsheet_engine::run::lock::{self, LockError, Owner};
 use runsheet_engine::run::mask::Masker;
 use runsheet_engine::run::state::{RunRecord, StateDir, host_name, new_run_id, os_user};
-use runsheet_engine::run::summary::{Recorder, RunFacts};
+use runsheet_engine::run::summary::{Recorder, RunFacts, RunSummary};
 use runsheet_engine::run::window::{History, Window};
 use runsheet_engine::{Approver, Decision, Registry};
 use serde_json::{Map, Value, json};
@@ -27,6 +27,7 @@ use crate::commands::request;
 use crate::exit::Exit;
 use crate::observe::{JsonLines, PlainLines, Progress};
 use crate::render::{emit, json_text, print_diagnostics, summary};
+use crate::report_dir::ReportDir;
 
 /// Loads and validates, printing diagnostics; `None` means exit 3.
 fn checked(registry: &Registry, request: &CheckRequest) -> Option<Checked> {
@@ -80,17 +81,6 @@ fn base_dir(playbook: &Path) -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
-/// Whether the run is inside a CI system (plain output, no prompts).
-fn in_ci() -> bool {
-    ["CI", "HARNESS_BUILD_ID", "HARNESS_PIPELINE_ID", "BUILD_ID", "GITHUB_ACTIONS"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
-}
-
-fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !in_ci()
-}
-
 /// The terminal (or `--approve`) answers approval gates.
 struct OperatorApprover {
     approved: Vec<String>,
@@ -105,7 +95,7 @@ impl OperatorApprover {
         Self {
             approved,
             approver,
-            interactive: interactive(),
+            interactive: crate::terminal::interactive(),
             terminal: tokio::sync::Mutex::new(()),
         }
     }
@@ -144,14 +134,32 @@ impl Approver for OperatorApprover {
 fn observers(args: &RunArgs) -> Vec<Arc<dyn Observer>> {
     let show: Arc<dyn Observer> = match args.log_format {
         LogFormat::Json => Arc::new(JsonLines),
-        LogFormat::Text
-            if !args.no_progress && std::io::stderr().is_terminal() && !in_ci() =>
-        {
-            Arc::new(Progress::new())
-        }
+        LogFormat::Text if live(args) => Arc::new(Progress::new()),
         LogFormat::Text => Arc::new(PlainLines),
     };
     vec![show]
+}
+
+/// Whether the run's text log is the live view (else plain time-stamped lines).
+fn live(args: &RunArgs) -> bool {
+    !args.no_progress && crate::terminal::live_output()
+}
+
+/// Where and how `drive` prints the closure summary: only for the text log, time-stamped
+/// like the plain lines before it.
+fn closure_out<'a>(args: &RunArgs, report_dir: &'a ReportDir) -> Option<ClosureOut<'a>> {
+    (args.log_format == LogFormat::Text).then(|| ClosureOut {
+        report_dir: report_dir.path(),
+        stamped: !live(args),
+    })
+}
+
+/// The closure summary's destination.
+struct ClosureOut<'a> {
+    /// The report directory the summary points to.
+    report_dir: &'a Path,
+    /// Each line starts with the time, as plain log lines do.
+    stamped: bool,
 }
 
 /// Parses every `--report` before anything runs.
@@ -167,16 +175,16 @@ fn report_specs(args: &RunArgs) -> Result<Vec<(report::ReportFormat, PathBuf)>, 
         .collect()
 }
 
-/// Runs the executor with signal handling and writes the reports; with `closure`, prints
-/// the closure summary once the run has ended.
+/// Runs the executor with signal handling and writes the reports; with `closure` (the
+/// report directory), prints the closure summary once the run has ended.
 async fn drive(
     checked: &Checked,
     registry: &Registry,
     options: RunOptions,
     reports: &[(report::ReportFormat, PathBuf)],
     facts: RunFacts,
-    closure: bool,
-) -> (RunResult, bool) {
+    closure: Option<ClosureOut<'_>>,
+) -> (RunResult, RunSummary, bool) {
     let recorder = Arc::new(Recorder::new(facts));
     let mut options = options;
     options.observers.push(Arc::clone(&recorder) as Arc<dyn Observer>);
@@ -205,8 +213,17 @@ async fn drive(
     let result = execute(checked, registry, options, control).await;
     listener.abort();
     let summary = recorder.summary();
-    if closure && let Some(text) = crate::closure::text(&summary) {
-        println!("{text}");
+    if let Some(out) = closure
+        && let Some(text) = crate::closure::text(&summary, out.report_dir)
+    {
+        let at = runsheet_engine::run::event::now_rfc3339();
+        for line in text.lines() {
+            if out.stamped {
+                println!("{at}  {}", line.trim_start());
+            } else {
+                println!("{line}");
+            }
+        }
     }
     let mut reports_ok = true;
     for (format, path) in reports {
@@ -215,18 +232,48 @@ async fn drive(
             reports_ok = false;
         }
     }
-    (result, reports_ok)
+    (result, summary, reports_ok)
+}
+
+/// Fills the report directory and gives the exit code: a report that could not be
+/// written turns a success into a failure.
+fn publish(dir: &ReportDir, summary: &RunSummary, exit: Exit) -> Exit {
+    let reports_ok = dir.write_reports(summary);
+    let exit = if exit == Exit::Success && !reports_ok { Exit::StepFailed } else { exit };
+    let dotenv_ok = dir.write_dotenv(summary, exit);
+    if exit == Exit::Success && !dotenv_ok { Exit::StepFailed } else { exit }
+}
+
+/// What `runsheet plan` is told beyond the playbook and its inputs.
+pub struct PlanArgs<'a> {
+    /// Output format.
+    pub output: OutputFormat,
+    /// Where to save the plan.
+    pub out: Option<&'a Path>,
+    /// Exit 6 when something would change.
+    pub detailed_exitcode: bool,
+    /// Where to write plan.json, the reports and runsheet.env (none by default).
+    pub report_dir: Option<&'a Path>,
 }
 
 /// `runsheet plan`: a dry run through the executor.
-pub fn plan(
+pub fn plan(registry: &Registry, playbook: &Path, inputs: &InputArgs, args: &PlanArgs<'_>) -> Exit {
+    let reports = args.report_dir.map(ReportDir::new);
+    let exit = plan_playbook(registry, playbook, inputs, args, reports.as_ref());
+    if let Some(reports) = &reports {
+        reports.finish(exit);
+    }
+    exit
+}
+
+fn plan_playbook(
     registry: &Registry,
     playbook: &Path,
     inputs: &InputArgs,
-    output: OutputFormat,
-    out: Option<&Path>,
-    detailed_exitcode: bool,
+    args: &PlanArgs<'_>,
+    reports: Option<&ReportDir>,
 ) -> Exit {
+    let (output, out, detailed_exitcode) = (args.output, args.out, args.detailed_exitcode);
     let Some(checked) = checked(registry, &request(playbook, inputs, true)) else {
         return Exit::Invalid;
     };
@@ -241,6 +288,7 @@ pub fn plan(
     let args = RunArgs {
         state_dir: PathBuf::from(".runsheet"),
         reports: Vec::new(),
+        report_dir: PathBuf::new(),
         log_format: LogFormat::Text,
         no_progress: true,
         approver: None,
@@ -251,7 +299,7 @@ pub fn plan(
     };
     let options = dry_options(playbook, observers);
     let facts = facts(&checked, playbook, "plan", None, None, true);
-    let (result, _) = runtime.block_on(drive(&checked, registry, options, &[], facts, false));
+    let (result, summary, _) = runtime.block_on(drive(&checked, registry, options, &[], facts, None));
     let saved = saved_plan(&checked, &result);
     match output {
         OutputFormat::Json => emit(&json_text(&saved)),
@@ -265,14 +313,20 @@ pub fn plan(
         }
         eprintln!("plan saved to {}; apply it with: runsheet run {} --plan {}", out.display(), playbook.display(), out.display());
     }
-    if result.outcome != Outcome::Planned {
-        return Exit::of(result.outcome);
-    }
     let changes = result.planned.iter().filter(|p| p.write && p.change.changes != Some(false)).count();
-    if detailed_exitcode && changes > 0 {
+    let exit = if result.outcome != Outcome::Planned {
+        Exit::of(result.outcome)
+    } else if detailed_exitcode && changes > 0 {
         Exit::Changes
     } else {
         Exit::Success
+    };
+    match reports {
+        Some(reports) if reports.write(crate::report_dir::PLAN, &json_text(&saved)) => {
+            publish(reports, &summary, exit)
+        }
+        Some(_) if exit == Exit::Success => Exit::StepFailed,
+        _ => exit,
     }
 }
 
@@ -388,6 +442,7 @@ fn facts(
         window,
         operator: os_user(),
         dry_run,
+        ci: crate::ci::context(),
     }
 }
 
@@ -509,6 +564,40 @@ pub fn run(
     change: &ChangeArgs,
     args: &RunArgs,
 ) -> Exit {
+    let reports = ReportDir::new(&args.report_dir);
+    let exit = run_playbook(
+        registry,
+        playbook,
+        inputs,
+        RunFlags { dry_run, yes, plan_file },
+        change,
+        args,
+        &reports,
+    );
+    reports.finish(exit);
+    exit
+}
+
+/// The switches of `run`.
+struct RunFlags<'a> {
+    /// Change nothing.
+    dry_run: bool,
+    /// Ask nothing.
+    yes: bool,
+    /// Apply this saved plan.
+    plan_file: Option<&'a Path>,
+}
+
+fn run_playbook(
+    registry: &Registry,
+    playbook: &Path,
+    inputs: &InputArgs,
+    flags: RunFlags<'_>,
+    change: &ChangeArgs,
+    args: &RunArgs,
+    report_dir: &ReportDir,
+) -> Exit {
+    let RunFlags { dry_run, yes, plan_file } = flags;
     let Some(checked) = checked(registry, &request(playbook, inputs, true)) else {
         return Exit::Invalid;
     };
@@ -527,8 +616,8 @@ pub fn run(
     if dry_run {
         let options = dry_options(playbook, observers(args));
         let facts = facts(&checked, playbook, "dry-run", change.change_id.clone(), change.window.clone(), true);
-        let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, args.log_format == LogFormat::Text));
-        return finish_exit(result.outcome, reports_ok);
+        let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir)));
+        return publish(report_dir, &summary, finish_exit(result.outcome, reports_ok));
     }
     let (change_id, window) = match change_management(&checked, change) {
         Ok(found) => found,
@@ -550,7 +639,7 @@ pub fn run(
         };
         let options = dry_options(playbook, Vec::new());
         let fresh_facts = facts(&checked, playbook, "plan-check", None, None, true);
-        let (fresh, _) = runtime.block_on(drive(&checked, registry, options, &[], fresh_facts, false));
+        let (fresh, _, _) = runtime.block_on(drive(&checked, registry, options, &[], fresh_facts, None));
         let fresh = saved_plan(&checked, &fresh);
         let problems = stale_plan(&saved, &fresh);
         if !problems.is_empty() {
@@ -563,7 +652,7 @@ pub fn run(
         }
         eprintln!("saved plan {} still matches: applying it", plan_file.display());
     }
-    if interactive() && !yes {
+    if crate::terminal::interactive() && !yes {
         let writes = checked
             .playbook
             .all_steps()
@@ -664,10 +753,10 @@ pub fn run(
         change_id: change_id.clone(),
     };
     let facts = facts(&checked, playbook, &run_id, change_id, window.map(|w| w.to_string()), false);
-    let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, args.log_format == LogFormat::Text));
+    let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir)));
     save_twins(&twins, &state.run_dir(&run_id).join("twins"));
     conclude(&state, record, held, &result, &run_id);
-    finish_exit(result.outcome, reports_ok)
+    publish(report_dir, &summary, finish_exit(result.outcome, reports_ok))
 }
 
 /// Keeps the embedded twins' state with the run, so `resume` continues from it.
@@ -822,6 +911,25 @@ pub fn resume(
     args: &RunArgs,
     mode: Mode,
 ) -> Exit {
+    if let Err(e) = StateDir::new(&args.state_dir).load(run_id) {
+        // No run: nothing is written anywhere, the report directory included.
+        eprintln!("error: {e}\n  help: `runsheet runs` lists the runs in {}", args.state_dir.display());
+        return Exit::Invalid;
+    }
+    let reports = ReportDir::new(&args.report_dir);
+    let exit = resume_run(registry, run_id, resume, args, mode, &reports);
+    reports.finish(exit);
+    exit
+}
+
+fn resume_run(
+    registry: &Registry,
+    run_id: &str,
+    resume: &ResumeArgs<'_>,
+    args: &RunArgs,
+    mode: Mode,
+    report_dir: &ReportDir,
+) -> Exit {
     let (approve, allow_changed, window) = (resume.approve, resume.allow_changed, resume.window);
     let state = StateDir::new(&args.state_dir);
     let record = match state.load(run_id) {
@@ -875,6 +983,7 @@ pub fn resume(
             .as_ref()
             .map(|p| p.display().to_string()),
         sets: Vec::new(),
+        env_inputs: Vec::new(),
         vars_files: Vec::new(),
         require_inputs: true,
         preset: record.inputs.clone(),
@@ -995,12 +1104,14 @@ pub fn resume(
         change_id: record.change_id.clone(),
     };
     let facts = facts(&checked, &playbook, run_id, record.change_id.clone(), record.window.clone(), false);
-    let (result, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, args.log_format == LogFormat::Text));
+    let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir)));
     save_twins(&twins, &twins_dir);
     conclude(&state, record, held, &result, run_id);
-    if mode == Mode::Rollback && result.outcome == Outcome::RolledBack && reports_ok {
+    let exit = if mode == Mode::Rollback && result.outcome == Outcome::RolledBack && reports_ok {
         // For this verb, undoing every write is the success.
-        return Exit::Success;
-    }
-    finish_exit(result.outcome, reports_ok)
+        Exit::Success
+    } else {
+        finish_exit(result.outcome, reports_ok)
+    };
+    publish(report_dir, &summary, exit)
 }

@@ -2,14 +2,19 @@
 //! calls the engine and maps the outcome to an exit code.
 
 mod action_reference;
+mod ci;
 mod cli;
 mod closure;
 mod commands;
+#[cfg(test)]
+mod example_commands;
 mod execute;
 mod exit;
 mod history;
 mod observe;
 mod render;
+mod report_dir;
+mod terminal;
 mod twin;
 
 use clap::Parser;

@@ -102,7 +102,7 @@ pub fn line(event: &EventKind) -> Option<String> {
         ),
         EventKind::StepUndone { step, how } => format!("undone  {step} ({how})"),
         EventKind::UndoFailed { step, error } => format!("UNDO FAILED {step}: {error}"),
-        EventKind::RunFinished { outcome, elapsed_ms, attention } => {
+        EventKind::RunFinished { outcome, elapsed_ms, attention, .. } => {
             let mut text = format!(
                 "finished: {} in {}",
                 outcome.describe(),
@@ -119,22 +119,19 @@ pub fn line(event: &EventKind) -> Option<String> {
     })
 }
 
-/// Plain lines with a time stamp, for pipes and CI logs.
+/// Plain lines, each with its UTC RFC 3339 time stamp, flushed one by one: for pipes and CI logs.
 #[derive(Debug, Default)]
 pub struct PlainLines;
 
 impl Observer for PlainLines {
     fn event(&self, event: &Event) {
         if let Some(text) = line(&event.kind) {
-            let time = event.at.get(11..23).unwrap_or(&event.at);
             let mut out = std::io::stdout().lock();
-            for (i, part) in text.lines().enumerate() {
-                if i == 0 {
-                    let _ = writeln!(out, "{time}  {part}");
-                } else {
-                    let _ = writeln!(out, "{:width$}  {part}", "", width = time.len());
-                }
+            for part in text.lines() {
+                let _ = writeln!(out, "{}  {part}", event.at);
             }
+            // A CI log shows each line as it happens, not when a buffer fills.
+            let _ = out.flush();
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::cli::OutputFormat;
 
 /// Whether colour may be used on stderr.
 pub fn colour_on_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    crate::terminal::colour_allowed() && std::io::stderr().is_terminal()
 }
 
 /// Renders a batch for people: each diagnostic with its snippet, then a count.

@@ -26,6 +26,9 @@ pub struct CheckRequest {
     pub environment: Option<String>,
     /// `--set name=value` pairs, in order.
     pub sets: Vec<String>,
+    /// `RUNSHEET_INPUT_<NAME>` variables as (variable, value): inputs matched by name
+    /// ignoring case, after the vars files and before `--set`.
+    pub env_inputs: Vec<(String, String)>,
     /// `--vars-file` files, in order.
     pub vars_files: Vec<PathBuf>,
     /// Whether every required input must be given (plan and run) or only given ones checked (validate).
@@ -108,6 +111,59 @@ pub fn check(registry: &Registry, request: &CheckRequest) -> Result<Checked, Dia
     })
 }
 
+/// The prefix of the variables that set inputs.
+pub const INPUT_VARIABLE_PREFIX: &str = "RUNSHEET_INPUT_";
+
+/// Applies `RUNSHEET_INPUT_<NAME>` variables; one naming no input is a warning, not an error
+/// (a pipeline may set inputs for several playbooks).
+fn env_inputs(
+    file: &Arc<SourceFile>,
+    playbook: &Playbook,
+    variables: &[(String, String)],
+    values: &mut Map<String, Value>,
+    diagnostics: &mut Diagnostics,
+) {
+    for (variable, text) in variables {
+        let wanted = variable
+            .strip_prefix(INPUT_VARIABLE_PREFIX)
+            .unwrap_or(variable);
+        let Some((declared, spec)) = playbook
+            .inputs
+            .iter()
+            .find(|(name, _)| name.value.eq_ignore_ascii_case(wanted))
+        else {
+            if !playbook
+                .unreadable_inputs
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(wanted))
+            {
+                diagnostics.push(
+                    Diagnostic::warning(
+                        "input::unknown-variable",
+                        format!("{variable} names no input of this playbook; it is ignored"),
+                    )
+                    .in_file(file),
+                );
+            }
+            continue;
+        };
+        match inputs::parse_text(spec, text) {
+            Ok(value) => {
+                values.insert(declared.value.clone(), value);
+            }
+            Err(e) => diagnostics.push(
+                Diagnostic::error("input::invalid", format!("{variable}: {e}"))
+                    .at(file, declared.span)
+                    .with_label(format!(
+                        "`{}` is declared here as {}",
+                        declared.value,
+                        spec.kind.value.as_str()
+                    )),
+            ),
+        }
+    }
+}
+
 /// Finds and loads an environment given by path or by name.
 fn load_environment_file(
     env: &str,
@@ -141,6 +197,13 @@ fn resolve_inputs(
     for vars_file in &request.vars_files {
         read_vars_file(vars_file, playbook, file, &mut values, diagnostics);
     }
+    env_inputs(
+        file,
+        playbook,
+        &request.env_inputs,
+        &mut values,
+        diagnostics,
+    );
     for set in &request.sets {
         let Some((name, text)) = set.split_once('=') else {
             diagnostics.push(

@@ -311,6 +311,7 @@ impl<'f> Reader<'f> {
             window_end: doc.window_end.map(|w| w.value).unwrap_or_default(),
             steps,
             finally,
+            outputs: doc.outputs,
         }
     }
 

@@ -17,6 +17,8 @@ use crate::source::{SourceFile, Span};
 use crate::suggest::did_you_mean;
 use crate::template::{GLOBAL_FUNCTIONS, TemplateReads, Templates};
 
+mod outputs;
+
 /// The environment a playbook is validated against.
 #[derive(Debug, Clone, Copy)]
 pub struct EnvironmentContext<'a> {
@@ -52,6 +54,7 @@ pub fn validate(
     let mut chain = Vec::new();
     validator.steps(&playbook.steps, MAIN_SCOPE, &mut chain, &[]);
     validator.steps(&playbook.finally, FINALLY_SCOPE, &mut chain, &[]);
+    validator.outputs();
     let mut diagnostics = validator.diagnostics;
     diagnostics.sort();
     (dag, diagnostics)
@@ -70,6 +73,8 @@ struct NameScope {
     host: bool,
     /// `result` is defined (inside `until`).
     result: bool,
+    /// A playbook output: evaluated after every step, reading any top-level step.
+    outputs: bool,
 }
 
 struct Validator<'a> {
@@ -709,7 +714,9 @@ impl<'a> Validator<'a> {
                 self.push(d);
             }
         }
-        if scope.steps {
+        if scope.outputs {
+            self.output_reads(reads, span);
+        } else if scope.steps {
             for id in reads.step_ids() {
                 self.step_reference(id, span, chain);
             }

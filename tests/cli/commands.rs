@@ -76,7 +76,7 @@ fn plan_shows_diffs_reads_and_values_known_after_apply() -> TestResult {
     const PLAYBOOK: &str = "tests/fixtures/valid/18-dry-run.yaml";
     let human = runsheet(&["plan", PLAYBOOK, "--env", LAB_ENV, "--detailed-exitcode"])?;
     assert_eq!(human.code, Some(6), "changes found: {}", human.stderr);
-    let times = regex::Regex::new(r"(?m)^\d\d:\d\d:\d\d\.\d{3}")?;
+    let times = regex::Regex::new(r"(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")?;
     let durations = regex::Regex::new(r"\b\d+ms\b")?;
     let stable = durations.replace_all(&times.replace_all(&human.stdout, "[time]"), "[ms]").into_owned();
     snapshot("commands", "plan-dry-run-human", "runsheet plan 18-dry-run.yaml --env lab", &stable);

@@ -9,6 +9,7 @@ mod apt_lab;
 mod crash;
 mod docs;
 mod faults;
+mod harness;
 mod impact;
 mod kong;
 mod kong_entity;

@@ -61,7 +61,7 @@ fn the_readme_first_command_upgrades_the_lab_from_a_fresh_copy_twice() -> TestRe
     let last = run.stdout.lines().rev().take(2).collect::<Vec<_>>();
     assert!(
         last.iter()
-            .any(|line| line.starts_with("closure: successful in ")),
+            .any(|line| line.contains("  closure: successful in ")),
         "the closure summary ends the output: {}",
         run.all()
     );

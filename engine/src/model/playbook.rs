@@ -58,6 +58,11 @@ pub struct PlaybookDoc {
     #[serde(default)]
     #[schemars(with = "Vec<StepDoc>")]
     pub finally: Option<Spanned<Vec<Node>>>,
+    /// What the run publishes when it ends (dotenv, JSON and closure reports): name → template
+    /// over `steps.<id>.outputs`, `inputs`, `vars` and `env`.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}))]
+    pub outputs: IndexMap<Spanned<String>, Node>,
 }
 
 /// One step as written in YAML: an action, a group, or a `for_each` body.
@@ -304,6 +309,8 @@ pub struct Playbook {
     pub steps: Vec<Step>,
     /// Steps that always run last.
     pub finally: Vec<Step>,
+    /// Values published when the run ends, in declaration order.
+    pub outputs: IndexMap<Spanned<String>, Node>,
 }
 
 /// One checked step.

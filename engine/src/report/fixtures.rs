@@ -31,6 +31,7 @@ pub(super) fn facts() -> RunFacts {
         window: Some("2026-03-14T22:00:00Z/2026-03-15T00:00:00Z".into()),
         operator: "alice".into(),
         dry_run: false,
+        ci: None,
     }
 }
 
@@ -130,6 +131,7 @@ pub(super) fn finished(second: u32, outcome: Outcome, attention: &[&str]) -> Eve
             outcome,
             elapsed_ms: u64::from(second) * 1_000,
             attention: attention.iter().map(|item| (*item).to_owned()).collect(),
+            outputs: serde_json::Map::new(),
         },
     )
 }

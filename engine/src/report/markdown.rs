@@ -29,6 +29,7 @@ pub(super) fn render(summary: &RunSummary) -> String {
     changes(&mut document, summary);
     approvals(&mut document, summary);
     rollback(&mut document, summary.rollback.as_ref());
+    outputs(&mut document, summary);
     bullet_section(&mut document, "Needs attention", &summary.attention);
     bullet_section(&mut document, "Notices", &summary.notices);
     document.finish()
@@ -81,7 +82,7 @@ fn facts(document: &mut Document, summary: &RunSummary) {
     } else {
         format!("{} ({})", facts.playbook, facts.playbook_path)
     };
-    let rows = [
+    let mut rows = vec![
         ("Change id", facts.change_id.clone().unwrap_or_else(none)),
         ("Window", facts.window.clone().unwrap_or_else(none)),
         ("Operator", facts.operator.clone()),
@@ -100,7 +101,16 @@ fn facts(document: &mut Document, summary: &RunSummary) {
         ("Finished", summary.finished_at.clone()),
         ("Duration", duration(summary.elapsed_ms)),
         ("Final outcome", outcome_text(summary.outcome).to_owned()),
+        (
+            "Suggested close code",
+            super::close::close_code(summary)
+                .unwrap_or("none yet (the run is not finished)")
+                .to_owned(),
+        ),
     ];
+    if let Some(ci) = &facts.ci {
+        rows.push(("CI execution", ci_text(ci)));
+    }
     document.heading(2, "Facts");
     document.table(
         &["Fact", "Value"],
@@ -108,6 +118,27 @@ fn facts(document: &mut Document, summary: &RunSummary) {
             .map(|(fact, value)| vec![fact.to_owned(), value])
             .collect(),
     );
+}
+
+/// The CI execution in one cell: its link, else the system with its ids.
+fn ci_text(ci: &crate::run::summary::CiContext) -> String {
+    let ids: Vec<String> = [
+        ("pipeline", &ci.pipeline),
+        ("stage", &ci.stage),
+        ("build", &ci.build_id),
+        ("execution", &ci.execution_id),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name} {v}")))
+    .collect();
+    let mut text = ci.system.clone();
+    if !ids.is_empty() {
+        text.push_str(&format!(" ({})", ids.join(", ")));
+    }
+    if let Some(url) = &ci.execution_url {
+        text.push_str(&format!(": {url}"));
+    }
+    text
 }
 
 fn steps(document: &mut Document, steps: &[StepSummary]) {
@@ -267,6 +298,26 @@ fn rollback(document: &mut Document, rollback: Option<&RollbackSummary>) {
         .map(|undo| vec![undo.id.clone(), undo.status.clone(), undo.message.clone()])
         .collect();
     document.table(&["Step", "Result", "Detail"], rows);
+}
+
+/// The playbook's published outputs, when it declares any.
+fn outputs(document: &mut Document, summary: &RunSummary) {
+    if summary.outputs.is_empty() {
+        return;
+    }
+    document.heading(2, "Outputs");
+    let rows = summary
+        .outputs
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            vec![name.clone(), text]
+        })
+        .collect();
+    document.table(&["Output", "Value"], rows);
 }
 
 fn bullet_section(document: &mut Document, heading: &str, items: &[String]) {
@@ -613,6 +664,36 @@ mod tests {
     fn fence_is_longer_than_backticks_in_the_diff() {
         assert_eq!(fence_for(&["+plain"]), "```");
         assert_eq!(fence_for(&["+```yaml", "+``"]), "````");
+    }
+
+    #[test]
+    fn the_ci_execution_and_the_outputs_are_listed() {
+        let mut summary = fixtures::successful();
+        summary.facts.ci = Some(crate::run::summary::CiContext {
+            system: "harness".into(),
+            execution_url: Some("https://harness.example/executions/Vq1b".into()),
+            pipeline: Some("kong_rolling_upgrade".into()),
+            build_id: Some("42".into()),
+            ..Default::default()
+        });
+        summary
+            .outputs
+            .insert("snapshot_path".into(), serde_json::json!("/tmp/a|b"));
+        let report = render(&summary);
+        assert!(
+            report.contains("| CI execution | harness (pipeline kong_rolling_upgrade, build 42): https://harness.example/executions/Vq1b |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| Suggested close code | Successful |"),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "## Outputs\n\n| Output | Value |\n|---|---|\n| snapshot_path | /tmp/a\\|b |\n"
+            ),
+            "{report}"
+        );
     }
 
     #[test]

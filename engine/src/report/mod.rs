@@ -3,7 +3,9 @@
 //!
 //! Every text in a summary was masked by the executor; reports print nothing else.
 
+mod close;
 pub mod diff;
+pub mod dotenv;
 mod file;
 mod json;
 mod junit;
@@ -16,6 +18,7 @@ mod fixtures;
 
 use std::path::{Path, PathBuf};
 
+pub use close::{SUCCESSFUL, SUCCESSFUL_WITH_ISSUES, UNSUCCESSFUL, close_code, rollback_performed};
 pub use spec::{ReportFormat, ReportSpecError, parse_spec};
 
 use crate::run::summary::RunSummary;
@@ -47,6 +50,15 @@ pub fn render(format: ReportFormat, summary: &RunSummary) -> Result<String, Repo
         ReportFormat::Junit => junit::render(summary),
         ReportFormat::Markdown => Ok(markdown::render(summary)),
     }
+}
+
+/// Writes `contents` to `path` atomically, creating missing directories (for files
+/// beside the reports, such as the dotenv file and a saved plan).
+pub fn write_text(path: &Path, contents: &str) -> Result<(), ReportError> {
+    file::write_atomically(path, contents.as_bytes()).map_err(|source| ReportError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes the report of a run to `path`, atomically, creating missing directories.

@@ -226,6 +226,9 @@ pub enum EventKind {
         elapsed_ms: u64,
         /// Steps a person must look at, with why.
         attention: Vec<String>,
+        /// The playbook's `outputs:` (secrets masked; absent when it declares none).
+        #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+        outputs: serde_json::Map<String, serde_json::Value>,
     },
 }
 

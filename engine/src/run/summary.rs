@@ -29,6 +29,31 @@ pub struct RunFacts {
     pub operator: String,
     /// Whether it was a dry run.
     pub dry_run: bool,
+    /// The CI/CD execution that started the run, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci: Option<CiContext>,
+}
+
+/// The CI/CD execution a run belongs to, for the closure report and the change request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CiContext {
+    /// The system: `harness`, `github`, or `ci` when only `CI` says so.
+    pub system: String,
+    /// Link to the execution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_url: Option<String>,
+    /// Execution id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    /// Pipeline id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// Stage id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Build (run) number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 /// One step as it ended.
@@ -117,6 +142,10 @@ pub struct RunSummary {
     pub outcome: Option<Outcome>,
     /// What a person must look at.
     pub attention: Vec<String>,
+    /// The playbook's `outputs:` as the run ended (secrets masked).
+    pub outputs: serde_json::Map<String, Value>,
+    /// Gates the run waits at (a paused run), in the order it reached them.
+    pub waiting_gates: Vec<String>,
 }
 
 impl RunSummary {
@@ -196,6 +225,9 @@ impl RunSummary {
                 self.steps.push(planned);
             }
             EventKind::Paused { step, gate, .. } => {
+                if !self.waiting_gates.contains(gate) {
+                    self.waiting_gates.push(gate.clone());
+                }
                 self.steps
                     .push(simple(step, "paused", Some(format!("waiting at gate `{gate}`"))));
             }
@@ -230,10 +262,12 @@ impl RunSummary {
                 outcome,
                 elapsed_ms,
                 attention,
+                outputs,
             } => {
                 self.outcome = Some(*outcome);
                 self.elapsed_ms = *elapsed_ms;
                 self.attention = attention.clone();
+                self.outputs = outputs.clone();
             }
             EventKind::RunStarted { .. }
             | EventKind::StepStarted { .. }

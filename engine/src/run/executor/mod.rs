@@ -20,6 +20,7 @@
 //! - `container`: groups and `for_each`;
 //! - `rollback`: undoing completed writes;
 //! - `gate`: approval gates;
+//! - `outputs`: the playbook's `outputs:`, evaluated when the run ends;
 //! - `display`: durations and values for people.
 
 mod attempt;
@@ -27,6 +28,7 @@ mod container;
 mod display;
 mod dry_run;
 mod gate;
+mod outputs;
 mod prior;
 mod render;
 mod rollback;
@@ -166,6 +168,8 @@ pub struct RunResult {
     pub stop: Option<(StopReason, String)>,
     /// Dry runs: what each step that could not run would change.
     pub planned: Vec<PlannedChange>,
+    /// The playbook's `outputs:` that could be evaluated, secrets masked.
+    pub outputs: Map<String, Value>,
 }
 
 /// What a dry run says about a step it did not run.
@@ -218,6 +222,7 @@ pub async fn execute(
         exec.notice(left.clone());
         outcome.attention.push(left);
     }
+    outcome.outputs = exec.publish_outputs();
     let elapsed_ms = started.elapsed().as_millis() as u64;
     exec.journal(
         "run_finished",
@@ -228,6 +233,7 @@ pub async fn execute(
         outcome: outcome.outcome,
         elapsed_ms,
         attention: outcome.attention.clone(),
+        outputs: outcome.outputs.clone(),
     });
     outcome
 }
@@ -351,6 +357,8 @@ struct Exec<'a> {
     mode: Mode,
     /// `inputs`, `vars` and `env`, once rendered.
     base: Mutex<Option<Arc<Base>>>,
+    /// The scope of the `finally` steps, once they ran (it sees the main steps too).
+    finally_frame: Mutex<Option<Arc<Frame>>>,
 }
 
 /// Locks a mutex, taking the value of a poisoned one.
@@ -419,6 +427,7 @@ impl<'a> Exec<'a> {
             history: options.history,
             mode: options.mode,
             base: Mutex::new(None),
+            finally_frame: Mutex::new(None),
         }
     }
 
@@ -487,6 +496,7 @@ impl<'a> Exec<'a> {
             attention,
             stop,
             planned: book.planned.clone(),
+            outputs: Map::new(),
         }
     }
 
@@ -505,6 +515,7 @@ impl<'a> Exec<'a> {
             attention: Vec::new(),
             stop: Some((StopReason::Failure, message)),
             planned: Vec::new(),
+            outputs: Map::new(),
         }
     }
 
@@ -539,6 +550,7 @@ impl<'a> Exec<'a> {
             "finally.".into(),
         );
         finally.isolate();
+        *lock(&self.finally_frame) = Some(Arc::clone(&finally));
         let scope = self.run_scope(
             &self.checked.playbook.finally,
             FINALLY_SCOPE.to_owned(),

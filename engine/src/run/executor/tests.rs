@@ -569,3 +569,39 @@ fn resolutions_and_item_rollbacks_replay_from_the_journal() {
     assert!(!prior.done.contains_key("each[a].drain"), "rerun: the undo took effect");
     assert!(prior.done.get("w").is_some_and(|w| w.undo_unknown.is_some()), "done by hand: its undo is unknown");
 }
+
+#[test]
+fn outputs_are_published_after_finally_on_failure_too_and_one_that_cannot_be_evaluated_is_left_out() {
+    let outcome = run(r#"
+runsheet: 1
+name: outputs
+steps:
+  - {id: a, action: t.put, with: {key: a, value: one}}
+  - {id: b, action: t.flaky, with: {fail_times: 5}}
+  - {id: c, action: t.put, with: {key: c, value: three}}
+finally:
+  - {id: f, action: t.put, with: {key: f, value: last}}
+outputs:
+  first: "{{ steps.a.outputs.value }}"
+  last: "{{ steps.f.outputs.value }}"
+  third: "{{ steps.c.outputs.value }}"
+  list: ["{{ steps.a.outputs.value }}", 2]
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack, "{:?}", described(&outcome.summary));
+    let outputs = &outcome.result.outputs;
+    let written = |step: &str| {
+        let found = outcome.summary.steps.iter().find(|s| s.id == step);
+        found.map(|s| s.outputs["value"].clone()).unwrap_or_default()
+    };
+    assert!(written("a").as_str().is_some_and(|v| v.contains("one")), "{:?}", written("a"));
+    assert_eq!(outputs.get("first"), Some(&written("a")));
+    assert!(outputs.get("last").and_then(|v| v.as_str()).is_some_and(|v| v.contains("last")), "{outputs:?}");
+    assert_eq!(outputs.get("list"), Some(&serde_json::json!([written("a"), 2])));
+    assert!(!outputs.contains_key("third"), "{outputs:?}");
+    assert_eq!(&outcome.summary.outputs, outputs, "the run_finished event carries them");
+    assert!(
+        outcome.summary.notices.iter().any(|n| n.starts_with("output `third` was not published")),
+        "{:?}",
+        outcome.summary.notices
+    );
+}
