@@ -13,11 +13,13 @@ const ALGORITHMS: [&str; 13] = [
     "PS384", "PS512", "EdDSA",
 ];
 
-/// base64url, padding optional (Kong pads before decoding).
+/// base64url, padding optional (Kong pads before decoding) and, as nginx's decoder,
+/// ignoring non-zero bits after the last byte (a tampered last character still decodes).
 const BASE64URL: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
     GeneralPurposeConfig::new()
         .with_encode_padding(false)
+        .with_decode_allow_trailing_bits(true)
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
@@ -205,6 +207,10 @@ mod tests {
         assert_eq!(decoded.algorithm(), "HS256");
         assert_eq!(decoded.claims.get("iss"), Some(&json!("k")));
         assert_eq!(decoded.signature.len(), 32);
+        // A changed last character still decodes (the signature then fails to verify).
+        let mut tampered = token.clone();
+        tampered.replace_range(tampered.len() - 2.., "xx");
+        assert_eq!(decode(&tampered).map(|token| token.signature.len()), Ok(32));
         assert_eq!(decode("a.b"), Err(DecodeError::Json));
         assert_eq!(decode("not-base64!.x.y"), Err(DecodeError::Json));
         let array_claims = format!("{}.{}.", encode(b"{\"alg\":\"HS256\"}"), encode(b"[1]"));
