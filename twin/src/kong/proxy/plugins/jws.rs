@@ -257,4 +257,25 @@ mod tests {
         assert_eq!(verify(&token, b"not a key"), Err(KeyError::Unusable));
         Ok(())
     }
+
+    /// A 2048-bit RSA public key (the private half was discarded after signing
+    /// [`RS256_TOKEN`] with `openssl dgst -sha256 -sign`).
+    const RSA_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAp9WR0z4xe86nXKb8PkWH\nJEBNwsIVCbnO5sTxsGUGpDQYE3REVrTxu+EerzrcAD865p32u5dW8Ei6MjeTTNPF\nEaoviZvOqrlykyTvOBXKeKJ8wLB383v8aGQE1h/z5hS3UbDMWMXIIGrFdxu1WVAg\nU8xh9yjVNPHIG60tpVqJovX6ZtEmt2DlziGFKb7I8cq/oJvYbnSmyymJWM9Mzgy/\n1gK3vV7NiIT7S9aMRFj0UCR/EWeCacl4bMoPQEVuKWLHDYqq2mxfpJFCM7S6HNcT\npWg8UNp8hSFnfybBhXGs7IQaHQf3U/tBBmOyaLun9WUD0CMohFKW7doxWBgmG4j/\ncwIDAQAB\n-----END PUBLIC KEY-----\n";
+
+    /// The same key in PKCS#1 form (`openssl rsa -RSAPublicKey_out`).
+    const RSA_PUBLIC_KEY_PKCS1: &str = "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEAp9WR0z4xe86nXKb8PkWHJEBNwsIVCbnO5sTxsGUGpDQYE3REVrTx\nu+EerzrcAD865p32u5dW8Ei6MjeTTNPFEaoviZvOqrlykyTvOBXKeKJ8wLB383v8\naGQE1h/z5hS3UbDMWMXIIGrFdxu1WVAgU8xh9yjVNPHIG60tpVqJovX6ZtEmt2Dl\nziGFKb7I8cq/oJvYbnSmyymJWM9Mzgy/1gK3vV7NiIT7S9aMRFj0UCR/EWeCacl4\nbMoPQEVuKWLHDYqq2mxfpJFCM7S6HNcTpWg8UNp8hSFnfybBhXGs7IQaHQf3U/tB\nBmOyaLun9WUD0CMohFKW7doxWBgmG4j/cwIDAQAB\n-----END RSA PUBLIC KEY-----\n";
+
+    /// `{"alg":"RS256","typ":"JWT"}.{"iss":"rsa-key"}` signed with that key.
+    const RS256_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJyc2Eta2V5In0.Q8OqsN9tqPaoAdRpjWw_T5xEGz5kNbJm2-G_c15fTCZ9jG6w7E-BT4yyW7sDp5B-GmGQc6WcNtNfMy4EBsc3K1Rjvbgziv7UYWZr5R4TyadPXjnOgqfWgpVrAWIzlAS6XRXj3PJtkVZWQSDqAiX-yYp40QXQETcky_T4HQUwCQurAv9WgXnnagLfswVUWbK4BHOp302SmF7mocEP2J-mJqXMcvyLnpxShvsjTmD-UKt3Zr3qL5mSVzqE3Y7qlI5gtMrm3hHyBDMBEIFggHgYnPMryNyz5kXN0ez2BCoBXvgZs74hlWP6_v5sbo4fZcw87PLmH4P__JngPshR7aweug";
+
+    #[test]
+    fn rs256_signatures_verify_with_either_pem_form() -> TestResult {
+        let token = decode(RS256_TOKEN)?;
+        assert_eq!(verify(&token, RSA_PUBLIC_KEY.as_bytes()), Ok(true));
+        assert_eq!(verify(&token, RSA_PUBLIC_KEY_PKCS1.as_bytes()), Ok(true));
+        let mut forged = token.clone();
+        forged.signing_input.push('x');
+        assert_eq!(verify(&forged, RSA_PUBLIC_KEY.as_bytes()), Ok(false));
+        Ok(())
+    }
 }
