@@ -398,3 +398,87 @@ async fn the_request_after_the_limit_gets_429_with_the_rate_limit_headers() {
     let anonymous = shop.get("/limited/orders", &[]).await;
     assert_eq!(anonymous.status, 401);
 }
+
+#[tokio::test]
+async fn oauth2_plugin_credentials_and_tokens_validate_as_kong_does() {
+    let shop = Shop::open().await;
+    let no_flow = shop
+        .admin
+        .post("/plugins", json!({"name": "oauth2", "config": {}}))
+        .await;
+    assert_eq!(no_flow.status, 400, "{}", no_flow.body);
+    assert_eq!(
+        no_flow.body["fields"]["config"],
+        "at least one of these fields must be true: enable_authorization_code, enable_implicit_grant, enable_client_credentials, enable_password_grant"
+    );
+    let plugin = shop
+        .admin
+        .post(
+            "/plugins",
+            json!({"name": "oauth2", "config": {"enable_client_credentials": true}}),
+        )
+        .await;
+    assert_eq!(plugin.status, 201, "{}", plugin.body);
+    assert_eq!(plugin.body["config"]["token_expiration"], 7200);
+    assert_eq!(
+        plugin.body["config"]["provision_key"]
+            .as_str()
+            .unwrap()
+            .len(),
+        32
+    );
+    let bad_uri = shop
+        .admin
+        .post(
+            "/consumers/shop-app/oauth2",
+            json!({"name": "web", "redirect_uris": ["/relative"]}),
+        )
+        .await;
+    assert_eq!(bad_uri.status, 400, "{}", bad_uri.body);
+    assert_eq!(
+        bad_uri.body["fields"]["redirect_uris"],
+        json!(["cannot parse '/relative'"])
+    );
+    let generated = shop
+        .admin
+        .post("/consumers/shop-app/oauth2", json!({"name": "web"}))
+        .await;
+    assert_eq!(generated.status, 201, "{}", generated.body);
+    assert_eq!(generated.body["client_id"].as_str().unwrap().len(), 32);
+    assert_eq!(generated.body["hash_secret"], false);
+    let no_credential = shop
+        .admin
+        .post("/oauth2_tokens", json!({"expires_in": 10}))
+        .await;
+    assert_eq!(no_credential.status, 400, "{}", no_credential.body);
+    assert_eq!(
+        no_credential.body["fields"]["credential"],
+        "required field missing"
+    );
+    // Tokens go with their credential.
+    let token = shop
+        .admin
+        .post(
+            "/oauth2_tokens",
+            json!({"credential": {"id": generated.body["id"]}, "expires_in": 0}),
+        )
+        .await;
+    assert_eq!(token.status, 201, "{}", token.body);
+    assert_eq!(token.body["token_type"], "bearer");
+    let deleted = shop
+        .admin
+        .delete(&format!(
+            "/oauth2/{}",
+            generated.body["client_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(deleted.status, 204);
+    let gone = shop
+        .admin
+        .get(&format!(
+            "/oauth2_tokens/{}",
+            token.body["access_token"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.body);
+}

@@ -17,7 +17,7 @@ const FLOWS: [&str; 4] = [
     "enable_password_grant",
 ];
 
-/// The oauth2 plugin schema (HTTP protocols only, no consumer scope).
+/// The oauth2 plugin schema (no consumer scope; `kong/plugins/oauth2/schema.lua`).
 pub fn schema() -> PluginSchema {
     let flag = |name: &'static str| {
         Field::new(name, Kind::Boolean)
@@ -47,7 +47,6 @@ pub fn schema() -> PluginSchema {
             .default(|_| json!(1_209_600))
             .check(|value| checks::between(value, 0, 100_000_000)),
         flag("reuse_refresh_token"),
-        Field::new("persistent_refresh_token", Kind::Boolean).default(default_false),
         Field::new("pkce", Kind::String)
             .default(|_| json!("lax"))
             .check(|value| {
@@ -55,8 +54,6 @@ pub fn schema() -> PluginSchema {
             }),
         Field::new("realm", Kind::String),
     ]);
-    schema.protocols = &["http", "https"];
-    schema.default_protocols = Some(&["http", "https"]);
     schema.config_check = Some(one_flow);
     schema
 }
