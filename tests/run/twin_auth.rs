@@ -19,7 +19,8 @@ const VALID_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJsYWItc2
 const EXPIRED_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJsYWItc21va2UtaXNzdWVyIiwiZXhwIjoxNTc3ODM2ODAwfQ.iwIL2-tzHS7SLfHMmbOr_mXYh6bN-SVFHVCR3t_YF1M";
 
 /// The seed: upstream `core` with one node; `orders` (key-auth), `payments` (jwt),
-/// `inventory` (oauth2 + rate-limiting 5/minute); a certificate for `shop.test`.
+/// `inventory` (oauth2 + rate-limiting 5/minute); a certificate for `shop.test` and
+/// `localhost` (clients reaching the TLS proxy as `localhost` send that SNI).
 fn seed(node: &str, cert: &str, key: &str) -> String {
     format!(
         "_format_version: '3.0'
@@ -68,6 +69,7 @@ certificates:
 {cert}    key: |
 {key}    snis:
       - {{name: shop.test}}
+      - {{name: localhost}}
 "
     )
 }
@@ -77,14 +79,17 @@ struct Gateway {
     // Dropped in order: the node goes before the lab directory holding its PID file.
     _node: NodeProcess,
     twin: TwinProcess,
-    _lab: Lab,
+    lab: Lab,
 }
 
 impl Gateway {
     fn open() -> Outcome<Gateway> {
         let lab = Lab::new()?;
         let node = NodeProcess::start(&lab, "dp1")?;
-        let made = rcgen::generate_simple_self_signed(vec!["shop.test".to_owned()])?;
+        let made = rcgen::generate_simple_self_signed(vec![
+            "shop.test".to_owned(),
+            "localhost".to_owned(),
+        ])?;
         let indent =
             |pem: String| -> String { pem.lines().map(|line| format!("      {line}\n")).collect() };
         lab.write(
@@ -99,7 +104,7 @@ impl Gateway {
         Ok(Gateway {
             _node: node,
             twin,
-            _lab: lab,
+            lab,
         })
     }
 
@@ -200,5 +205,73 @@ fn an_oauth2_token_from_the_tls_proxy_opens_inventory_until_the_rate_limit() -> 
     let (status, body) = gateway.get("/inventory/items", &[("authorization", &bearer)])?;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["message"], "API rate limit exceeded");
+    Ok(())
+}
+
+#[test]
+fn a_playbook_smoke_test_authenticates_with_bearer_and_oauth2_client_credentials() -> TestResult {
+    let gateway = Gateway::open()?;
+    let lab = &gateway.lab;
+    let tls_port = gateway
+        .twin
+        .proxy_tls_url
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    lab.write(
+        "env.yaml",
+        &format!(
+            "runsheet: 1
+name: smoke
+gateways:
+  kong: {{type: kong, admin_url: '{}', proxy_url: '{}', proxy_tls_url: '{}'}}
+hosts:
+  me: {{transport: local}}
+",
+            gateway.twin.admin_url, gateway.twin.proxy_url, gateway.twin.proxy_tls_url
+        ),
+    )?;
+    lab.write(
+        "smoke.yaml",
+        &format!(
+            r#"runsheet: 1
+name: auth-smoke
+steps:
+  - id: jwt
+    action: http
+    with:
+      url: "{{{{ env.gateways.kong.proxy_url }}}}/payments/health"
+      auth: {{bearer: "{VALID_JWT}"}}
+      expect_status: 200
+      extract: {{consumer: /headers/x-consumer-username}}
+  - id: jwt-expired
+    action: http
+    with:
+      url: "{{{{ env.gateways.kong.proxy_url }}}}/payments/health"
+      auth: {{bearer: "{EXPIRED_JWT}"}}
+      expect_status: 401
+      extract: {{why: /exp}}
+  - id: oauth2
+    action: http
+    with:
+      url: "https://localhost:{tls_port}/inventory/items"
+      auth:
+        oauth2_client_credentials:
+          token_url: "https://localhost:{tls_port}/inventory/oauth2/token"
+          client_id: lab-smoke-client
+          client_secret: lab-smoke-client-secret-5d2b
+      tls: {{insecure: true}}
+      expect_status: 200
+      extract: {{consumer: /headers/x-consumer-username}}
+  - id: check
+    action: assert
+    with:
+      that: "steps.jwt.outputs.consumer == 'smoke-client' and steps['jwt-expired'].outputs.why == 'token expired' and steps.oauth2.outputs.consumer == 'smoke-client'"
+"#
+        ),
+    )?;
+    let run = lab.run(&["run", "smoke.yaml", "--env", "env.yaml"])?;
+    assert_eq!(run.code, Some(0), "{}", run.all());
     Ok(())
 }
