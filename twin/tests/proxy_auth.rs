@@ -122,7 +122,11 @@ impl Shop {
         let upstream = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let mut admin = Admin::start_with(TwinConfig::with_version("3.9.1")).await;
+        let mut admin = Admin::start_with(TwinConfig {
+            control: true,
+            ..TwinConfig::with_version("3.9.1")
+        })
+        .await;
         admin.twin.seed(&seed(address)).unwrap();
         admin.twin.start_proxy().await.unwrap();
         let pair = pki::ecdsa(&["localhost"]);
@@ -394,6 +398,12 @@ async fn the_request_after_the_limit_gets_429_with_the_rate_limit_headers() {
     assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
     let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // The twin's control reset forgets the counts.
+    let reset = shop.admin.post("/_twin/reset", json!({})).await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let again = shop.get("/limited/orders", &key).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.header("x-ratelimit-remaining-minute"), Some("2"));
     // Counted per consumer: without a key the route answers 401 before counting.
     let anonymous = shop.get("/limited/orders", &[]).await;
     assert_eq!(anonymous.status, 401);

@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use super::tls::TlsSettings;
 use super::twin::{KongTwin, Server};
 use handler::{ClientAddress, Listener, Proxy};
+pub(crate) use plugins::RateCounters;
 
 /// A twin's proxy: the state its listeners share, and their addresses.
 #[derive(Debug, Default)]

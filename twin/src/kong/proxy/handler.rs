@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 use super::balancer::{Balancer, Destination, NoPeer, Peer};
 use super::forward::{Failure, Upstreams};
-use super::plugins::{self, Context, Effects, Exit, PluginRequest, RateCounters, Scope};
+use super::plugins::{self, Context, Effects, Exit, PluginRequest, Scope};
 use super::reply::{self, Flavor};
 use super::router::{self, RegexCache, RequestFacts, RouteMatch};
 use crate::kong::admin::{AdminState, parse_query};
@@ -52,8 +52,6 @@ pub(crate) struct Proxy {
     regexes: RegexCache,
     /// Version-dependent behaviour.
     flavor: Flavor,
-    /// rate-limiting's in-memory counters.
-    counters: RateCounters,
 }
 
 impl Proxy {
@@ -66,7 +64,6 @@ impl Proxy {
             upstreams: Upstreams::default(),
             regexes: RegexCache::default(),
             flavor,
-            counters: RateCounters::default(),
         }
     }
 }
@@ -281,7 +278,7 @@ fn plan(
     let context = Context {
         flavor,
         now: crate::kong::ttl::now(),
-        counters: &proxy.counters,
+        counters: &proxy.admin.control.rate_limits,
     };
     let effects =
         plugins::run(store, scope, &request, context).map_err(|exit| {

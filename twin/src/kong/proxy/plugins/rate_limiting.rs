@@ -38,6 +38,11 @@ pub(crate) struct RateCounters {
 }
 
 impl RateCounters {
+    /// Forgets every count (`POST /_twin/reset`).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// Locks the counters (a poisoned lock is taken over: counts are plain numbers).
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), u64>> {
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
