@@ -516,4 +516,57 @@ mod tests {
         );
         Ok(())
     }
+
+    /// A preflight skips an authentication plugin with `run_on_preflight` off; a failure
+    /// with `anonymous` goes on as the anonymous consumer, marked upstream.
+    #[test]
+    fn preflight_and_anonymous_fallback() -> Result<(), Box<dyn std::error::Error>> {
+        let mut store = store();
+        add(
+            &mut store,
+            "consumers",
+            json!({"username": "guest", "custom_id": "g-1"}),
+        )?;
+        add(
+            &mut store,
+            "plugins",
+            json!({"name": "jwt", "config": {"run_on_preflight": false, "anonymous": "guest"}}),
+        )?;
+        let flavor = Flavor::for_version("3.9.1");
+        let counters = RateCounters::default();
+        let context = Context {
+            flavor: &flavor,
+            now: 1_700_000_000.0,
+            counters: &counters,
+        };
+        let none = Scope {
+            route: None,
+            service: None,
+            consumer: None,
+        };
+        let no_headers = headers(&[]);
+        let mut preflight = request(&no_headers, &[]);
+        preflight.method = "OPTIONS";
+        let skipped =
+            run(&mut store, none, &preflight, context).map_err(|exit| format!("{exit:?}"))?;
+        assert_eq!(skipped, Effects::default());
+        let bad = headers(&[("authorization", "Bearer not.a.token")]);
+        let effects = run(&mut store, none, &request(&bad, &[]), context)
+            .map_err(|exit| format!("{exit:?}"))?;
+        let set: Vec<(&str, &str)> = effects
+            .set_headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        assert!(set.contains(&("X-Consumer-Username", "guest")), "{set:?}");
+        assert!(set.contains(&("X-Consumer-Custom-ID", "g-1")), "{set:?}");
+        assert!(set.contains(&("X-Anonymous-Consumer", "true")), "{set:?}");
+        assert!(
+            effects
+                .clear_headers
+                .iter()
+                .any(|name| name == "X-Credential-Identifier")
+        );
+        Ok(())
+    }
 }
