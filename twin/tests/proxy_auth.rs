@@ -44,6 +44,10 @@ services:
         plugins:
           - name: oauth2
             config: {{enable_client_credentials: true, token_expiration: 3600}}
+      - name: orders-basic
+        paths: [/basic]
+        plugins:
+          - name: basic-auth
       - name: orders-limited
         paths: [/limited]
         plugins:
@@ -63,6 +67,9 @@ consumers:
         client_secret: shop-app-client-secret
     keyauth_credentials:
       - key: shop-app-key
+    basicauth_credentials:
+      - username: shop-deploy
+        password: deploy-pass
 "#
     )
 }
@@ -491,4 +498,36 @@ async fn oauth2_plugin_credentials_and_tokens_validate_as_kong_does() {
         ))
         .await;
     assert_eq!(gone.status, 404, "{}", gone.body);
+}
+
+#[tokio::test]
+async fn basic_auth_takes_the_seeded_password_and_refuses_others() {
+    let shop = Shop::open().await;
+    let basic = |user: &str, password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    };
+    let ok = shop
+        .get(
+            "/basic/orders",
+            &[("authorization", &basic("shop-deploy", "deploy-pass"))],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.body["headers"]["x-consumer-username"], "shop-app");
+    assert_eq!(ok.body["headers"]["x-credential-identifier"], "shop-deploy");
+    let wrong = shop
+        .get(
+            "/basic/orders",
+            &[("authorization", &basic("shop-deploy", "guess"))],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.body["message"], "Unauthorized");
+    assert_eq!(
+        wrong.header("www-authenticate"),
+        Some("Basic realm=\"service\"")
+    );
 }

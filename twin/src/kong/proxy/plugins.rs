@@ -1,14 +1,15 @@
 //! Plugins at the proxy (reference §7.3): which configuration applies to a request, and
 //! the plugin chain over store rows. Main entry: [`run`].
 //!
-//! Plugins run in Kong's priority order: jwt 1450, oauth2 1400, key-auth 1250, acl 950,
-//! rate-limiting 910, request-termination 2. For each plugin name the most specific
-//! enabled configuration wins, with the consumer identified so far
+//! Plugins run in Kong's priority order: jwt 1450, oauth2 1400, key-auth 1250,
+//! basic-auth 1100, acl 950, rate-limiting 910, request-termination 2. For each plugin
+//! name the most specific enabled configuration wins, with the consumer identified so far
 //! (`kong/runloop/plugins_iterator.lua` `lookup_cfg`). Each plugin is a module of
 //! `plugins/`; the authentication plugins share the chain's `anonymous`,
 //! `run_on_preflight` and consumer-header handling ([`authenticate`]).
 
 mod acl;
+mod basic_auth;
 mod jws;
 mod jwt;
 mod key_auth;
@@ -37,7 +38,7 @@ const PLUGINS: &str = "plugins";
 /// The consumers collection.
 const CONSUMERS: &str = "consumers";
 /// Authentication plugins the Admin API accepts but the twin's proxy does not run.
-const UNENFORCED_AUTH: [&str; 4] = ["basic-auth", "hmac-auth", "ldap-auth", "openid-connect"];
+const UNENFORCED_AUTH: [&str; 3] = ["hmac-auth", "ldap-auth", "openid-connect"];
 
 /// The request as plugins see it.
 #[derive(Debug, Clone, Copy)]
@@ -298,6 +299,15 @@ fn evaluate(
         let config = config_of(plugin);
         let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
             key_auth::authenticate(config, request, store, flavor, now)
+        });
+        if let Err(exit) = outcome {
+            return Step::Done(Err(exit));
+        }
+    }
+    if let Some(plugin) = applicable(&plugins, "basic-auth", scope, request.protocol) {
+        let config = config_of(plugin);
+        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
+            basic_auth::authenticate(config, request, store, flavor, now)
         });
         if let Err(exit) = outcome {
             return Step::Done(Err(exit));

@@ -48,6 +48,11 @@ impl Flavor {
         }
     }
 
+    /// Whether authentication failures all answer `Unauthorized` (3.6+).
+    pub(crate) fn plain_unauthorized(&self) -> bool {
+        self.unauthorized
+    }
+
     /// key-auth's message for an unknown or expired key.
     pub(crate) fn invalid_key_message(&self) -> &'static str {
         if self.unauthorized {
