@@ -263,6 +263,13 @@ pub(super) mod tests {
             json!({"name": "app", "client_id": "app", "client_secret": "app-secret",
                    "consumer": {"id": text(&alice, "id")}}),
         )?;
+        add(
+            &mut store,
+            CREDENTIALS,
+            json!({"name": "web", "client_id": "web", "client_secret": "web-secret",
+                   "redirect_uris": ["https://web.example/cb"],
+                   "consumer": {"id": text(&alice, "id")}}),
+        )?;
         Ok(store)
     }
 

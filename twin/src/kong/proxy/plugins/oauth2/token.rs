@@ -125,9 +125,16 @@ fn grant(
         return Err(Refusal::bad("access_denied", "You must use HTTPS"));
     }
     let parameter = |name: &str| parameters.get(name).and_then(Value::as_str);
-    if parameter("grant_type") != Some("client_credentials") || !flag("enable_client_credentials") {
-        return Err(Refusal::bad("unsupported_grant_type", "Invalid grant_type"));
-    }
+    // Kong records the last error found, in this order, and issues nothing after one.
+    let grant_type = parameter("grant_type");
+    let allowed = match grant_type {
+        Some("authorization_code" | "refresh_token") => true,
+        Some("client_credentials") => flag("enable_client_credentials"),
+        Some("password") => flag("enable_password_grant"),
+        _ => false,
+    };
+    let mut refusal =
+        (!allowed).then(|| Refusal::bad("unsupported_grant_type", "Invalid grant_type"));
     let (client_id, client_secret, from_header) = client_credentials(request, config, parameters);
     let invalid_client = |from_header: bool| Refusal {
         status: if from_header {
@@ -144,6 +151,26 @@ fn grant(
         .filter(|id| !id.is_empty())
         .and_then(|id| store.find_by(CREDENTIALS, "client_id", id))
         .cloned();
+    let client_credentials_grant = grant_type == Some("client_credentials");
+    if !client_credentials_grant {
+        let uris: Option<Vec<&str>> = client
+            .as_ref()
+            .and_then(|client| client.get("redirect_uris"))
+            .and_then(Value::as_array)
+            .map(|uris| uris.iter().filter_map(Value::as_str).collect());
+        match uris {
+            Some(uris) => {
+                let wanted = parameter("redirect_uri").or_else(|| uris.first().copied());
+                if !wanted.is_some_and(|wanted| uris.contains(&wanted)) {
+                    refusal = Some(Refusal::bad(
+                        "invalid_request",
+                        "Invalid redirect_uri that does not match with any redirect_uri created with the application",
+                    ));
+                }
+            }
+            None => refusal = Some(invalid_client(from_header)),
+        }
+    }
     if let Some(client) = &client {
         let public = client.get("client_type").and_then(Value::as_str) == Some("public");
         let secret = client.get("client_secret").and_then(Value::as_str);
@@ -152,14 +179,23 @@ fn grant(
                 .as_deref()
                 .is_some_and(|text| !text.trim().is_empty())
             {
-                return Err(Refusal::bad(
+                refusal = Some(Refusal::bad(
                     "invalid_request",
                     "client_secret is disallowed for public clients",
                 ));
             }
         } else if secret.is_none() || secret != client_secret.as_deref() {
-            return Err(invalid_client(from_header));
+            refusal = Some(invalid_client(from_header));
         }
+    }
+    if let Some(refusal) = refusal {
+        return Err(refusal);
+    }
+    if !client_credentials_grant {
+        return Err(Refusal::bad(
+            "unsupported_grant_type",
+            "the twin's oauth2 serves only the client_credentials grant",
+        ));
     }
     if parameter("authenticated_userid").is_some()
         && config.get("provision_key").and_then(Value::as_str) != parameter("provision_key")
@@ -311,12 +347,34 @@ mod tests {
                 "access_denied",
                 "You must use HTTPS",
             ),
+            // Other grants check the client's redirect URIs: none is an invalid client.
             (
                 "https",
                 "grant_type=password&client_id=app&client_secret=app-secret",
                 400,
+                "invalid_client",
+                "Invalid client authentication",
+            ),
+            (
+                "https",
+                "grant_type=password&client_id=web&client_secret=web-secret",
+                400,
                 "unsupported_grant_type",
                 "Invalid grant_type",
+            ),
+            (
+                "https",
+                "grant_type=authorization_code&client_id=web&client_secret=web-secret&redirect_uri=https://elsewhere/",
+                400,
+                "invalid_request",
+                "Invalid redirect_uri that does not match with any redirect_uri created with the application",
+            ),
+            (
+                "https",
+                "grant_type=authorization_code&client_id=web&client_secret=web-secret",
+                400,
+                "unsupported_grant_type",
+                "the twin's oauth2 serves only the client_credentials grant",
             ),
             (
                 "https",
