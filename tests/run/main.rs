@@ -29,5 +29,6 @@ mod ssh;
 mod sshd;
 mod traffic;
 mod twin;
+mod twin_auth;
 mod twin_layer7;
 mod verbs;

@@ -879,7 +879,7 @@ async fn an_authentication_plugin_the_twin_cannot_run_refuses_traffic_instead_of
         .create("/services/guarded/routes", json!({"paths": ["/guarded"]}))
         .await;
     gateway
-        .create("/services/guarded/plugins", json!({"name": "basic-auth"}))
+        .create("/services/guarded/plugins", json!({"name": "hmac-auth"}))
         .await;
     let reply = gateway.get("/guarded").await;
     assert_eq!(reply.status, 501, "{}", reply.body);
@@ -887,7 +887,7 @@ async fn an_authentication_plugin_the_twin_cannot_run_refuses_traffic_instead_of
         reply.body["message"]
             .as_str()
             .unwrap()
-            .contains("'basic-auth'"),
+            .contains("'hmac-auth'"),
         "{}",
         reply.body
     );

@@ -38,6 +38,8 @@ pub(crate) struct Control {
     draining: AtomicBool,
     /// The Status API listener's address, once served.
     status_address: Mutex<Option<std::net::SocketAddr>>,
+    /// The proxy's rate-limiting counters (cleared by `/_twin/reset`).
+    pub(crate) rate_limits: super::proxy::RateCounters,
 }
 
 impl Default for Control {
@@ -48,6 +50,7 @@ impl Default for Control {
             refusal: watch::Sender::new(None),
             draining: AtomicBool::new(false),
             status_address: Mutex::new(None),
+            rate_limits: super::proxy::RateCounters::default(),
         }
     }
 }
@@ -297,6 +300,7 @@ async fn control(state: &AdminState, request: Request) -> Response {
         }
         ("/_twin/reset", &Method::POST) => {
             *control.counters() = Counters::default();
+            control.rate_limits.clear();
             if query_flag(query, "state") {
                 reset_state(state);
             }

@@ -1,7 +1,8 @@
 //! The Kong twin's proxy listener: Kong's data plane for what operators check during a
-//! change window (routing, load balancing and health, key-auth, acl, request-termination;
-//! reference §7.1-§7.3, §7.7, §7.8, §8), reading the twin's store at every request, so an
-//! Admin API change applies to the next proxied request.
+//! change window (routing, load balancing and health, jwt, oauth2, key-auth, acl,
+//! rate-limiting, request-termination; reference §7.1-§7.3, §7.7, §7.8, §8), reading the
+//! twin's store at every request, so an Admin API change applies to the next proxied
+//! request.
 //!
 //! The proxy is an axum [`Router`] with a fallback handler ([`KongTwin::proxy_router`]),
 //! served over plain HTTP ([`KongTwin::serve_proxy`]) or TLS by SNI
@@ -25,6 +26,7 @@ use tokio::sync::oneshot;
 use super::tls::TlsSettings;
 use super::twin::{KongTwin, Server};
 use handler::{ClientAddress, Listener, Proxy};
+pub(crate) use plugins::RateCounters;
 
 /// A twin's proxy: the state its listeners share, and their addresses.
 #[derive(Debug, Default)]

@@ -14,6 +14,8 @@ mod credentials;
 pub mod hmac_auths;
 pub mod jwts;
 pub mod key_auths;
+pub mod oauth2_credentials;
+pub mod oauth2_tokens;
 pub mod plugins;
 pub mod routes;
 pub mod services;
@@ -39,6 +41,8 @@ pub fn registry() -> Registry {
             acls::schema(),
             basic_auths::schema(),
             hmac_auths::schema(),
+            oauth2_credentials::schema(),
+            oauth2_tokens::schema(),
         ],
     }
 }

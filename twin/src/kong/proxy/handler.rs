@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 use super::balancer::{Balancer, Destination, NoPeer, Peer};
 use super::forward::{Failure, Upstreams};
-use super::plugins::{self, Effects, Exit, PluginRequest, Scope};
+use super::plugins::{self, Context, Effects, Exit, PluginRequest, Scope};
 use super::reply::{self, Flavor};
 use super::router::{self, RegexCache, RequestFacts, RouteMatch};
 use crate::kong::admin::{AdminState, parse_query};
@@ -171,12 +171,19 @@ pub(crate) async fn handle(State(listener): State<Listener>, request: Request) -
         }
         Ok(body) => {
             let plan = {
-                let store = proxy.admin.store();
-                plan(proxy, &store, &incoming)
+                let mut store = proxy.admin.store();
+                plan(proxy, &mut store, &incoming, &body)
             };
             match plan {
                 Err(response) => local(flavor, &incoming, response),
-                Ok(plan) => forward(proxy, plan, &incoming, body).await,
+                Ok(plan) => {
+                    let extra = plan.effects.response_headers.clone();
+                    let mut response = forward(proxy, plan, &incoming, body).await;
+                    for (name, value) in extra {
+                        insert(response.headers_mut(), &name, &value);
+                    }
+                    response
+                }
             }
         }
     };
@@ -225,7 +232,12 @@ fn incoming(listener: &Listener, parts: &Parts, request_id: String, started: Ins
 
 /// Routes the request and runs the plugins against the live store; the plan, or the
 /// response Kong gives instead.
-fn plan(proxy: &Proxy, store: &Store, incoming: &Incoming) -> Result<Plan, Response> {
+fn plan(
+    proxy: &Proxy,
+    store: &mut Store,
+    incoming: &Incoming,
+    body: &[u8],
+) -> Result<Plan, Response> {
     let flavor = &proxy.flavor;
     let error = |status: StatusCode, message: &str| {
         reply::error(flavor, status, message, &incoming.request_id)
@@ -257,11 +269,19 @@ fn plan(proxy: &Proxy, store: &Store, incoming: &Incoming) -> Result<Plan, Respo
     let request = PluginRequest {
         protocol: incoming.scheme,
         method: incoming.method.as_str(),
+        path: &incoming.path,
         headers: &incoming.headers,
         query: &incoming.query_pairs,
+        body,
+        client: incoming.client,
+    };
+    let context = Context {
+        flavor,
+        now: crate::kong::ttl::now(),
+        counters: &proxy.admin.control.rate_limits,
     };
     let effects =
-        plugins::run(store, scope, &request, flavor, crate::kong::ttl::now()).map_err(|exit| {
+        plugins::run(store, scope, &request, context).map_err(|exit| {
             match exit {
                 Exit::Error {
                     status,
@@ -269,6 +289,21 @@ fn plan(proxy: &Proxy, store: &Store, incoming: &Incoming) -> Result<Plan, Respo
                     headers,
                 } => {
                     let mut response = error(status, &message);
+                    for (name, value) in headers {
+                        insert(response.headers_mut(), &name, &value);
+                    }
+                    response
+                }
+                Exit::Json {
+                    status,
+                    body,
+                    headers,
+                } => {
+                    let mut response = reply::with_body(
+                        status,
+                        body.to_string(),
+                        "application/json; charset=utf-8",
+                    );
                     for (name, value) in headers {
                         insert(response.headers_mut(), &name, &value);
                     }

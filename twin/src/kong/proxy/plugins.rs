@@ -1,34 +1,44 @@
 //! Plugins at the proxy (reference §7.3): which configuration applies to a request, and
-//! what key-auth, acl and request-termination do with it, as pure functions over store
-//! rows (`plugins`, `consumers`, `key-auths`, `acls`). Main entry: [`run`].
+//! the plugin chain over store rows. Main entry: [`run`].
 //!
-//! Plugins run in Kong's priority order (key-auth 1250, acl 950, request-termination 2);
-//! for each plugin name the most specific enabled configuration wins, with the consumer
-//! identified so far (`kong/runloop/plugins_iterator.lua` `lookup_cfg`).
+//! Plugins run in Kong's priority order: jwt 1450, oauth2 1400, key-auth 1250,
+//! basic-auth 1100, acl 950, rate-limiting 910, request-termination 2. For each plugin
+//! name the most specific enabled configuration wins, with the consumer identified so far
+//! (`kong/runloop/plugins_iterator.lua` `lookup_cfg`). Each plugin is a module of
+//! `plugins/`; the authentication plugins share the chain's `anonymous`,
+//! `run_on_preflight` and consumer-header handling ([`authenticate`]).
+
+mod acl;
+mod basic_auth;
+mod jws;
+mod jwt;
+mod key_auth;
+mod lookup;
+mod oauth2;
+mod rate_limiting;
+mod request_termination;
+
+use std::net::IpAddr;
 
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+pub(crate) use lookup::applicable;
+pub(crate) use rate_limiting::RateCounters;
 
 use super::reply::Flavor;
 use crate::kong::store::{Entity, Store};
 use crate::kong::store::{foreign_id, text};
+
+#[cfg(test)]
+mod fixtures;
 
 /// The plugins collection.
 const PLUGINS: &str = "plugins";
 /// The consumers collection.
 const CONSUMERS: &str = "consumers";
 /// Authentication plugins the Admin API accepts but the twin's proxy does not run.
-const UNENFORCED_AUTH: [&str; 6] = [
-    "basic-auth",
-    "jwt",
-    "hmac-auth",
-    "oauth2",
-    "ldap-auth",
-    "openid-connect",
-];
-
-/// The key-auth credentials collection.
-const KEY_AUTHS: &str = "key-auths";
+const UNENFORCED_AUTH: [&str; 3] = ["hmac-auth", "ldap-auth", "openid-connect"];
 
 /// The request as plugins see it.
 #[derive(Debug, Clone, Copy)]
@@ -37,10 +47,16 @@ pub(crate) struct PluginRequest<'a> {
     pub(crate) protocol: &'a str,
     /// The method.
     pub(crate) method: &'a str,
+    /// The request path (without the query).
+    pub(crate) path: &'a str,
     /// The request headers.
     pub(crate) headers: &'a HeaderMap,
     /// The decoded query pairs.
     pub(crate) query: &'a [(String, String)],
+    /// The request body.
+    pub(crate) body: &'a [u8],
+    /// The client's address, when the transport knows it.
+    pub(crate) client: Option<IpAddr>,
 }
 
 /// What plugins decided for a request that goes on to the upstream.
@@ -52,6 +68,23 @@ pub(crate) struct Effects {
     pub(crate) clear_headers: Vec<String>,
     /// Query arguments to remove from the upstream request.
     pub(crate) clear_query: Vec<String>,
+    /// Headers to add to the response the client gets (rate-limiting's counters).
+    pub(crate) response_headers: Vec<(String, String)>,
+}
+
+impl Effects {
+    /// Sets upstream header `name` to `value`, or clears it when `None`, undoing what an
+    /// earlier plugin decided for the same header (the last plugin wins, as in Kong).
+    pub(crate) fn header(&mut self, name: &str, value: Option<String>) {
+        self.set_headers
+            .retain(|(set, _)| !set.eq_ignore_ascii_case(name));
+        self.clear_headers
+            .retain(|cleared| !cleared.eq_ignore_ascii_case(name));
+        match value {
+            Some(value) => self.set_headers.push((name.to_owned(), value)),
+            None => self.clear_headers.push(name.to_owned()),
+        }
+    }
 }
 
 /// A response a plugin gave instead of proxying.
@@ -66,7 +99,16 @@ pub(crate) enum Exit {
         /// Extra response headers (`WWW-Authenticate`).
         headers: Vec<(String, String)>,
     },
-    /// `kong.response.exit`: a body as given.
+    /// `kong.response.exit` with a table: the JSON body as given (no `request_id`).
+    Json {
+        /// Status.
+        status: StatusCode,
+        /// The body.
+        body: Value,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+    },
+    /// `kong.response.exit` with a string: a body as given.
     Body {
         /// Status.
         status: StatusCode,
@@ -75,6 +117,54 @@ pub(crate) enum Exit {
         /// Content type.
         content_type: String,
     },
+}
+
+impl Exit {
+    /// The exit with `extra` response headers added (those set by earlier plugins).
+    fn with_headers(self, extra: &[(String, String)]) -> Self {
+        if extra.is_empty() {
+            return self;
+        }
+        match self {
+            Self::Error {
+                status,
+                message,
+                mut headers,
+            } => {
+                headers.extend_from_slice(extra);
+                Self::Error {
+                    status,
+                    message,
+                    headers,
+                }
+            }
+            Self::Json {
+                status,
+                body,
+                mut headers,
+            } => {
+                headers.extend_from_slice(extra);
+                Self::Json {
+                    status,
+                    body,
+                    headers,
+                }
+            }
+            // request-termination's raw bodies keep only their own headers.
+            body @ Self::Body { .. } => body,
+        }
+    }
+}
+
+/// A 401 (`kong.response.error`) with an optional `WWW-Authenticate` challenge.
+pub(crate) fn unauthorized(challenge: Option<String>, message: &str) -> Exit {
+    Exit::Error {
+        status: StatusCode::UNAUTHORIZED,
+        message: message.to_owned(),
+        headers: challenge
+            .map(|value| vec![("WWW-Authenticate".to_owned(), value)])
+            .unwrap_or_default(),
+    }
 }
 
 /// Where a request is in the plugin chain: the route, service and consumer so far.
@@ -88,883 +178,405 @@ pub(crate) struct Scope<'a> {
     pub(crate) consumer: Option<&'a str>,
 }
 
-/// Runs key-auth, acl and request-termination for a request in `scope` (consumer unset);
-/// the upstream changes, or the response to give instead.
+/// A credential an authentication plugin accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Authenticated {
+    /// The credential's consumer.
+    pub(crate) consumer: Entity,
+    /// The credential row.
+    pub(crate) credential: Entity,
+    /// `X-Credential-Identifier` (key-auth: the credential id; jwt: its key; oauth2: the
+    /// client id).
+    pub(crate) identifier: Option<String>,
+    /// Plugin-specific upstream headers (`None` clears the header).
+    pub(crate) headers: Vec<(&'static str, Option<String>)>,
+    /// Headers and query arguments to strip (`hide_credentials`).
+    pub(crate) hide: Effects,
+}
+
+/// The consumer and credential identified so far.
+#[derive(Debug, Default)]
+struct Identity {
+    /// The consumer (authenticated or anonymous).
+    consumer: Option<Entity>,
+    /// The credential, when one was accepted.
+    credential: Option<Entity>,
+}
+
+/// What the chain needs that is not in the store: the version's behaviour, the time and
+/// the rate-limiting counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    /// Version-dependent messages.
+    pub(crate) flavor: &'a Flavor,
+    /// Unix seconds.
+    pub(crate) now: f64,
+    /// rate-limiting's `local` counters.
+    pub(crate) counters: &'a RateCounters,
+}
+
+/// Where the chain stopped.
+enum Step {
+    /// Done: go upstream with these effects, or answer with this exit.
+    Done(Result<Effects, Exit>),
+    /// oauth2's token endpoint: a token to issue (a store write).
+    IssueToken(oauth2::TokenRequest),
+}
+
+/// Runs the plugin chain for a request in `scope` (consumer unset): the upstream
+/// changes, or the response to give instead. The store is written only by oauth2's
+/// token endpoint.
 pub(crate) fn run(
+    store: &mut Store,
+    scope: Scope<'_>,
+    request: &PluginRequest<'_>,
+    context: Context<'_>,
+) -> Result<Effects, Exit> {
+    match evaluate(store, scope, request, context) {
+        Step::Done(result) => result,
+        Step::IssueToken(token) => Err(oauth2::issue(store, &token, request, context.now)),
+    }
+}
+
+/// The chain over a read-only store.
+fn evaluate(
     store: &Store,
     scope: Scope<'_>,
     request: &PluginRequest<'_>,
-    flavor: &Flavor,
-    now: f64,
-) -> Result<Effects, Exit> {
+    context: Context<'_>,
+) -> Step {
     // Read in place: a proxied request copies no plugin rows.
     let plugins: Vec<&Entity> = store.rows(PLUGINS).collect();
     if plugins.is_empty() {
-        return Ok(Effects::default());
+        return Step::Done(Ok(Effects::default()));
     }
     // An authentication plugin the twin cannot run must not let traffic through unchecked:
     // a rehearsal would pass where Kong refuses.
     for name in UNENFORCED_AUTH {
         if applicable(&plugins, name, scope, request.protocol).is_some() {
-            return Err(Exit::Error {
+            return Step::Done(Err(Exit::Error {
                 status: StatusCode::NOT_IMPLEMENTED,
                 message: format!(
                     "the twin's proxy does not run the '{name}' plugin configured for this route"
                 ),
                 headers: Vec::new(),
-            });
+            }));
         }
     }
     let mut effects = Effects::default();
-    let mut consumer: Option<Entity> = None;
-    let mut credential: Option<Entity> = None;
-    // key-auth cannot be scoped to a consumer (`no_consumer`).
-    if let Some(plugin) = applicable(&plugins, "key-auth", scope, request.protocol) {
-        let config = KeyAuthConfig::from_plugin(plugin);
-        let lookup = Lookup {
-            credential: &|key| find_credential(store, key),
-            consumer: &|id| store.find(CONSUMERS, id).cloned(),
-        };
-        match key_auth(&config, request, &lookup, flavor, now) {
-            KeyAuth::Authenticated {
-                consumer: found,
-                credential: used,
-                hide,
-            } => {
-                identify(&mut effects, Some(&found), Some(&used));
-                if let Some(name) = hide {
-                    effects.clear_headers.push(name.clone());
-                    effects.clear_query.push(name);
-                }
-                consumer = Some(found);
-                credential = Some(used);
-            }
-            KeyAuth::Anonymous(anonymous) => {
-                identify(&mut effects, anonymous.as_ref(), None);
-                consumer = anonymous;
-            }
-            KeyAuth::Skipped => {}
-            KeyAuth::Rejected(exit) => return Err(exit),
+    let mut identity = Identity::default();
+    let flavor = context.flavor;
+    let now = context.now;
+    // Authentication plugins cannot be scoped to a consumer (`no_consumer`).
+    if let Some(plugin) = applicable(&plugins, "jwt", scope, request.protocol) {
+        let config = config_of(plugin);
+        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
+            jwt::authenticate(config, request, store, flavor, now)
+        });
+        if let Err(exit) = outcome {
+            return Step::Done(Err(exit));
         }
     }
-    let consumer_id = consumer.as_ref().map(|consumer| text(consumer, "id"));
+    if let Some(plugin) = applicable(&plugins, "oauth2", scope, request.protocol) {
+        let config = config_of(plugin);
+        match oauth2::endpoint(config, request, scope.service, flavor) {
+            oauth2::Endpoint::Token(token) => return Step::IssueToken(token),
+            oauth2::Endpoint::Refused(exit) => return Step::Done(Err(exit)),
+            oauth2::Endpoint::None => {}
+        }
+        if identity.credential.is_some() && has_anonymous(config) {
+            effects.header("X-Authenticated-Scope", None);
+            effects.header("X-Authenticated-UserId", None);
+        }
+        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
+            oauth2::authenticate(config, request, store, scope.service, flavor, now)
+        });
+        if let Err(exit) = outcome {
+            return Step::Done(Err(exit));
+        }
+    }
+    if let Some(plugin) = applicable(&plugins, "key-auth", scope, request.protocol) {
+        let config = config_of(plugin);
+        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
+            key_auth::authenticate(config, request, store, flavor, now)
+        });
+        if let Err(exit) = outcome {
+            return Step::Done(Err(exit));
+        }
+    }
+    if let Some(plugin) = applicable(&plugins, "basic-auth", scope, request.protocol) {
+        let config = config_of(plugin);
+        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
+            basic_auth::authenticate(config, request, store, flavor, now)
+        });
+        if let Err(exit) = outcome {
+            return Step::Done(Err(exit));
+        }
+    }
+    let consumer_id = identity
+        .consumer
+        .as_ref()
+        .map(|consumer| text(consumer, "id"));
     let scope = Scope {
         consumer: consumer_id,
         ..scope
     };
     if let Some(plugin) = applicable(&plugins, "acl", scope, request.protocol) {
         let groups = consumer_id.map(|id| crate::kong::credentials::acl_groups(store, id));
-        let header = acl(
-            plugin.get("config").unwrap_or(&Value::Null),
+        match acl::acl(
+            config_of(plugin),
             groups.as_deref(),
-            credential.is_some(),
-        )?;
-        effects.set_headers.extend(header);
+            identity.credential.is_some(),
+        ) {
+            Ok(Some((name, value))) => effects.header(&name, Some(value)),
+            Ok(None) => {}
+            Err(exit) => return Step::Done(Err(exit)),
+        }
+    }
+    if let Some(plugin) = applicable(&plugins, "rate-limiting", scope, request.protocol) {
+        let subject = rate_limiting::Subject {
+            consumer: consumer_id,
+            credential: identity.credential.as_ref().map(|row| text(row, "id")),
+            service: scope.service,
+        };
+        match rate_limiting::limit(plugin, request, subject, context.counters, now) {
+            Ok(headers) => effects.response_headers.extend(headers),
+            Err(exit) => return Step::Done(Err(exit)),
+        }
     }
     if let Some(plugin) = applicable(&plugins, "request-termination", scope, request.protocol)
-        && let Some(exit) =
-            request_termination(plugin.get("config").unwrap_or(&Value::Null), request)
+        && let Some(exit) = request_termination::request_termination(config_of(plugin), request)
     {
-        return Err(exit);
+        return Step::Done(Err(exit.with_headers(&effects.response_headers)));
     }
-    Ok(effects)
+    Step::Done(Ok(effects))
 }
 
-/// The enabled configuration of plugin `name` for `scope`: route+service+consumer, then
-/// route+consumer, service+consumer, route+service, consumer, route, service, global.
-pub(crate) fn applicable<'a>(
-    plugins: &[&'a Entity],
-    name: &str,
-    scope: Scope<'_>,
-    protocol: &str,
-) -> Option<&'a Entity> {
-    let Scope {
-        route,
-        service,
-        consumer,
-    } = scope;
-    let combos = [
-        (route, service, consumer),
-        (route, None, consumer),
-        (None, service, consumer),
-        (route, service, None),
-        (None, None, consumer),
-        (route, None, None),
-        (None, service, None),
-        (None, None, None),
-    ];
-    let candidates: Vec<&Entity> = plugins
-        .iter()
-        .copied()
-        .filter(|plugin| text(plugin, "name") == name)
-        .filter(|plugin| plugin.get("enabled") != Some(&Value::Bool(false)))
-        .filter(|plugin| {
-            plugin
-                .get("protocols")
-                .and_then(Value::as_array)
-                .is_none_or(|protocols| protocols.iter().any(|item| item == protocol))
-        })
-        .collect();
-    combos
-        .iter()
-        .find_map(|&(route_id, service_id, consumer_id)| {
-            let complete = [
-                (route_id, route),
-                (service_id, service),
-                (consumer_id, consumer),
-            ]
-            .iter()
-            .all(|(wanted, known)| wanted.is_none() || known.is_some());
-            if !complete {
-                return None;
-            }
-            candidates.iter().copied().find(|plugin| {
-                foreign_id(plugin, "route") == route_id
-                    && foreign_id(plugin, "service") == service_id
-                    && foreign_id(plugin, "consumer") == consumer_id
-            })
-        })
+/// A plugin row's `config` (null when absent).
+fn config_of(plugin: &Entity) -> &Value {
+    plugin.get("config").unwrap_or(&Value::Null)
 }
 
-/// key-auth's configuration with Kong's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct KeyAuthConfig {
-    /// Header/query names to look in, in order.
-    pub(crate) key_names: Vec<String>,
-    /// Look in headers.
-    pub(crate) key_in_header: bool,
-    /// Look in the query string.
-    pub(crate) key_in_query: bool,
-    /// Remove the key before proxying.
-    pub(crate) hide_credentials: bool,
-    /// Consumer id or username to fall back to.
-    pub(crate) anonymous: Option<String>,
-    /// `WWW-Authenticate` realm (3.7+).
-    pub(crate) realm: Option<String>,
-    /// Authenticate `OPTIONS` requests too.
-    pub(crate) run_on_preflight: bool,
+/// Whether an authentication plugin's config names an `anonymous` consumer.
+fn has_anonymous(config: &Value) -> bool {
+    anonymous_of(config).is_some()
 }
 
-impl KeyAuthConfig {
-    /// The `config` of a key-auth plugin row, defaults filled.
-    pub(crate) fn from_plugin(plugin: &Entity) -> Self {
-        let config = plugin.get("config").unwrap_or(&Value::Null);
-        let flag = |name: &str, default: bool| {
-            config.get(name).and_then(Value::as_bool).unwrap_or(default)
-        };
-        let string = |name: &str| {
-            config
-                .get(name)
-                .and_then(Value::as_str)
-                .filter(|text| !text.is_empty())
-                .map(str::to_owned)
-        };
-        let key_names = config
-            .get("key_names")
-            .and_then(Value::as_array)
-            .map(|names| {
-                names
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_else(|| vec!["apikey".to_owned()]);
-        Self {
-            key_names,
-            key_in_header: flag("key_in_header", true),
-            key_in_query: flag("key_in_query", true),
-            hide_credentials: flag("hide_credentials", false),
-            anonymous: string("anonymous"),
-            realm: string("realm"),
-            run_on_preflight: flag("run_on_preflight", true),
-        }
-    }
+/// The config's `anonymous` consumer id or username, if set.
+fn anonymous_of(config: &Value) -> Option<&str> {
+    config
+        .get("anonymous")
+        .and_then(Value::as_str)
+        .filter(|name| !name.is_empty())
 }
 
-/// Store look-ups key-auth needs.
-pub(crate) struct Lookup<'a> {
-    /// The credential row with this key.
-    pub(crate) credential: &'a dyn Fn(&str) -> Option<Entity>,
-    /// The consumer with this id (or, for `anonymous`, username).
-    pub(crate) consumer: &'a dyn Fn(&str) -> Option<Entity>,
-}
-
-/// key-auth's outcome.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum KeyAuth {
-    /// A live credential of an existing consumer.
-    Authenticated {
-        /// The consumer.
-        consumer: Entity,
-        /// The credential used.
-        credential: Entity,
-        /// The key name to strip (`hide_credentials`).
-        hide: Option<String>,
-    },
-    /// Authentication failed and `anonymous` is set: the anonymous consumer, if it exists.
-    Anonymous(Option<Entity>),
-    /// Not run (an `OPTIONS` preflight with `run_on_preflight` off).
-    Skipped,
-    /// 401.
-    Rejected(Exit),
-}
-
-/// Where the key was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum KeySearch {
-    /// The key, under this name.
-    Found {
-        /// The key name.
-        name: String,
-        /// The key.
-        key: String,
-    },
-    /// The same name given twice.
-    Duplicate,
-    /// No key.
-    Missing,
-}
-
-/// key-auth (`kong/plugins/key-auth/handler.lua`).
-pub(crate) fn key_auth(
-    config: &KeyAuthConfig,
+/// One authentication plugin in the chain: skipped for a preflight when
+/// `run_on_preflight` is off, or when `anonymous` is set and an earlier plugin already
+/// accepted a credential (Kong's logical OR); otherwise `check` runs, and a failure
+/// either falls back to the anonymous consumer or answers.
+fn authenticate(
+    store: &Store,
+    config: &Value,
     request: &PluginRequest<'_>,
-    lookup: &Lookup<'_>,
-    flavor: &Flavor,
-    now: f64,
-) -> KeyAuth {
-    if !config.run_on_preflight && request.method == "OPTIONS" {
-        return KeyAuth::Skipped;
+    identity: &mut Identity,
+    effects: &mut Effects,
+    check: impl FnOnce() -> Result<Authenticated, Exit>,
+) -> Result<(), Exit> {
+    let run_on_preflight = config
+        .get("run_on_preflight")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if !run_on_preflight && request.method == "OPTIONS" {
+        return Ok(());
     }
-    let failure = match find_key(config, request) {
-        KeySearch::Missing => rejection(
-            flavor.no_key_challenge(config.realm.as_deref()),
-            "No API key found in request",
-        ),
-        KeySearch::Duplicate => rejection(
-            flavor.other_challenge(config.realm.as_deref()),
-            "Duplicate API key found",
-        ),
-        KeySearch::Found { name, key } => {
-            let credential = (lookup.credential)(&key).filter(|row| key_is_live(row, now));
-            let consumer = credential
-                .as_ref()
-                .and_then(|row| foreign_id(row, "consumer"))
-                .and_then(|id| (lookup.consumer)(id));
-            match (credential, consumer) {
-                (Some(credential), Some(consumer)) => {
-                    return KeyAuth::Authenticated {
-                        consumer,
-                        credential,
-                        hide: config.hide_credentials.then_some(name),
-                    };
-                }
-                // Credentials go with their consumer; one without is no credential.
-                _ => rejection(
-                    flavor.other_challenge(config.realm.as_deref()),
-                    flavor.invalid_key_message(),
-                ),
+    let anonymous = anonymous_of(config);
+    if anonymous.is_some() && identity.credential.is_some() {
+        return Ok(());
+    }
+    match check() {
+        Ok(found) => {
+            identify(
+                effects,
+                Some(&found.consumer),
+                found.identifier.as_deref(),
+                false,
+            );
+            for (name, value) in found.headers {
+                effects.header(name, value);
             }
+            effects.clear_headers.extend(found.hide.clear_headers);
+            effects.clear_query.extend(found.hide.clear_query);
+            identity.consumer = Some(found.consumer);
+            identity.credential = Some(found.credential);
+            Ok(())
         }
-    };
-    match &config.anonymous {
-        Some(anonymous) => KeyAuth::Anonymous((lookup.consumer)(anonymous)),
-        None => KeyAuth::Rejected(failure),
-    }
-}
-
-/// Whether a key-auth credential row is live at `now` (Unix seconds): the store keeps the
-/// absolute expiry in `ttl` (see `ttl.rs`); no expiry never expires.
-pub(crate) fn key_is_live(credential: &Entity, now: f64) -> bool {
-    crate::kong::store::is_live(credential, now)
-}
-
-/// The key in the configured headers, then the query, name by name.
-fn find_key(config: &KeyAuthConfig, request: &PluginRequest<'_>) -> KeySearch {
-    for name in &config.key_names {
-        let mut values: Vec<&str> = Vec::new();
-        if config.key_in_header {
-            values = request
-                .headers
-                .get_all(name.as_str())
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .collect();
-        }
-        if values.is_empty() && config.key_in_query {
-            values = request
-                .query
-                .iter()
-                .filter(|(key, _)| key == name)
-                .map(|(_, value)| value.as_str())
-                .collect();
-        }
-        match values.as_slice() {
-            [] => continue,
-            [key] => {
-                return KeySearch::Found {
-                    name: name.clone(),
-                    key: (*key).to_owned(),
-                };
+        Err(exit) => match anonymous {
+            Some(anonymous) => {
+                let consumer = store.find(CONSUMERS, anonymous).cloned();
+                identify(effects, consumer.as_ref(), None, true);
+                identity.consumer = consumer;
+                Ok(())
             }
-            _ => return KeySearch::Duplicate,
-        }
-    }
-    KeySearch::Missing
-}
-
-/// A 401 with an optional `WWW-Authenticate` challenge.
-fn rejection(challenge: Option<String>, message: &str) -> Exit {
-    Exit::Error {
-        status: StatusCode::UNAUTHORIZED,
-        message: message.to_owned(),
-        headers: challenge
-            .map(|value| vec![("WWW-Authenticate".to_owned(), value)])
-            .unwrap_or_default(),
+            None => Err(exit),
+        },
     }
 }
 
-/// The consumer headers key-auth sets upstream (`set_consumer`): an absent value clears
-/// the header, and `X-Anonymous-Consumer` marks a request without a credential.
-fn identify(effects: &mut Effects, consumer: Option<&Entity>, credential: Option<&Entity>) {
-    let field = |entity: Option<&Entity>, name: &str| {
-        entity
+/// The consumer headers authentication plugins set upstream (`set_consumer`): an absent
+/// value clears the header, and `X-Anonymous-Consumer` marks a request without a
+/// credential.
+fn identify(
+    effects: &mut Effects,
+    consumer: Option<&Entity>,
+    identifier: Option<&str>,
+    anonymous: bool,
+) {
+    let field = |name: &str| {
+        consumer
             .and_then(|entity| entity.get(name))
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let anonymous = credential.is_none().then(|| "true".to_owned());
-    let headers = [
-        ("X-Consumer-ID", field(consumer, "id")),
-        ("X-Consumer-Custom-ID", field(consumer, "custom_id")),
-        ("X-Consumer-Username", field(consumer, "username")),
-        ("X-Credential-Identifier", field(credential, "id")),
-        ("X-Anonymous-Consumer", anonymous),
-    ];
-    for (name, value) in headers {
-        match value {
-            Some(value) => effects.set_headers.push((name.to_owned(), value)),
-            None => effects.clear_headers.push(name.to_owned()),
-        }
-    }
+    effects.header("X-Consumer-ID", field("id"));
+    effects.header("X-Consumer-Custom-ID", field("custom_id"));
+    effects.header("X-Consumer-Username", field("username"));
+    effects.header("X-Credential-Identifier", identifier.map(str::to_owned));
+    effects.header("X-Anonymous-Consumer", anonymous.then(|| "true".to_owned()));
 }
 
-/// The acl plugin (`kong/plugins/acl/handler.lua`) for a consumer with `groups` (`None`
-/// when no consumer is identified): the group header to send, or 401/403.
-pub(crate) fn acl(
-    config: &Value,
-    groups: Option<&[String]>,
-    has_credential: bool,
-) -> Result<Option<(String, String)>, Exit> {
-    let list = |name: &str| -> Vec<&str> {
-        config
-            .get(name)
-            .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
-    };
-    let deny = list("deny");
-    let is_deny = !deny.is_empty();
-    let configured = if is_deny { deny } else { list("allow") };
-    let refused = |has_credential: bool| {
-        if has_credential {
-            Exit::Error {
-                status: StatusCode::FORBIDDEN,
-                message: "You cannot consume this service".to_owned(),
-                headers: Vec::new(),
-            }
-        } else {
-            Exit::Error {
-                status: StatusCode::UNAUTHORIZED,
-                message: "Unauthorized".to_owned(),
-                headers: Vec::new(),
-            }
-        }
-    };
-    let Some(groups) = groups else {
-        return Err(refused(has_credential));
-    };
-    if groups.is_empty() && !is_deny {
-        return Err(refused(has_credential));
-    }
-    let in_group = configured
-        .iter()
-        .any(|group| groups.iter().any(|own| own == group));
-    if in_group == is_deny {
-        return Err(Exit::Error {
-            status: StatusCode::FORBIDDEN,
-            message: "You cannot consume this service".to_owned(),
-            headers: Vec::new(),
-        });
-    }
-    let hide = config
-        .get("hide_groups_header")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    Ok((!hide).then(|| ("X-Consumer-Groups".to_owned(), groups.join(", "))))
-}
-
-/// request-termination (`kong/plugins/request-termination/handler.lua`), without `echo`.
-pub(crate) fn request_termination(config: &Value, request: &PluginRequest<'_>) -> Option<Exit> {
-    let text = |name: &str| {
-        config
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|text| !text.is_empty())
-    };
-    if let Some(trigger) = text("trigger") {
-        let in_headers = request.headers.contains_key(trigger);
-        let in_query = request.query.iter().any(|(key, _)| key == trigger);
-        if !in_headers && !in_query {
-            return None;
-        }
-    }
-    let code = config
-        .get("status_code")
-        .and_then(Value::as_u64)
-        .and_then(|code| u16::try_from(code).ok())
-        .unwrap_or(503);
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    if let Some(body) = text("body") {
-        return Some(Exit::Body {
-            status,
-            body: body.to_owned(),
-            content_type: text("content_type")
-                .unwrap_or("application/json; charset=utf-8")
-                .to_owned(),
-        });
-    }
-    let default = match code {
-        401 => Some("Unauthorized"),
-        404 => Some("Not found"),
-        405 => Some("Method not allowed"),
-        500 => Some("An unexpected error occurred"),
-        502 => Some("Bad Gateway"),
-        503 => Some("Service unavailable"),
-        _ => None,
-    };
-    let body = text("message")
-        .or(default)
-        .map(|message| json!({"message": message}).to_string())
-        .unwrap_or_default();
-    Some(Exit::Body {
-        status,
-        body,
-        content_type: "application/json; charset=utf-8".to_owned(),
-    })
-}
-
-/// The key-auth credential with `key` (through the unique index; expiry is checked by the caller).
-fn find_credential(store: &Store, key: &str) -> Option<Entity> {
-    store.find_by(KEY_AUTHS, "key", key).cloned()
+/// The consumer owning credential row `credential` (`consumer.id`), if it exists.
+fn owner(store: &Store, credential: &Entity) -> Option<Entity> {
+    foreign_id(credential, "consumer").and_then(|id| store.find(CONSUMERS, id).cloned())
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use serde_json::json;
 
+    use super::fixtures::{add, headers, request, store};
     use super::*;
 
-    fn row(value: Value) -> Entity {
-        value.as_object().cloned().unwrap_or_default()
-    }
-
-    fn plugin(
-        id: &str,
-        name: &str,
-        route: Option<&str>,
-        service: Option<&str>,
-        consumer: Option<&str>,
-    ) -> Entity {
-        let reference = |id: Option<&str>| id.map_or(Value::Null, |id| json!({"id": id}));
-        row(json!({
-            "id": id, "name": name, "enabled": true, "config": {},
-            "protocols": ["grpc", "grpcs", "http", "https"],
-            "route": reference(route), "service": reference(service), "consumer": reference(consumer),
-        }))
-    }
-
-    fn scope<'a>(
-        route: Option<&'a str>,
-        service: Option<&'a str>,
-        consumer: Option<&'a str>,
-    ) -> Scope<'a> {
-        Scope {
-            route,
-            service,
-            consumer,
-        }
-    }
-
-    fn request<'a>(headers: &'a HeaderMap, query: &'a [(String, String)]) -> PluginRequest<'a> {
-        PluginRequest {
-            protocol: "http",
-            method: "GET",
-            headers,
-            query,
-        }
-    }
-
-    fn consumers(id: &str) -> Option<Entity> {
-        match id {
-            "c1" | "alice" => Some(row(
-                json!({"id": "c1", "username": "alice", "custom_id": null}),
-            )),
-            "anon" | "anonymous" => Some(row(
-                json!({"id": "anon", "username": "anonymous", "custom_id": "guest"}),
-            )),
-            _ => None,
-        }
-    }
-
-    fn credentials(key: &str) -> Option<Entity> {
-        match key {
-            "good" => Some(row(
-                json!({"id": "k1", "key": "good", "consumer": {"id": "c1"}, "ttl": null}),
-            )),
-            "expired" => Some(row(
-                json!({"id": "k2", "key": "expired", "consumer": {"id": "c1"}, "ttl": 0}),
-            )),
-            "orphan" => Some(row(
-                json!({"id": "k3", "key": "orphan", "consumer": {"id": "gone"}}),
-            )),
-            _ => None,
-        }
-    }
-
-    fn lookup() -> Lookup<'static> {
-        Lookup {
-            credential: &credentials,
-            consumer: &consumers,
-        }
-    }
-
-    fn config(extra: Value) -> KeyAuthConfig {
-        KeyAuthConfig::from_plugin(&row(json!({"config": extra})))
-    }
-
-    fn with_header(name: &'static str, value: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.append(name, HeaderValue::from_static(value));
-        headers
-    }
-
     #[test]
-    fn the_most_specific_enabled_plugin_wins() {
-        let plugins = [
-            plugin("global", "key-auth", None, None, None),
-            plugin("service", "key-auth", None, Some("s"), None),
-            plugin("route", "key-auth", Some("r"), None, None),
-            plugin("route-service", "key-auth", Some("r"), Some("s"), None),
-            plugin("consumer", "acl", None, None, Some("c")),
-            plugin("service-acl", "acl", None, Some("s"), None),
-        ];
-        let plugins: Vec<&Entity> = plugins.iter().collect();
-        let id = |found: Option<&Entity>| found.map(|plugin| text(plugin, "id").to_owned());
+    fn later_plugins_override_earlier_header_decisions() {
+        let mut effects = Effects::default();
+        effects.header("X-Consumer-ID", Some("a".into()));
+        effects.header("X-Consumer-Custom-ID", None);
+        effects.header("x-consumer-id", None);
+        effects.header("X-Consumer-Custom-ID", Some("b".into()));
         assert_eq!(
-            id(applicable(
-                &plugins,
-                "key-auth",
-                scope(Some("r"), Some("s"), None),
-                "http"
-            )),
-            Some("route-service".into())
+            effects.set_headers,
+            [("X-Consumer-Custom-ID".to_owned(), "b".to_owned())]
         );
-        assert_eq!(
-            id(applicable(
-                &plugins,
-                "key-auth",
-                scope(Some("r"), Some("t"), None),
-                "http"
-            )),
-            Some("route".into())
-        );
-        assert_eq!(
-            id(applicable(
-                &plugins,
-                "key-auth",
-                scope(Some("q"), Some("s"), None),
-                "http"
-            )),
-            Some("service".into())
-        );
-        assert_eq!(
-            id(applicable(
-                &plugins,
-                "key-auth",
-                scope(Some("q"), Some("t"), None),
-                "http"
-            )),
-            Some("global".into())
-        );
-        // A consumer-scoped plugin beats a service-scoped one.
-        assert_eq!(
-            id(applicable(
-                &plugins,
-                "acl",
-                scope(Some("r"), Some("s"), Some("c")),
-                "http"
-            )),
-            Some("consumer".into())
-        );
-        assert_eq!(
-            id(applicable(
-                &plugins,
-                "acl",
-                scope(Some("r"), Some("s"), None),
-                "http"
-            )),
-            Some("service-acl".into())
-        );
-        assert_eq!(
-            id(applicable(
-                &plugins,
-                "rate-limiting",
-                scope(Some("r"), Some("s"), None),
-                "http"
-            )),
-            None
-        );
+        assert_eq!(effects.clear_headers, ["x-consumer-id"]);
     }
 
+    /// jwt (anonymous) then key-auth: a valid key wins over jwt's anonymous fallback, and
+    /// key-auth with `anonymous` is skipped once jwt accepted a token.
     #[test]
-    fn disabled_plugins_and_other_protocols_fall_back_to_less_specific_ones() {
-        let mut route_plugin = plugin("route", "key-auth", Some("r"), None, None);
-        route_plugin.insert("enabled".into(), json!(false));
-        let mut https_only = plugin("service", "key-auth", None, Some("s"), None);
-        https_only.insert("protocols".into(), json!(["https"]));
-        let plugins = [
-            plugin("global", "key-auth", None, None, None),
-            route_plugin,
-            https_only,
-        ];
-        let plugins: Vec<&Entity> = plugins.iter().collect();
-        let found = applicable(
-            &plugins,
-            "key-auth",
-            scope(Some("r"), Some("s"), None),
-            "http",
-        );
-        assert_eq!(found.map(|plugin| text(plugin, "id")), Some("global"));
-        let found = applicable(
-            &plugins,
-            "key-auth",
-            scope(Some("r"), Some("s"), None),
-            "https",
-        );
-        assert_eq!(found.map(|plugin| text(plugin, "id")), Some("service"));
-    }
-
-    #[test]
-    fn key_auth_defaults_and_header_then_query_lookup() {
-        let defaults = config(json!({}));
-        assert_eq!(defaults.key_names, ["apikey"]);
-        assert!(defaults.key_in_header && defaults.key_in_query && !defaults.hide_credentials);
-        let flavor = Flavor::for_version("3.9.3");
-        let headers = with_header("apikey", "good");
-        let outcome = key_auth(&defaults, &request(&headers, &[]), &lookup(), &flavor, 0.0);
-        let authenticated = KeyAuth::Authenticated {
-            consumer: consumers("c1").unwrap_or_default(),
-            credential: credentials("good").unwrap_or_default(),
-            hide: None,
+    fn authentication_plugins_chain_as_a_logical_or_with_anonymous()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut store = store();
+        let alice = add(&mut store, "consumers", json!({"username": "alice"}))?;
+        add(&mut store, "consumers", json!({"username": "guest"}))?;
+        let alice_id = text(&alice, "id").to_owned();
+        add(
+            &mut store,
+            "key-auths",
+            json!({"key": "k1", "consumer": {"id": alice_id}}),
+        )?;
+        add(
+            &mut store,
+            "plugins",
+            json!({"name": "jwt", "config": {"anonymous": "guest"}}),
+        )?;
+        add(&mut store, "plugins", json!({"name": "key-auth"}))?;
+        let flavor = Flavor::for_version("3.9.1");
+        let counters = RateCounters::default();
+        let context = Context {
+            flavor: &flavor,
+            now: 1_700_000_000.0,
+            counters: &counters,
         };
-        assert_eq!(outcome, authenticated);
-        let query = [("apikey".to_owned(), "good".to_owned())];
-        let outcome = key_auth(
-            &defaults,
-            &request(&HeaderMap::new(), &query),
-            &lookup(),
-            &flavor,
-            0.0,
-        );
-        assert!(matches!(outcome, KeyAuth::Authenticated { .. }));
-        let header_only = config(json!({"key_in_query": false, "key_names": ["x-key"]}));
-        let outcome = key_auth(
-            &header_only,
-            &request(&HeaderMap::new(), &query),
-            &lookup(),
-            &flavor,
-            0.0,
-        );
-        assert_eq!(
-            outcome,
-            KeyAuth::Rejected(rejection(Some("Key".into()), "No API key found in request"))
-        );
-    }
-
-    #[test]
-    fn key_auth_messages_and_challenges_follow_the_version() {
-        let defaults = config(json!({}));
-        let missing = HeaderMap::new();
-        let unknown = with_header("apikey", "nope");
-        let expired = with_header("apikey", "expired");
-        let mut twice = with_header("apikey", "good");
-        twice.append("apikey", HeaderValue::from_static("good"));
-        let cases = [
-            (
-                "3.4.2",
-                &missing,
-                rejection(
-                    Some("Key realm=\"kong\"".into()),
-                    "No API key found in request",
-                ),
-            ),
-            (
-                "3.4.2",
-                &unknown,
-                rejection(None, "Invalid authentication credentials"),
-            ),
-            ("3.6.1", &expired, rejection(None, "Unauthorized")),
-            ("3.6.1", &twice, rejection(None, "Duplicate API key found")),
-            (
-                "3.9.3",
-                &missing,
-                rejection(Some("Key".into()), "No API key found in request"),
-            ),
-            (
-                "3.9.3",
-                &unknown,
-                rejection(Some("Key".into()), "Unauthorized"),
-            ),
-            (
-                "3.10.0.2",
-                &twice,
-                rejection(Some("Key".into()), "Duplicate API key found"),
-            ),
-        ];
-        for (version, headers, expected) in cases {
-            let flavor = Flavor::for_version(version);
-            let outcome = key_auth(&defaults, &request(headers, &[]), &lookup(), &flavor, 0.0);
-            assert_eq!(outcome, KeyAuth::Rejected(expected), "{version}");
-        }
-        let realm = config(json!({"realm": "api"}));
-        let outcome = key_auth(
-            &realm,
-            &request(&missing, &[]),
-            &lookup(),
-            &Flavor::for_version("3.9.3"),
-            0.0,
-        );
-        assert_eq!(
-            outcome,
-            KeyAuth::Rejected(rejection(
-                Some("Key realm=\"api\"".into()),
-                "No API key found in request"
-            ))
-        );
-    }
-
-    #[test]
-    fn key_auth_anonymous_hide_credentials_and_preflight() {
-        let flavor = Flavor::for_version("3.9.3");
-        let anonymous = config(json!({"anonymous": "anonymous"}));
-        let outcome = key_auth(
-            &anonymous,
-            &request(&HeaderMap::new(), &[]),
-            &lookup(),
-            &flavor,
-            0.0,
-        );
-        assert_eq!(outcome, KeyAuth::Anonymous(consumers("anon")));
-        let hiding =
-            config(json!({"hide_credentials": true, "key_names": ["x-api-key", "apikey"]}));
-        let headers = with_header("apikey", "good");
-        let outcome = key_auth(&hiding, &request(&headers, &[]), &lookup(), &flavor, 0.0);
+        let none = Scope {
+            route: None,
+            service: None,
+            consumer: None,
+        };
+        let with_key = headers(&[("apikey", "k1")]);
+        let effects = run(&mut store, none, &request(&with_key, &[]), context)
+            .map_err(|exit| format!("{exit:?}"))?;
+        let set = |name: &str| {
+            effects
+                .set_headers
+                .iter()
+                .find(|(set, _)| set == name)
+                .map(|(_, value)| value.clone())
+        };
+        assert_eq!(set("X-Consumer-Username").as_deref(), Some("alice"));
+        assert_eq!(set("X-Anonymous-Consumer"), None);
         assert!(
-            matches!(outcome, KeyAuth::Authenticated { hide: Some(ref name), .. } if name == "apikey")
+            effects
+                .clear_headers
+                .iter()
+                .any(|name| name == "X-Anonymous-Consumer")
         );
-        let no_preflight = config(json!({"run_on_preflight": false}));
-        let no_headers = HeaderMap::new();
+        let refused = run(&mut store, none, &request(&HeaderMap::new(), &[]), context);
+        assert!(
+            matches!(refused, Err(Exit::Error { status, ref message, .. }) if status == StatusCode::UNAUTHORIZED && message == "No API key found in request")
+        );
+        Ok(())
+    }
+
+    /// A preflight skips an authentication plugin with `run_on_preflight` off; a failure
+    /// with `anonymous` goes on as the anonymous consumer, marked upstream.
+    #[test]
+    fn preflight_and_anonymous_fallback() -> Result<(), Box<dyn std::error::Error>> {
+        let mut store = store();
+        add(
+            &mut store,
+            "consumers",
+            json!({"username": "guest", "custom_id": "g-1"}),
+        )?;
+        add(
+            &mut store,
+            "plugins",
+            json!({"name": "jwt", "config": {"run_on_preflight": false, "anonymous": "guest"}}),
+        )?;
+        let flavor = Flavor::for_version("3.9.1");
+        let counters = RateCounters::default();
+        let context = Context {
+            flavor: &flavor,
+            now: 1_700_000_000.0,
+            counters: &counters,
+        };
+        let none = Scope {
+            route: None,
+            service: None,
+            consumer: None,
+        };
+        let no_headers = headers(&[]);
         let mut preflight = request(&no_headers, &[]);
         preflight.method = "OPTIONS";
-        assert_eq!(
-            key_auth(&no_preflight, &preflight, &lookup(), &flavor, 0.0),
-            KeyAuth::Skipped
+        let skipped =
+            run(&mut store, none, &preflight, context).map_err(|exit| format!("{exit:?}"))?;
+        assert_eq!(skipped, Effects::default());
+        let bad = headers(&[("authorization", "Bearer not.a.token")]);
+        let effects = run(&mut store, none, &request(&bad, &[]), context)
+            .map_err(|exit| format!("{exit:?}"))?;
+        let set: Vec<(&str, &str)> = effects
+            .set_headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        assert!(set.contains(&("X-Consumer-Username", "guest")), "{set:?}");
+        assert!(set.contains(&("X-Consumer-Custom-ID", "g-1")), "{set:?}");
+        assert!(set.contains(&("X-Anonymous-Consumer", "true")), "{set:?}");
+        assert!(
+            effects
+                .clear_headers
+                .iter()
+                .any(|name| name == "X-Credential-Identifier")
         );
-        let orphan = with_header("apikey", "orphan");
-        let outcome = key_auth(
-            &config(json!({})),
-            &request(&orphan, &[]),
-            &lookup(),
-            &flavor,
-            0.0,
-        );
-        assert_eq!(
-            outcome,
-            KeyAuth::Rejected(rejection(Some("Key".into()), "Unauthorized"))
-        );
-    }
-
-    #[test]
-    fn credentials_without_expiry_are_live_and_expired_ones_are_not() {
-        // The store keeps `ttl` as the absolute expiry (Unix seconds).
-        assert!(key_is_live(&row(json!({"key": "a"})), 100.0));
-        assert!(key_is_live(&row(json!({"key": "a", "ttl": null})), 100.0));
-        assert!(key_is_live(&row(json!({"key": "a", "ttl": 100.5})), 100.0));
-        assert!(!key_is_live(&row(json!({"key": "a", "ttl": 100.0})), 100.0));
-        assert!(!key_is_live(&row(json!({"key": "a", "ttl": 5})), 100.0));
-    }
-
-    #[test]
-    fn acl_allows_denies_and_names_groups() {
-        let allow = json!({"allow": ["ops", "admin"]});
-        let groups = ["dev".to_owned(), "ops".to_owned()];
-        assert_eq!(
-            acl(&allow, Some(&groups), true),
-            Ok(Some((
-                "X-Consumer-Groups".to_owned(),
-                "dev, ops".to_owned()
-            )))
-        );
-        let forbidden = Exit::Error {
-            status: StatusCode::FORBIDDEN,
-            message: "You cannot consume this service".into(),
-            headers: Vec::new(),
-        };
-        assert_eq!(
-            acl(&allow, Some(&["dev".to_owned()]), true),
-            Err(forbidden.clone())
-        );
-        assert_eq!(acl(&allow, Some(&[]), true), Err(forbidden.clone()));
-        let deny = json!({"deny": ["dev"], "hide_groups_header": true});
-        assert_eq!(acl(&deny, Some(&groups), true), Err(forbidden));
-        assert_eq!(acl(&deny, Some(&[]), false), Ok(None));
-        assert_eq!(
-            acl(&allow, None, false),
-            Err(Exit::Error {
-                status: StatusCode::UNAUTHORIZED,
-                message: "Unauthorized".into(),
-                headers: Vec::new()
-            })
-        );
-    }
-
-    #[test]
-    fn request_termination_answers_with_status_and_message() {
-        let headers = HeaderMap::new();
-        let plain = request(&headers, &[]);
-        assert_eq!(
-            request_termination(&json!({"status_code": 503}), &plain),
-            Some(Exit::Body {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                body: r#"{"message":"Service unavailable"}"#.into(),
-                content_type: "application/json; charset=utf-8".into(),
-            })
-        );
-        let custom = json!({"status_code": 418, "message": "maintenance window"});
-        assert!(matches!(
-            request_termination(&custom, &plain),
-            Some(Exit::Body { status, ref body, .. }) if status.as_u16() == 418 && body == r#"{"message":"maintenance window"}"#
-        ));
-        let raw = json!({"status_code": 200, "body": "<p>bye</p>", "content_type": "text/html"});
-        assert!(matches!(
-            request_termination(&raw, &plain),
-            Some(Exit::Body { ref body, ref content_type, .. }) if body == "<p>bye</p>" && content_type == "text/html"
-        ));
-        let triggered = json!({"status_code": 503, "trigger": "x-stop"});
-        assert_eq!(request_termination(&triggered, &plain), None);
-        let stop = with_header("x-stop", "1");
-        assert!(request_termination(&triggered, &request(&stop, &[])).is_some());
+        Ok(())
     }
 }

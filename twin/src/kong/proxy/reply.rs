@@ -19,6 +19,11 @@ pub(crate) struct Flavor {
     /// 3.7+: every key-auth 401 carries `WWW-Authenticate: Key` (before: only a missing
     /// key, with `Key realm="kong"`).
     challenge_always: bool,
+    /// 3.8+: jwt 401s carry `WWW-Authenticate: Bearer ...`; oauth2's challenge names the
+    /// realm only when configured (before: always `realm="service"`).
+    bearer_challenge: bool,
+    /// 3.10+: oauth2's challenge parameters are comma-separated.
+    challenge_commas: bool,
 }
 
 impl Flavor {
@@ -38,7 +43,14 @@ impl Flavor {
             via_with_protocol: since(3, 8),
             unauthorized: since(3, 6),
             challenge_always: since(3, 7),
+            bearer_challenge: since(3, 8),
+            challenge_commas: since(3, 10),
         }
+    }
+
+    /// Whether authentication failures all answer `Unauthorized` (3.6+).
+    pub(crate) fn plain_unauthorized(&self) -> bool {
+        self.unauthorized
     }
 
     /// key-auth's message for an unknown or expired key.
@@ -62,6 +74,34 @@ impl Flavor {
     /// `WWW-Authenticate` on the other key-auth 401s.
     pub(crate) fn other_challenge(&self, realm: Option<&str>) -> Option<String> {
         self.challenge_always.then(|| challenge(realm))
+    }
+
+    /// Whether jwt answers 401s with a `Bearer` challenge (3.8+).
+    pub(crate) fn bearer_challenge(&self) -> bool {
+        self.bearer_challenge
+    }
+
+    /// oauth2's `WWW-Authenticate`: `Bearer` with the realm and an error with its
+    /// description, in the release's format.
+    pub(crate) fn oauth2_challenge(&self, realm: Option<&str>, error: Option<(&str, &str)>) -> String {
+        let realm = if self.bearer_challenge {
+            realm
+        } else {
+            Some("service")
+        };
+        let mut params: Vec<String> = Vec::new();
+        if let Some(realm) = realm {
+            params.push(format!("realm=\"{realm}\""));
+        }
+        if let Some((code, description)) = error {
+            params.push(format!("error=\"{code}\""));
+            params.push(format!("error_description=\"{description}\""));
+        }
+        if params.is_empty() {
+            return "Bearer".to_owned();
+        }
+        let separator = if self.challenge_commas { ", " } else { " " };
+        format!("Bearer {}", params.join(separator))
     }
 
     /// The `Via` Kong adds: `1.1 kong/<version>` (3.8+) or `kong/<version>`.
@@ -133,6 +173,24 @@ mod tests {
         assert!(Flavor::for_version("3.5.0").request_id);
         assert!(!Flavor::for_version("3.7.1").via_with_protocol);
         assert!(Flavor::for_version("dev").request_id);
+    }
+
+    #[test]
+    fn oauth2_challenges_follow_the_release() {
+        let invalid = Some(("invalid_token", "The access token is invalid or has expired"));
+        assert_eq!(
+            Flavor::for_version("3.4.2").oauth2_challenge(None, invalid),
+            "Bearer realm=\"service\" error=\"invalid_token\" error_description=\"The access token is invalid or has expired\""
+        );
+        assert_eq!(Flavor::for_version("3.9.1").oauth2_challenge(None, None), "Bearer");
+        assert_eq!(
+            Flavor::for_version("3.9.1").oauth2_challenge(Some("api"), invalid),
+            "Bearer realm=\"api\" error=\"invalid_token\" error_description=\"The access token is invalid or has expired\""
+        );
+        assert_eq!(
+            Flavor::for_version("3.10.0").oauth2_challenge(Some("api"), invalid),
+            "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token is invalid or has expired\""
+        );
     }
 
     #[tokio::test]

@@ -140,7 +140,6 @@ const OPAQUE: &[(&str, i64)] = &[
     ("http-log", 12),
     ("ldap-auth", 1200),
     ("loggly", 6),
-    ("oauth2", 1400),
     ("opentelemetry", 14),
     ("post-function", -1000),
     ("pre-function", 1_000_000),
@@ -172,6 +171,7 @@ pub fn all() -> &'static [PluginSchema] {
             super::ip_restriction::schema(),
             super::jwt::schema(),
             super::key_auth::schema(),
+            super::oauth2::schema(),
             super::rate_limiting::schema(),
             super::request_termination::schema(),
         ];

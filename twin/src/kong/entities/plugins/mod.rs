@@ -16,6 +16,7 @@ mod hmac_auth;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
+mod oauth2;
 mod rate_limiting;
 mod request_termination;
 
