@@ -11,6 +11,8 @@ mod faults;
 mod impact;
 mod kong;
 mod kong_entity;
+mod kong_nodes;
+mod kong_restart;
 mod lab;
 mod layer7_graphman;
 mod layer7_key_rotation;
