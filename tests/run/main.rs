@@ -13,6 +13,7 @@ mod kong;
 mod kong_entity;
 mod kong_nodes;
 mod kong_restart;
+mod kong_scale;
 mod lab;
 mod layer7_graphman;
 mod layer7_key_rotation;
