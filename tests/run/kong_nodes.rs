@@ -18,6 +18,12 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// alice's key-auth key.
 pub const ALICE_KEY: &str = "alice-key-4b1d9e";
 
+/// A JWT sent to the proxy (HS256 over `{"iss":"lab"}`, not checked by the twin's proxy yet).
+pub const LAB_JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJsYWIifQ.bGFiLXNpZ25hdHVyZQ";
+
+/// An OAuth2 access token sent to the proxy (not checked by the twin's proxy yet).
+pub const LAB_OAUTH2: &str = "lab-oauth2-token-5c7e";
+
 /// The SNI the twin's TLS proxy has a certificate for.
 pub const SNI: &str = "shop.test";
 
@@ -84,6 +90,13 @@ services:
     protocol: http
     routes:
       - {{name: inventory, paths: [/inventory]}}
+  - name: limited
+    host: core
+    protocol: http
+    routes:
+      - {{name: limited, paths: [/limited]}}
+    plugins:
+      - {{name: request-termination, config: {{status_code: 429, message: API rate limit exceeded}}}}
 consumers:
   - username: alice
     keyauth_credentials:
@@ -137,7 +150,11 @@ hosts:
             args.extend(["--set", set]);
         }
         let mut command = self.lab.command(&args);
-        command.env("ALICE_KEY", ALICE_KEY);
+        command
+            .env("ALICE_KEY", ALICE_KEY)
+            .env("WRONG_KEY", "not-alice-key")
+            .env("LAB_JWT", LAB_JWT)
+            .env("LAB_OAUTH2", LAB_OAUTH2);
         self.lab.run_with(command)
     }
 

@@ -11,6 +11,7 @@ mod faults;
 mod impact;
 mod kong;
 mod kong_entity;
+mod kong_health;
 mod kong_nodes;
 mod kong_restart;
 mod kong_scale;
