@@ -9,6 +9,7 @@
 
 use crate::kong_nodes::{ALICE_KEY, KongLab, LAB_JWT, LAB_OAUTH2, Layout, SNI};
 use crate::lab::{Run, TestResult};
+use crate::traffic::Outcome;
 
 /// The health playbook.
 const HEALTH: &str = "health-validation.yaml";
@@ -241,7 +242,7 @@ fn diagnostics_report_latency_429s_tls_health_and_log_lines_without_writing() ->
 }
 
 /// Every node's state files and logs with their contents.
-fn node_files(kong: &KongLab) -> Result<Vec<(String, Vec<u8>)>, Box<dyn std::error::Error>> {
+fn node_files(kong: &KongLab) -> Outcome<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
     for node in &kong.nodes {
         for entry in std::fs::read_dir(&node.dir)? {

@@ -78,6 +78,62 @@ fn a_rolling_restart_restarts_every_node_without_failing_a_customer() -> TestRes
     Ok(())
 }
 
+/// The environment with dp2's start command failing once, then working.
+fn dp2_fails_to_start_once(env: String) -> String {
+    let mut lines: Vec<String> = env.lines().map(str::to_owned).collect();
+    let dp2 = lines.iter().position(|l| l == "  dp2:").unwrap_or(0);
+    if let Some(line) = lines[dp2..]
+        .iter_mut()
+        .find(|l| l.contains("start_command:"))
+    {
+        *line = line.replacen(
+            "start_command: '",
+            "start_command: 'if [ ! -e failed-once ]; then touch failed-once; echo kong: start failed >&2; exit 1; fi; ",
+            1,
+        );
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn with_max_failures_a_failed_node_is_put_back_and_the_next_nodes_are_restarted() -> TestResult {
+    let kong = KongLab::open(
+        Layout {
+            serving: 3,
+            spare: 0,
+        },
+        dp2_fails_to_start_once,
+    )?;
+    let before: Vec<_> = (0..3).map(|n| kong.pid(n)).collect();
+    let load = customers(&kong);
+    let run = kong.run(
+        "run",
+        PLAYBOOK,
+        &["traffic_apikey=ALICE_KEY", "max_failures=1"],
+    )?;
+    assert_no_customer_failed(&load.finish());
+    assert!(run.all().contains("start failed"), "{}", run.all());
+    // A failure within max_failures is tolerated: the run goes on and succeeds, having
+    // put the failed node back first.
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(
+        run.stdout.contains("rollback (failed item restart[dp2])"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        kong.pid(0).is_some() && kong.pid(0) != before[0],
+        "dp1 restarted"
+    );
+    assert!(kong.pid(1).is_some() && kong.ready(1), "dp2 runs again");
+    assert!(
+        kong.pid(2).is_some() && kong.pid(2) != before[2],
+        "dp3 restarted after dp2 failed"
+    );
+    assert_all_serving(&kong)?;
+    Ok(())
+}
+
 #[test]
 fn a_node_that_fails_to_start_is_started_again_and_readmitted_and_earlier_nodes_stay_restarted()
 -> TestResult {
@@ -87,21 +143,7 @@ fn a_node_that_fails_to_start_is_started_again_and_readmitted_and_earlier_nodes_
             serving: 3,
             spare: 0,
         },
-        |env| {
-            let mut lines: Vec<String> = env.lines().map(str::to_owned).collect();
-            let dp2 = lines.iter().position(|l| l == "  dp2:").unwrap_or(0);
-            if let Some(line) = lines[dp2..]
-                .iter_mut()
-                .find(|l| l.contains("start_command:"))
-            {
-                *line = line.replacen(
-                "start_command: '",
-                "start_command: 'if [ ! -e failed-once ]; then touch failed-once; echo kong: start failed >&2; exit 1; fi; ",
-                1,
-            );
-            }
-            lines.join("\n") + "\n"
-        },
+        dp2_fails_to_start_once,
     )?;
     let before: Vec<_> = (0..3).map(|n| kong.pid(n)).collect();
     let load = customers(&kong);

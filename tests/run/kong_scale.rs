@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::kong_nodes::{ALICE_KEY, KongLab, Layout};
 use crate::lab::TestResult;
-use crate::traffic::{Load, Tally};
+use crate::traffic::{Load, Outcome, Tally};
 
 /// The playbook under test.
 const PLAYBOOK: &str = "kong-scale.yaml";
@@ -24,7 +24,7 @@ fn assert_no_customer_failed(tallies: &[Tally]) {
 }
 
 /// The upstream's targets, as (node index, weight), sorted.
-fn targets(kong: &KongLab) -> Result<Vec<(usize, u64)>, Box<dyn std::error::Error>> {
+fn targets(kong: &KongLab) -> Outcome<Vec<(usize, u64)>> {
     let mut found = Vec::new();
     for (target, weight) in kong.weights()? {
         let index = kong
