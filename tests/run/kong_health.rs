@@ -140,6 +140,12 @@ fn a_plan_of_the_health_checks_writes_nothing_and_skips_empty_checks() -> TestRe
     assert_eq!(validated.code, Some(0), "{}", validated.all());
     let plan = run(&kong, "plan", HEALTH, &every_check(&kong))?;
     assert_eq!(plan.code, Some(0), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("0 FAIL, 0 WARN, 7 OK"),
+        "a plan runs the same reads: {}",
+        plan.stdout
+    );
+    assert_no_secret(&plan);
     let bare = run(&kong, "run", HEALTH, &["probe_count=5".to_owned()])?;
     assert_eq!(
         bare.code,
