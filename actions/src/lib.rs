@@ -8,6 +8,7 @@ pub mod artefact;
 pub mod core;
 pub mod host;
 pub mod http;
+pub mod http_probe;
 pub mod jwt_inspect;
 pub mod kong;
 pub mod layer7;
@@ -25,6 +26,7 @@ use runsheet_engine::{DuplicateAction, Registry};
 pub fn register_all(registry: &mut Registry) -> Result<(), DuplicateAction> {
     core::register(registry)?;
     http::register(registry)?;
+    registry.register(http_probe::HttpProbe::new())?;
     host::register(registry)?;
     kong::register(registry)?;
     layer7::register(registry)
@@ -53,6 +55,7 @@ mod tests {
         ("set", "R"),
         ("approval", "R"),
         ("http", "R/W"),
+        ("http.probe", "R"),
         ("tls.inspect", "R"),
         ("jwt.inspect", "R"),
         ("host.exec", "R/W"),

@@ -36,7 +36,7 @@ impl KongWaitHealthy {
                 Effect::READ,
             )
             .target(TargetKind::Gateway("kong"))
-            .outputs(&["health", "elapsed_ms"]),
+            .outputs(&["health", "weights", "elapsed_ms"]),
         }
     }
 }
@@ -144,14 +144,19 @@ fn not_yet_healthy(
         .collect())
 }
 
-/// The outputs: every target's health and the time waited.
+/// The outputs: every target's health and weight, and the time waited.
 fn applied(health: &BTreeMap<String, TargetHealth>, elapsed: Duration) -> Applied {
     let map: Map<String, Value> = health
         .iter()
         .map(|(name, t)| (name.clone(), Value::from(t.health.as_str())))
         .collect();
+    let weights: Map<String, Value> = health
+        .iter()
+        .map(|(name, t)| (name.clone(), Value::from(t.weight)))
+        .collect();
     let mut outputs = Map::new();
     outputs.insert("health".to_owned(), Value::Object(map));
+    outputs.insert("weights".to_owned(), Value::Object(weights));
     let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     outputs.insert("elapsed_ms".to_owned(), Value::from(elapsed_ms));
     Applied {
@@ -200,5 +205,17 @@ mod tests {
         );
         assert!(not_yet_healthy(&sick, Some("z:8000")).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn outputs_give_every_target_its_health_and_weight() {
+        let state = health(&[("a:8000", 100, "HEALTHY"), ("b:8000", 0, "HEALTHCHECKS_OFF")]);
+        let outputs = applied(&state, Duration::from_millis(3)).outputs;
+        assert_eq!(
+            outputs["health"],
+            serde_json::json!({"a:8000": "HEALTHY", "b:8000": "HEALTHCHECKS_OFF"})
+        );
+        assert_eq!(outputs["weights"], serde_json::json!({"a:8000": 100, "b:8000": 0}));
+        assert_eq!(outputs["elapsed_ms"], serde_json::json!(3));
     }
 }
