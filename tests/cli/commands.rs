@@ -144,7 +144,7 @@ fn schema_is_json_schema_binding_each_action_to_its_arguments() -> TestResult {
             "kong.target `with` lacks {argument}"
         );
     }
-    assert_eq!(bindings.len(), 33, "one binding per action");
+    assert_eq!(bindings.len(), 35, "one binding per action");
 
     let run = runsheet(&["schema", "environment"])?;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -159,7 +159,7 @@ fn actions_lists_the_whole_catalogue() -> TestResult {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let actions: Vec<Value> = serde_json::from_str(&run.stdout)?;
     let names: Vec<&str> = actions.iter().filter_map(|a| a["name"].as_str()).collect();
-    assert_eq!(names.len(), 33, "{names:?}");
+    assert_eq!(names.len(), 35, "{names:?}");
     for name in [
         "kong.target",
         "layer7.import",
@@ -181,7 +181,7 @@ fn actions_lists_the_whole_catalogue() -> TestResult {
             line.starts_with("  ") && names.contains(&first)
         })
         .count();
-    assert_eq!(listed, 33, "{}", run.stdout);
+    assert_eq!(listed, 35, "{}", run.stdout);
     Ok(())
 }
 

@@ -287,7 +287,7 @@ proptest! {
     fn mutated_playbooks_never_panic(seed in any::<usize>(), mutations in prop::collection::vec(mutation(), 1..6)) {
         let shared = shared();
         prop_assert!(shared.playbooks.len() >= 12 && shared.playbooks.iter().all(|p| !p.is_empty()), "seeds missing");
-        prop_assert!(shared.registry.len() == 33 && shared.environment.is_some(), "registry or lab environment missing");
+        prop_assert!(!shared.registry.is_empty() && shared.environment.is_some(), "registry or lab environment missing");
         let playbooks = &shared.playbooks;
         let mut bytes = playbooks[seed % playbooks.len()].clone();
         for mutation in &mutations {
