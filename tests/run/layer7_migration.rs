@@ -328,7 +328,7 @@ fn an_undo_that_fails_needs_a_person_and_names_the_import() -> TestResult {
     // everywhere in this run's output).
     let attention = run.stdout.split("needs attention:").nth(1).unwrap_or_default();
     assert!(
-        attention.lines().any(|line| line.trim_start().starts_with("- import")),
+        attention.lines().any(|line| line.contains("  - import: not undone")),
         "{}",
         run.all()
     );
