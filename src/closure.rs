@@ -6,8 +6,8 @@ use std::path::Path;
 use runsheet_engine::run::event::Outcome;
 use runsheet_engine::run::summary::RunSummary;
 
-/// The summary's lines; `None` for a dry run or a run that has not ended (paused).
-pub fn text(summary: &RunSummary, report_dir: &Path) -> Option<String> {
+/// The summary's lines (`undo_verb`: the run is `runsheet rollback`); `None` for a dry run or a run that has not ended (paused).
+pub fn text(summary: &RunSummary, report_dir: &Path, undo_verb: bool) -> Option<String> {
     let outcome = summary.outcome?;
     if summary.facts.dry_run || matches!(outcome, Outcome::Planned | Outcome::Paused) {
         return None;
@@ -54,7 +54,11 @@ pub fn text(summary: &RunSummary, report_dir: &Path) -> Option<String> {
     let facts = &summary.facts;
     Some(format!(
         "closure: {} in {}; {} step(s): {}; {writes} write step(s) ran, {undo}\n  run {} ({} on {}, change {}); the full report: {} or runsheet show {}",
-        outcome.describe(),
+        if undo_verb && outcome == Outcome::RolledBack {
+            "rolled back (runsheet rollback: every write undone)"
+        } else {
+            outcome.describe()
+        },
         duration(summary.elapsed_ms),
         summary.steps.len(),
         if counts.is_empty() {
@@ -127,7 +131,7 @@ mod tests {
 
     #[test]
     fn an_ended_run_says_how_it_ended_what_it_wrote_and_where_the_report_is() {
-        let text = text(&summary(Outcome::Succeeded), Path::new("out")).unwrap_or_default();
+        let text = text(&summary(Outcome::Succeeded), Path::new("out"), false).unwrap_or_default();
         assert_eq!(
             text,
             "closure: successful in 4.2 s; 4 step(s): 2 succeeded, 1 failed, 1 skipped; 1 write step(s) ran, nothing undone\n  run R1 (kong-rolling-upgrade on lab, change none given); the full report: out/closure.md or runsheet show R1"
@@ -153,7 +157,7 @@ mod tests {
                 },
             ],
         });
-        let text = text(&rolled_back, Path::new("out")).unwrap_or_default();
+        let text = text(&rolled_back, Path::new("out"), false).unwrap_or_default();
         assert!(
             text.contains(
                 "1 undone, 1 NOT undone, work up to checkpoint upgrade[dp1].node.upgraded kept"
@@ -164,7 +168,7 @@ mod tests {
 
     #[test]
     fn plans_and_paused_runs_have_no_closure() {
-        assert_eq!(text(&summary(Outcome::Planned), Path::new("out")), None);
-        assert_eq!(text(&summary(Outcome::Paused), Path::new("out")), None);
+        assert_eq!(text(&summary(Outcome::Planned), Path::new("out"), false), None);
+        assert_eq!(text(&summary(Outcome::Paused), Path::new("out"), false), None);
     }
 }

@@ -147,10 +147,11 @@ fn live(args: &RunArgs) -> bool {
 
 /// Where and how `drive` prints the closure summary: only for the text log, time-stamped
 /// like the plain lines before it.
-fn closure_out<'a>(args: &RunArgs, report_dir: &'a ReportDir) -> Option<ClosureOut<'a>> {
+fn closure_out<'a>(args: &RunArgs, report_dir: &'a ReportDir, mode: Mode) -> Option<ClosureOut<'a>> {
     (args.log_format == LogFormat::Text).then(|| ClosureOut {
         report_dir: report_dir.path(),
         stamped: !live(args),
+        undo_verb: mode == Mode::Rollback,
     })
 }
 
@@ -160,6 +161,8 @@ struct ClosureOut<'a> {
     report_dir: &'a Path,
     /// Each line starts with the time, as plain log lines do.
     stamped: bool,
+    /// The run is `runsheet rollback`: undoing every write is its success.
+    undo_verb: bool,
 }
 
 /// Parses every `--report` before anything runs.
@@ -214,7 +217,7 @@ async fn drive(
     listener.abort();
     let summary = recorder.summary();
     if let Some(out) = closure
-        && let Some(text) = crate::closure::text(&summary, out.report_dir)
+        && let Some(text) = crate::closure::text(&summary, out.report_dir, out.undo_verb)
     {
         let at = runsheet_engine::run::event::now_rfc3339();
         for line in text.lines() {
@@ -478,11 +481,12 @@ fn stale_plan(saved: &Value, fresh: &Value) -> Vec<String> {
     problems
 }
 
-/// Change id and window from the flags, else the environment; refusals as messages.
+/// Change id and window from the flags, else the environment; a refusal (or an invalid
+/// window) as its exit code and message.
 fn change_management(
     checked: &Checked,
     change: &ChangeArgs,
-) -> Result<(Option<String>, Option<Window>), String> {
+) -> Result<(Option<String>, Option<Window>), (Exit, String)> {
     let settings = checked.environment.as_ref().map(|(_, e)| &e.change);
     let change_id = change
         .change_id
@@ -497,23 +501,27 @@ fn change_management(
         .as_ref()
         .map_or("(none)".to_owned(), |(_, e)| e.name.value.clone());
     if settings.is_some_and(|s| s.require_change_id) && change_id.is_none() {
-        return Err(format!(
+        return Err((Exit::Refused, format!(
             "environment `{environment}` requires a change id: pass --change-id CRQ-... (or set change.change_id)"
-        ));
+        )));
     }
-    let window = window_text.as_deref().map(Window::parse).transpose().map_err(|e| e.to_string())?;
+    let window = match window_text.as_deref().map(Window::parse).transpose() {
+        Ok(window) => window,
+        // A window that does not parse is a typing error, not a refusal of the change.
+        Err(e) => return Err((Exit::Invalid, format!("change window `{}`: {e}", window_text.unwrap_or_default()))),
+    };
     if settings.is_some_and(|s| s.require_window) && window.is_none() {
-        return Err(format!(
+        return Err((Exit::Refused, format!(
             "environment `{environment}` requires a change window: pass --window START/END (RFC 3339)"
-        ));
+        )));
     }
     if let Some(window) = window {
         let now = jiff::Timestamp::now();
         if now < window.start {
-            return Err(format!("outside the change window: it opens at {} (now {})", window.start, now));
+            return Err((Exit::Refused, format!("outside the change window: it opens at {} (now {})", window.start, now)));
         }
         if now >= window.end {
-            return Err(format!("outside the change window: it closed at {} (now {})", window.end, now));
+            return Err((Exit::Refused, format!("outside the change window: it closed at {} (now {})", window.end, now)));
         }
     }
     Ok((change_id, window))
@@ -616,14 +624,18 @@ fn run_playbook(
     if dry_run {
         let options = dry_options(playbook, observers(args));
         let facts = facts(&checked, playbook, "dry-run", change.change_id.clone(), change.window.clone(), true);
-        let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir)));
+        let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir, Mode::Run)));
         return publish(report_dir, &summary, finish_exit(result.outcome, reports_ok));
     }
     let (change_id, window) = match change_management(&checked, change) {
         Ok(found) => found,
-        Err(message) => {
+        Err((Exit::Refused, message)) => {
             eprintln!("error: refused to start: {message}");
             return Exit::Refused;
+        }
+        Err((exit, message)) => {
+            eprintln!("error: {message}");
+            return exit;
         }
     };
     if let Some(plan_file) = plan_file {
@@ -753,9 +765,9 @@ fn run_playbook(
         change_id: change_id.clone(),
     };
     let facts = facts(&checked, playbook, &run_id, change_id, window.map(|w| w.to_string()), false);
-    let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir)));
+    let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir, Mode::Run)));
     save_twins(&twins, &state.run_dir(&run_id).join("twins"));
-    conclude(&state, record, held, &result, &run_id);
+    conclude(&state, record, held, &result, &run_id, Mode::Run);
     publish(report_dir, &summary, finish_exit(result.outcome, reports_ok))
 }
 
@@ -781,6 +793,7 @@ fn conclude(
     held: Option<lock::EnvLock>,
     result: &RunResult,
     run_id: &str,
+    mode: Mode,
 ) {
     record.state = serde_json::to_value(result.outcome)
         .ok()
@@ -820,6 +833,9 @@ fn conclude(
         ),
         Outcome::Interrupted => eprintln!(
             "interrupted; continue with: runsheet resume {run_id}   (details: runsheet show {run_id})"
+        ),
+        Outcome::RolledBack if mode == Mode::Rollback => eprintln!(
+            "rolled back: every write of run {run_id} was undone, newest first; details: runsheet show {run_id}"
         ),
         Outcome::RolledBack | Outcome::Failed => eprintln!(
             "details: runsheet show {run_id}; after fixing the cause: runsheet resume {run_id}"
@@ -1104,9 +1120,9 @@ fn resume_run(
         change_id: record.change_id.clone(),
     };
     let facts = facts(&checked, &playbook, run_id, record.change_id.clone(), record.window.clone(), false);
-    let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir)));
+    let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir, mode)));
     save_twins(&twins, &twins_dir);
-    conclude(&state, record, held, &result, run_id);
+    conclude(&state, record, held, &result, run_id, mode);
     let exit = if mode == Mode::Rollback && result.outcome == Outcome::RolledBack && reports_ok {
         // For this verb, undoing every write is the success.
         Exit::Success

@@ -32,13 +32,22 @@ pub fn line(event: &EventKind) -> Option<String> {
             environment,
             dry_run,
             resumed,
+            rollback,
             change_id,
             window,
             ..
         } => {
             let mut text = format!(
                 "{} {run}: {playbook} on {}",
-                if *resumed { "resuming run" } else if *dry_run { "dry run" } else { "run" },
+                if *rollback {
+                    "rolling back run"
+                } else if *resumed {
+                    "resuming run"
+                } else if *dry_run {
+                    "dry run"
+                } else {
+                    "run"
+                },
                 environment.as_deref().unwrap_or("(no environment)")
             );
             if let Some(change) = change_id {

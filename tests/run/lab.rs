@@ -32,7 +32,9 @@ impl Run {
     pub fn run_id(&self) -> Option<String> {
         self.stdout.lines().find_map(|line| {
             let rest = line.split("  ").nth(1).unwrap_or(line);
-            let rest = rest.strip_prefix("run ").or_else(|| rest.strip_prefix("resuming run "))?;
+            let rest = ["run ", "resuming run ", "rolling back run "]
+                .iter()
+                .find_map(|prefix| rest.strip_prefix(prefix))?;
             rest.split(':').next().map(str::to_owned)
         })
     }

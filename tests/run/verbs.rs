@@ -158,8 +158,10 @@ fn change_requirements_refuse_to_start() -> TestResult {
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml", "--change-id", "CRQ-1", "--window", "2020-01-01T00:00Z/2099-01-01T00:00Z"])?;
     assert_eq!(run.code, Some(0), "{}", run.all());
     assert!(run.stdout.contains("change CRQ-1"), "{}", run.all());
+    // A window that does not parse is invalid input (3), not a refusal of the change (5).
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml", "--change-id", "CRQ-1", "--window", "tonight"])?;
-    assert_eq!(run.code, Some(5), "{}", run.all());
+    assert_eq!(run.code, Some(3), "{}", run.all());
+    assert!(run.stderr.contains("change window `tonight`"), "{}", run.all());
     Ok(())
 }
 
@@ -397,6 +399,11 @@ steps:
     assert_eq!(undone.code, Some(0), "{}", undone.all());
     assert_eq!(lab.tree()?, before, "byte for byte");
     assert_eq!(json_runs(&lab)?[0]["state"], "rolled_back");
+    // It says what it did, not that a run failed, and does not suggest resuming it.
+    assert!(undone.stdout.contains(&format!("rolling back run {id}")), "{}", undone.all());
+    assert!(undone.stdout.contains("closure: rolled back (runsheet rollback: every write undone)"), "{}", undone.all());
+    assert!(undone.stderr.contains("every write of run"), "{}", undone.all());
+    assert!(!undone.all().contains("runsheet resume"), "{}", undone.all());
     Ok(())
 }
 

@@ -60,6 +60,7 @@ pub(super) fn started(second: u32, resumed: bool) -> Event {
             environment: facts.environment,
             dry_run: false,
             resumed,
+            rollback: false,
             change_id: facts.change_id,
             window: facts.window,
             steps: 5,

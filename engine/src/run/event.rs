@@ -82,6 +82,9 @@ pub enum EventKind {
         dry_run: bool,
         /// Whether this continues an earlier run.
         resumed: bool,
+        /// Whether this undoes an earlier run's writes (`runsheet rollback`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        rollback: bool,
         /// Change id, when given.
         change_id: Option<String>,
         /// Change window, when given.

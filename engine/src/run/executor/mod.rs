@@ -195,6 +195,7 @@ pub async fn execute(
     let started = Instant::now();
     let run_id = options.run_id.clone();
     let resumed = options.resumed;
+    let rollback = options.mode == Mode::Rollback;
     let change_id = options.change_id.clone();
     let exec = Exec::new(checked, registry, options, control.subscribe());
     exec.emit(EventKind::RunStarted {
@@ -203,6 +204,7 @@ pub async fn execute(
         environment: exec.environment.as_ref().map(|e| e.name.value.clone()),
         dry_run: exec.dry_run,
         resumed,
+        rollback,
         change_id,
         window: exec.window.map(|w| w.to_string()),
         steps: checked.playbook.all_steps().len(),
