@@ -512,6 +512,12 @@ fn sigterm_during_a_step_exits_130_with_reports_saying_interrupted() -> TestResu
         "exit {status:?}; {seen:?}"
     );
     assert!(seen.iter().all(|l| timestamped(l)), "{seen:?}");
+    // One signal, announced once (not again when the rollback starts).
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("signal received")).count(),
+        1,
+        "{seen:?}"
+    );
     let out = lab.path().join("runsheet-out");
     let vars = dotenv(&out)?;
     assert_eq!(vars["RUNSHEET_STATUS"], "interrupted");

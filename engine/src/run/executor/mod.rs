@@ -41,7 +41,7 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -321,6 +321,8 @@ struct Exec<'a> {
     stop: Mutex<Option<(StopReason, String)>>,
     /// Whether a signal arrived.
     interrupted: AtomicBool,
+    /// Signals acted on so far: each watcher sees the count, only a new one acts.
+    signals_handled: AtomicU32,
     /// Whether a second signal arrived: steps in flight are cut short.
     aborted: AtomicBool,
     /// The signal count.
@@ -410,6 +412,7 @@ impl<'a> Exec<'a> {
             semaphore: Semaphore::new(checked.playbook.concurrency.max(1) as usize),
             stop: Mutex::new(None),
             interrupted: AtomicBool::new(false),
+            signals_handled: AtomicU32::new(0),
             aborted: AtomicBool::new(false),
             signals,
             book: Mutex::default(),
@@ -631,6 +634,10 @@ impl<'a> Exec<'a> {
 
     /// Stops the run on the `count`th signal; from the second on, aborts steps in flight.
     fn signalled(&self, count: u32) {
+        // The rollback phase watches again and sees the same count: announce it once.
+        if self.signals_handled.fetch_max(count, Ordering::Relaxed) >= count {
+            return;
+        }
         self.interrupted.store(true, Ordering::Relaxed);
         if count >= 2 {
             self.aborted.store(true, Ordering::Relaxed);
