@@ -146,6 +146,9 @@ pub struct RunSummary {
     pub outputs: serde_json::Map<String, Value>,
     /// Gates the run waits at (a paused run), in the order it reached them.
     pub waiting_gates: Vec<String>,
+    /// Steps that started as writes, so a failed one is still reported as a write.
+    #[serde(skip)]
+    started_writes: std::collections::HashSet<String>,
 }
 
 impl RunSummary {
@@ -195,7 +198,7 @@ impl RunSummary {
                 id: step.clone(),
                 action: action.clone(),
                 status: "failed".into(),
-                write: false,
+                write: self.started_writes.contains(step),
                 elapsed_ms: *elapsed_ms,
                 attempts: *attempts,
                 message: Some(error.clone()),
@@ -268,6 +271,11 @@ impl RunSummary {
                 self.elapsed_ms = *elapsed_ms;
                 self.attention = attention.clone();
                 self.outputs = outputs.clone();
+            }
+            EventKind::StepStarted {
+                step, write: true, ..
+            } => {
+                self.started_writes.insert(step.clone());
             }
             EventKind::RunStarted { .. }
             | EventKind::StepStarted { .. }
@@ -346,6 +354,29 @@ mod tests {
             at: "2026-11-26T22:00:00.000Z".into(),
             kind,
         }
+    }
+
+    #[test]
+    fn a_failed_write_step_is_reported_as_a_write() {
+        let mut summary = RunSummary::default();
+        for (step, write) in [("drain", true), ("check", false)] {
+            summary.apply(&event(EventKind::StepStarted {
+                step: step.into(),
+                action: "kong.target".into(),
+                write,
+                attempt: 1,
+            }));
+            summary.apply(&event(EventKind::StepFailed {
+                step: step.into(),
+                action: "kong.target".into(),
+                error: "500".into(),
+                elapsed_ms: 1,
+                attempts: 1,
+                tolerated: false,
+            }));
+        }
+        let writes: Vec<bool> = summary.steps.iter().map(|s| s.write).collect();
+        assert_eq!(writes, [true, false]);
     }
 
     #[test]
