@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::lab::{Lab, Run, TestResult};
+use crate::traffic::Outcome;
 
 /// A playbook with an optional gate, outputs and a secret read by a step.
 const OUTPUTS_PLAYBOOK: &str = r#"runsheet: 1
@@ -93,6 +94,19 @@ fn dotenv(dir: &Path) -> Result<BTreeMap<String, String>, Box<dyn std::error::Er
         .map(str::to_owned)
         .collect();
     Ok(names.into_iter().zip(values).collect())
+}
+
+/// Whether util-linux `script` (a pseudo-terminal) is here. Without it the test is skipped
+/// with a message, except under `.ci/run` (`RUNSHEET_TEST_REQUIRE_ALL`), which installs it.
+fn has_script() -> Outcome<bool> {
+    if Command::new("script").arg("--version").output().is_ok() {
+        return Ok(true);
+    }
+    if std::env::var_os("RUNSHEET_TEST_REQUIRE_ALL").is_some() {
+        return Err("`script` (util-linux) is missing: .ci/run installs bsdutils".into());
+    }
+    eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+    Ok(false)
 }
 
 fn timestamped(line: &str) -> bool {
@@ -215,8 +229,7 @@ fn under_terminal(lab: &Lab, args: &str, marker: Option<(&str, &str)>) -> std::i
 
 #[test]
 fn no_color_takes_the_colour_out_of_diagnostics_on_a_terminal() -> TestResult {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+    if !has_script()? {
         return Ok(());
     }
     let lab = Lab::new()?;
@@ -252,8 +265,7 @@ fn no_color_takes_the_colour_out_of_diagnostics_on_a_terminal() -> TestResult {
 
 #[test]
 fn a_ci_marker_on_a_terminal_means_plain_lines_and_a_gate_pauses_without_a_prompt() -> TestResult {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+    if !has_script()? {
         return Ok(());
     }
     let lab = Lab::new()?;
