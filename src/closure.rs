@@ -110,23 +110,21 @@ mod tests {
     }
 
     fn summary(outcome: Outcome) -> RunSummary {
-        RunSummary {
-            facts: RunFacts {
-                run: "R1".into(),
-                playbook: "kong-rolling-upgrade".into(),
-                environment: Some("lab".into()),
-                ..RunFacts::default()
-            },
-            elapsed_ms: 4_250,
-            steps: vec![
-                step("a", "succeeded", true),
-                step("b", "succeeded", false),
-                step("c", "skipped", false),
-                step("d", "failed", true),
-            ],
-            outcome: Some(outcome),
-            ..RunSummary::default()
-        }
+        let mut summary = RunSummary::new(RunFacts {
+            run: "R1".into(),
+            playbook: "kong-rolling-upgrade".into(),
+            environment: Some("lab".into()),
+            ..RunFacts::default()
+        });
+        summary.elapsed_ms = 4_250;
+        summary.steps = vec![
+            step("a", "succeeded", true),
+            step("b", "succeeded", false),
+            step("c", "skipped", false),
+            step("d", "failed", true),
+        ];
+        summary.outcome = Some(outcome);
+        summary
     }
 
     #[test]
