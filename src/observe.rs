@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use runsheet_engine::run::event::{Event, EventKind, Observer, Outcome};
+use runsheet_engine::run::event::{Event, EventKind, Observer, Outcome, ROLLBACK_STEP_SKIPPED};
 use runsheet_engine::run::executor::human;
 
 /// Writes each event as one JSON line on stdout.
@@ -83,6 +83,9 @@ pub fn line(event: &EventKind) -> Option<String> {
             "{} {step}: {error}",
             if *tolerated { "failed* (tolerated)" } else { "FAILED " }
         ),
+        // A forward run skips every rollback step; listing them is noise at 2 a.m. (the
+        // JSON log and the reports keep them).
+        EventKind::StepSkipped { reason, .. } if reason == ROLLBACK_STEP_SKIPPED => return None,
         EventKind::StepSkipped { step, reason } => format!("skip    {step}: {reason}"),
         EventKind::StepRestored { step } => format!("done    {step} (by an earlier attempt)"),
         EventKind::StepPlanned { step, action, change } => {

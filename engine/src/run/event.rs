@@ -235,6 +235,9 @@ pub enum EventKind {
     },
 }
 
+/// Why a forward run skips a step that only undoes another (its `StepSkipped` reason).
+pub const ROLLBACK_STEP_SKIPPED: &str = "a rollback step: it runs only to undo another step";
+
 /// Receives every event of a run, in order.
 pub trait Observer: Send + Sync {
     /// Called once per event.

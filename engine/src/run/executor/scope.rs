@@ -174,7 +174,7 @@ impl<'a> Exec<'a> {
                         frame.record(&step.id.value, Recorded::Empty("skipped"));
                         self.emit(EventKind::StepSkipped {
                             step: id,
-                            reason: "a rollback step: it runs only to undo another step".into(),
+                            reason: crate::run::event::ROLLBACK_STEP_SKIPPED.into(),
                         });
                         self.finish(&mut schedule, index, End::Skipped, steps, &frame);
                         continue;
