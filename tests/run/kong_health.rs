@@ -285,6 +285,25 @@ fn a_plan_of_the_health_checks_writes_nothing_and_skips_empty_checks() -> TestRe
         "{}",
         public.stdout
     );
+    // A secret without the key or client id it belongs to is a mistake, not a skip.
+    let halves = run(
+        &kong,
+        "run",
+        HEALTH,
+        &[
+            "probe_path=/catalog".to_owned(),
+            "probe_count=5".to_owned(),
+            "jwt_secret=JWT_SECRET".to_owned(),
+            "oauth2_client_secret=CLIENT_SECRET".to_owned(),
+        ],
+    )?;
+    assert_eq!(halves.code, Some(1), "{}", halves.all());
+    for line in [
+        "FAIL  jwt       jwt_secret given without jwt_key",
+        "FAIL  oauth2    oauth2_client_secret given without oauth2_client_id",
+    ] {
+        assert!(halves.stdout.contains(line), "{line:?}: {}", halves.stdout);
+    }
     assert_eq!(kong.writes()?, 0);
     Ok(())
 }
