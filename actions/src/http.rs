@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::arguments::OneOrMany;
+use crate::jwt_sign::{JwtAuth, unix_now};
 use crate::web::{ClientCredentials, ExpectedStatus, WebClient, WebRequest, WebResponse, truncate};
 
 /// The family name of these actions.
@@ -49,7 +50,7 @@ pub struct HttpArguments {
     /// Status code or codes that count as success (default: any 2xx).
     #[serde(default)]
     pub expect_status: Option<OneOrMany<StatusCode>>,
-    /// How to authenticate: `bearer`, `basic` or `oauth2_client_credentials` (default: none).
+    /// How to authenticate: `bearer`, `basic`, `oauth2_client_credentials` or `jwt` (default: none).
     #[serde(default)]
     pub auth: Option<HttpAuth>,
     /// TLS settings: CA to trust, client certificate and key for mTLS, server name, insecure.
@@ -152,6 +153,8 @@ pub enum HttpAuth {
     /// Fetches a token with the OAuth 2.0 client-credentials grant, then sends it as a bearer token.
     #[serde(rename = "oauth2_client_credentials")]
     OAuth2ClientCredentials(OAuth2ClientCredentials),
+    /// Signs a short-lived HS256 JWT with a credential's key and secret and sends it as a bearer token.
+    Jwt(JwtAuth),
 }
 
 /// HTTP basic credentials.
@@ -356,6 +359,7 @@ impl HttpArguments {
                     .await?;
                 request.bearer(&token)?
             }
+            Some(HttpAuth::Jwt(jwt)) => request.bearer(&jwt.token(unix_now()))?,
         })
     }
 }
@@ -567,6 +571,41 @@ mod tests {
         assert_eq!(
             requests[0].headers.get("x-trace").map(String::as_str),
             Some("42")
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn jwt_auth_sends_a_fresh_hs256_token_signed_with_the_secret() -> TestResult {
+        use base64::Engine as _;
+        let server = TestServer::http(|_| Reply::text(200, "ok")).await?;
+        let context = StepContext::detached("jwt", false);
+        let before = crate::jwt_sign::unix_now();
+        apply(
+            &context,
+            json!({"url": server.url("/a"), "auth": {"jwt": {"key": "iss-1", "secret": "s3cret", "expires_in": "1m"}}}),
+        )
+        .await?;
+        let requests = server.requests();
+        let authorization = requests[0]
+            .headers
+            .get("authorization")
+            .cloned()
+            .unwrap_or_default();
+        let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3, "{authorization}");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1])?,
+        )?;
+        assert_eq!(claims["iss"], "iss-1");
+        let iat = claims["iat"].as_u64().unwrap_or_default();
+        assert!(iat >= before, "{claims}");
+        assert_eq!(claims["exp"].as_u64(), Some(iat + 60));
+        assert_eq!(
+            token,
+            crate::jwt_sign::sign_hs256(&claims, b"s3cret"),
+            "the signature is HMAC-SHA-256 of header.claims under the secret"
         );
         Ok(())
     }

@@ -63,7 +63,7 @@ pub struct HttpProbeArguments {
     /// Request headers, name to value (an `apikey` from `secret()` is masked).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// How to authenticate: `bearer`, `basic` or `oauth2_client_credentials` (default: none).
+    /// How to authenticate: `bearer`, `basic`, `oauth2_client_credentials` or `jwt` (default: none).
     #[serde(default)]
     pub auth: Option<HttpAuth>,
     /// TLS settings: CA to trust, client certificate and key for mTLS, server name, insecure.
@@ -222,7 +222,8 @@ impl HttpProbeArguments {
         }
     }
 
-    /// The request sent `count` times, authenticated (an OAuth2 token is fetched once).
+    /// The request sent `count` times, authenticated (an OAuth2 token is fetched once, a JWT
+    /// signed once).
     async fn request(&self, client: &WebClient) -> Result<WebRequest, ActionError> {
         let method = match self.method {
             ProbeMethod::Get => reqwest::Method::GET,
@@ -246,6 +247,10 @@ impl HttpProbeArguments {
                     })
                     .await?;
                 request.bearer(&token)?
+            }
+            // One token, signed now, for every request of the probe.
+            Some(HttpAuth::Jwt(jwt)) => {
+                request.bearer(&jwt.token(crate::jwt_sign::unix_now()))?
             }
         })
     }

@@ -10,6 +10,7 @@ pub mod host;
 pub mod http;
 pub mod http_probe;
 pub mod jwt_inspect;
+pub mod jwt_sign;
 pub mod kong;
 pub mod layer7;
 pub mod served_certificate;

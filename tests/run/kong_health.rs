@@ -1,15 +1,18 @@
 //! `playbooks/health-validation.yaml` and `playbooks/gateway-diagnostics.yaml` end to end:
 //! the real binary reads the Kong twin (Admin API, proxy, TLS proxy) and the data-plane
 //! nodes' logs, writes nothing (the twin's write counter stays 0, no node restarts), and
-//! prints one block of verdicts or figures.
-//!
-//! The twin's proxy does not check JWTs or OAuth2 tokens yet, so the jwt and oauth2 checks
-//! run on routes without those plugins: they prove the token is sent and a 200 is judged
-//! OK, not that the gateway would refuse a bad token.
+//! prints one block of verdicts or figures. The twin's proxy enforces what is checked:
+//! jwt on `/payments` (the playbook signs an HS256 token with alice's key and secret),
+//! oauth2 on `/inventory` (a token from the TLS proxy's `/oauth2/token` with alice's
+//! client credentials), rate-limiting on `/limited`.
 
-use crate::kong_nodes::{ALICE_KEY, KongLab, LAB_JWT, LAB_OAUTH2, Layout, SNI};
+use std::path::Path;
+
+use crate::kong_nodes::{
+    ALICE_KEY, CLIENT_ID, CLIENT_SECRET, JWT_KEY, JWT_SECRET, KongLab, Layout, SNI,
+};
 use crate::lab::{Run, TestResult};
-use crate::traffic::Outcome;
+use crate::traffic::{Outcome, get, request};
 
 /// The health playbook.
 const HEALTH: &str = "health-validation.yaml";
@@ -21,10 +24,15 @@ const DIAGNOSTICS: &str = "gateway-diagnostics.yaml";
 fn every_check(kong: &KongLab) -> Vec<String> {
     vec![
         "key_auth_key=ALICE_KEY".to_owned(),
-        "jwt_token=LAB_JWT".to_owned(),
+        format!("jwt_key={JWT_KEY}"),
+        "jwt_secret=JWT_SECRET".to_owned(),
         "jwt_path=/payments".to_owned(),
-        "oauth2_token=LAB_OAUTH2".to_owned(),
+        format!("oauth2_client_id={CLIENT_ID}"),
+        "oauth2_client_secret=CLIENT_SECRET".to_owned(),
+        "oauth2_scope=inventory.read".to_owned(),
         "oauth2_path=/inventory".to_owned(),
+        // The TLS proxy as `localhost`: the OAuth2 token endpoint's host.
+        "tls_host=localhost".to_owned(),
         format!("tls_sni={SNI}"),
         format!("tls_ca={}", kong.lab.path().join("ca.pem").display()),
         "probe_count=30".to_owned(),
@@ -37,11 +45,53 @@ fn run(kong: &KongLab, verb: &str, playbook: &str, sets: &[String]) -> std::io::
     kong.run(verb, playbook, &sets)
 }
 
-/// No secret value appears in the output.
-fn assert_no_secret(run: &Run) {
-    for secret in [ALICE_KEY, LAB_JWT, LAB_OAUTH2] {
-        assert!(!run.all().contains(secret), "{secret} shown: {}", run.all());
+/// No secret value, and no access token the twin issued, appears in the output or in a
+/// file runsheet wrote (journal, reports).
+fn assert_no_secret(kong: &KongLab, run: &Run) -> Outcome<()> {
+    let (status, body) = get(&format!("{}/oauth2_tokens", kong.twin.admin_url))?;
+    if status != 200 {
+        return Err(format!("GET /oauth2_tokens answered {status}: {body}").into());
     }
+    let tokens: serde_json::Value = serde_json::from_str(&body)?;
+    let mut secrets: Vec<String> = tokens["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|token| token["access_token"].as_str().map(str::to_owned))
+        .collect();
+    secrets.extend([ALICE_KEY, JWT_SECRET, CLIENT_SECRET].map(str::to_owned));
+    let mut written = String::new();
+    for dir in [".runsheet", "runsheet-out"] {
+        read_tree(&kong.lab.path().join(dir), &mut written)?;
+    }
+    for secret in &secrets {
+        assert!(
+            !run.all().contains(secret.as_str()),
+            "{secret} shown: {}",
+            run.all()
+        );
+        assert!(
+            !written.contains(secret.as_str()),
+            "{secret} written to a file"
+        );
+    }
+    Ok(())
+}
+
+/// Appends the text of every file under `dir` (none when it does not exist).
+fn read_tree(dir: &Path, into: &mut String) -> Outcome<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            read_tree(&path, into)?;
+        } else {
+            into.push_str(&String::from_utf8_lossy(&std::fs::read(&path)?));
+        }
+    }
+    Ok(())
 }
 
 #[test]
@@ -53,16 +103,34 @@ fn a_healthy_gateway_passes_every_check_and_nothing_is_written() -> TestResult {
         },
         |env| env,
     )?;
+    // The routes checked really refuse requests without credentials.
+    for (path, headers) in [
+        ("/payments", [("authorization", "Bearer not.a.jwt")]),
+        ("/inventory", [("authorization", "Bearer not-issued")]),
+    ] {
+        let (status, body) = request(&format!("{}{path}", kong.twin.proxy_url), &headers)?;
+        assert_eq!(status, 401, "{path}: {body}");
+    }
     let pids: Vec<_> = (0..3).map(|n| kong.pid(n)).collect();
     let run = run(&kong, "run", HEALTH, &every_check(&kong))?;
     assert_eq!(run.code, Some(0), "{}", run.all());
+    let token_url = format!(
+        "https://localhost:{}/inventory/oauth2/token",
+        kong.twin
+            .proxy_tls_url
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+    );
     for line in [
         "0 FAIL, 0 WARN, 7 OK",
         "OK    status    Kong ",
         "OK    upstream  core: 3 target(s) taking traffic, all healthy",
         "OK    key-auth  /orders: 200 with the key, 401 with a wrong key",
-        "OK    jwt       /payments: 200 with the token",
-        "OK    oauth2    /inventory: 200 with the token",
+        "OK    jwt       /payments: 200 with a JWT signed now, 401 with a wrongly signed one",
+        &format!(
+            "OK    oauth2    /inventory: 200 with a token for client {CLIENT_ID} from {token_url}, 401 with a wrong token"
+        ),
         "OK    tls       shop.test: expires ",
         "latency   30 requests to /orders: p50 ",
         "0 error(s)",
@@ -73,9 +141,53 @@ fn a_healthy_gateway_passes_every_check_and_nothing_is_written() -> TestResult {
             run.stdout
         );
     }
-    assert_no_secret(&run);
+    assert_no_secret(&kong, &run)?;
     assert_eq!(kong.writes()?, 0);
     assert_eq!((0..3).map(|n| kong.pid(n)).collect::<Vec<_>>(), pids);
+    Ok(())
+}
+
+#[test]
+fn a_wrong_jwt_secret_and_a_wrong_client_secret_fail_their_checks_and_the_run() -> TestResult {
+    let kong = KongLab::open(
+        Layout {
+            serving: 3,
+            spare: 0,
+        },
+        |env| env,
+    )?;
+    let sets: Vec<String> = every_check(&kong)
+        .into_iter()
+        .map(|set| match set.as_str() {
+            "jwt_secret=JWT_SECRET" => "jwt_secret=WRONG_JWT_SECRET".to_owned(),
+            "oauth2_client_secret=CLIENT_SECRET" => {
+                "oauth2_client_secret=WRONG_CLIENT_SECRET".to_owned()
+            }
+            _ => set,
+        })
+        .collect();
+    let run = run(&kong, "run", HEALTH, &sets)?;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    for line in [
+        "2 FAIL, 0 WARN, 5 OK",
+        "FAIL  jwt       /payments: a JWT signed now is not accepted (see step jwt)",
+        &format!(
+            "FAIL  oauth2    /inventory: no token for client {CLIENT_ID} from https://localhost:"
+        ),
+        "OK    key-auth",
+        "OK    tls",
+        "health validation failed: jwt       /payments: a JWT signed now is not accepted",
+    ] {
+        assert!(run.all().contains(line), "{line:?} missing: {}", run.all());
+    }
+    // The gateway's answers are why: a bad signature, an unknown client.
+    for why in ["Invalid signature", "invalid_client"] {
+        assert!(run.all().contains(why), "{why:?} missing: {}", run.all());
+    }
+    for secret in ["not-alice-jwt-secret", "not-alice-client-secret"] {
+        assert!(!run.all().contains(secret), "{secret} shown: {}", run.all());
+    }
+    assert_eq!(kong.writes()?, 0);
     Ok(())
 }
 
@@ -145,7 +257,7 @@ fn a_plan_of_the_health_checks_writes_nothing_and_skips_empty_checks() -> TestRe
         "a plan runs the same reads: {}",
         plan.stdout
     );
-    assert_no_secret(&plan);
+    assert_no_secret(&kong, &plan)?;
     let bare = run(&kong, "run", HEALTH, &["probe_count=5".to_owned()])?;
     assert_eq!(
         bare.code,
@@ -165,10 +277,7 @@ fn a_plan_of_the_health_checks_writes_nothing_and_skips_empty_checks() -> TestRe
         &kong,
         "run",
         HEALTH,
-        &[
-            "probe_path=/payments".to_owned(),
-            "probe_count=5".to_owned(),
-        ],
+        &["probe_path=/catalog".to_owned(), "probe_count=5".to_owned()],
     )?;
     assert_eq!(public.code, Some(0), "{}", public.all());
     assert!(
@@ -176,6 +285,25 @@ fn a_plan_of_the_health_checks_writes_nothing_and_skips_empty_checks() -> TestRe
         "{}",
         public.stdout
     );
+    // A secret without the key or client id it belongs to is a mistake, not a skip.
+    let halves = run(
+        &kong,
+        "run",
+        HEALTH,
+        &[
+            "probe_path=/catalog".to_owned(),
+            "probe_count=5".to_owned(),
+            "jwt_secret=JWT_SECRET".to_owned(),
+            "oauth2_client_secret=CLIENT_SECRET".to_owned(),
+        ],
+    )?;
+    assert_eq!(halves.code, Some(1), "{}", halves.all());
+    for line in [
+        "FAIL  jwt       jwt_secret given without jwt_key",
+        "FAIL  oauth2    oauth2_client_secret given without oauth2_client_id",
+    ] {
+        assert!(halves.stdout.contains(line), "{line:?}: {}", halves.stdout);
+    }
     assert_eq!(kong.writes()?, 0);
     Ok(())
 }
@@ -203,6 +331,13 @@ fn diagnostics_report_latency_429s_tls_health_and_log_lines_without_writing() ->
         "2026/11/27 02:00:01 [error] 123#0: *1 connect() failed (111: Connection refused) while connecting to upstream\n\
          2026/11/27 02:00:02 [warn] 123#0: *2 a client request body is buffered to a temporary file\n",
     )?;
+    // `/limited` allows 5 requests an hour per client: keep the probe inside one hour.
+    let into_hour = jiff::Timestamp::now().as_second().rem_euclid(3600);
+    if into_hour > 3590 {
+        std::thread::sleep(std::time::Duration::from_secs(
+            (3601 - into_hour).unsigned_abs(),
+        ));
+    }
     let files_before = node_files(&kong)?;
     let pids: Vec<_> = (0..3).map(|n| kong.pid(n)).collect();
     let sets = vec![
@@ -219,6 +354,13 @@ fn diagnostics_report_latency_429s_tls_health_and_log_lines_without_writing() ->
         "{}",
         plan.stdout
     );
+    assert!(
+        plan.stdout.contains(
+            "answers   200: 5, 429: 15; rate limited (429): 15; not 2xx or unanswered: 15"
+        ),
+        "the plan probes too, until the rate limit: {}",
+        plan.stdout
+    );
     let diagnosed = run(&kong, "run", DIAGNOSTICS, &sets)?;
     assert_eq!(diagnosed.code, Some(0), "{}", diagnosed.all());
     let out = &diagnosed.stdout;
@@ -228,6 +370,7 @@ fn diagnostics_report_latency_429s_tls_health_and_log_lines_without_writing() ->
         "upstream  core: ",
         "HEALTHCHECKS_OFF (weight 100)",
         "latency   20 requests to /limited: p50 ",
+        // The plan's probe had the hour's 5 requests.
         "answers   429: 20; rate limited (429): 20; not 2xx or unanswered: 20",
         "tls       shop.test on 127.0.0.1:",
         "dp1: last 5 line(s) of",
@@ -238,6 +381,10 @@ fn diagnostics_report_latency_429s_tls_health_and_log_lines_without_writing() ->
         assert!(out.contains(line), "{line:?} missing: {out}");
     }
     assert_eq!(kong.writes()?, 0, "the gateway was not written");
+    // The rate limiter's own answers, not a canned 429.
+    let (status, body) = request(&format!("{}/limited", kong.twin.proxy_url), &[])?;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("API rate limit exceeded"), "{body}");
     assert_eq!(node_files(&kong)?, files_before, "no node file changed");
     assert_eq!(
         (0..3).map(|n| kong.pid(n)).collect::<Vec<_>>(),
@@ -265,4 +412,86 @@ fn node_files(kong: &KongLab) -> Outcome<Vec<(String, Vec<u8>)>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// The lab's smoke secrets, as `environments/lab-seed.yaml` holds them.
+const LAB_SECRETS: [(&str, &str); 3] = [
+    ("LAB_SMOKE_KEY", "lab-smoke-key-41f0c7"),
+    ("LAB_SMOKE_JWT_SECRET", "lab-jwt-secret-7c1e9a42d85b3f60"),
+    ("LAB_SMOKE_OAUTH2_SECRET", "lab-smoke-client-secret-5d2b"),
+];
+
+#[test]
+fn the_shipped_lab_passes_every_health_check_and_diagnoses_its_rate_limit() -> TestResult {
+    // The repository's lab (seed, vars files, embedded twin, nodes started by runsheet)
+    // with free node ports.
+    let lab = crate::kong_lab::KongLab::embedded(|env| env, |seed| seed)?;
+    let command = |playbook: &str, vars: &str| -> std::io::Result<Run> {
+        let mut command = lab.lab.command(&[
+            "run",
+            playbook,
+            "--env",
+            "environments/lab.yaml",
+            "--vars-file",
+            vars,
+        ]);
+        for (name, value) in LAB_SECRETS {
+            command.env(name, value);
+        }
+        lab.lab.run_with(command)
+    };
+    let health = command(
+        "playbooks/health-validation.yaml",
+        "environments/lab-health.yaml",
+    )?;
+    assert_eq!(health.code, Some(0), "{}", health.all());
+    for line in [
+        "health of gateway kong: 0 FAIL, 0 WARN, 7 OK",
+        "OK    key-auth  /payments: 200 with the key, 401 with a wrong key",
+        "OK    jwt       /inventory: 200 with a JWT signed now, 401 with a wrongly signed one",
+        "OK    oauth2    /partners: 200 with a token for client lab-smoke-client from https://localhost:",
+        "OK    tls       shop.lab: expires 2036-",
+    ] {
+        assert!(
+            health.stdout.contains(line),
+            "{line:?} missing: {}",
+            health.stdout
+        );
+    }
+    // /payments allows 60 requests a minute per consumer: keep the probe inside one minute.
+    let into_minute = jiff::Timestamp::now().as_second().rem_euclid(60);
+    if into_minute > 55 {
+        std::thread::sleep(std::time::Duration::from_secs(
+            (61 - into_minute).unsigned_abs(),
+        ));
+    }
+    let diagnosed = command(
+        "playbooks/gateway-diagnostics.yaml",
+        "environments/lab-diagnostics.yaml",
+    )?;
+    assert_eq!(diagnosed.code, Some(0), "{}", diagnosed.all());
+    for line in [
+        "latency   80 requests to /payments: p50 ",
+        "answers   200: 60, 429: 20; rate limited (429): 20",
+        "tls       shop.lab on localhost:",
+        "dp1: last 20 line(s) of .lab/kong/dp1/node.log",
+        "dp3: last 20 line(s) of .lab/kong/dp3/node.log",
+    ] {
+        assert!(
+            diagnosed.stdout.contains(line),
+            "{line:?} missing: {}",
+            diagnosed.stdout
+        );
+    }
+    assert!(
+        !diagnosed.stdout.contains("(no file"),
+        "{}",
+        diagnosed.stdout
+    );
+    for (_, value) in LAB_SECRETS {
+        for run in [&health, &diagnosed] {
+            assert!(!run.all().contains(value), "{value} shown: {}", run.all());
+        }
+    }
+    Ok(())
 }

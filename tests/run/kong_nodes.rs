@@ -18,11 +18,17 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// alice's key-auth key.
 pub const ALICE_KEY: &str = "alice-key-4b1d9e";
 
-/// A JWT sent to the proxy (HS256 over `{"iss":"lab"}`, not checked by the twin's proxy yet).
-pub const LAB_JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJsYWIifQ.bGFiLXNpZ25hdHVyZQ";
+/// alice's jwt credential key (claim `iss`), on route `/payments`.
+pub const JWT_KEY: &str = "alice-issuer";
 
-/// An OAuth2 access token sent to the proxy (not checked by the twin's proxy yet).
-pub const LAB_OAUTH2: &str = "lab-oauth2-token-5c7e";
+/// alice's jwt credential HS256 secret.
+pub const JWT_SECRET: &str = "alice-jwt-secret-93c2f1d07a";
+
+/// alice's OAuth2 client id, for route `/inventory`.
+pub const CLIENT_ID: &str = "alice-client";
+
+/// alice's OAuth2 client secret.
+pub const CLIENT_SECRET: &str = "alice-client-secret-6e0b24";
 
 /// The SNI the twin's TLS proxy has a certificate for.
 pub const SNI: &str = "shop.test";
@@ -85,22 +91,35 @@ services:
     protocol: http
     routes:
       - {{name: payments, paths: [/payments]}}
+    plugins:
+      - {{name: jwt, config: {{claims_to_verify: [exp]}}}}
   - name: inventory
     host: core
     protocol: http
     routes:
       - {{name: inventory, paths: [/inventory]}}
+    plugins:
+      - {{name: oauth2, config: {{enable_client_credentials: true, scopes: [inventory.read], mandatory_scope: true}}}}
+  - name: catalog
+    host: core
+    protocol: http
+    routes:
+      - {{name: catalog, paths: [/catalog]}}
   - name: limited
     host: core
     protocol: http
     routes:
       - {{name: limited, paths: [/limited]}}
     plugins:
-      - {{name: request-termination, config: {{status_code: 429, message: API rate limit exceeded}}}}
+      - {{name: rate-limiting, config: {{hour: 5, limit_by: ip, policy: local}}}}
 consumers:
   - username: alice
     keyauth_credentials:
       - {{key: {ALICE_KEY}}}
+    jwt_secrets:
+      - {{key: {JWT_KEY}, algorithm: HS256, secret: {JWT_SECRET}}}
+    oauth2_credentials:
+      - {{name: alice, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}
 upstreams:
   - name: core
     targets:
@@ -109,6 +128,7 @@ upstreams:
 {cert}    key: |
 {key}    snis:
       - {{name: {SNI}}}
+      - {{name: localhost}}
 "
             ),
         )?;
@@ -153,8 +173,10 @@ hosts:
         command
             .env("ALICE_KEY", ALICE_KEY)
             .env("WRONG_KEY", "not-alice-key")
-            .env("LAB_JWT", LAB_JWT)
-            .env("LAB_OAUTH2", LAB_OAUTH2);
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("WRONG_JWT_SECRET", "not-alice-jwt-secret")
+            .env("CLIENT_SECRET", CLIENT_SECRET)
+            .env("WRONG_CLIENT_SECRET", "not-alice-client-secret");
         self.lab.run_with(command)
     }
 
@@ -255,9 +277,10 @@ fn alive(pid: &str) -> bool {
     })
 }
 
-/// A self-signed certificate for `name` and its key, as PEM indented for a YAML block.
+/// A self-signed certificate for `name` and `localhost` (the host clients reach the TLS
+/// proxy by, as for the OAuth2 token endpoint) and its key, as PEM indented for YAML.
 fn self_signed(name: &str) -> Outcome<(String, String)> {
-    let made = rcgen::generate_simple_self_signed(vec![name.to_owned()])?;
+    let made = rcgen::generate_simple_self_signed(vec![name.to_owned(), "localhost".to_owned()])?;
     let indent =
         |pem: String| -> String { pem.lines().map(|line| format!("      {line}\n")).collect() };
     Ok((
