@@ -1,6 +1,6 @@
 //! The shipped rotation playbooks `kong-key-rotation` and `kong-cert-rotation`, run by
-//! the real binary against the lab of `kong_playbooks.rs` (standalone twin, three node
-//! processes): a key rotation under load with clients switching inside the validation
+//! the real binary against the Kong data-plane lab of `kong_nodes.rs` (standalone twin,
+//! three node processes): a key rotation under load with clients switching inside the validation
 //! window (0 failed requests), its date checks, its undo when publishing fails, and a
 //! certificate rotation proved and rolled back by TLS handshakes through the proxy's
 //! TLS listener; every plan with zero writes.
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
 
-use crate::kong_playbooks::{ALICE_KEY, KongLab, playbook, self_signed};
+use crate::kong_nodes::{ALICE_KEY, Certificate, KongLab, Options};
 use crate::lab::{KvServer, Run, TestResult};
 use crate::traffic::{Load, Outcome, Tally, get, request};
 
@@ -49,41 +49,26 @@ fn alice_keys(lab: &KongLab) -> Outcome<Vec<(String, Option<u64>)>> {
         .collect())
 }
 
-/// Runs the key rotation playbook for alice with `extra` arguments.
-fn rotate(lab: &KongLab, verb: &str, extra: &[&str]) -> Outcome<Run> {
-    let playbook = playbook("kong-key-rotation.yaml");
-    let mut args = vec![
-        verb,
-        playbook.as_str(),
-        "--env",
-        "env.yaml",
-        "--set",
-        "consumer=alice",
-        "--set",
-        "validation_path=/orders",
-    ];
-    args.extend_from_slice(extra);
-    lab.run(&args)
+/// Runs the key rotation playbook for alice with `sets`.
+fn rotate(lab: &KongLab, verb: &str, sets: &[&str]) -> std::io::Result<Run> {
+    let mut all = vec!["consumer=alice", "validation_path=/orders"];
+    all.extend_from_slice(sets);
+    lab.run(verb, "kong-key-rotation.yaml", &all)
 }
 
 #[test]
 fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching_inside_the_window()
 -> TestResult {
-    let (cert, key) = self_signed()?;
-    let lab = KongLab::open("3.9.0", (&cert, &key), &[])?;
+    let lab = KongLab::plain()?;
     let store = Arc::new(KvServer::start()?);
     let publish = format!("publish_url={}/kv/alice", store.url);
     let deprecation = format!("deprecation_date={}", in_seconds(1));
     let (enforcement, enforced_at) = at_seconds(5);
     let enforcement = format!("enforcement_date={enforcement}");
     let dates = [
-        "--set",
         deprecation.as_str(),
-        "--set",
         enforcement.as_str(),
-        "--set",
         "overlap=2s",
-        "--set",
         publish.as_str(),
     ];
 
@@ -187,12 +172,11 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
 
 #[test]
 fn a_key_rotation_refuses_dates_out_of_order_and_is_undone_when_publishing_fails() -> TestResult {
-    let (cert, key) = self_signed()?;
-    let lab = KongLab::open("3.9.0", (&cert, &key), &[])?;
+    let lab = KongLab::plain()?;
 
     let deprecation = format!("deprecation_date={}", in_seconds(7200));
     let enforcement = format!("enforcement_date={}", in_seconds(3600));
-    let refused = rotate(&lab, "run", &["--set", &deprecation, "--set", &enforcement])?;
+    let refused = rotate(&lab, "run", &[&deprecation, &enforcement])?;
     assert_eq!(refused.code, Some(1), "{}", refused.all());
     assert!(
         refused.stdout.contains("is before deprecation_date"),
@@ -200,7 +184,7 @@ fn a_key_rotation_refuses_dates_out_of_order_and_is_undone_when_publishing_fails
         refused.all()
     );
     let short = format!("enforcement_date={}", in_seconds(600));
-    let refused = rotate(&lab, "run", &["--set", &short, "--set", "overlap=1h"])?;
+    let refused = rotate(&lab, "run", &[&short, "overlap=1h"])?;
     assert_eq!(refused.code, Some(1), "{}", refused.all());
     assert!(
         refused.stdout.contains("less than the overlap"),
@@ -212,7 +196,7 @@ fn a_key_rotation_refuses_dates_out_of_order_and_is_undone_when_publishing_fails
     // The store refuses the key (404 outside /kv): the rotation is undone.
     let store = KvServer::start()?;
     let publish = format!("publish_url={}/elsewhere/alice", store.url);
-    let failed = rotate(&lab, "run", &["--set", &publish, "--set", "overlap=1h"])?;
+    let failed = rotate(&lab, "run", &[&publish, "overlap=1h"])?;
     assert_eq!(failed.code, Some(1), "{}", failed.all());
     assert!(failed.stdout.contains("undone  rotate"), "{}", failed.all());
     assert!(
@@ -277,7 +261,7 @@ fn served_serial(lab: &KongLab) -> Outcome<String> {
             "runsheet: 1\nname: inspect\nsteps:\n  - id: hello\n    action: tls.inspect\n    with: {{host: '{host}', port: {port}, server_name: localhost, ca: ca.pem}}\n  - id: show\n    action: log\n    with: {{message: \"serial={{{{ steps.hello.outputs.serial }}}}\"}}\n"
         ),
     )?;
-    let run = lab.run(&[
+    let run = lab.runsheet(&[
         "run",
         "inspect.yaml",
         "--env",
@@ -304,27 +288,16 @@ fn certificates(lab: &KongLab) -> Outcome<usize> {
 }
 
 /// Runs the certificate rotation of `localhost` to `new.pem`, its key from the
-/// `NEW_CERT_KEY` secret (the file `key_file`).
-fn rotate_cert(lab: &KongLab, verb: &str, key_file: &str, extra: &[&str]) -> Outcome<Run> {
-    let playbook = playbook("kong-cert-rotation.yaml");
+/// `NEW_CERT_KEY` secret (the file `key_file`), with `sets`.
+fn rotate_cert(lab: &KongLab, verb: &str, key_file: &str, sets: &[&str]) -> Outcome<Run> {
+    let playbook = format!("{}/playbooks/kong-cert-rotation.yaml", crate::kong_nodes::ROOT);
     let cert = format!("cert={}", lab.lab.path().join("new.pem").display());
     let ca = format!("ca={}", lab.lab.path().join("ca.pem").display());
-    let mut args = vec![
-        verb,
-        playbook.as_str(),
-        "--env",
-        "env.yaml",
-        "--set",
-        "sni=localhost",
-        "--set",
-        cert.as_str(),
-        "--set",
-        "key=NEW_CERT_KEY",
-        "--set",
-        ca.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    let mut command = lab.lab.command(&args);
+    let mut args = vec![verb, playbook.as_str(), "--env", "env.yaml"];
+    for set in ["sni=localhost", cert.as_str(), "key=NEW_CERT_KEY", ca.as_str()].iter().chain(sets) {
+        args.extend(["--set", set]);
+    }
+    let mut command = lab.command(&args);
     command.env("NEW_CERT_KEY_FILE", lab.lab.path().join(key_file));
     Ok(lab.lab.run_with(command)?)
 }
@@ -335,7 +308,17 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     let ca = TestCa::new()?;
     let (old_cert, old_key) = ca.leaf(&[0x0a, 0x01])?;
     let (new_cert, new_key) = ca.leaf(&[0x0b, 0x02])?;
-    let lab = KongLab::open_with_sni("3.9.0", (&old_cert, &old_key), "localhost", &[])?;
+    let lab = KongLab::build(
+        Options {
+            certificate: Some(Certificate {
+                cert: &old_cert,
+                key: &old_key,
+                sni: "localhost",
+            }),
+            ..Options::default()
+        },
+        |env| env,
+    )?;
     lab.lab.write("ca.pem", &ca.pem)?;
     lab.lab.write("new.pem", &new_cert)?;
     lab.lab.write("new-key.pem", &new_key)?;
@@ -367,7 +350,7 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
         &lab,
         "run",
         "new-key.pem",
-        &["--set", "smoke_path=/orders", "--set", "smoke_status=200"],
+        &["smoke_path=/orders", "smoke_status=200"],
     )?;
     assert_eq!(failed.code, Some(1), "{}", failed.all());
     assert!(failed.stdout.contains("undone  rotate"), "{}", failed.all());
@@ -382,7 +365,7 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
         &lab,
         "run",
         "new-key.pem",
-        &["--set", "smoke_path=/inventory"],
+        &["smoke_path=/inventory"],
     )?;
     assert_eq!(done.code, Some(0), "{}", done.all());
     assert_eq!(
@@ -394,7 +377,7 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     assert!(done.stdout.contains("serial 0b:02"), "{}", done.all());
     for (path, text) in lab.lab.artefacts()? {
         if !path.ends_with("new-key.pem")
-            && !path.ends_with("seed.yaml")
+            && !path.ends_with("kong.yaml")
             && !path.ends_with("old-key.pem")
         {
             assert!(
