@@ -249,10 +249,7 @@ fn seed(serving: &[NodeProcess], certificate: &Certificate<'_>) -> String {
             "  - name: {name}\n    host: core\n    protocol: http\n    retries: 0\n    routes:\n      - {{name: {name}, paths: [/{name}]}}\n{plugin}"
         )
     };
-    let targets: String = serving
-        .iter()
-        .map(|node| format!("      - {{target: '{}', weight: 100}}\n", node.address))
-        .collect();
+    let targets = targets(serving);
     format!(
         "_format_version: '3.0'\nservices:\n{}{}{}{}consumers:\n  - username: alice\n    keyauth_credentials:\n      - {{key: {ALICE_KEY}}}\n  - username: bob\n    keyauth_credentials:\n      - {{key: {BOB_KEY}}}\nupstreams:\n  - name: core\n    targets:\n{targets}certificates:\n  - cert: |\n{}    key: |\n{}    snis:\n      - {{name: {}}}\n",
         service("orders", "    plugins:\n      - {name: key-auth}\n"),
@@ -266,6 +263,14 @@ fn seed(serving: &[NodeProcess], certificate: &Certificate<'_>) -> String {
         indent(certificate.key),
         certificate.sni,
     )
+}
+
+/// Upstream targets for `nodes`, weight 100, as YAML list items under `targets:`.
+pub fn targets(nodes: &[NodeProcess]) -> String {
+    nodes
+        .iter()
+        .map(|node| format!("      - {{target: '{}', weight: 100}}\n", node.address))
+        .collect()
 }
 
 /// The environment entry of host `dp{index + 1}` for `node`: the node contract's host

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::kong_nodes::{ALICE_KEY, BOB_KEY, KongLab, Options};
 use crate::lab::{Run, TestResult};
-use crate::traffic::{Outcome, Tally, delete, request};
+use crate::traffic::{Outcome, Tally, assert_in_rotation, delete, request};
 
 /// A policy migration of the shipped example state file with `sets`.
 fn migration(lab: &KongLab, verb: &str, sets: &[&str]) -> std::io::Result<Run> {
@@ -193,16 +193,6 @@ const VERSION_ROLLBACK: &[&str] = &[
     "traffic_key=ALICE_KEY",
 ];
 
-/// Every target of upstream `core` back at weight 100.
-fn assert_all_in_rotation(lab: &KongLab) -> TestResult {
-    let weights = lab.weights()?;
-    assert!(
-        weights.iter().all(|(_, weight)| *weight == 100),
-        "every node back in rotation: {weights:?}"
-    );
-    Ok(())
-}
-
 #[test]
 fn rollback_puts_nodes_back_on_a_version_without_failing_a_request() -> TestResult {
     let lab = on_3_9_1(&[])?;
@@ -227,7 +217,7 @@ fn rollback_puts_nodes_back_on_a_version_without_failing_a_request() -> TestResu
     for index in 0..3 {
         assert_eq!(lab.node_version(index)?, "3.9.0");
     }
-    assert_all_in_rotation(&lab)?;
+    assert_in_rotation(&lab.weights()?);
     println!(
         "version rollback of 3 nodes: {} requests, {} failed",
         tally.sent(),
@@ -259,7 +249,7 @@ fn a_node_failing_its_version_rollback_is_put_back_and_finished_nodes_stay() -> 
         "3.9.1",
         "no batch starts after the failure"
     );
-    assert_all_in_rotation(&lab)?;
+    assert_in_rotation(&lab.weights()?);
     assert!(lab.ready(1), "the failed node runs and is ready");
     assert_eq!(tally.failed(), 0, "{:?}", tally.failures);
     Ok(())

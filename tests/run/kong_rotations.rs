@@ -5,14 +5,14 @@
 //! certificate rotation proved and rolled back by TLS handshakes through the proxy's
 //! TLS listener; every plan with zero writes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
 
 use crate::kong_nodes::{ALICE_KEY, Certificate, KongLab, Options};
 use crate::lab::{KvServer, Run, TestResult};
-use crate::traffic::{Load, Outcome, Tally, get, request};
+use crate::traffic::{Load, Outcome, Tally, get, request, switching_keys};
 
 /// An RFC 3339 time `seconds` from now, whole seconds.
 fn in_seconds(seconds: i64) -> String {
@@ -84,26 +84,10 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
 
     // Clients 0-3 switch to the new key once it is published, 0.6 s apart; clients 4-5
     // keep the old key throughout.
-    let published: Arc<Mutex<Option<(Instant, String)>>> = Arc::default();
-    let seen = Arc::clone(&published);
-    let source = Arc::clone(&store);
-    let choice = move |client: usize| -> Option<String> {
-        let mut published = seen.lock().ok()?;
-        if published.is_none()
-            && let Some(key) = source.state().values.get("alice")
-        {
-            *published = Some((Instant::now(), key.clone()));
-        }
-        match &*published {
-            Some((at, key))
-                if client < 4 && at.elapsed() >= Duration::from_millis(600 * client as u64) =>
-            {
-                Some(key.clone())
-            }
-            _ => Some(ALICE_KEY.to_owned()),
-        }
-    };
-    let load = Load::start(&lab.url("/orders"), 6, Arc::new(choice));
+    let choice = switching_keys(Arc::clone(&store), "alice", ALICE_KEY, 4, |client| {
+        Duration::from_millis(600 * client as u64)
+    });
+    let load = Load::start(&lab.url("/orders"), 6, choice);
     let run = rotate(&lab, "run", &dates)?;
     std::thread::sleep(
         (enforced_at + Duration::from_millis(2500)).saturating_duration_since(Instant::now()),

@@ -7,12 +7,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::lab::Lab;
+use crate::lab::{KvServer, Lab};
 
 /// What a test helper returns.
 pub type Outcome<T> = Result<T, Box<dyn std::error::Error>>;
@@ -155,6 +155,44 @@ pub fn assert_none_failed(tallies: &[Tally], more_than: u64) -> Tally {
 
 /// Which key a client sends next, by client number: `None` stops that client.
 pub type KeyChoice = dyn Fn(usize) -> Option<String> + Send + Sync;
+
+/// The key choice of clients switching keys during a rotation: until `store` holds a key
+/// under `name`, every client sends `old`; once it does, clients below `switchers` send
+/// that new key from `after(client)` past the moment it was first seen, the others keep
+/// `old` throughout.
+pub fn switching_keys(
+    store: Arc<KvServer>,
+    name: &str,
+    old: &str,
+    switchers: usize,
+    after: impl Fn(usize) -> Duration + Send + Sync + 'static,
+) -> Arc<KeyChoice> {
+    let published: Mutex<Option<(Instant, String)>> = Mutex::default();
+    let (name, old) = (name.to_owned(), old.to_owned());
+    Arc::new(move |client: usize| -> Option<String> {
+        let mut published = published.lock().ok()?;
+        if published.is_none()
+            && let Some(key) = store.state().values.get(&name)
+        {
+            *published = Some((Instant::now(), key.clone()));
+        }
+        match &*published {
+            Some((at, key)) if client < switchers && at.elapsed() >= after(client) => {
+                Some(key.clone())
+            }
+            _ => Some(old.clone()),
+        }
+    })
+}
+
+/// Every target of `weights` at weight 100: back in rotation.
+#[track_caller]
+pub fn assert_in_rotation(weights: &[(String, u64)]) {
+    assert!(
+        weights.iter().all(|(_, weight)| *weight == 100),
+        "every node in rotation: {weights:?}"
+    );
+}
 
 /// Clients sending `GET url` with their key in header `apikey`, back to back, until
 /// stopped: the customers of a change.
