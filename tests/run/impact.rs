@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::kong_nodes::{indent, self_signed, snapshot, targets};
 use crate::lab::{KvServer, Lab, TestResult};
-use crate::traffic::{Load, NodeProcess, Outcome, Tally, TwinProcess, request, switching_keys};
+use crate::traffic::{
+    Load, NodeProcess, Outcome, Tally, TwinProcess, assert_rotation_seen, request, switching_keys,
+};
 
 /// Customers of the proxy during a change.
 const CLIENTS: usize = 4;
@@ -282,43 +284,16 @@ steps:
         );
     }
 
-    let switchers = Tally::sum(&tallies[..4]);
-    let laggards = Tally::sum(&tallies[4..]);
-    println!(
-        "key rotation: clients switching to the new key: {} requests, {} failed; clients on the old key: {} requests, {} failed before the revoke, {} after",
-        switchers.sent(),
-        switchers.failed(),
-        laggards.sent(),
-        laggards
-            .failed_at
-            .iter()
-            .filter(|at| **at < started + Duration::from_millis(OVERLAP_MS))
-            .count(),
-        laggards
-            .failed_at
-            .iter()
-            .filter(|at| **at >= started + Duration::from_millis(OVERLAP_MS))
-            .count(),
+    // The old key worked until the overlap ended (it started no earlier than the run),
+    // and was revoked then.
+    assert_rotation_seen(
+        "key rotation",
+        &tallies,
+        4,
+        (OLD_KEY, &new_key),
+        started + Duration::from_millis(OVERLAP_MS),
+        50,
     );
-    assert_eq!(switchers.failed(), 0, "{:?}", switchers.failures);
-    assert!(
-        tallies[..4]
-            .iter()
-            .all(|tally| tally.keys.contains(&new_key) && tally.keys.contains(&OLD_KEY.to_owned())),
-        "every switcher used both keys"
-    );
-    // The old key worked until the overlap ended (it started no earlier than the run)...
-    assert!(
-        laggards
-            .failed_at
-            .iter()
-            .all(|at| *at >= started + Duration::from_millis(OVERLAP_MS)),
-        "{:?}",
-        laggards.failures
-    );
-    assert!(laggards.ok > 50, "{laggards:?}");
-    // ...and was revoked then.
-    assert!(laggards.failed() > 0, "the old key was never revoked");
     let (status, _) = request(&shop.orders(), &[("apikey", OLD_KEY)])?;
     assert_eq!(status, 401);
     let (status, _) = request(&shop.orders(), &[("apikey", &new_key)])?;

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::lab::{Lab, Run, TestResult};
 use crate::traffic::{
-    Outcome, TwinProcess, node_ports, reported_version, running_pid, stop_by_pid_files,
-    with_ports,
+    Outcome, TwinProcess, node_ports, reported_version, running_pid, stop_by_pid_files, with_ports,
 };
 
 /// The repository's root.
@@ -117,8 +116,7 @@ impl ShippedLab {
         let mut environment = with_ports(environment);
         let kong = if standalone {
             let kong = TwinProcess::start(&lab, "environments/lab-seed.yaml")?;
-            environment =
-                environment.replace(EMBEDDED_KONG, &format!("kong: {}", kong.gateway()));
+            environment = environment.replace(EMBEDDED_KONG, &format!("kong: {}", kong.gateway()));
             Some(kong)
         } else {
             None

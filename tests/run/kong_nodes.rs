@@ -325,7 +325,12 @@ pub fn status_command(dir: &Path) -> String {
 }
 
 /// `env` with host `host`'s line for var `var` (the whole line) changed by `edit`.
-pub fn with_host_var(env: &str, host: &str, var: &str, edit: impl FnOnce(&str) -> String) -> String {
+pub fn with_host_var(
+    env: &str,
+    host: &str,
+    var: &str,
+    edit: impl FnOnce(&str) -> String,
+) -> String {
     let mut lines: Vec<String> = env.lines().map(str::to_owned).collect();
     let start = lines
         .iter()

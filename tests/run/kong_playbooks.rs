@@ -14,7 +14,10 @@ use crate::traffic::{Outcome, Tally, assert_in_rotation, delete, request};
 /// A policy migration of the shipped example state file with `sets`.
 fn migration(lab: &KongLab, verb: &str, sets: &[&str]) -> std::io::Result<Run> {
     let artefacts = format!("artefacts={}", lab.lab.path().join("artefacts").display());
-    let mut all = vec!["state_file=examples/kong-lab-state.yaml", artefacts.as_str()];
+    let mut all = vec![
+        "state_file=examples/kong-lab-state.yaml",
+        artefacts.as_str(),
+    ];
     all.extend_from_slice(sets);
     lab.run(verb, "kong-policy-migration.yaml", &all)
 }
@@ -24,24 +27,18 @@ fn policy_migration_plans_without_writing_pauses_at_its_gate_and_syncs_when_appr
 {
     let lab = KongLab::plain()?;
     let planned = migration(&lab, "plan", &[])?;
-    assert_eq!(planned.code, Some(0), "{}", planned.all());
-    assert!(
-        planned
-            .stdout
-            .contains("2 to create, 1 to update, 0 to delete"),
-        "{}",
-        planned.all()
-    );
-    assert!(
-        planned.stdout.contains("+create route orders-v2"),
-        "{}",
-        planned.all()
+    planned.assert_ended(
+        0,
+        &[
+            "2 to create, 1 to update, 0 to delete",
+            "+create route orders-v2",
+        ],
     );
     assert_eq!(lab.twin.writes()?, 0, "a plan writes nothing");
 
     let smoke = r#"smoke_tests=[{"path": "/v2/orders", "status": 200}, {"path": "/v2/orders", "status": 401, "key": false, "name": "no key"}]"#;
     let paused = migration(&lab, "run", &[smoke, "smoke_key=ALICE_KEY"])?;
-    assert_eq!(paused.code, Some(4), "{}", paused.all());
+    paused.assert_ended(4, &[]);
     assert!(
         paused
             .stdout
@@ -53,7 +50,7 @@ fn policy_migration_plans_without_writing_pauses_at_its_gate_and_syncs_when_appr
     let run = paused.run_id().ok_or("no run id")?;
 
     let resumed = lab.runsheet(&["resume", &run, "--approve", "sync"])?;
-    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    resumed.assert_ended(0, &[]);
     assert!(
         !resumed.all().contains(ALICE_KEY),
         "the smoke key is masked: {}",
@@ -73,7 +70,7 @@ fn policy_migration_plans_without_writing_pauses_at_its_gate_and_syncs_when_appr
     let writes = lab.twin.writes()?;
     let snapshot = lab.snapshot("after-first.yaml")?;
     let again = migration(&lab, "run", &[])?;
-    assert_eq!(again.code, Some(0), "{}", again.all());
+    again.assert_ended(0, &[]);
     assert!(
         again.stdout.contains("gate: `when:"),
         "no gate when in sync: {}",
@@ -92,7 +89,7 @@ fn policy_migration_restores_the_gateway_when_a_write_fails_or_a_smoke_test_fail
     // A write failing in the middle of the sync (its 2nd write: the route's plugin).
     lab.fault(r#"{"fail_nth_write": 2, "status": 400}"#)?;
     let failed = migration(&lab, "run", &["approval=false"])?;
-    assert_eq!(failed.code, Some(1), "{}", failed.all());
+    failed.assert_ended(1, &[]);
     assert!(failed.all().contains("restored"), "{}", failed.all());
     assert_eq!(
         lab.snapshot("after-fault.yaml")?,
@@ -103,8 +100,7 @@ fn policy_migration_restores_the_gateway_when_a_write_fails_or_a_smoke_test_fail
     // A smoke test failing after a complete sync: /v2/orders without a key answers 401.
     let smoke = r#"smoke_tests=[{"path": "/v2/orders", "status": 200}]"#;
     let failed = migration(&lab, "run", &["approval=false", smoke])?;
-    assert_eq!(failed.code, Some(1), "{}", failed.all());
-    assert!(failed.stdout.contains("undone  sync"), "{}", failed.all());
+    failed.assert_ended(1, &["undone  sync"]);
     assert_eq!(
         lab.snapshot("after-smoke.yaml")?,
         before,
@@ -129,7 +125,7 @@ fn rollback_restores_a_snapshot_exactly_and_undoes_a_restore_that_fails() -> Tes
     let lab = KongLab::plain()?;
     let original = lab.snapshot("original.yaml")?;
     let migrated = migration(&lab, "run", &["approval=false"])?;
-    assert_eq!(migrated.code, Some(0), "{}", migrated.all());
+    migrated.assert_ended(0, &[]);
     // Something changed by hand too: bob is gone.
     let (status, _) = delete(&format!("{}/consumers/bob", lab.twin.admin_url))?;
     assert_eq!(status, 204);
@@ -139,14 +135,13 @@ fn rollback_restores_a_snapshot_exactly_and_undoes_a_restore_that_fails() -> Tes
 
     let writes = lab.twin.writes()?;
     let planned = restore(&lab, "plan", &snapshot, &[])?;
-    assert_eq!(planned.code, Some(0), "{}", planned.all());
-    assert!(planned.stdout.contains("to delete"), "{}", planned.all());
+    planned.assert_ended(0, &["to delete"]);
     assert_eq!(lab.twin.writes()?, writes, "a plan writes nothing");
 
     // A write failing in the middle of the restore: the gateway stays as it was.
     lab.fault(r#"{"fail_nth_write": 2, "status": 400}"#)?;
     let failed = restore(&lab, "run", &snapshot, &["approval=false"])?;
-    assert_eq!(failed.code, Some(1), "{}", failed.all());
+    failed.assert_ended(1, &[]);
     assert_eq!(
         lab.snapshot("after-fault.yaml")?,
         changed,
@@ -155,10 +150,10 @@ fn rollback_restores_a_snapshot_exactly_and_undoes_a_restore_that_fails() -> Tes
 
     // Through the gate, then restored byte for byte (the playbook compares the hashes).
     let paused = restore(&lab, "run", &snapshot, &[])?;
-    assert_eq!(paused.code, Some(4), "{}", paused.all());
+    paused.assert_ended(4, &[]);
     let run = paused.run_id().ok_or("no run id")?;
     let resumed = lab.runsheet(&["resume", &run, "--approve", "restore"])?;
-    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    resumed.assert_ended(0, &[]);
     assert_eq!(lab.snapshot("restored.yaml")?, original);
     let (status, _) = request(&lab.url("/orders"), &[("apikey", BOB_KEY)])?;
     assert_eq!(status, 200, "bob's key works again");
@@ -197,12 +192,7 @@ const VERSION_ROLLBACK: &[&str] = &[
 fn rollback_puts_nodes_back_on_a_version_without_failing_a_request() -> TestResult {
     let lab = on_3_9_1(&[])?;
     let planned = lab.run("plan", "kong-rollback.yaml", VERSION_ROLLBACK)?;
-    assert_eq!(planned.code, Some(0), "{}", planned.all());
-    assert!(
-        planned.stdout.contains("weight 100 -> 0"),
-        "{}",
-        planned.all()
-    );
+    planned.assert_ended(0, &["weight 100 -> 0"]);
     assert_eq!(lab.writes()?, 0, "a plan writes nothing");
     for index in 0..3 {
         assert_eq!(
@@ -213,7 +203,7 @@ fn rollback_puts_nodes_back_on_a_version_without_failing_a_request() -> TestResu
     }
 
     let (done, tally) = version_rollback_under_load(&lab)?;
-    assert_eq!(done.code, Some(0), "{}", done.all());
+    done.assert_ended(0, &[]);
     for index in 0..3 {
         assert_eq!(lab.node_version(index)?, "3.9.0");
     }
@@ -233,7 +223,7 @@ fn a_node_failing_its_version_rollback_is_put_back_and_finished_nodes_stay() -> 
     // dp2 refuses to install 3.9.0; its reinstall of 3.9.1 works.
     let lab = on_3_9_1(&[None, Some("3.9.0"), None])?;
     let (failed, tally) = version_rollback_under_load(&lab)?;
-    assert_eq!(failed.code, Some(1), "{}", failed.all());
+    failed.assert_ended(1, &[]);
     assert_eq!(
         lab.node_version(0)?,
         "3.9.0",

@@ -65,7 +65,7 @@ fn a_rolling_restart_restarts_every_node_without_failing_a_customer() -> TestRes
     let before = kong.pids();
     assert!(before.iter().all(Option::is_some), "{before:?}");
     let run = restart_under_load(&kong, &["traffic_apikey=ALICE_KEY"])?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     for n in 0..3 {
         assert_restarted(&kong, n, &before, &format!("dp{}", n + 1));
         assert!(
@@ -105,12 +105,7 @@ fn with_max_failures_a_failed_node_is_put_back_and_the_next_nodes_are_restarted(
     assert!(run.all().contains("start failed"), "{}", run.all());
     // A failure within max_failures is tolerated: the run goes on and succeeds, having
     // put the failed node back first.
-    assert_eq!(run.code, Some(0), "{}", run.all());
-    assert!(
-        run.stdout.contains("rollback (failed item restart[dp2])"),
-        "{}",
-        run.all()
-    );
+    run.assert_ended(0, &["rollback (failed item restart[dp2])"]);
     assert_restarted(&kong, 0, &before, "dp1 restarted");
     assert!(kong.pid(1).is_some() && kong.ready(1), "dp2 runs again");
     assert_restarted(&kong, 2, &before, "dp3 restarted after dp2 failed");
@@ -125,7 +120,7 @@ fn a_node_that_fails_to_start_is_started_again_and_readmitted_and_earlier_nodes_
     let kong = three_nodes(dp2_fails_to_start_once)?;
     let before = kong.pids();
     let run = restart_under_load(&kong, &["traffic_apikey=ALICE_KEY"])?;
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    run.assert_ended(1, &[]);
     assert!(run.all().contains("start failed"), "{}", run.all());
     assert_restarted(&kong, 0, &before, "dp1 keeps its restart");
     assert!(kong.pid(1).is_some() && kong.ready(1), "dp2 runs again");
@@ -143,7 +138,7 @@ fn a_node_that_cannot_come_back_stays_drained_and_the_run_asks_for_a_person() ->
     })?;
     let before = kong.pids();
     let run = restart_under_load(&kong, &["traffic_apikey=ALICE_KEY", "ready_timeout=2s"])?;
-    assert_eq!(run.code, Some(2), "{}", run.all());
+    run.assert_ended(2, &[]);
     assert!(
         run.all().contains("address already in use"),
         "{}",
@@ -165,14 +160,13 @@ fn a_plan_writes_nothing_and_restarts_nothing() -> TestResult {
     let kong = three_nodes(|env| env)?;
     let before = kong.pids();
     let validated = kong.run("validate", PLAYBOOK, &[])?;
-    assert_eq!(validated.code, Some(0), "{}", validated.all());
+    validated.assert_ended(0, &[]);
     let plan = kong.run(
         "plan",
         PLAYBOOK,
         &["batch_size=2", "traffic_apikey=ALICE_KEY"],
     )?;
-    assert_eq!(plan.code, Some(0), "{}", plan.all());
-    assert!(plan.stdout.contains("weight 100 -> 0"), "{}", plan.all());
+    plan.assert_ended(0, &["weight 100 -> 0"]);
     assert_eq!(kong.writes()?, 0);
     assert_eq!(kong.pids(), before, "no node restarted");
     assert_all_serving(&kong)?;
@@ -188,7 +182,7 @@ fn a_stopped_node_fails_the_pre_check_before_anything_changes() -> TestResult {
     assert!(stopped.success());
     let before: Vec<_> = (0..2).map(|n| kong.pid(n)).collect();
     let run = kong.run("run", PLAYBOOK, &[])?;
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    run.assert_ended(1, &[]);
     assert!(
         run.all().contains("precheck[dp3].ready"),
         "dp3 is named: {}",

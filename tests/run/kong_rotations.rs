@@ -12,7 +12,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 
 use crate::kong_nodes::{ALICE_KEY, Certificate, KongLab, Options};
 use crate::lab::{KvServer, Run, TestResult};
-use crate::traffic::{Load, Outcome, Tally, get, request, switching_keys};
+use crate::traffic::{Load, Outcome, assert_rotation_seen, get, request, switching_keys};
 
 /// An RFC 3339 time `seconds` from now, whole seconds.
 fn in_seconds(seconds: i64) -> String {
@@ -73,12 +73,7 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
     ];
 
     let planned = rotate(&lab, "plan", &dates)?;
-    assert_eq!(planned.code, Some(0), "{}", planned.all());
-    assert!(
-        planned.stdout.contains("add a key for consumer alice"),
-        "{}",
-        planned.all()
-    );
+    planned.assert_ended(0, &["add a key for consumer alice"]);
     assert_eq!(lab.twin.writes()?, 0, "a plan writes nothing");
     assert!(store.state().values.is_empty(), "a plan publishes nothing");
 
@@ -93,7 +88,7 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
         (enforced_at + Duration::from_millis(2500)).saturating_duration_since(Instant::now()),
     );
     let tallies = load.finish();
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     assert!(
         run.stdout.contains("expire at"),
         "the old key expires at the enforcement date: {}",
@@ -119,30 +114,15 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
         );
     }
 
-    let switchers = Tally::sum(&tallies[..4]);
-    let laggards = Tally::sum(&tallies[4..]);
-    println!(
-        "key rotation to an enforcement date: switching clients {} requests, {} failed; clients on the old key {} requests, {} failed (all after the enforcement date)",
-        switchers.sent(),
-        switchers.failed(),
-        laggards.sent(),
-        laggards.failed()
-    );
-    assert_eq!(switchers.failed(), 0, "{:?}", switchers.failures);
-    assert!(
-        tallies[..4].iter().all(
-            |tally| tally.keys.contains(&new_key) && tally.keys.contains(&ALICE_KEY.to_owned())
-        ),
-        "every switching client used both keys"
-    );
     // The old key worked until the enforcement date, and was revoked then.
-    assert!(
-        laggards.failed_at.iter().all(|at| *at >= enforced_at),
-        "the old key failed before the enforcement date: {:?}",
-        laggards.failures
+    assert_rotation_seen(
+        "key rotation to an enforcement date",
+        &tallies,
+        4,
+        (ALICE_KEY, &new_key),
+        enforced_at,
+        20,
     );
-    assert!(laggards.ok > 20, "{laggards:?}");
-    assert!(laggards.failed() > 0, "the old key was never revoked");
     assert_eq!(
         request(&lab.url("/orders"), &[("apikey", ALICE_KEY)])?.0,
         401
@@ -161,28 +141,17 @@ fn a_key_rotation_refuses_dates_out_of_order_and_is_undone_when_publishing_fails
     let deprecation = format!("deprecation_date={}", in_seconds(7200));
     let enforcement = format!("enforcement_date={}", in_seconds(3600));
     let refused = rotate(&lab, "run", &[&deprecation, &enforcement])?;
-    assert_eq!(refused.code, Some(1), "{}", refused.all());
-    assert!(
-        refused.stdout.contains("is before deprecation_date"),
-        "{}",
-        refused.all()
-    );
+    refused.assert_ended(1, &["is before deprecation_date"]);
     let short = format!("enforcement_date={}", in_seconds(600));
     let refused = rotate(&lab, "run", &[&short, "overlap=1h"])?;
-    assert_eq!(refused.code, Some(1), "{}", refused.all());
-    assert!(
-        refused.stdout.contains("less than the overlap"),
-        "{}",
-        refused.all()
-    );
+    refused.assert_ended(1, &["less than the overlap"]);
     assert_eq!(lab.twin.writes()?, 0, "refused before any write");
 
     // The store refuses the key (404 outside /kv): the rotation is undone.
     let store = KvServer::start()?;
     let publish = format!("publish_url={}/elsewhere/alice", store.url);
     let failed = rotate(&lab, "run", &[&publish, "overlap=1h"])?;
-    assert_eq!(failed.code, Some(1), "{}", failed.all());
-    assert!(failed.stdout.contains("undone  rotate"), "{}", failed.all());
+    failed.assert_ended(1, &["undone  rotate"]);
     assert!(
         lab.twin.writes()? > 0,
         "the rotation wrote before it was undone"
@@ -274,11 +243,22 @@ fn certificates(lab: &KongLab) -> Outcome<usize> {
 /// Runs the certificate rotation of `localhost` to `new.pem`, its key from the
 /// `NEW_CERT_KEY` secret (the file `key_file`), with `sets`.
 fn rotate_cert(lab: &KongLab, verb: &str, key_file: &str, sets: &[&str]) -> Outcome<Run> {
-    let playbook = format!("{}/playbooks/kong-cert-rotation.yaml", crate::kong_nodes::ROOT);
+    let playbook = format!(
+        "{}/playbooks/kong-cert-rotation.yaml",
+        crate::kong_nodes::ROOT
+    );
     let cert = format!("cert={}", lab.lab.path().join("new.pem").display());
     let ca = format!("ca={}", lab.lab.path().join("ca.pem").display());
     let mut args = vec![verb, playbook.as_str(), "--env", "env.yaml"];
-    for set in ["sni=localhost", cert.as_str(), "key=NEW_CERT_KEY", ca.as_str()].iter().chain(sets) {
+    for set in [
+        "sni=localhost",
+        cert.as_str(),
+        "key=NEW_CERT_KEY",
+        ca.as_str(),
+    ]
+    .iter()
+    .chain(sets)
+    {
         args.extend(["--set", set]);
     }
     let mut command = lab.command(&args);
@@ -310,22 +290,12 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     assert_eq!(served_serial(&lab)?, "0a:01");
 
     let planned = rotate_cert(&lab, "plan", "new-key.pem", &[])?;
-    assert_eq!(planned.code, Some(0), "{}", planned.all());
-    assert!(
-        planned.stdout.contains("move SNIs localhost"),
-        "{}",
-        planned.all()
-    );
+    planned.assert_ended(0, &["move SNIs localhost"]);
     assert_eq!(lab.twin.writes()?, 0, "a plan writes nothing");
 
     // Pre-checks: a key that is not the certificate's is refused before any write.
     let refused = rotate_cert(&lab, "run", "old-key.pem", &[])?;
-    assert_eq!(refused.code, Some(1), "{}", refused.all());
-    assert!(
-        refused.stdout.contains("does not match"),
-        "{}",
-        refused.all()
-    );
+    refused.assert_ended(1, &["does not match"]);
     assert_eq!(lab.twin.writes()?, 0, "refused before any write");
 
     // A failing smoke request (key-auth answers 401 without a key) after the move: the
@@ -336,8 +306,7 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
         "new-key.pem",
         &["smoke_path=/orders", "smoke_status=200"],
     )?;
-    assert_eq!(failed.code, Some(1), "{}", failed.all());
-    assert!(failed.stdout.contains("undone  rotate"), "{}", failed.all());
+    failed.assert_ended(1, &["undone  rotate"]);
     assert_eq!(
         served_serial(&lab)?,
         "0a:01",
@@ -345,13 +314,8 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     );
     assert_eq!(certificates(&lab)?, 1, "the new certificate was deleted");
 
-    let done = rotate_cert(
-        &lab,
-        "run",
-        "new-key.pem",
-        &["smoke_path=/inventory"],
-    )?;
-    assert_eq!(done.code, Some(0), "{}", done.all());
+    let done = rotate_cert(&lab, "run", "new-key.pem", &["smoke_path=/inventory"])?;
+    done.assert_ended(0, &[]);
     assert_eq!(
         served_serial(&lab)?,
         "0b:02",
@@ -376,7 +340,7 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     // Idempotent: the SNI already serves the new certificate.
     let writes = lab.twin.writes()?;
     let again = rotate_cert(&lab, "run", "new-key.pem", &[])?;
-    assert_eq!(again.code, Some(0), "{}", again.all());
+    again.assert_ended(0, &[]);
     assert_eq!(lab.twin.writes()?, writes, "a second run writes nothing");
     let (status, _) = get(&lab.url("/inventory"))?;
     assert_eq!(status, 200);

@@ -36,7 +36,7 @@ fn scale(kong: &KongLab, action: &str, hosts: &str) -> std::io::Result<Run> {
 fn assert_second_run_writes_nothing(kong: &KongLab, action: &str, hosts: &str) -> TestResult {
     let writes = kong.writes()?;
     let again = scale(kong, action, hosts)?;
-    assert_eq!(again.code, Some(0), "{}", again.all());
+    again.assert_ended(0, &[]);
     assert_eq!(kong.writes()?, writes, "a second {action} writes nothing");
     Ok(())
 }
@@ -61,7 +61,7 @@ fn a_node_added_then_removed_takes_traffic_in_between_and_no_customer_fails() ->
     let kong = lab(3, 1)?;
     let load = customers(&kong);
     let added = scale(&kong, "add", r#"["dp4"]"#)?;
-    assert_eq!(added.code, Some(0), "{}", added.all());
+    added.assert_ended(0, &[]);
     assert!(kong.pid(3).is_some() && kong.ready(3), "dp4 runs");
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100), (3, 100)]);
     assert!(
@@ -75,7 +75,7 @@ fn a_node_added_then_removed_takes_traffic_in_between_and_no_customer_fails() ->
 
     let removed = scale(&kong, "remove", r#"["dp4"]"#)?;
     assert_none_failed(&load.finish(), 0);
-    assert_eq!(removed.code, Some(0), "{}", removed.all());
+    removed.assert_ended(0, &[]);
     assert_eq!(kong.pid(3), None, "dp4 stopped");
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100)]);
 
@@ -90,7 +90,7 @@ fn an_add_failing_at_its_second_node_keeps_the_first_and_stops_the_second() -> T
     // The 1st write adds dp4's target; the 2nd, dp5's, fails.
     kong.fault(r#"{"fail_nth_write": 2, "status": 500}"#)?;
     let run = scale(&kong, "add", r#"["dp4", "dp5"]"#)?;
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    run.assert_ended(1, &[]);
     assert!(run.all().contains("add[dp5].add-target"), "{}", run.all());
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100), (3, 100)]);
     assert!(kong.pid(3).is_some(), "dp4 stays added");
@@ -114,7 +114,7 @@ fn a_remove_whose_stop_fails_restores_the_target_and_its_weight() -> TestResult 
     let load = customers(&kong);
     let run = scale(&kong, "remove", r#"["dp3"]"#)?;
     assert_none_failed(&load.finish(), 0);
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    run.assert_ended(1, &[]);
     assert!(run.all().contains("stop refused"), "{}", run.all());
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100)]);
     assert!(kong.pid(2).is_some() && kong.ready(2), "dp3 still runs");
@@ -129,7 +129,7 @@ fn a_remove_below_min_nodes_is_refused_before_any_write() -> TestResult {
         PLAYBOOK,
         &["action=remove", r#"hosts=["dp2", "dp3"]"#],
     )?;
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    run.assert_ended(1, &[]);
     assert!(
         run.all().contains("would leave 1 of the 3 target(s)") && run.all().contains("min_nodes=2"),
         "{}",
@@ -138,7 +138,7 @@ fn a_remove_below_min_nodes_is_refused_before_any_write() -> TestResult {
     assert_eq!(kong.writes()?, 0);
     assert!(kong.pid(1).is_some() && kong.pid(2).is_some());
     let unknown = kong.run("run", PLAYBOOK, &["action=remove", r#"hosts=["dp9"]"#])?;
-    assert_eq!(unknown.code, Some(1), "{}", unknown.all());
+    unknown.assert_ended(1, &[]);
     assert!(
         unknown
             .all()
@@ -159,7 +159,7 @@ fn plans_of_an_add_and_a_remove_write_nothing() -> TestResult {
         ["action=remove", r#"hosts=["dp3"]"#],
     ] {
         let validated = kong.run("validate", PLAYBOOK, &sets)?;
-        assert_eq!(validated.code, Some(0), "{}", validated.all());
+        validated.assert_ended(0, &[]);
         let plan = kong.run("plan", PLAYBOOK, &sets)?;
         assert_eq!(plan.code, Some(0), "{sets:?}: {}", plan.all());
     }

@@ -23,7 +23,11 @@ fn standalone() -> Outcome<ShippedLab> {
 
 /// The upgrade to 3.9.1 (`verb` `run` or `plan`) with `sets` besides.
 fn upgrade(lab: &ShippedLab, verb: &str, sets: &[&str]) -> std::io::Result<Run> {
-    lab.run(verb, PLAYBOOK, &[&["target_version=3.9.1", FAST], sets].concat())
+    lab.run(
+        verb,
+        PLAYBOOK,
+        &[&["target_version=3.9.1", FAST], sets].concat(),
+    )
 }
 
 /// The pair of a node's version file and reported version, both `version`.
@@ -35,7 +39,7 @@ fn both(version: &str) -> (String, String) {
 fn every_node_is_upgraded_back_into_rotation_and_a_second_run_changes_nothing() -> TestResult {
     let lab = standalone()?;
     let run = upgrade(&lab, "run", &[])?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     lab.assert_all_on("3.9.1")?;
     for n in 0..3 {
         let name = format!("dp{}", n + 1);
@@ -72,7 +76,7 @@ fn every_node_is_upgraded_back_into_rotation_and_a_second_run_changes_nothing() 
 
     let pids = lab.pids();
     let again = upgrade(&lab, "run", &[])?;
-    assert_eq!(again.code, Some(0), "{}", again.all());
+    again.assert_ended(0, &[]);
     for name in ["dp1", "dp2", "dp3"] {
         assert!(
             again
@@ -129,21 +133,12 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
         );
     }
     // dp1 finished its batch (a checkpoint): it keeps the new version.
-    assert_eq!(
-        lab.versions(0)?,
-        both("3.9.1")
-    );
+    assert_eq!(lab.versions(0)?, both("3.9.1"));
     // dp2 is back on its previous version, running and back in rotation.
-    assert_eq!(
-        lab.versions(1)?,
-        both("3.9.0")
-    );
+    assert_eq!(lab.versions(1)?, both("3.9.0"));
     assert!(lab.pid(1).is_some(), "dp2 runs again");
     // dp3 was never touched.
-    assert_eq!(
-        lab.versions(2)?,
-        both("3.9.0")
-    );
+    assert_eq!(lab.versions(2)?, both("3.9.0"));
     assert_eq!(lab.weights()?, lab.full_weights(), "every node in rotation");
     assert!(
         run.stdout.contains("dp2: Kong 3.9.0 (not 3.9.1)"),
@@ -158,7 +153,7 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
     )?;
     let id = run.run_id().ok_or("no run id")?;
     let resumed = lab.runsheet(&["resume", &id])?;
-    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    resumed.assert_ended(0, &[]);
     for n in 0..3 {
         assert_eq!(lab.reported(n)?, "3.9.1", "node {n} after the resume");
     }
@@ -177,7 +172,8 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
 fn a_gateway_refusing_the_readmit_rolls_the_upgraded_node_back_to_its_version() -> TestResult {
     let lab = standalone()?;
     // The gateway's writes: dp1's drain and readmit, dp2's drain, then dp2's readmit fails.
-    lab.twin()?.fault(r#"{"fail_nth_write": 4, "status": 500}"#)?;
+    lab.twin()?
+        .fault(r#"{"fail_nth_write": 4, "status": 500}"#)?;
     let run = upgrade(&lab, "run", &[])?;
     assert_eq!(run.code, Some(1), "failed and rolled back: {}", run.all());
     assert!(
@@ -206,7 +202,7 @@ fn a_gateway_refusing_the_readmit_rolls_the_upgraded_node_back_to_its_version() 
 fn a_plan_of_the_upgrade_writes_nothing() -> TestResult {
     let lab = standalone()?;
     let plan = upgrade(&lab, "plan", &[])?;
-    assert_eq!(plan.code, Some(0), "{}", plan.all());
+    plan.assert_ended(0, &[]);
     let pids = lab.pids();
     assert!(
         pids.iter().all(Option::is_some),
@@ -268,7 +264,7 @@ fn migrations_finish_waits_at_its_gate_until_approved() -> TestResult {
     }
     let id = run.run_id().ok_or("no run id")?;
     let resumed = lab.runsheet(&["resume", &id, "--approve", "migrations-finish"])?;
-    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    resumed.assert_ended(0, &[]);
     let migrations = std::fs::read_to_string(&log)?;
     assert_eq!(
         migrations.matches("kong migrations").count(),
@@ -299,12 +295,12 @@ fn customers_of_the_proxy_see_no_failure_during_the_upgrade() -> TestResult {
     let orders = format!("{}/orders", twin.proxy_url);
     // The first command starts the nodes; the customers come once they serve.
     let nodes = lab.run("run", "playbooks/lab/kong-nodes.yaml", &[])?;
-    assert_eq!(nodes.code, Some(0), "{}", nodes.all());
+    nodes.assert_ended(0, &[]);
     let before = lab.pids();
     let load = Load::with_key(&orders, 4, "none");
     let run = upgrade(&lab, "run", &[])?;
     assert_none_failed(&load.finish(), 0);
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     for (n, before) in before.iter().enumerate() {
         assert_eq!(lab.reported(n)?, "3.9.1");
         // Each node really went down and came back (a new process) while customers called.
@@ -356,7 +352,7 @@ fn the_ssh_lab_upgrades_the_nodes_with_commands_sent_over_ssh() -> TestResult {
         "--set",
         FAST,
     ])?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     lab.assert_all_on("3.9.1")?;
     let commands = servers.commands(0).join("\n");
     for n in 1..=3 {
@@ -440,7 +436,7 @@ fn a_lab_node_port_held_by_another_process_is_refused_by_name() -> TestResult {
     let lab = standalone()?;
     let _squatter = std::net::TcpListener::bind(&lab.nodes.addresses[0])?;
     let run = lab.run("plan", PLAYBOOK, &["target_version=3.9.1"])?;
-    assert_eq!(run.code, Some(5), "{}", run.all());
+    run.assert_ended(5, &[]);
     assert!(
         run.stderr.contains(&format!(
             "error: host `dp1`: {} is taken by another process, not the node of state directory .lab/kong/dp1",

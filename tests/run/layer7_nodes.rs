@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::lab::{Lab, Run, TestResult};
 use crate::traffic::{
-    Load, Outcome, TwinProcess, assert_in_rotation, assert_none_failed, get, node_ports, request, stop_by_pid_files,
-    with_ports,
+    Load, Outcome, TwinProcess, assert_in_rotation, assert_none_failed, get, node_ports, request,
+    stop_by_pid_files, with_ports,
 };
 
 /// The repository's root: playbooks and the lab's files.

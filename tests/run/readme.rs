@@ -43,7 +43,7 @@ fn the_readme_first_command_upgrades_the_lab_from_a_fresh_copy_twice() -> TestRe
         "nothing started before the command"
     );
     let run = lab.runsheet(&args)?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     lab.assert_all_on("3.9.1")?;
     assert!(
         run.stdout.contains("dp2 upgraded: Kong 3.9.0 -> 3.9.1"),

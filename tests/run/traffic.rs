@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -183,6 +183,49 @@ pub fn switching_keys(
             _ => Some(old.clone()),
         }
     })
+}
+
+/// What the clients of a rotation under [`switching_keys`] saw (`tallies` by client, the
+/// first `switchers` switching): no switching client failed and each sent both `old` and
+/// `new`; the clients on `old` had more than `more_than` requests answered and failed,
+/// at least once, only from `revoked_at` on. Prints the figures under `label`.
+#[track_caller]
+pub fn assert_rotation_seen(
+    label: &str,
+    tallies: &[Tally],
+    switchers: usize,
+    (old, new): (&str, &str),
+    revoked_at: Instant,
+    more_than: u64,
+) {
+    let (switching, laggards) = tallies.split_at(switchers);
+    let (switched, stayed) = (Tally::sum(switching), Tally::sum(laggards));
+    let before = stayed
+        .failed_at
+        .iter()
+        .filter(|at| **at < revoked_at)
+        .count();
+    println!(
+        "{label}: clients switching to the new key {} requests, {} failed; clients on the old key {} requests, {before} failed before the revoke, {} after",
+        switched.sent(),
+        switched.failed(),
+        stayed.sent(),
+        stayed.failed() - before as u64,
+    );
+    assert_eq!(switched.failed(), 0, "{:?}", switched.failures);
+    assert!(
+        switching
+            .iter()
+            .all(|tally| tally.keys.iter().any(|k| k == old) && tally.keys.iter().any(|k| k == new)),
+        "every switching client used both keys"
+    );
+    assert!(
+        stayed.failed_at.iter().all(|at| *at >= revoked_at),
+        "the old key failed before it was revoked: {:?}",
+        stayed.failures
+    );
+    assert!(stayed.ok > more_than, "{stayed:?}");
+    assert!(stayed.failed() > 0, "the old key was never revoked");
 }
 
 /// Every target of `weights` at weight 100: back in rotation.
