@@ -55,7 +55,12 @@ impl NodeLab {
     fn new(edit: &impl Fn(String) -> String) -> Outcome<NodeLab> {
         let lab = Lab::new()?;
         std::fs::create_dir_all(lab.path().join("environments"))?;
-        for file in ["lab-layer7.xml", "lab-layer7-uat.xml", "lab-layer7-node.sh"] {
+        for file in [
+            "lab-layer7.xml",
+            "lab-layer7-uat.xml",
+            "lab-layer7-node.sh",
+            "lab-node-lib.sh",
+        ] {
             std::fs::copy(
                 Path::new(ROOT).join("environments").join(file),
                 lab.path().join("environments").join(file),
