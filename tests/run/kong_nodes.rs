@@ -7,7 +7,7 @@
 //! `environments/lab.yaml` does for dp1-dp3. The lab's own copy of the repository is
 //! `kong_lab.rs`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::lab::{Lab, Run};
 use crate::traffic::{Load, NodeProcess, Outcome, TwinProcess, free_port, request};
@@ -366,6 +366,26 @@ pub fn snapshot(lab: &Lab, name: &str) -> Outcome<String> {
         return Err(format!("snapshot: {}", run.all()).into());
     }
     Ok(std::fs::read_to_string(lab.path().join(name))?)
+}
+
+/// `secret` shows neither in `run`'s output nor in any file of `lab` (journal, artefacts);
+/// those files, for further checks.
+#[track_caller]
+pub fn assert_hidden(lab: &Lab, run: &Run, secret: &str) -> Outcome<Vec<(PathBuf, String)>> {
+    assert!(
+        !run.all().contains(secret),
+        "the secret is masked in the output: {}",
+        run.all()
+    );
+    let files = lab.artefacts()?;
+    for (path, text) in &files {
+        assert!(
+            !text.contains(secret),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+    Ok(files)
 }
 
 /// A self-signed certificate for `name`: (certificate, key) PEM.
