@@ -466,15 +466,11 @@ steps:
 
 /// Alice's key-auth keys.
 fn alice_keys(shop: &Shop) -> Outcome<Vec<String>> {
-    let (status, page) = shop.twin.admin("/consumers/alice/key-auth")?;
-    if status != 200 {
-        return Err(format!("listing alice's keys answered {status}: {page}").into());
-    }
-    Ok(page["data"]
-        .as_array()
+    Ok(shop
+        .twin
+        .key_auth("alice")?
         .into_iter()
-        .flatten()
-        .filter_map(|credential| credential["key"].as_str().map(str::to_owned))
+        .map(|(key, _)| key)
         .collect())
 }
 

@@ -30,25 +30,6 @@ fn at_seconds(seconds: i64) -> (String, Instant) {
     )
 }
 
-/// alice's key-auth keys on the gateway: (key, ttl).
-fn alice_keys(lab: &KongLab) -> Outcome<Vec<(String, Option<u64>)>> {
-    let (status, page) = lab.admin("/consumers/alice/key-auth")?;
-    if status != 200 {
-        return Err(format!("alice's keys: {status} {page}").into());
-    }
-    Ok(page["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|key| {
-            (
-                key["key"].as_str().unwrap_or_default().to_owned(),
-                key["ttl"].as_u64(),
-            )
-        })
-        .collect())
-}
-
 /// Runs the key rotation playbook for alice with `sets`.
 fn rotate(lab: &KongLab, verb: &str, sets: &[&str]) -> std::io::Result<Run> {
     let mut all = vec!["consumer=alice", "validation_path=/orders"];
@@ -146,7 +127,7 @@ fn a_key_rotation_refuses_dates_out_of_order_and_is_undone_when_publishing_fails
         "the rotation wrote before it was undone"
     );
     assert_eq!(
-        alice_keys(&lab)?,
+        lab.twin.key_auth("alice")?,
         vec![(ALICE_KEY.to_owned(), None)],
         "alice has her old key again, without an expiry, and only it"
     );

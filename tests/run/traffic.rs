@@ -411,6 +411,25 @@ impl TwinProcess {
         Ok(weights)
     }
 
+    /// `consumer`'s key-auth keys with their ttl, in the Admin API's order.
+    pub fn key_auth(&self, consumer: &str) -> Outcome<Vec<(String, Option<u64>)>> {
+        let (status, page) = self.admin(&format!("/consumers/{consumer}/key-auth"))?;
+        if status != 200 {
+            return Err(format!("{consumer}'s keys answered {status}: {page}").into());
+        }
+        Ok(page["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|key| {
+                (
+                    key["key"].as_str().unwrap_or_default().to_owned(),
+                    key["ttl"].as_u64(),
+                )
+            })
+            .collect())
+    }
+
     /// This twin as an environment's gateway (a YAML flow mapping).
     pub fn gateway(&self) -> String {
         format!(
