@@ -21,28 +21,12 @@
 # target/release/runsheet. Relative paths are taken from the working directory (runsheet's,
 # with the host var `cwd: .`).
 set -eu
+# alive, running_pid, wait_started, stop_node
+. "$(dirname "$0")/lab-node-lib.sh"
 
 usage() {
     echo "usage: $0 start DIR LISTEN VERSION | stop DIR | status DIR | install DIR VERSION | migrations DIR up|finish" >&2
     exit 2
-}
-
-# Whether process $1 runs. One that exited but is not reaped yet (a zombie, until its
-# parent or init collects it) has stopped: it holds no port and no file.
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    if [ -r "/proc/$1/stat" ]; then
-        [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d ' ' -f 1)" != Z ] || return 1
-    fi
-}
-
-# The node's PID while it runs (the node writes node.pid once it listens and removes it on exit).
-running_pid() {
-    pid_file="$1/node.pid"
-    [ -s "$pid_file" ] || return 1
-    pid=$(cat "$pid_file")
-    alive "$pid" || return 1
-    echo "$pid"
 }
 
 # A Kong version: 3.9.1, or four parts for Enterprise (3.4.3.12).
@@ -58,7 +42,7 @@ check_version() {
 start() {
     dir=$1 listen=$2 version=$3
     check_version "$version"
-    if pid=$(running_pid "$dir"); then
+    if pid=$(running_pid "$dir/node.pid"); then
         echo "node $dir already runs (pid $pid) on http://$listen"
         return 0
     fi
@@ -75,41 +59,12 @@ start() {
     setsid "$binary" twin node --listen "$listen" --version "$version" --state-dir "$dir" \
         >>"$dir/node.log" 2>&1 </dev/null &
     child=$!
-    waited=0
-    while [ ! -s "$dir/node.pid" ]; do
-        if ! alive "$child"; then
-            echo "node $dir did not start on $listen; the end of $dir/node.log:" >&2
-            tail -n 5 "$dir/node.log" >&2
-            return 1
-        fi
-        waited=$((waited + 1))
-        if [ "$waited" -gt 600 ]; then
-            echo "node $dir did not serve on $listen within 30 s; see $dir/node.log" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
+    wait_started "$dir" "$dir/node.pid" "$child" "$listen"
     echo "node $dir started (pid $(cat "$dir/node.pid"), Kong $(cat "$dir/version")) on http://$listen"
 }
 
 stop() {
-    dir=$1
-    if ! pid=$(running_pid "$dir"); then
-        rm -f "$dir/node.pid"
-        echo "node $dir is not running"
-        return 0
-    fi
-    kill -TERM "$pid"
-    waited=0
-    while alive "$pid"; do
-        waited=$((waited + 1))
-        if [ "$waited" -gt 600 ]; then
-            echo "node $dir (pid $pid) did not stop within 30 s of SIGTERM" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
-    echo "node $dir stopped (pid $pid)"
+    stop_node "$1" "$1/node.pid"
 }
 
 install() {
@@ -142,7 +97,7 @@ shift
 case $verb in
     start) [ $# -eq 3 ] || usage; start "$@" ;;
     stop) [ $# -eq 1 ] || usage; stop "$@" ;;
-    status) [ $# -eq 1 ] || usage; running_pid "$1" >/dev/null ;;
+    status) [ $# -eq 1 ] || usage; running_pid "$1/node.pid" >/dev/null ;;
     install) [ $# -eq 2 ] || usage; install "$@" ;;
     migrations) [ $# -eq 2 ] || usage; migrations "$@" ;;
     *) usage ;;

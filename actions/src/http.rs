@@ -157,6 +157,57 @@ pub enum HttpAuth {
     Jwt(JwtAuth),
 }
 
+/// `request` authenticated with `auth` (an OAuth2 token is fetched through `client`).
+pub(crate) async fn authenticate(
+    request: WebRequest,
+    auth: Option<&HttpAuth>,
+    client: &WebClient,
+) -> Result<WebRequest, ActionError> {
+    Ok(match auth {
+        None => request,
+        Some(HttpAuth::Bearer(token)) => request.bearer(token)?,
+        Some(HttpAuth::Basic(basic)) => request.basic(&basic.username, &basic.password)?,
+        Some(HttpAuth::OAuth2ClientCredentials(grant)) => {
+            let token = client
+                .oauth2_token(&ClientCredentials {
+                    token_url: grant.token_url.clone(),
+                    client_id: grant.client_id.clone(),
+                    client_secret: grant.client_secret.clone(),
+                    scope: grant.scope.clone(),
+                })
+                .await?;
+            request.bearer(&token)?
+        }
+        // Signed now: a probe's requests share one token, valid for its `expires_in`.
+        Some(HttpAuth::Jwt(jwt)) => request.bearer(&jwt.token(unix_now()))?,
+    })
+}
+
+/// Refuses `auth` together with an `Authorization` header in `headers`.
+pub(crate) fn check_auth_header(
+    auth: Option<&HttpAuth>,
+    headers: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    if auth.is_some()
+        && headers
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case("authorization"))
+    {
+        return Err("set `auth` or an `Authorization` header, not both".to_owned());
+    }
+    Ok(())
+}
+
+/// The statuses that count as success: the listed `codes`, or any 2xx.
+pub(crate) fn expected_status(codes: Option<&OneOrMany<StatusCode>>) -> ExpectedStatus {
+    match codes {
+        Some(codes) => {
+            ExpectedStatus::Codes(codes.as_slice().iter().map(|code| code.get()).collect())
+        }
+        None => ExpectedStatus::Success,
+    }
+}
+
 /// HTTP basic credentials.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -297,16 +348,7 @@ impl HttpArguments {
         if arguments.json.is_some() && arguments.body.is_some() {
             return Err(invalid("set `json` or `body`, not both".to_owned()));
         }
-        if arguments.auth.is_some()
-            && arguments
-                .headers
-                .keys()
-                .any(|name| name.eq_ignore_ascii_case("authorization"))
-        {
-            return Err(invalid(
-                "set `auth` or an `Authorization` header, not both".to_owned(),
-            ));
-        }
+        check_auth_header(arguments.auth.as_ref(), &arguments.headers).map_err(invalid)?;
         for (name, pointer) in &arguments.extract {
             if OUTPUTS.contains(&name.as_str()) {
                 return Err(invalid(format!(
@@ -324,12 +366,7 @@ impl HttpArguments {
 
     /// The statuses that count as success: the listed ones, or any 2xx.
     fn expected_status(&self) -> ExpectedStatus {
-        match &self.expect_status {
-            Some(codes) => {
-                ExpectedStatus::Codes(codes.as_slice().iter().map(|code| code.get()).collect())
-            }
-            None => ExpectedStatus::Success,
-        }
+        expected_status(self.expect_status.as_ref())
     }
 
     /// The request these arguments describe, authenticated.
@@ -344,23 +381,7 @@ impl HttpArguments {
         } else if let Some(body) = &self.body {
             request = request.text(body.clone());
         }
-        Ok(match &self.auth {
-            None => request,
-            Some(HttpAuth::Bearer(token)) => request.bearer(token)?,
-            Some(HttpAuth::Basic(basic)) => request.basic(&basic.username, &basic.password)?,
-            Some(HttpAuth::OAuth2ClientCredentials(grant)) => {
-                let token = client
-                    .oauth2_token(&ClientCredentials {
-                        token_url: grant.token_url.clone(),
-                        client_id: grant.client_id.clone(),
-                        client_secret: grant.client_secret.clone(),
-                        scope: grant.scope.clone(),
-                    })
-                    .await?;
-                request.bearer(&token)?
-            }
-            Some(HttpAuth::Jwt(jwt)) => request.bearer(&jwt.token(unix_now()))?,
-        })
+        authenticate(request, self.auth.as_ref(), client).await
     }
 }
 

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::arguments::{OneOrMany, parse};
-use crate::http::{FAMILY, HttpAuth, StatusCode};
-use crate::web::{ClientCredentials, ExpectedStatus, WebClient, WebRequest, error_chain};
+use crate::http::{
+    FAMILY, HttpAuth, StatusCode, authenticate, check_auth_header, expected_status,
+};
+use crate::web::{ExpectedStatus, WebClient, WebRequest, error_chain};
 
 /// The action's type name.
 pub const NAME: &str = "http.probe";
@@ -199,27 +201,13 @@ impl HttpProbeArguments {
                 arguments.concurrency
             )));
         }
-        if arguments.auth.is_some()
-            && arguments
-                .headers
-                .keys()
-                .any(|name| name.eq_ignore_ascii_case("authorization"))
-        {
-            return Err(invalid(
-                "set `auth` or an `Authorization` header, not both".to_owned(),
-            ));
-        }
+        check_auth_header(arguments.auth.as_ref(), &arguments.headers).map_err(invalid)?;
         Ok(arguments)
     }
 
     /// The statuses that count as ok: the listed ones, or any 2xx.
     fn expected_status(&self) -> ExpectedStatus {
-        match &self.expect_status {
-            Some(codes) => {
-                ExpectedStatus::Codes(codes.as_slice().iter().map(|code| code.get()).collect())
-            }
-            None => ExpectedStatus::Success,
-        }
+        expected_status(self.expect_status.as_ref())
     }
 
     /// The request sent `count` times, authenticated (an OAuth2 token is fetched once, a JWT
@@ -233,26 +221,7 @@ impl HttpProbeArguments {
         for (name, value) in &self.headers {
             request = request.header(name, value)?;
         }
-        Ok(match &self.auth {
-            None => request,
-            Some(HttpAuth::Bearer(token)) => request.bearer(token)?,
-            Some(HttpAuth::Basic(basic)) => request.basic(&basic.username, &basic.password)?,
-            Some(HttpAuth::OAuth2ClientCredentials(grant)) => {
-                let token = client
-                    .oauth2_token(&ClientCredentials {
-                        token_url: grant.token_url.clone(),
-                        client_id: grant.client_id.clone(),
-                        client_secret: grant.client_secret.clone(),
-                        scope: grant.scope.clone(),
-                    })
-                    .await?;
-                request.bearer(&token)?
-            }
-            // One token, signed now, for every request of the probe.
-            Some(HttpAuth::Jwt(jwt)) => {
-                request.bearer(&jwt.token(crate::jwt_sign::unix_now()))?
-            }
-        })
+        authenticate(request, self.auth.as_ref(), client).await
     }
 }
 

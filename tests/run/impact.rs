@@ -4,11 +4,14 @@
 //! requests throughout and counts every failure. Also: a plan of every Kong action
 //! writes nothing.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::kong_nodes::{assert_hidden, indent, self_signed, snapshot, targets};
 use crate::lab::{KvServer, Lab, TestResult};
-use crate::traffic::{Load, NodeProcess, Outcome, Tally, TwinProcess, request};
+use crate::traffic::{
+    Load, NodeProcess, Outcome, Tally, TwinProcess, assert_rotation_seen, request, switching_keys,
+};
 
 /// Customers of the proxy during a change.
 const CLIENTS: usize = 4;
@@ -39,6 +42,7 @@ impl Shop {
             .collect::<Outcome<Vec<_>>>()?;
         let targets = targets(&nodes);
         let (cert, key) = self_signed("shop.test")?;
+        let (cert, key) = (indent(&cert), indent(&key));
         lab.write(
             "kong.yaml",
             &format!(
@@ -75,11 +79,11 @@ upstreams:
                 "runsheet: 1
 name: shop
 gateways:
-  kong: {{type: kong, admin_url: '{}', proxy_url: '{}', status_url: '{}', proxy_tls_url: '{}'}}
+  kong: {}
 hosts:
   me: {{transport: local}}
 ",
-                twin.admin_url, twin.proxy_url, twin.status_url, twin.proxy_tls_url
+                twin.gateway()
             ),
         )?;
         let shop = Shop { lab, twin, nodes };
@@ -94,25 +98,6 @@ hosts:
     fn orders(&self) -> String {
         format!("{}/orders", self.twin.proxy_url)
     }
-}
-
-/// A self-signed certificate for `name` and its key, as PEM indented for a YAML block.
-fn self_signed(name: &str) -> Outcome<(String, String)> {
-    let made = rcgen::generate_simple_self_signed(vec![name.to_owned()])?;
-    let indent =
-        |pem: String| -> String { pem.lines().map(|line| format!("      {line}\n")).collect() };
-    Ok((
-        indent(made.cert.pem()),
-        indent(made.signing_key.serialize_pem()),
-    ))
-}
-
-/// Upstream targets for `nodes`, weight 100, as YAML list items under `targets:`.
-fn targets(nodes: &[NodeProcess]) -> String {
-    nodes
-        .iter()
-        .map(|node| format!("      - {{target: '{}', weight: 100}}\n", node.address))
-        .collect()
 }
 
 /// Every node, one at a time: drain its target, stop it, leave it down 300 ms, start it
@@ -187,11 +172,7 @@ fn a_rolling_restart_behind_drained_targets_fails_no_customer_request() -> TestR
     assert_eq!(plan.code, Some(0), "{}", plan.all());
     assert!(plan.stdout.contains("weight 100 -> 0"), "{}", plan.all());
     assert_eq!(shop.twin.writes()?, 0, "a plan writes nothing");
-    let load = Load::start(
-        &shop.orders(),
-        CLIENTS,
-        Arc::new(|_| Some(OLD_KEY.to_owned())),
-    );
+    let load = Load::with_key(&shop.orders(), CLIENTS, OLD_KEY);
     let run = shop.lab.run(&["run", "roll.yaml", "--env", "env.yaml"])?;
     let tally = Tally::sum(&load.finish());
     assert_eq!(run.code, Some(0), "{}", run.all());
@@ -219,11 +200,7 @@ fn the_same_restart_without_drains_fails_customer_requests() -> TestResult {
     let shop = Shop::open()?;
     let playbook = rolling_restart(&shop).replace("weight: 0}", "weight: 100}");
     shop.lab.write("roll.yaml", &playbook)?;
-    let load = Load::start(
-        &shop.orders(),
-        CLIENTS,
-        Arc::new(|_| Some(OLD_KEY.to_owned())),
-    );
+    let load = Load::with_key(&shop.orders(), CLIENTS, OLD_KEY);
     let run = shop.lab.run(&["run", "roll.yaml", "--env", "env.yaml"])?;
     let tally = Tally::sum(&load.finish());
     assert_eq!(run.code, Some(0), "{}", run.all());
@@ -272,28 +249,11 @@ steps:
 
     // Clients 0-3 switch to the new key at a moment of their own inside the overlap,
     // once it is published; clients 4-5 keep the old key throughout.
-    let published: Arc<Mutex<Option<(Instant, String)>>> = Arc::default();
-    let seen = Arc::clone(&published);
-    let source = Arc::clone(&store);
-    let choice = move |client: usize| -> Option<String> {
-        let mut published = seen.lock().ok()?;
-        if published.is_none()
-            && let Some(key) = source.state().values.get("alice")
-        {
-            *published = Some((Instant::now(), key.clone()));
-        }
-        match &*published {
-            Some((at, key))
-                if client < 4
-                    && at.elapsed() >= Duration::from_millis(OVERLAP_MS * client as u64 / 5) =>
-            {
-                Some(key.clone())
-            }
-            _ => Some(OLD_KEY.to_owned()),
-        }
-    };
+    let choice = switching_keys(Arc::clone(&store), "alice", OLD_KEY, 4, |client| {
+        Duration::from_millis(OVERLAP_MS * client as u64 / 5)
+    });
     let started = Instant::now();
-    let load = Load::start(&shop.orders(), 6, Arc::new(choice));
+    let load = Load::start(&shop.orders(), 6, choice);
     let run = shop.lab.run(&["run", "rotate.yaml", "--env", "env.yaml"])?;
     // Past the overlap: the old key has been revoked by then.
     std::thread::sleep(Duration::from_millis(OVERLAP_MS + 700).saturating_sub(started.elapsed()));
@@ -305,62 +265,23 @@ steps:
         .get("alice")
         .cloned()
         .ok_or("the key was not published")?;
-    assert!(
-        !run.all().contains(&new_key),
-        "the new key is masked in the output: {}",
-        run.all()
-    );
-    let journaled = shop.lab.artefacts()?;
+    let journaled = assert_hidden(&shop.lab, &run, &new_key)?;
     assert!(
         journaled
             .iter()
             .any(|(path, _)| path.ends_with("journal.jsonl"))
     );
-    for (path, text) in journaled {
-        assert!(
-            !text.contains(&new_key),
-            "{} holds the new key",
-            path.display()
-        );
-    }
 
-    let switchers = Tally::sum(&tallies[..4]);
-    let laggards = Tally::sum(&tallies[4..]);
-    println!(
-        "key rotation: clients switching to the new key: {} requests, {} failed; clients on the old key: {} requests, {} failed before the revoke, {} after",
-        switchers.sent(),
-        switchers.failed(),
-        laggards.sent(),
-        laggards
-            .failed_at
-            .iter()
-            .filter(|at| **at < started + Duration::from_millis(OVERLAP_MS))
-            .count(),
-        laggards
-            .failed_at
-            .iter()
-            .filter(|at| **at >= started + Duration::from_millis(OVERLAP_MS))
-            .count(),
+    // The old key worked until the overlap ended (it started no earlier than the run),
+    // and was revoked then.
+    assert_rotation_seen(
+        "key rotation",
+        &tallies,
+        4,
+        (OLD_KEY, &new_key),
+        started + Duration::from_millis(OVERLAP_MS),
+        50,
     );
-    assert_eq!(switchers.failed(), 0, "{:?}", switchers.failures);
-    assert!(
-        tallies[..4]
-            .iter()
-            .all(|tally| tally.keys.contains(&new_key) && tally.keys.contains(&OLD_KEY.to_owned())),
-        "every switcher used both keys"
-    );
-    // The old key worked until the overlap ended (it started no earlier than the run)...
-    assert!(
-        laggards
-            .failed_at
-            .iter()
-            .all(|at| *at >= started + Duration::from_millis(OVERLAP_MS)),
-        "{:?}",
-        laggards.failures
-    );
-    assert!(laggards.ok > 50, "{laggards:?}");
-    // ...and was revoked then.
-    assert!(laggards.failed() > 0, "the old key was never revoked");
     let (status, _) = request(&shop.orders(), &[("apikey", OLD_KEY)])?;
     assert_eq!(status, 401);
     let (status, _) = request(&shop.orders(), &[("apikey", &new_key)])?;
@@ -405,33 +326,11 @@ upstreams:
     )
 }
 
-/// Takes a snapshot (with credentials) into `name` through the binary; the file's text.
-fn snapshot(shop: &Shop, name: &str) -> Outcome<String> {
-    shop.lab.write(
-        "snap.yaml",
-        &format!(
-            "runsheet: 1
-name: snap
-steps:
-  - id: snap
-    action: kong.snapshot
-    on: kong
-    with: {{path: {name}, include_credentials: true}}
-"
-        ),
-    )?;
-    let run = shop.lab.run(&["run", "snap.yaml", "--env", "env.yaml"])?;
-    if run.code != Some(0) {
-        return Err(format!("snapshot: {}", run.all()).into());
-    }
-    Ok(std::fs::read_to_string(shop.lab.path().join(name))?)
-}
-
 #[test]
 fn a_sync_that_fails_half_way_leaves_the_gateway_as_its_snapshot() -> TestResult {
     let shop = Shop::open()?;
     shop.lab.write("desired.yaml", &desired(&shop))?;
-    let before = snapshot(&shop, "before.yaml")?;
+    let before = snapshot(&shop.lab, "before.yaml")?;
     // A 400 is never retried; a dropped connection is retried for PUT and DELETE, so it
     // drops the three tries of one write.
     for fault in [
@@ -458,12 +357,12 @@ steps:
 "#
             ),
         )?;
-        let load = Load::start(&shop.orders(), 2, Arc::new(|_| Some(OLD_KEY.to_owned())));
+        let load = Load::with_key(&shop.orders(), 2, OLD_KEY);
         let run = shop.lab.run(&["run", "sync.yaml", "--env", "env.yaml"])?;
         let tally = Tally::sum(&load.finish());
         assert_eq!(run.code, Some(1), "{fault}: {}", run.all());
         assert!(run.all().contains("restored"), "{}", run.all());
-        let after = snapshot(&shop, "after.yaml")?;
+        let after = snapshot(&shop.lab, "after.yaml")?;
         assert_eq!(
             after, before,
             "{fault}: the gateway is back to its snapshot"
@@ -482,7 +381,7 @@ steps:
 fn a_sync_undone_by_a_later_failure_leaves_the_gateway_as_its_snapshot() -> TestResult {
     let shop = Shop::open()?;
     shop.lab.write("desired.yaml", &desired(&shop))?;
-    let before = snapshot(&shop, "before.yaml")?;
+    let before = snapshot(&shop.lab, "before.yaml")?;
     shop.lab.write(
         "sync.yaml",
         r#"runsheet: 1
@@ -512,7 +411,7 @@ steps:
         shop.twin.writes()? > 3,
         "the sync wrote before it was undone"
     );
-    let after = snapshot(&shop, "after.yaml")?;
+    let after = snapshot(&shop.lab, "after.yaml")?;
     assert_eq!(after, before);
     Ok(())
 }
@@ -521,10 +420,9 @@ steps:
 fn a_plan_of_every_kong_action_writes_nothing() -> TestResult {
     let shop = Shop::open()?;
     shop.lab.write("desired.yaml", &desired(&shop))?;
-    let made = rcgen::generate_simple_self_signed(vec!["shop.test".to_owned()])?;
-    shop.lab.write("new.pem", &made.cert.pem())?;
-    shop.lab
-        .write("new-key.pem", &made.signing_key.serialize_pem())?;
+    let (cert, key) = self_signed("shop.test")?;
+    shop.lab.write("new.pem", &cert)?;
+    shop.lab.write("new-key.pem", &key)?;
     shop.lab.write(
         "all.yaml",
         &format!(
@@ -568,17 +466,11 @@ steps:
 
 /// Alice's key-auth keys.
 fn alice_keys(shop: &Shop) -> Outcome<Vec<String>> {
-    let (status, body) =
-        crate::traffic::get(&format!("{}/consumers/alice/key-auth", shop.twin.admin_url))?;
-    if status != 200 {
-        return Err(format!("listing alice's keys answered {status}: {body}").into());
-    }
-    let page: serde_json::Value = serde_json::from_str(&body)?;
-    Ok(page["data"]
-        .as_array()
+    Ok(shop
+        .twin
+        .key_auth("alice")?
         .into_iter()
-        .flatten()
-        .filter_map(|credential| credential["key"].as_str().map(str::to_owned))
+        .map(|(key, _)| key)
         .collect())
 }
 
@@ -613,11 +505,8 @@ steps:
 ",
     )?;
     // Every write takes 250 ms, so that a kill lands inside the rotation.
-    let (status, body) = crate::traffic::post(
-        &format!("{}/_twin/faults", shop.twin.admin_url),
-        r#"{"latency_ms": 250, "probability": 1.0, "writes_only": true}"#,
-    )?;
-    assert!(status < 300, "{status} {body}");
+    shop.twin
+        .fault(r#"{"latency_ms": 250, "probability": 1.0, "writes_only": true}"#)?;
     // The first kill lands as soon as the new key exists (between its creation and the
     // old key's removal, whatever the machine's speed); the others at fixed moments.
     let moments = [

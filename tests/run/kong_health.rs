@@ -425,7 +425,7 @@ const LAB_SECRETS: [(&str, &str); 3] = [
 fn the_shipped_lab_passes_every_health_check_and_diagnoses_its_rate_limit() -> TestResult {
     // The repository's lab (seed, vars files, embedded twin, nodes started by runsheet)
     // with free node ports.
-    let lab = crate::kong_lab::KongLab::embedded(|env| env, |seed| seed)?;
+    let lab = crate::kong_lab::ShippedLab::embedded(|env| env, |seed| seed)?;
     let command = |playbook: &str, vars: &str| -> std::io::Result<Run> {
         let mut command = lab.lab.command(&[
             "run",

@@ -2,15 +2,14 @@
 //! directory, its Kong data-plane node ports (127.0.0.1:18001-18003) replaced by free ones
 //! so that tests run side by side: the lab's own host vars, scripts and seed are what runs.
 //! The nodes are started by runsheet itself (the hosts' `twin: {node: ...}`) at the first
-//! command; [`KongLab`] stops them by their PID files when dropped, also when a test failed.
+//! command; [`ShippedLab`] stops them by their PID files when dropped, also when a test failed.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::lab::{Lab, Run};
-use crate::traffic::{Outcome, TwinProcess, get};
+use crate::lab::{Lab, Run, TestResult};
+use crate::traffic::{
+    Outcome, TwinProcess, node_ports, reported_version, running_pid, stop_by_pid_files, with_ports,
+};
 
 /// The repository's root.
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -22,7 +21,7 @@ pub const LAB_PORTS: [u16; 3] = [18001, 18002, 18003];
 pub const EMBEDDED_KONG: &str = "kong: {type: kong, twin: {seed: lab-seed.yaml, control: true}}";
 
 /// A copy of the repository's lab with free node ports.
-pub struct KongLab {
+pub struct ShippedLab {
     /// The guard that stops the nodes; dropped first.
     pub nodes: LabNodes,
     /// A standalone Kong twin standing in for the embedded one, when asked for.
@@ -41,49 +40,8 @@ pub struct LabNodes {
 
 impl Drop for LabNodes {
     fn drop(&mut self) {
-        for dir in &self.dirs {
-            let Ok(pid) = std::fs::read_to_string(dir.join("node.pid")) else {
-                continue;
-            };
-            let pid = pid.trim().to_owned();
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && alive(&pid) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        stop_by_pid_files(self.dirs.iter().map(|dir| dir.join("node.pid")));
     }
-}
-
-/// Whether process `pid` runs (not a zombie).
-pub fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
-}
-
-/// Three distinct loopback ports free now, below the kernel's ephemeral range (32768 and
-/// up), where neither outgoing connections nor listeners on port 0 land.
-pub fn node_ports() -> Outcome<[u16; 3]> {
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .subsec_nanos()
-        ^ std::process::id().rotate_left(16);
-    let mut ports = Vec::new();
-    for _ in 0..200 {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        let port = 20_000 + u16::try_from((seed >> 8) % 12_000)?;
-        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            ports.push(port);
-        }
-        if let Ok(three) = <[u16; 3]>::try_from(ports.as_slice()) {
-            return Ok(three);
-        }
-    }
-    Err("no three free loopback ports in 20000-31999".into())
 }
 
 /// The environment's text without the hosts' `twin: {node: ...}` lines: a test that does
@@ -111,14 +69,14 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-impl KongLab {
+impl ShippedLab {
     /// The lab with the embedded Kong twin of `environments/lab.yaml`; `edit` changes the
     /// environment's text and `seed` the Kong seed's (after the ports are replaced).
     pub fn embedded(
         edit: impl Fn(String) -> String,
         seed: impl Fn(String) -> String,
-    ) -> Outcome<KongLab> {
-        KongLab::build(false, edit, seed)
+    ) -> Outcome<ShippedLab> {
+        ShippedLab::build(false, edit, seed)
     }
 
     /// The lab with a standalone Kong twin (`runsheet twin kong`, its control endpoint on)
@@ -127,15 +85,15 @@ impl KongLab {
     pub fn standalone(
         edit: impl Fn(String) -> String,
         seed: impl Fn(String) -> String,
-    ) -> Outcome<KongLab> {
-        KongLab::build(true, edit, seed)
+    ) -> Outcome<ShippedLab> {
+        ShippedLab::build(true, edit, seed)
     }
 
     fn build(
         standalone: bool,
         edit: impl Fn(String) -> String,
         seed: impl Fn(String) -> String,
-    ) -> Outcome<KongLab> {
+    ) -> Outcome<ShippedLab> {
         let lab = Lab::new()?;
         copy_tree(
             &Path::new(ROOT).join("environments"),
@@ -146,17 +104,7 @@ impl KongLab {
             &lab.path().join("playbooks"),
         )?;
         let ports = node_ports()?;
-        let with_ports = |text: String| {
-            LAB_PORTS
-                .iter()
-                .zip(ports)
-                .fold(text, |text, (lab_port, port)| {
-                    text.replace(
-                        &format!("127.0.0.1:{lab_port}"),
-                        &format!("127.0.0.1:{port}"),
-                    )
-                })
-        };
+        let with_ports = |text: String| with_ports(text, &LAB_PORTS, &ports);
         let seed_text = std::fs::read_to_string(lab.path().join("environments/lab-seed.yaml"))?;
         lab.write("environments/lab-seed.yaml", &seed(with_ports(seed_text)))?;
         let over_ssh = std::fs::read_to_string(lab.path().join("environments/lab-ssh.yaml"))?;
@@ -168,13 +116,7 @@ impl KongLab {
         let mut environment = with_ports(environment);
         let kong = if standalone {
             let kong = TwinProcess::start(&lab, "environments/lab-seed.yaml")?;
-            environment = environment.replace(
-                EMBEDDED_KONG,
-                &format!(
-                    "kong: {{type: kong, admin_url: \"{}\", proxy_url: \"{}\", status_url: \"{}\", proxy_tls_url: \"{}\"}}",
-                    kong.admin_url, kong.proxy_url, kong.status_url, kong.proxy_tls_url
-                ),
-            );
+            environment = environment.replace(EMBEDDED_KONG, &format!("kong: {}", kong.gateway()));
             Some(kong)
         } else {
             None
@@ -189,7 +131,7 @@ impl KongLab {
                 .map(|port| format!("127.0.0.1:{port}"))
                 .collect(),
         };
-        Ok(KongLab { nodes, kong, lab })
+        Ok(ShippedLab { nodes, kong, lab })
     }
 
     /// `runsheet ARGS...` in the lab.
@@ -217,19 +159,31 @@ impl KongLab {
 
     /// The version node `n` reports on `GET /`.
     pub fn reported(&self, n: usize) -> Outcome<String> {
-        let (status, body) = get(&format!("http://{}/", self.nodes.addresses[n]))?;
-        if status != 200 {
-            return Err(format!("node {n}: GET / answered {status}: {body}").into());
+        reported_version(&self.nodes.addresses[n])
+    }
+
+    /// Node `n`'s version file and the version it reports.
+    pub fn versions(&self, n: usize) -> Outcome<(String, String)> {
+        Ok((self.installed(n), self.reported(n)?))
+    }
+
+    /// Every node's version file holds `version` and every node reports it.
+    pub fn assert_all_on(&self, version: &str) -> TestResult {
+        for n in 0..self.nodes.dirs.len() {
+            assert_eq!(self.installed(n), version, "node {n}'s version file");
+            assert_eq!(self.reported(n)?, version, "node {n} reports the version");
         }
-        let root: Value = serde_json::from_str(&body)?;
-        Ok(root["version"].as_str().unwrap_or_default().to_owned())
+        Ok(())
     }
 
     /// Node `n`'s PID while it runs.
     pub fn pid(&self, n: usize) -> Option<String> {
-        let pid = std::fs::read_to_string(self.nodes.dirs[n].join("node.pid")).ok()?;
-        let pid = pid.trim().to_owned();
-        alive(&pid).then_some(pid)
+        running_pid(&self.nodes.dirs[n].join("node.pid"))
+    }
+
+    /// Every node's PID while it runs, by node.
+    pub fn pids(&self) -> Vec<Option<String>> {
+        (0..self.nodes.dirs.len()).map(|n| self.pid(n)).collect()
     }
 
     /// The standalone twin (an error for an embedded lab).
@@ -241,25 +195,7 @@ impl KongLab {
 
     /// Every target of upstream `core` on the standalone twin with its weight, by address.
     pub fn weights(&self) -> Outcome<Vec<(String, u64)>> {
-        let twin = self.twin()?;
-        let (status, body) = get(&format!("{}/upstreams/core/targets", twin.admin_url))?;
-        if status != 200 {
-            return Err(format!("targets answered {status}: {body}").into());
-        }
-        let targets: Value = serde_json::from_str(&body)?;
-        let mut weights: Vec<(String, u64)> = targets["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|target| {
-                (
-                    target["target"].as_str().unwrap_or_default().to_owned(),
-                    target["weight"].as_u64().unwrap_or_default(),
-                )
-            })
-            .collect();
-        weights.sort();
-        Ok(weights)
+        self.twin()?.weights("core")
     }
 
     /// Every node's address with weight 100, as the lab's seed has them.

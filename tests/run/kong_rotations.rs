@@ -1,18 +1,18 @@
 //! The shipped rotation playbooks `kong-key-rotation` and `kong-cert-rotation`, run by
-//! the real binary against the lab of `kong_playbooks.rs` (standalone twin, three node
-//! processes): a key rotation under load with clients switching inside the validation
+//! the real binary against the Kong data-plane lab of `kong_nodes.rs` (standalone twin,
+//! three node processes): a key rotation under load with clients switching inside the validation
 //! window (0 failed requests), its date checks, its undo when publishing fails, and a
 //! certificate rotation proved and rolled back by TLS handshakes through the proxy's
 //! TLS listener; every plan with zero writes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
 
-use crate::kong_playbooks::{ALICE_KEY, KongLab, playbook, self_signed};
+use crate::kong_nodes::{ALICE_KEY, Certificate, KongLab, Options, assert_hidden};
 use crate::lab::{KvServer, Run, TestResult};
-use crate::traffic::{Load, Outcome, Tally, get, request};
+use crate::traffic::{Load, Outcome, assert_rotation_seen, get, request, switching_keys};
 
 /// An RFC 3339 time `seconds` from now, whole seconds.
 fn in_seconds(seconds: i64) -> String {
@@ -30,101 +30,46 @@ fn at_seconds(seconds: i64) -> (String, Instant) {
     )
 }
 
-/// alice's key-auth keys on the gateway: (key, ttl).
-fn alice_keys(lab: &KongLab) -> Outcome<Vec<(String, Option<u64>)>> {
-    let (status, page) = lab.admin("/consumers/alice/key-auth")?;
-    if status != 200 {
-        return Err(format!("alice's keys: {status} {page}").into());
-    }
-    Ok(page["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|key| {
-            (
-                key["key"].as_str().unwrap_or_default().to_owned(),
-                key["ttl"].as_u64(),
-            )
-        })
-        .collect())
-}
-
-/// Runs the key rotation playbook for alice with `extra` arguments.
-fn rotate(lab: &KongLab, verb: &str, extra: &[&str]) -> Outcome<Run> {
-    let playbook = playbook("kong-key-rotation.yaml");
-    let mut args = vec![
-        verb,
-        playbook.as_str(),
-        "--env",
-        "env.yaml",
-        "--set",
-        "consumer=alice",
-        "--set",
-        "validation_path=/orders",
-    ];
-    args.extend_from_slice(extra);
-    lab.run(&args)
+/// Runs the key rotation playbook for alice with `sets`.
+fn rotate(lab: &KongLab, verb: &str, sets: &[&str]) -> std::io::Result<Run> {
+    let mut all = vec!["consumer=alice", "validation_path=/orders"];
+    all.extend_from_slice(sets);
+    lab.run(verb, "kong-key-rotation.yaml", &all)
 }
 
 #[test]
 fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching_inside_the_window()
 -> TestResult {
-    let (cert, key) = self_signed()?;
-    let lab = KongLab::open("3.9.0", (&cert, &key), &[])?;
+    let lab = KongLab::plain()?;
     let store = Arc::new(KvServer::start()?);
     let publish = format!("publish_url={}/kv/alice", store.url);
     let deprecation = format!("deprecation_date={}", in_seconds(1));
     let (enforcement, enforced_at) = at_seconds(5);
     let enforcement = format!("enforcement_date={enforcement}");
     let dates = [
-        "--set",
         deprecation.as_str(),
-        "--set",
         enforcement.as_str(),
-        "--set",
         "overlap=2s",
-        "--set",
         publish.as_str(),
     ];
 
     let planned = rotate(&lab, "plan", &dates)?;
-    assert_eq!(planned.code, Some(0), "{}", planned.all());
-    assert!(
-        planned.stdout.contains("add a key for consumer alice"),
-        "{}",
-        planned.all()
-    );
+    planned.assert_ended(0, &["add a key for consumer alice"]);
     assert_eq!(lab.twin.writes()?, 0, "a plan writes nothing");
     assert!(store.state().values.is_empty(), "a plan publishes nothing");
 
     // Clients 0-3 switch to the new key once it is published, 0.6 s apart; clients 4-5
     // keep the old key throughout.
-    let published: Arc<Mutex<Option<(Instant, String)>>> = Arc::default();
-    let seen = Arc::clone(&published);
-    let source = Arc::clone(&store);
-    let choice = move |client: usize| -> Option<String> {
-        let mut published = seen.lock().ok()?;
-        if published.is_none()
-            && let Some(key) = source.state().values.get("alice")
-        {
-            *published = Some((Instant::now(), key.clone()));
-        }
-        match &*published {
-            Some((at, key))
-                if client < 4 && at.elapsed() >= Duration::from_millis(600 * client as u64) =>
-            {
-                Some(key.clone())
-            }
-            _ => Some(ALICE_KEY.to_owned()),
-        }
-    };
-    let load = Load::start(&lab.url("/orders"), 6, Arc::new(choice));
+    let choice = switching_keys(Arc::clone(&store), "alice", ALICE_KEY, 4, |client| {
+        Duration::from_millis(600 * client as u64)
+    });
+    let load = Load::start(&lab.url("/orders"), 6, choice);
     let run = rotate(&lab, "run", &dates)?;
     std::thread::sleep(
         (enforced_at + Duration::from_millis(2500)).saturating_duration_since(Instant::now()),
     );
     let tallies = load.finish();
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     assert!(
         run.stdout.contains("expire at"),
         "the old key expires at the enforcement date: {}",
@@ -137,43 +82,17 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
         .get("alice")
         .cloned()
         .ok_or("the key was not published")?;
-    assert!(
-        !run.all().contains(&new_key),
-        "the new key is masked: {}",
-        run.all()
-    );
-    for (path, text) in lab.lab.artefacts()? {
-        assert!(
-            !text.contains(&new_key),
-            "{} holds the new key",
-            path.display()
-        );
-    }
+    assert_hidden(&lab.lab, &run, &new_key)?;
 
-    let switchers = Tally::sum(&tallies[..4]);
-    let laggards = Tally::sum(&tallies[4..]);
-    println!(
-        "key rotation to an enforcement date: switching clients {} requests, {} failed; clients on the old key {} requests, {} failed (all after the enforcement date)",
-        switchers.sent(),
-        switchers.failed(),
-        laggards.sent(),
-        laggards.failed()
-    );
-    assert_eq!(switchers.failed(), 0, "{:?}", switchers.failures);
-    assert!(
-        tallies[..4].iter().all(
-            |tally| tally.keys.contains(&new_key) && tally.keys.contains(&ALICE_KEY.to_owned())
-        ),
-        "every switching client used both keys"
-    );
     // The old key worked until the enforcement date, and was revoked then.
-    assert!(
-        laggards.failed_at.iter().all(|at| *at >= enforced_at),
-        "the old key failed before the enforcement date: {:?}",
-        laggards.failures
+    assert_rotation_seen(
+        "key rotation to an enforcement date",
+        &tallies,
+        4,
+        (ALICE_KEY, &new_key),
+        enforced_at,
+        20,
     );
-    assert!(laggards.ok > 20, "{laggards:?}");
-    assert!(laggards.failed() > 0, "the old key was never revoked");
     assert_eq!(
         request(&lab.url("/orders"), &[("apikey", ALICE_KEY)])?.0,
         401
@@ -187,40 +106,28 @@ fn a_key_rotation_to_an_enforcement_date_fails_no_request_from_clients_switching
 
 #[test]
 fn a_key_rotation_refuses_dates_out_of_order_and_is_undone_when_publishing_fails() -> TestResult {
-    let (cert, key) = self_signed()?;
-    let lab = KongLab::open("3.9.0", (&cert, &key), &[])?;
+    let lab = KongLab::plain()?;
 
     let deprecation = format!("deprecation_date={}", in_seconds(7200));
     let enforcement = format!("enforcement_date={}", in_seconds(3600));
-    let refused = rotate(&lab, "run", &["--set", &deprecation, "--set", &enforcement])?;
-    assert_eq!(refused.code, Some(1), "{}", refused.all());
-    assert!(
-        refused.stdout.contains("is before deprecation_date"),
-        "{}",
-        refused.all()
-    );
+    let refused = rotate(&lab, "run", &[&deprecation, &enforcement])?;
+    refused.assert_ended(1, &["is before deprecation_date"]);
     let short = format!("enforcement_date={}", in_seconds(600));
-    let refused = rotate(&lab, "run", &["--set", &short, "--set", "overlap=1h"])?;
-    assert_eq!(refused.code, Some(1), "{}", refused.all());
-    assert!(
-        refused.stdout.contains("less than the overlap"),
-        "{}",
-        refused.all()
-    );
+    let refused = rotate(&lab, "run", &[&short, "overlap=1h"])?;
+    refused.assert_ended(1, &["less than the overlap"]);
     assert_eq!(lab.twin.writes()?, 0, "refused before any write");
 
     // The store refuses the key (404 outside /kv): the rotation is undone.
     let store = KvServer::start()?;
     let publish = format!("publish_url={}/elsewhere/alice", store.url);
-    let failed = rotate(&lab, "run", &["--set", &publish, "--set", "overlap=1h"])?;
-    assert_eq!(failed.code, Some(1), "{}", failed.all());
-    assert!(failed.stdout.contains("undone  rotate"), "{}", failed.all());
+    let failed = rotate(&lab, "run", &[&publish, "overlap=1h"])?;
+    failed.assert_ended(1, &["undone  rotate"]);
     assert!(
         lab.twin.writes()? > 0,
         "the rotation wrote before it was undone"
     );
     assert_eq!(
-        alice_keys(&lab)?,
+        lab.twin.key_auth("alice")?,
         vec![(ALICE_KEY.to_owned(), None)],
         "alice has her old key again, without an expiry, and only it"
     );
@@ -277,7 +184,7 @@ fn served_serial(lab: &KongLab) -> Outcome<String> {
             "runsheet: 1\nname: inspect\nsteps:\n  - id: hello\n    action: tls.inspect\n    with: {{host: '{host}', port: {port}, server_name: localhost, ca: ca.pem}}\n  - id: show\n    action: log\n    with: {{message: \"serial={{{{ steps.hello.outputs.serial }}}}\"}}\n"
         ),
     )?;
-    let run = lab.run(&[
+    let run = lab.runsheet(&[
         "run",
         "inspect.yaml",
         "--env",
@@ -304,27 +211,27 @@ fn certificates(lab: &KongLab) -> Outcome<usize> {
 }
 
 /// Runs the certificate rotation of `localhost` to `new.pem`, its key from the
-/// `NEW_CERT_KEY` secret (the file `key_file`).
-fn rotate_cert(lab: &KongLab, verb: &str, key_file: &str, extra: &[&str]) -> Outcome<Run> {
-    let playbook = playbook("kong-cert-rotation.yaml");
+/// `NEW_CERT_KEY` secret (the file `key_file`), with `sets`.
+fn rotate_cert(lab: &KongLab, verb: &str, key_file: &str, sets: &[&str]) -> Outcome<Run> {
+    let playbook = format!(
+        "{}/playbooks/kong-cert-rotation.yaml",
+        crate::kong_nodes::ROOT
+    );
     let cert = format!("cert={}", lab.lab.path().join("new.pem").display());
     let ca = format!("ca={}", lab.lab.path().join("ca.pem").display());
-    let mut args = vec![
-        verb,
-        playbook.as_str(),
-        "--env",
-        "env.yaml",
-        "--set",
+    let mut args = vec![verb, playbook.as_str(), "--env", "env.yaml"];
+    for set in [
         "sni=localhost",
-        "--set",
         cert.as_str(),
-        "--set",
         "key=NEW_CERT_KEY",
-        "--set",
         ca.as_str(),
-    ];
-    args.extend_from_slice(extra);
-    let mut command = lab.lab.command(&args);
+    ]
+    .iter()
+    .chain(sets)
+    {
+        args.extend(["--set", set]);
+    }
+    let mut command = lab.command(&args);
     command.env("NEW_CERT_KEY_FILE", lab.lab.path().join(key_file));
     Ok(lab.lab.run_with(command)?)
 }
@@ -335,7 +242,17 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     let ca = TestCa::new()?;
     let (old_cert, old_key) = ca.leaf(&[0x0a, 0x01])?;
     let (new_cert, new_key) = ca.leaf(&[0x0b, 0x02])?;
-    let lab = KongLab::open_with_sni("3.9.0", (&old_cert, &old_key), "localhost", &[])?;
+    let lab = KongLab::build(
+        Options {
+            certificate: Some(Certificate {
+                cert: &old_cert,
+                key: &old_key,
+                sni: "localhost",
+            }),
+            ..Options::default()
+        },
+        |env| env,
+    )?;
     lab.lab.write("ca.pem", &ca.pem)?;
     lab.lab.write("new.pem", &new_cert)?;
     lab.lab.write("new-key.pem", &new_key)?;
@@ -343,22 +260,12 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     assert_eq!(served_serial(&lab)?, "0a:01");
 
     let planned = rotate_cert(&lab, "plan", "new-key.pem", &[])?;
-    assert_eq!(planned.code, Some(0), "{}", planned.all());
-    assert!(
-        planned.stdout.contains("move SNIs localhost"),
-        "{}",
-        planned.all()
-    );
+    planned.assert_ended(0, &["move SNIs localhost"]);
     assert_eq!(lab.twin.writes()?, 0, "a plan writes nothing");
 
     // Pre-checks: a key that is not the certificate's is refused before any write.
     let refused = rotate_cert(&lab, "run", "old-key.pem", &[])?;
-    assert_eq!(refused.code, Some(1), "{}", refused.all());
-    assert!(
-        refused.stdout.contains("does not match"),
-        "{}",
-        refused.all()
-    );
+    refused.assert_ended(1, &["does not match"]);
     assert_eq!(lab.twin.writes()?, 0, "refused before any write");
 
     // A failing smoke request (key-auth answers 401 without a key) after the move: the
@@ -367,10 +274,9 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
         &lab,
         "run",
         "new-key.pem",
-        &["--set", "smoke_path=/orders", "--set", "smoke_status=200"],
+        &["smoke_path=/orders", "smoke_status=200"],
     )?;
-    assert_eq!(failed.code, Some(1), "{}", failed.all());
-    assert!(failed.stdout.contains("undone  rotate"), "{}", failed.all());
+    failed.assert_ended(1, &["undone  rotate"]);
     assert_eq!(
         served_serial(&lab)?,
         "0a:01",
@@ -378,13 +284,8 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     );
     assert_eq!(certificates(&lab)?, 1, "the new certificate was deleted");
 
-    let done = rotate_cert(
-        &lab,
-        "run",
-        "new-key.pem",
-        &["--set", "smoke_path=/inventory"],
-    )?;
-    assert_eq!(done.code, Some(0), "{}", done.all());
+    let done = rotate_cert(&lab, "run", "new-key.pem", &["smoke_path=/catalog"])?;
+    done.assert_ended(0, &[]);
     assert_eq!(
         served_serial(&lab)?,
         "0b:02",
@@ -394,7 +295,7 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     assert!(done.stdout.contains("serial 0b:02"), "{}", done.all());
     for (path, text) in lab.lab.artefacts()? {
         if !path.ends_with("new-key.pem")
-            && !path.ends_with("seed.yaml")
+            && !path.ends_with("kong.yaml")
             && !path.ends_with("old-key.pem")
         {
             assert!(
@@ -409,9 +310,9 @@ fn a_certificate_rotation_is_proved_by_handshakes_and_a_failure_serves_the_old_c
     // Idempotent: the SNI already serves the new certificate.
     let writes = lab.twin.writes()?;
     let again = rotate_cert(&lab, "run", "new-key.pem", &[])?;
-    assert_eq!(again.code, Some(0), "{}", again.all());
+    again.assert_ended(0, &[]);
     assert_eq!(lab.twin.writes()?, writes, "a second run writes nothing");
-    let (status, _) = get(&lab.url("/inventory"))?;
+    let (status, _) = get(&lab.url("/catalog"))?;
     assert_eq!(status, 200);
     Ok(())
 }

@@ -2,25 +2,43 @@
 //! removed from the Kong twin's upstream `core` by the real binary, with customers'
 //! key-auth requests going through the twin's proxy.
 
-use std::sync::Arc;
-
-use crate::kong_nodes::{ALICE_KEY, KongLab, Layout};
-use crate::lab::TestResult;
-use crate::traffic::{Load, Outcome, Tally};
+use crate::kong_nodes::{KongLab, Layout, with_host_var};
+use crate::lab::{Run, TestResult};
+use crate::traffic::{Load, Outcome, assert_none_failed};
 
 /// The playbook under test.
 const PLAYBOOK: &str = "kong-scale.yaml";
 
 /// Customers sending requests during a change.
 fn customers(kong: &KongLab) -> Load {
-    Load::start(&kong.orders(), 2, Arc::new(|_| Some(ALICE_KEY.to_owned())))
+    kong.customers(2)
 }
 
-/// None failed, and some were answered.
-fn assert_no_customer_failed(tallies: &[Tally]) {
-    let total = Tally::sum(tallies);
-    assert_eq!(total.failed(), 0, "failed requests: {:?}", total.failures);
-    assert!(total.ok > 0, "no traffic: {total:?}");
+/// The lab with `serving` nodes in the upstream and `spare` more in the environment.
+fn lab(serving: usize, spare: usize) -> Outcome<KongLab> {
+    KongLab::open(Layout { serving, spare }, |env| env)
+}
+
+/// `kong-scale` doing `action` on `hosts` (a JSON list), customers' key from `ALICE_KEY`.
+fn scale(kong: &KongLab, action: &str, hosts: &str) -> std::io::Result<Run> {
+    kong.run(
+        "run",
+        PLAYBOOK,
+        &[
+            &format!("action={action}"),
+            &format!("hosts={hosts}"),
+            "traffic_apikey=ALICE_KEY",
+        ],
+    )
+}
+
+/// A second `kong-scale` doing `action` on `hosts` succeeds and writes nothing.
+fn assert_second_run_writes_nothing(kong: &KongLab, action: &str, hosts: &str) -> TestResult {
+    let writes = kong.writes()?;
+    let again = scale(kong, action, hosts)?;
+    again.assert_ended(0, &[]);
+    assert_eq!(kong.writes()?, writes, "a second {action} writes nothing");
+    Ok(())
 }
 
 /// The upstream's targets, as (node index, weight), sorted.
@@ -40,20 +58,10 @@ fn targets(kong: &KongLab) -> Outcome<Vec<(usize, u64)>> {
 
 #[test]
 fn a_node_added_then_removed_takes_traffic_in_between_and_no_customer_fails() -> TestResult {
-    let kong = KongLab::open(
-        Layout {
-            serving: 3,
-            spare: 1,
-        },
-        |env| env,
-    )?;
+    let kong = lab(3, 1)?;
     let load = customers(&kong);
-    let added = kong.run(
-        "run",
-        PLAYBOOK,
-        &["action=add", r#"hosts=["dp4"]"#, "traffic_apikey=ALICE_KEY"],
-    )?;
-    assert_eq!(added.code, Some(0), "{}", added.all());
+    let added = scale(&kong, "add", r#"["dp4"]"#)?;
+    added.assert_ended(0, &[]);
     assert!(kong.pid(3).is_some() && kong.ready(3), "dp4 runs");
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100), (3, 100)]);
     assert!(
@@ -63,66 +71,26 @@ fn a_node_added_then_removed_takes_traffic_in_between_and_no_customer_fails() ->
     );
 
     // Again: nothing to do.
-    let writes = kong.writes()?;
-    let again = kong.run(
-        "run",
-        PLAYBOOK,
-        &["action=add", r#"hosts=["dp4"]"#, "traffic_apikey=ALICE_KEY"],
-    )?;
-    assert_eq!(again.code, Some(0), "{}", again.all());
-    assert_eq!(kong.writes()?, writes, "a second add writes nothing");
+    assert_second_run_writes_nothing(&kong, "add", r#"["dp4"]"#)?;
 
-    let removed = kong.run(
-        "run",
-        PLAYBOOK,
-        &[
-            "action=remove",
-            r#"hosts=["dp4"]"#,
-            "traffic_apikey=ALICE_KEY",
-        ],
-    )?;
-    assert_no_customer_failed(&load.finish());
-    assert_eq!(removed.code, Some(0), "{}", removed.all());
+    let removed = scale(&kong, "remove", r#"["dp4"]"#)?;
+    assert_none_failed(&load.finish(), 0);
+    removed.assert_ended(0, &[]);
     assert_eq!(kong.pid(3), None, "dp4 stopped");
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100)]);
 
-    let writes = kong.writes()?;
-    let again = kong.run(
-        "run",
-        PLAYBOOK,
-        &[
-            "action=remove",
-            r#"hosts=["dp4"]"#,
-            "traffic_apikey=ALICE_KEY",
-        ],
-    )?;
-    assert_eq!(again.code, Some(0), "{}", again.all());
-    assert_eq!(kong.writes()?, writes, "a second remove writes nothing");
+    assert_second_run_writes_nothing(&kong, "remove", r#"["dp4"]"#)?;
     assert_eq!(kong.pid(3), None);
     Ok(())
 }
 
 #[test]
 fn an_add_failing_at_its_second_node_keeps_the_first_and_stops_the_second() -> TestResult {
-    let kong = KongLab::open(
-        Layout {
-            serving: 3,
-            spare: 2,
-        },
-        |env| env,
-    )?;
+    let kong = lab(3, 2)?;
     // The 1st write adds dp4's target; the 2nd, dp5's, fails.
     kong.fault(r#"{"fail_nth_write": 2, "status": 500}"#)?;
-    let run = kong.run(
-        "run",
-        PLAYBOOK,
-        &[
-            "action=add",
-            r#"hosts=["dp4", "dp5"]"#,
-            "traffic_apikey=ALICE_KEY",
-        ],
-    )?;
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    let run = scale(&kong, "add", r#"["dp4", "dp5"]"#)?;
+    run.assert_ended(1, &[]);
     assert!(run.all().contains("add[dp5].add-target"), "{}", run.all());
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100), (3, 100)]);
     assert!(kong.pid(3).is_some(), "dp4 stays added");
@@ -138,29 +106,15 @@ fn a_remove_whose_stop_fails_restores_the_target_and_its_weight() -> TestResult 
             spare: 0,
         },
         |env| {
-            let mut lines: Vec<String> = env.lines().map(str::to_owned).collect();
-            let dp3 = lines.iter().position(|l| l == "  dp3:").unwrap_or(0);
-            if let Some(line) = lines[dp3..]
-                .iter_mut()
-                .find(|l| l.contains("stop_command:"))
-            {
-                *line = "      stop_command: 'echo kong: stop refused >&2; exit 1'".to_owned();
-            }
-            lines.join("\n") + "\n"
+            with_host_var(&env, "dp3", "stop_command", |_| {
+                "      stop_command: 'echo kong: stop refused >&2; exit 1'".to_owned()
+            })
         },
     )?;
     let load = customers(&kong);
-    let run = kong.run(
-        "run",
-        PLAYBOOK,
-        &[
-            "action=remove",
-            r#"hosts=["dp3"]"#,
-            "traffic_apikey=ALICE_KEY",
-        ],
-    )?;
-    assert_no_customer_failed(&load.finish());
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    let run = scale(&kong, "remove", r#"["dp3"]"#)?;
+    assert_none_failed(&load.finish(), 0);
+    run.assert_ended(1, &[]);
     assert!(run.all().contains("stop refused"), "{}", run.all());
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100)]);
     assert!(kong.pid(2).is_some() && kong.ready(2), "dp3 still runs");
@@ -169,19 +123,13 @@ fn a_remove_whose_stop_fails_restores_the_target_and_its_weight() -> TestResult 
 
 #[test]
 fn a_remove_below_min_nodes_is_refused_before_any_write() -> TestResult {
-    let kong = KongLab::open(
-        Layout {
-            serving: 3,
-            spare: 0,
-        },
-        |env| env,
-    )?;
+    let kong = lab(3, 0)?;
     let run = kong.run(
         "run",
         PLAYBOOK,
         &["action=remove", r#"hosts=["dp2", "dp3"]"#],
     )?;
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    run.assert_ended(1, &[]);
     assert!(
         run.all().contains("would leave 1 of the 3 target(s)") && run.all().contains("min_nodes=2"),
         "{}",
@@ -190,7 +138,7 @@ fn a_remove_below_min_nodes_is_refused_before_any_write() -> TestResult {
     assert_eq!(kong.writes()?, 0);
     assert!(kong.pid(1).is_some() && kong.pid(2).is_some());
     let unknown = kong.run("run", PLAYBOOK, &["action=remove", r#"hosts=["dp9"]"#])?;
-    assert_eq!(unknown.code, Some(1), "{}", unknown.all());
+    unknown.assert_ended(1, &[]);
     assert!(
         unknown
             .all()
@@ -204,25 +152,19 @@ fn a_remove_below_min_nodes_is_refused_before_any_write() -> TestResult {
 
 #[test]
 fn plans_of_an_add_and_a_remove_write_nothing() -> TestResult {
-    let kong = KongLab::open(
-        Layout {
-            serving: 3,
-            spare: 1,
-        },
-        |env| env,
-    )?;
-    let before: Vec<_> = (0..4).map(|n| kong.pid(n)).collect();
+    let kong = lab(3, 1)?;
+    let before = kong.pids();
     for sets in [
         ["action=add", r#"hosts=["dp4"]"#],
         ["action=remove", r#"hosts=["dp3"]"#],
     ] {
         let validated = kong.run("validate", PLAYBOOK, &sets)?;
-        assert_eq!(validated.code, Some(0), "{}", validated.all());
+        validated.assert_ended(0, &[]);
         let plan = kong.run("plan", PLAYBOOK, &sets)?;
         assert_eq!(plan.code, Some(0), "{sets:?}: {}", plan.all());
     }
     assert_eq!(kong.writes()?, 0);
-    assert_eq!((0..4).map(|n| kong.pid(n)).collect::<Vec<_>>(), before);
+    assert_eq!(kong.pids(), before);
     assert_eq!(targets(&kong)?, [(0, 100), (1, 100), (2, 100)]);
     Ok(())
 }

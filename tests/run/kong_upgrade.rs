@@ -5,12 +5,10 @@
 //! nothing, an install that fails half-way (rolled back by state), a plan that writes
 //! nothing, the migrations gate, and customers through the proxy during the upgrade.
 
-use std::sync::Arc;
-
-use crate::kong_lab::KongLab;
-use crate::lab::TestResult;
+use crate::kong_lab::{ROOT, ShippedLab};
+use crate::lab::{Run, TestResult};
 use crate::sshd::SshLab;
-use crate::traffic::{Load, Tally};
+use crate::traffic::{Load, Outcome, assert_none_failed};
 
 /// The rolling upgrade, as the lab runs it.
 const PLAYBOOK: &str = "playbooks/kong-rolling-upgrade.yaml";
@@ -18,18 +16,32 @@ const PLAYBOOK: &str = "playbooks/kong-rolling-upgrade.yaml";
 /// Node readiness polled fast (the nodes answer within milliseconds of their start).
 const FAST: &str = "ready_delay=50ms";
 
+/// The lab with a standalone Kong twin, as shipped.
+fn standalone() -> Outcome<ShippedLab> {
+    ShippedLab::standalone(|text| text, |text| text)
+}
+
+/// The upgrade to 3.9.1 (`verb` `run` or `plan`) with `sets` besides.
+fn upgrade(lab: &ShippedLab, verb: &str, sets: &[&str]) -> std::io::Result<Run> {
+    lab.run(
+        verb,
+        PLAYBOOK,
+        &[&["target_version=3.9.1", FAST], sets].concat(),
+    )
+}
+
+/// The pair of a node's version file and reported version, both `version`.
+fn both(version: &str) -> (String, String) {
+    (version.to_owned(), version.to_owned())
+}
+
 #[test]
 fn every_node_is_upgraded_back_into_rotation_and_a_second_run_changes_nothing() -> TestResult {
-    let lab = KongLab::standalone(|text| text, |text| text)?;
-    let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    let lab = standalone()?;
+    let run = upgrade(&lab, "run", &[])?;
+    run.assert_ended(0, &[]);
+    lab.assert_all_on("3.9.1")?;
     for n in 0..3 {
-        assert_eq!(lab.installed(n), "3.9.1", "node {n}'s version file");
-        assert_eq!(
-            lab.reported(n)?,
-            "3.9.1",
-            "node {n} reports the new version"
-        );
         let name = format!("dp{}", n + 1);
         assert!(
             run.stdout.contains(&format!(
@@ -62,9 +74,9 @@ fn every_node_is_upgraded_back_into_rotation_and_a_second_run_changes_nothing() 
     let writes = lab.twin()?.writes()?;
     assert_eq!(writes, 6, "a drain and a readmit per node");
 
-    let pids: Vec<_> = (0..3).map(|n| lab.pid(n)).collect();
-    let again = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
-    assert_eq!(again.code, Some(0), "{}", again.all());
+    let pids = lab.pids();
+    let again = upgrade(&lab, "run", &[])?;
+    again.assert_ended(0, &[]);
     for name in ["dp1", "dp2", "dp3"] {
         assert!(
             again
@@ -84,17 +96,13 @@ fn every_node_is_upgraded_back_into_rotation_and_a_second_run_changes_nothing() 
         writes,
         "the second run wrote nothing"
     );
-    assert_eq!(
-        (0..3).map(|n| lab.pid(n)).collect::<Vec<_>>(),
-        pids,
-        "no node restarted"
-    );
+    assert_eq!(lab.pids(), pids, "no node restarted");
     Ok(())
 }
 
 #[test]
 fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded() -> TestResult {
-    let lab = KongLab::standalone(
+    let lab = ShippedLab::standalone(
         |text| {
             text.replace(
                 "install_command: sh environments/lab-kong-node.sh install .lab/kong/dp2",
@@ -109,7 +117,7 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
         "case $2 in 3.9.1) echo \"kong $2: package signature check failed\" >&2; exit 1;; esac\n\
          exec sh environments/lab-kong-node.sh install \"$@\"\n",
     )?;
-    let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
+    let run = upgrade(&lab, "run", &[])?;
     assert_eq!(run.code, Some(1), "failed and rolled back: {}", run.all());
     assert!(
         run.stdout.contains("upgrade[dp2].node.install")
@@ -125,21 +133,12 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
         );
     }
     // dp1 finished its batch (a checkpoint): it keeps the new version.
-    assert_eq!(
-        (lab.installed(0), lab.reported(0)?),
-        ("3.9.1".into(), "3.9.1".into())
-    );
+    assert_eq!(lab.versions(0)?, both("3.9.1"));
     // dp2 is back on its previous version, running and back in rotation.
-    assert_eq!(
-        (lab.installed(1), lab.reported(1)?),
-        ("3.9.0".into(), "3.9.0".into())
-    );
+    assert_eq!(lab.versions(1)?, both("3.9.0"));
     assert!(lab.pid(1).is_some(), "dp2 runs again");
     // dp3 was never touched.
-    assert_eq!(
-        (lab.installed(2), lab.reported(2)?),
-        ("3.9.0".into(), "3.9.0".into())
-    );
+    assert_eq!(lab.versions(2)?, both("3.9.0"));
     assert_eq!(lab.weights()?, lab.full_weights(), "every node in rotation");
     assert!(
         run.stdout.contains("dp2: Kong 3.9.0 (not 3.9.1)"),
@@ -154,7 +153,7 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
     )?;
     let id = run.run_id().ok_or("no run id")?;
     let resumed = lab.runsheet(&["resume", &id])?;
-    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    resumed.assert_ended(0, &[]);
     for n in 0..3 {
         assert_eq!(lab.reported(n)?, "3.9.1", "node {n} after the resume");
     }
@@ -171,14 +170,11 @@ fn a_failed_install_puts_its_node_back_and_leaves_the_nodes_before_it_upgraded()
 
 #[test]
 fn a_gateway_refusing_the_readmit_rolls_the_upgraded_node_back_to_its_version() -> TestResult {
-    let lab = KongLab::standalone(|text| text, |text| text)?;
+    let lab = standalone()?;
     // The gateway's writes: dp1's drain and readmit, dp2's drain, then dp2's readmit fails.
-    let (status, body) = crate::traffic::post(
-        &format!("{}/_twin/faults", lab.twin()?.admin_url),
-        r#"{"fail_nth_write": 4, "status": 500}"#,
-    )?;
-    assert!((200..300).contains(&status), "fault: {status} {body}");
-    let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
+    lab.twin()?
+        .fault(r#"{"fail_nth_write": 4, "status": 500}"#)?;
+    let run = upgrade(&lab, "run", &[])?;
     assert_eq!(run.code, Some(1), "failed and rolled back: {}", run.all());
     assert!(
         run.stdout.contains("FAILED  upgrade[dp2].node.readmit"),
@@ -193,8 +189,8 @@ fn a_gateway_refusing_the_readmit_rolls_the_upgraded_node_back_to_its_version() 
     );
     assert_eq!(lab.reported(0)?, "3.9.1", "dp1 keeps the new version");
     assert_eq!(
-        (lab.installed(1), lab.reported(1)?),
-        ("3.9.0".into(), "3.9.0".into()),
+        lab.versions(1)?,
+        both("3.9.0"),
         "dp2 was upgraded and started, then put back on 3.9.0"
     );
     assert_eq!(lab.reported(2)?, "3.9.0", "dp3 untouched");
@@ -204,10 +200,10 @@ fn a_gateway_refusing_the_readmit_rolls_the_upgraded_node_back_to_its_version() 
 
 #[test]
 fn a_plan_of_the_upgrade_writes_nothing() -> TestResult {
-    let lab = KongLab::standalone(|text| text, |text| text)?;
-    let plan = lab.run("plan", PLAYBOOK, &["target_version=3.9.1", FAST])?;
-    assert_eq!(plan.code, Some(0), "{}", plan.all());
-    let pids: Vec<_> = (0..3).map(|n| lab.pid(n)).collect();
+    let lab = standalone()?;
+    let plan = upgrade(&lab, "plan", &[])?;
+    plan.assert_ended(0, &[]);
+    let pids = lab.pids();
     assert!(
         pids.iter().all(Option::is_some),
         "the plan started the nodes: {}",
@@ -241,31 +237,16 @@ fn a_plan_of_the_upgrade_writes_nothing() -> TestResult {
         0,
         "a plan writes nothing to the gateway"
     );
-    for n in 0..3 {
-        assert_eq!(
-            lab.installed(n),
-            "3.9.0",
-            "node {n}'s version file is unchanged"
-        );
-        assert_eq!(lab.reported(n)?, "3.9.0");
-    }
-    assert_eq!(
-        (0..3).map(|n| lab.pid(n)).collect::<Vec<_>>(),
-        pids,
-        "no node restarted"
-    );
+    lab.assert_all_on("3.9.0")?;
+    assert_eq!(lab.pids(), pids, "no node restarted");
     Ok(())
 }
 
 #[test]
 fn migrations_finish_waits_at_its_gate_until_approved() -> TestResult {
-    let lab = KongLab::standalone(|text| text, |text| text)?;
+    let lab = standalone()?;
     let log = lab.lab.path().join(".lab/kong/cp1/migrations.log");
-    let run = lab.run(
-        "run",
-        PLAYBOOK,
-        &["target_version=3.9.1", FAST, "migrations=true"],
-    )?;
+    let run = upgrade(&lab, "run", &["migrations=true"])?;
     assert_eq!(run.code, Some(4), "paused at the gate: {}", run.all());
     assert!(run.all().contains("migrations-finish"), "{}", run.all());
     let migrations = std::fs::read_to_string(&log)?;
@@ -283,7 +264,7 @@ fn migrations_finish_waits_at_its_gate_until_approved() -> TestResult {
     }
     let id = run.run_id().ok_or("no run id")?;
     let resumed = lab.runsheet(&["resume", &id, "--approve", "migrations-finish"])?;
-    assert_eq!(resumed.code, Some(0), "{}", resumed.all());
+    resumed.assert_ended(0, &[]);
     let migrations = std::fs::read_to_string(&log)?;
     assert_eq!(
         migrations.matches("kong migrations").count(),
@@ -301,7 +282,7 @@ fn migrations_finish_waits_at_its_gate_until_approved() -> TestResult {
 fn customers_of_the_proxy_see_no_failure_during_the_upgrade() -> TestResult {
     // Without retries on another target, a request the balancer sent to a stopped node
     // would fail: the drain is what keeps the customers whole.
-    let lab = KongLab::standalone(
+    let lab = ShippedLab::standalone(
         |text| text,
         |text| {
             text.replace(
@@ -314,14 +295,12 @@ fn customers_of_the_proxy_see_no_failure_during_the_upgrade() -> TestResult {
     let orders = format!("{}/orders", twin.proxy_url);
     // The first command starts the nodes; the customers come once they serve.
     let nodes = lab.run("run", "playbooks/lab/kong-nodes.yaml", &[])?;
-    assert_eq!(nodes.code, Some(0), "{}", nodes.all());
-    let before: Vec<_> = (0..3).map(|n| lab.pid(n)).collect();
-    let load = Load::start(&orders, 4, Arc::new(|_| Some("none".to_owned())));
-    let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
-    let total = Tally::sum(&load.finish());
-    assert_eq!(run.code, Some(0), "{}", run.all());
-    assert_eq!(total.failed(), 0, "failed requests: {:?}", total.failures);
-    assert!(total.ok > 0, "the customers were answered");
+    nodes.assert_ended(0, &[]);
+    let before = lab.pids();
+    let load = Load::with_key(&orders, 4, "none");
+    let run = upgrade(&lab, "run", &[])?;
+    assert_none_failed(&load.finish(), 0);
+    run.assert_ended(0, &[]);
     for (n, before) in before.iter().enumerate() {
         assert_eq!(lab.reported(n)?, "3.9.1");
         // Each node really went down and came back (a new process) while customers called.
@@ -337,7 +316,7 @@ fn customers_of_the_proxy_see_no_failure_during_the_upgrade() -> TestResult {
 #[test]
 fn the_ssh_lab_upgrades_the_nodes_with_commands_sent_over_ssh() -> TestResult {
     let servers = SshLab::start(1)?;
-    let lab = KongLab::embedded(|text| text, |text| text)?;
+    let lab = ShippedLab::embedded(|text| text, |text| text)?;
     let shipped = std::fs::read_to_string(lab.lab.path().join("environments/lab-ssh.yaml"))?;
     let (checkout, ssh) = (
         "checkout: &checkout runsheet",
@@ -373,15 +352,8 @@ fn the_ssh_lab_upgrades_the_nodes_with_commands_sent_over_ssh() -> TestResult {
         "--set",
         FAST,
     ])?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
-    for n in 0..3 {
-        assert_eq!(lab.installed(n), "3.9.1", "node {n}'s version file");
-        assert_eq!(
-            lab.reported(n)?,
-            "3.9.1",
-            "node {n} reports the new version"
-        );
-    }
+    run.assert_ended(0, &[]);
+    lab.assert_all_on("3.9.1")?;
     let commands = servers.commands(0).join("\n");
     for n in 1..=3 {
         for command in [
@@ -404,11 +376,11 @@ fn the_shipped_lab_environments_validate_with_the_kong_lab_playbooks() -> TestRe
         for playbook in [PLAYBOOK, "playbooks/lab/kong-nodes.yaml"] {
             let mut command = lab.command(&[
                 "validate",
-                &format!("{}/{playbook}", crate::kong_lab::ROOT),
+                &format!("{}/{playbook}", ROOT),
                 "--env",
-                &format!("{}/{environment}", crate::kong_lab::ROOT),
+                &format!("{}/{environment}", ROOT),
             ]);
-            command.current_dir(crate::kong_lab::ROOT);
+            command.current_dir(ROOT);
             let run = lab.run_with(command)?;
             assert_eq!(
                 run.code,
@@ -429,14 +401,14 @@ fn the_shipped_lab_environments_validate_with_the_kong_lab_playbooks() -> TestRe
 #[test]
 fn a_lab_node_that_cannot_start_is_named_with_its_log_and_nothing_runs() -> TestResult {
     // dp2's address is not on this machine: its node exits at once.
-    let lab = KongLab::standalone(
+    let lab = ShippedLab::standalone(
         |text| {
             text.replacen("listen: \"127.0.0.1:", "listen: \"192.0.2.1:", 2)
                 .replacen("listen: \"192.0.2.1:", "listen: \"127.0.0.1:", 1)
         },
         |text| text,
     )?;
-    let run = lab.run("run", PLAYBOOK, &["target_version=3.9.1", FAST])?;
+    let run = upgrade(&lab, "run", &[])?;
     assert_eq!(run.code, Some(5), "refused to start: {}", run.all());
     assert!(run.stderr.contains("error: host `dp2`: "), "{}", run.all());
     assert!(
@@ -461,10 +433,10 @@ fn a_lab_node_that_cannot_start_is_named_with_its_log_and_nothing_runs() -> Test
 
 #[test]
 fn a_lab_node_port_held_by_another_process_is_refused_by_name() -> TestResult {
-    let lab = KongLab::standalone(|text| text, |text| text)?;
+    let lab = standalone()?;
     let _squatter = std::net::TcpListener::bind(&lab.nodes.addresses[0])?;
     let run = lab.run("plan", PLAYBOOK, &["target_version=3.9.1"])?;
-    assert_eq!(run.code, Some(5), "{}", run.all());
+    run.assert_ended(5, &[]);
     assert!(
         run.stderr.contains(&format!(
             "error: host `dp1`: {} is taken by another process, not the node of state directory .lab/kong/dp1",

@@ -28,6 +28,16 @@ impl Run {
         format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
     }
 
+    /// Asserts that the run ended with exit code `code` and that its standard output holds
+    /// each of `texts`.
+    #[track_caller]
+    pub fn assert_ended(&self, code: i32, texts: &[&str]) {
+        assert_eq!(self.code, Some(code), "{}", self.all());
+        for text in texts {
+            assert!(self.stdout.contains(text), "{text:?} missing: {}", self.all());
+        }
+    }
+
     /// The run id named on the first line (`run ID: ...`).
     pub fn run_id(&self) -> Option<String> {
         self.stdout.lines().find_map(|line| {

@@ -6,13 +6,14 @@
 //! binary and the standalone Kong twin put in, so the lab's own host vars are what runs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::lab::{Lab, Run, TestResult};
-use crate::traffic::{Load, Outcome, Tally, TwinProcess, get, request};
+use crate::traffic::{
+    Load, Outcome, TwinProcess, assert_in_rotation, assert_none_failed, get, node_ports, request,
+    stop_by_pid_files, with_ports,
+};
 
 /// The repository's root: playbooks and the lab's files.
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -45,50 +46,8 @@ struct Nodes {
 
 impl Drop for Nodes {
     fn drop(&mut self) {
-        for dir in &self.dirs {
-            let Ok(pid) = std::fs::read_to_string(dir.join("layer7.pid")) else {
-                continue;
-            };
-            let pid = pid.trim().to_owned();
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && alive(&pid) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        stop_by_pid_files(self.dirs.iter().map(|dir| dir.join("layer7.pid")));
     }
-}
-
-/// Three distinct loopback ports free now, below the kernel's ephemeral range (32768 and
-/// up), where neither outgoing connections nor listeners on port 0 land.
-fn node_ports() -> Outcome<[u16; 3]> {
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .subsec_nanos()
-        ^ std::process::id();
-    let mut ports = Vec::new();
-    for _ in 0..200 {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        let port = 20_000 + u16::try_from((seed >> 8) % 12_000)?;
-        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            ports.push(port);
-        }
-        if let Ok(three) = <[u16; 3]>::try_from(ports.as_slice()) {
-            return Ok(three);
-        }
-    }
-    Err("no three free loopback ports in 20000-31999".into())
-}
-
-/// Whether process `pid` runs: it exists and is not a zombie waiting to be reaped (a node
-/// started with `setsid` by a command that ended is init's child).
-fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
 }
 
 impl NodeLab {
@@ -96,24 +55,19 @@ impl NodeLab {
     fn new(edit: &impl Fn(String) -> String) -> Outcome<NodeLab> {
         let lab = Lab::new()?;
         std::fs::create_dir_all(lab.path().join("environments"))?;
-        for file in ["lab-layer7.xml", "lab-layer7-uat.xml", "lab-layer7-node.sh"] {
+        for file in [
+            "lab-layer7.xml",
+            "lab-layer7-uat.xml",
+            "lab-layer7-node.sh",
+            "lab-node-lib.sh",
+        ] {
             std::fs::copy(
                 Path::new(ROOT).join("environments").join(file),
                 lab.path().join("environments").join(file),
             )?;
         }
         let ports = node_ports()?;
-        let with_ports = |text: String| {
-            LAB_PORTS
-                .iter()
-                .zip(ports)
-                .fold(text, |text, (lab_port, port)| {
-                    text.replace(
-                        &format!("127.0.0.1:{lab_port}"),
-                        &format!("127.0.0.1:{port}"),
-                    )
-                })
-        };
+        let with_ports = |text: String| with_ports(text, &LAB_PORTS, &ports);
         let kong_seed =
             std::fs::read_to_string(Path::new(ROOT).join("environments/lab-seed.yaml"))?;
         lab.write("environments/lab-seed.yaml", &with_ports(kong_seed))?;
@@ -210,58 +164,35 @@ impl NodeLab {
         Ok((boot, patches))
     }
 
+    /// Every node's boot time and patch ids, by node.
+    fn every_boot_and_patches(&self) -> Outcome<Vec<(i64, Vec<String>)>> {
+        (0..self.nodes.urls.len())
+            .map(|n| self.boot_and_patches(n))
+            .collect()
+    }
+
     /// Every target of upstream `layer7` with its weight, by address.
     fn weights(&self) -> Outcome<Vec<(String, u64)>> {
-        let (status, body) = get(&format!("{}/upstreams/layer7/targets", self.kong.admin_url))?;
-        if status != 200 {
-            return Err(format!("targets answered {status}: {body}").into());
-        }
-        let targets: Value = serde_json::from_str(&body)?;
-        let mut weights: Vec<(String, u64)> = targets["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|target| {
-                (
-                    target["target"].as_str().unwrap_or_default().to_owned(),
-                    target["weight"].as_u64().unwrap_or_default(),
-                )
-            })
-            .collect();
-        weights.sort();
-        Ok(weights)
+        self.kong.weights("layer7")
     }
 
     /// Customers: two clients asking for the orders service through the Kong proxy.
     fn customers(&self) -> Load {
-        Load::start(
-            &format!("{}/l7/orders", self.kong.proxy_url),
-            2,
-            Arc::new(|_| Some("none".to_owned())),
-        )
+        Load::with_key(&format!("{}/l7/orders", self.kong.proxy_url), 2, "none")
     }
-}
-
-/// What the customers saw: none failed, some were answered.
-fn assert_no_customer_failed(tallies: &[Tally]) {
-    let total = Tally::sum(tallies);
-    assert_eq!(total.failed(), 0, "failed requests: {:?}", total.failures);
-    assert!(total.ok > 0, "the customers were answered");
 }
 
 #[test]
 fn patch_upgrade_patches_every_node_out_of_rotation_without_failing_a_customer() -> TestResult {
     let lab = NodeLab::started(|text| text)?;
-    let before: Vec<_> = (0..3)
-        .map(|n| lab.boot_and_patches(n))
-        .collect::<Result<_, _>>()?;
+    let before = lab.every_boot_and_patches()?;
     let customers = lab.customers();
     let run = lab.run(
         "run",
         "playbooks/layer7-patch-upgrade.yaml",
         &["patch_id=CR03", "from_version=11.1.2"],
     )?;
-    assert_no_customer_failed(&customers.finish());
+    assert_none_failed(&customers.finish(), 0);
     assert_eq!(run.code, Some(0), "{}", run.all());
     for (n, (boot, patches)) in before.iter().enumerate() {
         assert!(
@@ -279,16 +210,10 @@ fn patch_upgrade_patches_every_node_out_of_rotation_without_failing_a_customer()
             run.stdout
         );
     }
-    assert!(
-        lab.weights()?.iter().all(|(_, weight)| *weight == 100),
-        "{:?}",
-        lab.weights()?
-    );
+    assert_in_rotation(&lab.weights()?);
 
     // Again: every node has the patch, so none is touched.
-    let patched: Vec<_> = (0..3)
-        .map(|n| lab.boot_and_patches(n))
-        .collect::<Result<_, _>>()?;
+    let patched = lab.every_boot_and_patches()?;
     let writes = lab.kong.writes()?;
     let run = lab.run(
         "run",
@@ -304,9 +229,7 @@ fn patch_upgrade_patches_every_node_out_of_rotation_without_failing_a_customer()
             run.stdout
         );
     }
-    let again: Vec<_> = (0..3)
-        .map(|n| lab.boot_and_patches(n))
-        .collect::<Result<_, _>>()?;
+    let again = lab.every_boot_and_patches()?;
     assert_eq!(again, patched, "a patched node is not restarted");
     assert_eq!(lab.kong.writes()?, writes, "nor taken out of rotation");
     Ok(())
@@ -328,7 +251,7 @@ fn a_node_whose_patch_fails_is_rolled_back_and_the_nodes_before_it_keep_the_patc
         "playbooks/layer7-patch-upgrade.yaml",
         &["patch_id=CR03"],
     )?;
-    assert_no_customer_failed(&customers.finish());
+    assert_none_failed(&customers.finish(), 0);
     assert_eq!(run.code, Some(1), "{}", run.all());
     assert!(run.all().contains("verification failed"), "{}", run.all());
     assert_eq!(lab.boot_and_patches(0)?.1, ["CR03"], "l7n1 keeps the patch");
@@ -341,11 +264,7 @@ fn a_node_whose_patch_fails_is_rolled_back_and_the_nodes_before_it_keep_the_patc
         (third_boot, Vec::new()),
         "l7n3 untouched"
     );
-    let weights = lab.weights()?;
-    assert!(
-        weights.iter().all(|(_, weight)| *weight == 100),
-        "every node back in rotation: {weights:?}"
-    );
+    assert_in_rotation(&lab.weights()?);
     Ok(())
 }
 
@@ -396,22 +315,16 @@ fn a_stopped_node_fails_the_pre_check_before_anything_changes() -> TestResult {
 #[test]
 fn rolling_restart_gives_every_node_a_new_boot_time_without_failing_a_customer() -> TestResult {
     let lab = NodeLab::started(|text| text)?;
-    let before: Vec<_> = (0..3)
-        .map(|n| lab.boot_and_patches(n))
-        .collect::<Result<_, _>>()?;
+    let before = lab.every_boot_and_patches()?;
     let customers = lab.customers();
     let run = lab.run("run", "playbooks/layer7-restart.yaml", &["batch_size=1"])?;
-    assert_no_customer_failed(&customers.finish());
+    assert_none_failed(&customers.finish(), 0);
     assert_eq!(run.code, Some(0), "{}", run.all());
     for (n, (boot, _)) in before.iter().enumerate() {
         let (after, _) = lab.boot_and_patches(n)?;
         assert!(after > *boot, "node {n}: boot time {after} after {boot}");
     }
-    let weights = lab.weights()?;
-    assert!(
-        weights.iter().all(|(_, weight)| *weight == 100),
-        "{weights:?}"
-    );
+    assert_in_rotation(&lab.weights()?);
     assert_eq!(lab.kong.writes()?, 6, "a drain and a readmit per node");
     Ok(())
 }
@@ -419,9 +332,7 @@ fn rolling_restart_gives_every_node_a_new_boot_time_without_failing_a_customer()
 #[test]
 fn plans_of_both_playbooks_on_the_lab_write_nothing() -> TestResult {
     let lab = NodeLab::started(|text| text)?;
-    let before: Vec<_> = (0..3)
-        .map(|n| lab.boot_and_patches(n))
-        .collect::<Result<_, _>>()?;
+    let before = lab.every_boot_and_patches()?;
     for (playbook, sets) in [
         ("playbooks/layer7-patch-upgrade.yaml", vec!["patch_id=CR03"]),
         ("playbooks/layer7-restart.yaml", vec![]),
@@ -432,9 +343,7 @@ fn plans_of_both_playbooks_on_the_lab_write_nothing() -> TestResult {
         assert_eq!(plan.code, Some(0), "{playbook}: {}", plan.all());
     }
     assert_eq!(lab.kong.writes()?, 0);
-    let after: Vec<_> = (0..3)
-        .map(|n| lab.boot_and_patches(n))
-        .collect::<Result<_, _>>()?;
+    let after = lab.every_boot_and_patches()?;
     assert_eq!(after, before, "no node restarted or patched");
     for dir in &lab.nodes.dirs {
         assert!(!dir.join("patches").exists(), "{}", dir.display());

@@ -7,12 +7,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::lab::Lab;
+use crate::lab::{KvServer, Lab};
 
 /// What a test helper returns.
 pub type Outcome<T> = Result<T, Box<dyn std::error::Error>>;
@@ -36,6 +36,11 @@ pub fn post(url: &str, json: &str) -> std::io::Result<(u16, String)> {
         &[("content-type", "application/json")],
         Some(json),
     )
+}
+
+/// `DELETE url`: status and body.
+pub fn delete(url: &str) -> std::io::Result<(u16, String)> {
+    send("DELETE", url, &[], None)
 }
 
 /// One request over a plain TCP connection: status and body.
@@ -140,8 +145,97 @@ impl Tally {
     }
 }
 
+/// The customers' total: none failed, and more than `more_than` were answered.
+pub fn assert_none_failed(tallies: &[Tally], more_than: u64) -> Tally {
+    let total = Tally::sum(tallies);
+    assert_eq!(total.failed(), 0, "failed requests: {:?}", total.failures);
+    assert!(total.ok > more_than, "too little traffic: {total:?}");
+    total
+}
+
 /// Which key a client sends next, by client number: `None` stops that client.
 pub type KeyChoice = dyn Fn(usize) -> Option<String> + Send + Sync;
+
+/// The key choice of clients switching keys during a rotation: until `store` holds a key
+/// under `name`, every client sends `old`; once it does, clients below `switchers` send
+/// that new key from `after(client)` past the moment it was first seen, the others keep
+/// `old` throughout.
+pub fn switching_keys(
+    store: Arc<KvServer>,
+    name: &str,
+    old: &str,
+    switchers: usize,
+    after: impl Fn(usize) -> Duration + Send + Sync + 'static,
+) -> Arc<KeyChoice> {
+    let published: Mutex<Option<(Instant, String)>> = Mutex::default();
+    let (name, old) = (name.to_owned(), old.to_owned());
+    Arc::new(move |client: usize| -> Option<String> {
+        let mut published = published.lock().ok()?;
+        if published.is_none()
+            && let Some(key) = store.state().values.get(&name)
+        {
+            *published = Some((Instant::now(), key.clone()));
+        }
+        match &*published {
+            Some((at, key)) if client < switchers && at.elapsed() >= after(client) => {
+                Some(key.clone())
+            }
+            _ => Some(old.clone()),
+        }
+    })
+}
+
+/// What the clients of a rotation under [`switching_keys`] saw (`tallies` by client, the
+/// first `switchers` switching): no switching client failed and each sent both `old` and
+/// `new`; the clients on `old` had more than `more_than` requests answered and failed,
+/// at least once, only from `revoked_at` on. Prints the figures under `label`.
+#[track_caller]
+pub fn assert_rotation_seen(
+    label: &str,
+    tallies: &[Tally],
+    switchers: usize,
+    (old, new): (&str, &str),
+    revoked_at: Instant,
+    more_than: u64,
+) {
+    let (switching, laggards) = tallies.split_at(switchers);
+    let (switched, stayed) = (Tally::sum(switching), Tally::sum(laggards));
+    let before = stayed
+        .failed_at
+        .iter()
+        .filter(|at| **at < revoked_at)
+        .count();
+    println!(
+        "{label}: clients switching to the new key {} requests, {} failed; clients on the old key {} requests, {before} failed before the revoke, {} after",
+        switched.sent(),
+        switched.failed(),
+        stayed.sent(),
+        stayed.failed() - before as u64,
+    );
+    assert_eq!(switched.failed(), 0, "{:?}", switched.failures);
+    assert!(
+        switching
+            .iter()
+            .all(|tally| tally.keys.iter().any(|k| k == old) && tally.keys.iter().any(|k| k == new)),
+        "every switching client used both keys"
+    );
+    assert!(
+        stayed.failed_at.iter().all(|at| *at >= revoked_at),
+        "the old key failed before it was revoked: {:?}",
+        stayed.failures
+    );
+    assert!(stayed.ok > more_than, "{stayed:?}");
+    assert!(stayed.failed() > 0, "the old key was never revoked");
+}
+
+/// Every target of `weights` at weight 100: back in rotation.
+#[track_caller]
+pub fn assert_in_rotation(weights: &[(String, u64)]) {
+    assert!(
+        weights.iter().all(|(_, weight)| *weight == 100),
+        "every node in rotation: {weights:?}"
+    );
+}
 
 /// Clients sending `GET url` with their key in header `apikey`, back to back, until
 /// stopped: the customers of a change.
@@ -184,6 +278,12 @@ impl Load {
             })
             .collect();
         Load { stop, clients }
+    }
+
+    /// Starts `clients` clients against `url`, all sending `key` throughout.
+    pub fn with_key(url: &str, clients: usize, key: &str) -> Load {
+        let key = key.to_owned();
+        Load::start(url, clients, Arc::new(move |_| Some(key.clone())))
     }
 
     /// Stops every client; what each saw, by client number.
@@ -271,6 +371,72 @@ impl TwinProcess {
             .as_u64()
             .ok_or_else(|| format!("no writes in {body}").into())
     }
+
+    /// Makes the twin fail, drop or slow down coming requests (`/_twin/faults`).
+    pub fn fault(&self, json: &str) -> Outcome<()> {
+        let (status, body) = post(&format!("{}/_twin/faults", self.admin_url), json)?;
+        if !(200..300).contains(&status) {
+            return Err(format!("fault {json} answered {status}: {body}").into());
+        }
+        Ok(())
+    }
+
+    /// An Admin API read: status and JSON body (null when it is not JSON).
+    pub fn admin(&self, path: &str) -> Outcome<(u16, serde_json::Value)> {
+        let (status, body) = get(&format!("{}{path}", self.admin_url))?;
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    /// Every target of `upstream` with its weight, sorted by address.
+    pub fn weights(&self, upstream: &str) -> Outcome<Vec<(String, u64)>> {
+        let (status, page) = self.admin(&format!("/upstreams/{upstream}/targets"))?;
+        if status != 200 {
+            return Err(format!("targets of {upstream} answered {status}: {page}").into());
+        }
+        let mut weights: Vec<(String, u64)> = page["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|target| {
+                (
+                    target["target"].as_str().unwrap_or_default().to_owned(),
+                    target["weight"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        weights.sort();
+        Ok(weights)
+    }
+
+    /// `consumer`'s key-auth keys with their ttl, in the Admin API's order.
+    pub fn key_auth(&self, consumer: &str) -> Outcome<Vec<(String, Option<u64>)>> {
+        let (status, page) = self.admin(&format!("/consumers/{consumer}/key-auth"))?;
+        if status != 200 {
+            return Err(format!("{consumer}'s keys answered {status}: {page}").into());
+        }
+        Ok(page["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|key| {
+                (
+                    key["key"].as_str().unwrap_or_default().to_owned(),
+                    key["ttl"].as_u64(),
+                )
+            })
+            .collect())
+    }
+
+    /// This twin as an environment's gateway (a YAML flow mapping).
+    pub fn gateway(&self) -> String {
+        format!(
+            "{{type: kong, admin_url: '{}', proxy_url: '{}', status_url: '{}', proxy_tls_url: '{}'}}",
+            self.admin_url, self.proxy_url, self.status_url, self.proxy_tls_url
+        )
+    }
 }
 
 impl Drop for TwinProcess {
@@ -308,6 +474,16 @@ impl NodeProcess {
         )
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<String> {
+        running_pid(&self.dir.join("node.pid"))
+    }
+
+    /// Whether it answers `/status/ready` with 200.
+    pub fn ready(&self) -> bool {
+        get(&format!("http://{}/status/ready", self.address)).is_ok_and(|(status, _)| status == 200)
+    }
+
     /// Starts node `name` under the lab and waits until it answers.
     pub fn start(lab: &Lab, name: &str) -> Outcome<NodeProcess> {
         let address = format!("127.0.0.1:{}", free_port()?);
@@ -327,11 +503,76 @@ impl NodeProcess {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
-        let pid = std::fs::read_to_string(self.dir.join("node.pid")).unwrap_or_default();
-        if !pid.trim().is_empty() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", pid.trim()])
-                .status();
+        stop_by_pid_files([self.dir.join("node.pid")]);
+    }
+}
+
+/// The version a Kong node at `address` reports on `GET /`.
+pub fn reported_version(address: &str) -> Outcome<String> {
+    let (status, body) = get(&format!("http://{address}/"))?;
+    if status != 200 {
+        return Err(format!("node {address}: GET / answered {status}: {body}").into());
+    }
+    let root: serde_json::Value = serde_json::from_str(&body)?;
+    Ok(root["version"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Whether process `pid` runs: it exists and is not a zombie waiting to be reaped (a node
+/// started with `setsid` by a command that ended is init's child).
+pub fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// The process id in PID file `file`, while that process runs.
+pub fn running_pid(file: &Path) -> Option<String> {
+    let pid = std::fs::read_to_string(file).ok()?;
+    let pid = pid.trim().to_owned();
+    alive(&pid).then_some(pid)
+}
+
+/// Stops the process of each PID file (SIGTERM) and waits up to 10 s for it to be gone.
+pub fn stop_by_pid_files(files: impl IntoIterator<Item = PathBuf>) {
+    for file in files {
+        let Some(pid) = running_pid(&file) else {
+            continue;
+        };
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && alive(&pid) {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Three distinct loopback ports free now, below the kernel's ephemeral range (32768 and
+/// up), where neither outgoing connections nor listeners on port 0 land.
+pub fn node_ports() -> Outcome<[u16; 3]> {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos()
+        ^ std::process::id().rotate_left(16);
+    let mut ports = Vec::new();
+    for _ in 0..200 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let port = 20_000 + u16::try_from((seed >> 8) % 12_000)?;
+        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+        if let Ok(three) = <[u16; 3]>::try_from(ports.as_slice()) {
+            return Ok(three);
+        }
+    }
+    Err("no three free loopback ports in 20000-31999".into())
+}
+
+/// `text` with every `127.0.0.1:FROM` of `from` replaced by the `to` port at its place.
+pub fn with_ports(text: String, from: &[u16], to: &[u16]) -> String {
+    from.iter().zip(to).fold(text, |text, (from, to)| {
+        text.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"))
+    })
 }
