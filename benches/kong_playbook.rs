@@ -141,6 +141,8 @@ upstreams:
             format!(
                 "runsheet: 1
 name: bench
+# runsheet's own time: no drain wait (the playbooks' `drain_wait`, 10s in production).
+vars: {{kong_drain_wait: 0s}}
 gateways:
   kong: {{type: kong, twin: {{seed: bench-seed.yaml, control: true}}}}
 hosts:

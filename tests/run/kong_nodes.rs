@@ -152,7 +152,7 @@ impl KongLab {
             .map(|(i, node)| host_entry(&lab, i, node, options.refused.get(i).copied().flatten()))
             .collect();
         let environment = format!(
-            "runsheet: 1\nname: kong-lab\ngateways:\n  kong: {}\nhosts:\n{hosts}",
+            "runsheet: 1\nname: kong-lab\nvars: {{kong_drain_wait: 50ms}}\ngateways:\n  kong: {}\nhosts:\n{hosts}",
             twin.gateway()
         );
         lab.write("env.yaml", &edit(environment))?;

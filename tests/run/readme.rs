@@ -50,6 +50,17 @@ fn the_readme_first_command_upgrades_the_lab_from_a_fresh_copy_twice() -> TestRe
         "{}",
         run.all()
     );
+    // Each drained node kept serving for the lab's drain wait (kong_drain_wait: 500ms)
+    // before it stopped.
+    for node in ["dp1", "dp2", "dp3"] {
+        let drained = format!("ok      upgrade[{node}].node.drained  ");
+        let waited_ms = run
+            .stdout
+            .lines()
+            .find_map(|line| line.split(&drained).nth(1))
+            .and_then(|took| took.trim().strip_suffix("ms")?.parse::<u64>().ok());
+        assert!(waited_ms.is_some_and(|ms| ms >= 500), "{node}: {waited_ms:?}\n{}", run.all());
+    }
     // The run ends with its closure summary.
     let last = run.stdout.lines().rev().take(2).collect::<Vec<_>>();
     assert!(
