@@ -63,10 +63,10 @@ fn clean(lab: &Lab, args: &[&str]) -> Command {
     command
 }
 
-/// A lab holding [`OUTPUTS_PLAYBOOK`] as `p.yaml`.
-fn outputs_lab() -> std::io::Result<Lab> {
+/// A lab holding `playbook` as `p.yaml`.
+fn lab_with(playbook: &str) -> std::io::Result<Lab> {
     let lab = Lab::new()?;
-    lab.write("p.yaml", OUTPUTS_PLAYBOOK)?;
+    lab.write("p.yaml", playbook)?;
     Ok(lab)
 }
 
@@ -159,7 +159,7 @@ fn assert_plain(run: &Run) {
 #[test]
 fn piped_output_is_timestamped_lines_without_escapes_and_the_report_dir_is_complete() -> TestResult
 {
-    let lab = outputs_lab()?;
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
     let mut command = outputs_command(&lab, "run", "3.9.1");
     // Colour is off because the output is a pipe, not because of NO_COLOR.
     command
@@ -272,7 +272,7 @@ fn a_ci_marker_on_a_terminal_means_plain_lines_and_a_gate_pauses_without_a_promp
     if !has_script()? {
         return Ok(());
     }
-    let lab = outputs_lab()?;
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
     let args = "run p.yaml --env env.yaml --set target_version=3.9.1 --set gate=true --yes";
     // Without a marker, a terminal gets the question (the control: the marker is what changes it).
     let run = under_terminal(&lab, args, None)?;
@@ -313,7 +313,7 @@ fn a_ci_marker_on_a_terminal_means_plain_lines_and_a_gate_pauses_without_a_promp
 #[test]
 fn piped_with_ci_set_a_gate_pauses_with_exit_4_and_resume_approves_it_from_variables() -> TestResult
 {
-    let lab = outputs_lab()?;
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
     let mut command = clean(&lab, &["run", "p.yaml"]);
     command
         .env("CI", "true")
@@ -437,7 +437,7 @@ fn a_failed_run_leaves_a_dotenv_that_says_it_rolled_back() -> TestResult {
 
 #[test]
 fn a_refused_run_replaces_the_last_reports_with_a_dotenv_saying_refused() -> TestResult {
-    let lab = outputs_lab()?;
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
     lab.run_with(outputs_command(&lab, "run", "1.0.0"))?
         .assert_ended(0, &[]);
     let mut command = outputs_command(&lab, "run", "1.0.0");
@@ -461,9 +461,7 @@ fn a_refused_run_replaces_the_last_reports_with_a_dotenv_saying_refused() -> Tes
 
 #[test]
 fn sigterm_during_a_step_exits_130_with_reports_saying_interrupted() -> TestResult {
-    let lab = Lab::new()?;
-    lab.write(
-        "p.yaml",
+    let lab = lab_with(
         "runsheet: 1\nname: sleepy\nsteps:\n  - {id: nap, action: sleep, with: {duration: 2s}}\n  - {id: after, action: log, with: {message: never}}\n",
     )?;
     let mut child = clean(&lab, &["run", "p.yaml", "--env", "env.yaml"])
@@ -520,9 +518,7 @@ fn sigterm_during_a_step_exits_130_with_reports_saying_interrupted() -> TestResu
 
 #[test]
 fn a_secret_that_reaches_an_output_is_masked_everywhere_in_the_report_dir() -> TestResult {
-    let lab = Lab::new()?;
-    lab.write(
-        "p.yaml",
+    let lab = lab_with(
         "runsheet: 1\nname: secretive\nsteps:\n  - id: creds\n    action: set\n    with: {values: {header: \"Bearer {{ secret('DEMO_TOKEN') }}\"}}\noutputs:\n  header: \"{{ steps.creds.outputs.header }}\"\n",
     )?;
     let mut command = clean(&lab, &["run", "p.yaml", "--env", "env.yaml"]);
@@ -546,7 +542,7 @@ fn a_secret_that_reaches_an_output_is_masked_everywhere_in_the_report_dir() -> T
 
 #[test]
 fn plan_writes_a_report_dir_only_when_asked() -> TestResult {
-    let lab = outputs_lab()?;
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
     lab.run_with(outputs_command(&lab, "plan", "3.9.1"))?
         .assert_ended(0, &[]);
     assert!(
