@@ -6,9 +6,9 @@ use base64::Engine;
 use regex::Regex;
 use serde_json::Value;
 
-use super::consumer::{live, owner};
+use super::consumer::owner;
 use super::{Authenticated, Effects, Exit, PluginRequest, unauthorized};
-use crate::kong::credentials::basic_auth_password_matches;
+use crate::kong::credentials::{basic_auth_password_matches, credential};
 use crate::kong::proxy::reply::Flavor;
 use crate::kong::store::Store;
 
@@ -60,7 +60,7 @@ pub(crate) fn authenticate(
     if hide && proxy_authorization.is_some() {
         strip.clear_headers.push("proxy-authorization".to_owned());
     }
-    let lookup = |username: &str| live(store, BASIC_AUTHS, "username", username, now);
+    let lookup = |username: &str| credential(store, BASIC_AUTHS, "username", username, now);
     let mut found = proxy_authorization
         .and_then(basic)
         .and_then(|(username, password)| lookup(&username).map(|row| (row, password)));

@@ -1,11 +1,12 @@
 //! The consumer and credential the authentication plugins identify: the chain's
 //! `anonymous` and `run_on_preflight` handling ([`authenticate`]), the consumer headers
-//! set upstream, and the live-credential and owner lookups the plugins share.
+//! set upstream, and the credential-to-consumer lookups the plugins share.
 
 use serde_json::Value;
 
 use super::{Authenticated, Effects, Exit, PluginRequest};
-use crate::kong::store::{Entity, Store, foreign_id, is_live, text};
+use crate::kong::credentials;
+use crate::kong::store::{Entity, Store, text};
 
 /// The consumers collection.
 const CONSUMERS: &str = "consumers";
@@ -125,22 +126,9 @@ fn identify(
     effects.header("X-Anonymous-Consumer", anonymous.then(|| "true".to_owned()));
 }
 
-/// The live (unexpired at `now`) row of `collection` whose `field` is `value`.
-pub(super) fn live<'s>(
-    store: &'s Store,
-    collection: &str,
-    field: &str,
-    value: &str,
-    now: f64,
-) -> Option<&'s Entity> {
-    store
-        .find_by(collection, field, value)
-        .filter(|row| is_live(row, now))
-}
-
 /// The consumer owning credential row `credential` (`consumer.id`), if it exists.
 pub(super) fn owner(store: &Store, credential: &Entity) -> Option<Entity> {
-    foreign_id(credential, "consumer").and_then(|id| store.find(CONSUMERS, id).cloned())
+    credentials::consumer_of(store, credential).cloned()
 }
 
 /// `credential` with its consumer: credentials go with their consumer, and one without

@@ -12,9 +12,10 @@ use base64::Engine;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
-use super::consumer::{live, owner};
+use super::consumer::owner;
 use super::jws::{self, Token};
 use super::{Authenticated, Effects, Exit, PluginRequest, www_authenticate};
+use crate::kong::credentials;
 use crate::kong::proxy::reply::Flavor;
 use crate::kong::store::{Entity, Store};
 
@@ -142,7 +143,7 @@ pub(crate) fn authenticate(
         Some(Value::String(key)) => key.clone(),
         Some(other) => other.to_string(),
     };
-    let Some(credential) = live(store, JWTS, "key", &key, now) else {
+    let Some(credential) = credentials::credential(store, JWTS, "key", &key, now) else {
         return Err(bad(format!("No credentials found for given '{claim}'")));
     };
     let algorithm = credential

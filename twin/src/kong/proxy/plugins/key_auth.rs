@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 
-use super::consumer::{live, owned};
+use super::consumer::owned;
 use super::{Authenticated, Effects, Exit, PluginRequest, unauthorized};
+use crate::kong::credentials::credential;
 use crate::kong::proxy::reply::Flavor;
 use crate::kong::store::Store;
 
@@ -99,7 +100,7 @@ pub(crate) fn authenticate(
         }
         KeySearch::Found { name, key } => (name, key),
     };
-    let Some((credential, consumer)) = owned(store, live(store, KEY_AUTHS, "key", &key, now))
+    let Some((credential, consumer)) = owned(store, credential(store, KEY_AUTHS, "key", &key, now))
     else {
         return Err(unauthorized(
             flavor.other_challenge(realm),

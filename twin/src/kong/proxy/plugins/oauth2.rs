@@ -11,9 +11,10 @@ mod token;
 use axum::http::{StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::consumer::{live, owned};
+use super::consumer::owned;
 use super::{Authenticated, Effects, Exit, PluginRequest};
 use crate::kong::admin::parse_query;
+use crate::kong::credentials;
 use crate::kong::proxy::reply::Flavor;
 use crate::kong::store::{Store, foreign_id};
 
@@ -148,7 +149,8 @@ pub(crate) fn authenticate(
         ));
     };
     let global = config.get("global_credentials").and_then(Value::as_bool) == Some(true);
-    let Some(token) = live(store, TOKENS, "access_token", &access_token, now) else {
+    let Some(token) = credentials::credential(store, TOKENS, "access_token", &access_token, now)
+    else {
         return Err(invalid());
     };
     let token_service = foreign_id(token, "service");
