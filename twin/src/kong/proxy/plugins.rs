@@ -370,6 +370,24 @@ mod tests {
     use super::fixtures::{add, headers, request, store};
     use super::*;
 
+    /// The chain of `store`'s plugins for `request` outside any route or service, as
+    /// Kong 3.9.1 (fresh rate-limiting counters).
+    fn run_unscoped(store: &mut Store, request: &PluginRequest<'_>) -> Result<Effects, Exit> {
+        let flavor = Flavor::for_version("3.9.1");
+        let counters = RateCounters::default();
+        let context = Context {
+            flavor: &flavor,
+            now: 1_700_000_000.0,
+            counters: &counters,
+        };
+        let none = Scope {
+            route: None,
+            service: None,
+            consumer: None,
+        };
+        run(store, none, request, context)
+    }
+
     #[test]
     fn later_plugins_override_earlier_header_decisions() {
         let mut effects = Effects::default();
@@ -404,20 +422,8 @@ mod tests {
             json!({"name": "jwt", "config": {"anonymous": "guest"}}),
         )?;
         add(&mut store, "plugins", json!({"name": "key-auth"}))?;
-        let flavor = Flavor::for_version("3.9.1");
-        let counters = RateCounters::default();
-        let context = Context {
-            flavor: &flavor,
-            now: 1_700_000_000.0,
-            counters: &counters,
-        };
-        let none = Scope {
-            route: None,
-            service: None,
-            consumer: None,
-        };
         let with_key = headers(&[("apikey", "k1")]);
-        let effects = run(&mut store, none, &request(&with_key, &[]), context)
+        let effects = run_unscoped(&mut store, &request(&with_key, &[]))
             .map_err(|exit| format!("{exit:?}"))?;
         let set = |name: &str| {
             effects
@@ -434,7 +440,7 @@ mod tests {
                 .iter()
                 .any(|name| name == "X-Anonymous-Consumer")
         );
-        let refused = run(&mut store, none, &request(&HeaderMap::new(), &[]), context);
+        let refused = run_unscoped(&mut store, &request(&HeaderMap::new(), &[]));
         assert!(
             matches!(refused, Err(Exit::Error { status, ref message, .. }) if status == StatusCode::UNAUTHORIZED && message == "No API key found in request")
         );
@@ -456,27 +462,14 @@ mod tests {
             "plugins",
             json!({"name": "jwt", "config": {"run_on_preflight": false, "anonymous": "guest"}}),
         )?;
-        let flavor = Flavor::for_version("3.9.1");
-        let counters = RateCounters::default();
-        let context = Context {
-            flavor: &flavor,
-            now: 1_700_000_000.0,
-            counters: &counters,
-        };
-        let none = Scope {
-            route: None,
-            service: None,
-            consumer: None,
-        };
         let no_headers = headers(&[]);
         let mut preflight = request(&no_headers, &[]);
         preflight.method = "OPTIONS";
-        let skipped =
-            run(&mut store, none, &preflight, context).map_err(|exit| format!("{exit:?}"))?;
+        let skipped = run_unscoped(&mut store, &preflight).map_err(|exit| format!("{exit:?}"))?;
         assert_eq!(skipped, Effects::default());
         let bad = headers(&[("authorization", "Bearer not.a.token")]);
-        let effects = run(&mut store, none, &request(&bad, &[]), context)
-            .map_err(|exit| format!("{exit:?}"))?;
+        let effects =
+            run_unscoped(&mut store, &request(&bad, &[])).map_err(|exit| format!("{exit:?}"))?;
         let set: Vec<(&str, &str)> = effects
             .set_headers
             .iter()
