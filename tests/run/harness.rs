@@ -63,6 +63,27 @@ fn clean(lab: &Lab, args: &[&str]) -> Command {
     command
 }
 
+/// A lab holding `playbook` as `p.yaml`.
+fn lab_with(playbook: &str) -> std::io::Result<Lab> {
+    let lab = Lab::new()?;
+    lab.write("p.yaml", playbook)?;
+    Ok(lab)
+}
+
+/// `runsheet VERB p.yaml --env env.yaml --set target_version=VERSION` as [`clean`] makes it.
+fn outputs_command(lab: &Lab, verb: &str, version: &str) -> Command {
+    let version = format!("target_version={version}");
+    clean(
+        lab,
+        &[verb, "p.yaml", "--env", "env.yaml", "--set", &version],
+    )
+}
+
+/// The JSON document in file `path`.
+fn read_json(path: &Path) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+}
+
 /// The variables of `DIR/runsheet.env` as a POSIX shell reads them after `. FILE`.
 fn dotenv(dir: &Path) -> Result<BTreeMap<String, String>, Box<dyn std::error::Error>> {
     let file = dir.join("runsheet.env");
@@ -138,25 +159,14 @@ fn assert_plain(run: &Run) {
 #[test]
 fn piped_output_is_timestamped_lines_without_escapes_and_the_report_dir_is_complete() -> TestResult
 {
-    let lab = Lab::new()?;
-    lab.write("p.yaml", OUTPUTS_PLAYBOOK)?;
-    let mut command = clean(
-        &lab,
-        &[
-            "run",
-            "p.yaml",
-            "--env",
-            "env.yaml",
-            "--set",
-            "target_version=3.9.1",
-        ],
-    );
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
+    let mut command = outputs_command(&lab, "run", "3.9.1");
     // Colour is off because the output is a pipe, not because of NO_COLOR.
     command
         .env_remove("NO_COLOR")
         .env("RUNSHEET_INPUT_NO_SUCH_INPUT", "x");
     let run = lab.run_with(command)?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     assert_plain(&run);
     assert!(
         run.stderr
@@ -185,8 +195,7 @@ fn piped_output_is_timestamped_lines_without_escapes_and_the_report_dir_is_compl
         .filter(|n| n.has_tag_name("testcase"))
         .count();
     assert!(cases >= 2, "{junit}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    let json = read_json(&out.join("report.json"))?;
     assert_eq!(json["outcome"], "succeeded");
     assert_eq!(json["outputs"]["version"], "3.9.1");
     assert!(
@@ -243,12 +252,7 @@ fn no_color_takes_the_colour_out_of_diagnostics_on_a_terminal() -> TestResult {
     let coloured = lab.run_with(command)?;
     let plain = under_terminal(&lab, "validate bad.yaml", None)?;
     for run in [&coloured, &plain] {
-        assert_eq!(run.code, Some(3), "{}", run.all());
-        assert!(
-            run.stdout.contains("template::unknown-input"),
-            "{}",
-            run.all()
-        );
+        run.assert_ended(3, &["template::unknown-input"]);
     }
     assert!(
         coloured.stdout.contains("\u{1b}["),
@@ -268,8 +272,7 @@ fn a_ci_marker_on_a_terminal_means_plain_lines_and_a_gate_pauses_without_a_promp
     if !has_script()? {
         return Ok(());
     }
-    let lab = Lab::new()?;
-    lab.write("p.yaml", OUTPUTS_PLAYBOOK)?;
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
     let args = "run p.yaml --env env.yaml --set target_version=3.9.1 --set gate=true --yes";
     // Without a marker, a terminal gets the question (the control: the marker is what changes it).
     let run = under_terminal(&lab, args, None)?;
@@ -310,8 +313,7 @@ fn a_ci_marker_on_a_terminal_means_plain_lines_and_a_gate_pauses_without_a_promp
 #[test]
 fn piped_with_ci_set_a_gate_pauses_with_exit_4_and_resume_approves_it_from_variables() -> TestResult
 {
-    let lab = Lab::new()?;
-    lab.write("p.yaml", OUTPUTS_PLAYBOOK)?;
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
     let mut command = clean(&lab, &["run", "p.yaml"]);
     command
         .env("CI", "true")
@@ -330,7 +332,7 @@ fn piped_with_ci_set_a_gate_pauses_with_exit_4_and_resume_approves_it_from_varia
             "https://harness.example/executions/Vq1b0Hx2",
         );
     let run = lab.run_with(command)?;
-    assert_eq!(run.code, Some(4), "{}", run.all());
+    run.assert_ended(4, &[]);
     assert_plain(&run);
     assert!(!run.stderr.contains("Approve?"), "{}", run.all());
     assert!(
@@ -343,9 +345,7 @@ fn piped_with_ci_set_a_gate_pauses_with_exit_4_and_resume_approves_it_from_varia
     );
     let paused = dotenv(&lab.path().join("out"))?;
     assert_eq!(paused["RUNSHEET_STATUS"], "paused");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-        lab.path().join("out/report.json"),
-    )?)?;
+    let report = read_json(&lab.path().join("out/report.json"))?;
     assert_eq!(report["change_id"], "CHG0031234");
     assert_eq!(
         report["window"],
@@ -370,16 +370,11 @@ fn piped_with_ci_set_a_gate_pauses_with_exit_4_and_resume_approves_it_from_varia
         .env("RUNSHEET_APPROVER", "pipeline-bot")
         .env("RUNSHEET_LOG_FORMAT", "json");
     let run = lab.run_with(command)?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &["\"by\":\"pipeline-bot\""]);
     for line in run.stdout.lines() {
         let _: serde_json::Value =
             serde_json::from_str(line).map_err(|e| format!("not JSON ({e}): {line}"))?;
     }
-    assert!(
-        run.stdout.contains("\"by\":\"pipeline-bot\""),
-        "{}",
-        run.all()
-    );
     let done = dotenv(&lab.path().join("out"))?;
     assert_eq!(done["RUNSHEET_STATUS"], "succeeded");
     assert_eq!(done["RUNSHEET_RUN_ID"], paused["RUNSHEET_RUN_ID"]);
@@ -427,7 +422,7 @@ fn a_failed_run_leaves_a_dotenv_that_says_it_rolled_back() -> TestResult {
     let lab = Lab::with_data()?;
     lab.write("p.yaml", FAILING_PLAYBOOK)?;
     let run = lab.run_with(clean(&lab, &["run", "p.yaml", "--env", "env.yaml"]))?;
-    assert_eq!(run.code, Some(1), "{}", run.all());
+    run.assert_ended(1, &[]);
     assert!(!lab.data().join("a").exists(), "the write was not undone");
     let vars = dotenv(&lab.path().join("runsheet-out"))?;
     assert_eq!(vars["RUNSHEET_STATUS"], "rolled_back");
@@ -442,34 +437,13 @@ fn a_failed_run_leaves_a_dotenv_that_says_it_rolled_back() -> TestResult {
 
 #[test]
 fn a_refused_run_replaces_the_last_reports_with_a_dotenv_saying_refused() -> TestResult {
-    let lab = Lab::new()?;
-    lab.write("p.yaml", OUTPUTS_PLAYBOOK)?;
-    let ok = lab.run_with(clean(
-        &lab,
-        &[
-            "run",
-            "p.yaml",
-            "--env",
-            "env.yaml",
-            "--set",
-            "target_version=1.0.0",
-        ],
-    ))?;
-    assert_eq!(ok.code, Some(0), "{}", ok.all());
-    let mut command = clean(
-        &lab,
-        &[
-            "run",
-            "p.yaml",
-            "--env",
-            "env.yaml",
-            "--set",
-            "target_version=1.0.0",
-        ],
-    );
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
+    lab.run_with(outputs_command(&lab, "run", "1.0.0"))?
+        .assert_ended(0, &[]);
+    let mut command = outputs_command(&lab, "run", "1.0.0");
     command.env("RUNSHEET_WINDOW", "2020-01-01T00:00Z/2020-01-01T04:00Z");
     let refused = lab.run_with(command)?;
-    assert_eq!(refused.code, Some(5), "{}", refused.all());
+    refused.assert_ended(5, &[]);
     let out = lab.path().join("runsheet-out");
     let vars = dotenv(&out)?;
     assert_eq!(vars["RUNSHEET_STATUS"], "refused");
@@ -480,16 +454,14 @@ fn a_refused_run_replaces_the_last_reports_with_a_dotenv_saying_refused() -> Tes
         "the successful run's JUnit report was left for the pipeline to publish"
     );
     let invalid = lab.run_with(clean(&lab, &["run", "p.yaml", "--env", "env.yaml"]))?;
-    assert_eq!(invalid.code, Some(3), "{}", invalid.all());
+    invalid.assert_ended(3, &[]);
     assert_eq!(dotenv(&out)?["RUNSHEET_STATUS"], "invalid");
     Ok(())
 }
 
 #[test]
 fn sigterm_during_a_step_exits_130_with_reports_saying_interrupted() -> TestResult {
-    let lab = Lab::new()?;
-    lab.write(
-        "p.yaml",
+    let lab = lab_with(
         "runsheet: 1\nname: sleepy\nsteps:\n  - {id: nap, action: sleep, with: {duration: 2s}}\n  - {id: after, action: log, with: {message: never}}\n",
     )?;
     let mut child = clean(&lab, &["run", "p.yaml", "--env", "env.yaml"])
@@ -546,15 +518,13 @@ fn sigterm_during_a_step_exits_130_with_reports_saying_interrupted() -> TestResu
 
 #[test]
 fn a_secret_that_reaches_an_output_is_masked_everywhere_in_the_report_dir() -> TestResult {
-    let lab = Lab::new()?;
-    lab.write(
-        "p.yaml",
+    let lab = lab_with(
         "runsheet: 1\nname: secretive\nsteps:\n  - id: creds\n    action: set\n    with: {values: {header: \"Bearer {{ secret('DEMO_TOKEN') }}\"}}\noutputs:\n  header: \"{{ steps.creds.outputs.header }}\"\n",
     )?;
     let mut command = clean(&lab, &["run", "p.yaml", "--env", "env.yaml"]);
     command.env("DEMO_TOKEN", "tok-5ecret-value");
     let run = lab.run_with(command)?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    run.assert_ended(0, &[]);
     let vars = dotenv(&lab.path().join("runsheet-out"))?;
     assert!(
         vars["RUNSHEET_OUTPUT_HEADER"].starts_with("Bearer "),
@@ -572,41 +542,18 @@ fn a_secret_that_reaches_an_output_is_masked_everywhere_in_the_report_dir() -> T
 
 #[test]
 fn plan_writes_a_report_dir_only_when_asked() -> TestResult {
-    let lab = Lab::new()?;
-    lab.write("p.yaml", OUTPUTS_PLAYBOOK)?;
-    let run = lab.run_with(clean(
-        &lab,
-        &[
-            "plan",
-            "p.yaml",
-            "--env",
-            "env.yaml",
-            "--set",
-            "target_version=3.9.1",
-        ],
-    ))?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    let lab = lab_with(OUTPUTS_PLAYBOOK)?;
+    lab.run_with(outputs_command(&lab, "plan", "3.9.1"))?
+        .assert_ended(0, &[]);
     assert!(
         !lab.path().join("runsheet-out").exists(),
         "plan wrote a report dir nobody asked for"
     );
-    let mut command = clean(
-        &lab,
-        &[
-            "plan",
-            "p.yaml",
-            "--env",
-            "env.yaml",
-            "--set",
-            "target_version=3.9.1",
-        ],
-    );
+    let mut command = outputs_command(&lab, "plan", "3.9.1");
     command.env("RUNSHEET_REPORT_DIR", "rehearsal");
-    let run = lab.run_with(command)?;
-    assert_eq!(run.code, Some(0), "{}", run.all());
+    lab.run_with(command)?.assert_ended(0, &[]);
     let dir = lab.path().join("rehearsal");
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json"))?)?;
+    let plan = read_json(&dir.join("plan.json"))?;
     assert_eq!(plan["runsheet_plan"], 1);
     let vars = dotenv(&dir)?;
     assert_eq!(vars["RUNSHEET_STATUS"], "planned");

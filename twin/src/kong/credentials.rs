@@ -19,7 +19,8 @@ pub fn key_auth_consumer<'a>(store: &'a Store, key: &str, now: f64) -> Option<&'
 }
 
 /// The live credential of `collection` (`key-auths`, `jwts`, `basic-auths`,
-/// `hmac-auths`) whose unique `field` (`key`, `username`) is `value`.
+/// `hmac-auths`, `oauth2_tokens`) whose unique `field` (`key`, `username`,
+/// `access_token`) is `value`.
 pub fn credential<'a>(
     store: &'a Store,
     collection: &str,

@@ -6,10 +6,11 @@
 //! name the most specific enabled configuration wins, with the consumer identified so far
 //! (`kong/runloop/plugins_iterator.lua` `lookup_cfg`). Each plugin is a module of
 //! `plugins/`; the authentication plugins share the chain's `anonymous`,
-//! `run_on_preflight` and consumer-header handling ([`authenticate`]).
+//! `run_on_preflight` and consumer-header handling (`consumer::authenticate`).
 
 mod acl;
 mod basic_auth;
+mod consumer;
 mod jws;
 mod jwt;
 mod key_auth;
@@ -27,16 +28,14 @@ pub(crate) use lookup::applicable;
 pub(crate) use rate_limiting::RateCounters;
 
 use super::reply::Flavor;
-use crate::kong::store::{Entity, Store};
-use crate::kong::store::{foreign_id, text};
+use crate::kong::store::{Entity, Store, text};
+use consumer::{Identity, authenticate, has_anonymous};
 
 #[cfg(test)]
 mod fixtures;
 
 /// The plugins collection.
 const PLUGINS: &str = "plugins";
-/// The consumers collection.
-const CONSUMERS: &str = "consumers";
 /// Authentication plugins the Admin API accepts but the twin's proxy does not run.
 const UNENFORCED_AUTH: [&str; 3] = ["hmac-auth", "ldap-auth", "openid-connect"];
 
@@ -161,10 +160,15 @@ pub(crate) fn unauthorized(challenge: Option<String>, message: &str) -> Exit {
     Exit::Error {
         status: StatusCode::UNAUTHORIZED,
         message: message.to_owned(),
-        headers: challenge
-            .map(|value| vec![("WWW-Authenticate".to_owned(), value)])
-            .unwrap_or_default(),
+        headers: www_authenticate(challenge),
     }
+}
+
+/// The `WWW-Authenticate` response header of a 401, when there is a challenge.
+pub(crate) fn www_authenticate(challenge: Option<String>) -> Vec<(String, String)> {
+    challenge
+        .map(|value| vec![("WWW-Authenticate".to_owned(), value)])
+        .unwrap_or_default()
 }
 
 /// Where a request is in the plugin chain: the route, service and consumer so far.
@@ -192,15 +196,6 @@ pub(crate) struct Authenticated {
     pub(crate) headers: Vec<(&'static str, Option<String>)>,
     /// Headers and query arguments to strip (`hide_credentials`).
     pub(crate) hide: Effects,
-}
-
-/// The consumer and credential identified so far.
-#[derive(Debug, Default)]
-struct Identity {
-    /// The consumer (authenticated or anonymous).
-    consumer: Option<Entity>,
-    /// The credential, when one was accepted.
-    credential: Option<Entity>,
 }
 
 /// What the chain needs that is not in the store: the version's behaviour, the time and
@@ -265,53 +260,18 @@ fn evaluate(
     }
     let mut effects = Effects::default();
     let mut identity = Identity::default();
-    let flavor = context.flavor;
-    let now = context.now;
-    // Authentication plugins cannot be scoped to a consumer (`no_consumer`).
-    if let Some(plugin) = applicable(&plugins, "jwt", scope, request.protocol) {
-        let config = config_of(plugin);
-        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
-            jwt::authenticate(config, request, store, flavor, now)
-        });
-        if let Err(exit) = outcome {
-            return Step::Done(Err(exit));
-        }
-    }
-    if let Some(plugin) = applicable(&plugins, "oauth2", scope, request.protocol) {
-        let config = config_of(plugin);
-        match oauth2::endpoint(config, request, scope.service, flavor) {
-            oauth2::Endpoint::Token(token) => return Step::IssueToken(token),
-            oauth2::Endpoint::Refused(exit) => return Step::Done(Err(exit)),
-            oauth2::Endpoint::None => {}
-        }
-        if identity.credential.is_some() && has_anonymous(config) {
-            effects.header("X-Authenticated-Scope", None);
-            effects.header("X-Authenticated-UserId", None);
-        }
-        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
-            oauth2::authenticate(config, request, store, scope.service, flavor, now)
-        });
-        if let Err(exit) = outcome {
-            return Step::Done(Err(exit));
-        }
-    }
-    if let Some(plugin) = applicable(&plugins, "key-auth", scope, request.protocol) {
-        let config = config_of(plugin);
-        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
-            key_auth::authenticate(config, request, store, flavor, now)
-        });
-        if let Err(exit) = outcome {
-            return Step::Done(Err(exit));
-        }
-    }
-    if let Some(plugin) = applicable(&plugins, "basic-auth", scope, request.protocol) {
-        let config = config_of(plugin);
-        let outcome = authenticate(store, config, request, &mut identity, &mut effects, || {
-            basic_auth::authenticate(config, request, store, flavor, now)
-        });
-        if let Err(exit) = outcome {
-            return Step::Done(Err(exit));
-        }
+    match authentication(
+        store,
+        &plugins,
+        scope,
+        request,
+        context,
+        &mut identity,
+        &mut effects,
+    ) {
+        Ok(None) => {}
+        Ok(Some(token)) => return Step::IssueToken(token),
+        Err(exit) => return Step::Done(Err(exit)),
     }
     let consumer_id = identity
         .consumer
@@ -339,7 +299,7 @@ fn evaluate(
             credential: identity.credential.as_ref().map(|row| text(row, "id")),
             service: scope.service,
         };
-        match rate_limiting::limit(plugin, request, subject, context.counters, now) {
+        match rate_limiting::limit(plugin, request, subject, context.counters, context.now) {
             Ok(headers) => effects.response_headers.extend(headers),
             Err(exit) => return Step::Done(Err(exit)),
         }
@@ -352,101 +312,55 @@ fn evaluate(
     Step::Done(Ok(effects))
 }
 
+/// The authentication plugins in priority order, identifying the consumer into
+/// `identity` and their upstream headers into `effects`: `Some` token request when the
+/// request is for oauth2's token endpoint, the exit when one refuses the request.
+/// Authentication plugins cannot be scoped to a consumer (`no_consumer`).
+fn authentication(
+    store: &Store,
+    plugins: &[&Entity],
+    scope: Scope<'_>,
+    request: &PluginRequest<'_>,
+    Context { flavor, now, .. }: Context<'_>,
+    identity: &mut Identity,
+    effects: &mut Effects,
+) -> Result<Option<oauth2::TokenRequest>, Exit> {
+    let config = |name: &str| applicable(plugins, name, scope, request.protocol).map(config_of);
+    if let Some(config) = config("jwt") {
+        authenticate(store, config, request, identity, effects, || {
+            jwt::authenticate(config, request, store, flavor, now)
+        })?;
+    }
+    if let Some(config) = config("oauth2") {
+        match oauth2::endpoint(config, request, scope.service, flavor) {
+            oauth2::Endpoint::Token(token) => return Ok(Some(token)),
+            oauth2::Endpoint::Refused(exit) => return Err(exit),
+            oauth2::Endpoint::None => {}
+        }
+        if identity.credential.is_some() && has_anonymous(config) {
+            effects.header("X-Authenticated-Scope", None);
+            effects.header("X-Authenticated-UserId", None);
+        }
+        authenticate(store, config, request, identity, effects, || {
+            oauth2::authenticate(config, request, store, scope.service, flavor, now)
+        })?;
+    }
+    if let Some(config) = config("key-auth") {
+        authenticate(store, config, request, identity, effects, || {
+            key_auth::authenticate(config, request, store, flavor, now)
+        })?;
+    }
+    if let Some(config) = config("basic-auth") {
+        authenticate(store, config, request, identity, effects, || {
+            basic_auth::authenticate(config, request, store, flavor, now)
+        })?;
+    }
+    Ok(None)
+}
+
 /// A plugin row's `config` (null when absent).
 fn config_of(plugin: &Entity) -> &Value {
     plugin.get("config").unwrap_or(&Value::Null)
-}
-
-/// Whether an authentication plugin's config names an `anonymous` consumer.
-fn has_anonymous(config: &Value) -> bool {
-    anonymous_of(config).is_some()
-}
-
-/// The config's `anonymous` consumer id or username, if set.
-fn anonymous_of(config: &Value) -> Option<&str> {
-    config
-        .get("anonymous")
-        .and_then(Value::as_str)
-        .filter(|name| !name.is_empty())
-}
-
-/// One authentication plugin in the chain: skipped for a preflight when
-/// `run_on_preflight` is off, or when `anonymous` is set and an earlier plugin already
-/// accepted a credential (Kong's logical OR); otherwise `check` runs, and a failure
-/// either falls back to the anonymous consumer or answers.
-fn authenticate(
-    store: &Store,
-    config: &Value,
-    request: &PluginRequest<'_>,
-    identity: &mut Identity,
-    effects: &mut Effects,
-    check: impl FnOnce() -> Result<Authenticated, Exit>,
-) -> Result<(), Exit> {
-    let run_on_preflight = config
-        .get("run_on_preflight")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    if !run_on_preflight && request.method == "OPTIONS" {
-        return Ok(());
-    }
-    let anonymous = anonymous_of(config);
-    if anonymous.is_some() && identity.credential.is_some() {
-        return Ok(());
-    }
-    match check() {
-        Ok(found) => {
-            identify(
-                effects,
-                Some(&found.consumer),
-                found.identifier.as_deref(),
-                false,
-            );
-            for (name, value) in found.headers {
-                effects.header(name, value);
-            }
-            effects.clear_headers.extend(found.hide.clear_headers);
-            effects.clear_query.extend(found.hide.clear_query);
-            identity.consumer = Some(found.consumer);
-            identity.credential = Some(found.credential);
-            Ok(())
-        }
-        Err(exit) => match anonymous {
-            Some(anonymous) => {
-                let consumer = store.find(CONSUMERS, anonymous).cloned();
-                identify(effects, consumer.as_ref(), None, true);
-                identity.consumer = consumer;
-                Ok(())
-            }
-            None => Err(exit),
-        },
-    }
-}
-
-/// The consumer headers authentication plugins set upstream (`set_consumer`): an absent
-/// value clears the header, and `X-Anonymous-Consumer` marks a request without a
-/// credential.
-fn identify(
-    effects: &mut Effects,
-    consumer: Option<&Entity>,
-    identifier: Option<&str>,
-    anonymous: bool,
-) {
-    let field = |name: &str| {
-        consumer
-            .and_then(|entity| entity.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    effects.header("X-Consumer-ID", field("id"));
-    effects.header("X-Consumer-Custom-ID", field("custom_id"));
-    effects.header("X-Consumer-Username", field("username"));
-    effects.header("X-Credential-Identifier", identifier.map(str::to_owned));
-    effects.header("X-Anonymous-Consumer", anonymous.then(|| "true".to_owned()));
-}
-
-/// The consumer owning credential row `credential` (`consumer.id`), if it exists.
-fn owner(store: &Store, credential: &Entity) -> Option<Entity> {
-    foreign_id(credential, "consumer").and_then(|id| store.find(CONSUMERS, id).cloned())
 }
 
 #[cfg(test)]
@@ -455,6 +369,24 @@ mod tests {
 
     use super::fixtures::{add, headers, request, store};
     use super::*;
+
+    /// The chain of `store`'s plugins for `request` outside any route or service, as
+    /// Kong 3.9.1 (fresh rate-limiting counters).
+    fn run_unscoped(store: &mut Store, request: &PluginRequest<'_>) -> Result<Effects, Exit> {
+        let flavor = Flavor::for_version("3.9.1");
+        let counters = RateCounters::default();
+        let context = Context {
+            flavor: &flavor,
+            now: 1_700_000_000.0,
+            counters: &counters,
+        };
+        let none = Scope {
+            route: None,
+            service: None,
+            consumer: None,
+        };
+        run(store, none, request, context)
+    }
 
     #[test]
     fn later_plugins_override_earlier_header_decisions() {
@@ -490,20 +422,8 @@ mod tests {
             json!({"name": "jwt", "config": {"anonymous": "guest"}}),
         )?;
         add(&mut store, "plugins", json!({"name": "key-auth"}))?;
-        let flavor = Flavor::for_version("3.9.1");
-        let counters = RateCounters::default();
-        let context = Context {
-            flavor: &flavor,
-            now: 1_700_000_000.0,
-            counters: &counters,
-        };
-        let none = Scope {
-            route: None,
-            service: None,
-            consumer: None,
-        };
         let with_key = headers(&[("apikey", "k1")]);
-        let effects = run(&mut store, none, &request(&with_key, &[]), context)
+        let effects = run_unscoped(&mut store, &request(&with_key, &[]))
             .map_err(|exit| format!("{exit:?}"))?;
         let set = |name: &str| {
             effects
@@ -520,7 +440,7 @@ mod tests {
                 .iter()
                 .any(|name| name == "X-Anonymous-Consumer")
         );
-        let refused = run(&mut store, none, &request(&HeaderMap::new(), &[]), context);
+        let refused = run_unscoped(&mut store, &request(&HeaderMap::new(), &[]));
         assert!(
             matches!(refused, Err(Exit::Error { status, ref message, .. }) if status == StatusCode::UNAUTHORIZED && message == "No API key found in request")
         );
@@ -542,27 +462,14 @@ mod tests {
             "plugins",
             json!({"name": "jwt", "config": {"run_on_preflight": false, "anonymous": "guest"}}),
         )?;
-        let flavor = Flavor::for_version("3.9.1");
-        let counters = RateCounters::default();
-        let context = Context {
-            flavor: &flavor,
-            now: 1_700_000_000.0,
-            counters: &counters,
-        };
-        let none = Scope {
-            route: None,
-            service: None,
-            consumer: None,
-        };
         let no_headers = headers(&[]);
         let mut preflight = request(&no_headers, &[]);
         preflight.method = "OPTIONS";
-        let skipped =
-            run(&mut store, none, &preflight, context).map_err(|exit| format!("{exit:?}"))?;
+        let skipped = run_unscoped(&mut store, &preflight).map_err(|exit| format!("{exit:?}"))?;
         assert_eq!(skipped, Effects::default());
         let bad = headers(&[("authorization", "Bearer not.a.token")]);
-        let effects = run(&mut store, none, &request(&bad, &[]), context)
-            .map_err(|exit| format!("{exit:?}"))?;
+        let effects =
+            run_unscoped(&mut store, &request(&bad, &[])).map_err(|exit| format!("{exit:?}"))?;
         let set: Vec<(&str, &str)> = effects
             .set_headers
             .iter()

@@ -6,10 +6,11 @@ use base64::Engine;
 use regex::Regex;
 use serde_json::Value;
 
-use super::{Authenticated, Effects, Exit, PluginRequest, owner, unauthorized};
-use crate::kong::credentials::basic_auth_password_matches;
+use super::consumer::owner;
+use super::{Authenticated, Effects, Exit, PluginRequest, unauthorized};
+use crate::kong::credentials::{basic_auth_password_matches, credential};
 use crate::kong::proxy::reply::Flavor;
-use crate::kong::store::{Store, is_live, text};
+use crate::kong::store::Store;
 
 /// The basic-auth credentials collection.
 const BASIC_AUTHS: &str = "basic-auths";
@@ -59,11 +60,7 @@ pub(crate) fn authenticate(
     if hide && proxy_authorization.is_some() {
         strip.clear_headers.push("proxy-authorization".to_owned());
     }
-    let lookup = |username: &str| {
-        store
-            .find_by(BASIC_AUTHS, "username", username)
-            .filter(|row| is_live(row, now))
-    };
+    let lookup = |username: &str| credential(store, BASIC_AUTHS, "username", username, now);
     let mut found = proxy_authorization
         .and_then(basic)
         .and_then(|(username, password)| lookup(&username).map(|row| (row, password)));
@@ -85,13 +82,7 @@ pub(crate) fn authenticate(
     let Some(consumer) = owner(store, credential) else {
         return Err(refused());
     };
-    Ok(Authenticated {
-        consumer,
-        identifier: Some(text(credential, "username").to_owned()),
-        credential: credential.clone(),
-        headers: Vec::new(),
-        hide: strip,
-    })
+    Ok(Authenticated::by(consumer, credential, "username", strip))
 }
 
 /// The username and password of a `Basic` header value (Kong's unanchored
@@ -114,8 +105,9 @@ fn basic(value: &str) -> Option<(String, String)> {
 mod tests {
     use serde_json::json;
 
-    use super::super::fixtures::{add, headers, request, store};
+    use super::super::fixtures::{add, checked, headers, store};
     use super::*;
+    use crate::kong::store::text;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -143,12 +135,13 @@ mod tests {
         pairs: &[(&'static str, &str)],
         version: &str,
     ) -> Result<Authenticated, Exit> {
-        let headers = headers(pairs);
-        authenticate(
-            &config,
-            &request(&headers, &[]),
+        checked(
+            authenticate,
             store,
-            &Flavor::for_version(version),
+            &config,
+            &headers(pairs),
+            &[],
+            version,
             0.0,
         )
     }

@@ -4,8 +4,13 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::PluginRequest;
+use super::{Authenticated, Exit, PluginRequest};
+use crate::kong::proxy::reply::Flavor;
 use crate::kong::store::{Entity, Store};
+
+/// An authentication plugin's check of one request (jwt, key-auth, basic-auth).
+pub(crate) type Check =
+    fn(&Value, &PluginRequest<'_>, &Store, &Flavor, f64) -> Result<Authenticated, Exit>;
 
 /// A JSON object as a row.
 pub(crate) fn row(value: Value) -> Entity {
@@ -51,4 +56,24 @@ pub(crate) fn request<'a>(
         body: b"",
         client: None,
     }
+}
+
+/// `check` with `config` on a GET of `/` with `headers` and `query`, as Kong `version`
+/// answers at `now`.
+pub(crate) fn checked(
+    check: Check,
+    store: &Store,
+    config: &Value,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    version: &str,
+    now: f64,
+) -> Result<Authenticated, Exit> {
+    check(
+        config,
+        &request(headers, query),
+        store,
+        &Flavor::for_version(version),
+        now,
+    )
 }

@@ -12,10 +12,12 @@ use base64::Engine;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
+use super::consumer::owner;
 use super::jws::{self, Token};
-use super::{Authenticated, Effects, Exit, PluginRequest, owner};
+use super::{Authenticated, Effects, Exit, PluginRequest, www_authenticate};
+use crate::kong::credentials;
 use crate::kong::proxy::reply::Flavor;
-use crate::kong::store::{Entity, Store, is_live, text};
+use crate::kong::store::{Entity, Store};
 
 /// The jwt credentials collection.
 const JWTS: &str = "jwts";
@@ -104,9 +106,7 @@ fn refuse(body: Value, challenge: Option<String>) -> Exit {
     Exit::Json {
         status: StatusCode::UNAUTHORIZED,
         body,
-        headers: challenge
-            .map(|value| vec![("WWW-Authenticate".to_owned(), value)])
-            .unwrap_or_default(),
+        headers: www_authenticate(challenge),
     }
 }
 
@@ -143,10 +143,7 @@ pub(crate) fn authenticate(
         Some(Value::String(key)) => key.clone(),
         Some(other) => other.to_string(),
     };
-    let Some(credential) = store
-        .find_by(JWTS, "key", &key)
-        .filter(|row| is_live(row, now))
-    else {
+    let Some(credential) = credentials::credential(store, JWTS, "key", &key, now) else {
         return Err(bad(format!("No credentials found for given '{claim}'")));
     };
     let algorithm = credential
@@ -194,13 +191,12 @@ pub(crate) fn authenticate(
             headers: Vec::new(),
         });
     };
-    Ok(Authenticated {
+    Ok(Authenticated::by(
         consumer,
-        identifier: Some(text(credential, "key").to_owned()),
-        credential: credential.clone(),
-        headers: Vec::new(),
-        hide: Effects::default(),
-    })
+        credential,
+        "key",
+        Effects::default(),
+    ))
 }
 
 /// The distinct tokens of the request: query arguments, then cookies, then `Bearer`
@@ -306,9 +302,10 @@ fn claim_errors(token: &Token, claims: &[String], now: f64) -> Option<Map<String
 mod tests {
     use axum::http::HeaderMap;
 
-    use super::super::fixtures::{add, headers, request, store};
+    use super::super::fixtures::{add, checked, headers, store};
     use super::super::jws::signing::hmac_token;
     use super::*;
+    use crate::kong::store::text;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -343,13 +340,7 @@ mod tests {
         query: &[(String, String)],
         version: &str,
     ) -> Result<Authenticated, Exit> {
-        authenticate(
-            &config,
-            &request(headers, query),
-            store,
-            &Flavor::for_version(version),
-            NOW,
-        )
+        checked(authenticate, store, &config, headers, query, version, NOW)
     }
 
     fn bearer_of(token: &str) -> HeaderMap {

@@ -1,12 +1,14 @@
 //! key-auth (`kong/plugins/key-auth/handler.lua`, priority 1250): an API key in the
 //! configured headers or query arguments, looked up among the live key-auth credentials.
-//! `anonymous` and `run_on_preflight` are the chain's (`plugins::authenticate`).
+//! `anonymous` and `run_on_preflight` are the chain's (`plugins::consumer::authenticate`).
 
 use serde_json::Value;
 
-use super::{Authenticated, Effects, Exit, PluginRequest, owner, unauthorized};
+use super::consumer::owned;
+use super::{Authenticated, Effects, Exit, PluginRequest, unauthorized};
+use crate::kong::credentials::credential;
 use crate::kong::proxy::reply::Flavor;
-use crate::kong::store::{Store, is_live, text};
+use crate::kong::store::Store;
 
 /// The key-auth credentials collection.
 const KEY_AUTHS: &str = "key-auths";
@@ -98,12 +100,7 @@ pub(crate) fn authenticate(
         }
         KeySearch::Found { name, key } => (name, key),
     };
-    let credential = store
-        .find_by(KEY_AUTHS, "key", &key)
-        .filter(|row| is_live(row, now));
-    // Credentials go with their consumer; one without is no credential.
-    let Some((credential, consumer)) =
-        credential.and_then(|row| owner(store, row).map(|consumer| (row.clone(), consumer)))
+    let Some((credential, consumer)) = owned(store, credential(store, KEY_AUTHS, "key", &key, now))
     else {
         return Err(unauthorized(
             flavor.other_challenge(realm),
@@ -115,13 +112,7 @@ pub(crate) fn authenticate(
         hide.clear_headers.push(name.clone());
         hide.clear_query.push(name);
     }
-    Ok(Authenticated {
-        identifier: Some(text(&credential, "id").to_owned()),
-        consumer,
-        credential,
-        headers: Vec::new(),
-        hide,
-    })
+    Ok(Authenticated::by(consumer, &credential, "id", hide))
 }
 
 /// The key in the configured headers, then the query, name by name.
@@ -162,8 +153,9 @@ fn find_key(config: &KeyAuthConfig, request: &PluginRequest<'_>) -> KeySearch {
 mod tests {
     use serde_json::json;
 
-    use super::super::fixtures::{add, headers, request, store};
+    use super::super::fixtures::{add, checked, headers, store};
     use super::*;
+    use crate::kong::store::text;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -192,13 +184,7 @@ mod tests {
         query: &[(String, String)],
         version: &str,
     ) -> Result<Authenticated, Exit> {
-        authenticate(
-            &config,
-            &request(headers, query),
-            store,
-            &Flavor::for_version(version),
-            100.0,
-        )
+        checked(authenticate, store, &config, headers, query, version, 100.0)
     }
 
     #[test]

@@ -11,10 +11,12 @@ mod token;
 use axum::http::{StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::{Authenticated, Effects, Exit, PluginRequest, owner};
+use super::consumer::owned;
+use super::{Authenticated, Effects, Exit, PluginRequest};
 use crate::kong::admin::parse_query;
+use crate::kong::credentials;
 use crate::kong::proxy::reply::Flavor;
-use crate::kong::store::{Store, foreign_id, is_live};
+use crate::kong::store::{Store, foreign_id};
 
 /// The oauth2 credentials collection.
 const CREDENTIALS: &str = "oauth2";
@@ -147,9 +149,7 @@ pub(crate) fn authenticate(
         ));
     };
     let global = config.get("global_credentials").and_then(Value::as_bool) == Some(true);
-    let Some(token) = store
-        .find_by(TOKENS, "access_token", &access_token)
-        .filter(|row| is_live(row, now))
+    let Some(token) = credentials::credential(store, TOKENS, "access_token", &access_token, now)
     else {
         return Err(invalid());
     };
@@ -176,9 +176,7 @@ pub(crate) fn authenticate(
         return Err(invalid());
     }
     let credential = foreign_id(token, "credential").and_then(|id| store.find(CREDENTIALS, id));
-    let Some((credential, consumer)) =
-        credential.and_then(|row| owner(store, row).map(|consumer| (row.clone(), consumer)))
-    else {
+    let Some((credential, consumer)) = owned(store, credential) else {
         return Err(invalid());
     };
     let field = |name: &str| token.get(name).and_then(Value::as_str).map(str::to_owned);
