@@ -498,7 +498,9 @@ fn sigterm_during_a_step_exits_130_with_reports_saying_interrupted() -> TestResu
     assert!(seen.iter().all(|l| timestamped(l)), "{seen:?}");
     // One signal, announced once (not again when the rollback starts).
     assert_eq!(
-        seen.iter().filter(|l| l.contains("signal received")).count(),
+        seen.iter()
+            .filter(|l| l.contains("signal received"))
+            .count(),
         1,
         "{seen:?}"
     );
