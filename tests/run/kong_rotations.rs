@@ -115,6 +115,10 @@ fn a_key_rotation_refuses_dates_out_of_order_and_is_undone_when_publishing_fails
     let short = format!("enforcement_date={}", in_seconds(600));
     let refused = rotate(&lab, "run", &[&short, "overlap=1h"])?;
     refused.assert_ended(1, &["less than the overlap"]);
+    // A date already past (a mistyped year) would revoke every old key at once.
+    let past = "enforcement_date=2020-01-01T00:00:00Z";
+    let refused = rotate(&lab, "run", &[past])?;
+    refused.assert_ended(1, &["has passed", "revoke_now=true"]);
     assert_eq!(lab.twin.writes()?, 0, "refused before any write");
 
     // The store refuses the key (404 outside /kv): the rotation is undone.
