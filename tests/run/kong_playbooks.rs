@@ -182,6 +182,7 @@ fn version_rollback_under_load(lab: &KongLab) -> Outcome<(Run, Tally)> {
 
 /// The `--set`s of a version rollback to 3.9.0.
 const VERSION_ROLLBACK: &[&str] = &[
+    "approval=false",
     "mode=version",
     "version=3.9.0",
     "ready_timeout=20s",
@@ -191,6 +192,12 @@ const VERSION_ROLLBACK: &[&str] = &[
 #[test]
 fn rollback_puts_nodes_back_on_a_version_without_failing_a_request() -> TestResult {
     let lab = on_3_9_1(&[])?;
+    // With the gate (the default), nothing is touched before someone approves.
+    let gated = lab.run("run", "kong-rollback.yaml", &VERSION_ROLLBACK[1..])?;
+    gated.assert_ended(4, &[]);
+    assert!(gated.stderr.contains("--approve rollback-version"), "{}", gated.all());
+    assert_eq!(lab.writes()?, 0, "nothing changes before the approval");
+    lab.runsheet(&["unlock", "kong-lab"])?;
     let planned = lab.run("plan", "kong-rollback.yaml", VERSION_ROLLBACK)?;
     planned.assert_ended(0, &["weight 100 -> 0"]);
     assert_eq!(lab.writes()?, 0, "a plan writes nothing");
