@@ -148,12 +148,13 @@ fn rollback_restores_a_snapshot_exactly_and_undoes_a_restore_that_fails() -> Tes
         "a failed restore leaves the state before it"
     );
 
-    // Through the gate, then restored byte for byte (the playbook compares the hashes).
+    // Through the gate, then restored byte for byte (the playbook compares the hashes and
+    // says so).
     let paused = restore(&lab, "run", &snapshot, &[])?;
     paused.assert_ended(4, &[]);
     let run = paused.run_id().ok_or("no run id")?;
     let resumed = lab.runsheet(&["resume", &run, "--approve", "restore"])?;
-    resumed.assert_ended(0, &[]);
+    resumed.assert_ended(0, &["byte-identical to the file"]);
     assert_eq!(lab.snapshot("restored.yaml")?, original);
     let (status, _) = request(&lab.url("/orders"), &[("apikey", BOB_KEY)])?;
     assert_eq!(status, 200, "bob's key works again");
