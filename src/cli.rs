@@ -196,8 +196,9 @@ pub enum Command {
         /// Change nothing: plan writes, run reads (the same as `plan`, with run output).
         #[arg(long, env = "RUNSHEET_DRY_RUN", value_parser = switch)]
         dry_run: bool,
-        /// Do not ask for confirmation on a terminal.
-        #[arg(long, short = 'y', env = "RUNSHEET_YES", value_parser = switch)]
+        /// Do not ask for confirmation on a terminal (no variable: one left exported in a
+        /// shell would silently turn the production question off).
+        #[arg(long, short = 'y')]
         yes: bool,
         /// Apply exactly this saved plan; refuse if anything changed since it was made.
         #[arg(long, value_name = "FILE", env = "RUNSHEET_PLAN")]
@@ -225,14 +226,16 @@ pub enum Command {
             value_delimiter = ','
         )]
         approve: Vec<String>,
-        /// Resume even though the playbook changed since the run started (the diff is shown).
-        #[arg(long, env = "RUNSHEET_ALLOW_CHANGED", value_parser = switch)]
+        /// Resume even though the playbook changed since the run started (the diff is shown;
+        /// no variable: a person decides it for one resume).
+        #[arg(long)]
         allow_changed: bool,
         /// Say how a write that was cut short ended, after checking by hand: STEP=done or STEP=rerun (repeatable).
         #[arg(long = "resolved", value_name = "STEP=done|rerun")]
         resolved: Vec<String>,
-        /// A new change window for the rest of the run (START/END, RFC 3339).
-        #[arg(long, env = "RUNSHEET_WINDOW")]
+        /// A new change window for the rest of the run (START/END, RFC 3339; no variable:
+        /// the pipeline's RUNSHEET_WINDOW for `run` must not replace a resumed run's window).
+        #[arg(long)]
         window: Option<String>,
         /// Where runs are kept and how they are shown.
         #[command(flatten)]

@@ -242,9 +242,19 @@ async fn drive(
 /// written turns a success into a failure.
 fn publish(dir: &ReportDir, summary: &RunSummary, exit: Exit) -> Exit {
     let reports_ok = dir.write_reports(summary);
-    let exit = if exit == Exit::Success && !reports_ok { Exit::StepFailed } else { exit };
+    let exit = if !reports_ok { unwritten(exit) } else { exit };
     let dotenv_ok = dir.write_dotenv(summary, exit);
-    if exit == Exit::Success && !dotenv_ok { Exit::StepFailed } else { exit }
+    if !dotenv_ok { unwritten(exit) } else { exit }
+}
+
+/// The exit code when a report could not be written: a success (or a plan's "changes") is
+/// then a failure, so a pipeline does not go on without the files it publishes.
+fn unwritten(exit: Exit) -> Exit {
+    if matches!(exit, Exit::Success | Exit::Changes) {
+        Exit::StepFailed
+    } else {
+        exit
+    }
 }
 
 /// What `runsheet plan` is told beyond the playbook and its inputs.
@@ -328,8 +338,8 @@ fn plan_playbook(
         Some(reports) if reports.write(crate::report_dir::PLAN, &json_text(&saved)) => {
             publish(reports, &summary, exit)
         }
-        Some(_) if exit == Exit::Success => Exit::StepFailed,
-        _ => exit,
+        Some(_) => unwritten(exit),
+        None => exit,
     }
 }
 
@@ -928,8 +938,12 @@ pub fn resume(
     mode: Mode,
 ) -> Exit {
     if let Err(e) = StateDir::new(&args.state_dir).load(run_id) {
-        // No run: nothing is written anywhere, the report directory included.
         eprintln!("error: {e}\n  help: `runsheet runs` lists the runs in {}", args.state_dir.display());
+        // No run: nothing is created, but a report directory an earlier command left (a
+        // pipeline's workspace) must not keep another run's "succeeded" for this step.
+        if args.report_dir.is_dir() {
+            ReportDir::new(&args.report_dir).finish(Exit::Invalid);
+        }
         return Exit::Invalid;
     }
     let reports = ReportDir::new(&args.report_dir);

@@ -12,12 +12,17 @@ pub fn colour_allowed() -> bool {
         && !in_ci()
 }
 
-/// Whether a person sits at the terminal: prompts may be asked and progress drawn.
+/// Whether a person sits at the terminal: questions (confirmation, approval gates) may be
+/// asked.
 ///
-/// Needs stdin, stdout and stderr on a terminal and no CI marker; otherwise the
-/// output is plain lines and a question is never asked (an approval gate pauses).
+/// Needs stdin and stderr (where questions go) on a terminal and no CI marker; stdout may
+/// be piped (`runsheet run ... | tee run.log` still asks before production). Otherwise a
+/// question is never asked: an approval gate pauses.
 pub fn interactive() -> bool {
-    std::io::stdin().is_terminal() && live_output()
+    std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        && !in_ci()
 }
 
 /// Whether live output (progress bars, cursor movement) may be drawn.

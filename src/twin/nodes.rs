@@ -121,6 +121,8 @@ fn start(node: &TwinNode, dir: &Path, log: &Path, listen: SocketAddr) -> Result<
         })
     };
     wait_until(listen, "/status/ready", START_TIMEOUT, gone).map_err(|why| {
+        // A node that did not become ready is not left behind to bind the port later.
+        stop_group(pid);
         format!(
             "the node (pid {pid}, `{} twin node --listen {} --state-dir {}`) did not become ready: {why}; the end of {}:\n{}",
             exe.display(),
@@ -132,6 +134,33 @@ fn start(node: &TwinNode, dir: &Path, log: &Path, listen: SocketAddr) -> Result<
     })?;
     Ok(pid)
 }
+
+/// Stops the process group of a node that failed to start (SIGTERM, then SIGKILL after a
+/// second); a group already gone is fine.
+#[cfg(unix)]
+fn stop_group(pid: u32) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let Ok(raw) = i32::try_from(pid) else {
+        return;
+    };
+    let group = Pid::from_raw(raw);
+    if killpg(group, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        if killpg(group, None).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+}
+
+/// Nothing to stop where process groups do not exist.
+#[cfg(not(unix))]
+fn stop_group(_pid: u32) {}
 
 /// Puts the node in its own process group: Ctrl-C on runsheet's terminal does not reach it.
 #[cfg(unix)]

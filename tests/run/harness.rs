@@ -394,7 +394,6 @@ fn help_names_the_variables_of_the_run_flags() -> TestResult {
         "RUNSHEET_STATE_DIR",
         "RUNSHEET_REPORT_DIR",
         "RUNSHEET_APPROVER",
-        "RUNSHEET_YES",
         "RUNSHEET_DRY_RUN",
         "RUNSHEET_LOG_FORMAT",
     ] {
@@ -561,5 +560,28 @@ fn plan_writes_a_report_dir_only_when_asked() -> TestResult {
     assert_eq!(vars["RUNSHEET_STATUS"], "planned");
     assert_eq!(vars["RUNSHEET_CLOSE_CODE"], "");
     assert!(dir.join("junit.xml").is_file());
+    Ok(())
+}
+
+#[test]
+fn resuming_an_unknown_run_replaces_an_earlier_runs_reports() -> TestResult {
+    let lab = Lab::new()?;
+    // A pipeline workspace where an earlier step left a successful run's files.
+    std::fs::create_dir_all(lab.path().join("runsheet-out"))?;
+    lab.write(
+        "runsheet-out/runsheet.env",
+        "RUNSHEET_STATUS='succeeded'\nRUNSHEET_EXIT_CODE='0'\n",
+    )?;
+    lab.write("runsheet-out/junit.xml", "<testsuites/>\n")?;
+    let run = lab.run(&["resume", "20260101-000000-abcd"])?;
+    run.assert_ended(3, &[]);
+    let out = lab.path().join("runsheet-out");
+    let vars = dotenv(&out)?;
+    assert_eq!(vars["RUNSHEET_STATUS"], "invalid", "{}", run.all());
+    assert_eq!(vars["RUNSHEET_EXIT_CODE"], "3");
+    assert!(
+        !out.join("junit.xml").exists(),
+        "the earlier run's JUnit is gone"
+    );
     Ok(())
 }
