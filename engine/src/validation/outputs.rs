@@ -1,7 +1,7 @@
 //! Checks of the playbook's `outputs:`: their names, their templates, and what
 //! they may read (any top-level step, never a secret or a sensitive step).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{NameScope, Validator, is_identifier};
 use crate::source::Span;
@@ -47,8 +47,40 @@ impl Validator<'_> {
         }
     }
 
-    /// What an output's template reads: no secret, and only top-level steps that are not sensitive.
+    /// The vars whose value is built from a secret: their templates call `secret()` or read
+    /// such a var (a secret transformed, `b64encode`d for example, is no longer masked).
+    fn secret_vars(&self) -> HashSet<String> {
+        let mut tainted = HashSet::new();
+        for (name, value) in &self.playbook.vars {
+            let mut texts = Vec::new();
+            strings(&value.to_json(), &mut texts);
+            let reads_secret = texts.iter().any(|text| {
+                self.templates.analyze(text).is_ok_and(|reads| {
+                    reads.roots().any(|root| root == "secret")
+                        || reads.members_of("vars").any(|var| tainted.contains(var))
+                })
+            });
+            if reads_secret {
+                tainted.insert(name.value.clone());
+            }
+        }
+        tainted
+    }
+
+    /// What an output's template reads: no secret (also through a var built from one), and
+    /// only top-level steps that are not sensitive.
     pub(super) fn output_reads(&mut self, reads: &TemplateReads, span: Span) {
+        let secret_vars = self.secret_vars();
+        if let Some(var) = reads.members_of("vars").find(|var| secret_vars.contains(*var)) {
+            let d = self
+                .error(
+                    "output::secret",
+                    span,
+                    format!("an output cannot read `vars.{var}`: its value is built from a secret, and outputs are written to files and pipeline variables"),
+                )
+                .with_help("publish a fact about the secret instead (its name, a fingerprint, an expiry date)");
+            self.push(d);
+        }
         if reads.roots().any(|root| root == "secret") {
             let d = self
                 .error(
@@ -97,5 +129,15 @@ impl Validator<'_> {
                 Some(_) => {}
             }
         }
+    }
+}
+
+/// Every string inside a value (the texts templates may hide in).
+fn strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(text) => out.push(text.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|item| strings(item, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|item| strings(item, out)),
+        _ => {}
     }
 }
