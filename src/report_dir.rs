@@ -96,7 +96,8 @@ impl ReportDir {
     }
 
     /// Records, unless the run's own files were written, why nothing ran: `runsheet.env`
-    /// with the status (`invalid`, `refused`) and the exit code.
+    /// with the status (`invalid`, `refused`) and the exit code, and a `junit.xml` with one
+    /// failed case when the command did not succeed.
     pub fn finish(&self, exit: Exit) {
         if self.written.get() {
             return;
@@ -124,6 +125,18 @@ impl ReportDir {
             ),
         ]
         .map(|(name, value)| (name.to_owned(), value));
+        if !matches!(exit, Exit::Success | Exit::Changes) {
+            let message = format!(
+                "nothing ran: {status} (exit {}); see the step log",
+                exit.as_u8()
+            );
+            match report::junit_not_started(status, &message) {
+                Ok(xml) => {
+                    self.write(JUNIT, &xml);
+                }
+                Err(e) => eprintln!("error: {}: {e}", self.dir.join(JUNIT).display()),
+            }
+        }
         self.write(DOTENV, &dotenv::render(&variables));
     }
 }

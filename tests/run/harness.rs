@@ -448,13 +448,18 @@ fn a_refused_run_replaces_the_last_reports_with_a_dotenv_saying_refused() -> Tes
     assert_eq!(vars["RUNSHEET_STATUS"], "refused");
     assert_eq!(vars["RUNSHEET_EXIT_CODE"], "5");
     assert_eq!(vars["RUNSHEET_RUN_ID"], "");
+    // The successful run's JUnit report is gone; this one says the run was refused.
+    let junit = std::fs::read_to_string(out.join("junit.xml"))?;
     assert!(
-        !out.join("junit.xml").exists(),
-        "the successful run's JUnit report was left for the pipeline to publish"
+        junit.contains("failures=\"1\"") && junit.contains("nothing ran: refused (exit 5)"),
+        "{junit}"
     );
+    assert!(!junit.contains("outputs-demo"), "{junit}");
     let invalid = lab.run_with(clean(&lab, &["run", "p.yaml", "--env", "env.yaml"]))?;
     invalid.assert_ended(3, &[]);
     assert_eq!(dotenv(&out)?["RUNSHEET_STATUS"], "invalid");
+    let junit = std::fs::read_to_string(out.join("junit.xml"))?;
+    assert!(junit.contains("nothing ran: invalid (exit 3)"), "{junit}");
     Ok(())
 }
 
@@ -579,9 +584,10 @@ fn resuming_an_unknown_run_replaces_an_earlier_runs_reports() -> TestResult {
     let vars = dotenv(&out)?;
     assert_eq!(vars["RUNSHEET_STATUS"], "invalid", "{}", run.all());
     assert_eq!(vars["RUNSHEET_EXIT_CODE"], "3");
+    let junit = std::fs::read_to_string(out.join("junit.xml"))?;
     assert!(
-        !out.join("junit.xml").exists(),
-        "the earlier run's JUnit is gone"
+        junit.contains("nothing ran: invalid (exit 3)"),
+        "the earlier run's JUnit is replaced: {junit}"
     );
     Ok(())
 }

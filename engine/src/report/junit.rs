@@ -46,6 +46,21 @@ pub(super) fn render(summary: &RunSummary) -> Result<String, ReportError> {
     report.to_string().map_err(ReportError::Junit)
 }
 
+/// JUnit XML for a command that ran nothing (refused, invalid input): one failed test case
+/// `start` whose message says why, so a pipeline's JUnit publish shows red, not nothing.
+pub fn not_started(status: &str, message: &str) -> Result<String, ReportError> {
+    let mut case_status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    case_status.set_message(message);
+    case_status.set_type(status);
+    let mut case = TestCase::new("start", case_status);
+    case.set_classname("runsheet");
+    let mut suite = TestSuite::new("runsheet");
+    suite.add_test_case(case);
+    let mut report = Report::new("runsheet");
+    report.add_test_suite(suite);
+    report.to_string().map_err(ReportError::Junit)
+}
+
 fn steps_suite(summary: &RunSummary) -> TestSuite {
     let mut suite = TestSuite::new(format!("runsheet.{}", summary.facts.playbook));
     suite.add_properties(properties(summary));

@@ -19,6 +19,7 @@ mod fixtures;
 use std::path::{Path, PathBuf};
 
 pub use close::{SUCCESSFUL, SUCCESSFUL_WITH_ISSUES, UNSUCCESSFUL, close_code, rollback_performed};
+pub use junit::not_started as junit_not_started;
 pub use spec::{ReportFormat, ReportSpecError, parse_spec};
 
 use crate::run::summary::RunSummary;
