@@ -1,5 +1,6 @@
 //! Argument shapes shared by several action types: [`NoArguments`], [`OneOrMany`]
-//! and [`Presence`]; and [`parse`], which reads rendered arguments.
+//! and [`Presence`]; [`parse`], which reads rendered arguments, and [`undo_record`],
+//! which reads an undo record back from the journal.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -19,6 +20,15 @@ pub fn parse<A: DeserializeOwned>(
         action,
         message: error.to_string(),
     })
+}
+
+/// Reads an action's undo record, as its apply wrote it to the journal.
+pub fn undo_record<R: DeserializeOwned>(
+    action: &str,
+    undo: serde_json::Value,
+) -> Result<R, ActionError> {
+    serde_json::from_value(undo)
+        .map_err(|error| ActionError::failed(format!("{action}: unreadable undo record: {error}")))
 }
 
 /// The arguments of an action that takes none: `with:` is empty.

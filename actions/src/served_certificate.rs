@@ -14,6 +14,23 @@ use tokio::net::TcpStream;
 use crate::trust::{TlsMaterial, describe_tls_error};
 use crate::web::error_chain;
 
+/// The DNS names a certificate's subject alternative names list (none when it has no
+/// such extension, or a malformed one).
+pub fn dns_names(certificate: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    match certificate.subject_alternative_name() {
+        Ok(Some(extension)) => extension
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The label put in front of a wildcard SNI to make a server name under it.
 pub const WILDCARD_LABEL: &str = "runsheet-verify";
 

@@ -95,8 +95,7 @@ impl Action for HostFile {
     ) -> Result<(), ActionError> {
         let arguments: HostFileArguments = parse(NAME, arguments)?;
         let path = absolute_path(&arguments.path)?;
-        let record: UndoRecord = serde_json::from_value(undo)
-            .map_err(|error| ActionError::failed(format!("unreadable undo record: {error}")))?;
+        let record: UndoRecord = crate::arguments::undo_record(NAME, undo)?;
         let transport = transport::for_step(context)?;
         match record.previous()? {
             None => transport.remove_file(&path).await?,

@@ -83,8 +83,7 @@ impl Action for HostPackage {
         undo: Value,
     ) -> Result<(), ActionError> {
         let arguments: HostPackageArguments = parse(NAME, arguments)?;
-        let record: UndoRecord = serde_json::from_value(undo)
-            .map_err(|error| ActionError::failed(format!("unreadable undo record: {error}")))?;
+        let record: UndoRecord = crate::arguments::undo_record(NAME, undo)?;
         let transport = transport::for_step(context)?;
         undo_with(transport.as_ref(), &arguments, &record, context.timeout).await
     }

@@ -210,9 +210,7 @@ impl Action for KongCertRotate {
         _arguments: Value,
         undo: Value,
     ) -> Result<(), ActionError> {
-        let record: CertRotateUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{NAME}: unreadable undo record: {error}"))
-        })?;
+        let record: CertRotateUndo = crate::arguments::undo_record(NAME, undo)?;
         let gateway = KongGateway::for_step(context).await?;
         let client = &gateway.client;
         let old = &record.previous_certificate_id;

@@ -9,7 +9,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use rustls::{Error as TlsError, InconsistentKeys};
 use sha2::{Digest, Sha256};
-use x509_parser::extensions::GeneralName;
 
 use super::rotation::rfc3339;
 
@@ -52,18 +51,7 @@ impl NewCertificate {
                 "`key` does not match `cert`: its public key is not the certificate's".to_owned(),
             );
         }
-        let dns_names = match parsed.subject_alternative_name() {
-            Ok(Some(extension)) => extension
-                .value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let dns_names = crate::served_certificate::dns_names(&parsed);
         let common_name = parsed
             .subject()
             .iter_common_name()

@@ -157,9 +157,7 @@ impl Action for KongEntity {
         undo: Value,
     ) -> Result<(), ActionError> {
         let request = Request::parse(arguments)?;
-        let undo: EntityUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{ACTION}: unreadable undo record: {error}"))
-        })?;
+        let undo: EntityUndo = crate::arguments::undo_record(ACTION, undo)?;
         let gateway = KongGateway::for_step(context).await?;
         let secrets = match &undo {
             EntityUndo::Updated { previous, .. } | EntityUndo::Deleted { previous } => {

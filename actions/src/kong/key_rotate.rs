@@ -272,9 +272,7 @@ impl Action for KongKeyRotate {
         _arguments: Value,
         undo: Value,
     ) -> Result<(), ActionError> {
-        let record: KeyRotateUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{NAME}: unreadable undo record: {error}"))
-        })?;
+        let record: KeyRotateUndo = crate::arguments::undo_record(NAME, undo)?;
         let gateway = KongGateway::for_step(context).await?;
         let secrets: Vec<&str> = record.old_keys.iter().map(|key| key.key.as_str()).collect();
         revert(&gateway.client, &record)

@@ -133,9 +133,7 @@ impl Action for KongTarget {
         undo: Value,
     ) -> Result<(), ActionError> {
         let wanted = Wanted::parse(arguments)?;
-        let undo: TargetUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("kong.target: unreadable undo record: {error}"))
-        })?;
+        let undo: TargetUndo = crate::arguments::undo_record("kong.target", undo)?;
         let gateway = KongGateway::for_step(context).await?;
         let client = &gateway.client;
         match undo {

@@ -164,9 +164,7 @@ impl Action for Layer7ClusterProperty {
         undo: Value,
     ) -> Result<(), ActionError> {
         let wanted = Wanted::parse(arguments)?;
-        let undo: ClusterPropertyUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{NAME}: unreadable undo record: {error}"))
-        })?;
+        let undo: ClusterPropertyUndo = crate::arguments::undo_record(NAME, undo)?;
         let gateway = Layer7Gateway::for_step(context).await?;
         let client = &gateway.restman;
         match undo {

@@ -388,9 +388,7 @@ impl Action for Layer7Import {
         undo: Value,
     ) -> Result<(), ActionError> {
         let arguments: Layer7ImportArguments = parse(NAME, arguments)?;
-        let record: ImportUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{NAME}: unreadable undo record: {error}"))
-        })?;
+        let record: ImportUndo = crate::arguments::undo_record(NAME, undo)?;
         let (pre_state, created, not_captured) = match record {
             ImportUndo::Lost { bundle } => {
                 return Err(ActionError::failed(format!(

@@ -10,7 +10,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use rustls::{Error as TlsError, InconsistentKeys};
 use rustls_pemfile::Item;
-use x509_parser::extensions::GeneralName;
 
 use super::restman::PrivateKey;
 use crate::kong::certificate_check::sha256_hex;
@@ -39,18 +38,7 @@ impl KeyCertificate {
         let subject = parsed.subject().to_string();
         let not_before = parsed.validity().not_before.timestamp();
         let not_after = parsed.validity().not_after.timestamp();
-        let dns_names = match parsed.subject_alternative_name() {
-            Ok(Some(extension)) => extension
-                .value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let dns_names = crate::served_certificate::dns_names(&parsed);
         Ok(Self {
             der,
             subject,

@@ -221,9 +221,7 @@ impl Action for Layer7KeyRotate {
         _arguments: Value,
         undo: Value,
     ) -> Result<(), ActionError> {
-        let record: KeyRotateUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{NAME}: unreadable undo record: {error}"))
-        })?;
+        let record: KeyRotateUndo = crate::arguments::undo_record(NAME, undo)?;
         let gateway = Layer7Gateway::for_step(context).await?;
         super::key_rotate_undo::undo(&gateway, &record, context).await
     }

@@ -354,9 +354,7 @@ impl Action for Layer7PolicyRevision {
         _arguments: Value,
         undo: Value,
     ) -> Result<(), ActionError> {
-        let record: RevisionUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{NAME}: unreadable undo record: {error}"))
-        })?;
+        let record: RevisionUndo = crate::arguments::undo_record(NAME, undo)?;
         let (owner, id, previous) = match record {
             RevisionUndo::Lost { entity } => {
                 return Err(ActionError::failed(format!(

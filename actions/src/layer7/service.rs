@@ -105,9 +105,7 @@ impl Action for Layer7Service {
         _arguments: Value,
         undo: Value,
     ) -> Result<(), ActionError> {
-        let undo: ServiceUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{NAME}: unreadable undo record: {error}"))
-        })?;
+        let undo: ServiceUndo = crate::arguments::undo_record(NAME, undo)?;
         let gateway = Layer7Gateway::for_step(context).await?;
         let client = &gateway.restman;
         let mut service: Service = client.get(&undo.id).await.map_err(|error| {

@@ -318,9 +318,7 @@ impl Action for Layer7TrustedCert {
         _arguments: Value,
         undo: Value,
     ) -> Result<(), ActionError> {
-        let undo: TrustedCertUndo = serde_json::from_value(undo).map_err(|error| {
-            ActionError::failed(format!("{NAME}: unreadable undo record: {error}"))
-        })?;
+        let undo: TrustedCertUndo = crate::arguments::undo_record(NAME, undo)?;
         let gateway = Layer7Gateway::for_step(context).await?;
         let client = &gateway.restman;
         match undo {

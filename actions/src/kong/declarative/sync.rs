@@ -212,8 +212,7 @@ fn longest_first(mut secrets: Vec<String>) -> Vec<String> {
 
 /// Reads an undo record.
 fn undo_record(undo: Value) -> Result<UndoRecord, ActionError> {
-    serde_json::from_value(undo)
-        .map_err(|error| ActionError::failed(format!("kong.sync: unreadable undo record: {error}")))
+    crate::arguments::undo_record("kong.sync", undo)
 }
 
 #[async_trait::async_trait]
