@@ -27,6 +27,7 @@ mod layer7_key_rotation;
 mod layer7_migration;
 mod layer7_nodes;
 mod readme;
+mod reliability;
 mod restored_undo;
 mod ssh;
 #[path = "../support/sshd.rs"]

@@ -1,0 +1,1 @@
+//! Reliability matrix: crashes (filled in by its part).

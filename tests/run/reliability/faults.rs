@@ -1,0 +1,1 @@
+//! Reliability matrix: faults (filled in by its part).

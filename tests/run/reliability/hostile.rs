@@ -1,0 +1,1 @@
+//! Reliability matrix: hostile (filled in by its part).

@@ -1,0 +1,1 @@
+//! Reliability matrix: locks (filled in by its part).

@@ -1,0 +1,1 @@
+//! Reliability matrix: secrets (filled in by its part).

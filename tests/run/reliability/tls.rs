@@ -1,0 +1,1 @@
+//! Reliability matrix: tls (filled in by its part).
