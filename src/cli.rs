@@ -2,16 +2,78 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::project::Project;
 
 /// Runbook engine for API-gateway operations: validated playbooks, dry-run,
 /// checkpoints, resume and automatic rollback.
 #[derive(Debug, Parser)]
 #[command(name = "runsheet", version, about, long_about = None)]
 pub struct Cli {
+    /// The project configuration (default: the nearest .runsheet.yaml up to the repository root).
+    #[arg(long, global = true, value_name = "FILE", env = crate::project::VARIABLE)]
+    pub config: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+    /// The project configuration in force, if any.
+    #[arg(skip)]
+    pub project: Option<crate::project::Project>,
+}
+
+/// Parses `args` with the project configuration's values as the defaults of the flags
+/// they stand for (a flag or its variable still wins).
+pub fn parse(args: impl IntoIterator<Item = OsString>, project: Option<Project>) -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    if let Some(project) = &project {
+        let defaults = [
+            ("env", project.env.clone()),
+            ("state_dir", project.state_dir.as_ref().map(|dir| dir.display().to_string())),
+            ("report_dir", project.report_dir.as_ref().map(|dir| dir.display().to_string())),
+        ];
+        let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+        for name in names {
+            command = command.mut_subcommand(name, |mut sub| {
+                for (id, value) in &defaults {
+                    let Some(value) = value else { continue };
+                    // Only flags that already default (or, for --env, may be left out) take one:
+                    // `plan --report-dir` stays off unless asked for.
+                    let takes = sub.get_arguments().any(|arg| {
+                        arg.get_id() == id && !arg.is_positional() && (*id == "env" || !arg.get_default_values().is_empty())
+                    });
+                    if takes {
+                        sub = sub.mut_arg(id, |arg| arg.default_value(value.clone()));
+                    }
+                }
+                sub
+            });
+        }
+    }
+    let matches = command.try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    cli.project = project;
+    Ok(cli)
+}
+
+/// The value of `--config FILE` (or `--config=FILE`) among `args`, read before parsing
+/// because the file sets the other flags' defaults.
+pub fn config_argument(args: impl IntoIterator<Item = OsString>) -> Option<PathBuf> {
+    let mut args = args.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            return None;
+        }
+        if arg == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(value) = arg.to_str().and_then(|text| text.strip_prefix("--config=")) {
+            return Some(PathBuf::from(value));
+        }
+    }
+    None
 }
 
 /// A switch's value from its variable: `true`, `1`, `yes`, `on` or `false`, `0`, `no`, `off`,
@@ -504,5 +566,55 @@ mod tests {
             }
         ));
         Ok(())
+    }
+
+    fn project() -> Project {
+        Project {
+            env: Some("/repo/environments/uat.yaml".into()),
+            state_dir: Some("/repo/.state".into()),
+            report_dir: Some("/repo/out".into()),
+            ..Project::default()
+        }
+    }
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_project_configuration_sets_defaults_and_flags_still_win() -> Result<(), clap::Error> {
+        let cli = parse(args(&["runsheet", "run", "p.yaml"]), Some(project()))?;
+        let Command::Run { inputs, run, .. } = &cli.command else {
+            return Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand));
+        };
+        assert_eq!(inputs.env.as_deref(), Some("/repo/environments/uat.yaml"));
+        assert_eq!(run.state_dir, PathBuf::from("/repo/.state"));
+        assert_eq!(run.report_dir, PathBuf::from("/repo/out"));
+        assert!(cli.project.is_some());
+
+        let cli = parse(args(&["runsheet", "run", "p.yaml", "--env", "prod", "--state-dir", "s"]), Some(project()))?;
+        let Command::Run { inputs, run, .. } = &cli.command else {
+            return Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand));
+        };
+        assert_eq!(inputs.env.as_deref(), Some("prod"));
+        assert_eq!(run.state_dir, PathBuf::from("s"));
+        Ok(())
+    }
+
+    #[test]
+    fn plan_writes_no_report_directory_unless_asked_even_with_a_project_default() -> Result<(), clap::Error> {
+        let cli = parse(args(&["runsheet", "plan", "p.yaml"]), Some(project()))?;
+        assert!(matches!(cli.command, Command::Plan { report_dir: None, .. }));
+        let cli = parse(args(&["runsheet", "unlock", "uat"]), Some(project()))?;
+        assert!(matches!(&cli.command, Command::Unlock { env, state_dir } if env == "uat" && state_dir == &PathBuf::from("/repo/.state")));
+        Ok(())
+    }
+
+    #[test]
+    fn the_config_flag_is_read_before_parsing() {
+        assert_eq!(config_argument(args(&["runsheet", "runs", "--config", "a.yaml"])), Some("a.yaml".into()));
+        assert_eq!(config_argument(args(&["runsheet", "--config=b.yaml", "runs"])), Some("b.yaml".into()));
+        assert_eq!(config_argument(args(&["runsheet", "run", "--", "--config", "c"])), None);
+        assert_eq!(config_argument(args(&["runsheet", "runs"])), None);
     }
 }

@@ -12,15 +12,22 @@ mod execute;
 mod exit;
 mod history;
 mod observe;
+mod project;
 mod render;
 mod report_dir;
 mod terminal;
 mod twin;
 
-use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let project = match project_in_force() {
+        Ok(project) => project,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return std::process::ExitCode::from(exit::Exit::Invalid.as_u8());
+        }
+    };
+    let cli = match cli::parse(std::env::args_os(), project) {
         Ok(cli) => cli,
         Err(error) => {
             // Help and version are not errors; a usage error is invalid input (exit 3), so
@@ -43,4 +50,12 @@ fn main() -> std::process::ExitCode {
     }
     let code = commands::run(cli);
     std::process::ExitCode::from(code.as_u8())
+}
+
+/// The project configuration: the file `--config` or `RUNSHEET_CONFIG` names, else the
+/// nearest `.runsheet.yaml`.
+fn project_in_force() -> Result<Option<project::Project>, project::ProjectError> {
+    let named = cli::config_argument(std::env::args_os()).or_else(|| std::env::var_os(project::VARIABLE).map(Into::into));
+    let cwd = std::env::current_dir().unwrap_or_default();
+    project::Project::find(&cwd, named.as_deref())
 }

@@ -26,6 +26,7 @@ mod layer7_graphman;
 mod layer7_key_rotation;
 mod layer7_migration;
 mod layer7_nodes;
+mod project;
 mod readme;
 mod reliability;
 mod restored_undo;
