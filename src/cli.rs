@@ -401,6 +401,36 @@ pub enum Command {
         #[command(subcommand)]
         twin: TwinCommand,
     },
+    /// Scaffold a runbook repository: config, environments, a playbook, schemas, a CI gate.
+    ///
+    /// Writes .runsheet.yaml, environments/uat.yaml and prod.yaml (secrets by name), a first
+    /// read-only playbook with the editor schema line, schemas/, a pre-commit hook and
+    /// ci/runsheet-validate.sh. Never overwrites a file.
+    #[command(
+        after_help = "Examples:\n  runsheet init                 # in the current directory\n  runsheet init gateway-runbooks && cd gateway-runbooks && runsheet validate playbooks/*.yaml"
+    )]
+    Init {
+        /// The repository directory (created when missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Shell completions for bash, zsh, fish, elvish or PowerShell.
+    #[command(
+        after_help = "Examples:\n  runsheet completions bash > /etc/bash_completion.d/runsheet\n  runsheet completions zsh > \"${fpath[1]}/_runsheet\"\n  runsheet completions fish > ~/.config/fish/completions/runsheet.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The manual page: runsheet(1) on stdout, or a page per command into a directory.
+    #[command(
+        after_help = "Examples:\n  runsheet man | man -l -\n  runsheet man --out /usr/local/share/man/man1   # runsheet.1, runsheet-run.1, ..."
+    )]
+    Man {
+        /// Write runsheet.1 and a page per command (runsheet-run.1, ...) into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// JSON Schema of the playbook (or environment) format, for editors.
     #[command(
         after_help = "Examples:\n  runsheet schema > runsheet.schema.json\n  # then, first line of a playbook:\n  # yaml-language-server: $schema=./runsheet.schema.json"

@@ -64,6 +64,9 @@ pub fn run(cli: Cli) -> Exit {
             actions(&registry, name.as_deref(), output)
         }
         Command::Schema { kind } => schema(&registry, kind),
+        Command::Init { dir } => crate::init::init(&registry, &dir),
+        Command::Completions { shell } => crate::manuals::completions(shell),
+        Command::Man { out } => crate::manuals::man(out.as_deref()),
         Command::Run {
             playbook,
             inputs,

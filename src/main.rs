@@ -11,6 +11,8 @@ mod example_commands;
 mod execute;
 mod exit;
 mod history;
+mod init;
+mod manuals;
 mod observe;
 mod project;
 mod render;

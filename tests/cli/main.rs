@@ -9,5 +9,7 @@
 mod commands;
 mod fuzz;
 mod inputs;
+mod operator;
+mod packaging;
 mod support;
 mod validate;
