@@ -14,6 +14,9 @@
 //! peak resident memory (VmHWM, sampled from /proc every 10 ms until the
 //! process exits) of the runsheet process and of the twin process.
 //!
+//! When `RUNSHEET_RELIABILITY_REPORT` names a file (scripts/reliability.sh),
+//! the table is appended to it.
+//!
 //! Run: `cargo bench --bench estate` (`-- --quick` runs concurrency 64 only,
 //! `-- --hosts N` another estate size, `-- --local` / `-- --ssh` one transport).
 
@@ -97,21 +100,31 @@ fn main() -> BenchResult<()> {
             rows.push((transport, concurrency, figures));
         }
     }
-    println!();
-    println!(
-        "| transport | concurrency | steps | completed | wall s | steps/s | runsheet peak MiB | twin peak MiB |"
+    let mut table = String::from(
+        "| transport | concurrency | steps | completed | wall s | steps/s | runsheet peak MiB | twin peak MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (transport, concurrency, figures) in &rows {
-        println!(
-            "| {transport} | {concurrency} | {} | {} | {:.2} | {:.0} | {:.1} | {:.1} |",
+        table.push_str(&format!(
+            "| {transport} | {concurrency} | {} | {} | {:.2} | {:.0} | {:.1} | {:.1} |\n",
             figures.expected,
             figures.completed,
             figures.wall.as_secs_f64(),
             figures.steps_per_second(),
             figures.runsheet_peak_kib as f64 / 1024.0,
             figures.twin_peak_kib as f64 / 1024.0,
+        ));
+    }
+    println!("\n{table}");
+    if let Some(path) = std::env::var_os("RUNSHEET_RELIABILITY_REPORT") {
+        let section = format!(
+            "\n### Load: a large estate ({hosts} hosts x {STEPS_PER_HOST} steps)\n\n{table}"
         );
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, section.as_bytes()))
+            .map_err(|e| format!("cannot append to {}: {e}", Path::new(&path).display()))?;
     }
     Ok(())
 }
