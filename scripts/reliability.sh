@@ -19,5 +19,8 @@ started=$(date +%s)
 # The matrix: faults, crashes, hostile input, secrets, TLS, locks.
 cargo test --release --locked --test run reliability:: -- --nocapture --test-threads=1
 
+# Load: a large estate (200 hosts x 10 steps at concurrency 1, 16 and 64, local and over SSH).
+cargo bench --locked --bench estate | tee "$out/estate.txt"
+
 echo
 echo "reliability matrix done in $(( $(date +%s) - started )) s; figures: $RUNSHEET_RELIABILITY_REPORT"

@@ -8,6 +8,7 @@
 mod apt_lab;
 mod crash;
 mod docs;
+mod estate;
 mod faults;
 mod harness;
 mod impact;
