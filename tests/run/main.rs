@@ -8,6 +8,7 @@
 mod apt_lab;
 mod crash;
 mod docs;
+mod explain;
 mod faults;
 mod harness;
 mod impact;

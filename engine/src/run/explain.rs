@@ -191,7 +191,11 @@ fn near_ids(wanted: &str, ids: &[String]) -> Vec<String> {
         })
         .collect();
     scored.sort_by_key(|(distance, _)| *distance);
-    scored.into_iter().take(MOST).map(|(_, id)| id.clone()).collect()
+    scored
+        .into_iter()
+        .take(MOST)
+        .map(|(_, id)| id.clone())
+        .collect()
 }
 
 /// Everything the records say about step `id`.
@@ -235,13 +239,15 @@ fn apply(story: &mut StepStory, record: &Record, at: &str) -> String {
             story.error = None;
             story.skipped = None;
             story.outputs = record.fields.get("outputs").cloned();
-            story.outputs_masked = record.fields.get("masked").and_then(Value::as_bool) == Some(true);
+            story.outputs_masked =
+                record.fields.get("masked").and_then(Value::as_bool) == Some(true);
             story.change = record
                 .fields
                 .get("change")
                 .and_then(|c| serde_json::from_value(c.clone()).ok());
             story.undo = record.fields.get("undo").cloned().filter(|u| !u.is_null());
-            story.undo_withheld = record.fields.get("undo_masked").and_then(Value::as_bool) == Some(true);
+            story.undo_withheld =
+                record.fields.get("undo_masked").and_then(Value::as_bool) == Some(true);
             format!("succeeded{}", elapsed_words(story.elapsed_ms))
         }
         "step_failed" => {
@@ -361,7 +367,9 @@ fn rollback_started(story: &mut StepStory, record: &Record, at: &str, done_befor
     let concerns_it = item.is_none_or(|item| story.id.starts_with(&format!("{item}.")));
     if done_before && story.write == Some(true) && concerns_it && story.rollback.is_none() {
         let message = match &checkpoint {
-            Some(checkpoint) => format!("it completed before checkpoint `{checkpoint}`, which the rollback keeps"),
+            Some(checkpoint) => {
+                format!("it completed before checkpoint `{checkpoint}`, which the rollback keeps")
+            }
             None if policy == "none" => "the playbook's policy is `rollback: none`".to_owned(),
             None => "the rollback did not list it".to_owned(),
         };
@@ -441,7 +449,10 @@ mod tests {
         assert_eq!(story.target.as_deref(), Some("host dp1 (local)"));
         assert_eq!(story.attempts.len(), 2);
         assert_eq!(story.attempts[0].error.as_deref(), Some("500"));
-        assert_eq!(story.change.as_ref().map(|c| c.summary.as_str()), Some("write x"));
+        assert_eq!(
+            story.change.as_ref().map(|c| c.summary.as_str()),
+            Some("write x")
+        );
         let rollback = story.rollback.clone().unwrap_or_else(|| RollbackPart {
             policy: String::new(),
             checkpoint: None,
@@ -449,7 +460,10 @@ mod tests {
             message: None,
             at: String::new(),
         });
-        assert_eq!((rollback.policy.as_str(), rollback.result.as_str()), ("all", "undone"));
+        assert_eq!(
+            (rollback.policy.as_str(), rollback.result.as_str()),
+            ("all", "undone")
+        );
         assert_eq!(story.timeline.len(), 5, "{:?}", story.timeline);
     }
 
@@ -458,9 +472,15 @@ mod tests {
         let journal = journal();
         let skipped = story(&journal, "verify");
         assert_eq!(skipped.status, "skipped");
-        assert_eq!(skipped.skipped.map(|s| s.cause), Some(Some("dependency".into())));
+        assert_eq!(
+            skipped.skipped.map(|s| s.cause),
+            Some(Some("dependency".into()))
+        );
         let failed = story(&journal, "upgrade[dp2].install");
-        assert_eq!((failed.status.as_str(), failed.error.as_deref()), ("failed", Some("disk full")));
+        assert_eq!(
+            (failed.status.as_str(), failed.error.as_deref()),
+            ("failed", Some("disk full"))
+        );
         assert!(failed.rollback.is_none());
     }
 
@@ -469,11 +489,23 @@ mod tests {
         let journal = journal();
         assert_eq!(resolve(&journal, "verify"), Ok("verify".into()));
         let items = resolve(&journal, "upgrade.install").err().map(|e| e.items);
-        assert_eq!(items, Some(vec!["upgrade[dp1].install".into(), "upgrade[dp2].install".into()]));
+        assert_eq!(
+            items,
+            Some(vec![
+                "upgrade[dp1].install".into(),
+                "upgrade[dp2].install".into()
+            ])
+        );
         let near = resolve(&journal, "verfy").err().map(|e| e.near);
         assert_eq!(near, Some(vec!["verify".into()]));
         let segment = resolve(&journal, "install").err().map(|e| e.near);
-        assert_eq!(segment, Some(vec!["upgrade[dp1].install".into(), "upgrade[dp2].install".into()]));
+        assert_eq!(
+            segment,
+            Some(vec![
+                "upgrade[dp1].install".into(),
+                "upgrade[dp2].install".into()
+            ])
+        );
         assert!(resolve(&journal, "zzzzzzzzzz").is_err_and(|e| e.near.is_empty()));
     }
 }

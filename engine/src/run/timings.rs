@@ -102,8 +102,13 @@ mod tests {
         let timings = Timings::from_history(&history, "upgrade", Some("uat"));
         assert_eq!(timings.steps.len(), 2);
         assert_eq!(timings.steps[0].path, "upgrade.install");
-        assert_eq!((timings.steps[0].p50_ms, timings.steps[0].p95_ms), (200, 1000));
-        let expected = history.expected("upgrade.install").map(|e| e.p95.as_millis() as u64);
+        assert_eq!(
+            (timings.steps[0].p50_ms, timings.steps[0].p95_ms),
+            (200, 1000)
+        );
+        let expected = history
+            .expected("upgrade.install")
+            .map(|e| e.p95.as_millis() as u64);
         assert_eq!(expected, Some(timings.steps[0].p95_ms));
         assert_eq!(timings.steps[1].samples, 1);
         assert!(timings.run.is_none());

@@ -135,6 +135,7 @@ impl<'a> Exec<'a> {
         };
         instance.trace.set_arguments(self.masker.value(&arguments));
         let effect = action.effect_for(&arguments);
+        instance.trace.set_write(effect.kind != EffectKind::Read);
         let settings = match self.attempt_settings(instance.step, &scope) {
             Ok(settings) => settings,
             Err(error) => return self.fail(&instance, action_name, error, 0),

@@ -26,6 +26,8 @@ struct TraceInner {
     target: Option<String>,
     /// The rendered arguments, masked.
     arguments: Option<Value>,
+    /// Whether it writes, once known.
+    write: Option<bool>,
     /// One object per attempt, in order.
     attempts: Vec<Value>,
 }
@@ -47,6 +49,11 @@ impl StepTrace {
     /// Notes the step's rendered arguments (already masked).
     pub(super) fn set_arguments(&self, arguments: Value) {
         lock(&self.inner).arguments = Some(arguments);
+    }
+
+    /// Notes whether the step writes.
+    pub(super) fn set_write(&self, write: bool) {
+        lock(&self.inner).write = Some(write);
     }
 
     /// Starts timing an attempt.
@@ -81,6 +88,9 @@ impl StepTrace {
         if let Some(target) = &inner.target {
             fields.insert("target".into(), Value::String(target.clone()));
         }
+        if let Some(write) = inner.write {
+            fields.insert("write".into(), Value::Bool(write));
+        }
         if arguments && let Some(value) = &inner.arguments {
             fields.insert("arguments".into(), value.clone());
         }
@@ -99,7 +109,11 @@ fn describe_target(target: &StepTarget) -> Option<String> {
         StepTarget::Host(host) => Some(match host.transport {
             Transport::Local => format!("host {} (local)", host.name),
             Transport::Ssh => {
-                let user = host.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default();
+                let user = host
+                    .user
+                    .as_deref()
+                    .map(|u| format!("{u}@"))
+                    .unwrap_or_default();
                 format!("host {} ({user}{}:{})", host.name, host.address, host.port)
             }
         }),
