@@ -239,11 +239,14 @@ fn nearest_rank(samples: &[u64], pct: usize) -> u64 {
     sorted[rank - 1]
 }
 
+/// Step durations by path, and the whole-run durations of the runs that succeeded.
+type Durations = (BTreeMap<String, Vec<u64>>, Vec<u64>);
+
 /// Step durations by path and whole-run durations of the succeeded runs, read from the journals.
 fn journal_durations(
     lab: &Lab,
     runs: &[String],
-) -> Result<(BTreeMap<String, Vec<u64>>, Vec<u64>), Box<dyn std::error::Error>> {
+) -> Result<Durations, Box<dyn std::error::Error>> {
     let mut steps: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut whole = Vec::new();
     for id in runs {
