@@ -485,6 +485,31 @@ mod tests {
     }
 
     #[test]
+    fn a_write_before_the_kept_checkpoint_is_not_undone_and_a_resume_restores_it() {
+        let journal = records(vec![
+            json!({"kind": "run_started", "at": "t0"}),
+            json!({"kind": "step_succeeded", "at": "t1", "step": "drain", "path": "drain", "action": "kong.target", "write": true, "elapsed_ms": 5}),
+            json!({"kind": "run_finished", "at": "t2", "outcome": "interrupted"}),
+            json!({"kind": "run_started", "at": "t3", "resumed": true}),
+            json!({"kind": "step_restored", "at": "t3", "step": "drain", "path": "drain"}),
+            json!({"kind": "step_failed", "at": "t4", "step": "upgrade", "error": "no"}),
+            json!({"kind": "rollback_started", "at": "t5", "policy": "to_checkpoint", "checkpoint": "snapshot", "steps": []}),
+        ]);
+        let story = story(&journal, "drain");
+        assert_eq!(story.status, "succeeded");
+        assert_eq!(story.restored_at, ["t3"]);
+        let rollback = story.rollback.map(|r| (r.result, r.checkpoint));
+        assert_eq!(
+            rollback,
+            Some(("not_undone".into(), Some("snapshot".into())))
+        );
+        assert!(
+            story.attempts.is_empty(),
+            "an older journal without attempts still reads"
+        );
+    }
+
+    #[test]
     fn unknown_ids_list_items_and_near_matches() {
         let journal = journal();
         assert_eq!(resolve(&journal, "verify"), Ok("verify".into()));
