@@ -316,9 +316,17 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// List past runs, newest first.
-    #[command(after_help = "Examples:\n  runsheet runs\n  runsheet runs --output json")]
+    /// List past runs, newest first; with --stats, the p50/p95 durations of a playbook's steps.
+    #[command(
+        after_help = "Examples:\n  runsheet runs\n  runsheet runs --output json\n  runsheet runs --stats kong-rolling-upgrade --env uat   # size a change window from UAT rehearsals\n  runsheet runs --stats playbooks/kong-rolling-upgrade.yaml --output json\n\nThe figures are those the change-window check uses: each step's duration over the runs that\nrecorded it (dry runs record none), p50 and p95 by nearest rank; the whole run's working\ntime counts the runs that succeeded, without the time paused between resumes."
+    )]
     Runs {
+        /// Show step durations of this playbook (its name or file) instead of the list.
+        #[arg(long, value_name = "PLAYBOOK")]
+        stats: Option<String>,
+        /// With --stats, count only the runs against this environment (its name or file).
+        #[arg(long, value_name = "ENV", requires = "stats")]
+        env: Option<String>,
         /// State directory.
         #[arg(
             long,
@@ -333,14 +341,38 @@ pub enum Command {
     },
     /// Show one run: steps, timings, outputs (masked) and rollback.
     #[command(
-        after_help = "Examples:\n  runsheet show 20261126-221502-3fa9\n  runsheet show 20261126-221502-3fa9 --verify   # check the journal's hash chain"
+        after_help = "Examples:\n  runsheet show 20261126-221502-3fa9\n  runsheet show 20261126-221502-3fa9 --verify   # check the journal's hash chain\n  runsheet show 20261126-221502-3fa9 --step 'upgrade[dp1].install'   # same as `runsheet explain`"
     )]
     Show {
         /// The run id.
         run_id: String,
         /// Check the journal's hash chain and report the first broken record.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "step")]
         verify: bool,
+        /// Explain one step instead (as `runsheet explain RUN STEP`).
+        #[arg(long, value_name = "STEP")]
+        step: Option<String>,
+        /// State directory.
+        #[arg(
+            long,
+            default_value = ".runsheet",
+            value_name = "DIR",
+            env = "RUNSHEET_STATE_DIR"
+        )]
+        state_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Everything about one step of a run: arguments, attempts, outputs, diff, undo, skips.
+    #[command(
+        after_help = "Examples:\n  runsheet explain 20261126-221502-3fa9 drain\n  runsheet explain 20261126-221502-3fa9 'upgrade[dp1].install'\n  runsheet explain 20261126-221502-3fa9 'upgrade[dp1].install' --output json\n\nSTEP is a runtime id as `runsheet show RUN` lists it (inside a for_each: `upgrade[dp1].install`);\na playbook path that ran once (`checks.ready`) works too. Secrets stay masked, as the journal keeps them."
+    )]
+    Explain {
+        /// The run id.
+        run_id: String,
+        /// The step's runtime id (`upgrade[dp1].install`).
+        step: String,
         /// State directory.
         #[arg(
             long,

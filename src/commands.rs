@@ -108,12 +108,32 @@ pub fn run(cli: Cli) -> Exit {
             };
             crate::execute::resume(&registry, &run_id, &arguments, &run, Mode::Rollback)
         }
-        Command::Runs { state_dir, output } => crate::history::runs(&state_dir, output),
+        Command::Runs {
+            stats: Some(playbook),
+            env,
+            state_dir,
+            output,
+        } => crate::stats::stats(&state_dir, &playbook, env.as_deref(), output),
+        Command::Runs { state_dir, output, .. } => crate::history::runs(&state_dir, output),
+        Command::Show {
+            run_id,
+            step: Some(step),
+            state_dir,
+            output,
+            ..
+        }
+        | Command::Explain {
+            run_id,
+            step,
+            state_dir,
+            output,
+        } => crate::explain::explain(&state_dir, &run_id, &step, output),
         Command::Show {
             run_id,
             verify,
             state_dir,
             output,
+            ..
         } => crate::history::show(&state_dir, &run_id, verify, output),
         Command::Unlock { env, state_dir } => crate::history::unlock(&state_dir, &env),
         Command::Twin { twin } => match twin {

@@ -230,7 +230,7 @@ pub fn unlock(state_dir: &Path, env: &str) -> Exit {
 }
 
 /// An environment given by name or file: the name the lock uses.
-fn environment_name(env: &str) -> String {
+pub fn environment_name(env: &str) -> String {
     let path = runsheet_engine::check::environment_path(env);
     if let Ok(file) = runsheet_engine::loader::read_source(&path) {
         let (environment, _) = runsheet_engine::loader::load_environment(&file);

@@ -9,6 +9,7 @@ mod apt_lab;
 mod crash;
 mod docs;
 mod estate;
+mod explain;
 mod faults;
 mod harness;
 mod impact;

@@ -64,10 +64,16 @@ impl<'a> Exec<'a> {
                 write: call.write,
                 attempt,
             });
+            let clock = instance.trace.attempt_started();
             let result = match &instance.step.until {
                 Some(until) => self.poll(call, scope, until, settings, instance.step.sensitive).await,
                 None => self.attempt(call, settings.timeout).await,
             };
+            let error = result
+                .as_ref()
+                .err()
+                .map(|error| self.masker.text(&error.to_string()));
+            instance.trace.attempt_ended(clock, error);
             match result {
                 Ok(applied) => return Ok((applied, attempt)),
                 Err(error)

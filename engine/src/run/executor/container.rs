@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::display::compact;
 use super::scope::{End, ScopeEnd};
-use super::step::Instance;
+use super::step::{Instance, SkipCause};
 use super::{Exec, lock};
 use crate::model::{Setting, Step, TemplateText};
 use crate::plan::{KNOWN_AFTER_APPLY, item_label};
@@ -114,10 +114,11 @@ impl<'a> Exec<'a> {
             }
         }
         for label in &not_started {
-            self.emit(EventKind::StepSkipped {
-                step: format!("{id}[{label}]"),
-                reason: "not started: the run is stopping".into(),
-            });
+            self.skipped(
+                format!("{id}[{label}]"),
+                SkipCause::Stopping,
+                "not started: the run is stopping".into(),
+            );
         }
         ends.push(entry.clone()); // An empty list still comes after what the for_each waited for.
         lock(&self.book).deps.insert(id.clone(), ends);
@@ -242,10 +243,11 @@ impl<'a> Exec<'a> {
         }
         frame.record(&step.id.value, Recorded::Empty("failed"));
         if self.stopped(frame) && !step.continue_on_error {
-            self.emit(EventKind::StepSkipped {
-                step: id.clone(),
-                reason: "did not complete: the run is stopping".into(),
-            });
+            self.skipped(
+                id.clone(),
+                SkipCause::Stopping,
+                "did not complete: the run is stopping".into(),
+            );
             return End::Failed { tolerated: false };
         }
         End::Failed {

@@ -21,7 +21,8 @@
 //! - `rollback`: undoing completed writes;
 //! - `gate`: approval gates;
 //! - `outputs`: the playbook's `outputs:`, evaluated when the run ends;
-//! - `display`: durations and values for people.
+//! - `display`: durations and values for people;
+//! - `trace`: a step's target, arguments and attempts, for its journal records.
 
 mod attempt;
 mod container;
@@ -35,6 +36,7 @@ mod rollback;
 mod scope;
 mod step;
 mod target;
+mod trace;
 
 #[cfg(test)]
 mod tests;
@@ -228,7 +230,7 @@ pub async fn execute(
     let elapsed_ms = started.elapsed().as_millis() as u64;
     exec.journal(
         "run_finished",
-        json!({"outcome": outcome.outcome, "attention": outcome.attention}),
+        json!({"outcome": outcome.outcome, "attention": outcome.attention, "elapsed_ms": elapsed_ms}),
         true,
     );
     exec.emit(EventKind::RunFinished {

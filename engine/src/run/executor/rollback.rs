@@ -261,6 +261,7 @@ impl<'a> Exec<'a> {
                 id: undo_id.clone(),
                 frame: Arc::clone(&done.instance.frame),
                 started: Instant::now(),
+                trace: Arc::default(),
             };
             let end = self
                 .run_action(instance, &action.value, with.as_ref(), true)

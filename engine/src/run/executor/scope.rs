@@ -11,12 +11,11 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::step::Instance;
+use super::step::{Instance, SkipCause};
 use super::{Exec, lock};
 use crate::dag::ScopeGraph;
 use crate::model::{Step, StepRollback};
 use crate::run::context::{Frame, Recorded};
-use crate::run::event::EventKind;
 
 /// How one step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,19 +171,21 @@ impl<'a> Exec<'a> {
                     let id = node_id(&frame.prefix, step);
                     if rollback_only.contains(step.id.value.as_str()) {
                         frame.record(&step.id.value, Recorded::Empty("skipped"));
-                        self.emit(EventKind::StepSkipped {
-                            step: id,
-                            reason: crate::run::event::ROLLBACK_STEP_SKIPPED.into(),
-                        });
+                        self.skipped(
+                            id,
+                            SkipCause::RollbackStep,
+                            crate::run::event::ROLLBACK_STEP_SKIPPED.into(),
+                        );
                         self.finish(&mut schedule, index, End::Skipped, steps, &frame);
                         continue;
                     }
                     if self.stopped(&frame) {
                         frame.record(&step.id.value, Recorded::Empty("not_run"));
-                        self.emit(EventKind::StepSkipped {
-                            step: id,
-                            reason: "not started: the run is stopping".into(),
-                        });
+                        self.skipped(
+                            id,
+                            SkipCause::Stopping,
+                            "not started: the run is stopping".into(),
+                        );
                         schedule.not_run(index);
                         continue;
                     }
@@ -207,6 +208,7 @@ impl<'a> Exec<'a> {
                             id,
                             frame,
                             started: Instant::now(),
+                            trace: Arc::default(),
                         };
                         (index, self.run_step(instance).await)
                     });
@@ -238,13 +240,14 @@ impl<'a> Exec<'a> {
         for dependent in schedule.settle(index, end) {
             let step = &steps[dependent];
             frame.record(&step.id.value, Recorded::Empty("not_run"));
-            self.emit(EventKind::StepSkipped {
-                step: node_id(&frame.prefix, step),
-                reason: format!(
+            self.skipped(
+                node_id(&frame.prefix, step),
+                SkipCause::Dependency,
+                format!(
                     "not started: it needs `{}`, which did not succeed",
                     steps[index].id.value
                 ),
-            });
+            );
         }
     }
 }

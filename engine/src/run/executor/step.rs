@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::attempt::AttemptSettings;
 use super::container::ForEach;
 use super::display::human;
 use super::rollback::Completed;
 use super::scope::End;
+use super::trace::{StepTrace, with_fields};
 use super::{Exec, Mode, PriorStep, lock};
 use crate::action::{
     Action, ActionError, Applied, Change, EffectKind, Evaluate, Probe, StepContext, StepTarget,
@@ -37,6 +38,8 @@ pub(super) struct Instance<'a> {
     pub(super) frame: Arc<Frame>,
     /// When it started.
     pub(super) started: Instant,
+    /// Its target, arguments and attempts, for the journal.
+    pub(super) trace: Arc<StepTrace>,
 }
 
 /// The action side of a step: what runs, with what, and what it is told.
@@ -122,6 +125,7 @@ impl<'a> Exec<'a> {
             Ok(found) => found,
             Err(error) => return self.fail(&instance, action_name, error, 0),
         };
+        instance.trace.set_target(&target);
         if let Some(host) = &host {
             scope = scope.with_host(host);
         }
@@ -129,7 +133,9 @@ impl<'a> Exec<'a> {
             Ok(arguments) => arguments,
             Err(error) => return self.fail(&instance, action_name, error, 0),
         };
+        instance.trace.set_arguments(self.masker.value(&arguments));
         let effect = action.effect_for(&arguments);
+        instance.trace.set_write(effect.kind != EffectKind::Read);
         let settings = match self.attempt_settings(instance.step, &scope) {
             Ok(settings) => settings,
             Err(error) => return self.fail(&instance, action_name, error, 0),
@@ -253,10 +259,7 @@ impl<'a> Exec<'a> {
         instance
             .frame
             .record(&instance.step.id.value, Recorded::Empty("not_run"));
-        self.emit(EventKind::StepSkipped {
-            step: instance.id.clone(),
-            reason: reason.clone(),
-        });
+        self.skipped(instance.id.clone(), SkipCause::Window, reason.clone());
         self.stop_run(StopReason::WindowEnd, reason);
         End::NotRun
     }
@@ -331,10 +334,11 @@ impl<'a> Exec<'a> {
             instance
                 .frame
                 .record(&instance.step.id.value, Recorded::Empty("not_run"));
-            self.emit(EventKind::StepSkipped {
-                step: instance.id.clone(),
-                reason: "not started: the run is stopping".into(),
-            });
+            self.skipped(
+                instance.id.clone(),
+                SkipCause::Stopping,
+                "not started: the run is stopping".into(),
+            );
             return End::NotRun;
         }
         if call.write
@@ -347,7 +351,10 @@ impl<'a> Exec<'a> {
         if call.write
             && !self.journal(
                 "step_started",
-                json!({"step": instance.id, "path": instance.step.path, "action": name, "arguments": masked_arguments}),
+                with_fields(
+                    json!({"step": instance.id, "path": instance.step.path, "action": name, "arguments": masked_arguments}),
+                    instance.trace.fields(false),
+                ),
                 true,
             )
         {
@@ -406,21 +413,22 @@ impl<'a> Exec<'a> {
         let seq = self.next_seq();
         let name = call.action.spec().name;
         let write = call.write;
-        self.journal(
-            "step_succeeded",
-            json!({
-                "step": instance.id,
-                "path": step.path,
-                "action": name,
-                "write": write,
-                "elapsed_ms": elapsed_ms,
-                "arguments": masked_arguments,
-                "outputs": shown,
-                "masked": step.sensitive,
-                "undo": applied.undo,
-            }),
-            write,
-        );
+        let change = applied.change.map(|c| self.mask_change(c));
+        let mut record = json!({
+            "step": instance.id,
+            "path": step.path,
+            "action": name,
+            "write": write,
+            "elapsed_ms": elapsed_ms,
+            "arguments": masked_arguments,
+            "outputs": shown,
+            "masked": step.sensitive,
+            "undo": applied.undo,
+        });
+        if let Some(change) = &change {
+            record = with_fields(record, Map::from_iter([("change".to_owned(), json!(change))]));
+        }
+        self.journal("step_succeeded", with_fields(record, instance.trace.fields(false)), write);
         instance
             .frame
             .record(&step.id.value, Recorded::Done(outputs));
@@ -436,7 +444,7 @@ impl<'a> Exec<'a> {
             elapsed_ms,
             attempts,
             outputs: shown,
-            change: applied.change.map(|c| self.mask_change(c)),
+            change,
         });
     }
 
@@ -481,6 +489,7 @@ impl<'a> Exec<'a> {
             context,
         };
         self.keep(seq, instance, call, prior.undo, prior.undo_unknown);
+        self.journal("step_restored", json!({"step": id, "path": step.path}), false);
         self.emit(EventKind::StepRestored { step: id });
         End::Succeeded
     }
@@ -528,15 +537,23 @@ impl<'a> Exec<'a> {
         End::NotRun
     }
 
-    /// Journals and announces a skipped step.
+    /// Journals and announces a step whose `when:` is false.
     pub(super) fn skip(&self, instance: &Instance<'a>, reason: String) -> End {
-        let id = instance.id.clone();
         instance
             .frame
             .record(&instance.step.id.value, Recorded::Empty("skipped"));
-        self.journal("step_skipped", json!({"step": id, "reason": reason}), false);
-        self.emit(EventKind::StepSkipped { step: id, reason });
+        self.skipped(instance.id.clone(), SkipCause::When, reason);
         End::Skipped
+    }
+
+    /// Journals and announces a step that did not run (or did not complete), and why.
+    pub(super) fn skipped(&self, id: String, cause: SkipCause, reason: String) {
+        self.journal(
+            "step_skipped",
+            json!({"step": id, "reason": reason, "cause": cause.name()}),
+            false,
+        );
+        self.emit(EventKind::StepSkipped { step: id, reason });
     }
 
     /// Journals and announces a failed step; unless tolerated, the failure travels up.
@@ -551,22 +568,27 @@ impl<'a> Exec<'a> {
         let id = &instance.id;
         let tolerated = step.continue_on_error;
         let error = self.masker.text(&error);
+        let elapsed_ms = instance.started.elapsed().as_millis() as u64;
         instance
             .frame
             .record(&step.id.value, Recorded::Empty("failed"));
         if !self.aborted.load(Ordering::Relaxed) || !lock(&self.book).in_flight.contains(id) {
             // A step cut short by an abort has no end record: resume treats it as in doubt.
-            self.journal(
-                "step_failed",
-                json!({"step": id, "path": step.path, "action": action, "error": error}),
-                true,
-            );
+            let record = json!({
+                "step": id,
+                "path": step.path,
+                "action": action,
+                "error": error,
+                "elapsed_ms": elapsed_ms,
+                "tolerated": tolerated,
+            });
+            self.journal("step_failed", with_fields(record, instance.trace.fields(true)), true);
         }
         self.emit(EventKind::StepFailed {
             step: id.clone(),
             action: action.to_owned(),
             error,
-            elapsed_ms: instance.started.elapsed().as_millis() as u64,
+            elapsed_ms,
             attempts,
             tolerated,
         });
@@ -589,6 +611,34 @@ impl<'a> Exec<'a> {
             summary: self.masker.text(&change.summary),
             before: change.before.map(|b| self.masker.text(&b)),
             after: change.after.map(|a| self.masker.text(&a)),
+        }
+    }
+}
+
+/// Why a step did not run, as the journal names it (`cause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SkipCause {
+    /// Its `when:` was false.
+    When,
+    /// A step it needs did not succeed.
+    Dependency,
+    /// It runs only to undo another step.
+    RollbackStep,
+    /// The run was stopping (a failure, a signal, a gate).
+    Stopping,
+    /// The change window did not admit it.
+    Window,
+}
+
+impl SkipCause {
+    /// Its name in journal records.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            SkipCause::When => "when_false",
+            SkipCause::Dependency => "dependency",
+            SkipCause::RollbackStep => "rollback_step",
+            SkipCause::Stopping => "stopping",
+            SkipCause::Window => "window",
         }
     }
 }

@@ -1,0 +1,88 @@
+//! `runsheet runs --stats PLAYBOOK`: p50/p95 durations of each step and of the
+//! whole run over earlier runs, the figures the change-window check uses.
+
+use std::path::Path;
+use std::time::Duration;
+
+use runsheet_engine::run::executor::human;
+use runsheet_engine::run::state::StateDir;
+use runsheet_engine::run::timings::Timings;
+
+use crate::cli::OutputFormat;
+use crate::exit::Exit;
+use crate::render::{emit, json_text};
+
+/// `runsheet runs --stats PLAYBOOK [--env ENV]`.
+pub fn stats(state_dir: &Path, playbook: &str, env: Option<&str>, output: OutputFormat) -> Exit {
+    let playbook = playbook_name(playbook);
+    let environment = env.map(crate::history::environment_name);
+    let timings = Timings::load(&StateDir::new(state_dir), &playbook, environment.as_deref());
+    match output {
+        OutputFormat::Json => emit(&json_text(&timings)),
+        OutputFormat::Human => emit(&human_timings(&timings, state_dir)),
+    }
+    Exit::Success
+}
+
+/// A playbook given by name or file: the name its runs are recorded under.
+fn playbook_name(playbook: &str) -> String {
+    let path = Path::new(playbook);
+    if path.is_file()
+        && let Ok(file) = runsheet_engine::loader::read_source(path)
+        && let (Some(loaded), _) = runsheet_engine::loader::load_playbook(&file)
+    {
+        return loaded.name.value;
+    }
+    playbook.to_owned()
+}
+
+/// The figures for people.
+fn human_timings(timings: &Timings, state_dir: &Path) -> String {
+    let on = timings
+        .environment
+        .as_deref()
+        .map(|e| format!(" on `{e}`"))
+        .unwrap_or_default();
+    if timings.runs == 0 {
+        return format!(
+            "no durations recorded for playbook `{}`{on} in {} (dry runs record none)\n",
+            timings.playbook,
+            state_dir.display()
+        );
+    }
+    let ms = |ms: u64| human(Duration::from_millis(ms));
+    let mut out = format!(
+        "durations of playbook `{}`{on}, from {} run(s) (p50/p95, nearest rank)\n",
+        timings.playbook, timings.runs
+    );
+    match &timings.run {
+        Some(run) => out.push_str(&format!(
+            "  whole run: p50 {}  p95 {}  ({} succeeded run(s); working time, pauses between resumes excluded)\n",
+            ms(run.p50_ms),
+            ms(run.p95_ms),
+            run.samples
+        )),
+        None => out.push_str("  whole run: no run succeeded yet\n"),
+    }
+    let width = timings
+        .steps
+        .iter()
+        .map(|s| s.path.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<width$}  {:>7}  {:>8}  {:>8}\n",
+        "STEP", "SAMPLES", "P50", "P95"
+    ));
+    for step in &timings.steps {
+        out.push_str(&format!(
+            "  {:<width$}  {:>7}  {:>8}  {:>8}\n",
+            step.path,
+            step.samples,
+            ms(step.p50_ms),
+            ms(step.p95_ms)
+        ));
+    }
+    out
+}
