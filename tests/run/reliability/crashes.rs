@@ -5,7 +5,9 @@
 //! verifies. The journal on a full disk, a torn last line and a read-only state
 //! directory are in `crashes/disk.rs`.
 //!
-//! The seed is printed first (`RUNSHEET_CRASH_SEED=N` replays a failure's trials).
+//! The seed is printed first (`RUNSHEET_CRASH_SEED=N` replays a failure's trials;
+//! `RUNSHEET_CRASH_PLAYBOOKS=a,b` runs those playbooks' trials only,
+//! `RUNSHEET_CRASH_TRIALS=N` N trials of each).
 
 mod disk;
 mod subjects;
@@ -92,6 +94,30 @@ fn excess(after: &BTreeMap<String, u64>, reference: &BTreeMap<String, u64>) -> (
     (twice, reruns, named)
 }
 
+/// The lines of `reference` missing from `resumed` and the lines `resumed` has more.
+fn difference(reference: &str, resumed: &str) -> String {
+    let count = |text: &str| {
+        let mut lines: BTreeMap<String, i64> = BTreeMap::new();
+        for line in text.lines() {
+            *lines.entry(line.to_owned()).or_default() += 1;
+        }
+        lines
+    };
+    let (before, after) = (count(reference), count(resumed));
+    let mut out = String::new();
+    for (line, n) in &before {
+        for _ in 0..(n - after.get(line).copied().unwrap_or(0)).max(0) {
+            out.push_str(&format!("- {line}\n"));
+        }
+    }
+    for (line, n) in &after {
+        for _ in 0..(n - before.get(line).copied().unwrap_or(0)).max(0) {
+            out.push_str(&format!("+ {line}\n"));
+        }
+    }
+    out
+}
+
 /// The gate a paused run names (`--approve GATE`).
 fn gate(run: &Run) -> Option<String> {
     let all = run.all();
@@ -169,7 +195,12 @@ fn trial(subject: &Subject, reference: &Reference, delay: Duration, tally: &mut 
     tally.trials += 1;
     let Some(id) = target.run_id() else {
         // Killed before the run's directory existed: nothing may have changed.
-        assert_eq!(target.state()?, initial, "{label}: killed before the run existed, yet the state changed");
+        let state = target.state()?;
+        assert!(
+            state == initial,
+            "{label}: killed before the run existed, yet the state changed:\n{}",
+            difference(&initial, &state)
+        );
         tally.before_start += 1;
         tally.equal += 1;
         tally.chain_intact += 1;
@@ -193,9 +224,9 @@ fn trial(subject: &Subject, reference: &Reference, delay: Duration, tally: &mut 
             let state = target.state()?;
             assert!(
                 state == reference.state,
-                "{label}: resumed to a state other than the uninterrupted run's:\n{}\n--- reference\n{}\n--- resumed\n{state}",
+                "{label}: resumed to a state other than the uninterrupted run's:\n{}\n{}",
                 resumed.all(),
-                reference.state
+                difference(&reference.state, &state)
             );
             tally.equal += 1;
         }
@@ -213,9 +244,19 @@ fn kill_9_at_random_points_of_every_writing_playbook_then_resume() -> TestResult
     eprintln!("crash matrix seed {seed} (RUNSHEET_CRASH_SEED={seed} replays it)");
     let mut random = Lcg(seed);
     let subjects = subjects::all();
-    // CI: one trial for a few playbooks, rotating by seed; full: every playbook, >= 200 in all.
-    let per_subject = crate::reliability::scale(1, 20);
-    let chosen: Vec<&Subject> = if crate::reliability::full() {
+    // CI: one trial each for two playbooks, chosen by the seed; full: every playbook,
+    // >= 200 trials in all.
+    let per_subject = std::env::var("RUNSHEET_CRASH_TRIALS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| crate::reliability::scale(1, 200_usize.div_ceil(subjects.len())));
+    let only = std::env::var("RUNSHEET_CRASH_PLAYBOOKS").unwrap_or_default();
+    let chosen: Vec<&Subject> = if !only.is_empty() {
+        subjects
+            .iter()
+            .filter(|subject| only.split(',').any(|name| name == subject.name))
+            .collect()
+    } else if crate::reliability::full() {
         subjects.iter().collect()
     } else {
         let first = random.next(subjects.len() as u64) as usize;
