@@ -77,7 +77,10 @@ fn non_idempotent(key: &str) -> bool {
 }
 
 /// The requests of `after` beyond those of `reference`: (non-idempotent, idempotent).
-fn excess(after: &BTreeMap<String, u64>, reference: &BTreeMap<String, u64>) -> (u64, u64, Vec<String>) {
+fn excess(
+    after: &BTreeMap<String, u64>,
+    reference: &BTreeMap<String, u64>,
+) -> (u64, u64, Vec<String>) {
     let (mut twice, mut reruns, mut named) = (0, 0, Vec::new());
     for (key, count) in after {
         let more = count.saturating_sub(reference.get(key).copied().unwrap_or(0));
@@ -174,7 +177,12 @@ fn reference(subject: &Subject) -> Outcome<Reference> {
         _ => run,
     };
     if run.code != Some(0) {
-        return Err(format!("{}: the uninterrupted run failed: {}", subject.name, run.all()).into());
+        return Err(format!(
+            "{}: the uninterrupted run failed: {}",
+            subject.name,
+            run.all()
+        )
+        .into());
     }
     Ok(Reference {
         writes: target.writes()?,
@@ -184,11 +192,26 @@ fn reference(subject: &Subject) -> Outcome<Reference> {
 }
 
 /// One trial: killed after `delay`, resumed to the end, checked against `reference`.
-fn trial(subject: &Subject, reference: &Reference, delay: Duration, tally: &mut Tally, label: &str) -> TestResult {
+fn trial(
+    subject: &Subject,
+    reference: &Reference,
+    delay: Duration,
+    tally: &mut Tally,
+    label: &str,
+) -> TestResult {
     let target = (subject.build)()?;
     target.reset_counters()?;
     let initial = target.state()?;
     let mut child = target.lab().spawn(&target.run_args())?;
+    // The delay counts from the moment the run's directory exists (the binary's start-up
+    // and loading are not worth trials), or from the start if it never appears.
+    let appeared = Instant::now() + Duration::from_secs(10);
+    while target.run_id().is_none() && Instant::now() < appeared {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
     std::thread::sleep(delay);
     child.kill()?;
     child.wait()?;
@@ -211,7 +234,12 @@ fn trial(subject: &Subject, reference: &Reference, delay: Duration, tally: &mut 
     let (twice, reruns, named) = excess(&target.writes()?, &reference.writes);
     tally.twice += twice;
     tally.reruns += reruns;
-    assert_eq!(twice, 0, "{label}: a non-idempotent write reached the gateway twice ({named:?}): {}", resumed.all());
+    assert_eq!(
+        twice,
+        0,
+        "{label}: a non-idempotent write reached the gateway twice ({named:?}): {}",
+        resumed.all()
+    );
     let verified = target.lab().run(&["show", id.as_str(), "--verify"])?;
     assert!(
         verified.stdout.contains("hash chain intact"),
@@ -260,7 +288,9 @@ fn kill_9_at_random_points_of_every_writing_playbook_then_resume() -> TestResult
         subjects.iter().collect()
     } else {
         let first = random.next(subjects.len() as u64) as usize;
-        (0..2).map(|i| &subjects[(first + i) % subjects.len()]).collect()
+        (0..2)
+            .map(|i| &subjects[(first + i) % subjects.len()])
+            .collect()
     };
     let mut rows = Vec::new();
     let mut total = 0;
@@ -268,8 +298,8 @@ fn kill_9_at_random_points_of_every_writing_playbook_then_resume() -> TestResult
         let reference = reference(subject)?;
         let mut tally = Tally::default();
         for n in 0..per_subject {
-            // Anywhere from the start to a little past the uninterrupted run's end.
-            let span = reference.took.as_millis() as u64 + 200;
+            // Anywhere from the run's start to a little past the uninterrupted run's end.
+            let span = reference.took.as_millis() as u64 + 100;
             let delay = Duration::from_millis(random.next(span));
             let label = format!(
                 "seed {seed}, {} trial {n}, killed after {} ms",
