@@ -1,0 +1,395 @@
+//! The shipped playbooks that write, each in a lab of its own: the Kong ones on a copy of
+//! the repository's lab with a standalone Kong twin (`ShippedLab::standalone`: its
+//! counters and Admin API are readable while the binary runs), the Layer7 policy migration
+//! between two in-process Layer7 twins seeded like the lab's `l7-uat` and `l7`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use runsheet_actions::layer7::restman::Bundle;
+use runsheet_twin::layer7::{Layer7Config, Layer7Twin};
+use serde_json::Value;
+
+use crate::kong_lab::{ROOT, ShippedLab};
+use crate::lab::Lab;
+use crate::traffic::{Outcome, delete, get, post};
+
+/// A lab a playbook runs in, as the crash trials see it.
+pub trait Target {
+    /// The lab directory (the binary runs there; its state dir is `.runsheet/`).
+    fn lab(&self) -> &Lab;
+    /// `run PLAYBOOK --env ENV --set ...` of the uninterrupted run.
+    fn run_args(&self) -> Vec<String>;
+    /// The gateways' and nodes' state, normalised for comparison with another lab's.
+    fn state(&self) -> Outcome<String>;
+    /// Write requests the gateways received since the last reset, by `"METHOD /path"`.
+    fn writes(&self) -> Outcome<BTreeMap<String, u64>>;
+    /// Sets the gateways' counters to zero.
+    fn reset_counters(&self) -> Outcome<()>;
+    /// The id of the lab's run, once its directory exists.
+    fn run_id(&self) -> Option<String> {
+        self.lab().only_run()
+    }
+}
+
+/// A shipped playbook and how to build a fresh lab for it.
+pub struct Subject {
+    /// The playbook's file name.
+    pub name: &'static str,
+    /// Builds a fresh lab, ready for the playbook's run.
+    pub build: fn() -> Outcome<Box<dyn Target>>,
+}
+
+/// Every shipped playbook the matrix covers.
+pub fn all() -> Vec<Subject> {
+    vec![
+        Subject {
+            name: "kong-policy-migration",
+            build: || {
+                kong(
+                    "kong-policy-migration",
+                    &["state_file=examples/kong-lab-state.yaml", "approval=false"],
+                    true,
+                    |_| Ok(()),
+                )
+            },
+        },
+        Subject {
+            name: "kong-rolling-upgrade",
+            build: || {
+                kong(
+                    "kong-rolling-upgrade",
+                    &["target_version=3.9.1", "ready_delay=50ms"],
+                    false,
+                    |_| Ok(()),
+                )
+            },
+        },
+        Subject {
+            name: "kong-restart",
+            build: || kong("kong-restart", &["ready_timeout=20s"], false, |_| Ok(())),
+        },
+        Subject {
+            name: "kong-scale",
+            build: || {
+                kong(
+                    "kong-scale",
+                    &["action=remove", r#"hosts=["dp3"]"#],
+                    false,
+                    |_| Ok(()),
+                )
+            },
+        },
+        Subject {
+            name: "kong-rollback",
+            build: || {
+                kong("kong-rollback", &["approval=false"], true, |lab| {
+                    // The seed's state is the snapshot to go back to; bob is then
+                    // deleted by hand, which the rollback restores.
+                    let original = snapshot(lab, "original.yaml")?;
+                    std::fs::write(lab.lab.path().join("original.yaml"), original)?;
+                    let (status, body) =
+                        delete(&format!("{}/consumers/bob", lab.twin()?.admin_url))?;
+                    if status != 204 {
+                        return Err(format!("deleting bob: {status} {body}").into());
+                    }
+                    Ok(())
+                })
+            },
+        },
+        Subject {
+            name: "layer7-policy-migration",
+            build: || Ok(Box::new(Layer7Migration::start()?)),
+        },
+    ]
+}
+
+/// A shipped Kong playbook in a copy of the lab with a standalone twin.
+struct KongTarget {
+    lab: ShippedLab,
+    args: Vec<String>,
+    /// Whether the nodes take part (their versions and liveness are part of the state).
+    gateway_only: bool,
+}
+
+/// A Kong subject: `playbook` with `sets` (and `artefacts=` in the lab), after `prepare`.
+fn kong(
+    playbook: &str,
+    sets: &[&str],
+    gateway_only: bool,
+    prepare: fn(&ShippedLab) -> Outcome<()>,
+) -> Outcome<Box<dyn Target>> {
+    let lab = ShippedLab::standalone(|text| text, |text| text)?;
+    prepare(&lab)?;
+    let mut args = vec![
+        "run".to_owned(),
+        format!("playbooks/{playbook}.yaml"),
+        "--env".to_owned(),
+        "environments/lab.yaml".to_owned(),
+        "--no-progress".to_owned(),
+    ];
+    let artefacts = format!("artefacts={}", lab.lab.path().join("artefacts").display());
+    let snapshot = format!(
+        "snapshot={}",
+        lab.lab.path().join("original.yaml").display()
+    );
+    let mut all: Vec<&str> = sets.to_vec();
+    if [
+        "kong-policy-migration",
+        "kong-rolling-upgrade",
+        "kong-rollback",
+    ]
+    .contains(&playbook)
+    {
+        all.push(&artefacts);
+    }
+    if playbook == "kong-rollback" {
+        all.push(&snapshot);
+    }
+    for set in all {
+        args.extend(["--set".to_owned(), set.to_owned()]);
+    }
+    if !gateway_only {
+        // The lab's nodes run before the playbook does, as a real estate's do: runsheet
+        // starts them at its first command on the environment, here a plan.
+        let mut plan = args.clone();
+        plan[0] = "plan".to_owned();
+        plan.retain(|arg| arg != "--no-progress");
+        let planned = lab.runsheet(&plan.iter().map(String::as_str).collect::<Vec<_>>())?;
+        if planned.code != Some(0) {
+            return Err(format!("plan {playbook}: {}", planned.all()).into());
+        }
+    }
+    Ok(Box::new(KongTarget {
+        lab,
+        args,
+        gateway_only,
+    }))
+}
+
+/// The whole gateway as `kong.snapshot` writes it (credentials included), taken by the
+/// binary through an environment that names only the twin.
+fn snapshot(lab: &ShippedLab, name: &str) -> Outcome<String> {
+    let twin = lab.twin()?;
+    lab.lab.write(
+        ".snap-env.yaml",
+        &format!(
+            "runsheet: 1\nname: snap\ngateways:\n  kong: {}\n",
+            twin.gateway()
+        ),
+    )?;
+    lab.lab.write(
+        ".snap.yaml",
+        &format!(
+            "runsheet: 1\nname: snap\nsteps:\n  - id: snap\n    action: kong.snapshot\n    on: kong\n    with: {{path: {name}, include_credentials: true}}\n"
+        ),
+    )?;
+    let run = lab.runsheet(&[
+        "run",
+        ".snap.yaml",
+        "--env",
+        ".snap-env.yaml",
+        "--state-dir",
+        ".snap-state",
+    ])?;
+    if run.code != Some(0) {
+        return Err(format!("snapshot: {}", run.all()).into());
+    }
+    Ok(std::fs::read_to_string(lab.lab.path().join(name))?)
+}
+
+/// A snapshot without what differs between two labs doing the same thing: generated ids,
+/// keys and times; its lines sorted (entities are listed by id).
+fn normalised(snapshot: &str) -> String {
+    let mut lines: Vec<&str> = snapshot
+        .lines()
+        .filter(|line| {
+            let key = line.trim_start().trim_start_matches("- ");
+            !["id:", "created_at:", "updated_at:", "provision_key:", "# "]
+                .iter()
+                .any(|prefix| key.starts_with(prefix))
+        })
+        .collect();
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// Write requests in a `/_twin/counters` answer.
+fn counted_writes(counters: &Value) -> BTreeMap<String, u64> {
+    counters["requests"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| {
+            ["POST ", "PUT ", "PATCH ", "DELETE "]
+                .iter()
+                .any(|m| key.starts_with(m))
+        })
+        // Readiness probes and GraphQL queries (Graphman answers reads on POST) change nothing.
+        .filter(|(key, _)| !key.contains("/status/ready") && key.as_str() != "POST /graphman")
+        .map(|(key, count)| (key.clone(), count.as_u64().unwrap_or(0)))
+        .collect()
+}
+
+impl Target for KongTarget {
+    fn lab(&self) -> &Lab {
+        &self.lab.lab
+    }
+
+    fn run_args(&self) -> Vec<String> {
+        self.args.clone()
+    }
+
+    fn state(&self) -> Outcome<String> {
+        let mut state = snapshot(&self.lab, "state.yaml")?;
+        // The nodes' ports differ from lab to lab.
+        for (n, address) in self.lab.nodes.addresses.iter().enumerate() {
+            state = state.replace(address.as_str(), &format!("dp{}", n + 1));
+        }
+        let mut state = normalised(&state);
+        if !self.gateway_only {
+            for n in 0..self.lab.nodes.dirs.len() {
+                let running = self.lab.pid(n).is_some();
+                let reported = if running {
+                    self.lab.reported(n).unwrap_or_else(|e| format!("({e})"))
+                } else {
+                    "(stopped)".to_owned()
+                };
+                state.push_str(&format!(
+                    "\nnode {n}: installed {}, running {running}, reports {reported}",
+                    self.lab.installed(n)
+                ));
+            }
+        }
+        Ok(state)
+    }
+
+    fn writes(&self) -> Outcome<BTreeMap<String, u64>> {
+        let (status, body) = get(&format!("{}/_twin/counters", self.lab.twin()?.admin_url))?;
+        if status != 200 {
+            return Err(format!("counters: {status} {body}").into());
+        }
+        Ok(counted_writes(&serde_json::from_str(&body)?))
+    }
+
+    fn reset_counters(&self) -> Outcome<()> {
+        let (status, body) = post(&format!("{}/_twin/reset", self.lab.twin()?.admin_url), "{}")?;
+        if !(200..300).contains(&status) {
+            return Err(format!("reset: {status} {body}").into());
+        }
+        Ok(())
+    }
+}
+
+/// `layer7-policy-migration` from a twin seeded like `l7-uat` to one seeded like `l7`.
+struct Layer7Migration {
+    runtime: tokio::runtime::Runtime,
+    /// Kept serving while the lab lives.
+    _source: Layer7Twin,
+    target: Layer7Twin,
+    lab: Lab,
+}
+
+/// A lab seed of environments/.
+fn seed(name: &str) -> std::io::Result<String> {
+    std::fs::read_to_string(Path::new(ROOT).join("environments").join(name))
+}
+
+impl Layer7Migration {
+    fn start() -> Outcome<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let config = Layer7Config {
+            control: true,
+            ..Layer7Config::default()
+        };
+        let source = runtime.block_on(Layer7Twin::start(config.clone()))?;
+        source.seed_bundle(&seed("lab-layer7-uat.xml")?)?;
+        let target = runtime.block_on(Layer7Twin::start(config))?;
+        target.seed_bundle(&seed("lab-layer7.xml")?)?;
+        let lab = Lab::new()?;
+        lab.write(
+            "env.yaml",
+            &format!(
+                "runsheet: 1\nname: l7-migration\ngateways:\n  \
+                 l7-uat: {{type: layer7, url: \"{}\", username: admin, password: password}}\n  \
+                 l7: {{type: layer7, url: \"{}\", username: admin, password: password}}\n",
+                source.url(),
+                target.url()
+            ),
+        )?;
+        Ok(Self {
+            runtime,
+            _source: source,
+            target,
+            lab,
+        })
+    }
+
+    /// A request to the target twin with the administrator's credentials; the body.
+    fn call(&self, method: reqwest::Method, path: &str) -> Outcome<String> {
+        let url = format!("{}{path}", self.target.url());
+        Ok(self.runtime.block_on(async {
+            reqwest::Client::new()
+                .request(method, &url)
+                .basic_auth("admin", Some("password"))
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await
+        })?)
+    }
+}
+
+impl Target for Layer7Migration {
+    fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    fn run_args(&self) -> Vec<String> {
+        let playbook = Path::new(ROOT).join("playbooks/layer7-policy-migration.yaml");
+        [
+            "run",
+            &playbook.display().to_string(),
+            "--env",
+            "env.yaml",
+            "--no-progress",
+            "--set",
+            r#"services=["/orders","/inventory"]"#,
+            "--set",
+            r#"cluster_properties=["inventory.cache.ttl"]"#,
+            "--set",
+            r#"smoke_paths=["/orders","/inventory"]"#,
+            "--set",
+            "approval=false",
+            "--set",
+            &format!("artefacts={}", self.lab.path().join("artefacts").display()),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    fn state(&self) -> Outcome<String> {
+        let text = self.call(reqwest::Method::GET, "/restman/1.0/bundle?all=true")?;
+        let xml = Bundle::parse(&text)?.normalised()?.to_xml()?;
+        // Each twin makes its own default SSL key at start: not the migration's doing.
+        Ok(xml
+            .lines()
+            .filter(|line| !line.contains("<l7:Encoded>") && !line.contains("<l7:SerialNumber>"))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    fn writes(&self) -> Outcome<BTreeMap<String, u64>> {
+        let body = self.call(reqwest::Method::GET, "/_twin/counters")?;
+        Ok(counted_writes(&serde_json::from_str(&body)?))
+    }
+
+    fn reset_counters(&self) -> Outcome<()> {
+        self.call(reqwest::Method::POST, "/_twin/reset")?;
+        Ok(())
+    }
+}
