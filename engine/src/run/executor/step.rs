@@ -130,6 +130,13 @@ impl<'a> Exec<'a> {
             Err(error) => return self.fail(&instance, action_name, error, 0),
         };
         let effect = action.effect_for(&arguments);
+        // Like an environment's `tls.insecure`, a step's is announced on every run.
+        if arguments.pointer("/tls/insecure") == Some(&serde_json::Value::Bool(true)) {
+            self.notice(format!(
+                "TLS verification is OFF for step `{}` (tls.insecure in its arguments)",
+                instance.id
+            ));
+        }
         let settings = match self.attempt_settings(instance.step, &scope) {
             Ok(settings) => settings,
             Err(error) => return self.fail(&instance, action_name, error, 0),
