@@ -418,6 +418,21 @@ fn no_secret_value_or_encoding_shows_in_any_artefact_of_the_shipped_playbooks() 
         "the error quotes the echoed body: {}",
         echoed.all()
     );
+    // The header, basic auth (base64), query (URL-encoded) and body (JSON) all came back
+    // in the quoted body, masked.
+    let lowered = echoed.all().to_lowercase();
+    assert!(
+        lowered.contains("authorization: basic")
+            && lowered.contains("apikey: ")
+            && lowered.contains("/login?key="),
+        "the echo is quoted: {}",
+        echoed.all()
+    );
+    assert!(
+        echoed.all().matches("••••••").count() >= 5,
+        "each echoed form is masked: {}",
+        echoed.all()
+    );
     outcomes.push(("http step, secrets echoed in a 500 body".to_owned(), echoed));
 
     // The scan.
