@@ -593,11 +593,14 @@ mod tests {
     }
 
     #[test]
-    fn a_self_signed_certificate_is_named_self_signed_and_a_foreign_ca_unknown_issuer()
-    -> TestResult {
+    fn a_self_signed_certificate_is_named_self_signed_and_a_foreign_ca_unknown_issuer() -> TestResult
+    {
         let own = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
         let reason = refusal(own.cert.der())?;
-        assert!(reason.contains("certificate verification failed: self-signed"), "{reason}");
+        assert!(
+            reason.contains("certificate verification failed: self-signed"),
+            "{reason}"
+        );
 
         let ca_key = rcgen::KeyPair::generate()?;
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
@@ -609,7 +612,10 @@ mod tests {
         let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?
             .signed_by(&key, &issuer)?;
         let reason = refusal(leaf.der())?;
-        assert!(reason.contains("certificate verification failed: unknown issuer"), "{reason}");
+        assert!(
+            reason.contains("certificate verification failed: unknown issuer"),
+            "{reason}"
+        );
         Ok(())
     }
 }

@@ -122,7 +122,13 @@ pub fn encodings(secret: &str) -> Vec<String> {
         let end = (8 * (shift + bytes.len())) / 6;
         if let Some(core) = encoded.get(first..end) {
             forms.push(core.to_owned());
-            forms.push(URL_SAFE.encode(&shifted).get(first..end).unwrap_or(core).to_owned());
+            forms.push(
+                URL_SAFE
+                    .encode(&shifted)
+                    .get(first..end)
+                    .unwrap_or(core)
+                    .to_owned(),
+            );
         }
     }
     forms.retain(|form| form != secret && form.len() >= MIN_ENCODED_LEN);
@@ -209,7 +215,12 @@ mod tests {
         let masker = Masker::default();
         masker.add(secret);
         let json = serde_json::to_string(secret).unwrap_or_default();
-        for (user, what) in [("", "no user"), ("u", "user u"), ("ab", "user ab"), ("abc", "user abc")] {
+        for (user, what) in [
+            ("", "no user"),
+            ("u", "user u"),
+            ("ab", "user ab"),
+            ("abc", "user abc"),
+        ] {
             let basic = STANDARD.encode(format!("{user}:{secret}"));
             let shown = masker.text(&format!("echo: Authorization: Basic {basic}"));
             assert!(shown.contains(MASK), "{what}: {shown}");
@@ -222,7 +233,10 @@ mod tests {
             format!("{{\"echo\": {json}}}"),
         ] {
             let shown = masker.text(&text);
-            assert!(shown.contains(MASK) && !shown.contains("rd%2B7Kq") && !shown.contains("rd+7Kq"), "{shown}");
+            assert!(
+                shown.contains(MASK) && !shown.contains("rd%2B7Kq") && !shown.contains("rd+7Kq"),
+                "{shown}"
+            );
         }
         // Short secrets get no encoded forms: they would mask ordinary text.
         assert!(encodings("abcde").is_empty());
