@@ -227,9 +227,9 @@ mod tests {
             assert!(!shown.contains(&basic), "{what}: {shown}");
         }
         for text in [
-            format!("GET /x?key=p%40ss%20w%2F%22rd%2B7Kq HTTP/1.1"),
-            format!("body key=p%40ss+w%2F%22rd%2B7Kq"),
-            format!("GET /x?key=p@ss%20w/%22rd+7Kq HTTP/1.1"),
+            "GET /x?key=p%40ss%20w%2F%22rd%2B7Kq HTTP/1.1".to_owned(),
+            "body key=p%40ss+w%2F%22rd%2B7Kq".to_owned(),
+            "GET /x?key=p@ss%20w/%22rd+7Kq HTTP/1.1".to_owned(),
             format!("{{\"echo\": {json}}}"),
         ] {
             let shown = masker.text(&text);
