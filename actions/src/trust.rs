@@ -242,17 +242,18 @@ impl TlsMaterial {
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|_| TrustError::NoRoots)?;
-        match &self.server_name {
+        let inner: Arc<dyn ServerCertVerifier> = match &self.server_name {
             Some(name) => {
                 let fixed = ServerName::try_from(name.clone())
                     .map_err(|_| TrustError::ServerName { name: name.clone() })?;
-                Ok(Arc::new(FixedNameVerifier {
+                Arc::new(FixedNameVerifier {
                     inner: webpki,
                     name: fixed,
-                }))
+                })
             }
-            None => Ok(webpki),
-        }
+            None => webpki,
+        };
+        Ok(Arc::new(SelfSignedAware { inner }))
     }
 
     /// A rustls client configuration for these settings.
@@ -335,6 +336,75 @@ impl ServerCertVerifier for FixedNameVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.inner
             .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A self-signed server certificate the trusted CAs do not include: refused as
+/// "unknown issuer" by webpki, named for what it is.
+#[derive(Debug, thiserror::Error)]
+#[error("self-signed certificate")]
+pub struct SelfSigned;
+
+/// Verifies with `inner`; an unknown issuer of a lone self-issued certificate is
+/// reported as [`SelfSigned`].
+#[derive(Debug)]
+struct SelfSignedAware {
+    inner: Arc<dyn ServerCertVerifier>,
+}
+
+/// Whether the DER certificate names itself as its issuer.
+fn is_self_issued(certificate: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(certificate.as_ref())
+        .is_ok_and(|(_, parsed)| parsed.subject().as_raw() == parsed.issuer().as_raw())
+}
+
+impl ServerCertVerifier for SelfSignedAware {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if intermediates.is_empty() && is_self_issued(end_entity) =>
+            {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(SelfSigned)),
+                )))
+            }
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -454,6 +524,9 @@ fn describe_certificate_error(error: &CertificateError) -> String {
         CertificateError::NotValidYetContext { not_before, .. } => {
             format!("not valid yet: valid from {}", rfc3339(*not_before))
         }
+        CertificateError::Other(other) if other.0.downcast_ref::<SelfSigned>().is_some() => {
+            "self-signed: the certificate is its own issuer and no trusted CA vouches for it (set `ca` to it to trust it)".to_owned()
+        }
         CertificateError::Revoked => "the certificate is revoked".to_owned(),
         CertificateError::BadSignature => "bad signature in the chain".to_owned(),
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
@@ -500,5 +573,49 @@ fn rfc3339(time: UnixTime) -> String {
     match jiff::Timestamp::from_second(seconds) {
         Ok(timestamp) => timestamp.to_string(),
         Err(_) => format!("{seconds} (UNIX)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// Why the default verifier refuses `certificate` for `localhost`, in words.
+    fn refusal(certificate: &CertificateDer<'_>) -> Result<String, Box<dyn std::error::Error>> {
+        let verifier = TlsMaterial::default().verifier()?;
+        let name = ServerName::try_from("localhost")?;
+        match verifier.verify_server_cert(certificate, &[], &name, &[], UnixTime::now()) {
+            Ok(_) => Err("accepted".into()),
+            Err(error) => Ok(describe_tls_error(&error)),
+        }
+    }
+
+    #[test]
+    fn a_self_signed_certificate_is_named_self_signed_and_a_foreign_ca_unknown_issuer() -> TestResult
+    {
+        let own = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+        let reason = refusal(own.cert.der())?;
+        assert!(
+            reason.contains("certificate verification failed: self-signed"),
+            "{reason}"
+        );
+
+        let ca_key = rcgen::KeyPair::generate()?;
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "some CA");
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate()?;
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?
+            .signed_by(&key, &issuer)?;
+        let reason = refusal(leaf.der())?;
+        assert!(
+            reason.contains("certificate verification failed: unknown issuer"),
+            "{reason}"
+        );
+        Ok(())
     }
 }

@@ -102,7 +102,7 @@ pub fn acquire(state_dir: &Path, environment: &str, owner: &Owner) -> Result<Env
         Err(TryLockError::WouldBlock) => {
             return Err(LockError::Held {
                 environment: environment.to_owned(),
-                owner: read_owner(&mut file).unwrap_or_else(unknown_owner),
+                owner: holder(&mut file),
             });
         }
         Err(TryLockError::Error(source)) => return Err(io(source)),
@@ -167,7 +167,7 @@ pub fn unlock(state_dir: &Path, environment: &str) -> Result<Option<Owner>, Lock
         Err(TryLockError::WouldBlock) => {
             return Err(LockError::Held {
                 environment: environment.to_owned(),
-                owner: read_owner(&mut file).unwrap_or_else(unknown_owner),
+                owner: holder(&mut file),
             });
         }
         Err(TryLockError::Error(source)) => return Err(LockError::Io { path, source }),
@@ -175,6 +175,25 @@ pub fn unlock(state_dir: &Path, environment: &str) -> Result<Option<Owner>, Lock
     let owner = read_owner(&mut file);
     write_owner(&mut file, None).map_err(|source| LockError::Io { path, source })?;
     Ok(owner)
+}
+
+/// How long a run refused by a held lock waits for the holder's owner record: a run
+/// that took the lock a moment ago may not have written it yet.
+const OWNER_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The owner of a lock another process holds, waiting up to [`OWNER_WAIT`] for a
+/// record still being written.
+fn holder(file: &mut File) -> Owner {
+    let started = std::time::Instant::now();
+    loop {
+        match read_owner(file) {
+            Some(owner) if owner.pid != 0 => return owner,
+            found if started.elapsed() >= OWNER_WAIT => {
+                return found.unwrap_or_else(unknown_owner);
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {
@@ -240,6 +259,33 @@ mod tests {
         assert_eq!(again.taken_back_from.as_ref().map(|o| o.run.as_str()), Some("r1"));
         again.release()?;
         acquire(dir.path(), "uat", &owner("r2"))?.release()?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_run_refused_while_the_holder_writes_its_record_names_the_holder()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = lock_path(dir.path(), "uat");
+        std::fs::create_dir_all(dir.path().join("locks"))?;
+        // The holder has the OS lock but has not written its record yet.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        file.try_lock()?;
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            write_owner(&mut file, Some(&owner("r1"))).map(|()| file)
+        });
+        let refused = acquire(dir.path(), "uat", &owner("r2"));
+        let _held = writer.join().map_err(|_| "writer panicked")??;
+        assert!(
+            matches!(&refused, Err(LockError::Held { owner, .. }) if owner.run == "r1"),
+            "{refused:?}"
+        );
         Ok(())
     }
 

@@ -18,7 +18,8 @@ pub struct Masker {
 }
 
 impl Masker {
-    /// Adds a secret value; it is masked from now on.
+    /// Adds a secret value and its obvious encodings ([`encodings`]); they are masked
+    /// from now on.
     pub fn add(&self, secret: &str) {
         if secret.is_empty() {
             return;
@@ -27,11 +28,17 @@ impl Masker {
             Ok(secrets) => secrets,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if !secrets.iter().any(|s| s == secret) {
-            secrets.push(secret.to_owned());
-            // Longest first, so a secret containing another is masked whole.
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        if secrets.iter().any(|s| s == secret) {
+            return;
         }
+        secrets.push(secret.to_owned());
+        for encoded in encodings(secret) {
+            if !secrets.contains(&encoded) {
+                secrets.push(encoded);
+            }
+        }
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     /// Adds every string inside a value.
@@ -82,6 +89,84 @@ impl Masker {
     }
 }
 
+/// Secrets shorter than this get no encoded forms masked: the encoded part of a short
+/// secret is short enough to occur in ordinary text.
+pub const MIN_ENCODED_LEN: usize = 6;
+
+/// The forms a secret takes when a server or a log echoes it encoded: percent-encoded
+/// (a URL, a form body), JSON-escaped, and base64 (standard and URL-safe) at each of
+/// the three byte alignments it can have inside a longer encoded text (`Basic
+/// base64(user:password)`), each cut to the characters that depend on the secret alone.
+pub fn encodings(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    if secret.len() < MIN_ENCODED_LEN {
+        return Vec::new();
+    }
+    let mut forms = vec![
+        percent_encoded(secret, false),
+        percent_encoded(secret, true),
+        url_encoded(secret, b"\"#<>'"),
+        url_encoded(secret, b"\"#<>?`{}"),
+    ];
+    if let Ok(json) = serde_json::to_string(secret) {
+        forms.push(json.trim_matches('"').to_owned());
+    }
+    let bytes = secret.as_bytes();
+    for shift in 0..3 {
+        let mut shifted = vec![0u8; shift];
+        shifted.extend_from_slice(bytes);
+        let encoded = STANDARD.encode(&shifted);
+        // Character k covers bits 6k..6k+6; the secret's bits are 8*shift..8*(shift+len).
+        let first = (8 * shift).div_ceil(6);
+        let end = (8 * (shift + bytes.len())) / 6;
+        if let Some(core) = encoded.get(first..end) {
+            forms.push(core.to_owned());
+            forms.push(
+                URL_SAFE
+                    .encode(&shifted)
+                    .get(first..end)
+                    .unwrap_or(core)
+                    .to_owned(),
+            );
+        }
+    }
+    forms.retain(|form| form != secret && form.len() >= MIN_ENCODED_LEN);
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
+/// The text as a URL parser writes it into a query (`special` = `"#<>'`) or a path
+/// (`"#<>?`{}`): controls, space, non-ASCII and `special` percent-encoded.
+fn url_encoded(text: &str, special: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte <= b' ' || byte >= 0x7f || special.contains(&byte) {
+            out.push_str(&format!("%{byte:02X}"));
+        } else {
+            out.push(char::from(byte));
+        }
+    }
+    out
+}
+
+/// The text percent-encoded (every byte but `A-Z a-z 0-9 - . _ ~`); `form`: a space
+/// as `+`, as in a form body.
+fn percent_encoded(text: &str, form: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(byte));
+            }
+            b' ' if form => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
 /// Every leaf of a value replaced by the mask (for `sensitive: true` outputs).
 pub fn mask_all(value: &Value) -> Value {
     match value {
@@ -120,6 +205,42 @@ mod tests {
         masker.add("ab");
         assert_eq!(masker.text("ab"), MASK);
         assert_eq!(masker.text("about"), "about");
+    }
+
+    #[test]
+    fn encoded_forms_of_a_secret_are_masked_too() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        let secret = "p@ss w/\"rd+7Kq";
+        let masker = Masker::default();
+        masker.add(secret);
+        let json = serde_json::to_string(secret).unwrap_or_default();
+        for (user, what) in [
+            ("", "no user"),
+            ("u", "user u"),
+            ("ab", "user ab"),
+            ("abc", "user abc"),
+        ] {
+            let basic = STANDARD.encode(format!("{user}:{secret}"));
+            let shown = masker.text(&format!("echo: Authorization: Basic {basic}"));
+            assert!(shown.contains(MASK), "{what}: {shown}");
+            assert!(!shown.contains(&basic), "{what}: {shown}");
+        }
+        for text in [
+            "GET /x?key=p%40ss%20w%2F%22rd%2B7Kq HTTP/1.1".to_owned(),
+            "body key=p%40ss+w%2F%22rd%2B7Kq".to_owned(),
+            "GET /x?key=p@ss%20w/%22rd+7Kq HTTP/1.1".to_owned(),
+            format!("{{\"echo\": {json}}}"),
+        ] {
+            let shown = masker.text(&text);
+            assert!(
+                shown.contains(MASK) && !shown.contains("rd%2B7Kq") && !shown.contains("rd+7Kq"),
+                "{shown}"
+            );
+        }
+        // Short secrets get no encoded forms: they would mask ordinary text.
+        assert!(encodings("abcde").is_empty());
+        assert!(!encodings(secret).is_empty());
     }
 
     #[test]

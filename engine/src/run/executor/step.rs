@@ -136,6 +136,13 @@ impl<'a> Exec<'a> {
         instance.trace.set_arguments(self.masker.value(&arguments));
         let effect = action.effect_for(&arguments);
         instance.trace.set_write(effect.kind != EffectKind::Read);
+        // Like an environment's `tls.insecure`, a step's is announced on every run.
+        if arguments.pointer("/tls/insecure") == Some(&serde_json::Value::Bool(true)) {
+            self.notice(format!(
+                "TLS verification is OFF for step `{}` (tls.insecure in its arguments)",
+                instance.id
+            ));
+        }
         let settings = match self.attempt_settings(instance.step, &scope) {
             Ok(settings) => settings,
             Err(error) => return self.fail(&instance, action_name, error, 0),
