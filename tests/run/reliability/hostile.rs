@@ -151,3 +151,11 @@ pub fn line_with<'t>(text: &'t str, needle: &str) -> &'t str {
         .find(|line| line.contains(needle))
         .map_or("", str::trim)
 }
+
+/// The headline of a refusal: the `×` line of a diagnostic, else the `FAILED` line.
+pub fn headline(text: &str) -> &str {
+    text.lines()
+        .find(|line| line.trim_start().starts_with('×'))
+        .or_else(|| text.lines().find(|line| line.contains("FAILED")))
+        .map_or("", str::trim)
+}

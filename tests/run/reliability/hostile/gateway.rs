@@ -175,6 +175,7 @@ fn a_hostile_gateway_gets_bounded_reads_timeouts_and_no_credentials() -> TestRes
     let server = Hostile::start(Some(thief.port))?;
     let lab = Lab::new()?;
     let mut rows = Vec::new();
+    let mut failures = Vec::new();
     for (mode, what, expected) in MODES {
         lab.write("env.yaml", &environment(&server, mode))?;
         for (action, step) in STEPS {
@@ -191,15 +192,25 @@ fn a_hostile_gateway_gets_bounded_reads_timeouts_and_no_credentials() -> TestRes
             let measured = measure_command(&lab, command)?;
             let all = measured.run.all();
             let case = format!("{mode} × {action}");
-            assert_eq!(measured.run.code, Some(1), "{case}: {all}");
             let said = expected.iter().find(|text| all.contains(**text));
-            assert!(said.is_some(), "{case}: none of {expected:?} in: {all}");
-            assert!(!all.contains("panicked"), "{case}: {all}");
-            for secret in [API_KEY, BEARER, KONG_TOKEN, L7_PASSWORD] {
-                assert!(!all.contains(secret), "{case}: a secret was printed: {all}");
+            let mut problems = Vec::new();
+            if measured.run.code != Some(1) {
+                problems.push(format!("exit {:?}", measured.run.code));
             }
-            if let Some(kib) = measured.peak_kib {
-                assert!(kib < 512 * 1024, "{case}: peak RSS {kib} KiB is not bounded");
+            if said.is_none() {
+                problems.push(format!("none of {expected:?}"));
+            }
+            if all.contains("panicked") {
+                problems.push("a panic".to_owned());
+            }
+            if [API_KEY, BEARER, KONG_TOKEN, L7_PASSWORD].iter().any(|s| all.contains(s)) {
+                problems.push("a secret printed".to_owned());
+            }
+            if measured.peak_kib.is_some_and(|kib| kib > 512 * 1024) {
+                problems.push(format!("peak RSS {}", measured.peak()));
+            }
+            if !problems.is_empty() {
+                failures.push(format!("{case}: {}: {all}", problems.join(", ")));
             }
             rows.push(vec![
                 what.to_string(),
@@ -216,12 +227,13 @@ fn a_hostile_gateway_gets_bounded_reads_timeouts_and_no_credentials() -> TestRes
     let mut command = lab.command(&["run", "call.yaml", "--env", "env.yaml", "--yes"]);
     command.env("HOSTILE_API_KEY", API_KEY).env("HOSTILE_BEARER", BEARER);
     let hop = measure_command(&lab, command)?;
-    assert_eq!(hop.run.code, Some(0), "{}", hop.run.all());
+    if hop.run.code != Some(0) {
+        failures.push(format!("same-origin hop: {}", hop.run.all()));
+    }
     let landed = server.seen().into_iter().filter(|s| s.path.starts_with("/landed")).collect::<Vec<_>>();
-    assert!(
-        landed.iter().any(|s| s.headers.get("apikey").map(String::as_str) == Some(API_KEY)),
-        "the same-origin redirect lost its headers: {landed:?}"
-    );
+    if !landed.iter().any(|s| s.headers.get("apikey").map(String::as_str) == Some(API_KEY)) {
+        failures.push(format!("the same-origin redirect lost its headers: {landed:?}"));
+    }
     rows.push(vec![
         "307 within the same host".into(),
         "http".into(),
@@ -230,11 +242,12 @@ fn a_hostile_gateway_gets_bounded_reads_timeouts_and_no_credentials() -> TestRes
         hop.peak(),
     ]);
     let stolen = thief.seen();
-    assert!(stolen.is_empty(), "a request reached the other host: {stolen:?}");
     report(
         "Hostile gateways: what each action says (exit 1 everywhere; the other host received 0 requests)",
         &["gateway answers", "action", "message", "time", "peak RSS"],
         &rows,
     );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(stolen.is_empty(), "a request reached the other host: {stolen:?}");
     Ok(())
 }

@@ -124,8 +124,12 @@ fn a_template_cannot_read_files_or_the_process_environment() -> TestResult {
         assert!(refused || run.code == Some(1), "{what}: {said}");
         let reason = said
             .lines()
-            .find(|line| {
-                ["template", "undefined", "not found", "unknown"].iter().any(|w| line.contains(w))
+            .find(|line| line.trim_start().starts_with('×'))
+            .or_else(|| said.lines().find(|line| line.contains("FAILED")))
+            .filter(|line| {
+                ["template", "undefined", "not found", "unknown", "not defined"]
+                    .iter()
+                    .any(|w| line.contains(w))
             })
             .unwrap_or_default()
             .trim()
