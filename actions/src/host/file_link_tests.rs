@@ -26,7 +26,10 @@ async fn a_path_with_dot_dot_is_refused_before_anything_is_read() -> TestResult 
     let context = local_step(false);
     let arguments = json!({"path": path, "content": "x"});
     for outcome in [
-        HostFile::new().plan(&context, arguments.clone()).await.err(),
+        HostFile::new()
+            .plan(&context, arguments.clone())
+            .await
+            .err(),
         HostFile::new().apply(&context, arguments).await.err(),
     ] {
         let message = outcome.map(|e| e.to_string()).unwrap_or_default();
@@ -68,7 +71,10 @@ async fn a_dangling_link_is_refused_too() -> TestResult {
     let link = directory.path().join("kong.conf");
     std::os::unix::fs::symlink(directory.path().join("missing"), &link)?;
     let outcome = HostFile::new()
-        .apply(&local_step(false), json!({"path": link, "content": "new\n"}))
+        .apply(
+            &local_step(false),
+            json!({"path": link, "content": "new\n"}),
+        )
         .await;
     assert!(outcome.is_err(), "{outcome:?}");
     assert!(std::fs::symlink_metadata(&link)?.file_type().is_symlink());
@@ -98,6 +104,10 @@ fn the_ssh_write_script_refuses_a_link() -> TestResult {
     assert!(stderr.contains("symbolic link to"), "{stderr}");
     assert!(std::fs::symlink_metadata(&link)?.file_type().is_symlink());
     assert_eq!(std::fs::read(&target)?, b"old\n");
-    assert_eq!(std::fs::read_dir(directory.path())?.count(), 2, "a temporary file stayed");
+    assert_eq!(
+        std::fs::read_dir(directory.path())?.count(),
+        2,
+        "a temporary file stayed"
+    );
     Ok(())
 }

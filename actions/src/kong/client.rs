@@ -446,7 +446,7 @@ fn read_answer(method: &str, url: &str, response: &WebResponse) -> Result<Value,
             body: truncate(&response.text(), QUOTED_BODY_BYTES),
         });
     }
-    if (300..400).contains(&response.status) {
+    if (300..400).contains(&response.status) && response.headers.contains_key("location") {
         // A redirect that was not followed (it leads to another host): say so.
         response.expect_status(&ExpectedStatus::Success)?;
     }

@@ -57,7 +57,7 @@ impl Connection {
     /// redirect to another host (never followed) a [`crate::web::WebError::RedirectNotFollowed`].
     pub async fn send(&self, request: WebRequest) -> Result<WebResponse, Layer7Error> {
         let response = self.web.send(request).await?;
-        if (300..400).contains(&response.status) {
+        if (300..400).contains(&response.status) && response.headers.contains_key("location") {
             // A redirect to another host was not followed: say so, not "answered 302".
             response.expect_status(&ExpectedStatus::Success)?;
         }

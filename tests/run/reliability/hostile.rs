@@ -39,8 +39,10 @@ impl Measured {
 
     /// `12.3 MiB`, or `?` when it could not be measured.
     pub fn peak(&self) -> String {
-        self.peak_kib
-            .map_or_else(|| "?".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0))
+        self.peak_kib.map_or_else(
+            || "?".to_owned(),
+            |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
+        )
     }
 }
 

@@ -16,9 +16,16 @@ fn snapshot(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             let meta = std::fs::symlink_metadata(&path)?;
-            let name = path.strip_prefix(dir.as_path()).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(dir.as_path())
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             if meta.file_type().is_symlink() {
-                files.push((path.display().to_string(), format!("-> {}", std::fs::read_link(&path)?.display()).into_bytes()));
+                files.push((
+                    path.display().to_string(),
+                    format!("-> {}", std::fs::read_link(&path)?.display()).into_bytes(),
+                ));
             } else if meta.is_dir() {
                 stack.push(path);
             } else {
@@ -35,8 +42,14 @@ fn host_file_writes_only_the_file_it_names() -> TestResult {
     let lab = Lab::with_data()?;
     std::fs::create_dir_all(lab.data().join("conf.d"))?;
     std::fs::write(lab.data().join("real.conf"), "original\n")?;
-    std::os::unix::fs::symlink(lab.data().join("real.conf"), lab.data().join("conf.d/link.conf"))?;
-    std::os::unix::fs::symlink(lab.data().join("nowhere"), lab.data().join("conf.d/dangling.conf"))?;
+    std::os::unix::fs::symlink(
+        lab.data().join("real.conf"),
+        lab.data().join("conf.d/link.conf"),
+    )?;
+    std::os::unix::fs::symlink(
+        lab.data().join("nowhere"),
+        lab.data().join("conf.d/dangling.conf"),
+    )?;
     std::fs::write(lab.data().join("conf.d/kept.conf"), "kept\n")?;
     lab.write(
         "files.yaml",
@@ -57,23 +70,58 @@ steps:
     )?;
     let before = snapshot(&lab.data())?;
     let cases = [
-        ("`..` in an input", "../../escaped.conf", "may not contain `..`"),
+        (
+            "`..` in an input",
+            "../../escaped.conf",
+            "may not contain `..`",
+        ),
         ("a symbolic link", "link.conf", "is a symbolic link to"),
-        ("a dangling symbolic link", "dangling.conf", "is a symbolic link to"),
+        (
+            "a dangling symbolic link",
+            "dangling.conf",
+            "is a symbolic link to",
+        ),
     ];
     let mut rows = Vec::new();
     for (what, name, reason) in cases {
-        let plan = lab.run(&["plan", "files.yaml", "--env", "env.yaml", "--set", &format!("name={name}")])?;
-        let run = lab.run(&["run", "files.yaml", "--env", "env.yaml", "--yes", "--set", &format!("name={name}")])?;
+        let plan = lab.run(&[
+            "plan",
+            "files.yaml",
+            "--env",
+            "env.yaml",
+            "--set",
+            &format!("name={name}"),
+        ])?;
+        let run = lab.run(&[
+            "run",
+            "files.yaml",
+            "--env",
+            "env.yaml",
+            "--yes",
+            "--set",
+            &format!("name={name}"),
+        ])?;
         // Step `first` changed kept.conf, then `named` failed: the undo put kept.conf back.
         assert_eq!(run.code, Some(1), "{what}: {}", run.all());
         assert!(run.all().contains(reason), "{what}: {}", run.all());
         assert_eq!(snapshot(&lab.data())?, before, "{what}: the files changed");
-        assert!(!lab.path().join("escaped.conf").exists() && !lab.data().join("escaped.conf").exists());
+        assert!(
+            !lab.path().join("escaped.conf").exists() && !lab.data().join("escaped.conf").exists()
+        );
         rows.push(vec![
             what.to_owned(),
-            format!("plan exit {}, run exit {}", plan.code.unwrap_or(-1), run.code.unwrap_or(-1)),
-            format!("`{}`", super::line_with(&run.all(), reason).chars().take(110).collect::<String>()),
+            format!(
+                "plan exit {}, run exit {}",
+                plan.code.unwrap_or(-1),
+                run.code.unwrap_or(-1)
+            ),
+            format!(
+                "`{}`",
+                super::line_with(&run.all(), reason)
+                    .chars()
+                    .take(110)
+                    .collect::<String>()
+            ),
             "files, link and target as before (undo restored kept.conf)".to_owned(),
         ]);
     }
@@ -105,19 +153,53 @@ steps:
     with: {path: "snapshots/{{ inputs.crq }}.yaml"}
 "#,
     )?;
-    let refused = lab.run(&["run", "snap.yaml", "--env", "env.yaml", "--yes", "--set", "crq=../../escaped"])?;
+    let refused = lab.run(&[
+        "run",
+        "snap.yaml",
+        "--env",
+        "env.yaml",
+        "--yes",
+        "--set",
+        "crq=../../escaped",
+    ])?;
     assert_eq!(refused.code, Some(1), "{}", refused.all());
-    assert!(refused.all().contains("climbs out of a directory"), "{}", refused.all());
-    assert!(!lab.path().join("../escaped.yaml").exists() && !lab.path().join("escaped.yaml").exists());
-    let fine = lab.run(&["run", "snap.yaml", "--env", "env.yaml", "--yes", "--set", "crq=CRQ-1"])?;
+    assert!(
+        refused.all().contains("climbs out of a directory"),
+        "{}",
+        refused.all()
+    );
+    assert!(
+        !lab.path().join("../escaped.yaml").exists() && !lab.path().join("escaped.yaml").exists()
+    );
+    let fine = lab.run(&[
+        "run",
+        "snap.yaml",
+        "--env",
+        "env.yaml",
+        "--yes",
+        "--set",
+        "crq=CRQ-1",
+    ])?;
     assert_eq!(fine.code, Some(0), "{}", fine.all());
     assert!(lab.path().join("snapshots/CRQ-1.yaml").is_file());
     report(
         "Hostile input: artefact paths",
         &["case", "outcome"],
         &[
-            vec!["`snapshots/{{ inputs.crq }}.yaml`, crq=`../../escaped`".into(), format!("exit 1: `{}`", super::line_with(&refused.all(), "climbs out").chars().take(110).collect::<String>())],
-            vec!["same, crq=`CRQ-1`".into(), "exit 0, snapshots/CRQ-1.yaml written".into()],
+            vec![
+                "`snapshots/{{ inputs.crq }}.yaml`, crq=`../../escaped`".into(),
+                format!(
+                    "exit 1: `{}`",
+                    super::line_with(&refused.all(), "climbs out")
+                        .chars()
+                        .take(110)
+                        .collect::<String>()
+                ),
+            ],
+            vec![
+                "same, crq=`CRQ-1`".into(),
+                "exit 0, snapshots/CRQ-1.yaml written".into(),
+            ],
         ],
     );
     Ok(())

@@ -58,12 +58,20 @@ impl Hostile {
     }
 
     fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().map(|seen| seen.clone()).unwrap_or_default()
+        self.seen
+            .lock()
+            .map(|seen| seen.clone())
+            .unwrap_or_default()
     }
 }
 
 /// Reads one request and answers it according to its mode, then closes.
-fn serve(stream: TcpStream, port: u16, thief: Option<u16>, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    port: u16,
+    thief: Option<u16>,
+    seen: &Mutex<Vec<Seen>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -78,16 +86,28 @@ fn serve(stream: TcpStream, port: u16, thief: Option<u16>, seen: &Mutex<Vec<Seen
             headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
         }
     }
-    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; length.min(1 << 20)];
     reader.read_exact(&mut body)?;
     if let Ok(mut seen) = seen.lock() {
-        seen.push(Seen { path: path.clone(), headers });
+        seen.push(Seen {
+            path: path.clone(),
+            headers,
+        });
     }
     let mut stream = stream;
-    let mode = path.trim_start_matches('/').split(['/', '?']).next().unwrap_or_default();
+    let mode = path
+        .trim_start_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
     let head = |status: &str, content_type: &str, length: usize| {
-        format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n")
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+        )
     };
     let whole = |stream: &mut TcpStream, status: &str, content_type: &str, body: &str| {
         stream.write_all(format!("{}{body}", head(status, content_type, body.len())).as_bytes())
@@ -115,8 +135,18 @@ fn serve(stream: TcpStream, port: u16, thief: Option<u16>, seen: &Mutex<Vec<Seen
             }
             Ok(())
         }
-        "badjson" => whole(&mut stream, "200 OK", "application/json", "{\"version\": \"3.9.0\", \"data\": [{\"id\": "),
-        "html" => whole(&mut stream, "200 OK", "text/html", "<html><body><h1>Sign in</h1><form>"),
+        "badjson" => whole(
+            &mut stream,
+            "200 OK",
+            "application/json",
+            "{\"version\": \"3.9.0\", \"data\": [{\"id\": ",
+        ),
+        "html" => whole(
+            &mut stream,
+            "200 OK",
+            "text/html",
+            "<html><body><h1>Sign in</h1><form>",
+        ),
         "badxml" => whole(
             &mut stream,
             "200 OK",
@@ -132,7 +162,12 @@ fn serve(stream: TcpStream, port: u16, thief: Option<u16>, seen: &Mutex<Vec<Seen
             let location = format!("http://127.0.0.1:{port}/landed{rest}");
             stream.write_all(format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes())
         }
-        "landed" => whole(&mut stream, "200 OK", "application/json", "{\"version\": \"landed\"}"),
+        "landed" => whole(
+            &mut stream,
+            "200 OK",
+            "application/json",
+            "{\"version\": \"landed\"}",
+        ),
         _ => whole(&mut stream, "404 Not Found", "text/plain", "not here"),
     }
 }
@@ -151,8 +186,14 @@ const STEPS: &[(&str, &str)] = &[
         "http",
         r#"{id: call, action: http, timeout: 3s, with: {url: "{{ env.base }}/api/status", headers: {apikey: "{{ secret('HOSTILE_API_KEY') }}"}, auth: {bearer: "{{ secret('HOSTILE_BEARER') }}"}, extract: {version: /version}}}"#,
     ),
-    ("kong.status", "{id: call, action: kong.status, on: kong, timeout: 3s}"),
-    ("layer7.ping", "{id: call, action: layer7.ping, on: l7, timeout: 3s}"),
+    (
+        "kong.status",
+        "{id: call, action: kong.status, on: kong, timeout: 3s}",
+    ),
+    (
+        "layer7.ping",
+        "{id: call, action: layer7.ping, on: l7, timeout: 3s}",
+    ),
     (
         "layer7.export",
         "{id: call, action: layer7.export, on: l7, timeout: 3s, with: {path: bundle.xml, api: restman}}",
@@ -162,11 +203,51 @@ const STEPS: &[(&str, &str)] = &[
 /// A mode, what each action's output must say (any of), and a bound on peak RSS.
 const MODES: &[(&str, &str, &[&str])] = &[
     ("huge", "1 GiB body", &["larger than 67108864 bytes"]),
-    ("drip", "1 byte/s drip", &["no response within 3s", "timed out after 3s"]),
-    ("badjson", "truncated JSON", &["not JSON", "malformed response", "not operational", "unexpected", "expected"]),
-    ("html", "HTML instead of JSON/XML", &["not JSON", "malformed response", "not operational", "unexpected", "expected", "content type"]),
-    ("badxml", "truncated XML", &["not JSON", "malformed response", "not operational", "unexpected", "expected", "XML"]),
-    ("redirect", "302 to another host", &["which was not followed"]),
+    (
+        "drip",
+        "1 byte/s drip",
+        &["no response within 3s", "timed out after 3s"],
+    ),
+    (
+        "badjson",
+        "truncated JSON",
+        &[
+            "not JSON",
+            "malformed response",
+            "not operational",
+            "unexpected",
+            "expected",
+        ],
+    ),
+    (
+        "html",
+        "HTML instead of JSON/XML",
+        &[
+            "not JSON",
+            "malformed response",
+            "not operational",
+            "unexpected",
+            "expected",
+            "content type",
+        ],
+    ),
+    (
+        "badxml",
+        "truncated XML",
+        &[
+            "not JSON",
+            "malformed response",
+            "not operational",
+            "unexpected",
+            "expected",
+            "XML",
+        ],
+    ),
+    (
+        "redirect",
+        "302 to another host",
+        &["which was not followed"],
+    ),
 ];
 
 #[test]
@@ -203,7 +284,10 @@ fn a_hostile_gateway_gets_bounded_reads_timeouts_and_no_credentials() -> TestRes
             if all.contains("panicked") {
                 problems.push("a panic".to_owned());
             }
-            if [API_KEY, BEARER, KONG_TOKEN, L7_PASSWORD].iter().any(|s| all.contains(s)) {
+            if [API_KEY, BEARER, KONG_TOKEN, L7_PASSWORD]
+                .iter()
+                .any(|s| all.contains(s))
+            {
                 problems.push("a secret printed".to_owned());
             }
             if measured.peak_kib.is_some_and(|kib| kib > 512 * 1024) {
@@ -215,7 +299,13 @@ fn a_hostile_gateway_gets_bounded_reads_timeouts_and_no_credentials() -> TestRes
             rows.push(vec![
                 what.to_string(),
                 action.to_string(),
-                format!("`{}`", line_with(&all, said.copied().unwrap_or_default()).chars().take(140).collect::<String>()),
+                format!(
+                    "`{}`",
+                    line_with(&all, said.copied().unwrap_or_default())
+                        .chars()
+                        .take(140)
+                        .collect::<String>()
+                ),
                 measured.time(),
                 measured.peak(),
             ]);
@@ -223,16 +313,30 @@ fn a_hostile_gateway_gets_bounded_reads_timeouts_and_no_credentials() -> TestRes
     }
     // A redirect within the same origin is followed, with the credentials.
     lab.write("env.yaml", &environment(&server, "hop"))?;
-    lab.write("call.yaml", &format!("runsheet: 1\nname: call\nsteps:\n  - {}\n", STEPS[0].1))?;
+    lab.write(
+        "call.yaml",
+        &format!("runsheet: 1\nname: call\nsteps:\n  - {}\n", STEPS[0].1),
+    )?;
     let mut command = lab.command(&["run", "call.yaml", "--env", "env.yaml", "--yes"]);
-    command.env("HOSTILE_API_KEY", API_KEY).env("HOSTILE_BEARER", BEARER);
+    command
+        .env("HOSTILE_API_KEY", API_KEY)
+        .env("HOSTILE_BEARER", BEARER);
     let hop = measure_command(&lab, command)?;
     if hop.run.code != Some(0) {
         failures.push(format!("same-origin hop: {}", hop.run.all()));
     }
-    let landed = server.seen().into_iter().filter(|s| s.path.starts_with("/landed")).collect::<Vec<_>>();
-    if !landed.iter().any(|s| s.headers.get("apikey").map(String::as_str) == Some(API_KEY)) {
-        failures.push(format!("the same-origin redirect lost its headers: {landed:?}"));
+    let landed = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/landed"))
+        .collect::<Vec<_>>();
+    if !landed
+        .iter()
+        .any(|s| s.headers.get("apikey").map(String::as_str) == Some(API_KEY))
+    {
+        failures.push(format!(
+            "the same-origin redirect lost its headers: {landed:?}"
+        ));
     }
     rows.push(vec![
         "307 within the same host".into(),
@@ -248,6 +352,9 @@ fn a_hostile_gateway_gets_bounded_reads_timeouts_and_no_credentials() -> TestRes
         &rows,
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert!(stolen.is_empty(), "a request reached the other host: {stolen:?}");
+    assert!(
+        stolen.is_empty(),
+        "a request reached the other host: {stolen:?}"
+    );
     Ok(())
 }

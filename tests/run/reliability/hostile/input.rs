@@ -21,10 +21,12 @@ const HEAD: &str = "runsheet: 1\nname: hostile\n";
 
 /// The billion laughs: nine levels of ten aliases each, 10^9 strings if expanded.
 fn alias_bomb() -> String {
-    let mut text = format!("{HEAD}vars:\n  l0: &l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+    let mut text = format!(
+        "{HEAD}vars:\n  l0: &l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n"
+    );
     for level in 1..=9 {
         let previous = format!("*l{}", level - 1);
-        let items = vec![previous.as_str(); 10].join(", ");
+        let items = [previous.as_str(); 10].join(", ");
         text.push_str(&format!("  l{level}: &l{level} [{items}]\n"));
     }
     text.push_str("steps:\n  - {id: x, action: log, with: {message: \"{{ vars.l9 }}\"}}\n");
@@ -33,12 +35,19 @@ fn alias_bomb() -> String {
 
 /// `levels` nested flow sequences: `[[[...]]]`.
 fn deep_flow(levels: usize) -> String {
-    format!("{HEAD}vars:\n  deep: {}{}\nsteps: []\n", "[".repeat(levels), "]".repeat(levels))
+    format!(
+        "{HEAD}vars:\n  deep: {}{}\nsteps: []\n",
+        "[".repeat(levels),
+        "]".repeat(levels)
+    )
 }
 
 /// `levels` nested block sequences on one line: `- - - ... x`.
 fn deep_block(levels: usize) -> String {
-    format!("{HEAD}vars:\n  deep:\n    {}x\nsteps: []\n", "- ".repeat(levels))
+    format!(
+        "{HEAD}vars:\n  deep:\n    {}x\nsteps: []\n",
+        "- ".repeat(levels)
+    )
 }
 
 /// `levels` nested block mappings, one per line, each indented one more space.
@@ -54,7 +63,9 @@ fn deep_block_mappings(levels: usize) -> String {
 
 /// A file of about `bytes` bytes: a valid head, then a long comment-free list.
 fn big_file(bytes: usize) -> Vec<u8> {
-    let mut text = format!("{HEAD}steps:\n  - {{id: x, action: log, with: {{message: hi}}}}\nvars:\n  big:\n").into_bytes();
+    let mut text =
+        format!("{HEAD}steps:\n  - {{id: x, action: log, with: {{message: hi}}}}\nvars:\n  big:\n")
+            .into_bytes();
     let line = b"    - 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n";
     while text.len() + line.len() < bytes {
         text.extend_from_slice(line);
@@ -116,7 +127,10 @@ fn malformed_files_are_refused_quickly_in_bounded_memory() -> TestResult {
         Case {
             name: "100 MB file",
             file: big_file(100 * 1024 * 1024),
-            expect: vec!["yaml::too-large".into(), "more than the 33554432 bytes".into()],
+            expect: vec![
+                "yaml::too-large".into(),
+                "more than the 33554432 bytes".into(),
+            ],
         },
         Case {
             name: "invalid UTF-8",
@@ -143,9 +157,18 @@ fn malformed_files_are_refused_quickly_in_bounded_memory() -> TestResult {
         let measured: Measured = measure(&lab, &["validate", "case.yaml"])?;
         let all = measured.run.all();
         let valid = case.expect.iter().any(|e| e.contains(": ok (0 errors"));
-        assert_eq!(measured.run.code, Some(if valid { 0 } else { 3 }), "{}: {all}", case.name);
+        assert_eq!(
+            measured.run.code,
+            Some(if valid { 0 } else { 3 }),
+            "{}: {all}",
+            case.name
+        );
         for text in &case.expect {
-            assert!(all.contains(text.as_str()), "{}: {text:?} missing: {all}", case.name);
+            assert!(
+                all.contains(text.as_str()),
+                "{}: {text:?} missing: {all}",
+                case.name
+            );
         }
         assert!(!all.contains("panicked"), "{}: {all}", case.name);
         rows.push(vec![
@@ -155,7 +178,10 @@ fn malformed_files_are_refused_quickly_in_bounded_memory() -> TestResult {
                 "exit {}: {} `{}`",
                 measured.run.code.unwrap_or(-1),
                 case.expect[0],
-                if valid { "" } else { headline(&all) }.chars().take(90).collect::<String>()
+                if valid { "" } else { headline(&all) }
+                    .chars()
+                    .take(90)
+                    .collect::<String>()
             ),
             measured.time(),
             measured.peak(),
@@ -173,16 +199,24 @@ fn malformed_files_are_refused_quickly_in_bounded_memory() -> TestResult {
 #[test]
 fn an_environment_file_bomb_is_refused_too() -> TestResult {
     let lab = Lab::new()?;
-    let bomb = alias_bomb().replace("name: hostile\n", "name: lab\n").replace(
-        "steps:\n  - {id: x, action: log, with: {message: \"{{ vars.l9 }}\"}}\n",
-        "",
-    );
+    let bomb = alias_bomb()
+        .replace("name: hostile\n", "name: lab\n")
+        .replace(
+            "steps:\n  - {id: x, action: log, with: {message: \"{{ vars.l9 }}\"}}\n",
+            "",
+        );
     lab.write("bomb.env.yaml", &bomb)?;
-    lab.write("ok.yaml", &format!("{HEAD}steps:\n  - {{id: x, action: log, with: {{message: hi}}}}\n"))?;
+    lab.write(
+        "ok.yaml",
+        &format!("{HEAD}steps:\n  - {{id: x, action: log, with: {{message: hi}}}}\n"),
+    )?;
     let measured = measure(&lab, &["validate", "ok.yaml", "--env", "bomb.env.yaml"])?;
     let all = measured.run.all();
     assert_eq!(measured.run.code, Some(3), "{all}");
-    assert!(all.contains("too many alias expansions") && all.contains("bomb.env.yaml"), "{all}");
+    assert!(
+        all.contains("too many alias expansions") && all.contains("bomb.env.yaml"),
+        "{all}"
+    );
     Ok(())
 }
 
@@ -221,12 +255,46 @@ impl Rng {
 
 /// Text spliced into seeds: YAML and template punctuation, anchors, deep brackets.
 const SNIPPETS: &[&str] = &[
-    "{{", "}}", "{%", "%}", "{{ steps.", "{{ inputs.x }}", "&a ", "*a", "&a [*a, *a, *a]",
-    "<<: *a\n", "\t", "[[[[[[[[[[[[[[[[", "{{{{{{{{{{{{{{{{", "]]]]", "- ", ": ", "? ",
-    "\n---\n", "\"", "'", "\\", "|\n", ">-\n", "!!binary ", "!!str ", "!vault ",
-    "99999999999999999999999", "1e400", "~", "\u{feff}", "\r\n", "\0", "\u{ffff}", "needs: [a, b]\n",
-    "  - id: x\n    action: log\n", "for_each: \"{{ [1, 2] }}\"\n", "rollback: [x]\n",
-    "{% include 'x' %}", "{% for i in range(100000) %}", "{{ range(1000000000) }}",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{{ steps.",
+    "{{ inputs.x }}",
+    "&a ",
+    "*a",
+    "&a [*a, *a, *a]",
+    "<<: *a\n",
+    "\t",
+    "[[[[[[[[[[[[[[[[",
+    "{{{{{{{{{{{{{{{{",
+    "]]]]",
+    "- ",
+    ": ",
+    "? ",
+    "\n---\n",
+    "\"",
+    "'",
+    "\\",
+    "|\n",
+    ">-\n",
+    "!!binary ",
+    "!!str ",
+    "!vault ",
+    "99999999999999999999999",
+    "1e400",
+    "~",
+    "\u{feff}",
+    "\r\n",
+    "\0",
+    "\u{ffff}",
+    "needs: [a, b]\n",
+    "  - id: x\n    action: log\n",
+    "for_each: \"{{ [1, 2] }}\"\n",
+    "rollback: [x]\n",
+    "{% include 'x' %}",
+    "{% for i in range(100000) %}",
+    "{{ range(1000000000) }}",
 ];
 
 /// One mutated or generated input.
@@ -282,9 +350,17 @@ fn case(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 
 /// This process's peak resident memory (VmHWM), in KiB.
 fn own_peak_kib() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status").ok()?.lines().find_map(|line| {
-        line.strip_prefix("VmHWM:")?.trim().trim_end_matches("kB").trim().parse().ok()
-    })
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("VmHWM:")?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
+        })
 }
 
 /// The seeds: every valid fixture, every shipped playbook and the lab environment.
@@ -311,7 +387,12 @@ fn seeds() -> Vec<Vec<u8>> {
 
 /// Loads and validates one input as a playbook (with the lab environment) and as an
 /// environment; the number of diagnostics found.
-fn check(bytes: Vec<u8>, registry: &Registry, templates: &Templates, environment: &Option<(Arc<SourceFile>, runsheet_engine::model::Environment)>) -> usize {
+fn check(
+    bytes: Vec<u8>,
+    registry: &Registry,
+    templates: &Templates,
+    environment: &Option<(Arc<SourceFile>, runsheet_engine::model::Environment)>,
+) -> usize {
     let mut found = 0;
     let Ok(file) = source_from_bytes("fuzzed.yaml".into(), bytes) else {
         return 1;
@@ -319,7 +400,9 @@ fn check(bytes: Vec<u8>, registry: &Registry, templates: &Templates, environment
     let (playbook, diagnostics) = load_playbook(&file);
     found += diagnostics.iter().count();
     if let Some(playbook) = playbook {
-        let context = environment.as_ref().map(|(file, environment)| EnvironmentContext { environment, file });
+        let context = environment
+            .as_ref()
+            .map(|(file, environment)| EnvironmentContext { environment, file });
         let (_, diagnostics) = validate(&file, &playbook, registry, templates, context);
         found += diagnostics.iter().count();
     }
@@ -348,9 +431,14 @@ fn the_loader_and_validation_survive_a_fuzz_loop() -> TestResult {
     let worker = std::thread::spawn(move || {
         let registry = runsheet_actions::registry().unwrap_or_default();
         let templates = Templates::new(Arc::new(StaticHost::default()));
-        let lab = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments/lab.yaml")).unwrap_or_default();
+        let lab = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments/lab.yaml"),
+        )
+        .unwrap_or_default();
         let file = SourceFile::new("environments/lab.yaml", lab);
-        let environment = load_environment(&file).0.map(|environment| (file, environment));
+        let environment = load_environment(&file)
+            .0
+            .map(|environment| (file, environment));
         for bytes in receiver {
             let started = Instant::now();
             let found = check(bytes, &registry, &templates, &environment);
@@ -362,7 +450,8 @@ fn the_loader_and_validation_survive_a_fuzz_loop() -> TestResult {
     let mut rng = Rng(seed);
     let started = Instant::now();
     let before = own_peak_kib();
-    let (mut cases, mut refused, mut slowest, mut bytes_in) = (0usize, 0usize, Duration::ZERO, 0usize);
+    let (mut cases, mut refused, mut slowest, mut bytes_in) =
+        (0usize, 0usize, Duration::ZERO, 0usize);
     while started.elapsed() < budget {
         let input = case(&mut rng, &seeds);
         bytes_in += input.len();
@@ -375,7 +464,9 @@ fn the_loader_and_validation_survive_a_fuzz_loop() -> TestResult {
                 slowest = slowest.max(took);
             }
             Err(RecvTimeoutError::Timeout) => {
-                return Err(format!("a case took over {CASE_LIMIT:?} (seed {seed}): {shown:?}").into());
+                return Err(
+                    format!("a case took over {CASE_LIMIT:?} (seed {seed}): {shown:?}").into(),
+                );
             }
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(format!("the loader panicked (seed {seed}) on: {shown:?}").into());
@@ -388,7 +479,15 @@ fn the_loader_and_validation_survive_a_fuzz_loop() -> TestResult {
     assert!(cases >= 5, "only {cases} cases ran");
     report(
         "Hostile input: fuzz loop over the loader and validation (in-process)",
-        &["seed", "time", "cases", "with diagnostics", "input bytes", "slowest case", "test process peak RSS, before → after (meaningful with --test-threads=1)"],
+        &[
+            "seed",
+            "time",
+            "cases",
+            "with diagnostics",
+            "input bytes",
+            "slowest case",
+            "test process peak RSS, before → after (meaningful with --test-threads=1)",
+        ],
         &[vec![
             seed.to_string(),
             format!("{:.0} s", started.elapsed().as_secs_f64()),
@@ -396,7 +495,11 @@ fn the_loader_and_validation_survive_a_fuzz_loop() -> TestResult {
             refused.to_string(),
             format!("{:.1} MB", bytes_in as f64 / 1e6),
             format!("{:.0} ms", slowest.as_secs_f64() * 1000.0),
-            format!("{:.0} → {:.0} MiB", before.unwrap_or(0) as f64 / 1024.0, after.unwrap_or(0) as f64 / 1024.0),
+            format!(
+                "{:.0} → {:.0} MiB",
+                before.unwrap_or(0) as f64 / 1024.0,
+                after.unwrap_or(0) as f64 / 1024.0
+            ),
         ]],
     );
     Ok(())

@@ -76,11 +76,16 @@ fn shell_metacharacters_in_an_input_are_inert() -> TestResult {
             assert_eq!(arrived, payload.as_bytes(), "{payload:?} via {name}");
         }
         for place in [lab.data(), lab.path().to_path_buf()] {
-            assert!(!place.join("pwned").exists(), "{payload:?} ran `touch pwned` in {}", place.display());
+            assert!(
+                !place.join("pwned").exists(),
+                "{payload:?} ran `touch pwned` in {}",
+                place.display()
+            );
         }
         rows.push(vec![
             format!("`{}`", payload.escape_debug()),
-            "literal bytes via shell_quote, argv, env, stdin, host.file; no file created".to_owned(),
+            "literal bytes via shell_quote, argv, env, stdin, host.file; no file created"
+                .to_owned(),
         ]);
     }
     report(
@@ -97,8 +102,14 @@ const READERS: &[(&str, &str)] = &[
     ("import", "{% import '/etc/passwd' as p %}{{ p }}"),
     ("from import", "{% from '/etc/passwd' import x %}{{ x }}"),
     ("extends", "{% extends '/etc/passwd' %}"),
-    ("a variable named like an environment variable", "{{ HOME }}"),
-    ("env is the environment file's, not the process's", "{{ env.HOME }}"),
+    (
+        "a variable named like an environment variable",
+        "{{ HOME }}",
+    ),
+    (
+        "env is the environment file's, not the process's",
+        "{{ env.HOME }}",
+    ),
     ("env.vars", "{{ env.vars.PATH }}"),
 ];
 
@@ -115,9 +126,15 @@ fn a_template_cannot_read_files_or_the_process_environment() -> TestResult {
         let validate = lab.run(&["validate", "reader.yaml", "--env", "env.yaml"])?;
         let run = lab.run(&["run", "reader.yaml", "--env", "env.yaml", "--yes"])?;
         let said = format!("{}{}", validate.all(), run.all());
-        assert!(!said.contains("root:x:0:0"), "{what}: /etc/passwd was read: {said}");
+        assert!(
+            !said.contains("root:x:0:0"),
+            "{what}: /etc/passwd was read: {said}"
+        );
         if let Ok(home) = std::env::var("HOME") {
-            assert!(!run.stdout.contains(&format!("message: {home}")), "{what}: $HOME was read: {said}");
+            assert!(
+                !run.stdout.contains(&format!("message: {home}")),
+                "{what}: $HOME was read: {said}"
+            );
         }
         assert_ne!(run.code, Some(0), "{what}: {said}");
         let refused = [validate.code, run.code].contains(&Some(3));
@@ -127,9 +144,15 @@ fn a_template_cannot_read_files_or_the_process_environment() -> TestResult {
             .find(|line| line.trim_start().starts_with('×'))
             .or_else(|| said.lines().find(|line| line.contains("FAILED")))
             .filter(|line| {
-                ["template", "undefined", "not found", "unknown", "not defined"]
-                    .iter()
-                    .any(|w| line.contains(w))
+                [
+                    "template",
+                    "undefined",
+                    "not found",
+                    "unknown",
+                    "not defined",
+                ]
+                .iter()
+                .any(|w| line.contains(w))
             })
             .unwrap_or_default()
             .trim()
@@ -138,7 +161,11 @@ fn a_template_cannot_read_files_or_the_process_environment() -> TestResult {
         rows.push(vec![
             what.to_string(),
             format!("`{template}`"),
-            format!("validate exit {}, run exit {}", validate.code.unwrap_or(-1), run.code.unwrap_or(-1)),
+            format!(
+                "validate exit {}, run exit {}",
+                validate.code.unwrap_or(-1),
+                run.code.unwrap_or(-1)
+            ),
             format!("`{}`", reason.chars().take(100).collect::<String>()),
         ]);
     }
