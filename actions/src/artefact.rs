@@ -23,6 +23,36 @@ pub fn step_path(context: &StepContext, path: &str) -> PathBuf {
     }
 }
 
+/// The path an artefact is written to: [`step_path`], refusing a `..` that
+/// follows a directory name (`snapshots/../../etc/x`) or appears in an
+/// absolute path. A leading `..` (`../backups/x.yaml`, a directory beside the
+/// playbook's) is allowed; a `..` further in is what a value with `..` spliced
+/// into a templated path (`snapshots/{{ inputs.crq }}.yaml`) produces, and
+/// would write outside the directory the playbook names.
+pub fn artefact_path(context: &StepContext, path: &str) -> Result<PathBuf, ActionError> {
+    check_no_climbing(path)?;
+    Ok(step_path(context, path))
+}
+
+/// Fails when `path` climbs with `..` after a named directory or from the root.
+pub fn check_no_climbing(path: &str) -> Result<(), ActionError> {
+    use std::path::Component;
+    let mut named = Path::new(path).is_absolute();
+    for component in Path::new(path).components() {
+        match component {
+            Component::ParentDir if named => {
+                return Err(ActionError::failed(format!(
+                    "artefact path `{path}` climbs out of a directory it names with `..`; \
+                     write the directory without `..` (a `..` may only lead a relative path)"
+                )));
+            }
+            Component::Normal(_) => named = true,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The SHA-256 of bytes, in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -139,4 +169,20 @@ pub async fn write_atomically(path: &Path, bytes: &[u8], what: &str) -> Result<(
     .await
     .map_err(|error| ActionError::failed(format!("cannot write {what} {shown}: {error}")))?;
     outcome.map_err(|error| ActionError::failed(format!("cannot write {what} {shown}: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_no_climbing;
+
+    #[test]
+    fn a_dot_dot_may_only_lead_a_relative_path() {
+        for allowed in ["before.yaml", "../backups/before.yaml", "../../x/y.yaml", "./a/b", "/var/x.yaml"] {
+            assert!(check_no_climbing(allowed).is_ok(), "{allowed}");
+        }
+        for refused in ["snapshots/../../etc/x", "../a/../b", "/var/../etc/x", "a/.."] {
+            let message = check_no_climbing(refused).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains("climbs out"), "{refused}: {message}");
+        }
+    }
 }

@@ -152,6 +152,18 @@ pub enum WebError {
         /// The start of the response body.
         body: String,
     },
+    /// A redirect to another origin, which is never followed.
+    #[error(
+        "{what} answered {status}, a redirect to {location}, which was not followed: runsheet follows redirects only to the same scheme, host and port, so credentials never reach another host; use the final URL"
+    )]
+    RedirectNotFollowed {
+        /// The request.
+        what: String,
+        /// The 3xx status received.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
     /// The token endpoint answered without a usable token.
     #[error("token request to {token_url} failed: {reason}")]
     Token {
@@ -437,6 +449,13 @@ impl WebResponse {
         if expected.accepts(self.status) {
             return Ok(());
         }
+        if let (300..=399, Some(location)) = (self.status, self.headers.get("location")) {
+            return Err(WebError::RedirectNotFollowed {
+                what: self.request.clone(),
+                status: self.status,
+                location: location.clone(),
+            });
+        }
         Err(WebError::UnexpectedStatus {
             what: self.request.clone(),
             status: self.status,
@@ -638,11 +657,43 @@ fn build_client(material: &TlsMaterial) -> Result<reqwest::Client, WebError> {
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(redirect_policy())
         .user_agent(concat!("runsheet/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|error| WebError::Client {
             reason: error_chain(&error),
         })
+}
+
+/// The most redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
+
+/// Redirects are followed only within the request's own origin (scheme, host
+/// and port), at most [`MAX_REDIRECTS`] of them. A redirect elsewhere is not
+/// followed: its 3xx answer is the response, so an `Authorization`,
+/// `Kong-Admin-Token` or API-key header never reaches another host (reqwest's
+/// default policy follows it and strips only the standard credential headers).
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| same_origin(first, attempt.url()));
+        if !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Whether two URLs share scheme, host and port.
+fn same_origin(first: &Url, second: &Url) -> bool {
+    first.scheme() == second.scheme()
+        && first.host_str() == second.host_str()
+        && first.port_or_known_default() == second.port_or_known_default()
 }
 
 /// Sends `request` with `client` and reads the whole response: no guard here.
@@ -1244,5 +1295,35 @@ mod tests {
     fn truncates_on_character_boundaries() {
         assert_eq!(truncate("héllo", 2), "h… (6 bytes in all)");
         assert_eq!(truncate("abc", 3), "abc");
+    }
+
+    #[test]
+    fn redirects_are_followed_only_within_the_origin() -> TestResult {
+        let url = |text: &str| Url::parse(text);
+        let first = url("http://127.0.0.1:8001/services")?;
+        assert!(same_origin(&first, &url("http://127.0.0.1:8001/other")?));
+        assert!(same_origin(&url("https://kong/")?, &url("https://kong:443/x")?));
+        assert!(!same_origin(&first, &url("http://127.0.0.1:8002/services")?));
+        assert!(!same_origin(&first, &url("http://localhost:8001/services")?));
+        assert!(!same_origin(&first, &url("https://127.0.0.1:8001/services")?));
+        Ok(())
+    }
+
+    #[test]
+    fn a_redirect_elsewhere_names_its_target() {
+        let response = WebResponse {
+            request: "GET http://127.0.0.1:1/services".to_owned(),
+            status: 302,
+            headers: BTreeMap::from([("location".to_owned(), "http://evil:2/".to_owned())]),
+            body: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        let message = response
+            .expect_status(&ExpectedStatus::Success)
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("302, a redirect to http://evil:2/, which was not followed"), "{message}");
+        assert!(response.expect_status(&ExpectedStatus::Codes(vec![302])).is_ok());
     }
 }

@@ -60,7 +60,7 @@ pub fn source_from_bytes(name: String, bytes: Vec<u8>) -> Result<Arc<SourceFile>
             let (line, column) = file.line_col(valid);
             Err(Diagnostic::error(
                 "yaml::encoding",
-                format!("file is not valid UTF-8: invalid byte 0x{:02x} at line {line}, column {column}", bytes[valid]),
+                format!("file is not UTF-8: invalid byte 0x{:02x} at byte offset {valid} (line {line}, column {column})", bytes[valid]),
             )
             .at(&file, Span::new(valid, 0))
             .with_help("save the file as UTF-8"))

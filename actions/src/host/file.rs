@@ -7,8 +7,10 @@
 //! already is as wanted; the state before the interrupted write is lost then,
 //! so that answer carries no undo record.
 //!
-//! The file is replaced, not edited in place: a symbolic link at `path` is
-//! read through, then replaced by a regular file.
+//! The file is replaced, not edited in place. `path` must be absolute, without
+//! `..`; a symbolic link at `path` is refused by the transports' writes (its
+//! content is read through for the plan's diff, but neither the link nor its
+//! target is written), so undo always restores exactly what was there.
 
 use std::path::{Path, PathBuf};
 
@@ -300,10 +302,19 @@ impl UndoRecord {
     }
 }
 
-/// The path, which must be absolute.
+/// The path, which must be absolute and free of `..`.
 fn absolute_path(path: &str) -> Result<PathBuf, ActionError> {
     let path = PathBuf::from(path);
-    if path.is_absolute() {
+    if path
+        .components()
+        .any(|component| component == std::path::Component::ParentDir)
+    {
+        Err(invalid(&format!(
+            "`path` may not contain `..` (`{}`): name the file by its own absolute path, \
+             so that no value spliced into it can reach outside the directory it names",
+            path.display()
+        )))
+    } else if path.is_absolute() {
         Ok(path)
     } else {
         Err(invalid(&format!(

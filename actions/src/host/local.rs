@@ -379,6 +379,19 @@ fn write_atomically(path: &Path, file: &FileSpec) -> Result<(), TransportError> 
         )),
         None => None,
     };
+    if let Ok(metadata) = std::fs::symlink_metadata(path)
+        && metadata.file_type().is_symlink()
+    {
+        let target = std::fs::read_link(path).unwrap_or_default();
+        return Err(TransportError::io(
+            what(),
+            std::io::Error::other(format!(
+                "it is a symbolic link to {}; {}",
+                target.display(),
+                super::transport::LINK_REFUSED
+            )),
+        ));
+    }
     let (Some(directory), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(TransportError::io(
             what(),

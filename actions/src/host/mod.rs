@@ -30,6 +30,8 @@ pub mod wait;
 #[path = "../../../tests/support/apt_lab.rs"]
 mod apt_lab;
 #[cfg(test)]
+mod file_link_tests;
+#[cfg(test)]
 mod package_apt_tests;
 #[cfg(test)]
 mod testing;

@@ -264,6 +264,9 @@ pub struct FileState {
     pub owner: Ownership,
 }
 
+/// Why a write to a symbolic link is refused (both transports say it).
+pub const LINK_REFUSED: &str = "host.file replaces neither a symbolic link nor the file it points to: name that file's own path";
+
 /// A file to write on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSpec {

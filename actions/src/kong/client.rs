@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::web::{Method, WebClient, WebError, WebRequest, WebResponse, error_chain, truncate};
+use crate::web::{
+    ExpectedStatus, Method, WebClient, WebError, WebRequest, WebResponse, error_chain, truncate,
+};
 use runsheet_engine::ActionError;
 
 /// The RBAC token header Kong reads unless `rbac_auth_header` says otherwise.
@@ -443,6 +445,10 @@ fn read_answer(method: &str, url: &str, response: &WebResponse) -> Result<Value,
             url: url.to_owned(),
             body: truncate(&response.text(), QUOTED_BODY_BYTES),
         });
+    }
+    if (300..400).contains(&response.status) && response.headers.contains_key("location") {
+        // A redirect that was not followed (it leads to another host): say so.
+        response.expect_status(&ExpectedStatus::Success)?;
     }
     let field = |key: &str| json.as_ref().and_then(|body| body.get(key));
     let message = field("message")

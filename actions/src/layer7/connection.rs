@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::Layer7Error;
-use crate::web::{Method, WebClient, WebRequest, WebResponse};
+use crate::web::{ExpectedStatus, Method, WebClient, WebRequest, WebResponse};
 
 /// An administrator's user name and password (the password never printed).
 #[derive(Clone, PartialEq, Eq)]
@@ -53,9 +53,14 @@ impl Connection {
         })
     }
 
-    /// Sends `request`; a 401 or 403 answer is [`Layer7Error::Unauthorized`].
+    /// Sends `request`; a 401 or 403 answer is [`Layer7Error::Unauthorized`], a
+    /// redirect to another host (never followed) a [`crate::web::WebError::RedirectNotFollowed`].
     pub async fn send(&self, request: WebRequest) -> Result<WebResponse, Layer7Error> {
         let response = self.web.send(request).await?;
+        if (300..400).contains(&response.status) && response.headers.contains_key("location") {
+            // A redirect to another host was not followed: say so, not "answered 302".
+            response.expect_status(&ExpectedStatus::Success)?;
+        }
         if matches!(response.status, 401 | 403) {
             return Err(Layer7Error::Unauthorized {
                 request: response.request,

@@ -23,7 +23,7 @@ use super::restman::Bundle;
 use super::selection::resolve_selection;
 use super::{FAMILY, Layer7Error};
 use crate::arguments::parse;
-use crate::artefact::{sha256_hex, step_path, write_artefact};
+use crate::artefact::{artefact_path, sha256_hex, write_artefact};
 
 /// The action's type name.
 const NAME: &str = "layer7.export";
@@ -131,7 +131,7 @@ impl Action for Layer7Export {
         let exported = take(context, &arguments).await?;
         Ok(Change::unknown(format!(
             "would write bundle {} ({} entities: {})",
-            step_path(context, &arguments.path).display(),
+            artefact_path(context, &arguments.path)?.display(),
             exported.entities,
             counts_text(&exported.summary)
         )))
@@ -139,7 +139,7 @@ impl Action for Layer7Export {
 
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let arguments: Layer7ExportArguments = parse(NAME, arguments)?;
-        let path = step_path(context, &arguments.path);
+        let path = artefact_path(context, &arguments.path)?;
         let exported = take(context, &arguments).await?;
         let artefact = write_artefact(
             context,

@@ -130,6 +130,7 @@ pub fn write_file(path: &Path, file: &FileSpec) -> String {
     format!(
         "set -e\n\
          p={path}\n\
+         if [ -L \"$p\" ]; then echo \"it is a symbolic link to $(readlink -- \"$p\"); {refused}\" >&2; exit 3; fi\n\
          t=$(mktemp -- \"$(dirname -- \"$p\")\"/{temporary})\n\
          trap 'rm -f -- \"$t\"' EXIT\n\
          cat > \"$t\"\n\
@@ -143,6 +144,7 @@ pub fn write_file(path: &Path, file: &FileSpec) -> String {
         temporary = quote(&format!(".{name}.runsheet-XXXXXX")),
         debris = quote(&format!(".{}.runsheet-??????", glob_escape(&name))),
         mode = file.mode,
+        refused = super::super::transport::LINK_REFUSED,
     )
 }
 

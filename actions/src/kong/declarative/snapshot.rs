@@ -17,7 +17,7 @@ use super::render::render;
 use super::yaml::to_yaml;
 use crate::kong::gateway::KongGateway;
 use crate::kong::{FAMILY, KongSnapshotArguments};
-use crate::artefact::{sha256_hex, step_path, write_artefact};
+use crate::artefact::{artefact_path, sha256_hex, write_artefact};
 
 /// The `kong.snapshot` action.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ impl Action for KongSnapshot {
             changes: Some(true),
             summary: format!(
                 "write snapshot to {} ({} entities)",
-                step_path(context, &arguments.path).display(),
+                artefact_path(context, &arguments.path)?.display(),
                 snapshot.entities
             ),
             before: None,
@@ -114,7 +114,7 @@ impl Action for KongSnapshot {
 
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let arguments = self::arguments(arguments)?;
-        let path = step_path(context, &arguments.path);
+        let path = artefact_path(context, &arguments.path)?;
         let snapshot = take(
             context,
             &arguments.select_tags,
