@@ -130,11 +130,42 @@ impl FaultLab {
         Ok(FaultLab { shipped })
     }
 
-    /// `runsheet VERB playbooks/PLAYBOOK --env environments/lab.yaml --set ...`.
+    /// `runsheet VERB playbooks/PLAYBOOK --env environments/lab.yaml --set ...`, the secret
+    /// `NEW_CERT_KEY` read from the lab's `new-key.pem`.
     pub fn run(&self, verb: &str, playbook: &str, sets: &[String]) -> std::io::Result<Run> {
         let playbook = format!("playbooks/{playbook}");
-        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
-        self.shipped.run(verb, &playbook, &sets)
+        let mut args = vec![verb, playbook.as_str(), "--env", "environments/lab.yaml"];
+        for set in sets {
+            args.extend(["--set", set.as_str()]);
+        }
+        self.runsheet(&args)
+    }
+
+    /// `runsheet ARGS...` in the lab, the secret `NEW_CERT_KEY` read from `new-key.pem`.
+    pub fn runsheet(&self, args: &[&str]) -> std::io::Result<Run> {
+        let mut command = self.shipped.lab.command(args);
+        command.env(
+            "NEW_CERT_KEY_FILE",
+            self.shipped.lab.path().join("new-key.pem"),
+        );
+        self.shipped.lab.run_with(command)
+    }
+
+    /// Writes a new self-signed certificate for `localhost` (`new.pem`) and its key
+    /// (`new-key.pem`) into the lab; the certificate's path.
+    pub fn new_certificate(&self) -> Outcome<String> {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+        self.shipped.lab.write("new.pem", &certified.cert.pem())?;
+        self.shipped
+            .lab
+            .write("new-key.pem", &certified.signing_key.serialize_pem())?;
+        Ok(self
+            .shipped
+            .lab
+            .path()
+            .join("new.pem")
+            .display()
+            .to_string())
     }
 
     /// The twin's Admin API URL.
