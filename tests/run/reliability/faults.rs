@@ -1,1 +1,17 @@
-//! Reliability matrix: faults (filled in by its part).
+//! Reliability matrix, faults: every shipped Kong playbook in the repository's lab, a
+//! fault injected at each write in turn (the Kong twin's `/_twin/faults`: a 503, a
+//! dropped connection; a host command of the lab's nodes failing), and after the run the
+//! gateway's snapshot and the nodes' versions compared with the state at the checkpoint
+//! the playbook's rollback policy names. The default run draws one seeded trial per
+//! playbook; `RUNSHEET_RELIABILITY=full` runs every write × every fault kind.
+//! Its table is docs/reliability.md's "Faults at every write step".
+
+mod lab;
+mod matrix;
+
+use crate::lab::TestResult;
+
+#[test]
+fn a_fault_at_each_write_of_every_shipped_playbook_leaves_the_checkpoint_state() -> TestResult {
+    matrix::run_matrix()
+}
