@@ -96,6 +96,39 @@ pub struct ChangeArgs {
     pub pause_at_window_end: bool,
 }
 
+/// `runsheet state` verbs.
+#[derive(Debug, Subcommand, Clone)]
+pub enum StateCommand {
+    /// Bring the database schema to this binary's version (also done on first use).
+    Migrate {
+        /// The database: postgres://USER@HOST:PORT/DB.
+        #[arg(long, value_name = "URL", env = "RUNSHEET_STATE")]
+        state: String,
+    },
+    /// Copy a run from the database into a state directory.
+    Export {
+        /// The run id.
+        run_id: String,
+        /// The database: postgres://USER@HOST:PORT/DB.
+        #[arg(long, value_name = "URL", env = "RUNSHEET_STATE")]
+        state: String,
+        /// The state directory to copy it into.
+        #[arg(long, value_name = "DIR", default_value = ".runsheet")]
+        to: PathBuf,
+    },
+    /// Copy a run from a state directory into the database.
+    Import {
+        /// The run id.
+        run_id: String,
+        /// The database: postgres://USER@HOST:PORT/DB.
+        #[arg(long, value_name = "URL", env = "RUNSHEET_STATE")]
+        state: String,
+        /// The state directory to copy it from.
+        #[arg(long, value_name = "DIR", default_value = ".runsheet")]
+        from: PathBuf,
+    },
+}
+
 /// Log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -117,6 +150,9 @@ pub struct RunArgs {
         env = "RUNSHEET_STATE_DIR"
     )]
     pub state_dir: PathBuf,
+    /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+    #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+    pub state: Option<String>,
     /// Write a report: json=FILE, junit=FILE or markdown=FILE (repeatable).
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<String>,
@@ -265,6 +301,9 @@ pub enum Command {
             env = "RUNSHEET_STATE_DIR"
         )]
         state_dir: PathBuf,
+        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+        state: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -287,9 +326,21 @@ pub enum Command {
             env = "RUNSHEET_STATE_DIR"
         )]
         state_dir: PathBuf,
+        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+        state: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
+    },
+    /// The shared state backend: migrate its schema, move runs between it and a state directory.
+    #[command(
+        after_help = "Examples:\n  runsheet state migrate --state postgres://runsheet@db:5432/runsheet\n  runsheet state export 20261126-221502-3fa9 --to .runsheet\n  runsheet state import 20261126-221502-3fa9 --from .runsheet"
+    )]
+    State {
+        /// What to do.
+        #[command(subcommand)]
+        action: StateCommand,
     },
     /// Release a stale environment lock, after showing who held it.
     #[command(after_help = "Examples:\n  runsheet unlock uat")]
@@ -304,6 +355,9 @@ pub enum Command {
             env = "RUNSHEET_STATE_DIR"
         )]
         state_dir: PathBuf,
+        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+        state: Option<String>,
     },
     /// The step DAG as Mermaid or DOT.
     #[command(

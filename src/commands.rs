@@ -105,14 +105,24 @@ pub fn run(cli: Cli) -> Exit {
             };
             crate::execute::resume(&registry, &run_id, &arguments, &run, Mode::Rollback)
         }
-        Command::Runs { state_dir, output } => crate::history::runs(&state_dir, output),
+        Command::Runs {
+            state_dir,
+            state,
+            output,
+        } => crate::history::runs(&state_dir, state.as_deref(), output),
         Command::Show {
             run_id,
             verify,
             state_dir,
+            state,
             output,
-        } => crate::history::show(&state_dir, &run_id, verify, output),
-        Command::Unlock { env, state_dir } => crate::history::unlock(&state_dir, &env),
+        } => crate::history::show(&state_dir, state.as_deref(), &run_id, verify, output),
+        Command::Unlock {
+            env,
+            state_dir,
+            state,
+        } => crate::history::unlock(&state_dir, state.as_deref(), &env),
+        Command::State { action } => crate::state::command(&action),
         Command::Twin { twin } => match twin {
             TwinCommand::Kong(args) => crate::twin::kong(&args),
             TwinCommand::Layer7(args) => crate::twin::layer7(&args),

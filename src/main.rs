@@ -14,6 +14,7 @@ mod history;
 mod observe;
 mod render;
 mod report_dir;
+mod state;
 mod terminal;
 mod twin;
 

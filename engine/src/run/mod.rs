@@ -7,6 +7,7 @@ pub mod journal;
 pub mod mask;
 pub mod lock;
 pub mod state;
+pub mod store;
 pub mod window;
 pub mod context;
 pub mod executor;

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::journal;
-use super::state::StateDir;
+use super::journal::Record;
 
 /// A change window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,33 +87,23 @@ pub struct Expected {
 }
 
 impl History {
-    /// Reads the succeeded steps of earlier runs of `playbook` from the state directory.
-    pub fn load(state: &StateDir, playbook: &str) -> History {
-        let mut history = History::default();
-        let Ok(runs) = state.list() else {
-            return history;
-        };
-        for run in runs.iter().filter(|r| r.playbook == playbook) {
-            let Ok(contents) = journal::read(&state.journal_path(&run.id)) else {
+    /// Adds the succeeded steps of one earlier run, from its journal records.
+    pub fn add_run(&mut self, records: &[Record]) {
+        let mut counted = false;
+        for record in records {
+            if record.kind() != "step_succeeded" || record.fields.get("dry_run").is_some() {
+                continue;
+            }
+            let (Some(path), Some(ms)) = (
+                record.str("path"),
+                record.fields.get("elapsed_ms").and_then(serde_json::Value::as_u64),
+            ) else {
                 continue;
             };
-            let mut counted = false;
-            for record in &contents.records {
-                if record.kind() != "step_succeeded" || record.fields.get("dry_run").is_some() {
-                    continue;
-                }
-                let (Some(path), Some(ms)) = (
-                    record.str("path"),
-                    record.fields.get("elapsed_ms").and_then(serde_json::Value::as_u64),
-                ) else {
-                    continue;
-                };
-                history.durations.entry(path.to_owned()).or_default().push(ms);
-                counted = true;
-            }
-            history.runs += usize::from(counted);
+            self.durations.entry(path.to_owned()).or_default().push(ms);
+            counted = true;
         }
-        history
+        self.runs += usize::from(counted);
     }
 
     /// Number of earlier runs that recorded durations.
