@@ -135,12 +135,15 @@ impl PgStore {
         let current = inner
             .worker
             .call(|client| async move {
+                let exists = client
+                    .query_one("SELECT to_regclass('runsheet_schema') IS NOT NULL", &[])
+                    .await
+                    .map_err(db)?;
+                if !exists.try_get::<_, bool>(0).map_err(db)? {
+                    return Ok(0);
+                }
                 let row = client
-                    .query_one(
-                        "SELECT CASE WHEN to_regclass('runsheet_schema') IS NULL THEN 0
-                                ELSE (SELECT coalesce(max(version), 0) FROM runsheet_schema) END",
-                        &[],
-                    )
+                    .query_one("SELECT coalesce(max(version), 0) FROM runsheet_schema", &[])
                     .await
                     .map_err(db)?;
                 row.try_get::<_, i32>(0).map_err(db)
