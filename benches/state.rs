@@ -53,12 +53,18 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
         None
     };
     let registry = runsheet_actions::registry()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let data = dir.path().join("data");
     let env_path = dir.path().join("env.yaml");
     std::fs::write(
         &env_path,
-        format!("runsheet: 1\nname: bench\nvars: {{data: \"{}\"}}\nhosts:\n  me: {{transport: local}}\n", data.display()),
+        format!(
+            "runsheet: 1\nname: bench\nvars: {{data: \"{}\"}}\nhosts:\n  me: {{transport: local}}\n",
+            data.display()
+        ),
     )?;
     let playbook = dir.path().join("p.yaml");
     std::fs::write(&playbook, writes(WRITES))?;
@@ -71,7 +77,12 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
             ..CheckRequest::default()
         },
     )
-    .map_err(|d| format!("invalid playbook: {:?}", d.iter().map(|d| d.message.clone()).collect::<Vec<_>>()))?;
+    .map_err(|d| {
+        format!(
+            "invalid playbook: {:?}",
+            d.iter().map(|d| d.message.clone()).collect::<Vec<_>>()
+        )
+    })?;
     println!(
         "{:<12} {:>14} {:>14} {:>22} {:>12}",
         "backend", "append p50 µs", "append p99 µs", "1,000-write run ms", "ms/write"
@@ -82,12 +93,24 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
         let p99 = percentile(&latencies, 99).as_secs_f64() * 1e6;
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
-        let run = runtime.block_on(run_writes(&checked, &registry, store.as_ref(), name, dir.path()))?;
+        let run = runtime.block_on(run_writes(
+            &checked,
+            &registry,
+            store.as_ref(),
+            name,
+            dir.path(),
+        ))?;
         let ms = run.as_secs_f64() * 1e3;
-        println!("{name:<12} {p50:>14.0} {p99:>14.0} {ms:>22.0} {:>12.2}", ms / WRITES as f64);
+        println!(
+            "{name:<12} {p50:>14.0} {p99:>14.0} {ms:>22.0} {:>12.2}",
+            ms / WRITES as f64
+        );
     }
     if server.is_none() {
-        println!("postgresql: skipped (no server binaries in {})", postgres::BIN);
+        println!(
+            "postgresql: skipped (no server binaries in {})",
+            postgres::BIN
+        );
     }
     Ok(())
 }
@@ -110,7 +133,10 @@ fn appends(store: &dyn Store, name: &str) -> Result<Vec<Duration>, Box<dyn std::
     let mut fields = Map::new();
     fields.insert("step".into(), json!("s"));
     fields.insert("action".into(), json!("host.file"));
-    fields.insert("arguments".into(), json!({"path": "/srv/data/file", "content": "x".repeat(64)}));
+    fields.insert(
+        "arguments".into(),
+        json!({"path": "/srv/data/file", "content": "x".repeat(64)}),
+    );
     let mut latencies = Vec::with_capacity(APPENDS);
     for _ in 0..APPENDS {
         let started = Instant::now();
@@ -159,9 +185,17 @@ async fn run_writes(
         return Err(format!("{name}: the run ended {:?}", result.outcome).into());
     }
     let records = store.read_journal(&id)?;
-    let started = records.records.iter().filter(|r| r.kind() == "step_started").count();
+    let started = records
+        .records
+        .iter()
+        .filter(|r| r.kind() == "step_started")
+        .count();
     if started != WRITES || records.broken.is_some() {
-        return Err(format!("{name}: {started} start records, chain broken: {:?}", records.broken).into());
+        return Err(format!(
+            "{name}: {started} start records, chain broken: {:?}",
+            records.broken
+        )
+        .into());
     }
     Ok(elapsed)
 }

@@ -68,7 +68,9 @@ fn database(state: &str) -> Result<Arc<dyn Store>, String> {
 
 fn migrate(state: &str) -> Exit {
     if !is_postgres_url(state) {
-        eprintln!("error: --state `{state}` is not a postgres:// URL: a state directory has no schema to migrate");
+        eprintln!(
+            "error: --state `{state}` is not a postgres:// URL: a state directory has no schema to migrate"
+        );
         return Exit::Invalid;
     }
     let store = match PgStore::open(state) {
@@ -139,7 +141,8 @@ pub struct TwinsDir {
 impl TwinsDir {
     /// Writes the run's saved twin states (`twins/NAME.json`) into a scratch directory.
     pub fn restore(store: &dyn Store, run: &str) -> TwinsDir {
-        let path = std::env::temp_dir().join(format!("runsheet-twins-{}-{run}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("runsheet-twins-{}-{run}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         if let Ok(files) = store.files(run) {
             for (name, bytes) in files {
@@ -167,7 +170,9 @@ impl TwinsDir {
                             .map_err(|e| e.to_string())
                     });
                 if let Err(e) = saved {
-                    eprintln!("warning: the twin state {name} was not saved ({e}); a resume starts it from its seed");
+                    eprintln!(
+                        "warning: the twin state {name} was not saved ({e}); a resume starts it from its seed"
+                    );
                 }
             }
         }

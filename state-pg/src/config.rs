@@ -81,9 +81,8 @@ impl PgConfig {
         } else {
             format!("{base}?{}", kept.join("&"))
         };
-        let mut driver = tokio_postgres::Config::from_str(&driver_url).map_err(|e| {
-            PgError::Config(format!("{}: {e}", without_password(base)))
-        })?;
+        let mut driver = tokio_postgres::Config::from_str(&driver_url)
+            .map_err(|e| PgError::Config(format!("{}: {e}", without_password(base))))?;
         if driver.get_password().is_none()
             && let Some(password) = [PASSWORD_VARIABLE, "PGPASSWORD"]
                 .iter()
@@ -260,13 +259,24 @@ mod tests {
         let config = PgConfig::parse(
             "postgres://ops:s3cr%21t-pw@db.example:6543/runsheet?sslmode=verify-full&sslrootcert=/etc/ca.pem",
         )?;
-        assert_eq!(config.place, "postgres://ops@db.example:6543/runsheet?sslmode=verify-full");
+        assert_eq!(
+            config.place,
+            "postgres://ops@db.example:6543/runsheet?sslmode=verify-full"
+        );
         assert_eq!(config.ca_file, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(config.driver.get_ssl_mode(), SslMode::Require);
-        assert_eq!(config.mask("auth failed for s3cr!t-pw"), "auth failed for ***");
+        assert_eq!(
+            config.mask("auth failed for s3cr!t-pw"),
+            "auth failed for ***"
+        );
         assert!(PgConfig::parse("postgres://ops@db/x?sslmode=sometimes").is_err());
-        let bad = PgConfig::parse("postgres://ops:hunter2@db:notaport/x").err().map(|e| e.to_string());
-        assert!(bad.as_deref().is_some_and(|m| !m.contains("hunter2")), "{bad:?}");
+        let bad = PgConfig::parse("postgres://ops:hunter2@db:notaport/x")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            bad.as_deref().is_some_and(|m| !m.contains("hunter2")),
+            "{bad:?}"
+        );
         Ok(())
     }
 }

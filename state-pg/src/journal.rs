@@ -39,7 +39,8 @@ pub(crate) fn read(store: &PgStore, run: &str) -> Result<Contents, JournalError>
     for (hash, line) in rows(store, run)? {
         if hash_line(line.as_bytes()) != hash {
             verifier.break_at_next(
-                "it was changed after it was written (its stored hash does not match its text)".into(),
+                "it was changed after it was written (its stored hash does not match its text)"
+                    .into(),
             );
             break;
         }
@@ -123,11 +124,18 @@ struct PgJournal {
 }
 
 impl JournalWriter for PgJournal {
-    fn append(&mut self, kind: &str, fields: Map<String, Value>, _sync: bool) -> Result<(), JournalError> {
+    fn append(
+        &mut self,
+        kind: &str,
+        fields: Map<String, Value>,
+        _sync: bool,
+    ) -> Result<(), JournalError> {
         if self.failed {
             return Err(self.inner.journal_error(
                 &self.run,
-                &PgError::Lost("an earlier record could not be written; the run must be resumed".into()),
+                &PgError::Lost(
+                    "an earlier record could not be written; the run must be resumed".into(),
+                ),
             ));
         }
         let seq = self.seq + 1;

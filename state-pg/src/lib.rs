@@ -72,7 +72,9 @@ pub(crate) fn describe_error(error: &tokio_postgres::Error) -> String {
 
 /// A driver error as a [`PgError`]; a closed connection is a lost one.
 pub(crate) fn db(error: tokio_postgres::Error) -> PgError {
-    if error.is_closed() || error.as_db_error().is_none() && error.to_string().contains("connection") {
+    if error.is_closed()
+        || error.as_db_error().is_none() && error.to_string().contains("connection")
+    {
         PgError::Lost(describe_error(&error))
     } else {
         PgError::Query(describe_error(&error))

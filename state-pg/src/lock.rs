@@ -34,8 +34,14 @@ fn owner_of(row: &Row) -> Result<Option<(Owner, bool)>, PgError> {
         run,
         pid: pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
         host: host.unwrap_or_default(),
-        user: row.try_get::<_, Option<String>>(3).map_err(db)?.unwrap_or_default(),
-        since: row.try_get::<_, Option<String>>(4).map_err(db)?.unwrap_or_default(),
+        user: row
+            .try_get::<_, Option<String>>(3)
+            .map_err(db)?
+            .unwrap_or_default(),
+        since: row
+            .try_get::<_, Option<String>>(4)
+            .map_err(db)?
+            .unwrap_or_default(),
         pipeline: row.try_get(5).map_err(db)?,
         heartbeat: Some(
             row.try_get::<_, Option<String>>(6)
@@ -50,11 +56,16 @@ fn owner_of(row: &Row) -> Result<Option<(Owner, bool)>, PgError> {
 /// A holder is alive while its heartbeat is fresh, and, on this machine, while its process runs.
 fn alive(owner: &Owner, heartbeat_age: Option<f64>) -> bool {
     let fresh = heartbeat_age.is_some_and(|age| age < LOCK_TTL.as_secs_f64());
-    let gone_here = owner.host == host_name() && !Path::new("/proc").join(owner.pid.to_string()).exists();
+    let gone_here =
+        owner.host == host_name() && !Path::new("/proc").join(owner.pid.to_string()).exists();
     fresh && !gone_here
 }
 
-pub(crate) fn acquire(store: &PgStore, environment: &str, owner: &Owner) -> Result<Box<dyn HeldLock>, LockError> {
+pub(crate) fn acquire(
+    store: &PgStore,
+    environment: &str,
+    owner: &Owner,
+) -> Result<Box<dyn HeldLock>, LockError> {
     let inner = store.inner();
     let (key, me) = (environment.to_owned(), owner.clone());
     let outcome = inner.worker.call(move |client| {
@@ -114,7 +125,10 @@ pub(crate) fn acquire(store: &PgStore, environment: &str, owner: &Owner) -> Resu
     }))
 }
 
-pub(crate) fn inspect(store: &PgStore, environment: &str) -> Result<Option<(Owner, bool)>, LockError> {
+pub(crate) fn inspect(
+    store: &PgStore,
+    environment: &str,
+) -> Result<Option<(Owner, bool)>, LockError> {
     let inner = store.inner();
     let key = environment.to_owned();
     inner
@@ -212,7 +226,9 @@ impl HeldLock for PgLock {
     fn keep(self: Box<Self>) {
         self.stop_heartbeat();
         // The owner stays; no heartbeat says its process ended (a stale lock at once).
-        let _ = self.update("UPDATE runsheet_locks SET heartbeat = NULL WHERE environment = $1 AND run_id = $2");
+        let _ = self.update(
+            "UPDATE runsheet_locks SET heartbeat = NULL WHERE environment = $1 AND run_id = $2",
+        );
     }
 }
 

@@ -74,10 +74,12 @@ async fn migrate_in_transaction(client: &Client) -> Result<Migrated, PgError> {
     }
     let mut applied = Vec::new();
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > from) {
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| PgError::Query(format!("migration {version} ({name}): {}", crate::describe_error(&e))))?;
+        client.batch_execute(sql).await.map_err(|e| {
+            PgError::Query(format!(
+                "migration {version} ({name}): {}",
+                crate::describe_error(&e)
+            ))
+        })?;
         client
             .execute(
                 "INSERT INTO runsheet_schema (version, name) VALUES ($1, $2)",

@@ -52,10 +52,19 @@ pub(crate) fn insert(
     let id = record.id.clone();
     let mut rows = Vec::with_capacity(journal.len());
     for line in journal {
-        let fields: serde_json::Map<String, Value> = serde_json::from_slice(&line).unwrap_or_default();
+        let fields: serde_json::Map<String, Value> =
+            serde_json::from_slice(&line).unwrap_or_default();
         let seq = fields.get("seq").and_then(Value::as_i64).unwrap_or(0);
-        let kind = fields.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
-        let prev = fields.get("prev").and_then(Value::as_str).unwrap_or("").to_owned();
+        let kind = fields
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let prev = fields
+            .get("prev")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let hash = hash_line(&line);
         let line = String::from_utf8(line).map_err(|_| StateError::Backend {
             place: store.inner().config.place.clone(),
@@ -150,7 +159,9 @@ pub(crate) fn load(store: &PgStore, run: &str) -> Result<RunRecord, StateError> 
                 .query_opt("SELECT record FROM runsheet_runs WHERE id = $1", &[&id])
                 .await
                 .map_err(db)?;
-            row.map(|r| r.try_get::<_, String>(0)).transpose().map_err(db)
+            row.map(|r| r.try_get::<_, String>(0))
+                .transpose()
+                .map_err(db)
         })
         .map_err(|e| inner.state_error(&e))?;
     match text {
@@ -175,7 +186,12 @@ pub(crate) fn list(store: &PgStore) -> Result<Vec<RunRecord>, StateError> {
                 .await
                 .map_err(db)?;
             rows.iter()
-                .map(|r| Ok((r.try_get::<_, String>(0).map_err(db)?, r.try_get::<_, String>(1).map_err(db)?)))
+                .map(|r| {
+                    Ok((
+                        r.try_get::<_, String>(0).map_err(db)?,
+                        r.try_get::<_, String>(1).map_err(db)?,
+                    ))
+                })
                 .collect::<Result<Vec<_>, PgError>>()
         })
         .map_err(|e| inner.state_error(&e))?;
@@ -199,12 +215,19 @@ pub(crate) fn file(store: &PgStore, run: &str, name: &str) -> Result<Option<Vec<
                 )
                 .await
                 .map_err(db)?;
-            row.map(|r| r.try_get::<_, Vec<u8>>(0)).transpose().map_err(db)
+            row.map(|r| r.try_get::<_, Vec<u8>>(0))
+                .transpose()
+                .map_err(db)
         })
         .map_err(|e| inner.state_error(&e))
 }
 
-pub(crate) fn put_file(store: &PgStore, run: &str, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+pub(crate) fn put_file(
+    store: &PgStore,
+    run: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), StateError> {
     let inner = store.inner();
     let (run, name, bytes) = (run.to_owned(), name.to_owned(), bytes.to_vec());
     inner

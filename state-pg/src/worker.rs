@@ -21,7 +21,9 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// Longest wait for one query before the connection is taken as lost.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-type Job = Box<dyn FnOnce(Result<Arc<Client>, PgError>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+type Job = Box<
+    dyn FnOnce(Result<Arc<Client>, PgError>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send,
+>;
 
 /// The locks this process holds: (environment, run).
 pub type Held = Arc<Mutex<Vec<(String, String)>>>;
@@ -114,7 +116,10 @@ async fn serve(config: PgConfig, mut jobs: mpsc::UnboundedReceiver<Job>, held: H
 }
 
 /// The open connection, opened again when it is gone.
-async fn connected(config: &PgConfig, client: &mut Option<Arc<Client>>) -> Result<Arc<Client>, PgError> {
+async fn connected(
+    config: &PgConfig,
+    client: &mut Option<Arc<Client>>,
+) -> Result<Arc<Client>, PgError> {
     if let Some(open) = client.as_ref().filter(|c| !c.is_closed()) {
         return Ok(Arc::clone(open));
     }

@@ -75,7 +75,10 @@ fn is_root() -> bool {
 
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 impl Postgres {
@@ -106,12 +109,24 @@ impl Postgres {
             .command("initdb")
             .arg("-D")
             .arg(server.data())
-            .args(["-U", USER, "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync"])
-            .arg(format!("--pwfile={}", server.path().join("pwfile").display()))
+            .args([
+                "-U",
+                USER,
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-sync",
+            ])
+            .arg(format!(
+                "--pwfile={}",
+                server.path().join("pwfile").display()
+            ))
             .output()
             .map_err(|e| format!("initdb: {e}"))?;
         if !initdb.status.success() {
-            return Err(format!("initdb failed: {}", String::from_utf8_lossy(&initdb.stderr)));
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&initdb.stderr)
+            ));
         }
         server.port = free_port()?;
         server.boot(durable)?;
@@ -153,14 +168,26 @@ impl Postgres {
         command
             .arg("-D")
             .arg(self.data())
-            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
             .arg("-k")
             .arg(self.path())
             .args(["-c", "max_connections=60", "-c", "shared_buffers=16MB"])
             .stdout(log)
             .stderr(err);
         if !durable {
-            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            command.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         command.spawn().map_err(|e| format!("postgres: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -196,7 +223,9 @@ impl Postgres {
         let Some(pid) = self.pid() else {
             return Ok(());
         };
-        let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Path::new("/proc").join(pid.to_string()).exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -226,14 +255,35 @@ impl Postgres {
     /// Runs SQL through psql on database `db`; its output.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
         let output = Command::new(Path::new(BIN).join("psql"))
-            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args(["-p", &self.port.to_string(), "-U", USER, "-d", db, "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                USER,
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .env("PGPASSWORD", PASSWORD)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("psql: {e}"))?;
         if !output.status.success() {
-            return Err(format!("psql `{sql}`: {}", String::from_utf8_lossy(&output.stderr)));
+            return Err(format!(
+                "psql `{sql}`: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
@@ -242,7 +292,13 @@ impl Postgres {
     pub fn database(&self, name: &str) -> Result<String, String> {
         let name: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.psql("postgres", &format!("DROP DATABASE IF EXISTS {name}"))?;
         self.psql("postgres", &format!("CREATE DATABASE {name}"))?;
@@ -251,7 +307,10 @@ impl Postgres {
 
     /// The state URL of database `db` (no password: it comes from `RUNSHEET_STATE_PASSWORD`).
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://{USER}@127.0.0.1:{}/{db}?sslmode=disable", self.port)
+        format!(
+            "postgres://{USER}@127.0.0.1:{}/{db}?sslmode=disable",
+            self.port
+        )
     }
 }
 

@@ -160,7 +160,9 @@ fn walk(base: &Path, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<(
         };
         if is_dir {
             walk(base, &relative, out)?;
-        } else if !matches!(relative.as_str(), "run.json" | "journal.jsonl") && !name.ends_with(".tmp") {
+        } else if !matches!(relative.as_str(), "run.json" | "journal.jsonl")
+            && !name.ends_with(".tmp")
+        {
             let path = base.join(&relative);
             let bytes = std::fs::read(&path).map_err(|source| io(&path, source))?;
             out.push((relative, bytes));
@@ -247,7 +249,11 @@ impl Store for LocalStore {
                 message: "a run of this id is already here".into(),
             });
         }
-        let aside = self.dir.root().join("runs").join(format!(".{id}.importing"));
+        let aside = self
+            .dir
+            .root()
+            .join("runs")
+            .join(format!(".{id}.importing"));
         let _ = std::fs::remove_dir_all(&aside);
         std::fs::create_dir_all(&aside).map_err(|source| io(&aside, source))?;
         for (name, bytes) in &run.files {
@@ -357,7 +363,11 @@ mod tests {
         drop(journal);
         let export = export_run(&from, "r1")?;
         assert_eq!(
-            export.files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            export
+                .files
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
             ["environment.yaml", "playbook.yaml", "twins/kong.json"]
         );
         to.import_run(&export)?;
@@ -365,8 +375,14 @@ mod tests {
         assert!(contents.broken.is_none());
         assert_eq!(contents.records.len(), 2);
         assert_eq!(to.load("r1")?.state, "paused");
-        assert_eq!(to.file("r1", "twins/kong.json")?.as_deref(), Some(&b"{}"[..]));
-        assert!(to.import_run(&export).is_err(), "a second import of one run is refused");
+        assert_eq!(
+            to.file("r1", "twins/kong.json")?.as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert!(
+            to.import_run(&export).is_err(),
+            "a second import of one run is refused"
+        );
         assert!(to.file("r1", "../r2/x").is_err());
         Ok(())
     }
