@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use runsheet_engine::check::{CheckRequest, Checked, check};
 use runsheet_engine::run::executor::{Control, Mode, Prior, RunOptions, WindowEnd, execute};
-use runsheet_engine::run::journal::Journal;
+use runsheet_engine::run::journal::{Journal, JournalWriter};
 use runsheet_engine::run::mask::Masker;
 use runsheet_engine::run::window::History;
 
@@ -118,7 +118,9 @@ async fn time_run(checked: &Checked, registry: &runsheet_engine::Registry, journ
         approver: Arc::new(runsheet_engine::action::NoApprover),
         observers: Vec::new(),
         // RUNSHEET_BENCH_NO_JOURNAL=1 separates the journal's cost from the executor's.
-        journal: std::env::var_os("RUNSHEET_BENCH_NO_JOURNAL").is_none().then_some(journal),
+        journal: std::env::var_os("RUNSHEET_BENCH_NO_JOURNAL")
+            .is_none()
+            .then(|| Box::new(journal) as Box<dyn JournalWriter>),
         masker: Masker::default(),
         change_id: None,
     };

@@ -33,16 +33,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, project: Option<Project>)
             ("env", project.env.clone()),
             ("state_dir", project.state_dir.as_ref().map(|dir| dir.display().to_string())),
             ("report_dir", project.report_dir.as_ref().map(|dir| dir.display().to_string())),
+            ("state", project.state.clone()),
         ];
         let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
         for name in names {
             command = command.mut_subcommand(name, |mut sub| {
                 for (id, value) in &defaults {
                     let Some(value) = value else { continue };
-                    // Only flags that already default (or, for --env, may be left out) take one:
-                    // `plan --report-dir` stays off unless asked for.
+                    // Only flags that already default (or, for --env and --state, may be left
+                    // out) take one: `plan --report-dir` stays off unless asked for.
                     let takes = sub.get_arguments().any(|arg| {
-                        arg.get_id() == id && !arg.is_positional() && (*id == "env" || !arg.get_default_values().is_empty())
+                        arg.get_id() == id
+                            && !arg.is_positional()
+                            && (matches!(*id, "env" | "state") || !arg.get_default_values().is_empty())
                     });
                     if takes {
                         sub = sub.mut_arg(id, |arg| arg.default_value(value.clone()));
@@ -158,6 +161,39 @@ pub struct ChangeArgs {
     pub pause_at_window_end: bool,
 }
 
+/// `runsheet state` verbs.
+#[derive(Debug, Subcommand, Clone)]
+pub enum StateCommand {
+    /// Bring the database schema to this binary's version (also done on first use).
+    Migrate {
+        /// The database: postgres://USER@HOST:PORT/DB.
+        #[arg(long, value_name = "URL", env = "RUNSHEET_STATE")]
+        state: String,
+    },
+    /// Copy a run from the database into a state directory.
+    Export {
+        /// The run id.
+        run_id: String,
+        /// The database: postgres://USER@HOST:PORT/DB.
+        #[arg(long, value_name = "URL", env = "RUNSHEET_STATE")]
+        state: String,
+        /// The state directory to copy it into.
+        #[arg(long, value_name = "DIR", default_value = ".runsheet")]
+        to: PathBuf,
+    },
+    /// Copy a run from a state directory into the database.
+    Import {
+        /// The run id.
+        run_id: String,
+        /// The database: postgres://USER@HOST:PORT/DB.
+        #[arg(long, value_name = "URL", env = "RUNSHEET_STATE")]
+        state: String,
+        /// The state directory to copy it from.
+        #[arg(long, value_name = "DIR", default_value = ".runsheet")]
+        from: PathBuf,
+    },
+}
+
 /// Log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -179,6 +215,9 @@ pub struct RunArgs {
         env = "RUNSHEET_STATE_DIR"
     )]
     pub state_dir: PathBuf,
+    /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+    #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+    pub state: Option<String>,
     /// Write a report: json=FILE, junit=FILE or markdown=FILE (repeatable).
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<String>,
@@ -335,6 +374,9 @@ pub enum Command {
             env = "RUNSHEET_STATE_DIR"
         )]
         state_dir: PathBuf,
+        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+        state: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -360,6 +402,9 @@ pub enum Command {
             env = "RUNSHEET_STATE_DIR"
         )]
         state_dir: PathBuf,
+        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+        state: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -381,9 +426,21 @@ pub enum Command {
             env = "RUNSHEET_STATE_DIR"
         )]
         state_dir: PathBuf,
+        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+        state: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
+    },
+    /// The shared state backend: migrate its schema, move runs between it and a state directory.
+    #[command(
+        after_help = "Examples:\n  runsheet state migrate --state postgres://runsheet@db:5432/runsheet\n  runsheet state export 20261126-221502-3fa9 --to .runsheet\n  runsheet state import 20261126-221502-3fa9 --from .runsheet"
+    )]
+    State {
+        /// What to do.
+        #[command(subcommand)]
+        action: StateCommand,
     },
     /// Release a stale environment lock, after showing who held it.
     #[command(after_help = "Examples:\n  runsheet unlock uat")]
@@ -398,6 +455,9 @@ pub enum Command {
             env = "RUNSHEET_STATE_DIR"
         )]
         state_dir: PathBuf,
+        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+        state: Option<String>,
     },
     /// The step DAG as Mermaid or DOT.
     #[command(
@@ -668,7 +728,7 @@ mod tests {
         let cli = parse(args(&["runsheet", "plan", "p.yaml"]), Some(project()))?;
         assert!(matches!(cli.command, Command::Plan { report_dir: None, .. }));
         let cli = parse(args(&["runsheet", "unlock", "uat"]), Some(project()))?;
-        assert!(matches!(&cli.command, Command::Unlock { env, state_dir } if env == "uat" && state_dir == &PathBuf::from("/repo/.state")));
+        assert!(matches!(&cli.command, Command::Unlock { env, state_dir, .. } if env == "uat" && state_dir == &PathBuf::from("/repo/.state")));
         Ok(())
     }
 

@@ -112,13 +112,17 @@ pub fn run(cli: Cli) -> Exit {
             stats: Some(playbook),
             env,
             state_dir,
+            state,
             output,
-        } => crate::stats::stats(&state_dir, &playbook, env.as_deref(), output),
-        Command::Runs { state_dir, output, .. } => crate::history::runs(&state_dir, output),
+        } => crate::stats::stats(&state_dir, state.as_deref(), &playbook, env.as_deref(), output),
+        Command::Runs {
+            state_dir, state, output, ..
+        } => crate::history::runs(&state_dir, state.as_deref(), output),
         Command::Show {
             run_id,
             step: Some(step),
             state_dir,
+            state,
             output,
             ..
         }
@@ -126,16 +130,23 @@ pub fn run(cli: Cli) -> Exit {
             run_id,
             step,
             state_dir,
+            state,
             output,
-        } => crate::explain::explain(&state_dir, &run_id, &step, output),
+        } => crate::explain::explain(&state_dir, state.as_deref(), &run_id, &step, output),
         Command::Show {
             run_id,
             verify,
             state_dir,
+            state,
             output,
             ..
-        } => crate::history::show(&state_dir, &run_id, verify, output),
-        Command::Unlock { env, state_dir } => crate::history::unlock(&state_dir, &env),
+        } => crate::history::show(&state_dir, state.as_deref(), &run_id, verify, output),
+        Command::Unlock {
+            env,
+            state_dir,
+            state,
+        } => crate::history::unlock(&state_dir, state.as_deref(), &env),
+        Command::State { action } => crate::state::command(&action),
         Command::Twin { twin } => match twin {
             TwinCommand::Kong(args) => crate::twin::kong(&args),
             TwinCommand::Layer7(args) => crate::twin::layer7(&args),

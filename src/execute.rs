@@ -13,10 +13,11 @@ use runsheet_engine::run::event::{Observer, Outcome};
 use runsheet_engine::run::executor::{
     Control, Mode, Prior, RunOptions, RunResult, WindowEnd, execute,
 };
-use runsheet_engine::run::journal::{Journal, hash_line};
-use runsheet_engine::run::lock::{self, LockError, Owner};
+use runsheet_engine::run::journal::hash_line;
+use runsheet_engine::run::lock::{LockError, Owner, pipeline_id};
+use runsheet_engine::run::store::{ENVIRONMENT_FILE, HeldLock, PLAYBOOK_FILE, Store};
 use runsheet_engine::run::mask::Masker;
-use runsheet_engine::run::state::{RunRecord, StateDir, host_name, new_run_id, os_user};
+use runsheet_engine::run::state::{RunRecord, host_name, new_run_id, os_user};
 use runsheet_engine::run::summary::{Recorder, RunFacts, RunSummary};
 use runsheet_engine::run::window::{History, Window};
 use runsheet_engine::{Approver, Decision, Registry};
@@ -300,6 +301,7 @@ fn plan_playbook(
     };
     let args = RunArgs {
         state_dir: PathBuf::from(".runsheet"),
+        state: None,
         reports: Vec::new(),
         report_dir: PathBuf::new(),
         log_format: LogFormat::Text,
@@ -553,6 +555,8 @@ fn owner(run: &str) -> Owner {
         host: host_name(),
         user: os_user(),
         since: jiff::Timestamp::now().to_string(),
+        pipeline: pipeline_id(),
+        heartbeat: None,
     }
 }
 
@@ -567,6 +571,9 @@ fn lock_refusal(error: &LockError) {
             owner.run
         ),
         LockError::Io { .. } => eprintln!("error: {error}"),
+        LockError::Backend { .. } => eprintln!(
+            "error: {error}\n  help: the state database must be reachable to take the environment's lock; nothing ran"
+        ),
     }
 }
 
@@ -697,7 +704,10 @@ fn run_playbook(
             return Exit::Refused;
         }
     }
-    let state = StateDir::new(&args.state_dir);
+    let state = match crate::state::store_for(args.state.as_deref(), &args.state_dir) {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
     let run_id = new_run_id();
     let environment = checked.environment.as_ref().map(|(_, e)| e.name.value.clone());
     let playbook_text = checked.file.text.as_str();
@@ -729,7 +739,7 @@ fn run_playbook(
         eprintln!("error: {e}");
         return Exit::Refused;
     }
-    let held = match lock::acquire(state.root(), &lock_key(&record), &owner(&run_id)) {
+    let held = match state.acquire(&lock_key(&record), &owner(&run_id)) {
         Ok(held) => Some(held),
         Err(e) => {
             let _ = state.discard_run(&run_id);
@@ -737,18 +747,18 @@ fn run_playbook(
             return Exit::Refused;
         }
     };
-    let journal = match Journal::reopen(&state.journal_path(&run_id)) {
+    let journal = match state.open_journal(&run_id) {
         Ok((journal, _)) => journal,
         Err(e) => {
             eprintln!("error: {e}");
             if let Some(held) = held {
-                let _ = held.release();
+                let _ = held.release(record.environment.is_none());
             }
             let _ = state.discard_run(&run_id);
             return Exit::Refused;
         }
     };
-    let history = History::load(&state, &checked.playbook.name.value);
+    let history = state.history(&checked.playbook.name.value, None);
     let options = RunOptions {
         run_id: run_id.clone(),
         dry_run: false,
@@ -776,15 +786,17 @@ fn run_playbook(
     };
     let facts = facts(&checked, playbook, &run_id, change_id, window.map(|w| w.to_string()), false);
     let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir, Mode::Run)));
-    save_twins(&twins, &state.run_dir(&run_id).join("twins"));
-    conclude(&state, record, held, &result, &run_id, Mode::Run);
+    save_twins(&twins, state.as_ref(), &run_id);
+    conclude(state.as_ref(), record, held, &result, &run_id, Mode::Run);
     publish(report_dir, &summary, finish_exit(result.outcome, reports_ok))
 }
 
 /// Keeps the embedded twins' state with the run, so `resume` continues from it.
-fn save_twins(twins: &crate::twin::Embedded, dir: &Path) {
-    if let Err(e) = twins.save(dir) {
-        eprintln!("warning: the twins' state was not saved ({e}); a resume starts them from their seed");
+fn save_twins(twins: &crate::twin::Embedded, state: &dyn Store, run_id: &str) {
+    let scratch = crate::state::TwinsDir::restore(state, run_id);
+    match twins.save(&scratch.path) {
+        Ok(()) => scratch.keep(state, run_id),
+        Err(e) => eprintln!("warning: the twins' state was not saved ({e}); a resume starts them from their seed"),
     }
 }
 
@@ -798,9 +810,9 @@ fn finish_exit(outcome: Outcome, reports_ok: bool) -> Exit {
 
 /// Saves the run's end state, releases or keeps the lock, and says what to do next.
 fn conclude(
-    state: &StateDir,
+    state: &dyn Store,
     mut record: RunRecord,
-    held: Option<lock::EnvLock>,
+    held: Option<Box<dyn HeldLock>>,
     result: &RunResult,
     run_id: &str,
     mode: Mode,
@@ -819,17 +831,15 @@ fn conclude(
     );
     if let Some(held) = held {
         if keep_lock {
-            drop(held);
+            held.keep();
             if let Some(environment) = &record.environment {
                 eprintln!(
                     "the environment stays locked by run {run_id} until it is resumed (or `runsheet unlock {environment}`)"
                 );
             }
-        } else if let Err(e) = held.release() {
+        } else if let Err(e) = held.release(record.environment.is_none()) {
+            // A run's own lock (no environment) has no use once the run has ended: it is forgotten.
             eprintln!("error: {e}");
-        } else if record.environment.is_none() {
-            // A run's own lock has no use once the run has ended.
-            let _ = std::fs::remove_file(lock::lock_path(state.root(), &lock_key(&record)));
         }
     }
     match result.outcome {
@@ -860,6 +870,16 @@ fn gate_hint(result: &RunResult) -> String {
         .as_ref()
         .and_then(|(_, m)| m.split("--approve ").nth(1))
         .map(|gate| format!(" --approve {gate}"))
+        .unwrap_or_default()
+}
+
+/// The text of a file the run kept (its playbook or environment as they were), or empty.
+fn copy_of(state: &dyn Store, run_id: &str, name: &str) -> String {
+    state
+        .file(run_id, name)
+        .ok()
+        .flatten()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default()
 }
 
@@ -937,8 +957,17 @@ pub fn resume(
     args: &RunArgs,
     mode: Mode,
 ) -> Exit {
-    if let Err(e) = StateDir::new(&args.state_dir).load(run_id) {
-        eprintln!("error: {e}\n  help: `runsheet runs` lists the runs in {}", args.state_dir.display());
+    let state = match crate::state::store_for(args.state.as_deref(), &args.state_dir) {
+        Ok(state) => state,
+        Err(exit) => {
+            if args.report_dir.is_dir() {
+                ReportDir::new(&args.report_dir).finish(exit);
+            }
+            return exit;
+        }
+    };
+    if let Err(e) = state.load(run_id) {
+        eprintln!("error: {e}\n  help: `runsheet runs` lists the runs in {}", state.place());
         // No run: nothing is created, but a report directory an earlier command left (a
         // pipeline's workspace) must not keep another run's "succeeded" for this step.
         if args.report_dir.is_dir() {
@@ -947,13 +976,14 @@ pub fn resume(
         return Exit::Invalid;
     }
     let reports = ReportDir::new(&args.report_dir);
-    let exit = resume_run(registry, run_id, resume, args, mode, &reports);
+    let exit = resume_run(registry, state.as_ref(), run_id, resume, args, mode, &reports);
     reports.finish(exit);
     exit
 }
 
 fn resume_run(
     registry: &Registry,
+    state: &dyn Store,
     run_id: &str,
     resume: &ResumeArgs<'_>,
     args: &RunArgs,
@@ -961,11 +991,10 @@ fn resume_run(
     report_dir: &ReportDir,
 ) -> Exit {
     let (approve, allow_changed, window) = (resume.approve, resume.allow_changed, resume.window);
-    let state = StateDir::new(&args.state_dir);
     let record = match state.load(run_id) {
         Ok(record) => record,
         Err(e) => {
-            eprintln!("error: {e}\n  help: `runsheet runs` lists the runs in {}", args.state_dir.display());
+            eprintln!("error: {e}\n  help: `runsheet runs` lists the runs in {}", state.place());
             return Exit::Invalid;
         }
     };
@@ -979,7 +1008,7 @@ fn resume_run(
     };
     let now_sha = file_sha256(&record.playbook_path);
     if now_sha != record.playbook_sha256 {
-        let before = state.playbook_copy(run_id).unwrap_or_default();
+        let before = copy_of(state, run_id, PLAYBOOK_FILE);
         let after = std::fs::read_to_string(&record.playbook_path).unwrap_or_default();
         let diff = report::diff::unified(Some(&before), Some(&after));
         if !allow_changed {
@@ -994,7 +1023,7 @@ fn resume_run(
     if let (Some(path), Some(recorded)) = (&record.environment_path, &record.environment_sha256) {
         let now = std::fs::read_to_string(path).unwrap_or_default();
         if &hash_line(now.as_bytes()) != recorded {
-            let before = std::fs::read_to_string(state.run_dir(run_id).join("environment.yaml")).unwrap_or_default();
+            let before = copy_of(state, run_id, ENVIRONMENT_FILE);
             let diff = report::diff::unified(Some(&before), Some(&now));
             if !allow_changed {
                 eprintln!(
@@ -1022,9 +1051,9 @@ fn resume_run(
         return Exit::Invalid;
     };
     let key = lock_key(&record);
-    let held = match lock::acquire(state.root(), &key, &owner(run_id)) {
+    let held = match state.acquire(&key, &owner(run_id)) {
         Ok(held) => {
-            if let Some(previous) = &held.taken_back_from {
+            if let Some(previous) = held.taken_back_from() {
                 eprintln!("note: took back the lock on `{key}` left by {previous}");
             }
             Some(held)
@@ -1036,16 +1065,17 @@ fn resume_run(
     };
     // Refused from here on: give back a lock this attempt took fresh (a lock the
     // run already held stays with it).
-    let refuse = |held: Option<lock::EnvLock>, exit: Exit| {
-        if let Some(held) = held
-            && held.taken_back_from.is_none()
-        {
-            let _ = held.release();
+    let refuse = |held: Option<Box<dyn HeldLock>>, exit: Exit| {
+        if let Some(held) = held {
+            if held.taken_back_from().is_none() {
+                let _ = held.release(false);
+            } else {
+                held.keep();
+            }
         }
         exit
     };
-    let journal_path = state.journal_path(run_id);
-    let (mut journal, contents) = match Journal::reopen(&journal_path) {
+    let (mut journal, contents) = match state.open_journal(run_id) {
         Ok(found) => found,
         Err(e) => {
             eprintln!("error: {e}");
@@ -1103,12 +1133,12 @@ fn resume_run(
         Ok(runtime) => runtime,
         Err(exit) => return refuse(held, exit),
     };
-    let twins_dir = state.run_dir(run_id).join("twins");
-    let (checked, twins) = match crate::twin::embed(&runtime, checked, Some(&twins_dir)) {
+    let twins_dir = crate::state::TwinsDir::restore(state, run_id);
+    let (checked, twins) = match crate::twin::embed(&runtime, checked, Some(&twins_dir.path)) {
         Ok(embedded) => embedded,
         Err(exit) => return refuse(held, exit),
     };
-    let history = History::load(&state, &checked.playbook.name.value);
+    let history = state.history(&checked.playbook.name.value, None);
     let playbook = record.playbook_path.clone();
     let options = RunOptions {
         run_id: run_id.to_owned(),
@@ -1135,8 +1165,8 @@ fn resume_run(
     };
     let facts = facts(&checked, &playbook, run_id, record.change_id.clone(), record.window.clone(), false);
     let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir, mode)));
-    save_twins(&twins, &twins_dir);
-    conclude(&state, record, held, &result, run_id, mode);
+    save_twins(&twins, state, run_id);
+    conclude(state, record, held, &result, run_id, mode);
     let exit = if mode == Mode::Rollback && result.outcome == Outcome::RolledBack && reports_ok {
         // For this verb, undoing every write is the success.
         Exit::Success

@@ -7,8 +7,6 @@ use std::time::Duration;
 use runsheet_engine::report::diff::unified;
 use runsheet_engine::run::executor::human;
 use runsheet_engine::run::explain::{self, StepStory, UnknownStep};
-use runsheet_engine::run::journal;
-use runsheet_engine::run::state::StateDir;
 use serde_json::{Value, json};
 
 use crate::cli::OutputFormat;
@@ -16,13 +14,16 @@ use crate::exit::Exit;
 use crate::render::{emit, json_text};
 
 /// `runsheet explain RUN STEP`.
-pub fn explain(state_dir: &Path, run_id: &str, step: &str, output: OutputFormat) -> Exit {
-    let state = StateDir::new(state_dir);
+pub fn explain(state_dir: &Path, state: Option<&str>, run_id: &str, step: &str, output: OutputFormat) -> Exit {
+    let state = match crate::state::store_for(state, state_dir) {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
     if let Err(e) = state.load(run_id) {
         eprintln!("error: {e}\n  help: `runsheet runs` lists the runs");
         return Exit::Invalid;
     }
-    let contents = match journal::read(&state.journal_path(run_id)) {
+    let contents = match state.read_journal(run_id) {
         Ok(contents) => contents,
         Err(e) => {
             eprintln!("error: {e}");

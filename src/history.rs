@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use runsheet_engine::run::journal;
 use runsheet_engine::run::lock;
-use runsheet_engine::run::state::{RunRecord, StateDir};
+use runsheet_engine::run::state::RunRecord;
+use runsheet_engine::run::store::Store;
 use serde_json::{Value, json};
 
 use crate::cli::OutputFormat;
@@ -12,7 +12,7 @@ use crate::exit::Exit;
 use crate::render::{emit, json_text};
 
 /// A run's state as people should read it: a `running` run whose process is gone crashed.
-fn live_state(state: &StateDir, record: &RunRecord) -> String {
+fn live_state(state: &dyn Store, record: &RunRecord) -> String {
     if record.state != "running" {
         return record.state.clone();
     }
@@ -20,7 +20,8 @@ fn live_state(state: &StateDir, record: &RunRecord) -> String {
         .environment
         .clone()
         .unwrap_or_else(|| format!("run-{}", record.id));
-    let alive = lock::inspect(state.root(), &key)
+    let alive = state
+        .inspect(&key)
         .ok()
         .flatten()
         .is_some_and(|(owner, alive)| alive && owner.run == record.id);
@@ -28,8 +29,12 @@ fn live_state(state: &StateDir, record: &RunRecord) -> String {
 }
 
 /// `runsheet runs`.
-pub fn runs(state_dir: &Path, output: OutputFormat) -> Exit {
-    let state = StateDir::new(state_dir);
+pub fn runs(state_dir: &Path, state: Option<&str>, output: OutputFormat) -> Exit {
+    let state = match crate::state::store_for(state, state_dir) {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
+    let state = state.as_ref();
     let records = match state.list() {
         Ok(records) => records,
         Err(e) => {
@@ -47,7 +52,7 @@ pub fn runs(state_dir: &Path, output: OutputFormat) -> Exit {
                         "playbook": r.playbook,
                         "environment": r.environment,
                         "change_id": r.change_id,
-                        "state": live_state(&state, r),
+                        "state": live_state(state, r),
                         "started_at": r.started_at,
                         "finished_at": r.finished_at,
                         "operator": r.operator,
@@ -58,7 +63,7 @@ pub fn runs(state_dir: &Path, output: OutputFormat) -> Exit {
         }
         OutputFormat::Human => {
             if records.is_empty() {
-                emit(&format!("no runs in {}\n", state_dir.display()));
+                emit(&format!("no runs in {}\n", state.place()));
                 return Exit::Success;
             }
             let mut out = format!(
@@ -73,7 +78,7 @@ pub fn runs(state_dir: &Path, output: OutputFormat) -> Exit {
                     r.environment.as_deref().unwrap_or("-"),
                     r.change_id.as_deref().unwrap_or("-"),
                     r.started_at.get(..19).unwrap_or(&r.started_at),
-                    live_state(&state, r)
+                    live_state(state, r)
                 ));
             }
             emit(&out);
@@ -83,8 +88,12 @@ pub fn runs(state_dir: &Path, output: OutputFormat) -> Exit {
 }
 
 /// `runsheet show`.
-pub fn show(state_dir: &Path, run_id: &str, verify: bool, output: OutputFormat) -> Exit {
-    let state = StateDir::new(state_dir);
+pub fn show(state_dir: &Path, state: Option<&str>, run_id: &str, verify: bool, output: OutputFormat) -> Exit {
+    let state = match crate::state::store_for(state, state_dir) {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
+    let state = state.as_ref();
     let record = match state.load(run_id) {
         Ok(record) => record,
         Err(e) => {
@@ -92,7 +101,7 @@ pub fn show(state_dir: &Path, run_id: &str, verify: bool, output: OutputFormat) 
             return Exit::Invalid;
         }
     };
-    let contents = match journal::read(&state.journal_path(run_id)) {
+    let contents = match state.read_journal(run_id) {
         Ok(contents) => contents,
         Err(e) => {
             eprintln!("error: {e}");
@@ -127,7 +136,7 @@ pub fn show(state_dir: &Path, run_id: &str, verify: bool, output: OutputFormat) 
             contents.records.iter().map(|r| &r.fields).collect();
         emit(&json_text(&json!({
             "run": record,
-            "state": live_state(&state, &record),
+            "state": live_state(state, &record),
             "journal": records,
         })));
         return Exit::Success;
@@ -137,7 +146,7 @@ pub fn show(state_dir: &Path, run_id: &str, verify: bool, output: OutputFormat) 
         record.id,
         record.playbook,
         record.environment.as_deref().unwrap_or("(no environment)"),
-        live_state(&state, &record),
+        live_state(state, &record),
         record.started_at,
         record.operator,
         record
@@ -207,9 +216,13 @@ pub fn show(state_dir: &Path, run_id: &str, verify: bool, output: OutputFormat) 
 }
 
 /// `runsheet unlock`.
-pub fn unlock(state_dir: &Path, env: &str) -> Exit {
+pub fn unlock(state_dir: &Path, state: Option<&str>, env: &str) -> Exit {
+    let state = match crate::state::store_for(state, state_dir) {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
     let name = environment_name(env);
-    match lock::unlock(state_dir, &name) {
+    match state.unlock(&name) {
         Ok(Some(owner)) => {
             eprintln!("released the lock on `{name}` held by {owner}");
             Exit::Success

@@ -19,6 +19,7 @@ mod project;
 mod render;
 mod stats;
 mod report_dir;
+mod state;
 mod terminal;
 mod twin;
 

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use runsheet_engine::run::executor::human;
-use runsheet_engine::run::state::StateDir;
 use runsheet_engine::run::timings::Timings;
 
 use crate::cli::OutputFormat;
@@ -13,10 +12,14 @@ use crate::exit::Exit;
 use crate::render::{emit, json_text};
 
 /// `runsheet runs --stats PLAYBOOK [--env ENV]`.
-pub fn stats(state_dir: &Path, playbook: &str, env: Option<&str>, output: OutputFormat) -> Exit {
+pub fn stats(state_dir: &Path, state: Option<&str>, playbook: &str, env: Option<&str>, output: OutputFormat) -> Exit {
+    let store = match crate::state::store_for(state, state_dir) {
+        Ok(store) => store,
+        Err(exit) => return exit,
+    };
     let playbook = playbook_name(playbook);
     let environment = env.map(crate::history::environment_name);
-    let timings = Timings::load(&StateDir::new(state_dir), &playbook, environment.as_deref());
+    let timings = Timings::load(store.as_ref(), &playbook, environment.as_deref());
     match output {
         OutputFormat::Json => emit(&json_text(&timings)),
         OutputFormat::Human => emit(&human_timings(&timings, state_dir)),

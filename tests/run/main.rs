@@ -33,8 +33,11 @@ mod readme;
 mod reliability;
 mod restored_undo;
 mod ssh;
+mod state_pg;
 #[path = "../support/sshd.rs"]
 mod sshd;
+#[path = "../support/postgres.rs"]
+mod postgres;
 mod traffic;
 mod twin;
 mod twin_auth;

@@ -24,6 +24,111 @@ pub enum JournalError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A state backend other than the file system refused (a database).
+    #[error("journal of run {run} in {place}: {message}")]
+    Backend {
+        /// The run.
+        run: String,
+        /// The backend, with no secret in it (`postgres://ops@db:5432/runsheet`).
+        place: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Something records can be appended to: the journal file, or a database's
+/// journal table. An append is durable before it returns when `sync` is set.
+pub trait JournalWriter: Send + std::fmt::Debug {
+    /// Appends a record of `kind` with `fields`; `sync` makes it durable before returning.
+    fn append(&mut self, kind: &str, fields: Map<String, Value>, sync: bool) -> Result<(), JournalError>;
+    /// Whether an append failed: the journal takes no more records.
+    fn failed(&self) -> bool;
+    /// Makes everything appended so far durable.
+    fn sync(&mut self) -> Result<(), JournalError>;
+}
+
+/// The bytes of record number `seq` chained to `prev` (no newline): what is
+/// hashed, and what every backend stores verbatim.
+pub fn encode(seq: u64, prev: &str, kind: &str, fields: Map<String, Value>) -> Vec<u8> {
+    let mut record = Map::with_capacity(fields.len() + 4);
+    record.insert("seq".into(), Value::from(seq));
+    record.insert("at".into(), Value::String(now_rfc3339()));
+    record.insert("prev".into(), Value::String(prev.to_owned()));
+    record.insert("kind".into(), Value::String(kind.to_owned()));
+    record.extend(fields);
+    serde_json::to_vec(&Value::Object(record)).unwrap_or_default()
+}
+
+/// Checks a journal's records one complete line at a time, in order.
+#[derive(Debug)]
+pub struct Verifier {
+    contents: Contents,
+    expected_seq: u64,
+    line_number: usize,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier {
+            contents: Contents {
+                last_hash: GENESIS.to_owned(),
+                ..Contents::default()
+            },
+            expected_seq: 1,
+            line_number: 0,
+        }
+    }
+}
+
+impl Verifier {
+    /// Checks the next complete line (without its newline); false once the chain is broken.
+    pub fn push(&mut self, line: &[u8]) -> bool {
+        if self.contents.broken.is_some() {
+            return false;
+        }
+        self.line_number += 1;
+        let line_number = self.line_number;
+        let Some(fields) = serde_json::from_slice::<Map<String, Value>>(line).ok() else {
+            self.contents.broken = Some((line_number, "not a JSON record".into()));
+            return false;
+        };
+        let prev = fields.get("prev").and_then(Value::as_str).unwrap_or("");
+        if prev != self.contents.last_hash {
+            self.contents.broken = Some((
+                line_number,
+                "its `prev` hash does not match the record before it (edited, removed or reordered records)".into(),
+            ));
+            return false;
+        }
+        let seq = fields.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        if seq != self.expected_seq {
+            self.contents.broken = Some((
+                line_number,
+                format!("sequence number {seq}, expected {}", self.expected_seq),
+            ));
+            return false;
+        }
+        self.expected_seq += 1;
+        self.contents.last_hash = hash_line(line);
+        self.contents.good_len += line.len() as u64 + 1;
+        self.contents.records.push(Record {
+            line: line_number,
+            fields,
+        });
+        true
+    }
+
+    /// Marks the record after the last good one broken, for a reason the chain cannot see.
+    pub fn break_at_next(&mut self, why: String) {
+        if self.contents.broken.is_none() {
+            self.contents.broken = Some((self.line_number + 1, why));
+        }
+    }
+
+    /// What was found.
+    pub fn finish(self) -> Contents {
+        self.contents
+    }
 }
 
 /// An open journal, appending records.
@@ -145,13 +250,7 @@ impl Journal {
         sync: bool,
     ) -> Result<(), JournalError> {
         let seq = self.seq + 1;
-        let mut record = Map::with_capacity(fields.len() + 4);
-        record.insert("seq".into(), Value::from(seq));
-        record.insert("at".into(), Value::String(now_rfc3339()));
-        record.insert("prev".into(), Value::String(self.last_hash.clone()));
-        record.insert("kind".into(), Value::String(kind.to_owned()));
-        record.extend(fields);
-        let mut line = serde_json::to_vec(&Value::Object(record)).unwrap_or_default();
+        let mut line = encode(seq, &self.last_hash, kind, fields);
         let hash = hash_line(&line);
         line.push(b'\n');
         let written = self.file.write_all(&line).and_then(|()| {
@@ -184,6 +283,20 @@ impl Journal {
     }
 }
 
+impl JournalWriter for Journal {
+    fn append(&mut self, kind: &str, fields: Map<String, Value>, sync: bool) -> Result<(), JournalError> {
+        Journal::append(self, kind, fields, sync)
+    }
+
+    fn failed(&self) -> bool {
+        Journal::failed(self)
+    }
+
+    fn sync(&mut self) -> Result<(), JournalError> {
+        Journal::sync(self)
+    }
+}
+
 fn io(path: &Path, source: std::io::Error) -> JournalError {
     JournalError::Io {
         path: path.to_path_buf(),
@@ -195,13 +308,9 @@ fn io(path: &Path, source: std::io::Error) -> JournalError {
 pub fn read(path: &Path) -> Result<Contents, JournalError> {
     let file = File::open(path).map_err(|source| io(path, source))?;
     let mut reader = BufReader::new(file);
-    let mut contents = Contents {
-        last_hash: GENESIS.to_owned(),
-        ..Contents::default()
-    };
+    let mut verifier = Verifier::default();
     let mut buffer = Vec::new();
-    let mut line_number = 0;
-    let mut expected_seq = 1;
+    let mut truncated_tail = false;
     loop {
         buffer.clear();
         let read = reader
@@ -210,48 +319,27 @@ pub fn read(path: &Path) -> Result<Contents, JournalError> {
         if read == 0 {
             break;
         }
-        line_number += 1;
-        let complete = buffer.last() == Some(&b'\n');
-        let line = if complete {
-            &buffer[..buffer.len() - 1]
-        } else {
-            &buffer[..]
-        };
-        let parsed: Option<Map<String, Value>> = serde_json::from_slice(line).ok();
-        if !complete {
+        let Some(line) = buffer.strip_suffix(b"\n") else {
             // A last line without its newline: the writer died in the middle of it.
-            contents.truncated_tail = true;
-            break;
-        }
-        let Some(fields) = parsed else {
-            contents.broken = Some((line_number, "not a JSON record".into()));
+            truncated_tail = true;
             break;
         };
-        let prev = fields.get("prev").and_then(Value::as_str).unwrap_or("");
-        if prev != contents.last_hash {
-            contents.broken = Some((
-                line_number,
-                "its `prev` hash does not match the record before it (edited, removed or reordered records)".into(),
-            ));
+        if !verifier.push(line) {
             break;
         }
-        let seq = fields.get("seq").and_then(Value::as_u64).unwrap_or(0);
-        if seq != expected_seq {
-            contents.broken = Some((
-                line_number,
-                format!("sequence number {seq}, expected {expected_seq}"),
-            ));
-            break;
-        }
-        expected_seq += 1;
-        contents.last_hash = hash_line(line);
-        contents.good_len += read as u64;
-        contents.records.push(Record {
-            line: line_number,
-            fields,
-        });
     }
+    let mut contents = verifier.finish();
+    contents.truncated_tail = truncated_tail;
     Ok(contents)
+}
+
+/// The journal's lines as stored (complete lines only, without newlines), for export.
+pub fn raw_lines(path: &Path) -> Result<Vec<Vec<u8>>, JournalError> {
+    let text = std::fs::read(path).map_err(|source| io(path, source))?;
+    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    // The part after the last newline is empty, or a line cut short by a crash.
+    lines.pop();
+    Ok(lines)
 }
 
 #[cfg(test)]

@@ -24,15 +24,46 @@ pub struct Owner {
     pub user: String,
     /// When it took the lock.
     pub since: String,
+    /// The CI pipeline it runs in (`HARNESS_PIPELINE_ID`, `CI_PIPELINE_ID`, ...), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// Its last heartbeat, for backends that keep one (a database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+}
+
+/// The CI pipeline this process runs in, from the variables CI systems set.
+pub fn pipeline_id() -> Option<String> {
+    const VARIABLES: [&str; 6] = [
+        "HARNESS_PIPELINE_EXECUTION_ID",
+        "HARNESS_EXECUTION_ID",
+        "CI_PIPELINE_ID",
+        "GITHUB_RUN_ID",
+        "BUILD_BUILDID",
+        "BUILD_TAG",
+    ];
+    VARIABLES.iter().find_map(|name| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("{name}={v}"))
+    })
 }
 
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "run {} (pid {} on {}, user {}, since {})",
+            "run {} (pid {} on {}, user {}, since {}",
             self.run, self.pid, self.host, self.user, self.since
-        )
+        )?;
+        if let Some(pipeline) = &self.pipeline {
+            write!(f, ", pipeline {pipeline}")?;
+        }
+        if let Some(heartbeat) = &self.heartbeat {
+            write!(f, ", last heartbeat {heartbeat}")?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -62,6 +93,16 @@ pub enum LockError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A state backend other than the file system refused (a database).
+    #[error("lock on environment `{environment}` in {place}: {message}")]
+    Backend {
+        /// The environment.
+        environment: String,
+        /// The backend, with no secret in it.
+        place: String,
+        /// Why.
+        message: String,
     },
 }
 
@@ -223,6 +264,8 @@ fn unknown_owner() -> Owner {
         host: "?".into(),
         user: "?".into(),
         since: "?".into(),
+        pipeline: None,
+        heartbeat: None,
     }
 }
 
@@ -237,6 +280,8 @@ mod tests {
             host: crate::run::state::host_name(),
             user: "me".into(),
             since: "now".into(),
+            pipeline: None,
+            heartbeat: None,
         }
     }
 

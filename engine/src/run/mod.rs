@@ -8,6 +8,7 @@ pub mod journal;
 pub mod mask;
 pub mod lock;
 pub mod state;
+pub mod store;
 pub mod window;
 pub mod timings;
 pub mod explain;

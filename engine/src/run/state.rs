@@ -21,12 +21,20 @@ pub enum StateError {
         source: std::io::Error,
     },
     /// No such run.
-    #[error("no run `{run}` in {dir}")]
+    #[error("no run `{run}` in {place}")]
     UnknownRun {
         /// The id asked for.
         run: String,
-        /// The state directory.
-        dir: PathBuf,
+        /// The state directory or database (no secret in it).
+        place: String,
+    },
+    /// A state backend other than the file system refused (a database).
+    #[error("state in {place}: {message}")]
+    Backend {
+        /// The backend, with no secret in it.
+        place: String,
+        /// Why.
+        message: String,
     },
     /// A run record that does not parse.
     #[error("run record {path} is damaged: {message}")]
@@ -152,7 +160,7 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StateError::UnknownRun {
                     run: run.to_owned(),
-                    dir: self.root.clone(),
+                    place: self.root.display().to_string(),
                 });
             }
             Err(source) => return Err(io(&path, source)),

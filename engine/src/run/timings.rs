@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::state::StateDir;
+use super::store::Store;
 use super::window::{History, percentile};
 
 /// The duration figures of one playbook over earlier runs.
@@ -59,8 +59,8 @@ impl Figures {
 
 impl Timings {
     /// Reads the runs of `playbook` (against `environment`, when given) from the state directory.
-    pub fn load(state: &StateDir, playbook: &str, environment: Option<&str>) -> Timings {
-        let history = History::load_where(state, playbook, environment);
+    pub fn load(state: &dyn Store, playbook: &str, environment: Option<&str>) -> Timings {
+        let history = state.history(playbook, environment);
         Timings::from_history(&history, playbook, environment)
     }
 

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::journal::{self, Record};
-use super::state::StateDir;
+use super::journal::Record;
 
 /// A change window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,28 +93,6 @@ pub struct Expected {
 }
 
 impl History {
-    /// Reads the succeeded steps of earlier runs of `playbook` from the state directory.
-    pub fn load(state: &StateDir, playbook: &str) -> History {
-        History::load_where(state, playbook, None)
-    }
-
-    /// Like [`History::load`], counting only the runs against `environment` when one is given.
-    pub fn load_where(state: &StateDir, playbook: &str, environment: Option<&str>) -> History {
-        let mut history = History::default();
-        let Ok(runs) = state.list() else {
-            return history;
-        };
-        let wanted = runs.iter().filter(|r| r.playbook == playbook).filter(|r| {
-            environment.is_none_or(|name| r.environment.as_deref() == Some(name))
-        });
-        for run in wanted {
-            if let Ok(contents) = journal::read(&state.journal_path(&run.id)) {
-                history.add_run(&contents.records);
-            }
-        }
-        history
-    }
-
     /// Adds the durations one run's journal records: each step that succeeded
     /// (dry runs record none), and the run's working time when it succeeded.
     pub fn add_run(&mut self, records: &[Record]) {

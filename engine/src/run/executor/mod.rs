@@ -58,7 +58,7 @@ use self::gate::Gatekeeper;
 use self::rollback::Completed;
 use super::context::{Base, Frame, OnFail, RunHost, to_value};
 use super::event::{Event, EventKind, Observer, Outcome, StopReason, now_rfc3339};
-use super::journal::Journal;
+use super::journal::JournalWriter;
 use super::mask::Masker;
 use super::window::{History, Window};
 use crate::action::{Approver, Change, NoApprover, Resources};
@@ -152,7 +152,7 @@ pub struct RunOptions {
     /// Receive every event.
     pub observers: Vec<Arc<dyn Observer>>,
     /// Where records go (none for dry runs).
-    pub journal: Option<Journal>,
+    pub journal: Option<Box<dyn JournalWriter>>,
     /// Secret values to mask.
     pub masker: Masker,
     /// Change id, for the start event.
@@ -332,7 +332,7 @@ struct Exec<'a> {
     /// What the run keeps while it goes.
     book: Mutex<Book<'a>>,
     /// Where records go.
-    journal: Mutex<Option<Journal>>,
+    journal: Mutex<Option<Box<dyn JournalWriter>>>,
     /// Resources actions share during the run.
     resources: Arc<Resources>,
     /// The last completion sequence number handed out.

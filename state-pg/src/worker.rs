@@ -1,0 +1,137 @@
+//! The connection's own thread: a small runtime that owns the database
+//! connection, runs the queries callers send it one at a time, reconnects when
+//! the connection is gone, and heartbeats the environment locks held here.
+//!
+//! Callers block until their query is done (like an fsync), so the store's API
+//! stays synchronous and works from inside and outside a runtime alike.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use crate::PgError;
+use crate::config::PgConfig;
+
+/// How often held locks are heartbeaten.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// Longest wait for one query before the connection is taken as lost.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Job = Box<
+    dyn FnOnce(Result<Arc<Client>, PgError>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send,
+>;
+
+/// The locks this process holds: (environment, run).
+pub type Held = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A handle on the connection thread.
+#[derive(Debug)]
+pub struct Worker {
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Locks to heartbeat.
+    pub held: Held,
+}
+
+impl Worker {
+    /// Starts the thread; it connects on the first query.
+    pub fn start(config: PgConfig) -> Result<Worker, PgError> {
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let held: Held = Arc::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PgError::Config(format!("cannot start the database thread: {e}")))?;
+        let heartbeat = Arc::clone(&held);
+        std::thread::Builder::new()
+            .name("runsheet-state-pg".into())
+            .spawn(move || runtime.block_on(serve(config, receiver, heartbeat)))
+            .map_err(|e| PgError::Config(format!("cannot start the database thread: {e}")))?;
+        Ok(Worker { jobs, held })
+    }
+
+    /// Runs `query` on the connection and waits for its result.
+    pub fn call<T, F, Fut>(&self, query: F) -> Result<T, PgError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
+    {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            Box::pin(async move {
+                let result = match client {
+                    Ok(client) => match tokio::time::timeout(QUERY_TIMEOUT, query(client)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(PgError::Lost(format!(
+                            "no answer within {}s",
+                            QUERY_TIMEOUT.as_secs()
+                        ))),
+                    },
+                    Err(error) => Err(error),
+                };
+                let _ = reply.send(result);
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| PgError::Lost("the database thread has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| PgError::Lost("the database thread has stopped".into()))?
+    }
+}
+
+async fn serve(config: PgConfig, mut jobs: mpsc::UnboundedReceiver<Job>, held: Held) {
+    let mut client: Option<Arc<Client>> = None;
+    let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            job = jobs.recv() => {
+                let Some(job) = job else { return };
+                let connected = connected(&config, &mut client).await;
+                job(connected).await;
+            }
+            _ = ticks.tick() => {
+                let locks: Vec<(String, String)> = held.lock().map(|h| h.clone()).unwrap_or_default();
+                if locks.is_empty() {
+                    continue;
+                }
+                // A lost connection shows in the next journal write; the heartbeat just stops.
+                if let Some(client) = client.as_ref().filter(|c| !c.is_closed()) {
+                    for (environment, run) in locks {
+                        let _ = tokio::time::timeout(QUERY_TIMEOUT, client.execute(
+                            "UPDATE runsheet_locks SET heartbeat = now() WHERE environment = $1 AND run_id = $2",
+                            &[&environment, &run],
+                        )).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The open connection, opened again when it is gone.
+async fn connected(
+    config: &PgConfig,
+    client: &mut Option<Arc<Client>>,
+) -> Result<Arc<Client>, PgError> {
+    if let Some(open) = client.as_ref().filter(|c| !c.is_closed()) {
+        return Ok(Arc::clone(open));
+    }
+    *client = None;
+    let tls = config.tls()?;
+    let (new, connection) = config
+        .driver
+        .connect(tls)
+        .await
+        .map_err(|e| PgError::Connect(config.mask(&crate::describe_error(&e))))?;
+    tokio::spawn(connection);
+    let new = Arc::new(new);
+    *client = Some(Arc::clone(&new));
+    Ok(new)
+}
