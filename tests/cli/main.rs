@@ -9,5 +9,6 @@
 mod commands;
 mod fuzz;
 mod inputs;
+mod runbook;
 mod support;
 mod validate;

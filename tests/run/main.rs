@@ -29,6 +29,7 @@ mod layer7_nodes;
 mod readme;
 mod reliability;
 mod restored_undo;
+mod runbook_doc;
 mod ssh;
 #[path = "../support/sshd.rs"]
 mod sshd;

@@ -63,6 +63,7 @@ pub(super) fn secrets(checked: &Checked) -> Vec<SecretUse> {
     for (name, spec) in &checked.playbook.inputs {
         if spec.kind.value == InputType::Secret
             && let Some(Value::String(secret)) = checked.inputs.get(&name.value)
+            && !secret.is_empty()
         {
             add(secret.clone(), format!("input {}", name.value));
         }

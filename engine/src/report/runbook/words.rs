@@ -174,7 +174,7 @@ pub(super) fn total(runbook: &Runbook) -> String {
     if runbook.earlier_runs == 0 {
         return "no earlier runs: nothing to estimate from (a rehearsal in a lab or UAT fills this in)".to_owned();
     }
-    let phases = phases(runbook);
+    let phases: Vec<&DocStep> = phases(runbook).into_iter().filter(|p| !p.skipped).collect();
     let known: Vec<u64> = phases
         .iter()
         .filter_map(|p| p.expected.map(|e| e.p95.as_millis() as u64))
