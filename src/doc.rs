@@ -5,13 +5,13 @@
 
 use std::path::Path;
 
+use runsheet_engine::Registry;
 use runsheet_engine::check::{Checked, check};
 use runsheet_engine::plan::plan;
 use runsheet_engine::report::runbook::{self, PlanFacts, PlannedChange, Sources};
 use runsheet_engine::run::journal::hash_line;
 use runsheet_engine::run::state::StateDir;
 use runsheet_engine::run::window::History;
-use runsheet_engine::Registry;
 use serde_json::Value;
 
 use crate::cli::{DocFormat, InputArgs, OutputFormat};
@@ -71,10 +71,7 @@ pub fn doc(registry: &Registry, args: &DocArgs<'_>) -> Exit {
         },
         None => None,
     };
-    let history = History::load(
-        &StateDir::new(args.state_dir),
-        &checked.playbook.name.value,
-    );
+    let history = History::load(&StateDir::new(args.state_dir), &checked.playbook.name.value);
     let document = runbook::build(&Sources {
         checked: &checked,
         registry,
@@ -127,7 +124,7 @@ fn saved_plan(
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
     let saved: Value = serde_json::from_str(&text)
         .map_err(|e| format!("not a saved plan (`runsheet plan --out FILE` writes one): {e}"))?;
-    if saved["runsheet_plan"] != Value::from(1) {
+    if saved["runsheet_plan"] != 1 {
         return Err(
             "not a saved plan (`runsheet plan --out FILE` writes one): no `runsheet_plan: 1`"
                 .to_owned(),
@@ -168,7 +165,8 @@ fn saved_plan(
         .inputs
         .iter()
         .filter(|(name, value)| {
-            !secret_inputs.contains(&name.as_str()) && saved["inputs"].get(name.as_str()) != Some(*value)
+            !secret_inputs.contains(&name.as_str())
+                && saved["inputs"].get(name.as_str()) != Some(*value)
         })
         .map(|(name, _)| name.as_str())
         .collect();

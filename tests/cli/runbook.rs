@@ -51,7 +51,14 @@ fn doc(name: &str, sets: &[&str], extra: &[&str]) -> std::io::Result<crate::supp
     let empty = tempfile::tempdir()?;
     let playbook = format!("playbooks/{name}.yaml");
     let state = empty.path().display().to_string();
-    let mut args = vec!["doc", playbook.as_str(), "--env", LAB, "--state-dir", &state];
+    let mut args = vec![
+        "doc",
+        playbook.as_str(),
+        "--env",
+        LAB,
+        "--state-dir",
+        &state,
+    ];
     for set in sets {
         args.extend(["--set", set]);
     }
@@ -107,7 +114,11 @@ fn a_saved_plan_that_is_not_one_or_of_another_playbook_is_refused() -> TestResul
     let dir = tempfile::tempdir()?;
     let junk = dir.path().join("junk.plan");
     std::fs::write(&junk, "{\"hello\": 1}")?;
-    let run = doc("kong-restart", &[], &["--from-plan", &junk.display().to_string()])?;
+    let run = doc(
+        "kong-restart",
+        &[],
+        &["--from-plan", &junk.display().to_string()],
+    )?;
     assert_eq!(run.code, Some(3), "{}", run.stderr);
     assert!(run.stderr.contains("not a saved plan"), "{}", run.stderr);
     let other = dir.path().join("other.plan");
@@ -115,7 +126,11 @@ fn a_saved_plan_that_is_not_one_or_of_another_playbook_is_refused() -> TestResul
         &other,
         r#"{"runsheet_plan": 1, "playbook": "kong-scale", "steps": []}"#,
     )?;
-    let run = doc("kong-restart", &[], &["--from-plan", &other.display().to_string()])?;
+    let run = doc(
+        "kong-restart",
+        &[],
+        &["--from-plan", &other.display().to_string()],
+    )?;
     assert_eq!(run.code, Some(3), "{}", run.stderr);
     assert!(
         run.stderr
@@ -221,8 +236,17 @@ fn the_html_document_renders_its_steps_in_order_and_its_graph_in_chromium() -> T
     )?;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let html = std::fs::read_to_string(&page)?;
-    for external in ["<script", "src=\"http", "href=\"http", "@import", "url(http"] {
-        assert!(!html.contains(external), "the page fetches or runs something: {external}");
+    for external in [
+        "<script",
+        "src=\"http",
+        "href=\"http",
+        "@import",
+        "url(http",
+    ] {
+        assert!(
+            !html.contains(external),
+            "the page fetches or runs something: {external}"
+        );
     }
     let markdown = doc("kong-rolling-upgrade", &sets, &[])?;
     // The step numbers of the Markdown document's step table, in order.
@@ -235,32 +259,57 @@ fn the_html_document_renders_its_steps_in_order_and_its_graph_in_chromium() -> T
         .lines()
         .filter_map(|line| line.strip_prefix("| "))
         .filter_map(|line| line.split(" |").next())
-        .filter(|n| n.chars().next().is_some_and(|c| c.is_ascii_digit() || c == 'F'))
+        .filter(|n| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit() || c == 'F')
+        })
         .map(str::to_owned)
         .collect();
     assert!(numbers.len() > 20, "step table: {numbers:?}");
     let profile = dir.path().join("profile");
     let dom = headless(&chromium, &profile, &["--dump-dom"], &page)?;
-    assert!(dom.contains("<h1>Runbook: kong-rolling-upgrade on lab</h1>"), "{dom}");
+    assert!(
+        dom.contains("<h1>Runbook: kong-rolling-upgrade on lab</h1>"),
+        "{dom}"
+    );
     let rendered: Vec<String> = attribute_values(&dom, "id")
         .into_iter()
         .filter_map(|id| id.strip_prefix("step-").map(str::to_owned))
         .collect();
-    assert_eq!(rendered, numbers, "the rendered step list is the document's, in order");
+    assert_eq!(
+        rendered, numbers,
+        "the rendered step list is the document's, in order"
+    );
     let paths = attribute_values(&dom, "data-path");
     assert_eq!(paths.first().map(String::as_str), Some("gateway"));
-    assert!(paths.contains(&"upgrade.node.drain".to_owned()), "{paths:?}");
-    assert!(dom.matches("<svg").count() >= 3, "the step graphs are drawn: {dom}");
-    assert!(dom.contains("data-step=\"6.3.1\""), "the body's graph has its steps");
+    assert!(
+        paths.contains(&"upgrade.node.drain".to_owned()),
+        "{paths:?}"
+    );
+    assert!(
+        dom.matches("<svg").count() >= 3,
+        "the step graphs are drawn: {dom}"
+    );
+    assert!(
+        dom.contains("data-step=\"6.3.1\""),
+        "the body's graph has its steps"
+    );
     let pdf = dir.path().join("upgrade.pdf");
     headless(
         &chromium,
         &profile,
-        &[&format!("--print-to-pdf={}", pdf.display()), "--no-pdf-header-footer"],
+        &[
+            &format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer",
+        ],
         &page,
     )?;
     let printed = std::fs::read(&pdf)?;
-    assert!(printed.starts_with(b"%PDF"), "chromium printed the document to a PDF");
+    assert!(
+        printed.starts_with(b"%PDF"),
+        "chromium printed the document to a PDF"
+    );
     assert!(printed.len() > 10_000, "a PDF of {} bytes", printed.len());
     Ok(())
 }

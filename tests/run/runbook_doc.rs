@@ -11,12 +11,7 @@ use crate::lab::TestResult;
 const PLAYBOOK: &str = "playbooks/kong-rolling-upgrade.yaml";
 
 /// Inputs: one node at a time (so the journal's order is the document's), fast readiness.
-const SETS: [&str; 4] = [
-    "--set",
-    "target_version=3.9.1",
-    "--set",
-    "ready_delay=50ms",
-];
+const SETS: [&str; 4] = ["--set", "target_version=3.9.1", "--set", "ready_delay=50ms"];
 
 /// `runsheet VERB PLAYBOOK --env lab SETS... EXTRA...` in the lab.
 fn verb(lab: &ShippedLab, verb: &str, extra: &[&str]) -> std::io::Result<crate::lab::Run> {
@@ -56,7 +51,8 @@ fn journaled_paths(journal: &str) -> Result<Vec<String>, serde_json::Error> {
 }
 
 #[test]
-fn the_runbook_shows_the_saved_plans_diffs_the_executors_order_and_earlier_durations() -> TestResult {
+fn the_runbook_shows_the_saved_plans_diffs_the_executors_order_and_earlier_durations() -> TestResult
+{
     let lab = ShippedLab::embedded(|text| text, |text| text)?;
 
     let plan = verb(&lab, "plan", &["--out", "upgrade.plan"])?;
@@ -73,7 +69,9 @@ fn the_runbook_shows_the_saved_plans_diffs_the_executors_order_and_earlier_durat
         );
     }
     assert!(
-        with_plan.stdout.contains("```diff\n--- before\n+++ after\n"),
+        with_plan
+            .stdout
+            .contains("```diff\n--- before\n+++ after\n"),
         "the drain's diff is shown: {}",
         with_plan.all()
     );
@@ -97,8 +95,11 @@ fn the_runbook_shows_the_saved_plans_diffs_the_executors_order_and_earlier_durat
     let run = verb(&lab, "run", &[])?;
     run.assert_ended(0, &[]);
     let id = lab.lab.only_run().ok_or("no run directory")?;
-    let journal =
-        std::fs::read_to_string(lab.lab.path().join(format!(".runsheet/runs/{id}/journal.jsonl")))?;
+    let journal = std::fs::read_to_string(
+        lab.lab
+            .path()
+            .join(format!(".runsheet/runs/{id}/journal.jsonl")),
+    )?;
     let executed = journaled_paths(&journal)?;
     assert!(executed.len() > 15, "a real upgrade: {executed:?}");
 

@@ -142,7 +142,10 @@ impl<'a> Walker<'a> {
     fn new(sources: &'a Sources<'a>) -> Self {
         let mut instances: HashMap<&str, Vec<&PlannedStep>> = HashMap::new();
         for planned in &sources.plan.steps {
-            instances.entry(planned.path.as_str()).or_default().push(planned);
+            instances
+                .entry(planned.path.as_str())
+                .or_default()
+                .push(planned);
         }
         let mut changes: HashMap<String, Vec<PlannedChange>> = HashMap::new();
         if let Some((_, planned)) = &sources.saved_plan {
@@ -387,7 +390,9 @@ impl<'a> Walker<'a> {
             skipped: self.skipped(&step.path),
             on: targets::step_targets(self.sources, step, instances),
             arguments: match &step.kind {
-                StepKind::Action { .. } => first.map(|p| arguments(&p.arguments)).unwrap_or_default(),
+                StepKind::Action { .. } => {
+                    first.map(|p| arguments(&p.arguments)).unwrap_or_default()
+                }
                 _ => Vec::new(),
             },
             instances: instances.len(),
@@ -482,9 +487,7 @@ impl<'a> Walker<'a> {
                 if *write && !skipped {
                     after_write = true;
                 } else if !*write && after_write && !skipped && step.gate.is_none() {
-                    step.verification = registry
-                        .get(action)
-                        .is_some_and(|a| a.spec().verifies);
+                    step.verification = registry.get(action).is_some_and(|a| a.spec().verifies);
                 }
             }
         }
@@ -606,7 +609,10 @@ mod tests {
     #[test]
     fn paths_drop_item_labels() {
         assert_eq!(path_of("upgrade[dp1].node.drain"), "upgrade.node.drain");
-        assert_eq!(path_of("finally.versions[a[b]].now"), "finally.versions.now");
+        assert_eq!(
+            path_of("finally.versions[a[b]].now"),
+            "finally.versions.now"
+        );
         assert_eq!(path_of("snapshot"), "snapshot");
     }
 

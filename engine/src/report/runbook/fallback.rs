@@ -27,7 +27,11 @@ pub(super) struct Known<'a> {
 }
 
 /// Where a failure of the innermost step of `levels` rolls back to.
-pub(super) fn fallback(policy: RollbackPolicy, levels: &[Level<'_>], known: &Known<'_>) -> Fallback {
+pub(super) fn fallback(
+    policy: RollbackPolicy,
+    levels: &[Level<'_>],
+    known: &Known<'_>,
+) -> Fallback {
     match policy {
         RollbackPolicy::None => Fallback::Nothing,
         RollbackPolicy::All => Fallback::Everything,
@@ -206,7 +210,11 @@ mod tests {
         );
         assert_eq!(one_batch, Fallback::Checkpoint("snap".into()));
         assert_eq!(
-            fallback(RollbackPolicy::All, &levels(&playbook, &dag, &[1, 0]), &known(ALWAYS)),
+            fallback(
+                RollbackPolicy::All,
+                &levels(&playbook, &dag, &[1, 0]),
+                &known(ALWAYS)
+            ),
             Fallback::Everything
         );
         Ok(())

@@ -91,17 +91,35 @@ pub fn render(runbook: &Runbook) -> String {
 fn facts(out: &mut String, runbook: &Runbook) {
     out.push_str("<table class=\"facts\">\n");
     let short_hash: String = runbook.playbook_sha256.chars().take(16).collect();
-    fact(out, "Playbook", &format!("<code>{}</code> <span class=\"muted\">(sha256 <code>{short_hash}</code>)</span>", escape(&runbook.playbook_file)));
-    let environment = runbook.environment.as_ref().map_or("(none given)".to_owned(), |e| escape(&e.name));
+    fact(
+        out,
+        "Playbook",
+        &format!(
+            "<code>{}</code> <span class=\"muted\">(sha256 <code>{short_hash}</code>)</span>",
+            escape(&runbook.playbook_file)
+        ),
+    );
+    let environment = runbook
+        .environment
+        .as_ref()
+        .map_or("(none given)".to_owned(), |e| escape(&e.name));
     fact(out, "Environment", &environment);
     fact(out, "Steps", &rich(&words::counts(runbook)));
-    fact(out, "Rollback policy", &format!("<code>{}</code>", escape(&runbook.rollback_policy)));
+    fact(
+        out,
+        "Rollback policy",
+        &format!("<code>{}</code>", escape(&runbook.rollback_policy)),
+    );
     fact(out, "Expected duration", &rich(&words::total(runbook)));
     fact(out, "Changes from", &rich(&words::changes_source(runbook)));
     out.push_str("</table>\n");
     if let Some(plan) = &runbook.plan {
         for warning in &plan.warnings {
-            let _ = writeln!(out, "<p class=\"warning\"><strong>Warning:</strong> {}</p>", rich(warning));
+            let _ = writeln!(
+                out,
+                "<p class=\"warning\"><strong>Warning:</strong> {}</p>",
+                rich(warning)
+            );
         }
     }
 }
@@ -116,7 +134,9 @@ fn purpose(out: &mut String, runbook: &Runbook) {
         Some(description) => {
             let _ = writeln!(out, "<p>{}</p>", escape(description));
         }
-        None => out.push_str("<p class=\"muted\">The playbook has no <code>description:</code>.</p>\n"),
+        None => {
+            out.push_str("<p class=\"muted\">The playbook has no <code>description:</code>.</p>\n")
+        }
     }
     if !runbook.notes.is_empty() {
         let _ = writeln!(
@@ -134,7 +154,11 @@ fn inputs(out: &mut String, runbook: &Runbook) {
     } else {
         out.push_str("<table>\n<thead><tr><th>Input</th><th>Value</th><th>Type</th><th>Description</th></tr></thead>\n<tbody>\n");
         for input in &runbook.inputs {
-            let default = if input.default { " <span class=\"muted\">(default)</span>" } else { "" };
+            let default = if input.default {
+                " <span class=\"muted\">(default)</span>"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
                 "<tr><td><code>{}</code></td><td><code>{}</code>{default}</td><td>{}</td><td>{}</td></tr>",
@@ -168,7 +192,11 @@ fn targets(out: &mut String, runbook: &Runbook) {
         out.push_str("<p>No environment was given: targets are not known.</p>\n");
         return;
     };
-    let _ = writeln!(out, "<p>Environment <strong>{}</strong>.</p>", escape(&environment.name));
+    let _ = writeln!(
+        out,
+        "<p>Environment <strong>{}</strong>.</p>",
+        escape(&environment.name)
+    );
     if environment.change_rules.is_empty() {
         out.push_str("<p>Change rules: none set in the environment file.</p>\n");
     } else {
@@ -179,13 +207,19 @@ fn targets(out: &mut String, runbook: &Runbook) {
         out.push_str("</ul>\n");
     }
     for warning in &environment.warnings {
-        let _ = writeln!(out, "<p class=\"warning\"><strong>Warning:</strong> {}</p>", rich(warning));
+        let _ = writeln!(
+            out,
+            "<p class=\"warning\"><strong>Warning:</strong> {}</p>",
+            rich(warning)
+        );
     }
     if runbook.gateways.is_empty() && runbook.hosts.is_empty() {
         out.push_str("<p>No step runs against a gateway or host of the environment.</p>\n");
         return;
     }
-    out.push_str("<table>\n<thead><tr><th>Target</th><th>What</th><th>Steps</th></tr></thead>\n<tbody>\n");
+    out.push_str(
+        "<table>\n<thead><tr><th>Target</th><th>What</th><th>Steps</th></tr></thead>\n<tbody>\n",
+    );
     for target in runbook.gateways.iter().chain(&runbook.hosts) {
         let _ = writeln!(
             out,
@@ -287,18 +321,53 @@ fn changes(out: &mut String, runbook: &Runbook) {
     }
     for step in writes {
         out.push_str("<div class=\"change\">\n");
-        let name = step.name.as_ref().map(|n| format!(" — {}", escape(n))).unwrap_or_default();
-        let _ = writeln!(out, "<h3>{} <code>{}</code>{name}</h3>", escape(&step.number), escape(&step.path));
-        if let StepKindText::Action { action, effect, summary, .. } = &step.kind {
-            let on = if step.on.is_empty() { String::new() } else { format!(" on {}", escape(&step.on.join(", "))) };
-            let _ = writeln!(out, "<p><code>{} [{}]</code>{on}: {}</p>", escape(action), escape(effect), escape(summary));
+        let name = step
+            .name
+            .as_ref()
+            .map(|n| format!(" — {}", escape(n)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "<h3>{} <code>{}</code>{name}</h3>",
+            escape(&step.number),
+            escape(&step.path)
+        );
+        if let StepKindText::Action {
+            action,
+            effect,
+            summary,
+            ..
+        } = &step.kind
+        {
+            let on = if step.on.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", escape(&step.on.join(", ")))
+            };
+            let _ = writeln!(
+                out,
+                "<p><code>{} [{}]</code>{on}: {}</p>",
+                escape(action),
+                escape(effect),
+                escape(summary)
+            );
         }
         if !step.arguments.is_empty() {
-            let first = if step.instances > 1 { " (first item)" } else { "" };
+            let first = if step.instances > 1 {
+                " (first item)"
+            } else {
+                ""
+            };
             let arguments: Vec<String> = step
                 .arguments
                 .iter()
-                .map(|(name, value)| format!("<code>{}</code> = <code>{}</code>", escape(name), escape(value)))
+                .map(|(name, value)| {
+                    format!(
+                        "<code>{}</code> = <code>{}</code>",
+                        escape(name),
+                        escape(value)
+                    )
+                })
                 .collect();
             let _ = writeln!(out, "<p>Arguments{first}: {}</p>", arguments.join(", "));
         }
@@ -312,9 +381,17 @@ fn changes(out: &mut String, runbook: &Runbook) {
                     Some(false) => "no change",
                     None => "may change (cannot be seen beforehand)",
                 };
-                let _ = writeln!(out, "<p><code>{}</code>: {verdict}: {}</p>", escape(&change.step), escape(&change.summary));
+                let _ = writeln!(
+                    out,
+                    "<p><code>{}</code>: {verdict}: {}</p>",
+                    escape(&change.step),
+                    escape(&change.summary)
+                );
                 if change.changes == Some(true) {
-                    diff(out, &unified(change.before.as_deref(), change.after.as_deref()));
+                    diff(
+                        out,
+                        &unified(change.before.as_deref(), change.after.as_deref()),
+                    );
                 }
             }
         }
@@ -359,8 +436,20 @@ fn rollback(out: &mut String, runbook: &Runbook) {
                 "<tr><td class=\"number\">{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
                 escape(&step.number),
                 escape(&step.path),
-                rich(&step.rollback.as_ref().map(words::rollback).unwrap_or_default()),
-                rich(&step.fallback.as_ref().map(|f| words::fallback(runbook, f)).unwrap_or_default())
+                rich(
+                    &step
+                        .rollback
+                        .as_ref()
+                        .map(words::rollback)
+                        .unwrap_or_default()
+                ),
+                rich(
+                    &step
+                        .fallback
+                        .as_ref()
+                        .map(|f| words::fallback(runbook, f))
+                        .unwrap_or_default()
+                )
             );
         }
         out.push_str("</tbody>\n</table>\n");
@@ -368,7 +457,11 @@ fn rollback(out: &mut String, runbook: &Runbook) {
     if !runbook.rollback_steps.is_empty() {
         out.push_str("<p>Rollback-only steps (skipped on a forward run; they run only to undo the step named):</p>\n<ul>\n");
         for step in &runbook.rollback_steps {
-            let name = step.name.as_ref().map(|n| format!(" {}", escape(n))).unwrap_or_default();
+            let name = step
+                .name
+                .as_ref()
+                .map(|n| format!(" {}", escape(n)))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "<li><code>{}</code>{name}: <code>{} [{}]</code>, undoes {}</li>",
@@ -418,7 +511,11 @@ fn gates(out: &mut String, runbook: &Runbook) {
     out.push_str("<table class=\"signoff\">\n<thead><tr><th>Gate</th><th>Approved by</th><th>Role</th><th>Date</th></tr></thead>\n<tbody>\n");
     for step in gates {
         if let Some(gate) = &step.gate {
-            let _ = writeln!(out, "<tr><td><code>{}</code></td><td>&nbsp;</td><td>&nbsp;</td><td>&nbsp;</td></tr>", escape(&gate.name));
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td>&nbsp;</td><td>&nbsp;</td><td>&nbsp;</td></tr>",
+                escape(&gate.name)
+            );
         }
     }
     out.push_str("</tbody>\n</table>\n");
@@ -434,13 +531,24 @@ fn verification(out: &mut String, runbook: &Runbook) {
     out.push_str("<ul>\n");
     for step in checks {
         let does = match &step.kind {
-            StepKindText::Action { action, summary, .. } => {
+            StepKindText::Action {
+                action, summary, ..
+            } => {
                 format!("<code>{}</code>: {}", escape(action), escape(summary))
             }
             _ => String::new(),
         };
-        let name = step.name.as_ref().map(|n| format!(" {}", escape(n))).unwrap_or_default();
-        let _ = writeln!(out, "<li>{} <code>{}</code>{name} — {does}</li>", escape(&step.number), escape(&step.path));
+        let name = step
+            .name
+            .as_ref()
+            .map(|n| format!(" {}", escape(n)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "<li>{} <code>{}</code>{name} — {does}</li>",
+            escape(&step.number),
+            escape(&step.path)
+        );
     }
     out.push_str("</ul>\n");
 }
@@ -451,7 +559,9 @@ fn durations(out: &mut String, runbook: &Runbook) {
     if runbook.earlier_runs == 0 {
         return;
     }
-    out.push_str("<table>\n<thead><tr><th>Phase</th><th>Step</th><th>Expected</th></tr></thead>\n<tbody>\n");
+    out.push_str(
+        "<table>\n<thead><tr><th>Phase</th><th>Step</th><th>Expected</th></tr></thead>\n<tbody>\n",
+    );
     for phase in words::phases(runbook) {
         let _ = writeln!(
             out,
@@ -493,6 +603,9 @@ mod tests {
 
     #[test]
     fn rich_text_escapes_then_marks_code() {
-        assert_eq!(rich("run `a<b>` now & then"), "run <code>a&lt;b&gt;</code> now &amp; then");
+        assert_eq!(
+            rich("run `a<b>` now & then"),
+            "run <code>a&lt;b&gt;</code> now &amp; then"
+        );
     }
 }

@@ -31,10 +31,20 @@ fn title(out: &mut String, runbook: &Runbook) {
         .as_ref()
         .map(|e| format!(" on {}", inline(&e.name)))
         .unwrap_or_default();
-    let _ = writeln!(out, "# Runbook: {}{environment}\n", inline(&runbook.playbook));
+    let _ = writeln!(
+        out,
+        "# Runbook: {}{environment}\n",
+        inline(&runbook.playbook)
+    );
     let _ = writeln!(out, "| | |\n|---|---|");
     let short_hash: String = runbook.playbook_sha256.chars().take(16).collect();
-    row(out, &["Playbook", &format!("`{}` (sha256 `{short_hash}`)", runbook.playbook_file)]);
+    row(
+        out,
+        &[
+            "Playbook",
+            &format!("`{}` (sha256 `{short_hash}`)", runbook.playbook_file),
+        ],
+    );
     row(
         out,
         &[
@@ -46,9 +56,15 @@ fn title(out: &mut String, runbook: &Runbook) {
         ],
     );
     row(out, &["Steps", &cell(&words::counts(runbook))]);
-    row(out, &["Rollback policy", &format!("`{}`", runbook.rollback_policy)]);
+    row(
+        out,
+        &["Rollback policy", &format!("`{}`", runbook.rollback_policy)],
+    );
     row(out, &["Expected duration", &cell(&words::total(runbook))]);
-    row(out, &["Changes from", &cell(&words::changes_source(runbook))]);
+    row(
+        out,
+        &["Changes from", &cell(&words::changes_source(runbook))],
+    );
     out.push('\n');
     if let Some(plan) = &runbook.plan {
         for warning in &plan.warnings {
@@ -146,7 +162,11 @@ fn targets(out: &mut String, runbook: &Runbook) {
         );
     }
     out.push('\n');
-    if runbook.steps.iter().any(|s| s.on.iter().any(|o| o == super::targets::AT_RUN_TIME)) {
+    if runbook
+        .steps
+        .iter()
+        .any(|s| s.on.iter().any(|o| o == super::targets::AT_RUN_TIME))
+    {
         out.push_str("Some steps choose their target from earlier steps' results: those are decided at run time.\n\n");
     }
 }
@@ -158,7 +178,9 @@ fn steps(out: &mut String, runbook: &Runbook) {
     for step in &runbook.steps {
         if step.finally && !in_finally {
             in_finally = true;
-            out.push_str("| | **finally**: always runs last, after success, failure or rollback | | | | |\n");
+            out.push_str(
+                "| | **finally**: always runs last, after success, failure or rollback | | | | |\n",
+            );
         }
         row(
             out,
@@ -190,9 +212,28 @@ fn changes(out: &mut String, runbook: &Runbook) {
         return;
     }
     for step in writes {
-        let _ = writeln!(out, "### {} `{}`{}\n", step.number, step.path, step.name.as_ref().map(|n| format!(" — {}", inline(n))).unwrap_or_default());
-        if let StepKindText::Action { action, effect, summary, .. } = &step.kind {
-            let on = if step.on.is_empty() { String::new() } else { format!(" on {}", inline(&step.on.join(", "))) };
+        let _ = writeln!(
+            out,
+            "### {} `{}`{}\n",
+            step.number,
+            step.path,
+            step.name
+                .as_ref()
+                .map(|n| format!(" — {}", inline(n)))
+                .unwrap_or_default()
+        );
+        if let StepKindText::Action {
+            action,
+            effect,
+            summary,
+            ..
+        } = &step.kind
+        {
+            let on = if step.on.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", inline(&step.on.join(", ")))
+            };
             let _ = writeln!(out, "`{action}` [{effect}]{on}: {}\n", inline(summary));
         }
         if !step.arguments.is_empty() {
@@ -201,7 +242,11 @@ fn changes(out: &mut String, runbook: &Runbook) {
                 .iter()
                 .map(|(name, value)| format!("`{name}` = `{}`", code(value)))
                 .collect();
-            let first = if step.instances > 1 { " (first item)" } else { "" };
+            let first = if step.instances > 1 {
+                " (first item)"
+            } else {
+                ""
+            };
             let _ = writeln!(out, "Arguments{first}: {}\n", arguments.join(", "));
         }
         if runbook.plan.is_some() {
@@ -214,7 +259,12 @@ fn changes(out: &mut String, runbook: &Runbook) {
                     Some(false) => "no change",
                     None => "may change (cannot be seen beforehand)",
                 };
-                let _ = writeln!(out, "- `{}`: {verdict}: {}", change.step, inline(&change.summary));
+                let _ = writeln!(
+                    out,
+                    "- `{}`: {verdict}: {}",
+                    change.step,
+                    inline(&change.summary)
+                );
                 if change.changes == Some(true) {
                     let diff = unified(change.before.as_deref(), change.after.as_deref());
                     let lines: Vec<&str> = diff.lines().collect();
@@ -237,15 +287,29 @@ fn rollback(out: &mut String, runbook: &Runbook) {
     let _ = writeln!(out, "{}\n", words::policy(runbook));
     let writes: Vec<&DocStep> = runbook.steps.iter().filter(|s| s.kind.is_write()).collect();
     if !writes.is_empty() {
-        out.push_str("| # | Write step | Undone by | When it fails, back to |\n|---|---|---|---|\n");
+        out.push_str(
+            "| # | Write step | Undone by | When it fails, back to |\n|---|---|---|---|\n",
+        );
         for step in writes {
             row(
                 out,
                 &[
                     &step.number,
                     &format!("`{}`", step.path),
-                    &cell(&step.rollback.as_ref().map(words::rollback).unwrap_or_default()),
-                    &cell(&step.fallback.as_ref().map(|f| words::fallback(runbook, f)).unwrap_or_default()),
+                    &cell(
+                        &step
+                            .rollback
+                            .as_ref()
+                            .map(words::rollback)
+                            .unwrap_or_default(),
+                    ),
+                    &cell(
+                        &step
+                            .fallback
+                            .as_ref()
+                            .map(|f| words::fallback(runbook, f))
+                            .unwrap_or_default(),
+                    ),
                 ],
             );
         }
@@ -254,7 +318,11 @@ fn rollback(out: &mut String, runbook: &Runbook) {
     if !runbook.rollback_steps.is_empty() {
         out.push_str("Rollback-only steps (skipped on a forward run; they run only to undo the step named):\n\n");
         for step in &runbook.rollback_steps {
-            let name = step.name.as_ref().map(|n| format!(" {}", inline(n))).unwrap_or_default();
+            let name = step
+                .name
+                .as_ref()
+                .map(|n| format!(" {}", inline(n)))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "- `{}`{name}: `{}` [{}], undoes {}",
@@ -279,14 +347,25 @@ fn gates(out: &mut String, runbook: &Runbook) {
     for step in &gates {
         if let Some(gate) = &step.gate {
             let condition = match &step.when {
-                Some((when, resolved)) => format!("only when `{when}` ({})", match resolved {
-                    super::model::WhenResolved::Runs => "asked with these inputs",
-                    super::model::WhenResolved::Skipped => "not asked with these inputs",
-                    super::model::WhenResolved::AtRunTime => "decided at run time",
-                }),
+                Some((when, resolved)) => format!(
+                    "only when `{when}` ({})",
+                    match resolved {
+                        super::model::WhenResolved::Runs => "asked with these inputs",
+                        super::model::WhenResolved::Skipped => "not asked with these inputs",
+                        super::model::WhenResolved::AtRunTime => "decided at run time",
+                    }
+                ),
                 None => String::new(),
             };
-            row(out, &[&step.number, &format!("`{}`", gate.name), &cell(&gate.prompt), &cell(&condition)]);
+            row(
+                out,
+                &[
+                    &step.number,
+                    &format!("`{}`", gate.name),
+                    &cell(&gate.prompt),
+                    &cell(&condition),
+                ],
+            );
         }
     }
     let _ = writeln!(out, "\nWho approves: {}\n", words::WHO_APPROVES);
@@ -308,10 +387,16 @@ fn verification(out: &mut String, runbook: &Runbook) {
     }
     for step in checks {
         let does = match &step.kind {
-            StepKindText::Action { action, summary, .. } => format!("`{action}`: {}", inline(summary)),
+            StepKindText::Action {
+                action, summary, ..
+            } => format!("`{action}`: {}", inline(summary)),
             _ => String::new(),
         };
-        let name = step.name.as_ref().map(|n| format!(" {}", inline(n))).unwrap_or_default();
+        let name = step
+            .name
+            .as_ref()
+            .map(|n| format!(" {}", inline(n)))
+            .unwrap_or_default();
         let _ = writeln!(out, "- {} `{}`{name} — {does}", step.number, step.path);
     }
     out.push('\n');
@@ -365,16 +450,14 @@ fn inline(text: &str) -> String {
 
 /// Text inside a code span in a table: one line, backticks and pipes made harmless.
 fn code(text: &str) -> String {
-    text.replace(['\n', '\r'], " ").replace('`', "'").replace('|', "\\|")
+    text.replace(['\n', '\r'], " ")
+        .replace('`', "'")
+        .replace('|', "\\|")
 }
 
 /// A fenced block longer than any run of backticks inside.
 fn fenced(out: &mut String, language: &str, text: &str) {
-    let longest = text
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
     let _ = writeln!(out, "{fence}{language}\n{text}\n{fence}\n");
 }

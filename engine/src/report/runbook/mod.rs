@@ -18,7 +18,7 @@ mod words;
 
 pub use build::{Sources, build, path_of};
 pub use model::{
-    DocStep, EnvironmentFacts, ExpectedTime, Fallback, Gate, Graph, GraphNode, InputRow,
-    PlanFacts, PlannedChange, RollbackStep, RollbackText, Runbook, SecretUse, StepKindText,
-    TargetRow, WhenResolved,
+    DocStep, EnvironmentFacts, ExpectedTime, Fallback, Gate, Graph, GraphNode, InputRow, PlanFacts,
+    PlannedChange, RollbackStep, RollbackText, Runbook, SecretUse, StepKindText, TargetRow,
+    WhenResolved,
 };

@@ -58,7 +58,10 @@ pub(super) fn render(graph: &Graph, number: usize) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"dag\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
         escape(&graph.title)
     );
-    let _ = write!(out, "<defs><marker id=\"arrow-{number}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#555\"/></marker></defs>");
+    let _ = write!(
+        out,
+        "<defs><marker id=\"arrow-{number}\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#555\"/></marker></defs>"
+    );
     for &(from, to) in &graph.edges {
         let (Some(&(x1, y1)), Some(&(x2, y2))) = (position.get(from), position.get(to)) else {
             continue;

@@ -166,7 +166,10 @@ fn default_target(environment: Option<&Environment>, kind: Option<TargetKind>) -
             _ => None,
         },
         TargetKind::Gateway(kind) => {
-            let mut of_kind = environment.gateways.iter().filter(|(_, g)| g.kind() == kind);
+            let mut of_kind = environment
+                .gateways
+                .iter()
+                .filter(|(_, g)| g.kind() == kind);
             match (of_kind.next(), of_kind.next()) {
                 (Some((name, _)), None) => Some(name.value.clone()),
                 _ => None,

@@ -24,7 +24,11 @@ pub(super) fn does(step: &DocStep) -> String {
     }
 }
 
-fn for_each_text(items: Option<&[String]>, batch: Option<&str>, max_failures: Option<&str>) -> String {
+fn for_each_text(
+    items: Option<&[String]>,
+    batch: Option<&str>,
+    max_failures: Option<&str>,
+) -> String {
     let over = match items {
         Some([]) => "for each of no items (its steps do not run)".to_owned(),
         Some(items) => format!("for each of {} ({})", items.len(), items.join(", ")),
@@ -50,9 +54,9 @@ fn for_each_text(items: Option<&[String]>, batch: Option<&str>, max_failures: Op
     };
     let failures = match max_failures {
         Some("0") | None => "; the first failed item fails the step".to_owned(),
-        Some(n) => format!(
-            "; up to {n} failed items tolerated (each undone back to its own checkpoint)"
-        ),
+        Some(n) => {
+            format!("; up to {n} failed items tolerated (each undone back to its own checkpoint)")
+        }
     };
     format!("{over}{batches}{failures}")
 }
@@ -99,12 +103,18 @@ pub(super) fn notes(step: &DocStep) -> Vec<String> {
 /// What undoes a write step.
 pub(super) fn rollback(text: &RollbackText) -> String {
     match text {
-        RollbackText::Undo => "its own undo: the action restores the state it replaced (kept in the journal)".to_owned(),
+        RollbackText::Undo => {
+            "its own undo: the action restores the state it replaced (kept in the journal)"
+                .to_owned()
+        }
         RollbackText::NoUndo => "no undo: the action cannot undo this change, it stays".to_owned(),
         RollbackText::Kept => "none (`rollback: none`): the change is kept on purpose".to_owned(),
         RollbackText::Steps(ids) => format!(
             "its rollback steps, in order: {}",
-            ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+            ids.iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         RollbackText::PolicyNone => "nothing (the playbook's `rollback: none`)".to_owned(),
     }
@@ -139,13 +149,21 @@ pub(super) fn step_ref(runbook: &Runbook, path: &str) -> String {
 /// What the playbook's rollback policy means.
 pub(super) fn policy(runbook: &Runbook) -> String {
     let policy = match runbook.rollback_policy.as_str() {
-        "all" => "`rollback: all`: when a step fails, runsheet lets steps in flight finish, then undoes every completed write, newest first, back to the start",
-        "none" => "`rollback: none`: when a step fails, nothing is undone; the run stops and `finally` runs",
-        _ => "`rollback: to_checkpoint`: when a step fails, runsheet lets steps in flight finish, then undoes the writes completed since the newest checkpoint every failed branch passed, newest first; work before that checkpoint is kept and `resume` restarts after it",
+        "all" => {
+            "`rollback: all`: when a step fails, runsheet lets steps in flight finish, then undoes every completed write, newest first, back to the start"
+        }
+        "none" => {
+            "`rollback: none`: when a step fails, nothing is undone; the run stops and `finally` runs"
+        }
+        _ => {
+            "`rollback: to_checkpoint`: when a step fails, runsheet lets steps in flight finish, then undoes the writes completed since the newest checkpoint every failed branch passed, newest first; work before that checkpoint is kept and `resume` restarts after it"
+        }
     };
     let window = match runbook.window_end.as_str() {
         "pause" => "At the change window's end it finishes what is in flight and pauses (exit 4).",
-        _ => "At the change window's end it finishes what is in flight and rolls back the same way.",
+        _ => {
+            "At the change window's end it finishes what is in flight and rolls back the same way."
+        }
     };
     format!("{policy}. `finally` steps run last in every case. {window}")
 }
@@ -218,7 +236,11 @@ pub(super) fn counts(runbook: &Runbook) -> String {
         if checks == 1 { "" } else { "s" },
         if gates == 1 { "" } else { "s" },
         runbook.rollback_steps.len(),
-        if runbook.rollback_steps.len() == 1 { "" } else { "s" },
+        if runbook.rollback_steps.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
     )
 }
 
