@@ -123,6 +123,16 @@ pub enum GraphFormatArg {
     Dot,
 }
 
+/// Formats of the runbook document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DocFormat {
+    /// Markdown.
+    #[default]
+    Markdown,
+    /// One self-contained HTML file (inline CSS and SVG, prints well).
+    Html,
+}
+
 /// Which schema `runsheet schema` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SchemaKind {
@@ -283,6 +293,35 @@ pub enum Command {
         /// Also write plan.json and runsheet.env into this directory (none by default).
         #[arg(long, value_name = "DIR", env = "RUNSHEET_REPORT_DIR")]
         report_dir: Option<PathBuf>,
+    },
+    /// The runbook document a change board reads: steps in execution order, what each write
+    /// changes, rollback, approval gates, verification and expected durations.
+    #[command(
+        after_help = "Examples:\n  runsheet doc upgrade.yaml --env prod --set target_version=3.9.1 > upgrade-runbook.md\n  runsheet doc upgrade.yaml --env prod --set target_version=3.9.1 --format html --out upgrade-runbook.html\n  runsheet plan upgrade.yaml --env prod --set target_version=3.9.1 --out upgrade.plan\n  runsheet doc upgrade.yaml --env prod --set target_version=3.9.1 --from-plan upgrade.plan --format html --out upgrade-runbook.html\n\nNothing is read from gateways or hosts: the steps are resolved from the inputs and the\nenvironment, the diffs come from a saved plan, and expected durations from earlier runs\n(and rehearsals) of the playbook in the state directory."
+    )]
+    Doc {
+        /// The playbook.
+        playbook: PathBuf,
+        /// Environment and inputs.
+        #[command(flatten)]
+        inputs: InputArgs,
+        /// Document format.
+        #[arg(long, value_enum, default_value_t)]
+        format: DocFormat,
+        /// A saved plan (`runsheet plan --out FILE`) whose diffs show what each write step changes.
+        #[arg(long, value_name = "PLAN")]
+        from_plan: Option<PathBuf>,
+        /// Write the document to this file instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// State directory whose earlier runs give the expected durations.
+        #[arg(
+            long,
+            default_value = ".runsheet",
+            value_name = "DIR",
+            env = "RUNSHEET_STATE_DIR"
+        )]
+        state_dir: PathBuf,
     },
     /// Run a playbook.
     #[command(

@@ -55,6 +55,24 @@ pub fn run(cli: Cli) -> Exit {
             }
         }
         Command::Graph { playbook, format } => graph(&registry, &playbook, format),
+        Command::Doc {
+            playbook,
+            inputs,
+            format,
+            from_plan,
+            out,
+            state_dir,
+        } => crate::doc::doc(
+            &registry,
+            &crate::doc::DocArgs {
+                playbook: &playbook,
+                inputs: &inputs,
+                format,
+                from_plan: from_plan.as_deref(),
+                out: out.as_deref(),
+                state_dir: &state_dir,
+            },
+        ),
         Command::Actions {
             name,
             output,

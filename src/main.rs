@@ -6,6 +6,7 @@ mod ci;
 mod cli;
 mod closure;
 mod commands;
+mod doc;
 #[cfg(test)]
 mod example_commands;
 mod execute;

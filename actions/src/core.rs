@@ -225,7 +225,8 @@ impl Log {
                 "Writes a message to the run's log.",
                 Effect::READ,
             )
-            .outputs(&["message"]),
+            .outputs(&["message"])
+            .checks_nothing(),
         }
     }
 }
@@ -251,7 +252,8 @@ impl Sleep {
                 FAMILY,
                 "Waits for a duration.",
                 Effect::READ,
-            ),
+            )
+            .checks_nothing(),
         }
     }
 }
@@ -278,7 +280,8 @@ impl Fail {
                 FAMILY,
                 "Fails the step with a message, always.",
                 Effect::READ,
-            ),
+            )
+            .checks_nothing(),
         }
     }
 }
@@ -349,7 +352,8 @@ impl Set {
                 FAMILY,
                 "Publishes derived values as the step's outputs.",
                 Effect::READ,
-            ),
+            )
+            .checks_nothing(),
         }
     }
 }
@@ -379,7 +383,8 @@ impl Approval {
                 "A gate: asks at a terminal, otherwise pauses the run until resumed with --approve.",
                 Effect::READ,
             )
-            .outputs(&["approved_by", "approved_at"]),
+            .outputs(&["approved_by", "approved_at"])
+            .checks_nothing(),
         }
     }
 }

@@ -129,6 +129,9 @@ pub struct ActionSpec {
     pub outputs: &'static [&'static str],
     /// JSON Schema of its `with:` arguments.
     pub arguments: Arc<serde_json::Value>,
+    /// Whether a read-only step of this type checks something (a verification in a
+    /// runbook document); false for notes, waits, derived values and gates.
+    pub verifies: bool,
 }
 
 impl ActionSpec {
@@ -150,7 +153,14 @@ impl ActionSpec {
             target: TargetKind::None,
             outputs: &[],
             arguments: Arc::new(schema.to_value()),
+            verifies: true,
         }
+    }
+
+    /// Marks a read-only action as one that checks nothing (a note, a wait, a gate).
+    pub fn checks_nothing(mut self) -> Self {
+        self.verifies = false;
+        self
     }
 
     /// Sets what the action runs against.

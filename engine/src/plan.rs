@@ -24,6 +24,9 @@ pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
 pub struct PlannedStep {
     /// Runtime id (`upgrade[dp1].drain`).
     pub id: String,
+    /// The step's path in the playbook (`upgrade.drain`), shared by every item's instance.
+    #[serde(skip)]
+    pub path: String,
     /// Human label, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -228,6 +231,7 @@ impl<'a> Planner<'a> {
             let step = &steps[index];
             let mut planned = PlannedStep {
                 id: format!("{}{}", place.prefix, step.id.value),
+                path: step.path.clone(),
                 name: step.name.clone(),
                 action: String::new(),
                 effect: String::new(),

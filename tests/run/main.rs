@@ -32,6 +32,7 @@ mod project;
 mod readme;
 mod reliability;
 mod restored_undo;
+mod runbook_doc;
 mod ssh;
 mod state_pg;
 #[path = "../support/sshd.rs"]

@@ -6,6 +6,7 @@
 mod close;
 pub mod diff;
 pub mod dotenv;
+pub mod runbook;
 mod file;
 mod json;
 mod junit;
