@@ -198,12 +198,17 @@ pub fn estimate_note(elapsed: Duration, outlook: &Outlook, paint: Paint) -> Opti
         outlook.runs,
         if outlook.runs == 1 { "" } else { "s" }
     );
-    Some(match typical.checked_sub(elapsed) {
-        Some(left) if !left.is_zero() => format!("about {} left ({basis})", rough(left)),
-        _ => paint.warn(&format!(
+    let left = typical.saturating_sub(elapsed);
+    let over = elapsed.saturating_sub(typical);
+    Some(if left.as_secs() > 0 {
+        format!("about {} left ({basis})", rough(left))
+    } else if over.as_secs() > 0 {
+        paint.warn(&format!(
             "over the typical time by {} ({basis})",
-            rough(elapsed.saturating_sub(typical))
-        )),
+            rough(over)
+        ))
+    } else {
+        format!("about at the typical time ({basis})")
     })
 }
 
