@@ -223,12 +223,14 @@ impl Observer for Progress {
                 window,
                 dry_run,
                 rollback,
+                resumed,
                 ..
             } => {
                 state.started = Some(Instant::now());
                 state.run = run.clone();
                 state.counts.total = *steps;
-                state.counts.estimate = !*dry_run && !*rollback;
+                // A resumed run's earlier segments are not timed here: its estimate would mislead.
+                state.counts.estimate = !*dry_run && !*rollback && !*resumed;
                 state.window = window.as_deref().and_then(|w| Window::parse(w).ok());
             }
             EventKind::StepStarted {

@@ -100,7 +100,7 @@ pub struct Counts {
     pub gates: Vec<String>,
     /// During a rollback: steps undone (or failed to undo) and steps to undo.
     pub rollback: Option<(usize, usize)>,
-    /// Whether earlier runs may estimate the time left (not for dry runs and rollbacks).
+    /// Whether earlier runs may estimate the time left (not for dry runs, resumes, rollbacks).
     pub estimate: bool,
 }
 
