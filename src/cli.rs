@@ -322,6 +322,9 @@ pub enum Command {
             env = "RUNSHEET_STATE_DIR"
         )]
         state_dir: PathBuf,
+        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
+        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
+        state: Option<String>,
     },
     /// Run a playbook.
     #[command(

@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> Exit {
             from_plan,
             out,
             state_dir,
+            state,
         } => crate::doc::doc(
             &registry,
             &crate::doc::DocArgs {
@@ -71,6 +72,7 @@ pub fn run(cli: Cli) -> Exit {
                 from_plan: from_plan.as_deref(),
                 out: out.as_deref(),
                 state_dir: &state_dir,
+                state: state.as_deref(),
             },
         ),
         Command::Actions {

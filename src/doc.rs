@@ -10,8 +10,6 @@ use runsheet_engine::check::{Checked, check};
 use runsheet_engine::plan::plan;
 use runsheet_engine::report::runbook::{self, PlanFacts, PlannedChange, Sources};
 use runsheet_engine::run::journal::hash_line;
-use runsheet_engine::run::state::StateDir;
-use runsheet_engine::run::window::History;
 use serde_json::Value;
 
 use crate::cli::{DocFormat, InputArgs, OutputFormat};
@@ -33,6 +31,8 @@ pub struct DocArgs<'a> {
     pub out: Option<&'a Path>,
     /// The state directory with earlier runs.
     pub state_dir: &'a Path,
+    /// The state backend instead of the directory (`--state`).
+    pub state: Option<&'a str>,
 }
 
 /// `runsheet doc`.
@@ -71,7 +71,10 @@ pub fn doc(registry: &Registry, args: &DocArgs<'_>) -> Exit {
         },
         None => None,
     };
-    let history = History::load(&StateDir::new(args.state_dir), &checked.playbook.name.value);
+    let history = match crate::state::store_for(args.state, args.state_dir) {
+        Ok(store) => store.history(&checked.playbook.name.value, None),
+        Err(exit) => return exit,
+    };
     let document = runbook::build(&Sources {
         checked: &checked,
         registry,

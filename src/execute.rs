@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use crate::cli::{ChangeArgs, InputArgs, LogFormat, OutputFormat, RunArgs};
 use crate::commands::request;
 use crate::exit::Exit;
-use crate::observe::{JsonLines, PlainLines, Progress};
+use crate::observe::{JsonLines, Outlook, PlainLines, Progress};
 use crate::render::{emit, json_text, print_diagnostics, summary};
 use crate::report_dir::ReportDir;
 
@@ -132,10 +132,11 @@ impl Approver for OperatorApprover {
     }
 }
 
-fn observers(args: &RunArgs) -> Vec<Arc<dyn Observer>> {
+/// What shows the run; `outlook` (earlier runs' durations) feeds the live view's estimate.
+fn observers(args: &RunArgs, outlook: Outlook) -> Vec<Arc<dyn Observer>> {
     let show: Arc<dyn Observer> = match args.log_format {
         LogFormat::Json => Arc::new(JsonLines),
-        LogFormat::Text if live(args) => Arc::new(Progress::new()),
+        LogFormat::Text if live(args) => Arc::new(Progress::new(outlook)),
         LogFormat::Text => Arc::new(PlainLines),
     };
     vec![show]
@@ -309,7 +310,7 @@ fn plan_playbook(
         approver: None,
     };
     let observers: Vec<Arc<dyn Observer>> = match output {
-        OutputFormat::Human => observers(&args),
+        OutputFormat::Human => observers(&args, Outlook::default()),
         OutputFormat::Json => Vec::new(),
     };
     let options = dry_options(playbook, observers);
@@ -639,7 +640,7 @@ fn run_playbook(
         Err(exit) => return exit,
     };
     if dry_run {
-        let options = dry_options(playbook, observers(args));
+        let options = dry_options(playbook, observers(args, Outlook::default()));
         let facts = facts(&checked, playbook, "dry-run", change.change_id.clone(), change.window.clone(), true);
         let (result, summary, reports_ok) = runtime.block_on(drive(&checked, registry, options, &reports, facts, closure_out(args, report_dir, Mode::Run)));
         return publish(report_dir, &summary, finish_exit(result.outcome, reports_ok));
@@ -759,6 +760,7 @@ fn run_playbook(
         }
     };
     let history = state.history(&checked.playbook.name.value, None);
+    let outlook = Outlook::new(&history, &checked.playbook);
     let options = RunOptions {
         run_id: run_id.clone(),
         dry_run: false,
@@ -779,7 +781,7 @@ fn run_playbook(
             Vec::new(),
             args.approver.clone().unwrap_or_else(os_user),
         )),
-        observers: observers(args),
+        observers: observers(args, outlook),
         journal: Some(journal),
         masker: Masker::default(),
         change_id: change_id.clone(),
@@ -1139,6 +1141,7 @@ fn resume_run(
         Err(exit) => return refuse(held, exit),
     };
     let history = state.history(&checked.playbook.name.value, None);
+    let outlook = Outlook::new(&history, &checked.playbook);
     let playbook = record.playbook_path.clone();
     let options = RunOptions {
         run_id: run_id.to_owned(),
@@ -1158,7 +1161,7 @@ fn resume_run(
             approve.to_vec(),
             args.approver.clone().unwrap_or_else(os_user),
         )),
-        observers: observers(args),
+        observers: observers(args, outlook),
         journal: Some(journal),
         masker: Masker::default(),
         change_id: record.change_id.clone(),

@@ -1,14 +1,17 @@
 //! Terminal output of a run: plain timestamped lines (CI, pipes), a live
 //! progress view (terminals), or one JSON event per line (`--log-format json`).
 
-use std::collections::HashMap;
+mod live;
+mod status;
+
 use std::io::Write as _;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use runsheet_engine::run::event::{Event, EventKind, Observer, Outcome, ROLLBACK_STEP_SKIPPED};
+use runsheet_engine::run::event::{Event, EventKind, Observer, ROLLBACK_STEP_SKIPPED};
 use runsheet_engine::run::executor::human;
+
+pub use live::Progress;
+pub use status::Outlook;
 
 /// Writes each event as one JSON line on stdout.
 #[derive(Debug, Default)]
@@ -144,87 +147,6 @@ impl Observer for PlainLines {
             }
             // A CI log shows each line as it happens, not when a buffer fills.
             let _ = out.flush();
-        }
-    }
-}
-
-/// A live view on a terminal: an overall bar and one spinner per running step;
-/// finished steps print above it.
-pub struct Progress {
-    multi: MultiProgress,
-    overall: ProgressBar,
-    running: Mutex<HashMap<String, ProgressBar>>,
-}
-
-impl Progress {
-    /// A view on stderr.
-    pub fn new() -> Self {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let overall = multi.add(ProgressBar::new(0));
-        overall.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        Self {
-            multi,
-            overall,
-            running: Mutex::default(),
-        }
-    }
-
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
-        match self.running.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-}
-
-impl Observer for Progress {
-    fn event(&self, event: &Event) {
-        match &event.kind {
-            EventKind::RunStarted { steps, .. } => self.overall.set_length(*steps as u64),
-            EventKind::StepStarted { step, action, .. } => {
-                let bar = self.multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar.set_message(format!("{step} ({action})"));
-                bar.enable_steady_tick(Duration::from_millis(120));
-                if let Some(old) = self.running().insert(step.clone(), bar) {
-                    old.finish_and_clear();
-                }
-            }
-            EventKind::StepSucceeded { step, .. }
-            | EventKind::StepFailed { step, .. }
-            | EventKind::StepSkipped { step, .. }
-            | EventKind::StepRestored { step }
-            | EventKind::StepPlanned { step, .. }
-            | EventKind::Paused { step, .. } => {
-                if let Some(bar) = self.running().remove(step) {
-                    bar.finish_and_clear();
-                }
-                if !step.contains('[') {
-                    self.overall.inc(1);
-                }
-            }
-            EventKind::RunFinished { outcome, .. } => {
-                for (_, bar) in self.running().drain() {
-                    bar.finish_and_clear();
-                }
-                if *outcome == Outcome::Succeeded {
-                    self.overall.set_position(self.overall.length().unwrap_or(0));
-                }
-                self.overall.finish_and_clear();
-            }
-            _ => {}
-        }
-        if let Some(text) = line(&event.kind)
-            && !matches!(event.kind, EventKind::StepStarted { .. })
-        {
-            let _ = self.multi.println(text);
         }
     }
 }

@@ -28,6 +28,7 @@ mod layer7_graphman;
 mod layer7_key_rotation;
 mod layer7_migration;
 mod layer7_nodes;
+mod live;
 mod project;
 mod readme;
 mod reliability;

@@ -627,7 +627,7 @@ steps:
     assert_eq!(yes.code, Some(0), "{}", yes.all());
     assert!(yes.stdout.contains("Approval gate `go`: Drain dp1 now?"), "{}", yes.all());
     assert!(yes.stdout.contains("gate    `go` approved by operator-on-tty"), "{}", yes.all());
-    assert!(yes.stdout.contains("2/2 steps"), "the progress view drew: {}", yes.all());
+    assert!(yes.stdout.contains("2/2 done"), "the progress view drew: {}", yes.all());
     assert!(lab.data().join("a").exists());
     std::fs::remove_file(lab.data().join("a"))?;
     let no = on_a_terminal(&lab, "run p.yaml --env env.yaml --yes", "n\n")?;
