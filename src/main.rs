@@ -14,9 +14,11 @@ mod history;
 mod init;
 mod manuals;
 mod observe;
+mod policy;
 mod project;
 mod render;
 mod report_dir;
+mod sarif;
 mod terminal;
 mod twin;
 
