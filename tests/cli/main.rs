@@ -11,5 +11,6 @@ mod fuzz;
 mod inputs;
 mod operator;
 mod packaging;
+mod policy;
 mod support;
 mod validate;

@@ -139,16 +139,19 @@ fn findings(
 }
 
 fn violation(rule: &Rule, policy: &Policy, finding: Finding) -> Diagnostic {
-    let (message, label) = match &rule.message {
-        Some(message) => (message.clone(), finding.message),
-        None => (finding.message, rule.id.clone()),
+    let help = format!(
+        "{} (policy rule `{}` of {})",
+        finding.help, rule.id, policy.file.name
+    );
+    let diagnostic = match &rule.message {
+        // The organisation's message leads; what was found stays under the span.
+        Some(message) => {
+            Diagnostic::error(rule.id.clone(), message.clone()).with_label(finding.message)
+        }
+        None => Diagnostic::error(rule.id.clone(), finding.message),
     };
-    Diagnostic::error(rule.id.clone(), message)
+    diagnostic
         .at(&finding.file, finding.span)
-        .with_label(label)
-        .with_help(format!(
-            "{} (policy rule `{}` of {})",
-            finding.help, rule.id, policy.file.name
-        ))
+        .with_help(help)
         .with_severity(rule.severity)
 }
