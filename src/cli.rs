@@ -229,7 +229,7 @@ pub struct RunArgs {
 pub enum Command {
     /// Check playbooks: errors as file:line:col with a snippet and a help line.
     #[command(
-        after_help = "Examples:\n  runsheet validate playbooks/*.yaml\n  runsheet validate upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet validate upgrade.yaml --output json\n  runsheet validate playbooks/*.yaml --env prod --policy policy/production.yaml --deny-warnings\n  runsheet validate playbooks/*.yaml --env prod --policy policy/production.yaml --output sarif > runsheet.sarif"
+        after_help = "Examples:\n  runsheet validate playbooks/*.yaml\n  runsheet validate upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet validate upgrade.yaml --output json\n  runsheet validate playbooks/*.yaml --env prod --policy policy/production.yaml --deny-warnings\n  runsheet validate playbooks/*.yaml --env prod --output sarif > runsheet.sarif"
     )]
     Validate {
         /// Playbook files.
