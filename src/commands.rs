@@ -191,11 +191,24 @@ fn validate(
 ) -> Exit {
     let mut all = Diagnostics::new();
     let mut failed = 0;
+    // A violation in the environment file is the same for every playbook: reported once.
+    let mut reported = std::collections::HashSet::new();
     for playbook in playbooks {
         let diagnostics = match check(registry, &request(playbook, inputs, false)) {
             Ok(checked) => {
                 let mut diagnostics = checked.warnings.clone();
-                diagnostics.extend(gate.violations(&checked, registry));
+                for violation in gate.violations(&checked, registry) {
+                    let elsewhere = violation.file.as_ref().is_some_and(|f| f.name != checked.file.name);
+                    let key = (
+                        violation.code.clone(),
+                        violation.file.as_ref().map(|f| f.name.clone()),
+                        violation.span,
+                        violation.message.clone(),
+                    );
+                    if !elsewhere || reported.insert(key) {
+                        diagnostics.push(violation);
+                    }
+                }
                 diagnostics
             }
             Err(diagnostics) => diagnostics,
