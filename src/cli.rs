@@ -101,6 +101,29 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Output formats of `runsheet validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ValidateFormat {
+    /// For people.
+    #[default]
+    Human,
+    /// One JSON array of diagnostics.
+    Json,
+    /// SARIF 2.1.0, for code hosts and CI annotations.
+    Sarif,
+}
+
+/// The policy applied by validate, plan and run.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PolicyArgs {
+    /// Policy rules to apply (default: the project configuration's `policy:`).
+    #[arg(long, value_name = "FILE", env = "RUNSHEET_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Fail on warnings too (validation warnings and policy rules of severity warning).
+    #[arg(long, env = "RUNSHEET_DENY_WARNINGS", value_parser = switch)]
+    pub deny_warnings: bool,
+}
+
 /// Output formats of `runsheet actions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ActionsFormat {
@@ -255,7 +278,7 @@ pub struct RunArgs {
 pub enum Command {
     /// Check playbooks: errors as file:line:col with a snippet and a help line.
     #[command(
-        after_help = "Examples:\n  runsheet validate playbooks/*.yaml\n  runsheet validate upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet validate upgrade.yaml --output json"
+        after_help = "Examples:\n  runsheet validate playbooks/*.yaml\n  runsheet validate upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet validate upgrade.yaml --output json\n  runsheet validate playbooks/*.yaml --env prod --policy policy/production.yaml --deny-warnings\n  runsheet validate playbooks/*.yaml --env prod --output sarif > runsheet.sarif"
     )]
     Validate {
         /// Playbook files.
@@ -264,9 +287,12 @@ pub enum Command {
         /// Environment and inputs.
         #[command(flatten)]
         inputs: InputArgs,
+        /// Policy rules.
+        #[command(flatten)]
+        policy: PolicyArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t, env = "RUNSHEET_OUTPUT")]
-        output: OutputFormat,
+        output: ValidateFormat,
     },
     /// Dry-run: what each step would change, reading the real state and changing nothing.
     #[command(
@@ -278,6 +304,9 @@ pub enum Command {
         /// Environment and inputs.
         #[command(flatten)]
         inputs: InputArgs,
+        /// Policy rules (error violations refuse the plan, exit 3).
+        #[command(flatten)]
+        policy: PolicyArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t, env = "RUNSHEET_OUTPUT")]
         output: OutputFormat,
@@ -328,7 +357,7 @@ pub enum Command {
     },
     /// Run a playbook.
     #[command(
-        after_help = "Examples:\n  runsheet run upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet run upgrade.yaml --env prod --change-id CRQ-123 --window 2026-11-24T22:00Z/2026-11-25T02:00Z --yes\n  runsheet run upgrade.yaml --env prod --plan upgrade.plan --report junit=out/junit.xml --report markdown=out/closure.md\n  runsheet run upgrade.yaml --env uat --dry-run\n\nExit codes: 0 success, 1 failed and rolled back, 2 a person must act, 3 invalid input,\n4 paused (resume it), 5 refused to start, 130 interrupted."
+        after_help = "Examples:\n  runsheet run upgrade.yaml --env uat --set target_version=3.9.1\n  runsheet run upgrade.yaml --env prod --change-id CRQ-123 --window 2026-11-24T22:00Z/2026-11-25T02:00Z --yes\n  runsheet run upgrade.yaml --env prod --plan upgrade.plan --report junit=out/junit.xml --report markdown=out/closure.md\n  runsheet run upgrade.yaml --env uat --dry-run\n  runsheet run upgrade.yaml --env prod --policy policy/production.yaml --yes\n\nExit codes: 0 success, 1 failed and rolled back, 2 a person must act, 3 invalid input,\n4 paused (resume it), 5 refused to start, 130 interrupted."
     )]
     Run {
         /// The playbook.
@@ -336,6 +365,9 @@ pub enum Command {
         /// Environment and inputs.
         #[command(flatten)]
         inputs: InputArgs,
+        /// Policy rules (error violations refuse the run before anything runs, exit 3).
+        #[command(flatten)]
+        policy: PolicyArgs,
         /// Change nothing: plan writes, run reads (the same as `plan`, with run output).
         #[arg(long, env = "RUNSHEET_DRY_RUN", value_parser = switch)]
         dry_run: bool,

@@ -10,7 +10,11 @@ use runsheet_engine::run::executor::Mode;
 use runsheet_engine::{Diagnostics, Registry, format_schema};
 use serde_json::Value;
 
-use crate::cli::{ActionsFormat, Cli, Command, GraphFormatArg, InputArgs, OutputFormat, SchemaKind, TwinCommand};
+use crate::cli::{
+    ActionsFormat, Cli, Command, GraphFormatArg, InputArgs, OutputFormat, SchemaKind, TwinCommand,
+    ValidateFormat,
+};
+use crate::policy::PolicyGate;
 use crate::exit::Exit;
 use crate::render::{emit, json_text, print_diagnostics, summary};
 
@@ -23,23 +27,34 @@ pub fn run(cli: Cli) -> Exit {
             return Exit::Invalid;
         }
     };
+    let project_policy = cli.project.as_ref().and_then(|p| p.policy.clone());
+    let gate = |args| PolicyGate::load(args, project_policy.clone());
     match cli.command {
         Command::Validate {
             playbooks,
             inputs,
+            policy,
             output,
-        } => validate(&registry, &playbooks, &inputs, output),
+        } => match gate(&policy) {
+            Ok(gate) => validate(&registry, &playbooks, &inputs, &gate, output),
+            Err(exit) => exit,
+        },
         Command::Plan {
             playbook,
             inputs,
+            policy,
             output,
             out,
             detailed_exitcode,
             static_only,
             report_dir,
         } => {
+            let gate = match gate(&policy) {
+                Ok(gate) => gate,
+                Err(exit) => return exit,
+            };
             if static_only {
-                plan_command(&registry, &playbook, &inputs, output)
+                plan_command(&registry, &playbook, &inputs, &gate, output)
             } else {
                 crate::execute::plan(
                     &registry,
@@ -50,6 +65,7 @@ pub fn run(cli: Cli) -> Exit {
                         out: out.as_deref(),
                         detailed_exitcode,
                         report_dir: report_dir.as_deref(),
+                        policy: &gate,
                     },
                 )
             }
@@ -90,12 +106,28 @@ pub fn run(cli: Cli) -> Exit {
         Command::Run {
             playbook,
             inputs,
+            policy,
             dry_run,
             yes,
             plan,
             change,
             run,
-        } => crate::execute::run(&registry, &playbook, &inputs, dry_run, yes, plan.as_deref(), &change, &run),
+        } => match gate(&policy) {
+            Ok(gate) => crate::execute::run(
+                &registry,
+                &playbook,
+                &inputs,
+                crate::execute::RunFlags {
+                    dry_run,
+                    yes,
+                    plan_file: plan.as_deref(),
+                    policy: &gate,
+                },
+                &change,
+                &run,
+            ),
+            Err(exit) => exit,
+        },
         Command::Resume {
             run_id,
             approve,
@@ -205,22 +237,42 @@ fn validate(
     registry: &Registry,
     playbooks: &[std::path::PathBuf],
     inputs: &InputArgs,
-    output: OutputFormat,
+    gate: &PolicyGate,
+    output: ValidateFormat,
 ) -> Exit {
     let mut all = Diagnostics::new();
     let mut failed = 0;
+    // A violation in the environment file is the same for every playbook: reported once.
+    let mut reported = std::collections::HashSet::new();
     for playbook in playbooks {
         let diagnostics = match check(registry, &request(playbook, inputs, false)) {
-            Ok(checked) => checked.warnings,
-            Err(diagnostics) => {
-                failed += 1;
+            Ok(checked) => {
+                let mut diagnostics = checked.warnings.clone();
+                for violation in gate.violations(&checked, registry) {
+                    let elsewhere = violation.file.as_ref().is_some_and(|f| f.name != checked.file.name);
+                    let key = (
+                        violation.code.clone(),
+                        violation.file.as_ref().map(|f| f.name.clone()),
+                        violation.span,
+                        violation.message.clone(),
+                    );
+                    if !elsewhere || reported.insert(key) {
+                        diagnostics.push(violation);
+                    }
+                }
                 diagnostics
             }
+            Err(diagnostics) => diagnostics,
         };
-        if output == OutputFormat::Human {
-            print_diagnostics(&diagnostics, output);
+        if gate.fails(&diagnostics) {
+            failed += 1;
+        }
+        if output == ValidateFormat::Human {
+            print_diagnostics(&diagnostics, OutputFormat::Human);
             let verdict = if diagnostics.has_errors() {
                 "invalid"
+            } else if gate.fails(&diagnostics) {
+                "failed (--deny-warnings)"
             } else {
                 "ok"
             };
@@ -232,8 +284,13 @@ fn validate(
         }
         all.extend(diagnostics);
     }
-    if output == OutputFormat::Json {
-        print_diagnostics(&all, output);
+    match output {
+        ValidateFormat::Human => {}
+        ValidateFormat::Json => print_diagnostics(&all, OutputFormat::Json),
+        ValidateFormat::Sarif => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            emit(&json_text(&crate::sarif::sarif(&all, gate.policy.as_ref(), &cwd)));
+        }
     }
     if failed > 0 {
         Exit::Invalid
@@ -246,6 +303,7 @@ fn plan_command(
     registry: &Registry,
     playbook: &Path,
     inputs: &InputArgs,
+    gate: &PolicyGate,
     output: OutputFormat,
 ) -> Exit {
     let checked = match check(registry, &request(playbook, inputs, true)) {
@@ -261,6 +319,9 @@ fn plan_command(
         }
     };
     print_diagnostics(&checked.warnings, OutputFormat::Human);
+    if let Err(exit) = gate.admit(&checked, registry) {
+        return exit;
+    }
     let planned = match plan(&checked, registry) {
         Ok(planned) => planned,
         Err(error) => {

@@ -269,6 +269,8 @@ pub struct PlanArgs<'a> {
     pub detailed_exitcode: bool,
     /// Where to write plan.json, the reports and runsheet.env (none by default).
     pub report_dir: Option<&'a Path>,
+    /// The policy that must admit the playbook.
+    pub policy: &'a crate::policy::PolicyGate,
 }
 
 /// `runsheet plan`: a dry run through the executor.
@@ -292,6 +294,9 @@ fn plan_playbook(
     let Some(checked) = checked(registry, &request(playbook, inputs, true)) else {
         return Exit::Invalid;
     };
+    if let Err(exit) = args.policy.admit(&checked, registry) {
+        return exit;
+    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(exit) => return exit,
@@ -579,39 +584,30 @@ fn lock_refusal(error: &LockError) {
 }
 
 /// `runsheet run`.
-#[expect(clippy::too_many_arguments, reason = "the run verb's flags")]
 pub fn run(
     registry: &Registry,
     playbook: &Path,
     inputs: &InputArgs,
-    dry_run: bool,
-    yes: bool,
-    plan_file: Option<&Path>,
+    flags: RunFlags<'_>,
     change: &ChangeArgs,
     args: &RunArgs,
 ) -> Exit {
     let reports = ReportDir::new(&args.report_dir);
-    let exit = run_playbook(
-        registry,
-        playbook,
-        inputs,
-        RunFlags { dry_run, yes, plan_file },
-        change,
-        args,
-        &reports,
-    );
+    let exit = run_playbook(registry, playbook, inputs, flags, change, args, &reports);
     reports.finish(exit);
     exit
 }
 
 /// The switches of `run`.
-struct RunFlags<'a> {
+pub struct RunFlags<'a> {
     /// Change nothing.
-    dry_run: bool,
+    pub dry_run: bool,
     /// Ask nothing.
-    yes: bool,
+    pub yes: bool,
     /// Apply this saved plan.
-    plan_file: Option<&'a Path>,
+    pub plan_file: Option<&'a Path>,
+    /// The policy that must admit the playbook.
+    pub policy: &'a crate::policy::PolicyGate,
 }
 
 fn run_playbook(
@@ -623,10 +619,18 @@ fn run_playbook(
     args: &RunArgs,
     report_dir: &ReportDir,
 ) -> Exit {
-    let RunFlags { dry_run, yes, plan_file } = flags;
+    let RunFlags {
+        dry_run,
+        yes,
+        plan_file,
+        policy,
+    } = flags;
     let Some(checked) = checked(registry, &request(playbook, inputs, true)) else {
         return Exit::Invalid;
     };
+    if let Err(exit) = policy.admit(&checked, registry) {
+        return exit;
+    }
     let reports = match report_specs(args) {
         Ok(reports) => reports,
         Err(exit) => return exit,

@@ -1,5 +1,6 @@
 //! Positioned problems found while loading and validating, reported in batches.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 use crate::source::{SourceFile, Span};
 
 /// How serious a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The playbook cannot run.
@@ -20,8 +21,8 @@ pub enum Severity {
 /// One problem in a playbook, environment or input, with where and why.
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
-    /// Stable code such as `step::unknown-action`.
-    pub code: &'static str,
+    /// Stable code such as `step::unknown-action` (a policy rule's id for policy violations).
+    pub code: Cow<'static, str>,
     /// How serious it is.
     pub severity: Severity,
     /// What is wrong, as a lowercase fragment.
@@ -40,9 +41,9 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error with a code and a message.
-    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn error(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self {
-            code,
+            code: code.into(),
             severity: Severity::Error,
             message: message.into(),
             help: None,
@@ -54,11 +55,17 @@ impl Diagnostic {
     }
 
     /// A warning with a code and a message.
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn warning(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Warning,
             ..Self::error(code, message)
         }
+    }
+
+    /// Sets how serious the problem is.
+    pub fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
     }
 
     /// Places the problem in a file.
@@ -113,7 +120,7 @@ impl Diagnostic {
             line,
             column,
             severity: self.severity,
-            code: self.code,
+            code: self.code.clone(),
             message: self.message.clone(),
             help: self.help.clone(),
         }
@@ -132,7 +139,7 @@ pub struct DiagnosticRecord {
     /// `error` or `warning`.
     pub severity: Severity,
     /// Stable code.
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     /// What is wrong.
     pub message: String,
     /// How to fix it.
@@ -149,7 +156,7 @@ impl std::error::Error for Diagnostic {}
 
 impl miette::Diagnostic for Diagnostic {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        Some(Box::new(&self.code))
     }
 
     fn severity(&self) -> Option<miette::Severity> {

@@ -14,6 +14,7 @@ pub mod loader;
 pub mod model;
 pub mod node;
 pub mod plan;
+pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod run;

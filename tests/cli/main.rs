@@ -11,6 +11,7 @@ mod fuzz;
 mod inputs;
 mod operator;
 mod packaging;
+mod policy;
 mod runbook;
 mod support;
 mod validate;
