@@ -26,6 +26,10 @@ pub trait Target {
     fn writes(&self) -> Outcome<BTreeMap<String, u64>>;
     /// Sets the gateways' counters to zero.
     fn reset_counters(&self) -> Outcome<()>;
+    /// The command `runsheet ARGS` in the lab, with the secrets the playbook reads.
+    fn command(&self, args: &[String]) -> std::process::Command {
+        self.lab().command(args)
+    }
     /// The id of the lab's run, once its directory exists.
     fn run_id(&self) -> Option<String> {
         self.lab().only_run()
@@ -50,7 +54,7 @@ pub fn all() -> Vec<Subject> {
                     "kong-policy-migration",
                     &["state_file=examples/kong-lab-state.yaml", "approval=false"],
                     true,
-                    |_| Ok(()),
+                    |_| Ok(Extra::default()),
                 )
             },
         },
@@ -61,13 +65,17 @@ pub fn all() -> Vec<Subject> {
                     "kong-rolling-upgrade",
                     &["target_version=3.9.1", "ready_delay=50ms"],
                     false,
-                    |_| Ok(()),
+                    |_| Ok(Extra::default()),
                 )
             },
         },
         Subject {
             name: "kong-restart",
-            build: || kong("kong-restart", &["ready_timeout=20s"], false, |_| Ok(())),
+            build: || {
+                kong("kong-restart", &["ready_timeout=20s"], false, |_| {
+                    Ok(Extra::default())
+                })
+            },
         },
         Subject {
             name: "kong-scale",
@@ -76,7 +84,7 @@ pub fn all() -> Vec<Subject> {
                     "kong-scale",
                     &["action=remove", r#"hosts=["dp3"]"#],
                     false,
-                    |_| Ok(()),
+                    |_| Ok(Extra::default()),
                 )
             },
         },
@@ -93,8 +101,39 @@ pub fn all() -> Vec<Subject> {
                     if status != 204 {
                         return Err(format!("deleting bob: {status} {body}").into());
                     }
-                    Ok(())
+                    Ok(Extra::default())
                 })
+            },
+        },
+        Subject {
+            name: "kong-key-rotation",
+            build: || {
+                kong(
+                    "kong-key-rotation",
+                    &[
+                        "consumer=alice",
+                        "validation_path=/payments",
+                        "key=NEW_ALICE_KEY",
+                    ],
+                    true,
+                    |_| {
+                        Ok(Extra {
+                            secrets: vec![("NEW_ALICE_KEY".to_owned(), NEW_KEY.to_owned())],
+                            ..Extra::default()
+                        })
+                    },
+                )
+            },
+        },
+        Subject {
+            name: "kong-cert-rotation",
+            build: || {
+                kong(
+                    "kong-cert-rotation",
+                    &["sni=shop.lab", "key=NEW_CERT_KEY"],
+                    true,
+                    new_certificate,
+                )
             },
         },
         Subject {
@@ -104,10 +143,49 @@ pub fn all() -> Vec<Subject> {
     ]
 }
 
+/// The key `kong-key-rotation` gives alice in every lab (the secret `NEW_ALICE_KEY`).
+const NEW_KEY: &str = "crash-matrix-alice-key-7Pq2";
+
+/// What a Kong subject's preparation adds to its run.
+#[derive(Default)]
+struct Extra {
+    /// More `--set`s.
+    sets: Vec<String>,
+    /// Secrets in the binary's environment: name, value.
+    secrets: Vec<(String, String)>,
+    /// Text of this lab's own making, replaced in its state before comparison: from, to.
+    masks: Vec<(String, String)>,
+}
+
+/// A new certificate for every SNI of the lab's (shop.lab, localhost) with its key given
+/// as the secret `NEW_CERT_KEY`; each lab makes its own, so the state names its lines by
+/// what they are.
+fn new_certificate(lab: &ShippedLab) -> Outcome<Extra> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["shop.lab".to_owned(), "localhost".to_owned()])?;
+    let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    let path = lab.lab.write("new.pem", &cert)?;
+    let mut masks = Vec::new();
+    for (what, pem) in [("cert", &cert), ("key", &key)] {
+        for line in pem.lines().filter(|line| !line.starts_with("-----")) {
+            masks.push((line.to_owned(), format!("(new {what} line)")));
+        }
+    }
+    Ok(Extra {
+        sets: vec![format!("cert={}", path.display())],
+        secrets: vec![("NEW_CERT_KEY".to_owned(), key)],
+        masks,
+    })
+}
+
 /// A shipped Kong playbook in a copy of the lab with a standalone twin.
 struct KongTarget {
     lab: ShippedLab,
     args: Vec<String>,
+    /// Secrets in the binary's environment.
+    secrets: Vec<(String, String)>,
+    /// Replacements in the state (see [`Extra::masks`]).
+    masks: Vec<(String, String)>,
     /// Whether the nodes take part (their versions and liveness are part of the state).
     gateway_only: bool,
 }
@@ -117,10 +195,10 @@ fn kong(
     playbook: &str,
     sets: &[&str],
     gateway_only: bool,
-    prepare: fn(&ShippedLab) -> Outcome<()>,
+    prepare: fn(&ShippedLab) -> Outcome<Extra>,
 ) -> Outcome<Box<dyn Target>> {
     let lab = ShippedLab::standalone(|text| text, |text| text)?;
-    prepare(&lab)?;
+    let extra = prepare(&lab)?;
     let mut args = vec![
         "run".to_owned(),
         format!("playbooks/{playbook}.yaml"),
@@ -146,6 +224,7 @@ fn kong(
     if playbook == "kong-rollback" {
         all.push(&snapshot);
     }
+    all.extend(extra.sets.iter().map(String::as_str));
     for set in all {
         args.extend(["--set".to_owned(), set.to_owned()]);
     }
@@ -163,6 +242,8 @@ fn kong(
     Ok(Box::new(KongTarget {
         lab,
         args,
+        secrets: extra.secrets,
+        masks: extra.masks,
         gateway_only,
     }))
 }
@@ -214,6 +295,39 @@ fn normalised(snapshot: &str) -> String {
     lines.join("\n")
 }
 
+/// `snapshot` with each expiry (`ttl:` as a Unix time) written as whole hours from now
+/// and each time stamp of a tag masked: two labs' runs seconds apart set the same ones.
+fn expiries_from_now(snapshot: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0);
+    let relative = snapshot
+        .lines()
+        .map(|line| {
+            let (indent, rest) = line.split_at(line.len() - line.trim_start().len());
+            match rest
+                .strip_prefix("ttl: ")
+                .and_then(|n| n.parse::<i64>().ok())
+            {
+                Some(at) if at > 1_000_000_000 => {
+                    format!(
+                        "{indent}ttl: {}h from now",
+                        (at - now + 1800).div_euclid(3600)
+                    )
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The rotation's tags name the second it ran: `...-20261127T105425Z`.
+    match regex::Regex::new(r"-\d{8}T\d{6}Z\b") {
+        Ok(stamp) => stamp.replace_all(&relative, "-(time)").into_owned(),
+        Err(_) => relative,
+    }
+}
+
 /// Write requests in a `/_twin/counters` answer.
 fn counted_writes(counters: &Value) -> BTreeMap<String, u64> {
     counters["requests"]
@@ -240,8 +354,20 @@ impl Target for KongTarget {
         self.args.clone()
     }
 
+    fn command(&self, args: &[String]) -> std::process::Command {
+        let mut command = self.lab.lab.command(args);
+        for (name, value) in &self.secrets {
+            command.env(name, value);
+        }
+        command
+    }
+
     fn state(&self) -> Outcome<String> {
         let mut state = snapshot(&self.lab, "state.yaml")?;
+        for (from, to) in &self.masks {
+            state = state.replace(from.as_str(), to);
+        }
+        let mut state = expiries_from_now(&state);
         // The nodes' ports differ from lab to lab.
         for (n, address) in self.lab.nodes.addresses.iter().enumerate() {
             state = state.replace(address.as_str(), &format!("dp{}", n + 1));
