@@ -138,7 +138,11 @@ pub fn all() -> Vec<Subject> {
         },
         Subject {
             name: "layer7-policy-migration",
-            build: || Ok(Box::new(Layer7Migration::start()?)),
+            build: || Ok(Box::new(Layer7Migration::start(MIGRATION)?)),
+        },
+        Subject {
+            name: "layer7-key-rotation",
+            build: || Ok(Box::new(Layer7Migration::start(KEY_ROTATION)?)),
         },
     ]
 }
@@ -407,8 +411,16 @@ impl Target for KongTarget {
     }
 }
 
-/// `layer7-policy-migration` from a twin seeded like `l7-uat` to one seeded like `l7`.
+/// The Layer7 policy migration's playbook.
+const MIGRATION: &str = "layer7-policy-migration";
+/// The Layer7 key rotation's playbook.
+const KEY_ROTATION: &str = "layer7-key-rotation";
+
+/// `layer7-policy-migration` from a twin seeded like `l7-uat` to one seeded like `l7`, or
+/// `layer7-key-rotation` on the latter (its HTTPS listen ports served).
 struct Layer7Migration {
+    /// The playbook's name.
+    playbook: &'static str,
     runtime: tokio::runtime::Runtime,
     /// Kept serving while the lab lives.
     _source: Layer7Twin,
@@ -422,7 +434,7 @@ fn seed(name: &str) -> std::io::Result<String> {
 }
 
 impl Layer7Migration {
-    fn start() -> Outcome<Self> {
+    fn start(playbook: &'static str) -> Outcome<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -433,8 +445,11 @@ impl Layer7Migration {
         };
         let source = runtime.block_on(Layer7Twin::start(config.clone()))?;
         source.seed_bundle(&seed("lab-layer7-uat.xml")?)?;
-        let target = runtime.block_on(Layer7Twin::start(config))?;
+        let mut target = runtime.block_on(Layer7Twin::start(config))?;
         target.seed_bundle(&seed("lab-layer7.xml")?)?;
+        if playbook == KEY_ROTATION {
+            runtime.block_on(target.serve_listen_ports())?;
+        }
         let lab = Lab::new()?;
         lab.write(
             "env.yaml",
@@ -447,6 +462,7 @@ impl Layer7Migration {
             ),
         )?;
         Ok(Self {
+            playbook,
             runtime,
             _source: source,
             target,
@@ -476,7 +492,22 @@ impl Target for Layer7Migration {
     }
 
     fn run_args(&self) -> Vec<String> {
-        let playbook = Path::new(ROOT).join("playbooks/layer7-policy-migration.yaml");
+        let playbook = Path::new(ROOT).join(format!("playbooks/{}.yaml", self.playbook));
+        if self.playbook == KEY_ROTATION {
+            return [
+                "run",
+                &playbook.display().to_string(),
+                "--env",
+                "env.yaml",
+                "--no-progress",
+                "--set",
+                "alias=ssl-2026",
+                "--set",
+                "dn=CN=gw.lab.internal",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+        }
         [
             "run",
             &playbook.display().to_string(),
@@ -501,10 +532,20 @@ impl Target for Layer7Migration {
     fn state(&self) -> Outcome<String> {
         let text = self.call(reqwest::Method::GET, "/restman/1.0/bundle?all=true")?;
         let xml = Bundle::parse(&text)?.normalised()?.to_xml()?;
-        // Each twin makes its own default SSL key at start: not the migration's doing.
+        // Each twin makes its own default SSL key at start, and the key rotation its new
+        // key: their certificates and serial numbers are this lab's own (the keys' alias,
+        // subject, validity and which port uses which key are compared). The key
+        // rotation's twin serves its listen ports on loopback ports of its own.
+        let served = self.playbook == KEY_ROTATION;
         Ok(xml
             .lines()
             .filter(|line| !line.contains("<l7:Encoded>") && !line.contains("<l7:SerialNumber>"))
+            .map(
+                |line| match line.trim_start().starts_with("<l7:Port>") && served {
+                    true => "<l7:Port>(served on loopback)</l7:Port>",
+                    false => line,
+                },
+            )
             .collect::<Vec<_>>()
             .join("\n"))
     }
