@@ -10,6 +10,7 @@
 //! `RUNSHEET_CRASH_TRIALS=N` N trials of each).
 
 mod disk;
+mod layer7_nodes;
 mod subjects;
 
 use std::collections::BTreeMap;

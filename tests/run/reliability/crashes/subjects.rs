@@ -10,6 +10,7 @@ use runsheet_actions::layer7::restman::Bundle;
 use runsheet_twin::layer7::{Layer7Config, Layer7Twin};
 use serde_json::Value;
 
+use super::layer7_nodes::Layer7Nodes;
 use crate::kong_lab::{ROOT, ShippedLab};
 use crate::lab::Lab;
 use crate::traffic::{Outcome, delete, get, post};
@@ -139,6 +140,19 @@ pub fn all() -> Vec<Subject> {
         Subject {
             name: "layer7-policy-migration",
             build: || Ok(Box::new(Layer7Migration::start(MIGRATION)?)),
+        },
+        Subject {
+            name: "layer7-restart",
+            build: || Ok(Box::new(Layer7Nodes::start("layer7-restart", &[])?)),
+        },
+        Subject {
+            name: "layer7-patch-upgrade",
+            build: || {
+                Ok(Box::new(Layer7Nodes::start(
+                    "layer7-patch-upgrade",
+                    &["patch_id=CR03"],
+                )?))
+            },
         },
         Subject {
             name: "layer7-key-rotation",
@@ -333,7 +347,7 @@ fn expiries_from_now(snapshot: &str) -> String {
 }
 
 /// Write requests in a `/_twin/counters` answer.
-fn counted_writes(counters: &Value) -> BTreeMap<String, u64> {
+pub fn counted_writes(counters: &Value) -> BTreeMap<String, u64> {
     counters["requests"]
         .as_object()
         .into_iter()
