@@ -51,7 +51,7 @@ impl Layer7Nodes {
             Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
                 Ok(node) => format!(
                     "version {}, patches {}",
-                    node["version"],
+                    node["productVersion"]["formalString"],
                     node["patches"]
                         .as_array()
                         .into_iter()
@@ -115,7 +115,41 @@ impl Target for Layer7Nodes {
         if status != 200 {
             return Err(format!("counters: {status} {body}").into());
         }
-        Ok(counted_writes(&serde_json::from_str(&body)?))
+        // A target's id derives from its address, which differs from lab to lab: the
+        // requests name the node instead.
+        let (status, page) = get(&format!(
+            "{}/upstreams/layer7/targets",
+            self.lab.kong.admin_url
+        ))?;
+        if status != 200 {
+            return Err(format!("targets: {status} {page}").into());
+        }
+        let page: serde_json::Value = serde_json::from_str(&page)?;
+        let mut names = Vec::new();
+        for target in page["data"].as_array().into_iter().flatten() {
+            let (Some(id), Some(address)) = (target["id"].as_str(), target["target"].as_str())
+            else {
+                continue;
+            };
+            if let Some(n) = self
+                .lab
+                .nodes
+                .urls
+                .iter()
+                .position(|url| url.ends_with(address))
+            {
+                names.push((id.to_owned(), format!("l7n{}", n + 1)));
+            }
+        }
+        Ok(counted_writes(&serde_json::from_str(&body)?)
+            .into_iter()
+            .map(|(key, count)| {
+                let key = names
+                    .iter()
+                    .fold(key, |key, (id, name)| key.replace(id.as_str(), name));
+                (key, count)
+            })
+            .collect())
     }
 
     fn reset_counters(&self) -> Outcome<()> {
