@@ -26,22 +26,22 @@ const ADMIN: (&str, &str) = ("authorization", "Basic YWRtaW46cGFzc3dvcmQ=");
 
 /// A lab laid out like the repository (environments/ with lab.yaml and its files), its
 /// nodes on free ports, a standalone Kong twin as the load balancer.
-struct NodeLab {
+pub(crate) struct NodeLab {
     /// The guard that stops the nodes; dropped first.
-    nodes: Nodes,
+    pub(crate) nodes: Nodes,
     /// The Kong twin in front of the nodes.
-    kong: TwinProcess,
+    pub(crate) kong: TwinProcess,
     /// The directory.
-    lab: Lab,
+    pub(crate) lab: Lab,
 }
 
 /// The node processes of a lab: each is stopped by its PID file when dropped, also when
 /// the test failed.
-struct Nodes {
+pub(crate) struct Nodes {
     /// Each node's state directory.
-    dirs: Vec<PathBuf>,
+    pub(crate) dirs: Vec<PathBuf>,
     /// Each node's URL.
-    urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
 }
 
 impl Drop for Nodes {
@@ -103,7 +103,7 @@ impl NodeLab {
     /// The lab with its nodes started by the lab playbook. A node port taken between its
     /// choice and the node's start (by any process on the machine) makes a new lab, at
     /// most three times.
-    fn started(edit: impl Fn(String) -> String) -> Outcome<NodeLab> {
+    pub(crate) fn started(edit: impl Fn(String) -> String) -> Outcome<NodeLab> {
         for _ in 0..3 {
             let lab = NodeLab::new(&edit)?;
             let run = lab.run("run", "playbooks/lab/layer7-nodes.yaml", &[])?;

@@ -10,6 +10,7 @@
 //! `RUNSHEET_CRASH_TRIALS=N` N trials of each).
 
 mod disk;
+mod layer7_nodes;
 mod subjects;
 
 use std::collections::BTreeMap;
@@ -145,7 +146,7 @@ fn resume_to_the_end(target: &dyn Target, id: &str) -> Outcome<(Run, usize)> {
         if let Some(gate) = approve.take() {
             args.extend(["--approve".to_owned(), gate]);
         }
-        let resumed = target.lab().run(&args)?;
+        let resumed = target.lab().run_with(target.command(&args))?;
         resumes += 1;
         let again = match resumed.code {
             Some(4) => {
@@ -167,7 +168,7 @@ fn reference(subject: &Subject) -> Outcome<Reference> {
     let target = (subject.build)()?;
     target.reset_counters()?;
     let started = Instant::now();
-    let run = target.lab().run(&target.run_args())?;
+    let run = target.lab().run_with(target.command(&target.run_args()))?;
     let took = started.elapsed();
     let run = match run.code {
         Some(4) => {
@@ -202,7 +203,11 @@ fn trial(
     let target = (subject.build)()?;
     target.reset_counters()?;
     let initial = target.state()?;
-    let mut child = target.lab().spawn(&target.run_args())?;
+    let mut child = target
+        .command(&target.run_args())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
     // The delay counts from the moment the run's directory exists (the binary's start-up
     // and loading are not worth trials), or from the start if it never appears.
     let appeared = Instant::now() + Duration::from_secs(10);

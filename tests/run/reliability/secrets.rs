@@ -18,6 +18,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 
+mod playbooks;
+
 use crate::kong_lab::ShippedLab;
 use crate::lab::{KvServer, Run, TestResult};
 use crate::reliability::report;
@@ -134,10 +136,15 @@ struct Tally {
 
 /// Scans `text` (from `origin`) for every needle, into `tally`.
 fn scan(tally: &mut Tally, origin: &str, text: &[u8]) {
+    scan_for(&secrets(), tally, origin, text);
+}
+
+/// Scans `text` (from `origin`) for every needle of `secrets` (name, value), into `tally`.
+fn scan_for(secrets: &[(&str, &str)], tally: &mut Tally, origin: &str, text: &[u8]) {
     tally.files += 1;
     tally.bytes += text.len();
     let text = String::from_utf8_lossy(text);
-    for (name, value) in secrets() {
+    for &(name, value) in secrets {
         for needle in needles(value) {
             if text.contains(&needle) {
                 tally.hits.push(format!("{origin}: {name} as `{needle}`"));

@@ -10,6 +10,7 @@ use runsheet_actions::layer7::restman::Bundle;
 use runsheet_twin::layer7::{Layer7Config, Layer7Twin};
 use serde_json::Value;
 
+use super::layer7_nodes::Layer7Nodes;
 use crate::kong_lab::{ROOT, ShippedLab};
 use crate::lab::Lab;
 use crate::traffic::{Outcome, delete, get, post};
@@ -26,6 +27,10 @@ pub trait Target {
     fn writes(&self) -> Outcome<BTreeMap<String, u64>>;
     /// Sets the gateways' counters to zero.
     fn reset_counters(&self) -> Outcome<()>;
+    /// The command `runsheet ARGS` in the lab, with the secrets the playbook reads.
+    fn command(&self, args: &[String]) -> std::process::Command {
+        self.lab().command(args)
+    }
     /// The id of the lab's run, once its directory exists.
     fn run_id(&self) -> Option<String> {
         self.lab().only_run()
@@ -50,7 +55,7 @@ pub fn all() -> Vec<Subject> {
                     "kong-policy-migration",
                     &["state_file=examples/kong-lab-state.yaml", "approval=false"],
                     true,
-                    |_| Ok(()),
+                    |_| Ok(Extra::default()),
                 )
             },
         },
@@ -61,13 +66,17 @@ pub fn all() -> Vec<Subject> {
                     "kong-rolling-upgrade",
                     &["target_version=3.9.1", "ready_delay=50ms"],
                     false,
-                    |_| Ok(()),
+                    |_| Ok(Extra::default()),
                 )
             },
         },
         Subject {
             name: "kong-restart",
-            build: || kong("kong-restart", &["ready_timeout=20s"], false, |_| Ok(())),
+            build: || {
+                kong("kong-restart", &["ready_timeout=20s"], false, |_| {
+                    Ok(Extra::default())
+                })
+            },
         },
         Subject {
             name: "kong-scale",
@@ -76,7 +85,7 @@ pub fn all() -> Vec<Subject> {
                     "kong-scale",
                     &["action=remove", r#"hosts=["dp3"]"#],
                     false,
-                    |_| Ok(()),
+                    |_| Ok(Extra::default()),
                 )
             },
         },
@@ -93,21 +102,108 @@ pub fn all() -> Vec<Subject> {
                     if status != 204 {
                         return Err(format!("deleting bob: {status} {body}").into());
                     }
-                    Ok(())
+                    Ok(Extra::default())
                 })
             },
         },
         Subject {
+            name: "kong-key-rotation",
+            build: || {
+                kong(
+                    "kong-key-rotation",
+                    &[
+                        "consumer=alice",
+                        "validation_path=/payments",
+                        "key=NEW_ALICE_KEY",
+                    ],
+                    true,
+                    |_| {
+                        Ok(Extra {
+                            secrets: vec![("NEW_ALICE_KEY".to_owned(), NEW_KEY.to_owned())],
+                            ..Extra::default()
+                        })
+                    },
+                )
+            },
+        },
+        Subject {
+            name: "kong-cert-rotation",
+            build: || {
+                kong(
+                    "kong-cert-rotation",
+                    &["sni=shop.lab", "key=NEW_CERT_KEY"],
+                    true,
+                    new_certificate,
+                )
+            },
+        },
+        Subject {
             name: "layer7-policy-migration",
-            build: || Ok(Box::new(Layer7Migration::start()?)),
+            build: || Ok(Box::new(Layer7Migration::start(MIGRATION)?)),
+        },
+        Subject {
+            name: "layer7-restart",
+            build: || Ok(Box::new(Layer7Nodes::start("layer7-restart", &[])?)),
+        },
+        Subject {
+            name: "layer7-patch-upgrade",
+            build: || {
+                Ok(Box::new(Layer7Nodes::start(
+                    "layer7-patch-upgrade",
+                    &["patch_id=CR03"],
+                )?))
+            },
+        },
+        Subject {
+            name: "layer7-key-rotation",
+            build: || Ok(Box::new(Layer7Migration::start(KEY_ROTATION)?)),
         },
     ]
+}
+
+/// The key `kong-key-rotation` gives alice in every lab (the secret `NEW_ALICE_KEY`).
+const NEW_KEY: &str = "crash-matrix-alice-key-7Pq2";
+
+/// What a Kong subject's preparation adds to its run.
+#[derive(Default)]
+struct Extra {
+    /// More `--set`s.
+    sets: Vec<String>,
+    /// Secrets in the binary's environment: name, value.
+    secrets: Vec<(String, String)>,
+    /// Text of this lab's own making, replaced in its state before comparison: from, to.
+    masks: Vec<(String, String)>,
+}
+
+/// A new certificate for every SNI of the lab's (shop.lab, localhost) with its key given
+/// as the secret `NEW_CERT_KEY`; each lab makes its own, so the state names its lines by
+/// what they are.
+fn new_certificate(lab: &ShippedLab) -> Outcome<Extra> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["shop.lab".to_owned(), "localhost".to_owned()])?;
+    let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    let path = lab.lab.write("new.pem", &cert)?;
+    let mut masks = Vec::new();
+    for (what, pem) in [("cert", &cert), ("key", &key)] {
+        for line in pem.lines().filter(|line| !line.starts_with("-----")) {
+            masks.push((line.to_owned(), format!("(new {what} line)")));
+        }
+    }
+    Ok(Extra {
+        sets: vec![format!("cert={}", path.display())],
+        secrets: vec![("NEW_CERT_KEY".to_owned(), key)],
+        masks,
+    })
 }
 
 /// A shipped Kong playbook in a copy of the lab with a standalone twin.
 struct KongTarget {
     lab: ShippedLab,
     args: Vec<String>,
+    /// Secrets in the binary's environment.
+    secrets: Vec<(String, String)>,
+    /// Replacements in the state (see [`Extra::masks`]).
+    masks: Vec<(String, String)>,
     /// Whether the nodes take part (their versions and liveness are part of the state).
     gateway_only: bool,
 }
@@ -117,10 +213,10 @@ fn kong(
     playbook: &str,
     sets: &[&str],
     gateway_only: bool,
-    prepare: fn(&ShippedLab) -> Outcome<()>,
+    prepare: fn(&ShippedLab) -> Outcome<Extra>,
 ) -> Outcome<Box<dyn Target>> {
     let lab = ShippedLab::standalone(|text| text, |text| text)?;
-    prepare(&lab)?;
+    let extra = prepare(&lab)?;
     let mut args = vec![
         "run".to_owned(),
         format!("playbooks/{playbook}.yaml"),
@@ -146,6 +242,7 @@ fn kong(
     if playbook == "kong-rollback" {
         all.push(&snapshot);
     }
+    all.extend(extra.sets.iter().map(String::as_str));
     for set in all {
         args.extend(["--set".to_owned(), set.to_owned()]);
     }
@@ -163,6 +260,8 @@ fn kong(
     Ok(Box::new(KongTarget {
         lab,
         args,
+        secrets: extra.secrets,
+        masks: extra.masks,
         gateway_only,
     }))
 }
@@ -214,8 +313,41 @@ fn normalised(snapshot: &str) -> String {
     lines.join("\n")
 }
 
+/// `snapshot` with each expiry (`ttl:` as a Unix time) written as whole hours from now
+/// and each time stamp of a tag masked: two labs' runs seconds apart set the same ones.
+fn expiries_from_now(snapshot: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0);
+    let relative = snapshot
+        .lines()
+        .map(|line| {
+            let (indent, rest) = line.split_at(line.len() - line.trim_start().len());
+            match rest
+                .strip_prefix("ttl: ")
+                .and_then(|n| n.parse::<i64>().ok())
+            {
+                Some(at) if at > 1_000_000_000 => {
+                    format!(
+                        "{indent}ttl: {}h from now",
+                        (at - now + 1800).div_euclid(3600)
+                    )
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The rotation's tags name the second it ran: `...-20261127T105425Z`.
+    match regex::Regex::new(r"-\d{8}T\d{6}Z\b") {
+        Ok(stamp) => stamp.replace_all(&relative, "-(time)").into_owned(),
+        Err(_) => relative,
+    }
+}
+
 /// Write requests in a `/_twin/counters` answer.
-fn counted_writes(counters: &Value) -> BTreeMap<String, u64> {
+pub fn counted_writes(counters: &Value) -> BTreeMap<String, u64> {
     counters["requests"]
         .as_object()
         .into_iter()
@@ -240,8 +372,20 @@ impl Target for KongTarget {
         self.args.clone()
     }
 
+    fn command(&self, args: &[String]) -> std::process::Command {
+        let mut command = self.lab.lab.command(args);
+        for (name, value) in &self.secrets {
+            command.env(name, value);
+        }
+        command
+    }
+
     fn state(&self) -> Outcome<String> {
         let mut state = snapshot(&self.lab, "state.yaml")?;
+        for (from, to) in &self.masks {
+            state = state.replace(from.as_str(), to);
+        }
+        let mut state = expiries_from_now(&state);
         // The nodes' ports differ from lab to lab.
         for (n, address) in self.lab.nodes.addresses.iter().enumerate() {
             state = state.replace(address.as_str(), &format!("dp{}", n + 1));
@@ -281,8 +425,16 @@ impl Target for KongTarget {
     }
 }
 
-/// `layer7-policy-migration` from a twin seeded like `l7-uat` to one seeded like `l7`.
+/// The Layer7 policy migration's playbook.
+const MIGRATION: &str = "layer7-policy-migration";
+/// The Layer7 key rotation's playbook.
+const KEY_ROTATION: &str = "layer7-key-rotation";
+
+/// `layer7-policy-migration` from a twin seeded like `l7-uat` to one seeded like `l7`, or
+/// `layer7-key-rotation` on the latter (its HTTPS listen ports served).
 struct Layer7Migration {
+    /// The playbook's name.
+    playbook: &'static str,
     runtime: tokio::runtime::Runtime,
     /// Kept serving while the lab lives.
     _source: Layer7Twin,
@@ -296,7 +448,7 @@ fn seed(name: &str) -> std::io::Result<String> {
 }
 
 impl Layer7Migration {
-    fn start() -> Outcome<Self> {
+    fn start(playbook: &'static str) -> Outcome<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -307,8 +459,11 @@ impl Layer7Migration {
         };
         let source = runtime.block_on(Layer7Twin::start(config.clone()))?;
         source.seed_bundle(&seed("lab-layer7-uat.xml")?)?;
-        let target = runtime.block_on(Layer7Twin::start(config))?;
+        let mut target = runtime.block_on(Layer7Twin::start(config))?;
         target.seed_bundle(&seed("lab-layer7.xml")?)?;
+        if playbook == KEY_ROTATION {
+            runtime.block_on(target.serve_listen_ports())?;
+        }
         let lab = Lab::new()?;
         lab.write(
             "env.yaml",
@@ -321,6 +476,7 @@ impl Layer7Migration {
             ),
         )?;
         Ok(Self {
+            playbook,
             runtime,
             _source: source,
             target,
@@ -350,7 +506,22 @@ impl Target for Layer7Migration {
     }
 
     fn run_args(&self) -> Vec<String> {
-        let playbook = Path::new(ROOT).join("playbooks/layer7-policy-migration.yaml");
+        let playbook = Path::new(ROOT).join(format!("playbooks/{}.yaml", self.playbook));
+        if self.playbook == KEY_ROTATION {
+            return [
+                "run",
+                &playbook.display().to_string(),
+                "--env",
+                "env.yaml",
+                "--no-progress",
+                "--set",
+                "alias=ssl-2026",
+                "--set",
+                "dn=CN=gw.lab.internal",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+        }
         [
             "run",
             &playbook.display().to_string(),
@@ -375,10 +546,20 @@ impl Target for Layer7Migration {
     fn state(&self) -> Outcome<String> {
         let text = self.call(reqwest::Method::GET, "/restman/1.0/bundle?all=true")?;
         let xml = Bundle::parse(&text)?.normalised()?.to_xml()?;
-        // Each twin makes its own default SSL key at start: not the migration's doing.
+        // Each twin makes its own default SSL key at start, and the key rotation its new
+        // key: their certificates and serial numbers are this lab's own (the keys' alias,
+        // subject, validity and which port uses which key are compared). The key
+        // rotation's twin serves its listen ports on loopback ports of its own.
+        let served = self.playbook == KEY_ROTATION;
         Ok(xml
             .lines()
             .filter(|line| !line.contains("<l7:Encoded>") && !line.contains("<l7:SerialNumber>"))
+            .map(
+                |line| match line.trim_start().starts_with("<l7:Port>") && served {
+                    true => "<l7:Port>(served on loopback)</l7:Port>",
+                    false => line,
+                },
+            )
             .collect::<Vec<_>>()
             .join("\n"))
     }
