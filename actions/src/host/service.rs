@@ -107,7 +107,18 @@ impl Action for HostService {
             }
         };
         let active = if changed {
-            service.is_active().await?
+            // The control command took effect: a status that cannot be read now leaves
+            // the service changed and unconfirmed, for a person to check.
+            service.is_active().await.map_err(|error| {
+                ActionError::partially_applied(
+                    format!("{} changed it, then: {error}", arguments.name),
+                    vec![format!(
+                        "service {}: brought to `{}`, its state after unconfirmed",
+                        arguments.name,
+                        format!("{:?}", arguments.state).to_lowercase()
+                    )],
+                )
+            })?
         } else {
             was_active
         };
@@ -445,6 +456,24 @@ mod tests {
             "the end of its stderr is shown: {outcome:?}"
         );
         assert_eq!(log(directory.path()), "", "no start was run");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_status_that_fails_after_the_change_leaves_it_for_a_person() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let mut arguments = marker_service(directory.path(), "started");
+        // Not running at first (exit 3); once started, the status fails (exit 5).
+        let marker = directory.path().join("running");
+        arguments["status"] = json!(format!("test -f {} && exit 5; exit 3", marker.display()));
+        let outcome = apply(arguments).await;
+        assert!(
+            matches!(&outcome, Err(ActionError::PartiallyApplied { message, changes_left })
+                if message.contains("exited with 5")
+                    && changes_left == &["service fake: brought to `started`, its state after unconfirmed"]),
+            "{outcome:?}"
+        );
+        assert_eq!(log(directory.path()), "start");
         Ok(())
     }
 
