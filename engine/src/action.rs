@@ -201,6 +201,15 @@ pub enum ActionError {
         /// What happened.
         message: String,
     },
+    /// The action failed after some of its writes took effect, and could not put them
+    /// back: whatever the run's rollback does, a person must look at what is left.
+    #[error("{message}")]
+    PartiallyApplied {
+        /// What happened.
+        message: String,
+        /// What is left changed, each item named for a person (no secrets).
+        changes_left: Vec<String>,
+    },
     /// A dry run asked a transport to write; the transport refused (a bug in the action).
     #[error("dry run refused a write: {what}")]
     DryRunWrite {
@@ -222,6 +231,14 @@ impl ActionError {
     pub fn failed(message: impl Into<String>) -> Self {
         ActionError::Failed {
             message: message.into(),
+        }
+    }
+
+    /// A failure that left `changes_left` changed (the action's own restore failed).
+    pub fn partially_applied(message: impl Into<String>, changes_left: Vec<String>) -> Self {
+        ActionError::PartiallyApplied {
+            message: message.into(),
+            changes_left,
         }
     }
 }

@@ -29,6 +29,7 @@ mod layer7_key_rotation;
 mod layer7_migration;
 mod layer7_nodes;
 mod live;
+mod partial_apply;
 mod project;
 mod readme;
 mod reliability;

@@ -133,7 +133,7 @@ pub struct HostServiceArguments {
     /// Command that stops the service (with `manager: command`, required there).
     #[serde(default)]
     pub stop: Option<String>,
-    /// Command that exits 0 while the service runs (with `manager: command`, required there).
+    /// Status command (with `manager: command`, required there): exit 0 runs; 1, 2, 3 not running (LSB); any other code fails the step.
     #[serde(default)]
     pub status: Option<String>,
     /// Command that reloads the service's configuration (with `manager: command`; without it `reloaded` restarts).

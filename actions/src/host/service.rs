@@ -11,8 +11,8 @@ use runsheet_engine::{
 };
 use serde_json::{Map, Value, json};
 
-use super::exec::run_checked;
-use super::transport::{self, ExecRequest, Program, Transport};
+use super::exec::{STDERR_TAIL_LINES, run_checked};
+use super::transport::{self, ExecOutput, ExecRequest, Program, Transport};
 use super::{FAMILY, HostServiceArguments, ServiceManager, ServiceState};
 use crate::arguments::parse;
 
@@ -107,7 +107,18 @@ impl Action for HostService {
             }
         };
         let active = if changed {
-            service.is_active().await?
+            // The control command took effect: a status that cannot be read now leaves
+            // the service changed and unconfirmed, for a person to check.
+            service.is_active().await.map_err(|error| {
+                ActionError::partially_applied(
+                    format!("{} changed it, then: {error}", arguments.name),
+                    vec![format!(
+                        "service {}: brought to `{}`, its state after unconfirmed",
+                        arguments.name,
+                        format!("{:?}", arguments.state).to_lowercase()
+                    )],
+                )
+            })?
         } else {
             was_active
         };
@@ -148,6 +159,45 @@ struct Controls {
     reload: Option<Program>,
     /// Whether the status command is known to change nothing.
     status_reads_only: bool,
+    /// The status command's exit codes that mean "not running" (0 means running).
+    stopped_codes: &'static [i32],
+}
+
+/// `systemctl is-active`: 3 is "unit is not active"; 1 is a failure of systemctl itself
+/// (`is-active` leaves it to `is-failed`), 4 "no such unit".
+const SYSTEMCTL_STOPPED: &[i32] = &[3];
+
+/// An LSB status command (init-script actions): 1 dead with a pid file, 2 dead with a
+/// lock file, 3 not running; 4 is "unknown".
+const LSB_STOPPED: &[i32] = &[1, 2, 3];
+
+/// What the status command's ending says: 0 running, a code of `stopped` not running,
+/// anything else (4 "unknown", another code, a signal) an error naming the command, how
+/// it ended and the end of its stderr: the service's state cannot be told.
+fn status_of(program: &Program, stopped: &[i32], output: &ExecOutput) -> Result<bool, ActionError> {
+    match output.exit_code {
+        Some(0) => return Ok(true),
+        Some(code) if stopped.contains(&code) => return Ok(false),
+        _ => {}
+    }
+    let ended = match (output.exit_code, output.signal) {
+        (Some(4), _) => "exited with 4 (LSB: status unknown)".to_owned(),
+        (Some(code), _) => format!("exited with {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "ended without an exit code".to_owned(),
+    };
+    let stopped: Vec<String> = stopped.iter().map(i32::to_string).collect();
+    let tail = output.stderr.tail(STDERR_TAIL_LINES);
+    let stderr = if tail.is_empty() {
+        "; it wrote nothing to stderr".to_owned()
+    } else {
+        format!("; the end of its stderr:\n{tail}")
+    };
+    Err(ActionError::failed(format!(
+        "status command `{program}` {ended}: the service's state cannot be told, so nothing was \
+         started or stopped (0 means running, {} not running){stderr}",
+        stopped.join(", ")
+    )))
 }
 
 impl Controls {
@@ -169,6 +219,7 @@ impl Controls {
                     restart: Some(systemctl("restart")),
                     reload: Some(systemctl("reload")),
                     status_reads_only: true,
+                    stopped_codes: SYSTEMCTL_STOPPED,
                 })
             }
             ServiceManager::Command => {
@@ -187,6 +238,7 @@ impl Controls {
                     restart: None,
                     reload: arguments.reload.clone().map(Program::Shell),
                     status_reads_only: false,
+                    stopped_codes: LSB_STOPPED,
                 })
             }
         }
@@ -202,12 +254,13 @@ struct Service<'a> {
 }
 
 impl Service<'_> {
-    /// Whether the status command exits 0.
+    /// Whether the service runs, as its status command's exit code says.
     async fn is_active(&self) -> Result<bool, ActionError> {
         let request = self
             .request(&self.controls.status)
             .read_only(self.controls.status_reads_only);
-        Ok(self.transport.exec(&request).await?.succeeded())
+        let output = self.transport.exec(&request).await?;
+        status_of(&self.controls.status, self.controls.stopped_codes, &output)
     }
 
     /// Runs a control command, which must exit 0.
@@ -371,6 +424,91 @@ mod tests {
             "{outcome:?}"
         );
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_status_command_that_fails_fails_the_step_and_nothing_runs() -> TestResult {
+        for (status, says) in [
+            ("echo no such pid namespace >&2; exit 5", "exited with 5"),
+            ("exit 4", "exited with 4 (LSB: status unknown)"),
+            ("kill -9 $$", "was killed by signal 9"),
+        ] {
+            let directory = tempfile::tempdir()?;
+            std::fs::write(directory.path().join("running"), "")?;
+            let mut arguments = marker_service(directory.path(), "stopped");
+            arguments["status"] = json!(status);
+            let outcome = apply(arguments).await;
+            assert!(
+                matches!(&outcome, Err(ActionError::Failed { message })
+                    if message.contains(&format!("status command `{status}` {says}"))
+                        && message.contains("nothing was started or stopped")),
+                "{status}: {outcome:?}"
+            );
+            assert_eq!(log(directory.path()), "", "{status}: no stop was run");
+            assert!(directory.path().join("running").exists());
+        }
+        let directory = tempfile::tempdir()?;
+        let mut arguments = marker_service(directory.path(), "started");
+        arguments["status"] = json!("echo no such pid namespace >&2; exit 5");
+        let outcome = apply(arguments).await;
+        assert!(
+            matches!(&outcome, Err(ActionError::Failed { message }) if message.contains("no such pid namespace")),
+            "the end of its stderr is shown: {outcome:?}"
+        );
+        assert_eq!(log(directory.path()), "", "no start was run");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_status_that_fails_after_the_change_leaves_it_for_a_person() -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let mut arguments = marker_service(directory.path(), "started");
+        // Not running at first (exit 3); once started, the status fails (exit 5).
+        let marker = directory.path().join("running");
+        arguments["status"] = json!(format!("test -f {} && exit 5; exit 3", marker.display()));
+        let outcome = apply(arguments).await;
+        assert!(
+            matches!(&outcome, Err(ActionError::PartiallyApplied { message, changes_left })
+                if message.contains("exited with 5")
+                    && changes_left == &["service fake: brought to `started`, its state after unconfirmed"]),
+            "{outcome:?}"
+        );
+        assert_eq!(log(directory.path()), "start");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn lsb_not_running_codes_read_as_stopped() -> TestResult {
+        for code in [1, 2, 3] {
+            let directory = tempfile::tempdir()?;
+            let mut arguments = marker_service(directory.path(), "started");
+            arguments["status"] = json!(format!(
+                "test -f {} || exit {code}",
+                directory.path().join("running").display()
+            ));
+            let outputs = apply(arguments).await?;
+            assert_eq!(outputs["changed"], json!(true), "exit {code}");
+            assert_eq!(outputs["active"], json!(true), "exit {code}");
+            assert_eq!(log(directory.path()), "start", "exit {code}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn systemctl_is_active_reads_only_3_as_stopped() {
+        let output = |code| ExecOutput {
+            exit_code: Some(code),
+            signal: None,
+            stdout: Default::default(),
+            stderr: Default::default(),
+            elapsed: std::time::Duration::ZERO,
+        };
+        let program = Program::Argv(vec!["systemctl".into(), "is-active".into(), "kong".into()]);
+        let read = |code| status_of(&program, SYSTEMCTL_STOPPED, &output(code)).ok();
+        assert_eq!(read(0), Some(true));
+        assert_eq!(read(3), Some(false));
+        assert_eq!(read(1), None, "a failure of systemctl itself");
+        assert_eq!(read(4), None, "no such unit");
     }
 
     #[tokio::test]

@@ -159,17 +159,30 @@ impl Action for KongCertRotate {
                 .err();
         }
         if let Some(failure) = failure {
-            let outcome = match roll_back(client, &moved, &prepared.old.id, &new_id).await {
+            let rolled_back = roll_back(client, &moved, &prepared.old.id, &new_id).await;
+            let outcome = match &rolled_back {
                 Ok(()) => format!(
                     "rolled back: the SNIs are on certificate {} again and the new certificate was deleted",
                     prepared.old.id
                 ),
                 Err(error) => format!("rolling back failed: {error}"),
             };
-            return Err(ActionError::failed(format!(
+            let message = format!(
                 "certificate rotation for {}: {failure}; {outcome}",
                 prepared.snis.join(", ")
-            )));
+            );
+            return Err(match rolled_back {
+                Ok(()) => ActionError::failed(message),
+                // SNIs may be on the new certificate: the run must not end "rolled back".
+                Err(_) => {
+                    let mut left: Vec<String> = moved
+                        .iter()
+                        .map(|sni| format!("SNI {sni}: may be on certificate {new_id}"))
+                        .collect();
+                    left.push(format!("certificate {new_id}: created, may not be deleted"));
+                    ActionError::partially_applied(message, left)
+                }
+            });
         }
 
         let summary = format!(

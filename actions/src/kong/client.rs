@@ -521,6 +521,13 @@ pub fn hide_secrets_in<S: AsRef<str>>(
             message: hide(message),
         },
         ActionError::DryRunWrite { what } => ActionError::DryRunWrite { what: hide(what) },
+        ActionError::PartiallyApplied {
+            message,
+            changes_left,
+        } => ActionError::partially_applied(
+            hide(message),
+            changes_left.into_iter().map(hide).collect(),
+        ),
         other => other,
     }
 }

@@ -180,13 +180,20 @@ impl Action for KongKeyRotate {
         if let Some(check) = &check
             && let Err(reason) = check.wait_accepted(&new.key).await
         {
+            let mut left = Vec::new();
             let cleanup = if delete_new {
                 match delete_key(client, &found.id, &new.id).await {
                     Ok(()) => "it was deleted".to_owned(),
-                    Err(error) => format!(
-                        "deleting it failed too ({error}): delete key id {} of consumer {} by hand",
-                        new.id, found.label
-                    ),
+                    Err(error) => {
+                        left.push(format!(
+                            "consumer {}: new key id {} added and not deleted",
+                            found.label, new.id
+                        ));
+                        format!(
+                            "deleting it failed too ({error}): delete key id {} of consumer {} by hand",
+                            new.id, found.label
+                        )
+                    }
                 }
             } else {
                 "it was on the consumer before this step and stays".to_owned()
@@ -195,14 +202,19 @@ impl Action for KongKeyRotate {
                 "consumer {}: the new key (id {}) was not accepted through the proxy: {reason}; {cleanup}; the old keys are untouched",
                 found.label, new.id
             );
-            return Err(ActionError::failed(scrub(&message, &secret_refs(&secrets))));
+            let message = scrub(&message, &secret_refs(&secrets));
+            return Err(if left.is_empty() {
+                ActionError::failed(message)
+            } else {
+                ActionError::partially_applied(message, left)
+            });
         }
 
         let retired = match wanted.retire.apply(client, &found.id, &old).await {
             Ok(retired) => retired,
             Err(failure) => {
                 let restored = revert(client, &record).await;
-                let outcome = match restored {
+                let outcome = match &restored {
                     Ok(()) if record.delete_new => {
                         "the old keys were restored and the new key removed".to_owned()
                     }
@@ -213,7 +225,12 @@ impl Action for KongKeyRotate {
                     "consumer {}: retiring the old keys failed: {failure}; {outcome}",
                     found.label
                 );
-                return Err(ActionError::failed(scrub(&message, &secret_refs(&secrets))));
+                let message = scrub(&message, &secret_refs(&secrets));
+                return Err(match restored {
+                    Ok(()) => ActionError::failed(message),
+                    // The consumer's keys are half rotated: the run must not end "rolled back".
+                    Err(_) => ActionError::partially_applied(message, left_by(&record)),
+                });
             }
         };
 
@@ -815,6 +832,26 @@ async fn revert(client: &KongClient, record: &KeyRotateUndo) -> Result<(), Actio
         )));
     }
     delete_key(client, &record.consumer_id, &record.new_key_id).await
+}
+
+/// What a rotation whose restore failed may have left changed on the consumer, by key id.
+fn left_by(record: &KeyRotateUndo) -> Vec<String> {
+    let mut left = Vec::new();
+    if record.delete_new {
+        left.push(format!(
+            "consumer {}: new key id {} added",
+            record.consumer, record.new_key_id
+        ));
+    }
+    if !record.old_keys.is_empty() {
+        let ids: Vec<&str> = record.old_keys.iter().map(|key| key.id.as_str()).collect();
+        left.push(format!(
+            "consumer {}: old keys {} may be retired (expiring or deleted)",
+            record.consumer,
+            ids.join(", ")
+        ));
+    }
+    left
 }
 
 /// Refuses to make a key that expires the new key: once the others are retired, the

@@ -505,6 +505,44 @@ async fn the_consumer_keeps_a_valid_key_whichever_write_of_a_rotation_fails() ->
 }
 
 #[tokio::test]
+async fn a_rotation_whose_own_restore_fails_names_what_it_left() -> TestResult {
+    let lab = KeyLab::start().await?;
+    let context = context(&lab.twin, false, None);
+    // The add succeeds; every write after it fails: the retirement, then the restore.
+    control(
+        &lab.twin,
+        reqwest::Method::POST,
+        "/_twin/faults",
+        Some(json!({"fail_nth_write": 2, "status": 500, "probability": 1.0, "seed": 1})),
+    )
+    .await?;
+    let outcome = KongKeyRotate::new()
+        .apply(&context, to_new_key(true))
+        .await;
+    clear_faults(&lab.twin).await?;
+    let Err(ActionError::PartiallyApplied {
+        message,
+        changes_left,
+    }) = &outcome
+    else {
+        return Err(format!("not a partial apply: {outcome:?}").into());
+    };
+    assert!(message.contains("restoring failed"), "{message}");
+    assert!(
+        changes_left
+            .iter()
+            .any(|item| item.starts_with("consumer alice: new key id ")),
+        "{changes_left:?}"
+    );
+    assert!(
+        !format!("{message}{changes_left:?}").contains(NEW_KEY),
+        "no key value"
+    );
+    assert!(lab.any_accepted(&EVERY_KEY).await?, "alice keeps a valid key");
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_consumer_keeps_a_valid_key_whichever_write_of_an_undo_fails() -> TestResult {
     // An undo writes 3 times: restore each old key (PUT after a delete, PATCH after an
     // overlap), then delete the new key.

@@ -185,11 +185,11 @@ impl Action for Layer7KeyRotate {
             }
         }
         if let Some(failure) = failure {
-            let outcome = roll_back(&gateway, &touched, &wanted.key, created).await;
-            return Err(ActionError::failed(format!(
-                "{NAME} on gateway `{}`: {failure}; {outcome}",
-                gateway.name
-            )));
+            let (outcome, left) = roll_back(&gateway, &touched, &wanted.key, created).await;
+            return Err(failed_leaving(
+                format!("{NAME} on gateway `{}`: {failure}; {outcome}", gateway.name),
+                left,
+            ));
         }
 
         let change = Change::between(
@@ -364,14 +364,17 @@ async fn create_key(
     if let Source::Pem { checked, .. } = &wanted.source
         && checked.leaf.der != certificate.der
     {
-        let outcome = roll_back(gateway, &[], key, true).await;
-        return Err(ActionError::failed(format!(
-            "{NAME} on gateway `{}`: private key {} holds another certificate ({}) than the pem's ({}); {outcome}",
-            gateway.name,
-            key,
-            certificate.describe(),
-            checked.leaf.describe()
-        )));
+        let (outcome, left) = roll_back(gateway, &[], key, true).await;
+        return Err(failed_leaving(
+            format!(
+                "{NAME} on gateway `{}`: private key {} holds another certificate ({}) than the pem's ({}); {outcome}",
+                gateway.name,
+                key,
+                certificate.describe(),
+                checked.leaf.describe()
+            ),
+            left,
+        ));
     }
     Ok(certificate)
 }
@@ -459,4 +462,14 @@ fn outputs(
     outputs.insert("created".to_owned(), Value::Bool(created));
     outputs.insert("changed".to_owned(), Value::Bool(changed));
     outputs
+}
+
+/// A failure of the step: a plain one when its roll back put everything back, otherwise
+/// one that names what is `left` for a person (the run cannot end "rolled back").
+fn failed_leaving(message: String, left: Vec<String>) -> ActionError {
+    if left.is_empty() {
+        ActionError::failed(message)
+    } else {
+        ActionError::partially_applied(message, left)
+    }
 }

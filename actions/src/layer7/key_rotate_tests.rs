@@ -347,14 +347,23 @@ async fn a_failed_rollback_names_what_is_left() -> TestResult {
         Some(json!({"fail_nth_write": 3, "status": 500, "probability": 1.0, "times": 2})),
     )
     .await?;
-    let error = error_text(
-        Layer7KeyRotate::new()
-            .apply(
-                &context(&twin, false),
-                generate("ssl-2026", &[PORT_8443, PORT_9443]),
-            )
-            .await,
-    );
+    let outcome = Layer7KeyRotate::new()
+        .apply(
+            &context(&twin, false),
+            generate("ssl-2026", &[PORT_8443, PORT_9443]),
+        )
+        .await;
+    // Typed, so that the run ends needing attention rather than "rolled back".
+    match &outcome {
+        Err(runsheet_engine::ActionError::PartiallyApplied { changes_left, .. }) => assert!(
+            changes_left
+                .iter()
+                .any(|item| item.starts_with("listen port `Default HTTPS (8443)`")),
+            "{changes_left:?}"
+        ),
+        other => return Err(format!("not a partial apply: {other:?}").into()),
+    }
+    let error = error_text(outcome);
     assert!(error.contains("rolling back failed"), "{error}");
     assert!(error.contains("`Default HTTPS (8443)`"), "{error}");
     assert!(error.contains("the key is kept"), "{error}");

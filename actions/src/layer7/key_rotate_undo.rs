@@ -57,13 +57,14 @@ pub fn undo_record(record: &KeyRotateUndo) -> Result<Value, ActionError> {
 
 /// Switches `touched` back to their previous keys, then deletes `key` if the step
 /// `created` it and every port went back. Answers what happened, in words, naming
-/// exactly what is left when something fails.
+/// exactly what is left when something fails, and the items left changed (none when
+/// everything went back).
 pub async fn roll_back(
     gateway: &Layer7Gateway,
     touched: &[PortBefore],
     key: &KeyRef,
     created: bool,
-) -> String {
+) -> (String, Vec<String>) {
     let mut back = Vec::new();
     let mut stuck = Vec::new();
     for port in touched {
@@ -78,7 +79,14 @@ pub async fn roll_back(
         format!("listen ports {} again", back.join(", "))
     };
     if !stuck.is_empty() {
-        return format!(
+        let mut left: Vec<String> = stuck
+            .iter()
+            .map(|port| format!("listen port {port}: may still present key {key}"))
+            .collect();
+        if created {
+            left.push(format!("private key {key} ({}): created, kept", key.id()));
+        }
+        let words = format!(
             "rolling back failed: listen ports {} may still present key {}, so the key is kept{}; switch them back by hand",
             stuck.join(", "),
             key,
@@ -88,22 +96,28 @@ pub async fn roll_back(
                 format!(" ({back_words})")
             }
         );
+        return (words, left);
     }
+    let mut left = Vec::new();
     let deleted = if created {
         match delete_unused_key(gateway, key).await {
             Ok(()) => format!("key {key} was deleted"),
-            Err(reason) => format!(
-                "rolling back failed: key {key} ({}) was not deleted: {reason}",
-                key.id()
-            ),
+            Err(reason) => {
+                left.push(format!("private key {key} ({}): created, not deleted", key.id()));
+                format!(
+                    "rolling back failed: key {key} ({}) was not deleted: {reason}",
+                    key.id()
+                )
+            }
         }
     } else {
         format!("key {key} was kept (it existed before)")
     };
-    match back_words.is_empty() {
+    let words = match back_words.is_empty() {
         true => format!("rolled back: no listen port was switched; {deleted}"),
         false => format!("rolled back: {back_words}; {deleted}"),
-    }
+    };
+    (words, left)
 }
 
 /// Deletes `key` unless a listen port still names it; already gone is fine.

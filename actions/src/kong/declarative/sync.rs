@@ -256,14 +256,14 @@ impl Action for KongSync {
             let restored = restore(client, &record).await;
             // Kong quotes a value it refuses (`UNIQUE violation detected on '{key="..."}'`).
             let secrets = longest_first([desired_secrets(&desired), record.secrets()].concat());
-            return Err(mask(
-                ActionError::failed(failure_message(
-                    &label,
-                    &failed.error.to_string(),
-                    &restored,
-                )),
-                &secrets,
-            ));
+            let message = failure_message(&label, &failed.error.to_string(), &restored);
+            let error = if restored.is_complete() {
+                ActionError::failed(message)
+            } else {
+                // Half the sync is on the gateway: the run must not end "rolled back".
+                ActionError::partially_applied(message, restored.failures)
+            };
+            return Err(mask(error, &secrets));
         }
         // The values written and the ones replaced: masked from here on.
         let secrets = longest_first([desired_secrets(&desired), record.secrets()].concat());

@@ -563,6 +563,45 @@ async fn a_sync_failing_half_way_is_restored_exactly() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_sync_whose_restore_fails_too_names_what_it_left() -> TestResult {
+    let twin = twin().await?;
+    let dir = tempfile::tempdir()?;
+    failing_setup(&twin, dir.path()).await?;
+    // Every write from the third on fails: the sync, then its own restore.
+    control(
+        &twin,
+        reqwest::Method::POST,
+        "/_twin/faults",
+        Some(json!({"fail_nth_write": 3, "status": 500, "probability": 1.0, "seed": 1})),
+    )
+    .await?;
+    let live = step(&twin, false, dir.path());
+    let outcome = KongSync::new()
+        .apply(&live, json!({"state": "changed.yaml", "delete": true}))
+        .await;
+    let Err(runsheet_engine::ActionError::PartiallyApplied {
+        message,
+        changes_left,
+    }) = outcome
+    else {
+        return Err(format!("not a partial apply: {outcome:?}").into());
+    };
+    assert!(message.contains("the restore failed too"), "{message}");
+    assert!(!changes_left.is_empty());
+    assert!(
+        changes_left
+            .iter()
+            .all(|item| item.contains("put back failed") || item.contains("delete failed")),
+        "{changes_left:?}"
+    );
+    assert!(
+        !changes_left.iter().any(|item| item.contains("bob-key")),
+        "no secret: {changes_left:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn undo_after_a_sync_restores_the_state_before_it() -> TestResult {
     let twin = twin().await?;
     let dir = tempfile::tempdir()?;

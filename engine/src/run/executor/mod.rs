@@ -303,7 +303,8 @@ struct Book<'a> {
     /// Whether a `finally` step failed.
     finally_failed: bool,
     /// Whether an undo outside the main rollback failed or could not be tried
-    /// (a tolerated `for_each` item; an unknown write in `rollback RUN`).
+    /// (a tolerated `for_each` item; an unknown write in `rollback RUN`), or a step
+    /// failed leaving changes it could not put back.
     item_undo_failed: bool,
 }
 

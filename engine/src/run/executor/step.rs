@@ -389,6 +389,13 @@ impl<'a> Exec<'a> {
                 End::Succeeded
             }
             Err((ActionError::Paused { gate, prompt }, _)) => self.pause(&instance, gate, prompt),
+            Err((
+                ActionError::PartiallyApplied {
+                    message,
+                    changes_left,
+                },
+                attempts,
+            )) => self.fail_leaving(&instance, name, message, attempts, &changes_left),
             Err((error, attempts)) => self.fail(&instance, name, error.to_string(), attempts),
         }
     }
@@ -571,6 +578,20 @@ impl<'a> Exec<'a> {
         error: String,
         attempts: u32,
     ) -> End {
+        self.fail_leaving(instance, action, error, attempts, &[])
+    }
+
+    /// Like [`Exec::fail`], for a step whose action left `changes_left` changed and could
+    /// not put them back: they are journaled and named for a person, and the run ends
+    /// needing attention whatever its rollback does.
+    pub(super) fn fail_leaving(
+        &self,
+        instance: &Instance<'a>,
+        action: &str,
+        error: String,
+        attempts: u32,
+        changes_left: &[String],
+    ) -> End {
         let step = instance.step;
         let id = &instance.id;
         let tolerated = step.continue_on_error;
@@ -589,6 +610,14 @@ impl<'a> Exec<'a> {
                 "elapsed_ms": elapsed_ms,
                 "tolerated": tolerated,
             });
+            let record = if changes_left.is_empty() {
+                record
+            } else {
+                with_fields(
+                    record,
+                    Map::from_iter([("changes_left".to_owned(), json!(changes_left))]),
+                )
+            };
             self.journal("step_failed", with_fields(record, instance.trace.fields(true)), true);
         }
         self.emit(EventKind::StepFailed {
@@ -599,6 +628,15 @@ impl<'a> Exec<'a> {
             attempts,
             tolerated,
         });
+        if !changes_left.is_empty() {
+            let left: Vec<String> = changes_left.iter().map(|item| self.masker.text(item)).collect();
+            let mut book = lock(&self.book);
+            book.item_undo_failed = true;
+            book.attention.push(format!(
+                "{id}: failed partway and could not put back its own changes; left changed: {}",
+                left.join("; ")
+            ));
+        }
         if !tolerated {
             self.escalate(&instance.frame, id);
         }

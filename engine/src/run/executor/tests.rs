@@ -56,6 +56,10 @@ impl Action for Put {
         }
         self.store.writes.fetch_add(1, Ordering::Relaxed);
         let previous = lock(&self.store.values).insert(key.clone(), value.clone());
+        if value.contains("half") {
+            // Wrote, failed after, and could not put the value back.
+            return Err(ActionError::partially_applied(format!("{key}: the second write failed"), vec![format!("key {key}")]));
+        }
         let mut outputs = Map::new();
         outputs.insert("value".into(), Value::String(value));
         // A value naming `s3cret` is one the action must keep from every output.
@@ -250,6 +254,27 @@ steps:
     let undone: Vec<(String, String)> = outcome.summary.rollback.iter().flat_map(|r| r.steps.iter().map(|s| (s.id.clone(), s.status.clone()))).collect();
     assert_eq!(undone, [("cp".into(), "undone".into()), ("a".into(), "failed".into())]);
     assert!(outcome.result.attention.iter().any(|a| a.starts_with("a: not undone")), "{:?}", outcome.result.attention);
+}
+
+#[test]
+fn a_step_that_leaves_changes_it_cannot_put_back_needs_attention_and_names_them() {
+    let outcome = run(r#"
+runsheet: 1
+name: partial
+rollback: all
+steps:
+  - {id: a, action: t.put, with: {key: a, value: 1}}
+  - {id: d, action: t.put, with: {key: d, value: half}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::NeedsAttention);
+    let undone: Vec<(String, String)> = outcome.summary.rollback.iter().flat_map(|r| r.steps.iter().map(|s| (s.id.clone(), s.status.clone()))).collect();
+    assert_eq!(undone, [("a".into(), "undone".into())], "the steps before are still undone");
+    assert_eq!(
+        outcome.result.attention,
+        ["d: failed partway and could not put back its own changes; left changed: key d"]
+    );
+    assert_eq!(outcome.summary.attention, outcome.result.attention);
+    assert_eq!(store(&outcome).get("d").map(String::as_str), Some("\"half\""), "left as the action left it");
 }
 
 #[test]
