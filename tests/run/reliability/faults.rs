@@ -7,6 +7,9 @@
 //! Its table is docs/reliability.md's "Faults at every write step".
 
 mod lab;
+mod layer7;
+mod layer7_gateways;
+mod layer7_nodes;
 mod matrix;
 
 use crate::lab::TestResult;

@@ -12,7 +12,7 @@ use crate::traffic::{Outcome, get, post, reported_version};
 /// The wrapper every host command of the lab's hosts goes through: it counts the
 /// commands in `.lab/faults/count` and fails the one whose number `.lab/faults/fail_at`
 /// holds (once), without running it.
-const HOST_FAULT: &str = r#"#!/bin/sh
+pub(super) const HOST_FAULT: &str = r#"#!/bin/sh
 # Reliability matrix: the nth host command fails (tests/run/reliability/faults/lab.rs).
 dir=.lab/faults
 mkdir -p "$dir"

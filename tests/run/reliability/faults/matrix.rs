@@ -84,19 +84,6 @@ const NOT_HERE: &[(&str, &str)] = &[
         "kong-cert-rotation.yaml",
         "its plan fails in this lab with a generated certificate for localhost (not yet investigated)",
     ),
-    (
-        "layer7-key-rotation.yaml",
-        "Layer7 lab: not yet in this matrix",
-    ),
-    (
-        "layer7-patch-upgrade.yaml",
-        "Layer7 lab: not yet in this matrix",
-    ),
-    (
-        "layer7-policy-migration.yaml",
-        "Layer7 lab: faults at its one write in tests/run/layer7_migration.rs",
-    ),
-    ("layer7-restart.yaml", "Layer7 lab: not yet in this matrix"),
 ];
 
 /// Why a needs-attention outcome is understood (docs/reliability.md explains each), or
@@ -314,7 +301,7 @@ fn expected(
 }
 
 /// The step the run names as failed.
-fn failed_step(run: &Run) -> String {
+pub(super) fn failed_step(run: &Run) -> String {
     run.stdout
         .lines()
         .find_map(|line| {
@@ -432,7 +419,7 @@ fn undo_fails(
 }
 
 /// The steps of `UNDO FAILED <step>` lines, and the steps listed under `needs attention:`.
-fn undo_failures(run: &Run) -> (BTreeSet<String>, BTreeSet<String>) {
+pub(super) fn undo_failures(run: &Run) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut failed = BTreeSet::new();
     let mut named = BTreeSet::new();
     let mut in_list = false;
@@ -563,6 +550,7 @@ pub fn run_matrix() -> TestResult {
         .map(|playbook| playbook.file)
         .chain(READ_ONLY.iter().map(|(file, ..)| *file))
         .chain(NOT_HERE.iter().map(|(file, _)| *file))
+        .chain(super::layer7::FILES.iter().copied())
         .map(str::to_owned)
         .collect();
     assert_eq!(
@@ -629,6 +617,17 @@ pub fn run_matrix() -> TestResult {
                 total.add(&counts);
             }
         }
+    }
+    for row in super::layer7::rows(&mut |bound| draw.below(bound))? {
+        let counts = Counts {
+            injected: row.injected,
+            restored: row.restored,
+            absorbed: row.absorbed,
+            attention: row.attention,
+        };
+        rows.push(counts.row(row.playbook, row.kind.name(), &row.writes, row.notes.join(", ")));
+        total.add(&counts);
+        unexplained.extend(row.unexplained);
     }
     for (file, sets, code, says) in READ_ONLY {
         let mut counts = Counts {
