@@ -17,6 +17,14 @@ pub const FILES: [&str; 4] = [
     "layer7-patch-upgrade.yaml",
 ];
 
+/// Whether playbook `file` runs: every one, or those whose name contains one of the
+/// comma-separated words of `RUNSHEET_FAULT_ONLY` (to run part of the full matrix).
+pub fn selected(file: &str) -> bool {
+    std::env::var("RUNSHEET_FAULT_ONLY").map_or(true, |only| {
+        only.split(',').any(|word| file.contains(word.trim()))
+    })
+}
+
 /// A kind of fault, named as the Kong rows name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -168,7 +176,14 @@ impl Row {
 
 /// Every Layer7 row: the gateway playbooks, then the node playbooks.
 pub fn rows(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Vec<Row>> {
+    let started = std::time::Instant::now();
     let mut rows = super::layer7_gateways::rows(below)?;
+    let gateways = started.elapsed();
     rows.extend(super::layer7_nodes::rows(below)?);
+    eprintln!(
+        "faults: Layer7 gateway playbooks {:.1} s, node playbooks {:.1} s",
+        gateways.as_secs_f64(),
+        (started.elapsed() - gateways).as_secs_f64()
+    );
     Ok(rows)
 }

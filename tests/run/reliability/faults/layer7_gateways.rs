@@ -194,7 +194,7 @@ fn trial(gateway: &Gateway, kind: Kind, n: usize) -> Outcome<Trial> {
 /// The rows of the Layer7 gateway playbooks; `below(k)` draws a number in 0..k.
 pub fn rows(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Vec<Row>> {
     let mut rows = Vec::new();
-    for gateway in GATEWAYS {
+    for gateway in GATEWAYS.iter().filter(|g| super::layer7::selected(g.file)) {
         let lab = GatewayLab::new(gateway)?;
         let run = lab.run(gateway)?;
         if run.code != Some(0) {

@@ -371,7 +371,10 @@ fn trial(playbook: &NodePlaybook, base: &Baseline, kind: Kind, n: usize) -> Outc
 /// The rows of the Layer7 node playbooks; `below(k)` draws a number in 0..k.
 pub fn rows(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Vec<Row>> {
     let mut rows = Vec::new();
-    for playbook in NODE_PLAYBOOKS {
+    for playbook in NODE_PLAYBOOKS
+        .iter()
+        .filter(|p| super::layer7::selected(p.file))
+    {
         let base = baseline(playbook)?;
         let every: Vec<(Kind, usize)> = [
             Kind::Status503,
