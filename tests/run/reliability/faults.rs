@@ -11,6 +11,7 @@ mod layer7;
 mod layer7_gateways;
 mod layer7_nodes;
 mod matrix;
+mod sshd_killed;
 
 use crate::lab::TestResult;
 

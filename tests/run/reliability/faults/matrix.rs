@@ -12,9 +12,9 @@ use crate::reliability::{full, report, scale};
 use crate::traffic::Outcome;
 
 /// A shipped playbook in the matrix.
-struct Playbook {
+pub(super) struct Playbook {
     /// Its file under playbooks/.
-    file: &'static str,
+    pub(super) file: &'static str,
     /// The `--set`s of a run in the lab.
     sets: &'static [&'static str],
     /// The checkpoint step that ends each node's iteration (a rolling playbook), by id.
@@ -22,7 +22,7 @@ struct Playbook {
 }
 
 /// Every shipped Kong playbook with writes, as the lab runs it.
-const WRITING: &[Playbook] = &[
+pub(super) const WRITING: &[Playbook] = &[
     Playbook {
         file: "kong-restart.yaml",
         sets: &["ready_timeout=20s"],
@@ -147,7 +147,7 @@ impl Kind {
 
 /// What a trial ended in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Verdict {
+pub(super) enum Verdict {
     /// Exit 1 and the checkpoint's state.
     Restored,
     /// The fault was absorbed (a retry): exit 0 and the state of a run without faults.
@@ -157,13 +157,13 @@ enum Verdict {
 }
 
 /// A playbook's baseline: its write steps, writes and host commands, and its states.
-struct Baseline {
+pub(super) struct Baseline {
     /// The write steps `plan --output json` lists.
     write_steps: Vec<String>,
     /// Twin writes of a run without faults.
     twin_writes: usize,
     /// Host commands of a run without faults.
-    host_commands: usize,
+    pub(super) host_commands: usize,
     /// The state before the run.
     before: State,
     /// The state after a run without faults.
@@ -171,7 +171,7 @@ struct Baseline {
 }
 
 /// The `--set`s of `playbook` in `lab` (its artefacts kept in the lab).
-fn sets(lab: &FaultLab, playbook: &Playbook) -> Outcome<Vec<String>> {
+pub(super) fn sets(lab: &FaultLab, playbook: &Playbook) -> Outcome<Vec<String>> {
     let mut sets: Vec<String> = playbook.sets.iter().map(|set| (*set).to_owned()).collect();
     if playbook_takes(playbook.file, "cert") {
         sets.push(format!("cert={}", lab.new_certificate()?));
@@ -203,7 +203,7 @@ fn write_steps(plan: &Run) -> Outcome<Vec<String>> {
 }
 
 /// A run of `playbook` without faults in a fresh lab, and what it wrote.
-fn baseline(playbook: &Playbook) -> Outcome<Baseline> {
+pub(super) fn baseline(playbook: &Playbook) -> Outcome<Baseline> {
     let lab = FaultLab::new()?;
     let sets = sets(&lab, playbook)?;
     let planned = {
@@ -385,7 +385,7 @@ fn trial(playbook: &Playbook, base: &Baseline, kind: Kind, n: usize) -> Outcome<
 /// The verdict of a run whose undos that write to the gateway fail too: exit 2 with every
 /// step left as it was named under "needs attention", or exit 1 and the checkpoint's state
 /// when nothing written since the checkpoint needed the gateway to be undone.
-fn undo_fails(
+pub(super) fn undo_fails(
     playbook: &Playbook,
     base: &Baseline,
     before: &State,
@@ -629,6 +629,18 @@ pub fn run_matrix() -> TestResult {
         rows.push(counts.row(row.playbook, row.kind.name(), &row.writes, row.notes.join(", ")));
         total.add(&counts);
         unexplained.extend(row.unexplained);
+    }
+    if let Some(ssh) = super::sshd_killed::tally(&mut |bound| draw.below(bound))? {
+        let counts = Counts {
+            injected: ssh.injected,
+            restored: ssh.restored,
+            absorbed: 0,
+            attention: ssh.attention,
+        };
+        let note = format!("{} of them exit 2, the unreachable undos named", ssh.exit2);
+        rows.push(counts.row(super::sshd_killed::FILE, super::sshd_killed::KIND, &ssh.writes, note));
+        total.add(&counts);
+        unexplained.extend(ssh.unexplained);
     }
     for (file, sets, code, says) in READ_ONLY {
         let mut counts = Counts {
