@@ -121,7 +121,7 @@ impl GatewayLab {
             .sets
             .iter()
             .copied()
-            .chain(gateway.source.then_some(artefacts.as_str()).into_iter())
+            .chain(gateway.source.then_some(artefacts.as_str()))
         {
             args.extend(["--set".to_owned(), set.to_owned()]);
         }
