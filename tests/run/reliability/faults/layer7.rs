@@ -104,6 +104,17 @@ impl Trial {
     }
 }
 
+/// Why a needs-attention outcome is understood (docs/reliability.md explains each), or
+/// `None`: the test fails on it.
+fn explained(playbook: &str, kind: Kind, step: &str) -> Option<&'static str> {
+    (kind == Kind::UndoFails && playbook == "layer7-key-rotation.yaml" && step == "rotate")
+        .then_some(
+            "layer7.key_rotate failed at its port switch and its own roll-back (delete the new \
+         key) failed too: the key is left behind, yet the run ends \"rolled back\" with exit 1, \
+         not 2 (the multi-write defect of the Kong rows)",
+        )
+}
+
 /// One table row: a playbook under one kind of fault.
 pub struct Row {
     /// The playbook's file.
@@ -122,7 +133,7 @@ pub struct Row {
     pub attention: usize,
     /// Where each needs-attention run failed.
     pub notes: Vec<String>,
-    /// The needs-attention runs with what went wrong (none is explained yet).
+    /// The needs-attention runs not explained, with what went wrong.
     pub unexplained: Vec<String>,
 }
 
@@ -160,8 +171,15 @@ impl Row {
                 Ok(Some(_)) => row.absorbed += 1,
                 Err(why) => {
                     row.attention += 1;
-                    row.notes
-                        .push(format!("#{n} at {}: NOT EXPLAINED", outcome.step));
+                    let known = explained(playbook, kind, &outcome.step);
+                    row.notes.push(format!(
+                        "#{n} at {}: {}",
+                        outcome.step,
+                        known.unwrap_or("NOT EXPLAINED")
+                    ));
+                    if known.is_some() {
+                        continue;
+                    }
                     row.unexplained.push(format!(
                         "{playbook} {} #{n} at {}: {why}",
                         kind.name(),

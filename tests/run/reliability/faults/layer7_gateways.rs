@@ -188,7 +188,17 @@ fn trial(gateway: &Gateway, kind: Kind, n: usize) -> Outcome<Trial> {
     let run = lab.run(gateway)?;
     lab.control("DELETE", "faults", &Value::Null)?;
     let after = lab.state()?;
-    Ok(Trial::judge(kind, &run, before == after, None))
+    let mut trial = Trial::judge(kind, &run, before == after, None);
+    if let Err(why) = &mut trial.verdict {
+        // What the export has now that it had not before (names and ids), in short.
+        let new: Vec<&str> = after
+            .lines()
+            .filter(|line| !before.contains(*line) && line.contains("<l7:Name>"))
+            .take(3)
+            .collect();
+        why.push_str(&format!("; new in the export: {new:?}; {}", run.all()));
+    }
+    Ok(trial)
 }
 
 /// The rows of the Layer7 gateway playbooks; `below(k)` draws a number in 0..k.
