@@ -114,6 +114,7 @@ pub fn tally(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Option<Tally>> {
         .find(|playbook| playbook.file == FILE)
         .ok_or("kong-rolling-upgrade is not in the matrix")?;
     let base = baseline(playbook)?;
+    let baseline_took = started.elapsed();
     let mut every: Vec<usize> = (1..=base.host_commands).collect();
     while every.len() > crate::reliability::scale(1, base.host_commands) {
         every.remove(below(every.len()));
@@ -197,9 +198,10 @@ pub fn tally(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Option<Tally>> {
         }
     }
     eprintln!(
-        "faults: sshd killed mid-step, {} trial(s) in {:.1} s",
+        "faults: sshd killed mid-step, {} trial(s) in {:.1} s (of which its baseline {:.1} s)",
         tally.injected,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        baseline_took.as_secs_f64()
     );
     Ok(Some(tally))
 }
