@@ -27,13 +27,18 @@ pub struct Cli {
 /// Parses `args` with the project configuration's values as the defaults of the flags
 /// they stand for (a flag or its variable still wins).
 pub fn parse(args: impl IntoIterator<Item = OsString>, project: Option<Project>) -> Result<Cli, clap::Error> {
+    let args: Vec<OsString> = args.into_iter().collect();
     let mut command = Cli::command();
     if let Some(project) = &project {
+        // A state directory asked for by flag or variable wins over the project's `state:`
+        // (which would otherwise win as `--state`'s default).
+        let state_dir_asked = args.iter().any(|arg| arg == "--state-dir" || arg.to_string_lossy().starts_with("--state-dir="))
+            || std::env::var_os("RUNSHEET_STATE_DIR").is_some_and(|dir| !dir.is_empty());
         let defaults = [
             ("env", project.env.clone()),
             ("state_dir", project.state_dir.as_ref().map(|dir| dir.display().to_string())),
             ("report_dir", project.report_dir.as_ref().map(|dir| dir.display().to_string())),
-            ("state", project.state.clone()),
+            ("state", project.state.clone().filter(|_| !state_dir_asked)),
         ];
         let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
         for name in names {
@@ -51,11 +56,24 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, project: Option<Project>)
                         sub = sub.mut_arg(id, |arg| arg.default_value(value.clone()));
                     }
                 }
+                // `runsheet state migrate|export|import` take the project's database too.
+                if let (Some(state), true) = (&project.state, sub.get_name() == "state") {
+                    let verbs: Vec<String> = sub.get_subcommands().map(|verb| verb.get_name().to_owned()).collect();
+                    for verb in verbs {
+                        sub = sub.mut_subcommand(verb, |verb| {
+                            if verb.get_arguments().any(|arg| arg.get_id() == "state") {
+                                verb.mut_arg("state", |arg| arg.default_value(state.clone()).required(false))
+                            } else {
+                                verb
+                            }
+                        });
+                    }
+                }
                 sub
             });
         }
     }
-    let matches = command.try_get_matches_from(args)?;
+    let matches = command.try_get_matches_from(&args)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
     cli.project = project;
     Ok(cli)
@@ -803,6 +821,21 @@ mod tests {
         assert!(matches!(cli.command, Command::Plan { report_dir: None, .. }));
         let cli = parse(args(&["runsheet", "unlock", "uat"]), Some(project()))?;
         assert!(matches!(&cli.command, Command::Unlock { env, state_dir, .. } if env == "uat" && state_dir == &PathBuf::from("/repo/.state")));
+        Ok(())
+    }
+
+    #[test]
+    fn an_explicit_state_dir_wins_over_the_project_database() -> Result<(), clap::Error> {
+        let project = Project {
+            state: Some("postgres://ops@db/runsheet".into()),
+            ..project()
+        };
+        let cli = parse(args(&["runsheet", "runs", "--state-dir", "/elsewhere"]), Some(project.clone()))?;
+        assert!(matches!(&cli.command, Command::Runs { state: None, .. }), "{:?}", cli.command);
+        let cli = parse(args(&["runsheet", "runs"]), Some(project.clone()))?;
+        assert!(matches!(&cli.command, Command::Runs { state: Some(url), .. } if url.starts_with("postgres://")));
+        let cli = parse(args(&["runsheet", "state", "migrate"]), Some(project))?;
+        assert!(matches!(&cli.command, Command::State { action: StateCommand::Migrate { state } } if state.starts_with("postgres://")));
         Ok(())
     }
 

@@ -30,6 +30,12 @@ mod twin;
 fn main() -> std::process::ExitCode {
     let project = match project_in_force() {
         Ok(project) => project,
+        // Help, version and the verbs that read no project setting still work, so a
+        // broken file can be looked up, regenerated or fixed.
+        Err(error) if needs_no_project() => {
+            eprintln!("warning: {error}\n  (ignored: this command uses no project setting)");
+            None
+        }
         Err(error) => {
             eprintln!("error: {error}");
             return std::process::ExitCode::from(exit::Exit::Invalid.as_u8());
@@ -66,4 +72,14 @@ fn project_in_force() -> Result<Option<project::Project>, project::ProjectError>
     let named = cli::config_argument(std::env::args_os()).or_else(|| std::env::var_os(project::VARIABLE).map(Into::into));
     let cwd = std::env::current_dir().unwrap_or_default();
     project::Project::find(&cwd, named.as_deref())
+}
+
+/// Whether the command line asks for help, the version, or a verb that reads no project setting.
+fn needs_no_project() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| matches!(arg.as_str(), "-h" | "--help" | "-V" | "--version")) {
+        return true;
+    }
+    let verb = args.iter().find(|arg| !arg.starts_with('-'));
+    verb.is_none_or(|verb| matches!(verb.as_str(), "help" | "init" | "completions" | "man" | "schema" | "actions" | "graph" | "twin"))
 }

@@ -100,12 +100,20 @@ impl Project {
             state_dir: written.state_dir.map(absolute),
             report_dir: written.report_dir.map(absolute),
             policy: written.policy.map(absolute),
-            state: written.state,
+            // A directory given as `state:` is relative to the file too; a URL stays as written.
+            state: written.state.map(|state| {
+                if state.contains(':') || Path::new(&state).is_absolute() {
+                    state
+                } else {
+                    base.join(state).display().to_string()
+                }
+            }),
         })
     }
 
     /// The configuration that applies in `cwd`: the file `named` (by `--config` or
-    /// the variable), else the nearest `.runsheet.yaml` up to the repository root.
+    /// the variable), else the nearest `.runsheet.yaml` up to the repository root (or
+    /// the home directory, outside a repository).
     pub fn find(cwd: &Path, named: Option<&Path>) -> Result<Option<Project>, ProjectError> {
         if let Some(file) = named {
             let file = if file.is_absolute() {
@@ -115,12 +123,15 @@ impl Project {
             };
             return Project::read(&file).map(Some);
         }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
         for dir in cwd.ancestors() {
             let candidate = dir.join(FILE_NAME);
             if candidate.is_file() {
                 return Project::read(&candidate).map(Some);
             }
-            if dir.join(".git").exists() {
+            // The repository root, or the home directory outside a repository: a file in
+            // /tmp or / must not configure everything below it.
+            if dir.join(".git").exists() || home.as_deref() == Some(dir) {
                 break;
             }
         }

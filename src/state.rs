@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use runsheet_engine::run::store::{LocalStore, Store, export_run};
-use runsheet_state_pg::{PgStore, is_postgres_url};
+use runsheet_state_pg::{PgStore, is_postgres_url, looks_like_url};
 
 use crate::cli::StateCommand;
 use crate::exit::Exit;
@@ -23,6 +23,11 @@ pub fn open_store(state: &str) -> Result<Arc<dyn Store>, String> {
             );
         }
         return Ok(Arc::new(store));
+    }
+    if looks_like_url(state) {
+        // A mistyped URL taken for a directory would keep runs and locks on this runner
+        // only: two pipelines could both change one environment.
+        return Err("the state looks like a URL but is not postgres://USER@HOST:PORT/DB (or postgresql://); refused rather than used as a directory name".to_owned());
     }
     Ok(Arc::new(LocalStore::new(state)))
 }

@@ -38,9 +38,17 @@ impl std::fmt::Debug for PgConfig {
     }
 }
 
-/// Whether a `--state` value names a PostgreSQL database.
+/// Whether a `--state` value names a PostgreSQL database (the scheme in any case).
 pub fn is_postgres_url(state: &str) -> bool {
-    state.starts_with("postgres://") || state.starts_with("postgresql://")
+    let lower = state.get(..13).unwrap_or(state).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// Whether a `--state` value looks like a URL (a scheme, or `postgres:` without `//`):
+/// one that is not a PostgreSQL URL is refused rather than taken for a directory name.
+pub fn looks_like_url(state: &str) -> bool {
+    let lower = state.to_ascii_lowercase();
+    state.contains("://") || lower.starts_with("postgres:") || lower.starts_with("postgresql:")
 }
 
 impl PgConfig {
@@ -51,6 +59,12 @@ impl PgConfig {
     /// `connect_timeout`, `application_name`, ...): `sslrootcert=FILE` trusts that
     /// CA, `sslinsecure=true` turns verification off.
     pub fn parse(url: &str) -> Result<PgConfig, PgError> {
+        // The driver knows the schemes in lower case only; `Postgres://` means the same.
+        let url = match url.split_once("://") {
+            Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+            None => url.to_owned(),
+        };
+        let url = url.as_str();
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut ca_file = None;
         let mut insecure = false;
@@ -270,6 +284,9 @@ mod tests {
             "auth failed for ***"
         );
         assert!(PgConfig::parse("postgres://ops@db/x?sslmode=sometimes").is_err());
+        assert!(is_postgres_url("Postgres://ops@db/x") && PgConfig::parse("PostgreSQL://ops@db/x").is_ok());
+        assert!(!is_postgres_url("pg://ops@db/x") && looks_like_url("pg://ops@db/x") && looks_like_url("postgres:/db"));
+        assert!(!looks_like_url(".runsheet") && !looks_like_url("/var/lib/runsheet"));
         let bad = PgConfig::parse("postgres://ops:hunter2@db:notaport/x")
             .err()
             .map(|e| e.to_string());

@@ -20,7 +20,7 @@ use runsheet_engine::run::state::{RunRecord, StateError};
 use runsheet_engine::run::store::{HeldLock, RunExport, Store};
 use runsheet_engine::run::window::History;
 
-pub use self::config::{PASSWORD_VARIABLE, PgConfig, is_postgres_url};
+pub use self::config::{PASSWORD_VARIABLE, PgConfig, is_postgres_url, looks_like_url};
 pub use self::lock::LOCK_TTL;
 pub use self::migrate::Migrated;
 use self::worker::Worker;

@@ -21,8 +21,10 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// Longest wait for one query before the connection is taken as lost.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A query to run; its future answers whether the session must be dropped (a query that
+/// timed out may have left it inside a transaction, which must not swallow later writes).
 type Job = Box<
-    dyn FnOnce(Result<Arc<Client>, PgError>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send,
+    dyn FnOnce(Result<Arc<Client>, PgError>) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send,
 >;
 
 /// The locks this process holds: (environment, run).
@@ -73,7 +75,9 @@ impl Worker {
                     },
                     Err(error) => Err(error),
                 };
+                let drop_session = matches!(result, Err(PgError::Lost(_)));
                 let _ = reply.send(result);
+                drop_session
             })
         });
         self.jobs
@@ -94,15 +98,22 @@ async fn serve(config: PgConfig, mut jobs: mpsc::UnboundedReceiver<Job>, held: H
             job = jobs.recv() => {
                 let Some(job) = job else { return };
                 let connected = connected(&config, &mut client).await;
-                job(connected).await;
+                if job(connected).await {
+                    // The server aborts a dropped session, and with it any transaction
+                    // the timed-out query left open; the next job reconnects.
+                    client = None;
+                }
             }
             _ = ticks.tick() => {
                 let locks: Vec<(String, String)> = held.lock().map(|h| h.clone()).unwrap_or_default();
                 if locks.is_empty() {
                     continue;
                 }
-                // A lost connection shows in the next journal write; the heartbeat just stops.
-                if let Some(client) = client.as_ref().filter(|c| !c.is_closed()) {
+                // Reconnect for the heartbeat too: a run busy in a step that writes no
+                // journal record (a long wait, a gate) must not look stale after a short
+                // database outage. A connection that cannot be had shows in the next
+                // journal write.
+                if let Ok(client) = connected(&config, &mut client).await {
                     for (environment, run) in locks {
                         let _ = tokio::time::timeout(QUERY_TIMEOUT, client.execute(
                             "UPDATE runsheet_locks SET heartbeat = now() WHERE environment = $1 AND run_id = $2",

@@ -203,8 +203,13 @@ fn warnings_fail_only_with_deny_warnings() -> TestResult {
         "{}",
         run.stderr
     );
+    // The finding points at the literal, and its snippet stars it out.
+    assert!(run.stderr.contains("X-Api-Token: \"********************\""), "{}", run.stderr);
     let run = validate(&fixture, PROD, &["--deny-warnings"])?;
     assert_eq!(run.code, Some(3), "{}", run.stderr);
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains("b7Kq9ZxW2mPf4TnR8yLc"), "the literal secret is printed:\n{text}");
+    }
     assert!(
         run.stderr.contains("failed (--deny-warnings)"),
         "{}",

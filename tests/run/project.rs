@@ -71,3 +71,43 @@ fn a_broken_project_configuration_is_invalid_input_naming_the_file() -> TestResu
     );
     Ok(())
 }
+
+#[test]
+fn a_broken_project_configuration_leaves_help_and_init_working() -> TestResult {
+    let lab = Lab::new()?;
+    lab.write(".runsheet.yaml", "env: uat\nstate-dir: x\n")?;
+    for args in [&["--version"][..], &["run", "--help"], &["init", "fresh"]] {
+        let run = lab.run(args)?;
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.all());
+        assert!(run.stderr.contains("ignored: this command uses no project setting"), "{args:?}: {}", run.all());
+    }
+    assert!(lab.path().join("fresh/.runsheet.yaml").is_file());
+    Ok(())
+}
+
+#[test]
+fn a_state_that_looks_like_a_url_but_is_not_postgres_is_refused() -> TestResult {
+    let lab = Lab::new()?;
+    lab.write("p.yaml", PLAYBOOK)?;
+    for state in ["pg://ops@db/runsheet", "postgres:/db", "https://db.example/runsheet"] {
+        let run = lab.run(&["run", "p.yaml", "--env", "env.yaml", "--state", state])?;
+        assert_eq!(run.code, Some(5), "{state}: {}", run.all());
+        assert!(run.stderr.contains("looks like a URL but is not postgres://"), "{state}: {}", run.all());
+        assert!(!lab.path().join("pg:").exists() && !lab.path().join("postgres:").exists() && !lab.path().join("https:").exists());
+    }
+    Ok(())
+}
+
+#[test]
+fn an_explicit_state_dir_wins_over_the_project_state() -> TestResult {
+    let lab = Lab::new()?;
+    lab.write(".runsheet.yaml", "state: project-state\n")?;
+    lab.write("p.yaml", PLAYBOOK)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml", "--state-dir", "mine"])?;
+    run.assert_ended(0, &[]);
+    assert!(lab.path().join("mine/runs").is_dir() && !lab.path().join("project-state").exists());
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    run.assert_ended(0, &[]);
+    assert!(lab.path().join("project-state/runs").is_dir(), "the project's state: is the default");
+    Ok(())
+}

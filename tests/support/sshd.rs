@@ -314,6 +314,12 @@ impl Server {
         Ok(())
     }
 
+    /// Starts the server again on the same port with the same host key, after a kill.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.kill();
+        self.launch()
+    }
+
     /// Restarts the server on the same port with a new host key (known_hosts now disagrees).
     pub fn restart_with_new_host_key(&mut self) -> std::io::Result<()> {
         self.kill();

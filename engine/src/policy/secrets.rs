@@ -73,6 +73,19 @@ fn looks_secret(params: &LiteralSecrets, value: &str) -> bool {
         && shannon_entropy(value) >= params.min_entropy
 }
 
+/// The file with the bytes under `span` starred out (same length, so every position
+/// holds): the finding's snippet must not print the secret it found.
+fn redacted(file: &Arc<SourceFile>, span: crate::source::Span) -> Arc<SourceFile> {
+    let mut bytes = file.text.clone().into_bytes();
+    let end = (span.offset + span.len).min(bytes.len());
+    if let Some(secret) = bytes.get_mut(span.offset..end) {
+        for byte in secret.iter_mut().filter(|byte| !matches!(byte, b'"' | b'\'' | b'\n')) {
+            *byte = b'*';
+        }
+    }
+    SourceFile::new(file.name.clone(), String::from_utf8_lossy(&bytes).into_owned())
+}
+
 fn scan(params: &LiteralSecrets, file: &Arc<SourceFile>, node: &Node, out: &mut Vec<Finding>) {
     match &node.value {
         NodeValue::Map(entries) => {
@@ -82,7 +95,7 @@ fn scan(params: &LiteralSecrets, file: &Arc<SourceFile>, node: &Node, out: &mut 
                     && looks_secret(params, text)
                 {
                     out.push(Finding::new(
-                        file,
+                        &redacted(file, value.span),
                         value.span,
                         format!("`{name}` holds a literal that looks like a secret"),
                         format!(

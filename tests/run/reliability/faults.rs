@@ -1,13 +1,18 @@
-//! Reliability matrix, faults: every shipped Kong playbook in the repository's lab, a
-//! fault injected at each write in turn (the Kong twin's `/_twin/faults`: a 503, a
-//! dropped connection; a host command of the lab's nodes failing), and after the run the
-//! gateway's snapshot and the nodes' versions compared with the state at the checkpoint
-//! the playbook's rollback policy names. The default run draws one seeded trial per
-//! playbook; `RUNSHEET_RELIABILITY=full` runs every write × every fault kind.
+//! Reliability matrix, faults: every shipped playbook with writes in the repository's lab,
+//! a fault injected at each write in turn (the Kong and Layer7 twins' `/_twin/faults`: a
+//! 503, a dropped connection, a 500 from then on; a host command of the lab's nodes
+//! failing; sshd killed mid-step over the ssh lab), and after the run the gateways'
+//! normalised state and the nodes' compared with the state at the checkpoint the
+//! playbook's rollback policy names. The default run draws one seeded trial per playbook;
+//! `RUNSHEET_RELIABILITY=full` runs every write × every fault kind.
 //! Its table is docs/reliability.md's "Faults at every write step".
 
 mod lab;
+mod layer7;
+mod layer7_gateways;
+mod layer7_nodes;
 mod matrix;
+mod sshd_killed;
 
 use crate::lab::TestResult;
 

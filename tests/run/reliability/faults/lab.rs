@@ -12,7 +12,7 @@ use crate::traffic::{Outcome, get, post, reported_version};
 /// The wrapper every host command of the lab's hosts goes through: it counts the
 /// commands in `.lab/faults/count` and fails the one whose number `.lab/faults/fail_at`
 /// holds (once), without running it.
-const HOST_FAULT: &str = r#"#!/bin/sh
+pub(super) const HOST_FAULT: &str = r#"#!/bin/sh
 # Reliability matrix: the nth host command fails (tests/run/reliability/faults/lab.rs).
 dir=.lab/faults
 mkdir -p "$dir"
@@ -151,10 +151,15 @@ impl FaultLab {
         self.shipped.lab.run_with(command)
     }
 
-    /// Writes a new self-signed certificate for `localhost` (`new.pem`) and its key
-    /// (`new-key.pem`) into the lab; the certificate's path.
+    /// Writes a new self-signed certificate (not a CA: rustls refuses a CA as a server's
+    /// leaf) into the lab (`new.pem`) with its key (`new-key.pem`), for both SNIs of the
+    /// lab seed's certificate, `localhost` and `shop.lab` (the rotation's check refuses a
+    /// certificate that does not cover every SNI it moves); the certificate's path.
     pub fn new_certificate(&self) -> Outcome<String> {
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+        let certified = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_owned(),
+            "shop.lab".to_owned(),
+        ])?;
         self.shipped.lab.write("new.pem", &certified.cert.pem())?;
         self.shipped
             .lab

@@ -12,9 +12,9 @@ use crate::reliability::{full, report, scale};
 use crate::traffic::Outcome;
 
 /// A shipped playbook in the matrix.
-struct Playbook {
+pub(super) struct Playbook {
     /// Its file under playbooks/.
-    file: &'static str,
+    pub(super) file: &'static str,
     /// The `--set`s of a run in the lab.
     sets: &'static [&'static str],
     /// The checkpoint step that ends each node's iteration (a rolling playbook), by id.
@@ -22,7 +22,7 @@ struct Playbook {
 }
 
 /// Every shipped Kong playbook with writes, as the lab runs it.
-const WRITING: &[Playbook] = &[
+pub(super) const WRITING: &[Playbook] = &[
     Playbook {
         file: "kong-restart.yaml",
         sets: &["ready_timeout=20s"],
@@ -58,6 +58,11 @@ const WRITING: &[Playbook] = &[
         sets: &["state_file=examples/kong-lab-state.yaml", "approval=false"],
         node_checkpoint: None,
     },
+    Playbook {
+        file: "kong-cert-rotation.yaml",
+        sets: &["sni=localhost", "key=NEW_CERT_KEY"],
+        node_checkpoint: None,
+    },
 ];
 
 /// The shipped playbooks that only read, with the `--set`s of a short run.
@@ -80,23 +85,6 @@ const READ_ONLY: &[(&str, &[&str], i32, &str)] = &[
 
 /// Shipped playbooks this part does not run yet, and why (the table says so).
 const NOT_HERE: &[(&str, &str)] = &[
-    (
-        "kong-cert-rotation.yaml",
-        "its plan fails in this lab with a generated certificate for localhost (not yet investigated)",
-    ),
-    (
-        "layer7-key-rotation.yaml",
-        "Layer7 lab: not yet in this matrix",
-    ),
-    (
-        "layer7-patch-upgrade.yaml",
-        "Layer7 lab: not yet in this matrix",
-    ),
-    (
-        "layer7-policy-migration.yaml",
-        "Layer7 lab: faults at its one write in tests/run/layer7_migration.rs",
-    ),
-    ("layer7-restart.yaml", "Layer7 lab: not yet in this matrix"),
 ];
 
 /// Needs-attention outcomes that are understood (docs/reliability.md explains each): the
@@ -152,7 +140,7 @@ impl Kind {
 
 /// What a trial ended in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Verdict {
+pub(super) enum Verdict {
     /// Exit 1 and the checkpoint's state.
     Restored,
     /// The fault was absorbed (a retry): exit 0 and the state of a run without faults.
@@ -162,13 +150,13 @@ enum Verdict {
 }
 
 /// A playbook's baseline: its write steps, writes and host commands, and its states.
-struct Baseline {
+pub(super) struct Baseline {
     /// The write steps `plan --output json` lists.
     write_steps: Vec<String>,
     /// Twin writes of a run without faults.
     twin_writes: usize,
     /// Host commands of a run without faults.
-    host_commands: usize,
+    pub(super) host_commands: usize,
     /// The state before the run.
     before: State,
     /// The state after a run without faults.
@@ -176,7 +164,7 @@ struct Baseline {
 }
 
 /// The `--set`s of `playbook` in `lab` (its artefacts kept in the lab).
-fn sets(lab: &FaultLab, playbook: &Playbook) -> Outcome<Vec<String>> {
+pub(super) fn sets(lab: &FaultLab, playbook: &Playbook) -> Outcome<Vec<String>> {
     let mut sets: Vec<String> = playbook.sets.iter().map(|set| (*set).to_owned()).collect();
     if playbook_takes(playbook.file, "cert") {
         sets.push(format!("cert={}", lab.new_certificate()?));
@@ -208,7 +196,7 @@ fn write_steps(plan: &Run) -> Outcome<Vec<String>> {
 }
 
 /// A run of `playbook` without faults in a fresh lab, and what it wrote.
-fn baseline(playbook: &Playbook) -> Outcome<Baseline> {
+pub(super) fn baseline(playbook: &Playbook) -> Outcome<Baseline> {
     let lab = FaultLab::new()?;
     let sets = sets(&lab, playbook)?;
     let planned = {
@@ -307,7 +295,7 @@ fn expected(
 }
 
 /// The step the run names as failed.
-fn failed_step(run: &Run) -> String {
+pub(super) fn failed_step(run: &Run) -> String {
     run.stdout
         .lines()
         .find_map(|line| {
@@ -392,7 +380,7 @@ fn trial(playbook: &Playbook, base: &Baseline, kind: Kind, n: usize) -> Outcome<
 /// The verdict of a run whose undos that write to the gateway fail too: exit 2 with every
 /// step left as it was named under "needs attention", or exit 1 and the checkpoint's state
 /// when nothing written since the checkpoint needed the gateway to be undone.
-fn undo_fails(
+pub(super) fn undo_fails(
     playbook: &Playbook,
     base: &Baseline,
     before: &State,
@@ -431,7 +419,7 @@ fn undo_fails(
 /// The steps of `UNDO FAILED <step>` lines, the steps listed under `needs attention:` as
 /// having failed partway without putting back their own changes, and every step listed
 /// under `needs attention:`.
-fn undo_failures(run: &Run) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+pub(super) fn undo_failures(run: &Run) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     let mut failed = BTreeSet::new();
     let mut partial = BTreeSet::new();
     let mut named = BTreeSet::new();
@@ -567,6 +555,7 @@ pub fn run_matrix() -> TestResult {
         .map(|playbook| playbook.file)
         .chain(READ_ONLY.iter().map(|(file, ..)| *file))
         .chain(NOT_HERE.iter().map(|(file, _)| *file))
+        .chain(super::layer7::FILES.iter().copied())
         .map(str::to_owned)
         .collect();
     assert_eq!(
@@ -578,7 +567,7 @@ pub fn run_matrix() -> TestResult {
     let mut rows = Vec::new();
     let mut total = Counts::default();
     let mut unexplained = Vec::new();
-    for playbook in WRITING {
+    for playbook in WRITING.iter().filter(|p| super::layer7::selected(p.file)) {
         let base = baseline(playbook)?;
         let writes = format!(
             "{} steps, {} twin writes, {} host commands",
@@ -633,6 +622,29 @@ pub fn run_matrix() -> TestResult {
                 total.add(&counts);
             }
         }
+    }
+    for row in super::layer7::rows(&mut |bound| draw.below(bound))? {
+        let counts = Counts {
+            injected: row.injected,
+            restored: row.restored,
+            absorbed: row.absorbed,
+            attention: row.attention,
+        };
+        rows.push(counts.row(row.playbook, row.kind.name(), &row.writes, row.notes.join(", ")));
+        total.add(&counts);
+        unexplained.extend(row.unexplained);
+    }
+    if let Some(ssh) = super::sshd_killed::tally(&mut |bound| draw.below(bound))? {
+        let counts = Counts {
+            injected: ssh.injected,
+            restored: ssh.restored,
+            absorbed: 0,
+            attention: ssh.attention,
+        };
+        let note = format!("{} of them exit 2, the unreachable undos named", ssh.exit2);
+        rows.push(counts.row(super::sshd_killed::FILE, super::sshd_killed::KIND, &ssh.writes, note));
+        total.add(&counts);
+        unexplained.extend(ssh.unexplained);
     }
     for (file, sets, code, says) in READ_ONLY {
         let mut counts = Counts {
