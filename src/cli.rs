@@ -255,9 +255,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// Options shared by the verbs that execute: state, reports, output.
+/// Where runs, journals and locks are kept: a state directory, or the backend `--state` names.
 #[derive(Debug, Args, Clone)]
-pub struct RunArgs {
+pub struct StateArgs {
     /// State directory (runs, journals, locks).
     #[arg(
         long,
@@ -269,6 +269,22 @@ pub struct RunArgs {
     /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
     #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
     pub state: Option<String>,
+}
+
+impl StateArgs {
+    /// Opens the backend: `--state` when given, else the state directory; a refusal is
+    /// printed and returned as its exit code.
+    pub fn open(&self) -> Result<std::sync::Arc<dyn runsheet_engine::run::store::Store>, crate::exit::Exit> {
+        crate::state::store_for(self.state.as_deref(), &self.state_dir)
+    }
+}
+
+/// Options shared by the verbs that execute: state, reports, output.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Where runs are kept.
+    #[command(flatten)]
+    pub store: StateArgs,
     /// Write a report: json=FILE, junit=FILE or markdown=FILE (repeatable).
     #[arg(long = "report", value_name = "FORMAT=FILE")]
     pub reports: Vec<String>,
@@ -361,17 +377,9 @@ pub enum Command {
         /// Write the document to this file instead of standard output.
         #[arg(long, short = 'o', value_name = "FILE")]
         out: Option<PathBuf>,
-        /// State directory whose earlier runs give the expected durations.
-        #[arg(
-            long,
-            default_value = ".runsheet",
-            value_name = "DIR",
-            env = "RUNSHEET_STATE_DIR"
-        )]
-        state_dir: PathBuf,
-        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
-        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
-        state: Option<String>,
+        /// Where runs are kept.
+        #[command(flatten)]
+        store: StateArgs,
     },
     /// Run a playbook.
     #[command(
@@ -458,17 +466,9 @@ pub enum Command {
         /// With --stats, count only the runs against this environment (its name or file).
         #[arg(long, value_name = "ENV", requires = "stats")]
         env: Option<String>,
-        /// State directory.
-        #[arg(
-            long,
-            default_value = ".runsheet",
-            value_name = "DIR",
-            env = "RUNSHEET_STATE_DIR"
-        )]
-        state_dir: PathBuf,
-        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
-        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
-        state: Option<String>,
+        /// Where runs are kept.
+        #[command(flatten)]
+        store: StateArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -486,17 +486,9 @@ pub enum Command {
         /// Explain one step instead (as `runsheet explain RUN STEP`).
         #[arg(long, value_name = "STEP")]
         step: Option<String>,
-        /// State directory.
-        #[arg(
-            long,
-            default_value = ".runsheet",
-            value_name = "DIR",
-            env = "RUNSHEET_STATE_DIR"
-        )]
-        state_dir: PathBuf,
-        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
-        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
-        state: Option<String>,
+        /// Where runs are kept.
+        #[command(flatten)]
+        store: StateArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -510,17 +502,9 @@ pub enum Command {
         run_id: String,
         /// The step's runtime id (`upgrade[dp1].install`).
         step: String,
-        /// State directory.
-        #[arg(
-            long,
-            default_value = ".runsheet",
-            value_name = "DIR",
-            env = "RUNSHEET_STATE_DIR"
-        )]
-        state_dir: PathBuf,
-        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
-        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
-        state: Option<String>,
+        /// Where runs are kept.
+        #[command(flatten)]
+        store: StateArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -539,17 +523,9 @@ pub enum Command {
     Unlock {
         /// The environment (its name, or its file).
         env: String,
-        /// State directory.
-        #[arg(
-            long,
-            default_value = ".runsheet",
-            value_name = "DIR",
-            env = "RUNSHEET_STATE_DIR"
-        )]
-        state_dir: PathBuf,
-        /// Where runs are kept instead of --state-dir: a directory, or postgres://USER@HOST:PORT/DB (password: RUNSHEET_STATE_PASSWORD).
-        #[arg(long, value_name = "DIR|URL", env = "RUNSHEET_STATE")]
-        state: Option<String>,
+        /// Where runs are kept.
+        #[command(flatten)]
+        store: StateArgs,
     },
     /// The step DAG as Mermaid or DOT.
     #[command(
@@ -802,7 +778,7 @@ mod tests {
             return Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand));
         };
         assert_eq!(inputs.env.as_deref(), Some("/repo/environments/uat.yaml"));
-        assert_eq!(run.state_dir, PathBuf::from("/repo/.state"));
+        assert_eq!(run.store.state_dir, PathBuf::from("/repo/.state"));
         assert_eq!(run.report_dir, PathBuf::from("/repo/out"));
         assert!(cli.project.is_some());
 
@@ -811,7 +787,7 @@ mod tests {
             return Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand));
         };
         assert_eq!(inputs.env.as_deref(), Some("prod"));
-        assert_eq!(run.state_dir, PathBuf::from("s"));
+        assert_eq!(run.store.state_dir, PathBuf::from("s"));
         Ok(())
     }
 
@@ -820,7 +796,7 @@ mod tests {
         let cli = parse(args(&["runsheet", "plan", "p.yaml"]), Some(project()))?;
         assert!(matches!(cli.command, Command::Plan { report_dir: None, .. }));
         let cli = parse(args(&["runsheet", "unlock", "uat"]), Some(project()))?;
-        assert!(matches!(&cli.command, Command::Unlock { env, state_dir, .. } if env == "uat" && state_dir == &PathBuf::from("/repo/.state")));
+        assert!(matches!(&cli.command, Command::Unlock { env, store } if env == "uat" && store.state_dir == PathBuf::from("/repo/.state")));
         Ok(())
     }
 
@@ -831,9 +807,9 @@ mod tests {
             ..project()
         };
         let cli = parse(args(&["runsheet", "runs", "--state-dir", "/elsewhere"]), Some(project.clone()))?;
-        assert!(matches!(&cli.command, Command::Runs { state: None, .. }), "{:?}", cli.command);
+        assert!(matches!(&cli.command, Command::Runs { store: StateArgs { state: None, .. }, .. }), "{:?}", cli.command);
         let cli = parse(args(&["runsheet", "runs"]), Some(project.clone()))?;
-        assert!(matches!(&cli.command, Command::Runs { state: Some(url), .. } if url.starts_with("postgres://")));
+        assert!(matches!(&cli.command, Command::Runs { store: StateArgs { state: Some(url), .. }, .. } if url.starts_with("postgres://")));
         let cli = parse(args(&["runsheet", "state", "migrate"]), Some(project))?;
         assert!(matches!(&cli.command, Command::State { action: StateCommand::Migrate { state } } if state.starts_with("postgres://")));
         Ok(())

@@ -77,8 +77,7 @@ pub fn run(cli: Cli) -> Exit {
             format,
             from_plan,
             out,
-            state_dir,
-            state,
+            store,
         } => crate::doc::doc(
             &registry,
             &crate::doc::DocArgs {
@@ -87,8 +86,7 @@ pub fn run(cli: Cli) -> Exit {
                 format,
                 from_plan: from_plan.as_deref(),
                 out: out.as_deref(),
-                state_dir: &state_dir,
-                state: state.as_deref(),
+                store: &store,
             },
         ),
         Command::Actions {
@@ -163,41 +161,36 @@ pub fn run(cli: Cli) -> Exit {
         Command::Runs {
             stats: Some(playbook),
             env,
-            state_dir,
-            state,
+            store,
             output,
-        } => crate::stats::stats(&state_dir, state.as_deref(), &playbook, env.as_deref(), output),
+        } => crate::stats::stats(&store, &playbook, env.as_deref(), output),
         Command::Runs {
-            state_dir, state, output, ..
-        } => crate::history::runs(&state_dir, state.as_deref(), output),
+            store, output, ..
+        } => crate::history::runs(&store, output),
         Command::Show {
             run_id,
             step: Some(step),
-            state_dir,
-            state,
+            store,
             output,
             ..
         }
         | Command::Explain {
             run_id,
             step,
-            state_dir,
-            state,
+            store,
             output,
-        } => crate::explain::explain(&state_dir, state.as_deref(), &run_id, &step, output),
+        } => crate::explain::explain(&store, &run_id, &step, output),
         Command::Show {
             run_id,
             verify,
-            state_dir,
-            state,
+            store,
             output,
             ..
-        } => crate::history::show(&state_dir, state.as_deref(), &run_id, verify, output),
+        } => crate::history::show(&store, &run_id, verify, output),
         Command::Unlock {
             env,
-            state_dir,
-            state,
-        } => crate::history::unlock(&state_dir, state.as_deref(), &env),
+            store,
+        } => crate::history::unlock(&store, &env),
         Command::State { action } => crate::state::command(&action),
         Command::Twin { twin } => match twin {
             TwinCommand::Kong(args) => crate::twin::kong(&args),

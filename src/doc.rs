@@ -12,7 +12,7 @@ use runsheet_engine::report::runbook::{self, PlanFacts, PlannedChange, Sources};
 use runsheet_engine::run::journal::hash_line;
 use serde_json::Value;
 
-use crate::cli::{DocFormat, InputArgs, OutputFormat};
+use crate::cli::{DocFormat, InputArgs, OutputFormat, StateArgs};
 use crate::commands::request;
 use crate::exit::Exit;
 use crate::render::{emit, print_diagnostics, summary};
@@ -29,10 +29,8 @@ pub struct DocArgs<'a> {
     pub from_plan: Option<&'a Path>,
     /// Where to write the document (standard output when absent).
     pub out: Option<&'a Path>,
-    /// The state directory with earlier runs.
-    pub state_dir: &'a Path,
-    /// The state backend instead of the directory (`--state`).
-    pub state: Option<&'a str>,
+    /// Where earlier runs are kept.
+    pub store: &'a StateArgs,
 }
 
 /// `runsheet doc`.
@@ -71,7 +69,7 @@ pub fn doc(registry: &Registry, args: &DocArgs<'_>) -> Exit {
         },
         None => None,
     };
-    let history = match crate::state::store_for(args.state, args.state_dir) {
+    let history = match args.store.open() {
         Ok(store) => store.history(&checked.playbook.name.value, None),
         Err(exit) => return exit,
     };

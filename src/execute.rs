@@ -23,7 +23,7 @@ use runsheet_engine::run::window::{History, Window};
 use runsheet_engine::{Approver, Decision, Registry};
 use serde_json::{Map, Value, json};
 
-use crate::cli::{ChangeArgs, InputArgs, LogFormat, OutputFormat, RunArgs};
+use crate::cli::{ChangeArgs, InputArgs, LogFormat, OutputFormat, RunArgs, StateArgs};
 use crate::commands::request;
 use crate::exit::Exit;
 use crate::observe::{JsonLines, Outlook, PlainLines, Progress};
@@ -306,8 +306,10 @@ fn plan_playbook(
         Err(exit) => return exit,
     };
     let args = RunArgs {
-        state_dir: PathBuf::from(".runsheet"),
-        state: None,
+        store: StateArgs {
+            state_dir: PathBuf::from(".runsheet"),
+            state: None,
+        },
         reports: Vec::new(),
         report_dir: PathBuf::new(),
         log_format: LogFormat::Text,
@@ -709,7 +711,7 @@ fn run_playbook(
             return Exit::Refused;
         }
     }
-    let state = match crate::state::store_for(args.state.as_deref(), &args.state_dir) {
+    let state = match args.store.open() {
         Ok(state) => state,
         Err(exit) => return exit,
     };
@@ -963,7 +965,7 @@ pub fn resume(
     args: &RunArgs,
     mode: Mode,
 ) -> Exit {
-    let state = match crate::state::store_for(args.state.as_deref(), &args.state_dir) {
+    let state = match args.store.open() {
         Ok(state) => state,
         Err(exit) => {
             if args.report_dir.is_dir() {

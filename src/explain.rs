@@ -1,7 +1,6 @@
 //! `runsheet explain RUN STEP` (and `show RUN --step STEP`): everything the
 //! journal says about one step, for people or as JSON.
 
-use std::path::Path;
 use std::time::Duration;
 
 use runsheet_engine::report::diff::unified;
@@ -9,13 +8,13 @@ use runsheet_engine::run::executor::human;
 use runsheet_engine::run::explain::{self, StepStory, UnknownStep};
 use serde_json::{Value, json};
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, StateArgs};
 use crate::exit::Exit;
 use crate::render::{emit, json_text};
 
 /// `runsheet explain RUN STEP`.
-pub fn explain(state_dir: &Path, state: Option<&str>, run_id: &str, step: &str, output: OutputFormat) -> Exit {
-    let state = match crate::state::store_for(state, state_dir) {
+pub fn explain(store: &StateArgs, run_id: &str, step: &str, output: OutputFormat) -> Exit {
+    let state = match store.open() {
         Ok(state) => state,
         Err(exit) => return exit,
     };

@@ -1,13 +1,12 @@
 //! The verbs that read the state directory: `runs`, `show`, `unlock`.
 
-use std::path::Path;
 
 use runsheet_engine::run::lock;
 use runsheet_engine::run::state::RunRecord;
 use runsheet_engine::run::store::Store;
 use serde_json::{Value, json};
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, StateArgs};
 use crate::exit::Exit;
 use crate::render::{emit, json_text};
 
@@ -29,8 +28,8 @@ fn live_state(state: &dyn Store, record: &RunRecord) -> String {
 }
 
 /// `runsheet runs`.
-pub fn runs(state_dir: &Path, state: Option<&str>, output: OutputFormat) -> Exit {
-    let state = match crate::state::store_for(state, state_dir) {
+pub fn runs(store: &StateArgs, output: OutputFormat) -> Exit {
+    let state = match store.open() {
         Ok(state) => state,
         Err(exit) => return exit,
     };
@@ -88,8 +87,8 @@ pub fn runs(state_dir: &Path, state: Option<&str>, output: OutputFormat) -> Exit
 }
 
 /// `runsheet show`.
-pub fn show(state_dir: &Path, state: Option<&str>, run_id: &str, verify: bool, output: OutputFormat) -> Exit {
-    let state = match crate::state::store_for(state, state_dir) {
+pub fn show(store: &StateArgs, run_id: &str, verify: bool, output: OutputFormat) -> Exit {
+    let state = match store.open() {
         Ok(state) => state,
         Err(exit) => return exit,
     };
@@ -216,8 +215,8 @@ pub fn show(state_dir: &Path, state: Option<&str>, run_id: &str, verify: bool, o
 }
 
 /// `runsheet unlock`.
-pub fn unlock(state_dir: &Path, state: Option<&str>, env: &str) -> Exit {
-    let state = match crate::state::store_for(state, state_dir) {
+pub fn unlock(store: &StateArgs, env: &str) -> Exit {
+    let state = match store.open() {
         Ok(state) => state,
         Err(exit) => return exit,
     };

@@ -7,13 +7,13 @@ use std::time::Duration;
 use runsheet_engine::run::executor::human;
 use runsheet_engine::run::timings::Timings;
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, StateArgs};
 use crate::exit::Exit;
 use crate::render::{emit, json_text};
 
 /// `runsheet runs --stats PLAYBOOK [--env ENV]`.
-pub fn stats(state_dir: &Path, state: Option<&str>, playbook: &str, env: Option<&str>, output: OutputFormat) -> Exit {
-    let store = match crate::state::store_for(state, state_dir) {
+pub fn stats(args: &StateArgs, playbook: &str, env: Option<&str>, output: OutputFormat) -> Exit {
+    let store = match args.open() {
         Ok(store) => store,
         Err(exit) => return exit,
     };
@@ -22,7 +22,7 @@ pub fn stats(state_dir: &Path, state: Option<&str>, playbook: &str, env: Option<
     let timings = Timings::load(store.as_ref(), &playbook, environment.as_deref());
     match output {
         OutputFormat::Json => emit(&json_text(&timings)),
-        OutputFormat::Human => emit(&human_timings(&timings, state_dir)),
+        OutputFormat::Human => emit(&human_timings(&timings, &args.state_dir)),
     }
     Exit::Success
 }
