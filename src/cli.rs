@@ -796,7 +796,7 @@ mod tests {
         let cli = parse(args(&["runsheet", "plan", "p.yaml"]), Some(project()))?;
         assert!(matches!(cli.command, Command::Plan { report_dir: None, .. }));
         let cli = parse(args(&["runsheet", "unlock", "uat"]), Some(project()))?;
-        assert!(matches!(&cli.command, Command::Unlock { env, store } if env == "uat" && store.state_dir == PathBuf::from("/repo/.state")));
+        assert!(matches!(&cli.command, Command::Unlock { env, store } if env == "uat" && store.state_dir == std::path::Path::new("/repo/.state")));
         Ok(())
     }
 
