@@ -230,6 +230,16 @@ async fn layer(State(state): State<Arc<AdminState>>, request: Request, next: Nex
             let _applied = next.run(request).await;
             drop_connection(&state, kill).await
         }
+        Action::Late(late) => {
+            // Kong goes on with a write whose client gave up: the change lands regardless.
+            let applied = tokio::spawn(async move {
+                tokio::time::sleep(late).await;
+                next.run(request).await
+            });
+            applied
+                .await
+                .unwrap_or_else(|_| with_server(&state, failure(500)))
+        }
         Action::DatabaseDown => with_server(&state, failure(500)),
         Action::ConfigBusy => {
             let mut response = message(

@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 /// The fault kinds a body may set, one per body.
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "fail_nth_write",
     "drop_nth_write",
+    "delay_nth_write",
     "latency_ms",
     "refuse_connections_s",
     "database_unreachable",
@@ -38,6 +39,14 @@ pub(crate) enum FaultSpec {
         schedule: ScheduleSpec,
         /// Whether the write is applied before the connection is closed.
         when: When,
+    },
+    /// `{"delay_nth_write": n, "delay_ms": ms, ...}`: the write is applied `delay_ms` late,
+    /// whether or not the client still waits for the answer.
+    Delay {
+        /// When and how often it fires.
+        schedule: ScheduleSpec,
+        /// How late the write is applied and answered.
+        delay_ms: u64,
     },
     /// `{"latency_ms": ms, "probability": p, "writes_only": b, "path_prefix": s}`.
     Latency {
@@ -110,6 +119,7 @@ pub(crate) fn parse(body: &Value) -> Result<FaultSpec, String> {
     let allowed: &[&str] = match *kind {
         "fail_nth_write" => &["status", "probability", "seed", "times"],
         "drop_nth_write" => &["when", "probability", "seed", "times"],
+        "delay_nth_write" => &["delay_ms", "probability", "seed", "times"],
         "latency_ms" => &["probability", "seed", "writes_only", "path_prefix"],
         _ => &[],
     };
@@ -139,6 +149,16 @@ pub(crate) fn parse(body: &Value) -> Result<FaultSpec, String> {
                 Some(Some("after")) => When::After,
                 Some(_) => return Err("when: expected \"before\" or \"after\"".to_owned()),
             },
+        }),
+        "delay_nth_write" => Ok(FaultSpec::Delay {
+            schedule: schedule(value, fields)?,
+            delay_ms: fields
+                .get("delay_ms")
+                .and_then(Value::as_u64)
+                .filter(|delay| (1..=MAX_LATENCY_MS).contains(delay))
+                .ok_or(format!(
+                    "delay_ms: expected an integer from 1 to {MAX_LATENCY_MS}"
+                ))?,
         }),
         "latency_ms" => Ok(FaultSpec::Latency {
             delay_ms: value
@@ -351,6 +371,8 @@ pub(crate) enum Action {
     Fail(u16),
     /// Close the connection without answering, before (`Before`) or after applying it.
     Drop(When),
+    /// Apply it and answer after this delay, even when the client has stopped waiting.
+    Late(Duration),
     /// 500: the database is unreachable.
     DatabaseDown,
     /// 429 on `POST /config`.
@@ -377,6 +399,8 @@ pub(crate) struct Faults {
     fail: Option<(Schedule, u16)>,
     /// `drop_nth_write` and when it closes the connection.
     drop: Option<(Schedule, When)>,
+    /// `delay_nth_write` and how late the write is applied.
+    late: Option<(Schedule, Duration)>,
     /// `latency_ms`.
     latency: Option<Latency>,
     /// `database_unreachable`.
@@ -394,6 +418,9 @@ impl Faults {
             }
             FaultSpec::Drop { schedule, when } => {
                 self.drop = Some((Schedule::new(schedule), when));
+            }
+            FaultSpec::Delay { schedule, delay_ms } => {
+                self.late = Some((Schedule::new(schedule), Duration::from_millis(delay_ms)));
             }
             FaultSpec::Latency {
                 delay_ms,
@@ -439,17 +466,27 @@ impl Faults {
                 let hit = schedule.hit();
                 (hit, schedule.spent(hit), *status)
             });
+            let late = self.late.as_mut().map(|(schedule, late)| {
+                let hit = schedule.hit();
+                (hit, schedule.spent(hit), *late)
+            });
             if dropped.is_some_and(|(_, spent, _)| spent) {
                 self.drop = None;
             }
             if failed.is_some_and(|(_, spent, _)| spent) {
                 self.fail = None;
             }
+            if late.is_some_and(|(_, spent, _)| spent) {
+                self.late = None;
+            }
             if let Some((true, _, when)) = dropped {
                 return (Action::Drop(when), delay);
             }
             if let Some((true, _, status)) = failed {
                 return (Action::Fail(status), delay);
+            }
+            if let Some((true, _, late)) = late {
+                return (Action::Late(late), delay);
             }
         }
         let action = if self.database_unreachable && request.entity {
@@ -486,6 +523,15 @@ impl Faults {
             let mut body = Map::new();
             schedule.view("drop_nth_write", &mut body);
             body.insert("when".to_owned(), json!(when.name()));
+            faults.push(Value::Object(body));
+        }
+        if let Some((schedule, late)) = &self.late {
+            let mut body = Map::new();
+            schedule.view("delay_nth_write", &mut body);
+            body.insert(
+                "delay_ms".to_owned(),
+                json!(u64::try_from(late.as_millis()).unwrap_or(u64::MAX)),
+            );
             faults.push(Value::Object(body));
         }
         if let Some(latency) = &self.latency {
@@ -573,6 +619,23 @@ mod tests {
     }
 
     #[test]
+    fn the_nth_write_is_applied_late_once() {
+        let mut faults = Faults::default();
+        faults.set(parse(&json!({"delay_nth_write": 2, "delay_ms": 1500})).unwrap());
+        assert_eq!(
+            faults.view(),
+            [json!({"delay_nth_write": 2, "delay_ms": 1500})]
+        );
+        assert_eq!(faults.on_request(WRITE).0, Action::Pass);
+        assert_eq!(
+            faults.on_request(WRITE).0,
+            Action::Late(Duration::from_millis(1500))
+        );
+        assert_eq!(faults.on_request(WRITE).0, Action::Pass);
+        assert!(faults.view().is_empty());
+    }
+
+    #[test]
     fn latency_is_scoped_by_writes_only_and_path_prefix() {
         let mut faults = Faults::default();
         faults.set(
@@ -629,6 +692,11 @@ mod tests {
                 "refuse_connections_s: expected",
             ),
             (json!({"database_unreachable": "yes"}), "expected a boolean"),
+            (json!({"delay_nth_write": 1}), "delay_ms: expected"),
+            (
+                json!({"delay_nth_write": 1, "delay_ms": 0}),
+                "delay_ms: expected",
+            ),
         ] {
             let error = parse(&body).unwrap_err();
             assert!(error.contains(reason), "{body}: {error}");

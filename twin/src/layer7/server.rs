@@ -98,6 +98,17 @@ async fn handle(State(front): State<Front>, request: Request) -> Response {
             let _applied = dispatch(&front, area, request).await;
             return drop_connection(kill).await;
         }
+        Action::Late(late) => {
+            // The gateway goes on with a write whose client gave up: the change lands.
+            let front = front.clone();
+            let applied = tokio::spawn(async move {
+                tokio::time::sleep(late).await;
+                dispatch(&front, area, request).await
+            });
+            return applied.await.unwrap_or_else(|_| {
+                text(StatusCode::INTERNAL_SERVER_ERROR, "the delayed write failed")
+            });
+        }
         Action::DatabaseDown | Action::ConfigBusy => {}
     }
     dispatch(&front, area, request).await
