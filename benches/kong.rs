@@ -172,6 +172,7 @@ fn context(twin: &KongTwin, dir: &std::path::Path, dry_run: bool) -> StepContext
         proxy_tls_url: None,
         status_url: None,
         token: None,
+        request_timeout: None,
         token_header: None,
         workspace: None,
         tls: None,

@@ -205,7 +205,7 @@ fn quoted_body(body: &str) -> String {
 }
 
 /// A duration as an operator writes it (`30s`, `250ms`).
-fn humantime(duration: Duration) -> String {
+pub(crate) fn humantime(duration: Duration) -> String {
     if duration.subsec_millis() == 0 {
         format!("{}s", duration.as_secs())
     } else {

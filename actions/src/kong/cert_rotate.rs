@@ -140,12 +140,17 @@ impl Action for KongCertRotate {
 
         let mut moved: Vec<String> = Vec::new();
         let mut failure = None;
+        let mut in_doubt = None;
         for sni in &prepared.snis {
             match move_sni(client, sni, &new_id).await {
                 Ok(()) => moved.push(sni.clone()),
                 Err(error) => {
                     // Kong may have applied the PATCH whose answer was lost: move it back too.
                     moved.push(sni.clone());
+                    if matches!(error, ActionError::PartiallyApplied { .. }) {
+                        // Unanswered and not seen since: it may land after the move back.
+                        in_doubt = Some(format!("SNI {sni}: may still be moved to certificate {new_id}"));
+                    }
                     failure = Some(format!("moving SNI {sni} to the new certificate: {error}"));
                     break;
                 }
@@ -172,7 +177,10 @@ impl Action for KongCertRotate {
                 prepared.snis.join(", ")
             );
             return Err(match rolled_back {
-                Ok(()) => ActionError::failed(message),
+                Ok(()) => match in_doubt {
+                    None => ActionError::failed(message),
+                    Some(doubt) => ActionError::partially_applied(message, vec![doubt]),
+                },
                 // SNIs may be on the new certificate: the run must not end "rolled back".
                 Err(_) => {
                     let mut left: Vec<String> = moved
@@ -551,6 +559,31 @@ async fn create(
     let body = json!({"cert": wanted.cert, "key": wanted.key, "tags": [rotation.tag()]});
     match client.post("/certificates", &body).await {
         Ok(created) => Ok(text(&created, "id")),
+        Err(error) if error.is_unanswered() => {
+            // Kong may store it late: wait for it, and go on with it if it comes.
+            let path = format!("/certificates?tags={}", segment(&rotation.tag()));
+            let tagged = || async {
+                client
+                    .list(&path)
+                    .await
+                    .ok()
+                    .and_then(|found| found.first().map(|certificate| text(certificate, "id")))
+            };
+            let stored = if client.look_again(|| async { tagged().await.is_some() }).await {
+                tagged().await
+            } else {
+                None
+            };
+            stored.ok_or_else(|| {
+                ActionError::partially_applied(
+                    format!("creating the new certificate: {error}; the SNIs are untouched"),
+                    vec![format!(
+                        "a certificate tagged {} may still be stored: delete it",
+                        rotation.tag()
+                    )],
+                )
+            })
+        }
         Err(error) => {
             let cleanup = match remove_tagged(client, rotation).await {
                 Ok(0) => String::new(),
@@ -583,14 +616,27 @@ async fn remove_tagged(client: &KongClient, rotation: &RotationId) -> Result<usi
 }
 
 /// Points an SNI at a certificate.
+/// A move Kong did not answer in time is looked for again, and counts as done once it shows.
 async fn move_sni(client: &KongClient, sni: &str, certificate_id: &str) -> Result<(), ActionError> {
-    client
-        .patch(
-            &format!("/snis/{}", segment(sni)),
-            &json!({"certificate": {"id": certificate_id}}),
-        )
-        .await?;
-    Ok(())
+    let path = format!("/snis/{}", segment(sni));
+    match client
+        .patch(&path, &json!({"certificate": {"id": certificate_id}}))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_unanswered() => {
+            let moved = client
+                .look_again(|| async {
+                    client.find(&path).await.ok().flatten().is_some_and(|found| {
+                        found.pointer("/certificate/id").and_then(Value::as_str)
+                            == Some(certificate_id)
+                    })
+                })
+                .await;
+            if moved { Ok(()) } else { Err(error.into()) }
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Moves `moved` (the SNIs moved, and the one whose move failed: it may have been applied)

@@ -58,6 +58,16 @@ pub enum KongError {
         /// The start of the body.
         body: String,
     },
+    /// A write was sent and no answer came in time: Kong may still apply it.
+    #[error("{method} {url}: no answer within {}; Kong may still apply this write", crate::web::humantime(*after))]
+    Unanswered {
+        /// The request method.
+        method: String,
+        /// The request URL.
+        url: String,
+        /// How long runsheet waited.
+        after: Duration,
+    },
     /// The request could not be sent or answered (or a dry run refused it).
     #[error(transparent)]
     Web(#[from] WebError),
@@ -80,6 +90,11 @@ impl KongError {
         self.status() == Some(404)
     }
 
+    /// Whether this is a write whose answer did not come in time (its outcome unknown).
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, KongError::Unanswered { .. })
+    }
+
     /// Whether a retry of an idempotent request may succeed: a connection that failed
     /// or closed, or a 5xx.
     fn is_transient(&self) -> bool {
@@ -99,6 +114,11 @@ impl From<KongError> for ActionError {
     fn from(error: KongError) -> Self {
         match error {
             KongError::Web(web) => ActionError::from(web),
+            KongError::Unanswered { .. } => {
+                // Nothing says whether the write took effect: a person must look.
+                let left = format!("{error} (check it before resuming)");
+                ActionError::partially_applied(error.to_string(), vec![left])
+            }
             other => ActionError::failed(error_chain(&other)),
         }
     }
@@ -244,6 +264,7 @@ pub struct KongClient {
     workspace: Option<String>,
     token: Option<(String, String)>,
     retry: RetryPolicy,
+    request_timeout: Option<Duration>,
 }
 
 impl KongClient {
@@ -255,7 +276,14 @@ impl KongClient {
             workspace: None,
             token: None,
             retry: RetryPolicy::default(),
+            request_timeout: None,
         }
+    }
+
+    /// Waits at most `timeout` for each answer (the step's timeout still applies when shorter).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
     }
 
     /// Prefixes entity paths with this workspace (Enterprise); `default` needs no prefix.
@@ -274,6 +302,30 @@ impl KongClient {
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// How long one answer is waited for (the environment's `request_timeout`, or 30s).
+    pub fn answer_wait(&self) -> Duration {
+        self.request_timeout.unwrap_or(crate::web::DEFAULT_TIMEOUT)
+    }
+
+    /// After a write went unanswered: asks `landed` every 250 ms, for as long as one
+    /// answer is waited for, whether the write has taken effect; whether it did.
+    pub async fn look_again<F, Fut>(&self, mut landed: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let give_up = tokio::time::Instant::now() + self.answer_wait();
+        loop {
+            if landed().await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// The Admin API base URL.
@@ -422,13 +474,28 @@ impl KongClient {
         body: Option<&Value>,
     ) -> Result<Value, KongError> {
         let mut request = WebRequest::new(method.clone(), url)?;
+        if let Some(timeout) = self.request_timeout {
+            request = request.timeout(timeout);
+        }
         if let Some((header, token)) = &self.token {
             request = request.header(header, token)?;
         }
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = self.web.send(request).await?;
+        let response = match self.web.send(request).await {
+            Ok(response) => response,
+            Err(WebError::Timeout { after, .. })
+                if !matches!(method, Method::GET | Method::HEAD) =>
+            {
+                return Err(KongError::Unanswered {
+                    method: method.to_string(),
+                    url: url.to_owned(),
+                    after,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
         read_answer(method.as_str(), url, &response)
     }
 }

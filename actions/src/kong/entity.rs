@@ -116,6 +116,13 @@ impl Action for KongEntity {
         let mut secrets = survey.secrets();
         let (stored, undo) = match survey.carry_out(client, &decision).await {
             Ok(done) => done,
+            // The write went unanswered (the only partial outcome here): look again.
+            Err(error @ ActionError::PartiallyApplied { .. }) => {
+                match survey.landed(client, &decision).await {
+                    Some(done) => done,
+                    None => return Err(survey.mask(error)),
+                }
+            }
             Err(error) => return Err(survey.mask(error)),
         };
         if let Some(stored) = &stored {
@@ -382,13 +389,12 @@ impl Survey {
                 let current = self.current.as_ref().unwrap_or(&Value::Null);
                 let id = self.current_id().unwrap_or_default();
                 let mut body = Map::new();
-                let mut previous = Map::new();
                 for field in differing {
                     let before = current.get(field.as_str());
                     let wanted = self.compared.get(field.as_str()).unwrap_or(&Value::Null);
                     body.insert(field.clone(), compare::merged(before, wanted));
-                    previous.insert(field.clone(), previous_value(field, before));
                 }
+                let previous = self.previous(differing);
                 let stored = client
                     .patch(&kind.entity_path(parent, &id), &Value::Object(body))
                     .await
@@ -415,6 +421,61 @@ impl Survey {
                 Ok((None, Some(EntityUndo::Deleted { previous })))
             }
         }
+    }
+
+    /// After a write went unanswered: reads the entity again, for as long as one answer is
+    /// waited for, until it is as wanted. Then the write took effect late and the step's
+    /// result and undo are as if it had been answered; `None` when it never showed.
+    async fn landed(
+        &self,
+        client: &KongClient,
+        decision: &Decision,
+    ) -> Option<(Option<Value>, Option<EntityUndo>)> {
+        let give_up = tokio::time::Instant::now() + client.answer_wait();
+        loop {
+            if let Ok(now) = Survey::read(client, self.request.clone()).await
+                && now.decide() == Decision::NoChange
+            {
+                let kind = self.request.kind;
+                let current = self.current.as_ref().unwrap_or(&Value::Null);
+                let undo = match decision {
+                    Decision::NoChange => return Some((None, None)),
+                    Decision::Create => {
+                        let stored = now.current.as_ref()?;
+                        EntityUndo::Created {
+                            id: text(stored, "id")?,
+                            parent: parent_id(kind, stored),
+                        }
+                    }
+                    Decision::Update(differing) => EntityUndo::Updated {
+                        id: self.current_id().unwrap_or_default(),
+                        parent: parent_id(kind, current),
+                        previous: self.previous(differing),
+                    },
+                    Decision::Delete => EntityUndo::Deleted {
+                        previous: without_stamps(current),
+                    },
+                };
+                tracing::warn!(
+                    entity = %self.request.describe(),
+                    "Kong did not answer the write in time, but it took effect"
+                );
+                return Some((now.current, Some(undo)));
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return None;
+            }
+            tokio::time::sleep(LANDED_POLL).await;
+        }
+    }
+
+    /// The fields of `differing` as they are now, for an update's undo.
+    fn previous(&self, differing: &[String]) -> Map<String, Value> {
+        let current = self.current.as_ref().unwrap_or(&Value::Null);
+        differing
+            .iter()
+            .map(|field| (field.clone(), previous_value(field, current.get(field.as_str()))))
+            .collect()
     }
 
     /// For a nested kind: an error naming the parent when it does not exist.
@@ -641,8 +702,19 @@ fn text(entity: &Value, field: &str) -> Option<String> {
     entity.get(field).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// How often [`Survey::landed`] reads the entity again.
+const LANDED_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A failed write, as Kong said it, naming what was being done.
 fn kong_failure(doing: &str, described: &str, error: KongError) -> ActionError {
+    if error.is_unanswered() {
+        return ActionError::partially_applied(
+            format!("{doing} {described}: {error}"),
+            vec![format!(
+                "{described}: the {doing} was sent, not answered, and had not taken effect when runsheet stopped looking; Kong may still apply it"
+            )],
+        );
+    }
     match ActionError::from(error) {
         ActionError::Failed { message } => {
             ActionError::failed(format!("{doing} {described}: {message}"))

@@ -1081,3 +1081,67 @@ async fn secrets_inside_a_plugin_config_stay_out_of_plans_outputs_and_errors() -
     assert!(updated.secrets.contains(&"redis-pw-77aa".to_owned()));
     Ok(())
 }
+
+/// Applies `arguments` with the gateway's `request_timeout` set to `timeout`.
+async fn apply_waiting(
+    twin: &KongTwin,
+    arguments: &Value,
+    timeout: std::time::Duration,
+) -> Result<Applied, ActionError> {
+    let mut context = context(twin, false, None);
+    let mut environment = context
+        .environment
+        .as_deref()
+        .cloned()
+        .ok_or_else(|| ActionError::failed("no environment"))?;
+    for gateway in environment.gateways.values_mut() {
+        if let runsheet_engine::model::Gateway::Kong(doc) = gateway {
+            doc.request_timeout = Some(runsheet_engine::de::Spanned::new(
+                runsheet_engine::model::Duration(timeout),
+                Default::default(),
+            ));
+        }
+    }
+    context.environment = Some(std::sync::Arc::new(environment));
+    KongEntity::new().apply(&context, arguments.clone()).await
+}
+
+#[tokio::test]
+async fn a_write_answered_after_the_timeout_is_found_applied_and_keeps_its_undo() -> TestResult {
+    let twin = twin().await?;
+    let reader = client(&twin, false).await?;
+    let create = json!({"kind": "service", "match": {"name": "late"}, "spec": {"host": "late.internal"}});
+    control(&twin, reqwest::Method::POST, "/_twin/faults",
+        Some(json!({"delay_nth_write": 1, "delay_ms": 600}))).await?;
+    let applied = apply_waiting(&twin, &create, std::time::Duration::from_millis(300)).await?;
+    assert_eq!(applied.outputs["changed"], json!(true), "{applied:?}");
+    let created = read(&reader, "/services/late", true).await?.ok_or("not created")?;
+    assert_eq!(applied.outputs["id"], created["id"]);
+    assert_eq!(writes(&twin).await?, 1, "the create was sent once");
+    undo(&twin, &create, applied).await?;
+    assert_eq!(read(&reader, "/services/late", true).await?, None, "the undo deletes it");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_still_unanswered_after_the_wait_leaves_the_step_needing_attention() -> TestResult {
+    let twin = twin().await?;
+    let create = json!({"kind": "service", "match": {"name": "later"}, "spec": {"host": "later.internal"}});
+    control(&twin, reqwest::Method::POST, "/_twin/faults",
+        Some(json!({"delay_nth_write": 1, "delay_ms": 1500}))).await?;
+    let error = apply_waiting(&twin, &create, std::time::Duration::from_millis(200))
+        .await
+        .err()
+        .ok_or("the step succeeded")?;
+    let ActionError::PartiallyApplied { message, changes_left } = &error else {
+        return Err(format!("not a partial outcome: {error:?}").into());
+    };
+    assert!(message.contains("create service later:") && message.contains("no answer within 200ms"), "{message}");
+    assert_eq!(changes_left.len(), 1);
+    assert!(changes_left[0].contains("Kong may still apply it"), "{changes_left:?}");
+    // The write lands after all, as the message warned.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let reader = client(&twin, false).await?;
+    assert!(read(&reader, "/services/later", true).await?.is_some());
+    Ok(())
+}

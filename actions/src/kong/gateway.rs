@@ -50,6 +50,9 @@ impl KongGateway {
             );
         }
         let mut client = KongClient::new(web.clone(), &admin_url.value);
+        if let Some(timeout) = &doc.request_timeout {
+            client = client.request_timeout(timeout.value.0);
+        }
         if let Some(workspace) = &doc.workspace {
             client = client.workspace(workspace);
         }

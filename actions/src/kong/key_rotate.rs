@@ -212,7 +212,10 @@ impl Action for KongKeyRotate {
 
         let retired = match wanted.retire.apply(client, &found.id, &old).await {
             Ok(retired) => retired,
-            Err(failure) => {
+            Err(RetireFailure {
+                message: failure,
+                in_doubt,
+            }) => {
                 let restored = revert(client, &record).await;
                 let outcome = match &restored {
                     Ok(()) if record.delete_new => {
@@ -226,10 +229,12 @@ impl Action for KongKeyRotate {
                     found.label
                 );
                 let message = scrub(&message, &secret_refs(&secrets));
-                return Err(match restored {
-                    Ok(()) => ActionError::failed(message),
+                return Err(match (restored, in_doubt) {
+                    (Ok(()), None) => ActionError::failed(message),
+                    // A retirement Kong may still apply after the restore.
+                    (Ok(()), Some(doubt)) => ActionError::partially_applied(message, vec![doubt]),
                     // The consumer's keys are half rotated: the run must not end "rolled back".
-                    Err(_) => ActionError::partially_applied(message, left_by(&record)),
+                    (Err(_), _) => ActionError::partially_applied(message, left_by(&record)),
                 });
             }
         };
@@ -406,15 +411,36 @@ impl Retire {
         client: &KongClient,
         consumer_id: &str,
         old: &[Credential],
-    ) -> Result<Vec<(String, Option<i64>)>, String> {
+    ) -> Result<Vec<(String, Option<i64>)>, RetireFailure> {
         let mut retired = Vec::new();
         for key in old {
             match self {
                 Retire::Keep => {}
                 Retire::Delete => {
-                    delete_key(client, consumer_id, &key.id)
-                        .await
-                        .map_err(|error| format!("deleting key {}: {error}", key.id))?;
+                    match client.delete(&key_path(consumer_id, &key.id)).await {
+                        Ok(()) => {}
+                        Err(error) if error.is_not_found() => {}
+                        Err(error) if error.is_unanswered() => {
+                            let path = key_path(consumer_id, &key.id);
+                            let gone = client
+                                .look_again(|| async {
+                                    matches!(client.find(&path).await, Ok(None))
+                                })
+                                .await;
+                            if !gone {
+                                return Err(RetireFailure::in_doubt(
+                                    format!("deleting key {}: {error}", key.id),
+                                    format!("key id {} of consumer id {consumer_id}: its deletion may still take effect", key.id),
+                                ));
+                            }
+                        }
+                        Err(error) => {
+                            return Err(RetireFailure::plain(format!(
+                                "deleting key {}: {error}",
+                                key.id
+                            )));
+                        }
+                    }
                     retired.push((key.id.clone(), None));
                 }
                 Retire::Expire { seconds, .. } => {
@@ -428,15 +454,34 @@ impl Retire {
                             if !tags.iter().any(|tag| tag == RETIRED_TAG) {
                                 tags.push(RETIRED_TAG.to_owned());
                             }
-                            client
-                                .patch(
-                                    &key_path(consumer_id, &key.id),
-                                    &json!({"ttl": seconds, "tags": tags}),
-                                )
+                            let path = key_path(consumer_id, &key.id);
+                            match client
+                                .patch(&path, &json!({"ttl": seconds, "tags": tags}))
                                 .await
-                                .map_err(|error| {
-                                    format!("setting ttl {seconds} on key {}: {error}", key.id)
-                                })?;
+                            {
+                                Ok(_) => {}
+                                Err(error) if error.is_unanswered() => {
+                                    let landed = client
+                                        .look_again(|| async {
+                                            client.find(&path).await.ok().flatten().is_some_and(
+                                                |found| tags_of(&found).iter().any(|tag| tag == RETIRED_TAG),
+                                            )
+                                        })
+                                        .await;
+                                    if !landed {
+                                        return Err(RetireFailure::in_doubt(
+                                            format!("setting ttl {seconds} on key {}: {error}", key.id),
+                                            format!("key id {} of consumer id {consumer_id}: its expiry (ttl {seconds}) may still be set", key.id),
+                                        ));
+                                    }
+                                }
+                                Err(error) => {
+                                    return Err(RetireFailure::plain(format!(
+                                        "setting ttl {seconds} on key {}: {error}",
+                                        key.id
+                                    )));
+                                }
+                            }
                             now + seconds
                         }
                     };
@@ -688,6 +733,36 @@ impl Found {
         let secrets: Vec<&str> = wanted.key.iter().map(String::as_str).collect();
         match client.post(&keys_path(&self.id), &body).await {
             Ok(created) => Ok(Credential::read(&created)),
+            Err(error) if error.is_unanswered() => {
+                // Kong may store the key late: wait for it, and go on with it if it comes.
+                let tag = rotation.tag();
+                let tagged = || async {
+                    list_keys(client, &self.id)
+                        .await
+                        .ok()
+                        .and_then(|keys| keys.into_iter().find(|key| key.tags.contains(&tag)))
+                };
+                let stored = if client.look_again(|| async { tagged().await.is_some() }).await {
+                    tagged().await
+                } else {
+                    None
+                };
+                stored.ok_or_else(|| {
+                    scrubbed(
+                        ActionError::partially_applied(
+                            format!(
+                                "consumer {}: adding the new key: {error}; the old keys are untouched",
+                                self.label
+                            ),
+                            vec![format!(
+                                "consumer {}: a key tagged {tag} may still be stored: delete it",
+                                self.label
+                            )],
+                        ),
+                        &secrets,
+                    )
+                })
+            }
             Err(error) => {
                 let cleanup = match self.remove_tagged(client, rotation).await {
                     Ok(0) => String::new(),
@@ -742,6 +817,33 @@ fn keys_path(consumer_id: &str) -> String {
 /// value ever appears in a URL (and so in an error message).
 fn key_path(consumer_id: &str, key_id: &str) -> String {
     kind(KongEntityKind::KeyAuth).entity_path(Some(consumer_id), key_id)
+}
+
+/// Why retiring the old keys failed.
+#[derive(Debug)]
+struct RetireFailure {
+    /// What went wrong.
+    message: String,
+    /// A change Kong may still apply after the restore (a write that went unanswered).
+    in_doubt: Option<String>,
+}
+
+impl RetireFailure {
+    /// A failure that changed nothing more.
+    fn plain(message: String) -> Self {
+        Self {
+            message,
+            in_doubt: None,
+        }
+    }
+
+    /// A failure whose write may still take effect (`doubt` names it for a person).
+    fn in_doubt(message: String, doubt: String) -> Self {
+        Self {
+            message,
+            in_doubt: Some(doubt),
+        }
+    }
 }
 
 /// Deletes one key by id; already gone counts as done (a nested DELETE of a missing key is 404).

@@ -11,7 +11,7 @@ use runsheet_engine::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::client::{KongClient, segment};
+use super::client::{KongClient, KongError, segment};
 use super::gateway::KongGateway;
 use super::{FAMILY, KongTargetArguments};
 
@@ -89,12 +89,13 @@ impl Action for KongTarget {
                 },
             ),
             Some(target) => {
-                client
+                let patched = client
                     .patch(
                         &wanted.target_path(&target.id),
                         &json!({"weight": wanted.weight}),
                     )
-                    .await?;
+                    .await;
+                wanted.settled(client, patched).await?;
                 (
                     target.id,
                     TargetUndo::Weight {
@@ -108,8 +109,8 @@ impl Action for KongTarget {
                         &wanted.targets_path(),
                         &json!({"target": wanted.target, "weight": wanted.weight}),
                     )
-                    .await?;
-                let id = text(&created, "id");
+                    .await;
+                let id = wanted.settled(client, created).await?;
                 (id.clone(), TargetUndo::Created { id })
             }
         };
@@ -225,6 +226,32 @@ impl Wanted {
     }
 
     /// The target as Kong has it now; an error when the upstream does not exist.
+    /// The target's id after a write: from Kong's answer, or, when the answer did not come
+    /// in time, from the target once it shows the wanted weight (looked for again).
+    async fn settled(
+        &self,
+        client: &KongClient,
+        written: Result<Value, KongError>,
+    ) -> Result<String, ActionError> {
+        let error = match written {
+            Ok(stored) => return Ok(text(&stored, "id")),
+            Err(error) if error.is_unanswered() => error,
+            Err(error) => return Err(error.into()),
+        };
+        let landed = || async {
+            match self.current(client).await {
+                Ok(Some(target)) if target.weight == self.weight => Some(target.id),
+                _ => None,
+            }
+        };
+        if client.look_again(|| async { landed().await.is_some() }).await
+            && let Some(id) = landed().await
+        {
+            return Ok(id);
+        }
+        Err(error.into())
+    }
+
     async fn current(&self, client: &KongClient) -> Result<Option<CurrentTarget>, ActionError> {
         let upstream = format!("/upstreams/{}", segment(&self.upstream));
         if client.find(&upstream).await?.is_none() {

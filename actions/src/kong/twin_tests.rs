@@ -83,6 +83,7 @@ pub(super) fn context(twin: &KongTwin, dry_run: bool, token: Option<&str>) -> St
         status_url: twin
             .status_url()
             .map(|url| Spanned::new(url, Default::default())),
+        request_timeout: None,
         token: token.map(|token| TemplateText {
             source: token.to_owned(),
             span: Default::default(),

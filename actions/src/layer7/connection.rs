@@ -36,17 +36,32 @@ pub struct Connection {
     pub web: WebClient,
     /// Basic-auth credentials; `None` when a client certificate authenticates.
     pub credentials: Option<Credentials>,
+    /// Longest wait for one answer (the environment's `request_timeout`), if set.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl Connection {
     /// A connection sending `credentials` (if any) on every request.
     pub fn new(web: WebClient, credentials: Option<Credentials>) -> Self {
-        Self { web, credentials }
+        Self {
+            web,
+            credentials,
+            request_timeout: None,
+        }
+    }
+
+    /// Waits at most `timeout` for each answer (the step's timeout still applies when shorter).
+    pub fn request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
     }
 
     /// A request to `url` with the credentials set.
     pub fn request(&self, method: Method, url: &str) -> Result<WebRequest, Layer7Error> {
-        let request = WebRequest::new(method, url)?;
+        let mut request = WebRequest::new(method, url)?;
+        if let Some(timeout) = self.request_timeout {
+            request = request.timeout(timeout);
+        }
         Ok(match &self.credentials {
             Some(credentials) => request.basic(&credentials.username, &credentials.password)?,
             None => request,
@@ -56,7 +71,17 @@ impl Connection {
     /// Sends `request`; a 401 or 403 answer is [`Layer7Error::Unauthorized`], a
     /// redirect to another host (never followed) a [`crate::web::WebError::RedirectNotFollowed`].
     pub async fn send(&self, request: WebRequest) -> Result<WebResponse, Layer7Error> {
-        let response = self.web.send(request).await?;
+        let write = !request.is_read_only();
+        let response = match self.web.send(request).await {
+            Ok(response) => response,
+            Err(crate::web::WebError::Timeout { what, after }) if write => {
+                return Err(Layer7Error::Unanswered {
+                    request: what,
+                    after,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
         if (300..400).contains(&response.status) && response.headers.contains_key("location") {
             // A redirect to another host was not followed: say so, not "answered 302".
             response.expect_status(&ExpectedStatus::Success)?;

@@ -124,6 +124,14 @@ pub enum Layer7Error {
     /// A bundle cannot be read or written.
     #[error("invalid bundle: {0}")]
     InvalidBundle(#[from] BundleError),
+    /// A write was sent and no answer came in time: the gateway may still apply it.
+    #[error("{request}: no answer within {}; the gateway may still apply this write", crate::web::humantime(*after))]
+    Unanswered {
+        /// The request in words (`PUT https://gw:8443/restman/1.0/bundle`).
+        request: String,
+        /// How long runsheet waited.
+        after: std::time::Duration,
+    },
     /// The request could not be sent or answered (or a dry run refused it).
     #[error(transparent)]
     Web(#[from] WebError),
@@ -149,6 +157,11 @@ impl From<Layer7Error> for ActionError {
     fn from(error: Layer7Error) -> Self {
         match error {
             Layer7Error::Web(web) => ActionError::from(web),
+            Layer7Error::Unanswered { .. } => {
+                // Nothing says whether the write took effect: a person must look.
+                let left = format!("{error} (check it before resuming)");
+                ActionError::partially_applied(error.to_string(), vec![left])
+            }
             other => ActionError::failed(error_chain(&other)),
         }
     }

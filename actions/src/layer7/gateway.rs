@@ -58,11 +58,15 @@ impl Layer7Gateway {
         }
         let credentials = credentials(context, name, doc)?;
         let traffic_url = doc.traffic_url.as_ref().unwrap_or(url);
+        let mut connection = Connection::new(web, credentials);
+        if let Some(timeout) = &doc.request_timeout {
+            connection = connection.request_timeout(timeout.value.0);
+        }
         Ok(Self::connect(
             name,
             &url.value,
             &traffic_url.value,
-            Connection::new(web, credentials),
+            connection,
         ))
     }
 
@@ -167,6 +171,7 @@ mod tests {
             traffic_url: None,
             username: Some(text("admin")),
             password: Some(text("s3cret-pw")),
+            request_timeout: None,
             tls: None,
             twin: None,
         }

@@ -56,6 +56,7 @@ pub(super) fn context_at(url: &str, dry_run: bool, password: &str) -> StepContex
         traffic_url: None,
         username: Some(text(USERNAME)),
         password: Some(text(password)),
+        request_timeout: None,
         tls: None,
         twin: None,
     };

@@ -205,6 +205,9 @@ pub struct KongGatewayDoc {
     /// RBAC token, usually `{{ secret('NAME') }}`.
     #[serde(default)]
     pub token: Option<TemplateText>,
+    /// Longest wait for one Admin API answer (default 30s; a step's `timeout:` still caps it).
+    #[serde(default)]
+    pub request_timeout: Option<Spanned<Duration>>,
     /// Header carrying the token (default `Kong-Admin-Token`).
     #[serde(default)]
     pub token_header: Option<String>,
@@ -239,6 +242,9 @@ pub struct Layer7GatewayDoc {
     /// Basic-auth password, usually `{{ secret('NAME') }}`.
     #[serde(default)]
     pub password: Option<TemplateText>,
+    /// Longest wait for one management API answer (default 30s; a step's `timeout:` still caps it).
+    #[serde(default)]
+    pub request_timeout: Option<Spanned<Duration>>,
     /// TLS settings.
     #[serde(default)]
     pub tls: Option<TlsSettings>,

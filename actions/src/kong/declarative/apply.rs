@@ -121,9 +121,40 @@ pub async fn execute(client: &KongClient, plan: &Plan) -> Result<(), Failed> {
             Operation::Update { current, changes } => update(client, current, changes).await,
             Operation::Delete(entity) => delete(client, entity).await,
         };
-        outcome.map_err(|error| Failed { index, error })?;
+        match outcome {
+            Ok(()) => {}
+            // Unanswered, but it took effect while runsheet looked again: go on.
+            Err(error) if error.is_unanswered() && landed(client, operation).await => {}
+            Err(error) => return Err(Failed { index, error }),
+        }
     }
     Ok(())
+}
+
+/// After `operation` went unanswered: whether it shows on the gateway within the wait
+/// for one answer (the entity there, with the changed fields; or gone).
+async fn landed(client: &KongClient, operation: &Operation) -> bool {
+    client
+        .look_again(|| async {
+            match operation {
+                Operation::Create(entity) => {
+                    matches!(client.find(&entity_path(entity)).await, Ok(Some(_)))
+                }
+                Operation::Update { current, changes } => {
+                    match client.find(&entity_path(current)).await {
+                        Ok(Some(found)) => changes.iter().all(|(field, value)| {
+                            // A key's ttl counts down: its presence is what can be compared.
+                            field == "ttl" || found.get(field) == Some(value)
+                        }),
+                        _ => false,
+                    }
+                }
+                Operation::Delete(entity) => {
+                    matches!(client.find(&entity_path(entity)).await, Ok(None))
+                }
+            }
+        })
+        .await
 }
 
 /// The collection an entity is written to (`/consumers/{c}/key-auth` for a credential).

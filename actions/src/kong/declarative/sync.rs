@@ -257,7 +257,13 @@ impl Action for KongSync {
             // Kong quotes a value it refuses (`UNIQUE violation detected on '{key="..."}'`).
             let secrets = longest_first([desired_secrets(&desired), record.secrets()].concat());
             let message = failure_message(&label, &failed.error.to_string(), &restored);
-            let error = if restored.is_complete() {
+            let error = if restored.is_complete() && failed.error.is_unanswered() {
+                // Restored, but the unanswered write may still land on top of it.
+                ActionError::partially_applied(
+                    message,
+                    vec![format!("{label}: sent, not answered; Kong may still apply it")],
+                )
+            } else if restored.is_complete() {
                 ActionError::failed(message)
             } else {
                 // Half the sync is on the gateway: the run must not end "rolled back".

@@ -108,12 +108,7 @@ impl<'a> Exec<'a> {
             match timeout {
                 Some(limit) => tokio::time::timeout(limit, apply)
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(ActionError::failed(format!(
-                            "timed out after {}",
-                            human(limit)
-                        )))
-                    }),
+                    .unwrap_or_else(|_| Err(timed_out(call, limit))),
                 None => apply.await,
             }
         };
@@ -206,7 +201,23 @@ impl<'a> Exec<'a> {
     }
 }
 
-/// Whether another attempt may help.
+/// The error of an attempt cut off at `limit`: a write stopped partway leaves its
+/// changes unknown, so the run ends needing attention rather than claiming a restore.
+fn timed_out(call: &Call, limit: Duration) -> ActionError {
+    let message = format!("timed out after {}", human(limit));
+    if call.write && !call.context.dry_run {
+        // Stopped partway through a write: what it had changed by then is not known.
+        let left = format!(
+            "stopped after {} partway through its writes: what it changed is not known",
+            human(limit)
+        );
+        ActionError::partially_applied(message, vec![left])
+    } else {
+        ActionError::failed(message)
+    }
+}
+
+/// Whether a failed attempt may be tried again: a plain failure, not a partial write.
 fn retryable(error: &ActionError) -> bool {
     matches!(error, ActionError::Failed { .. })
 }

@@ -54,6 +54,11 @@ impl Action for Put {
         if value.contains("boom") {
             return Err(ActionError::failed(format!("cannot set {key}")));
         }
+        if value.contains("slow") {
+            // A write whose answer is slow: the step's timeout cuts it off midway.
+            self.store.writes.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        }
         self.store.writes.fetch_add(1, Ordering::Relaxed);
         let previous = lock(&self.store.values).insert(key.clone(), value.clone());
         if value.contains("half") {
@@ -254,6 +259,25 @@ steps:
     let undone: Vec<(String, String)> = outcome.summary.rollback.iter().flat_map(|r| r.steps.iter().map(|s| (s.id.clone(), s.status.clone()))).collect();
     assert_eq!(undone, [("cp".into(), "undone".into()), ("a".into(), "failed".into())]);
     assert!(outcome.result.attention.iter().any(|a| a.starts_with("a: not undone")), "{:?}", outcome.result.attention);
+}
+
+#[test]
+fn a_write_cut_off_by_its_timeout_needs_attention_and_is_not_retried() {
+    let outcome = run(r#"
+runsheet: 1
+name: cut
+rollback: all
+steps:
+  - {id: a, action: t.put, with: {key: a, value: 1}}
+  - {id: d, action: t.put, with: {key: d, value: slow}, timeout: 200ms, retries: 2, retry_delay: 1ms}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::NeedsAttention);
+    assert_eq!(
+        outcome.result.attention,
+        ["d: failed partway and could not put back its own changes; left changed: stopped after 200ms partway through its writes: what it changed is not known"]
+    );
+    assert_eq!(outcome.store.writes.load(Ordering::Relaxed), 2, "a's write and d's one attempt, not retried");
+    assert_eq!(store(&outcome).get("a"), None, "the steps before are still undone");
 }
 
 #[test]
