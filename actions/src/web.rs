@@ -204,6 +204,25 @@ fn quoted_body(body: &str) -> String {
     }
 }
 
+/// After a write went unanswered: asks `landed` every 250 ms, for up to `wait`, whether the
+/// write has taken effect; whether it did.
+pub async fn look_again<F, Fut>(wait: Duration, mut landed: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let give_up = tokio::time::Instant::now() + wait;
+    loop {
+        if landed().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// A duration as an operator writes it (`30s`, `250ms`).
 pub(crate) fn humantime(duration: Duration) -> String {
     if duration.subsec_millis() == 0 {

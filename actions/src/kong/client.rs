@@ -311,21 +311,12 @@ impl KongClient {
 
     /// After a write went unanswered: asks `landed` every 250 ms, for as long as one
     /// answer is waited for, whether the write has taken effect; whether it did.
-    pub async fn look_again<F, Fut>(&self, mut landed: F) -> bool
+    pub async fn look_again<F, Fut>(&self, landed: F) -> bool
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let give_up = tokio::time::Instant::now() + self.answer_wait();
-        loop {
-            if landed().await {
-                return true;
-            }
-            if tokio::time::Instant::now() >= give_up {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        crate::web::look_again(self.answer_wait(), landed).await
     }
 
     /// The Admin API base URL.

@@ -431,42 +431,41 @@ impl Survey {
         client: &KongClient,
         decision: &Decision,
     ) -> Option<(Option<Value>, Option<EntityUndo>)> {
-        let give_up = tokio::time::Instant::now() + client.answer_wait();
-        loop {
-            if let Ok(now) = Survey::read(client, self.request.clone()).await
-                && now.decide() == Decision::NoChange
-            {
-                let kind = self.request.kind;
-                let current = self.current.as_ref().unwrap_or(&Value::Null);
-                let undo = match decision {
-                    Decision::NoChange => return Some((None, None)),
-                    Decision::Create => {
-                        let stored = now.current.as_ref()?;
-                        EntityUndo::Created {
-                            id: text(stored, "id")?,
-                            parent: parent_id(kind, stored),
-                        }
-                    }
-                    Decision::Update(differing) => EntityUndo::Updated {
-                        id: self.current_id().unwrap_or_default(),
-                        parent: parent_id(kind, current),
-                        previous: self.previous(differing),
-                    },
-                    Decision::Delete => EntityUndo::Deleted {
-                        previous: without_stamps(current),
-                    },
-                };
-                tracing::warn!(
-                    entity = %self.request.describe(),
-                    "Kong did not answer the write in time, but it took effect"
-                );
-                return Some((now.current, Some(undo)));
-            }
-            if tokio::time::Instant::now() >= give_up {
-                return None;
-            }
-            tokio::time::sleep(LANDED_POLL).await;
+        let wanted = || async {
+            Survey::read(client, self.request.clone())
+                .await
+                .ok()
+                .filter(|now| now.decide() == Decision::NoChange)
+        };
+        if !client.look_again(|| async { wanted().await.is_some() }).await {
+            return None;
         }
+        let now = wanted().await?;
+        let kind = self.request.kind;
+        let current = self.current.as_ref().unwrap_or(&Value::Null);
+        let undo = match decision {
+            Decision::NoChange => return Some((None, None)),
+            Decision::Create => {
+                let stored = now.current.as_ref()?;
+                EntityUndo::Created {
+                    id: text(stored, "id")?,
+                    parent: parent_id(kind, stored),
+                }
+            }
+            Decision::Update(differing) => EntityUndo::Updated {
+                id: self.current_id().unwrap_or_default(),
+                parent: parent_id(kind, current),
+                previous: self.previous(differing),
+            },
+            Decision::Delete => EntityUndo::Deleted {
+                previous: without_stamps(current),
+            },
+        };
+        tracing::warn!(
+            entity = %self.request.describe(),
+            "Kong did not answer the write in time, but it took effect"
+        );
+        Some((now.current, Some(undo)))
     }
 
     /// The fields of `differing` as they are now, for an update's undo.
@@ -701,9 +700,6 @@ fn parent_id(kind: &Kind, entity: &Value) -> Option<String> {
 fn text(entity: &Value, field: &str) -> Option<String> {
     entity.get(field).and_then(Value::as_str).map(str::to_owned)
 }
-
-/// How often [`Survey::landed`] reads the entity again.
-const LANDED_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A failed write, as Kong said it, naming what was being done.
 fn kong_failure(doing: &str, described: &str, error: KongError) -> ActionError {

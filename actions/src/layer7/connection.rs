@@ -56,6 +56,11 @@ impl Connection {
         self
     }
 
+    /// How long one answer is waited for (`request_timeout`, or 30s).
+    pub fn answer_wait(&self) -> std::time::Duration {
+        self.request_timeout.unwrap_or(crate::web::DEFAULT_TIMEOUT)
+    }
+
     /// A request to `url` with the credentials set.
     pub fn request(&self, method: Method, url: &str) -> Result<WebRequest, Layer7Error> {
         let mut request = WebRequest::new(method, url)?;

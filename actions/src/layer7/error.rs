@@ -138,6 +138,11 @@ pub enum Layer7Error {
 }
 
 impl Layer7Error {
+    /// Whether this is a write whose answer did not come in time (its outcome unknown).
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, Layer7Error::Unanswered { .. })
+    }
+
     /// A [`Layer7Error::Malformed`] quoting the start of `body`.
     pub fn malformed(request: &str, problem: impl Into<String>, body: &str) -> Self {
         Layer7Error::Malformed {

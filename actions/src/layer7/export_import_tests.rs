@@ -11,7 +11,7 @@ use super::export::Layer7Export;
 use super::import::Layer7Import;
 use super::restman::{Bundle, ExportQuery};
 use super::twin_support::{
-    PASSWORD, USERNAME, context, context_in, context_with, export_to, twin, writes,
+    PASSWORD, USERNAME, context, context_in, context_with, control, export_to, twin, waiting, writes,
 };
 use super::{Layer7Error, Layer7Gateway};
 use crate::test_support::{TestResult, message};
@@ -674,5 +674,34 @@ async fn a_selection_of_hundreds_is_resolved_with_one_list_and_exported_in_parts
         "{requests:?}"
     );
     assert_eq!(count("GET /restman/1.0/bundle"), 3, "{requests:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_import_the_gateway_answers_too_late_is_partly_applied_not_failed() -> TestResult {
+    let migration = Migration::start().await?;
+    let target = &migration.target;
+    control(
+        target,
+        reqwest::Method::POST,
+        "/_twin/faults",
+        Some(json!({"delay_nth_write": 1, "delay_ms": 800})),
+    )
+    .await?;
+    let context = waiting(migration.context(false), std::time::Duration::from_millis(200));
+    let error = Layer7Import::new()
+        .apply(&context, migration.arguments())
+        .await
+        .err()
+        .ok_or("the import succeeded")?;
+    let runsheet_engine::ActionError::PartiallyApplied { message, changes_left } = &error else {
+        return Err(format!("not partly applied: {error:?}").into());
+    };
+    assert!(message.contains("no answer within 200ms"), "{message}");
+    assert_eq!(changes_left.len(), 1, "{changes_left:?}");
+    assert!(changes_left[0].contains("may still take effect"), "{changes_left:?}");
+    // It does land, as the message warned.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert!(normalised_state(target).await?.contains("orders v2"));
     Ok(())
 }

@@ -239,12 +239,24 @@ impl Prepared {
     /// An import error in words: which import, of what, where.
     fn failure(&self, gateway: &Layer7Gateway, test: bool, error: &Layer7Error) -> ActionError {
         let mode = if test { "test import" } else { "import" };
-        ActionError::failed(format!(
+        let message = format!(
             "{NAME}: {mode} of {} into gateway `{}`: {}",
             self.path.display(),
             gateway.name,
             crate::web::error_chain(error)
-        ))
+        );
+        if error.is_unanswered() && !test {
+            // A bundle lands whole or not at all, but nothing says which, nor when.
+            return ActionError::partially_applied(
+                message,
+                vec![format!(
+                    "gateway `{}`: the import of {} may still take effect",
+                    gateway.name,
+                    self.path.display()
+                )],
+            );
+        }
+        ActionError::failed(message)
     }
 
     /// The preview of `results` against the target's current state.

@@ -23,7 +23,7 @@ use super::key_material::KeyCertificate;
 use super::key_rotate_checks::{PortPlan, Prepared, Source, Wanted, prepare};
 use super::key_rotate_undo::{KeyRotateUndo, PortBefore, roll_back, undo_record};
 use super::listen_port_keys::{
-    endpoint, read_key, read_port, switch_port, verify_timeout, wait_until_served,
+    KeyRef, endpoint, read_key, read_port, switch_port, verify_timeout, wait_until_served,
 };
 use super::restman::PrivateKeyCreationContext;
 use super::{FAMILY, Layer7KeyRotateArguments};
@@ -151,6 +151,7 @@ impl Action for Layer7KeyRotate {
 
         let mut touched: Vec<PortBefore> = Vec::new();
         let mut failure = None;
+        let mut in_doubt = Vec::new();
         for plan in prepared
             .ports
             .iter()
@@ -162,12 +163,24 @@ impl Action for Layer7KeyRotate {
                 port: plan.port.port,
                 previous: plan.previous.clone(),
             });
-            if let Err(error) = switch_port(&gateway, &plan.port.name, &wanted.key).await {
-                failure = Some(format!(
-                    "switching listen port `{}` to key {}: {error}",
-                    plan.port.name, wanted.key
-                ));
-                break;
+            match switch_port(&gateway, &plan.port.name, &wanted.key).await {
+                Ok(()) => {}
+                Err(error)
+                    if error.is_unanswered()
+                        && switched_late(&gateway, &plan.port.name, &wanted.key).await => {}
+                Err(error) => {
+                    if error.is_unanswered() {
+                        in_doubt.push(format!(
+                            "listen port `{}`: may still be switched to key {}",
+                            plan.port.name, wanted.key
+                        ));
+                    }
+                    failure = Some(format!(
+                        "switching listen port `{}` to key {}: {error}",
+                        plan.port.name, wanted.key
+                    ));
+                    break;
+                }
             }
         }
         if failure.is_none() {
@@ -185,7 +198,9 @@ impl Action for Layer7KeyRotate {
             }
         }
         if let Some(failure) = failure {
-            let (outcome, left) = roll_back(&gateway, &touched, &wanted.key, created).await;
+            let (outcome, mut left) = roll_back(&gateway, &touched, &wanted.key, created).await;
+            // A switch the gateway may still apply after the roll-back put the port back.
+            left.extend(in_doubt);
             return Err(failed_leaving(
                 format!("{NAME} on gateway `{}`: {failure}; {outcome}", gateway.name),
                 left,
@@ -319,6 +334,23 @@ async fn create_key(
     };
     let read_back = match created {
         Ok(()) => read_key(gateway, key).await,
+        Err(error) if error.is_unanswered() => {
+            // The gateway may store the key late: wait for it, and go on with it if it comes.
+            let stored = || async { matches!(read_key(gateway, key).await, Ok(Some(_))) };
+            if !crate::web::look_again(gateway.connection.answer_wait(), stored).await {
+                return Err(ActionError::partially_applied(
+                    format!(
+                        "{NAME} on gateway `{}`: creating private key {}: {error}; no listen port was changed",
+                        gateway.name, key
+                    ),
+                    vec![format!(
+                        "private key {key} ({}): may still be created; delete it if it appears",
+                        key.id()
+                    )],
+                ));
+            }
+            read_key(gateway, key).await
+        }
         Err(error) => {
             let cleanup = match read_key(gateway, key).await {
                 Ok(None) => String::new(),
@@ -466,6 +498,19 @@ fn outputs(
 
 /// A failure of the step: a plain one when its roll back put everything back, otherwise
 /// one that names what is `left` for a person (the run cannot end "rolled back").
+/// After switching listen port `name` to `key` went unanswered: whether the port names
+/// that key within the wait for one answer.
+async fn switched_late(gateway: &Layer7Gateway, name: &str, key: &KeyRef) -> bool {
+    crate::web::look_again(gateway.connection.answer_wait(), || async {
+        matches!(
+            read_port(gateway, name).await,
+            Ok(Some(port)) if port.named_key.as_ref() == Some(key)
+        )
+    })
+    .await
+}
+
+/// A failure, partly applied when `left` names what it left changed.
 fn failed_leaving(message: String, left: Vec<String>) -> ActionError {
     if left.is_empty() {
         ActionError::failed(message)

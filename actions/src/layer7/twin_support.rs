@@ -121,6 +121,23 @@ pub(super) fn context_in(twin: &Layer7Twin, dry_run: bool, dir: &Path) -> StepCo
     context
 }
 
+/// `context` with the gateway's `request_timeout` set to `timeout`.
+pub(super) fn waiting(mut context: StepContext, timeout: std::time::Duration) -> StepContext {
+    if let Some(environment) = context.environment.as_deref() {
+        let mut environment = environment.clone();
+        for gateway in environment.gateways.values_mut() {
+            if let Gateway::Layer7(doc) = gateway {
+                doc.request_timeout = Some(Spanned::new(
+                    runsheet_engine::model::Duration(timeout),
+                    Default::default(),
+                ));
+            }
+        }
+        context.environment = Some(Arc::new(environment));
+    }
+    context
+}
+
 /// Exports `select` (everything when null) from `twin` through `api` (`restman` or
 /// `graphman`) to `dir/name` with `layer7.export`; the file's path.
 pub(super) async fn export_to(
