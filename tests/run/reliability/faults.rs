@@ -16,6 +16,16 @@ mod sshd_killed;
 
 use crate::lab::TestResult;
 
+/// Whether the fault kind named `name` is run: `RUNSHEET_FAULT_KINDS=word,...` keeps the
+/// kinds whose table name contains one of the words (every kind when unset).
+fn kind_selected(name: &str) -> bool {
+    std::env::var("RUNSHEET_FAULT_KINDS").map_or(true, |words| {
+        words
+            .split(',')
+            .any(|word| !word.trim().is_empty() && name.contains(word.trim()))
+    })
+}
+
 #[test]
 fn a_fault_at_each_write_of_every_shipped_playbook_leaves_the_checkpoint_state() -> TestResult {
     matrix::run_matrix()

@@ -26,6 +26,10 @@ fi
 exec sh "$@"
 "#;
 
+/// The Kong gateway's `request_timeout` in a fault lab: short, so that a write answered
+/// past it costs a trial seconds, not the default 30.
+pub(super) const REQUEST_TIMEOUT: &str = "2s";
+
 /// The node script as the lab's host vars run it.
 const NODE_SCRIPT: &str = "sh environments/lab-kong-node.sh";
 
@@ -87,14 +91,32 @@ fn normalised(mut value: Value) -> Value {
     value
 }
 
-/// `state` comparable across labs: entity ids (derived from addresses with the lab's
-/// ports) and the seed's random oauth2 `provision_key` left out, rows sorted.
+/// `state` comparable across labs and runs: entity ids (derived from addresses with the
+/// lab's ports) and the seed's random oauth2 `provision_key` left out; what a key
+/// rotation generates (the new key or certificate, its rotation tag's time, the old key's
+/// expiry time) reduced to its shape; rows sorted.
 pub fn portable(state: &State) -> State {
     fn strip(value: &mut Value) {
         match value {
             Value::Object(map) => {
                 map.remove("id");
                 map.remove("provision_key");
+                let tags: Vec<String> = map
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .map(|tags| tags.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default();
+                if tags.iter().any(|tag| tag.starts_with("runsheet-rotation:")) {
+                    map.insert("key".to_owned(), Value::from("(generated)"));
+                    if map.contains_key("cert") {
+                        // Each lab makes its own new certificate.
+                        map.insert("cert".to_owned(), Value::from("(new)"));
+                    }
+                    map.insert("tags".to_owned(), serde_json::json!(["runsheet-rotation:(time)"]));
+                }
+                if map.get("ttl").is_some_and(Value::is_number) {
+                    map.insert("ttl".to_owned(), Value::from("(set)"));
+                }
                 map.values_mut().for_each(strip);
             }
             Value::Array(items) => {
@@ -122,11 +144,21 @@ impl FaultLab {
     /// A fresh lab whose host commands go through the fault wrapper.
     pub fn new() -> Outcome<FaultLab> {
         let wrapped = "sh environments/host-fault.sh environments/lab-kong-node.sh";
-        let shipped =
-            ShippedLab::standalone(|text| text.replace(NODE_SCRIPT, wrapped), |text| text)?;
+        let timeout = format!("{{type: kong, request_timeout: {REQUEST_TIMEOUT}, admin_url:");
+        let shipped = ShippedLab::standalone(
+            |text| {
+                text.replace(NODE_SCRIPT, wrapped)
+                    .replace("{type: kong, admin_url:", &timeout)
+            },
+            |text| text,
+        )?;
         shipped
             .lab
             .write("environments/host-fault.sh", HOST_FAULT)?;
+        let environment = std::fs::read_to_string(shipped.lab.path().join("environments/lab.yaml"))?;
+        if !environment.contains("request_timeout") {
+            return Err("the standalone twin's gateway entry changed: update faults/lab.rs".into());
+        }
         Ok(FaultLab { shipped })
     }
 

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::json;
+
 use super::matrix::{failed_step, undo_failures};
 use crate::lab::Run;
 use crate::reliability::scale;
@@ -36,6 +38,37 @@ pub enum Kind {
     HostCommand,
     /// Every gateway write from the nth on answers 500, the undos' too.
     UndoFails,
+    /// The nth gateway write is applied and answered [`LATE_MS`] late, past the gateway's
+    /// `request_timeout` ([`REQUEST_TIMEOUT`]).
+    Late,
+}
+
+/// The gateways' `request_timeout` in these labs.
+pub const REQUEST_TIMEOUT: &str = "2s";
+
+/// How late a [`Kind::Late`] write lands: a second past the request timeout.
+pub const LATE_MS: u64 = 3000;
+
+impl Kind {
+    /// The `/_twin/faults` body of this kind at the nth write (`None`: a host fault).
+    pub fn twin_fault(self, n: usize) -> Option<serde_json::Value> {
+        match self {
+            Kind::Status503 => Some(json!({"fail_nth_write": n, "status": 503})),
+            Kind::Dropped => Some(json!({"drop_nth_write": n})),
+            Kind::UndoFails => Some(
+                json!({"fail_nth_write": n, "status": 500, "probability": 1.0, "seed": 1}),
+            ),
+            Kind::Late => Some(json!({"delay_nth_write": n, "delay_ms": LATE_MS})),
+            Kind::HostCommand => None,
+        }
+    }
+
+    /// Waits, after a run, for what this kind may still apply (a late write) to land.
+    pub fn settle(self) {
+        if self == Kind::Late {
+            std::thread::sleep(std::time::Duration::from_millis(LATE_MS));
+        }
+    }
 }
 
 impl Kind {
@@ -46,6 +79,7 @@ impl Kind {
             Kind::Dropped => "twin dropped connection",
             Kind::HostCommand => "host command fails",
             Kind::UndoFails => "twin 500 from then on (undo fails)",
+            Kind::Late => "twin write applied past the timeout",
         }
     }
 }
@@ -76,7 +110,9 @@ impl Trial {
             Some(0) if kind != Kind::UndoFails => {
                 Err("exit 0, but the state is not a whole run's".to_owned())
             }
-            Some(2) if kind == Kind::UndoFails => {
+            // A late write: the step whose write went unanswered is named, as are undos
+            // that failed; for the undo-fails kind the same.
+            Some(2) if matches!(kind, Kind::UndoFails | Kind::Late) => {
                 let (failed, partial, named) = undo_failures(run);
                 let left: BTreeSet<String> = failed.union(&partial).cloned().collect();
                 if !left.is_empty() && left == named {
@@ -147,7 +183,12 @@ impl Row {
         below: &mut dyn FnMut(usize) -> usize,
         mut trial: impl FnMut(Kind, usize) -> Outcome<Trial>,
     ) -> Outcome<Vec<Row>> {
-        let mut trials = every.to_vec();
+        let every: Vec<(Kind, usize)> = every
+            .iter()
+            .filter(|(kind, _)| super::kind_selected(kind.name()))
+            .copied()
+            .collect();
+        let mut trials = every.clone();
         while trials.len() > scale(1, every.len()) {
             trials.remove(below(trials.len()));
         }

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use runsheet_actions::layer7::restman::Bundle;
 use runsheet_twin::layer7::{Layer7Config, Layer7Twin};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::layer7::{Kind, Row, Trial};
+use super::layer7::{Kind, REQUEST_TIMEOUT, Row, Trial};
 use crate::kong_lab::ROOT;
 use crate::lab::{Lab, Run};
 use crate::traffic::Outcome;
@@ -88,12 +88,12 @@ impl GatewayLab {
         let lab = Lab::new()?;
         let mut environment = format!(
             "runsheet: 1\nname: l7-faults\ngateways:\n  \
-             l7: {{type: layer7, url: \"{}\", username: admin, password: password}}\n",
+             l7: {{type: layer7, url: \"{}\", request_timeout: {REQUEST_TIMEOUT}, username: admin, password: password}}\n",
             target.url()
         );
         if let Some(source) = &source {
             environment.push_str(&format!(
-                "  l7-uat: {{type: layer7, url: \"{}\", username: admin, password: password}}\n",
+                "  l7-uat: {{type: layer7, url: \"{}\", request_timeout: {REQUEST_TIMEOUT}, username: admin, password: password}}\n",
                 source.url()
             ));
         }
@@ -176,16 +176,12 @@ impl GatewayLab {
 fn trial(gateway: &Gateway, kind: Kind, n: usize) -> Outcome<Trial> {
     let lab = GatewayLab::new(gateway)?;
     let before = lab.state()?;
-    let fault = match kind {
-        Kind::Status503 => json!({"fail_nth_write": n, "status": 503}),
-        Kind::Dropped => json!({"drop_nth_write": n}),
-        Kind::UndoFails => {
-            json!({"fail_nth_write": n, "status": 500, "probability": 1.0, "seed": 1})
-        }
-        Kind::HostCommand => return Err("no host commands on a Layer7 gateway".into()),
-    };
+    let fault = kind
+        .twin_fault(n)
+        .ok_or("no host commands on a Layer7 gateway")?;
     lab.control("POST", "faults", &fault)?;
     let run = lab.run(gateway)?;
+    kind.settle();
     lab.control("DELETE", "faults", &Value::Null)?;
     let after = lab.state()?;
     let mut trial = Trial::judge(kind, &run, before == after, None);
@@ -217,7 +213,7 @@ pub fn rows(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Vec<Row>> {
         }
         let writes = lab.writes()?;
         drop(lab);
-        let kinds = [Kind::Status503, Kind::Dropped, Kind::UndoFails];
+        let kinds = [Kind::Status503, Kind::Dropped, Kind::UndoFails, Kind::Late];
         let every: Vec<(Kind, usize)> = kinds
             .iter()
             .flat_map(|&kind| (1..=writes).map(move |n| (kind, n)))

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::lab::HOST_FAULT;
 use super::layer7::{Kind, Row, Trial};
@@ -141,8 +141,8 @@ impl NodeLab {
             .replace(
                 EMBEDDED_KONG,
                 &format!(
-                    "kong: {{type: kong, admin_url: \"{}\", proxy_url: \"{}\"}}",
-                    kong.admin_url, kong.proxy_url
+                    "kong: {{type: kong, request_timeout: {}, admin_url: \"{}\", proxy_url: \"{}\"}}",
+                    super::layer7::REQUEST_TIMEOUT, kong.admin_url, kong.proxy_url
                 ),
             )
             .replace("target/release/runsheet", env!("CARGO_BIN_EXE_runsheet"))
@@ -331,18 +331,13 @@ fn trial(playbook: &NodePlaybook, base: &Baseline, kind: Kind, n: usize) -> Outc
     }
     lab.clear_kong()?;
     lab.host_fault(0)?;
-    match kind {
-        Kind::Status503 => lab
-            .kong
-            .fault(&json!({"fail_nth_write": n, "status": 503}).to_string())?,
-        Kind::Dropped => lab.kong.fault(&json!({"drop_nth_write": n}).to_string())?,
-        Kind::HostCommand => lab.host_fault(n)?,
-        Kind::UndoFails => lab.kong.fault(
-            &json!({"fail_nth_write": n, "status": 500, "probability": 1.0, "seed": 1}).to_string(),
-        )?,
+    match kind.twin_fault(n) {
+        Some(fault) => lab.kong.fault(&fault.to_string())?,
+        None => lab.host_fault(n)?,
     }
     let path = format!("playbooks/{}", playbook.file);
     let run = lab.runsheet("run", &path, playbook.sets)?;
+    kind.settle();
     lab.clear_kong()?;
     let state = lab.state()?;
     let done = passed(&run, playbook.checkpoint);
@@ -381,6 +376,7 @@ pub fn rows(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Vec<Row>> {
             Kind::Dropped,
             Kind::HostCommand,
             Kind::UndoFails,
+            Kind::Late,
         ]
         .iter()
         .flat_map(|&kind| {

@@ -105,7 +105,7 @@ fn appears(file: &Path) -> bool {
 
 /// The part's trials: one seeded host command in the default run, every one in the full run.
 pub fn tally(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Option<Tally>> {
-    if !selected(FILE) {
+    if !selected(FILE) || !super::kind_selected(KIND) {
         return Ok(None);
     }
     let started = Instant::now();
