@@ -20,11 +20,41 @@ pub fn stats(args: &StateArgs, playbook: &str, env: Option<&str>, output: Output
     let playbook = playbook_name(playbook);
     let environment = env.map(crate::history::environment_name);
     let timings = Timings::load(store.as_ref(), &playbook, environment.as_deref());
+    if timings.runs == 0
+        && let Err(unknown) = known_playbook(store.as_ref(), &playbook)
+    {
+        eprintln!("error: {unknown}");
+        return Exit::Invalid;
+    }
     match output {
         OutputFormat::Json => emit(&json_text(&timings)),
         OutputFormat::Human => emit(&human_timings(&timings, &args.state_dir)),
     }
     Exit::Success
+}
+
+/// `Ok` when the state holds a run of `playbook`; otherwise what to say, with the
+/// playbooks it holds runs of (a mistyped name must not read as "no durations yet").
+fn known_playbook(store: &dyn runsheet_engine::run::store::Store, playbook: &str) -> Result<(), String> {
+    let runs = store.list().map_err(|error| error.to_string())?;
+    let mut names: Vec<&str> = runs.iter().map(|run| run.playbook.as_str()).collect();
+    if names.contains(&playbook) {
+        return Ok(());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let known = if names.is_empty() {
+        "it holds no runs".to_owned()
+    } else {
+        format!("playbooks with runs there: {}", names.join(", "))
+    };
+    let hint = runsheet_engine::suggest::did_you_mean(playbook, names.iter().copied())
+        .map(|hint| format!("\n  help: {hint}"))
+        .unwrap_or_default();
+    Err(format!(
+        "no run of playbook `{playbook}` is recorded in {}; {known}{hint}",
+        store.place()
+    ))
 }
 
 /// A playbook given by name or file: the name its runs are recorded under.

@@ -790,7 +790,7 @@ fn classify(error: &reqwest::Error, request: &WebRequest, timeout: Duration) -> 
             reason: describe_tls_error(tls),
         };
     }
-    if error.is_timeout() {
+    if error.is_timeout() && !error.is_connect() {
         return WebError::Timeout {
             what,
             after: timeout,

@@ -352,11 +352,22 @@ fn runs_stats_gives_p50_and_p95_from_the_journals() -> TestResult {
         "{}",
         human.all()
     );
-    let none = lab.run(&["runs", "--stats", "nothing-ran"])?;
+    let none = lab.run(&["runs", "--stats", "timed", "--env", "nowhere"])?;
+    assert_eq!(none.code, Some(0), "{}", none.all());
     assert!(
-        none.stdout.contains("no durations recorded"),
+        none.stdout.contains("no durations recorded for playbook `timed` on `nowhere`"),
         "{}",
         none.all()
+    );
+    // A playbook never run there is a mistake to point at, not "no durations yet".
+    let typo = lab.run(&["runs", "--stats", "timmed"])?;
+    assert_eq!(typo.code, Some(3), "{}", typo.all());
+    assert!(
+        typo.stderr.contains("no run of playbook `timmed` is recorded in")
+            && typo.stderr.contains("playbooks with runs there: timed")
+            && typo.stderr.contains("did you mean `timed`?"),
+        "{}",
+        typo.all()
     );
     Ok(())
 }

@@ -1112,8 +1112,9 @@ async fn a_write_answered_after_the_timeout_is_found_applied_and_keeps_its_undo(
     let reader = client(&twin, false).await?;
     let create = json!({"kind": "service", "match": {"name": "late"}, "spec": {"host": "late.internal"}});
     control(&twin, reqwest::Method::POST, "/_twin/faults",
-        Some(json!({"delay_nth_write": 1, "delay_ms": 600}))).await?;
-    let applied = apply_waiting(&twin, &create, std::time::Duration::from_millis(300)).await?;
+        Some(json!({"delay_nth_write": 1, "delay_ms": 1500}))).await?;
+    // Lands half a second after the 1 s timeout, half a second before the look-again ends.
+    let applied = apply_waiting(&twin, &create, std::time::Duration::from_secs(1)).await?;
     assert_eq!(applied.outputs["changed"], json!(true), "{applied:?}");
     let created = read(&reader, "/services/late", true).await?.ok_or("not created")?;
     assert_eq!(applied.outputs["id"], created["id"]);

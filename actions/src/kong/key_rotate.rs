@@ -461,10 +461,18 @@ impl Retire {
                             {
                                 Ok(_) => {}
                                 Err(error) if error.is_unanswered() => {
+                                    // The tag alone may be an earlier rotation's: the new
+                                    // expiry is what shows this write.
                                     let landed = client
                                         .look_again(|| async {
                                             client.find(&path).await.ok().flatten().is_some_and(
-                                                |found| tags_of(&found).iter().any(|tag| tag == RETIRED_TAG),
+                                                |found| {
+                                                    tags_of(&found).iter().any(|tag| tag == RETIRED_TAG)
+                                                        && found
+                                                            .get("ttl")
+                                                            .and_then(Value::as_i64)
+                                                            .is_some_and(|ttl| ttl <= seconds)
+                                                },
                                             )
                                         })
                                         .await;

@@ -225,7 +225,6 @@ impl Wanted {
         format!("{}/{}", self.targets_path(), segment(id))
     }
 
-    /// The target as Kong has it now; an error when the upstream does not exist.
     /// The target's id after a write: from Kong's answer, or, when the answer did not come
     /// in time, from the target once it shows the wanted weight (looked for again).
     async fn settled(
@@ -252,6 +251,7 @@ impl Wanted {
         Err(error.into())
     }
 
+    /// The target as Kong has it now; an error when the upstream does not exist.
     async fn current(&self, client: &KongClient) -> Result<Option<CurrentTarget>, ActionError> {
         let upstream = format!("/upstreams/{}", segment(&self.upstream));
         if client.find(&upstream).await?.is_none() {

@@ -28,6 +28,7 @@ use super::graphman_import_state::{
     graphman_results,
 };
 use super::import::{ImportUndo, NAME, counts_text, outputs_of};
+use crate::web::WebError;
 
 /// One entity an install created, which undo deletes: its section and identity fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,18 +104,36 @@ impl GraphmanPrepared {
     /// An install error in words: which install, of what, where.
     fn failure(&self, gateway: &Layer7Gateway, test: bool, error: &Layer7Error) -> ActionError {
         let mode = if test { "test import" } else { "import" };
+        let in_doubt = !test
+            && matches!(
+                error,
+                Layer7Error::Unanswered { .. } | Layer7Error::Web(WebError::Transport { .. })
+            );
         let outcome = match error {
-            Layer7Error::Web(_) if !test => {
+            _ if in_doubt => {
                 "no answer: whether the gateway committed it is unknown; a plan of this step shows what is left to do"
             }
+            Layer7Error::Web(_) if !test => "not sent: nothing was committed",
             _ => "nothing was committed",
         };
-        ActionError::failed(format!(
+        let message = format!(
             "{NAME}: {mode} of Graphman bundle {} into gateway `{}` ({outcome}): {}",
             self.path.display(),
             gateway.name,
             crate::web::error_chain(error)
-        ))
+        );
+        if in_doubt {
+            // The install may have been committed, or may still be: a person must look.
+            return ActionError::partially_applied(
+                message,
+                vec![format!(
+                    "gateway `{}`: the install of Graphman bundle {} may have taken effect or still may",
+                    gateway.name,
+                    self.path.display()
+                )],
+            );
+        }
+        ActionError::failed(message)
     }
 
     /// `Graphman bundle b.json into gateway `gw``.

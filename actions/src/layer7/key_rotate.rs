@@ -496,8 +496,6 @@ fn outputs(
     outputs
 }
 
-/// A failure of the step: a plain one when its roll back put everything back, otherwise
-/// one that names what is `left` for a person (the run cannot end "rolled back").
 /// After switching listen port `name` to `key` went unanswered: whether the port names
 /// that key within the wait for one answer.
 async fn switched_late(gateway: &Layer7Gateway, name: &str, key: &KeyRef) -> bool {
@@ -510,7 +508,8 @@ async fn switched_late(gateway: &Layer7Gateway, name: &str, key: &KeyRef) -> boo
     .await
 }
 
-/// A failure, partly applied when `left` names what it left changed.
+/// A failure of the step: a plain one when its roll back put everything back, otherwise
+/// one that names what is `left` for a person (the run cannot end "rolled back").
 fn failed_leaving(message: String, left: Vec<String>) -> ActionError {
     if left.is_empty() {
         ActionError::failed(message)

@@ -287,11 +287,22 @@ fn outputs(
 
 /// An error of the gateway in words naming the entity.
 fn failed(target: &Target, error: &Layer7Error) -> ActionError {
-    ActionError::failed(format!(
+    let message = format!(
         "{NAME}: {}: {}",
         target.describe(),
         crate::web::error_chain(error)
-    ))
+    );
+    if error.is_unanswered() {
+        // The activation was sent and not answered: it may still take effect.
+        return ActionError::partially_applied(
+            message,
+            vec![format!(
+                "{}: the revision activation may still take effect",
+                target.describe()
+            )],
+        );
+    }
+    ActionError::failed(message)
 }
 
 #[async_trait::async_trait]

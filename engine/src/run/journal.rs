@@ -190,9 +190,9 @@ pub fn hash_line(line: &[u8]) -> String {
 }
 
 impl Journal {
-    /// Creates a new journal file (it must not exist).
+    /// Creates a new journal file (it must not exist), readable by its owner only.
     pub fn create(path: &Path) -> Result<Journal, JournalError> {
-        let file = OpenOptions::new()
+        let file = super::state::owner_only()
             .create_new(true)
             .append(true)
             .open(path)

@@ -195,11 +195,25 @@ impl StateDir {
     }
 }
 
-/// Writes a file through a temporary file and a rename, durably.
+/// Options that create a file only its owner can read (mode 0600 on Unix): run files and
+/// journals hold undo records, which may hold the values a step replaced.
+pub fn owner_only() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Writes a file through a temporary file and a rename, durably (mode 0600).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     use std::io::Write as _;
     let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary).map_err(|source| io(&temporary, source))?;
+    let mut file = owner_only()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temporary)
+        .map_err(|source| io(&temporary, source))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_data())
         .map_err(|source| io(&temporary, source))?;

@@ -348,6 +348,41 @@ mod tests {
 
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn run_files_and_journals_are_readable_by_their_owner_only()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir()?;
+        let store = LocalStore::new(dir.path());
+        let record = RunRecord {
+            id: "r1".into(),
+            playbook: "p".into(),
+            ..RunRecord::default()
+        };
+        store.create_run(&record, "name: p\n", None)?;
+        store.put_file("r1", "undo/secret.json", b"{}")?;
+        let (mut journal, _) = store.open_journal("r1")?;
+        journal.append("run_started", Map::new(), true)?;
+        drop(journal);
+        let mut seen = 0;
+        let mut pending = vec![store.dir().run_dir("r1")];
+        while let Some(path) = pending.pop() {
+            for entry in std::fs::read_dir(&path)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    pending.push(entry.path());
+                    continue;
+                }
+                let mode = entry.metadata()?.permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", entry.path().display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4, "run record, playbook, file and journal: {seen} files");
+        Ok(())
+    }
+
     #[test]
     fn a_run_exported_from_one_directory_imports_into_another_with_its_chain()
     -> Result<(), Box<dyn std::error::Error>> {

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::diff::{Operation, Plan, same_entity};
+use super::diff::{Operation, Plan, same_entity, same_field};
 use super::dump::dump;
 use super::state::{Entity, State, now, short};
 use super::{cascades, rank, referenced_kind};
@@ -141,11 +141,15 @@ async fn landed(client: &KongClient, operation: &Operation) -> bool {
                     matches!(client.find(&entity_path(entity)).await, Ok(Some(_)))
                 }
                 Operation::Update { current, changes } => {
+                    // Compared as the diff compares (records by the keys given, tags as a
+                    // set, a key's expiry within the tolerance).
                     match client.find(&entity_path(current)).await {
-                        Ok(Some(found)) => changes.iter().all(|(field, value)| {
-                            // A key's ttl counts down: its presence is what can be compared.
-                            field == "ttl" || found.get(field) == Some(value)
-                        }),
+                        Ok(Some(found)) => Entity::from_kong(current.kind, &found, now())
+                            .is_some_and(|have| {
+                                changes.iter().all(|(field, value)| {
+                                    same_field(field, value, have.fields.get(field.as_str()))
+                                })
+                            }),
                         _ => false,
                     }
                 }

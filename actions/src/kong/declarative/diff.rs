@@ -123,7 +123,7 @@ pub fn same_entity(a: &Entity, b: &Entity) -> bool {
 }
 
 /// Whether a given field value is what the gateway has (`null`: unset, as absent).
-fn same_field(field: &str, wanted: &Value, have: Option<&Value>) -> bool {
+pub(super) fn same_field(field: &str, wanted: &Value, have: Option<&Value>) -> bool {
     if wanted.is_null() {
         return have.is_none_or(Value::is_null);
     }

@@ -267,7 +267,11 @@ impl Action for KongSync {
                 ActionError::failed(message)
             } else {
                 // Half the sync is on the gateway: the run must not end "rolled back".
-                ActionError::partially_applied(message, restored.failures)
+                let mut left = restored.failures;
+                if failed.error.is_unanswered() {
+                    left.push(format!("{label}: sent, not answered; Kong may still apply it"));
+                }
+                ActionError::partially_applied(message, left)
             };
             return Err(mask(error, &secrets));
         }

@@ -106,6 +106,9 @@ pub fn portable(state: &State) -> State {
                     .and_then(Value::as_array)
                     .map(|tags| tags.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                     .unwrap_or_default();
+                let rotated = tags
+                    .iter()
+                    .any(|tag| tag.starts_with("runsheet-rotation:") || tag == "runsheet-retired");
                 if tags.iter().any(|tag| tag.starts_with("runsheet-rotation:")) {
                     map.insert("key".to_owned(), Value::from("(generated)"));
                     if map.contains_key("cert") {
@@ -114,7 +117,8 @@ pub fn portable(state: &State) -> State {
                     }
                     map.insert("tags".to_owned(), serde_json::json!(["runsheet-rotation:(time)"]));
                 }
-                if map.get("ttl").is_some_and(Value::is_number) {
+                if rotated && map.get("ttl").is_some_and(Value::is_number) {
+                    // An expiry a rotation set is a time of its own run.
                     map.insert("ttl".to_owned(), Value::from("(set)"));
                 }
                 map.values_mut().for_each(strip);
