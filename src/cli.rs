@@ -221,7 +221,7 @@ pub enum StateCommand {
         #[arg(long, value_name = "URL", env = "RUNSHEET_STATE")]
         state: String,
     },
-    /// Copy a run from the database into a state directory.
+    /// Copy a run from the database into a state directory (a run that can go on is moved).
     Export {
         /// The run id.
         run_id: String,
@@ -232,7 +232,7 @@ pub enum StateCommand {
         #[arg(long, value_name = "DIR", default_value = ".runsheet")]
         to: PathBuf,
     },
-    /// Copy a run from a state directory into the database.
+    /// Copy a run from a state directory into the database (a run that can go on is moved).
     Import {
         /// The run id.
         run_id: String,

@@ -1006,6 +1006,13 @@ fn resume_run(
             return Exit::Invalid;
         }
     };
+    if record.state == crate::state::MOVED {
+        eprintln!(
+            "error: refused: run {run_id} was moved to {} (runsheet state export/import): resume or roll it back there",
+            crate::state::moved_to(state, run_id)
+        );
+        return Exit::Refused;
+    }
     if record.state == "succeeded" && mode == Mode::Run {
         eprintln!("run {run_id} already succeeded: nothing to resume");
         return Exit::Success;

@@ -123,6 +123,10 @@ fn move_run(run: &str, from: Opened, to: Opened) -> Exit {
             return Exit::Invalid;
         }
     };
+    if let Some(refusal) = unmovable(from.as_ref(), &export.record) {
+        eprintln!("error: refused: {refusal}");
+        return Exit::Refused;
+    }
     if let Err(e) = to.import_run(&export) {
         eprintln!("error: run {run} was not copied into {}: {e}", to.place());
         return Exit::Refused;
@@ -134,7 +138,93 @@ fn move_run(run: &str, from: Opened, to: Opened) -> Exit {
         from.place(),
         to.place()
     );
+    if RESUMABLE.contains(&export.record.state.as_str()) {
+        // One run must not be resumable in two places: the source copy stops here.
+        if let Err(e) = mark_moved(from.as_ref(), export.record, &to.place()) {
+            eprintln!(
+                "error: run {run} was copied, but its copy in {} could not be marked moved: {e}; do not resume it there",
+                from.place()
+            );
+            return Exit::RollbackFailed;
+        }
+        println!(
+            "the copy in {} is marked moved and refuses resume and rollback: resume the run from {}",
+            from.place(),
+            to.place()
+        );
+    }
     Exit::Success
+}
+
+/// The run states a `resume` or `rollback` goes on from: moving such a run moves it.
+const RESUMABLE: &[&str] = &["paused", "interrupted", "running"];
+
+/// The state of a run that was moved elsewhere.
+pub const MOVED: &str = "moved";
+
+/// The run file that says where a moved run went.
+pub const MOVED_TO_FILE: &str = "moved-to";
+
+/// Why `record` cannot be moved out of `from`: moved already, or still running there.
+fn unmovable(from: &dyn Store, record: &runsheet_engine::run::state::RunRecord) -> Option<String> {
+    if record.state == MOVED {
+        return Some(format!(
+            "run {} was moved already ({}): move it from where it went",
+            record.id,
+            moved_to(from, &record.id)
+        ));
+    }
+    let key = lock_key(record);
+    match from.inspect(&key) {
+        Ok(Some((owner, true))) if owner.run == record.id && record.state == "running" => {
+            Some(format!(
+                "run {} is running in {} (pid {} on {}): move it once it has stopped",
+                record.id,
+                from.place(),
+                owner.pid,
+                owner.host
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The lock key of a run: its environment, or the run itself.
+fn lock_key(record: &runsheet_engine::run::state::RunRecord) -> String {
+    record
+        .environment
+        .clone()
+        .unwrap_or_else(|| format!("run-{}", record.id))
+}
+
+/// Marks the source copy of a moved run: its state `moved`, where it went, and its
+/// environment lock (when it holds it) released, since locks do not move.
+fn mark_moved(
+    from: &dyn Store,
+    mut record: runsheet_engine::run::state::RunRecord,
+    to: &str,
+) -> Result<(), String> {
+    from.put_file(&record.id, MOVED_TO_FILE, to.as_bytes())
+        .map_err(|e| e.to_string())?;
+    record.state = MOVED.to_owned();
+    from.save(&record).map_err(|e| e.to_string())?;
+    let key = lock_key(&record);
+    if let Ok(Some((owner, _))) = from.inspect(&key)
+        && owner.run == record.id
+    {
+        from.unlock(&key).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Where a moved run went, as the source copy records it.
+pub fn moved_to(store: &dyn Store, run: &str) -> String {
+    store
+        .file(run, MOVED_TO_FILE)
+        .ok()
+        .flatten()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_else(|| "another state".to_owned())
 }
 
 /// The embedded twins' saved state of a run, in a directory while the run goes.

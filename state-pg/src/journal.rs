@@ -82,6 +82,7 @@ pub(crate) fn open(
 /// Durations of the succeeded steps and runs of earlier runs of a playbook (against one
 /// environment, when given), in one query.
 pub(crate) fn history(store: &PgStore, playbook: &str, environment: Option<&str>) -> History {
+    let playbook_name = playbook;
     let playbook = playbook.to_owned();
     let environment = environment.map(str::to_owned);
     let rows = store.inner().worker.call(move |client| async move {
@@ -99,8 +100,17 @@ pub(crate) fn history(store: &PgStore, playbook: &str, environment: Option<&str>
             .map(|r| Ok((r.try_get::<_, String>(0).map_err(db)?, r.try_get::<_, String>(1).map_err(db)?)))
             .collect::<Result<Vec<_>, PgError>>()
     });
+    let rows = rows.unwrap_or_else(|error| {
+        // The figures are advice (window check, estimates): say they are missing, go on.
+        tracing::warn!(
+            "cannot read earlier runs of `{playbook_name}` from {}: {}; their durations are left out",
+            store.inner().config.place,
+            store.inner().mask(&error)
+        );
+        Vec::new()
+    });
     let mut by_run: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-    for (run, line) in rows.unwrap_or_default() {
+    for (run, line) in rows {
         if let Ok(fields) = serde_json::from_str::<Map<String, Value>>(&line) {
             let records = by_run.entry(run).or_default();
             records.push(Record {
@@ -127,6 +137,16 @@ struct PgJournal {
     failed: bool,
 }
 
+impl PgJournal {
+    /// The environment whose lock this run lost, if a heartbeat found one.
+    fn lost_lock(&self) -> Option<String> {
+        let lost = self.inner.worker.lost.lock().ok()?;
+        lost.iter()
+            .find(|(_, run)| *run == self.run)
+            .map(|(environment, _)| environment.clone())
+    }
+}
+
 impl JournalWriter for PgJournal {
     fn append(
         &mut self,
@@ -141,6 +161,17 @@ impl JournalWriter for PgJournal {
                     "an earlier record could not be written; the run must be resumed".into(),
                 ),
             ));
+        }
+        if let Some(environment) = self.lost_lock() {
+            // Another runner may be working on this environment now: not one more step.
+            self.failed = true;
+            return Err(JournalError::Backend {
+                run: self.run.clone(),
+                place: self.inner.config.place.clone(),
+                message: format!(
+                    "the lock on `{environment}` is no longer this run's (taken over by another runner or released with `runsheet unlock`): this run stops here; `runsheet runs` shows who holds it"
+                ),
+            });
         }
         let seq = self.seq + 1;
         let line = encode(seq, &self.last_hash, kind, fields);

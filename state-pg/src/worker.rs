@@ -36,6 +36,9 @@ pub struct Worker {
     jobs: mpsc::UnboundedSender<Job>,
     /// Locks to heartbeat.
     pub held: Held,
+    /// Locks whose row a heartbeat found no longer this process's (taken over or
+    /// released by someone else): the run holding it must stop.
+    pub lost: Held,
 }
 
 impl Worker {
@@ -47,12 +50,16 @@ impl Worker {
             .enable_all()
             .build()
             .map_err(|e| PgError::Config(format!("cannot start the database thread: {e}")))?;
-        let heartbeat = Arc::clone(&held);
+        let lost: Held = Arc::default();
+        let locks = Locks {
+            held: Arc::clone(&held),
+            lost: Arc::clone(&lost),
+        };
         std::thread::Builder::new()
             .name("runsheet-state-pg".into())
-            .spawn(move || runtime.block_on(serve(config, receiver, heartbeat)))
+            .spawn(move || runtime.block_on(serve(config, receiver, locks)))
             .map_err(|e| PgError::Config(format!("cannot start the database thread: {e}")))?;
-        Ok(Worker { jobs, held })
+        Ok(Worker { jobs, held, lost })
     }
 
     /// Runs `query` on the connection and waits for its result.
@@ -89,7 +96,15 @@ impl Worker {
     }
 }
 
-async fn serve(config: PgConfig, mut jobs: mpsc::UnboundedReceiver<Job>, held: Held) {
+/// The locks the connection thread heartbeats, and where it puts those it lost.
+struct Locks {
+    /// Held here.
+    held: Held,
+    /// Found taken over.
+    lost: Held,
+}
+
+async fn serve(config: PgConfig, mut jobs: mpsc::UnboundedReceiver<Job>, locks: Locks) {
     let mut client: Option<Arc<Client>> = None;
     let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -105,8 +120,9 @@ async fn serve(config: PgConfig, mut jobs: mpsc::UnboundedReceiver<Job>, held: H
                 }
             }
             _ = ticks.tick() => {
-                let locks: Vec<(String, String)> = held.lock().map(|h| h.clone()).unwrap_or_default();
-                if locks.is_empty() {
+                let held: Vec<(String, String)> =
+                    locks.held.lock().map(|h| h.clone()).unwrap_or_default();
+                if held.is_empty() {
                     continue;
                 }
                 // Reconnect for the heartbeat too: a run busy in a step that writes no
@@ -114,11 +130,21 @@ async fn serve(config: PgConfig, mut jobs: mpsc::UnboundedReceiver<Job>, held: H
                 // database outage. A connection that cannot be had shows in the next
                 // journal write.
                 if let Ok(client) = connected(&config, &mut client).await {
-                    for (environment, run) in locks {
-                        let _ = tokio::time::timeout(QUERY_TIMEOUT, client.execute(
+                    for (environment, run) in held {
+                        let renewed = tokio::time::timeout(QUERY_TIMEOUT, client.execute(
                             "UPDATE runsheet_locks SET heartbeat = now() WHERE environment = $1 AND run_id = $2",
                             &[&environment, &run],
                         )).await;
+                        // No row: the lock is not this run's any more. Only a definite
+                        // answer counts; an error or a timeout says nothing about the row.
+                        if let Ok(Ok(0)) = renewed {
+                            if let Ok(mut held) = locks.held.lock() {
+                                held.retain(|(e, r)| !(e == &environment && r == &run));
+                            }
+                            if let Ok(mut lost) = locks.lost.lock() {
+                                lost.push((environment, run));
+                            }
+                        }
                     }
                 }
             }

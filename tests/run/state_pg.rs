@@ -487,6 +487,27 @@ fn a_run_exports_to_a_directory_and_imports_into_another_database() -> TestResul
         "a second import is refused: {}",
         again.all()
     );
+    // The paused run moved: neither the database nor the directory resumes it again.
+    for (from, flag) in [(url.as_str(), "--state"), ("local", "--state-dir")] {
+        let stale = run(&lab, lab.path(), &["resume", &id, "--approve", "go-second", flag, from])?;
+        assert_eq!(stale.code, Some(5), "{}", stale.all());
+        assert!(
+            stale.stderr.contains(&format!("run {id} was moved to")),
+            "{}",
+            stale.all()
+        );
+    }
+    let listed = run(&lab, lab.path(), &["runs", "--state", &url])?;
+    assert!(listed.stdout.contains("moved"), "{}", listed.all());
+    let twice = run(
+        &lab,
+        lab.path(),
+        &["state", "export", &id, "--state", &url, "--to", "elsewhere"],
+    )?;
+    assert_eq!(twice.code, Some(5), "a moved run is not moved again: {}", twice.all());
+    // The source released the environment lock the paused run held there.
+    let fresh = run(&lab, lab.path(), &["run", "p.yaml", "--env", "env.yaml", "--state", &url])?;
+    assert_eq!(fresh.code, Some(4), "{}", fresh.all());
     // The lock is the source database's; the imported run resumes in its new home.
     let resumed = run(
         &lab,
@@ -495,5 +516,37 @@ fn a_run_exports_to_a_directory_and_imports_into_another_database() -> TestResul
     )?;
     assert_eq!(resumed.code, Some(0), "{}", resumed.all());
     assert_eq!(std::fs::read_to_string(lab.data().join("second"))?, "two\n");
+    Ok(())
+}
+
+#[test]
+fn a_run_whose_lock_is_taken_over_stops_at_its_next_record() -> TestResult {
+    let Some((server, url)) = database("taken_over")? else {
+        return Ok(());
+    };
+    let lab = Lab::with_data()?;
+    // Longer than a heartbeat period (5 s), so that one runs while the step waits.
+    lab.write("p.yaml", &SLOW.replace("duration: 3s", "duration: 7s"))?;
+    let child = spawn(&lab, &["run", "p.yaml", "--env", "env.yaml", "--state", &url])?;
+    wait_for("the first write", || lab.data().join("first").exists())?;
+    let db = url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .ok_or("no database in the URL")?;
+    let stolen = server.psql(db, "UPDATE runsheet_locks SET run_id = 'someone-else' RETURNING environment")?;
+    assert!(!stolen.trim().is_empty(), "no lock row to take over");
+    let output = child.wait_with_output()?;
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(2), "needs attention: {all}");
+    assert!(all.contains("is no longer this run's"), "{all}");
+    assert!(
+        !lab.data().join("third").exists(),
+        "no step starts once the lock is lost: {all}"
+    );
     Ok(())
 }
