@@ -493,7 +493,13 @@ pub fn truncate(text: &str, limit: usize) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… ({} bytes in all)", &text[..end], text.len())
+    // The cut mark lets the run's masker hide a secret cut short here.
+    format!(
+        "{}{} ({} bytes in all)",
+        &text[..end],
+        runsheet_engine::run::mask::CUT_MARK,
+        text.len()
+    )
 }
 
 /// The OAuth 2.0 client-credentials grant a token is requested with.

@@ -11,6 +11,10 @@ use crate::check::MASK;
 /// ordinary words); whole values equal to them still are.
 pub const MIN_MASKED_LEN: usize = 4;
 
+/// What ends an excerpt cut short (a quoted response body): the start of a secret
+/// right before it is masked too, since the rest of the secret was cut off.
+pub const CUT_MARK: &str = "…";
+
 /// The secret values seen so far in a run, shared by everything that writes output.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
@@ -67,6 +71,9 @@ impl Masker {
             if out == *secret || (secret.len() >= MIN_MASKED_LEN && out.contains(secret.as_str())) {
                 out = out.replace(secret.as_str(), MASK);
             }
+        }
+        if out.contains(CUT_MARK) {
+            out = mask_cut_starts(&out, &secrets);
         }
         out
     }
@@ -181,11 +188,56 @@ pub fn mask_all(value: &Value) -> Value {
     }
 }
 
+/// `text` with the start of a secret that ends right at a [`CUT_MARK`] masked (at least
+/// [`MIN_MASKED_LEN`] bytes of it, the longest that fits).
+fn mask_cut_starts(text: &str, secrets: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(CUT_MARK) {
+        let before = &rest[..at];
+        let cut = secrets
+            .iter()
+            .filter(|secret| secret.len() > MIN_MASKED_LEN)
+            .filter_map(|secret| {
+                (MIN_MASKED_LEN..secret.len())
+                    .rev()
+                    .filter(|&end| secret.is_char_boundary(end))
+                    .find(|&end| before.ends_with(&secret[..end]))
+            })
+            .max();
+        match cut {
+            Some(len) => {
+                out.push_str(&before[..before.len() - len]);
+                out.push_str(MASK);
+            }
+            None => out.push_str(before),
+        }
+        out.push_str(CUT_MARK);
+        rest = &rest[at + CUT_MARK.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_secret_cut_short_at_the_end_of_an_excerpt_is_masked_too() {
+        let masker = Masker::default();
+        masker.add("kong-admin-token-9f8e7d");
+        let cut = "HTTP 500; body: {\"token\": \"kong-admin-tok… (2048 bytes in all)";
+        assert_eq!(
+            masker.text(cut),
+            format!("HTTP 500; body: {{\"token\": \"{MASK}… (2048 bytes in all)")
+        );
+        // Only right before the mark, and never a stub shorter than the minimum.
+        let ordinary = "kong is up… (2048 bytes in all); kong-admin-tok";
+        assert_eq!(masker.text(ordinary), ordinary);
+    }
 
     #[test]
     fn masks_secrets_inside_text_and_structures() {
