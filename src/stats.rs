@@ -33,21 +33,19 @@ pub fn stats(args: &StateArgs, playbook: &str, env: Option<&str>, output: Output
     Exit::Success
 }
 
-/// `Ok` when the state holds a run of `playbook`; otherwise what to say, with the
-/// playbooks it holds runs of (a mistyped name must not read as "no durations yet").
+/// `Ok` when the state holds a run of `playbook`, or no run at all; otherwise what to
+/// say, with the playbooks it holds runs of (a mistyped name must not read as "no
+/// durations yet").
 fn known_playbook(store: &dyn runsheet_engine::run::store::Store, playbook: &str) -> Result<(), String> {
     let runs = store.list().map_err(|error| error.to_string())?;
     let mut names: Vec<&str> = runs.iter().map(|run| run.playbook.as_str()).collect();
-    if names.contains(&playbook) {
+    // An empty state (a first rehearsal) has nothing to check the name against.
+    if names.is_empty() || names.contains(&playbook) {
         return Ok(());
     }
     names.sort_unstable();
     names.dedup();
-    let known = if names.is_empty() {
-        "it holds no runs".to_owned()
-    } else {
-        format!("playbooks with runs there: {}", names.join(", "))
-    };
+    let known = format!("playbooks with runs there: {}", names.join(", "));
     let hint = runsheet_engine::suggest::did_you_mean(playbook, names.iter().copied())
         .map(|hint| format!("\n  help: {hint}"))
         .unwrap_or_default();

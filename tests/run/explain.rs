@@ -359,6 +359,9 @@ fn runs_stats_gives_p50_and_p95_from_the_journals() -> TestResult {
         "{}",
         none.all()
     );
+    let empty = lab.run(&["runs", "--stats", "timed", "--state-dir", "empty-state"])?;
+    assert_eq!(empty.code, Some(0), "an empty state has no names to check: {}", empty.all());
+    assert!(empty.stdout.contains("no durations recorded"), "{}", empty.all());
     // A playbook never run there is a mistake to point at, not "no durations yet".
     let typo = lab.run(&["runs", "--stats", "timmed"])?;
     assert_eq!(typo.code, Some(3), "{}", typo.all());
