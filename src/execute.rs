@@ -547,15 +547,6 @@ fn change_management(
     Ok((change_id, window))
 }
 
-/// What a run locks: its environment, or (without one) the run itself, so two
-/// `resume`s of one run cannot overlap.
-fn lock_key(record: &RunRecord) -> String {
-    record
-        .environment
-        .clone()
-        .unwrap_or_else(|| format!("run-{}", record.id))
-}
-
 fn owner(run: &str) -> Owner {
     Owner {
         run: run.to_owned(),
@@ -746,7 +737,7 @@ fn run_playbook(
         eprintln!("error: {e}");
         return Exit::Refused;
     }
-    let held = match state.acquire(&lock_key(&record), &owner(&run_id)) {
+    let held = match state.acquire(&record.lock_key(), &owner(&run_id)) {
         Ok(held) => Some(held),
         Err(e) => {
             let _ = state.discard_run(&run_id);
@@ -1065,7 +1056,7 @@ fn resume_run(
     let Some(checked) = checked(registry, &request) else {
         return Exit::Invalid;
     };
-    let key = lock_key(&record);
+    let key = record.lock_key();
     let held = match state.acquire(&key, &owner(run_id)) {
         Ok(held) => {
             if let Some(previous) = held.taken_back_from() {

@@ -15,10 +15,7 @@ fn live_state(state: &dyn Store, record: &RunRecord) -> String {
     if record.state != "running" {
         return record.state.clone();
     }
-    let key = record
-        .environment
-        .clone()
-        .unwrap_or_else(|| format!("run-{}", record.id));
+    let key = record.lock_key();
     let alive = state
         .inspect(&key)
         .ok()

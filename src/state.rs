@@ -174,7 +174,7 @@ fn unmovable(from: &dyn Store, record: &runsheet_engine::run::state::RunRecord) 
             moved_to(from, &record.id)
         ));
     }
-    let key = lock_key(record);
+    let key = record.lock_key();
     match from.inspect(&key) {
         Ok(Some((owner, true))) if owner.run == record.id && record.state == "running" => {
             Some(format!(
@@ -189,14 +189,6 @@ fn unmovable(from: &dyn Store, record: &runsheet_engine::run::state::RunRecord) 
     }
 }
 
-/// The lock key of a run: its environment, or the run itself.
-fn lock_key(record: &runsheet_engine::run::state::RunRecord) -> String {
-    record
-        .environment
-        .clone()
-        .unwrap_or_else(|| format!("run-{}", record.id))
-}
-
 /// Marks the source copy of a moved run: its state `moved`, where it went, and its
 /// environment lock (when it holds it) released, since locks do not move.
 fn mark_moved(
@@ -208,7 +200,7 @@ fn mark_moved(
         .map_err(|e| e.to_string())?;
     record.state = MOVED.to_owned();
     from.save(&record).map_err(|e| e.to_string())?;
-    let key = lock_key(&record);
+    let key = record.lock_key();
     if let Ok(Some((owner, _))) = from.inspect(&key)
         && owner.run == record.id
     {

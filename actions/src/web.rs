@@ -204,20 +204,20 @@ fn quoted_body(body: &str) -> String {
     }
 }
 
-/// After a write went unanswered: asks `landed` every 250 ms, for up to `wait`, whether the
-/// write has taken effect; whether it did.
-pub async fn look_again<F, Fut>(wait: Duration, mut landed: F) -> bool
+/// After a write went unanswered: reads what it wrote with `landed` every 250 ms, for up
+/// to `wait`, until that shows it took effect; what the read found then.
+pub async fn look_again<T, F, Fut>(wait: Duration, mut landed: F) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: std::future::Future<Output = Option<T>>,
 {
     let give_up = tokio::time::Instant::now() + wait;
     loop {
-        if landed().await {
-            return true;
+        if let Some(found) = landed().await {
+            return Some(found);
         }
         if tokio::time::Instant::now() >= give_up {
-            return false;
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -562,18 +562,15 @@ async fn create(
         Err(error) if error.is_unanswered() => {
             // Kong may store it late: wait for it, and go on with it if it comes.
             let path = format!("/certificates?tags={}", segment(&rotation.tag()));
-            let tagged = || async {
-                client
-                    .list(&path)
-                    .await
-                    .ok()
-                    .and_then(|found| found.first().map(|certificate| text(certificate, "id")))
-            };
-            let stored = if client.look_again(|| async { tagged().await.is_some() }).await {
-                tagged().await
-            } else {
-                None
-            };
+            let stored = client
+                .look_again(|| async {
+                    client
+                        .list(&path)
+                        .await
+                        .ok()
+                        .and_then(|found| found.first().map(|certificate| text(certificate, "id")))
+                })
+                .await;
             stored.ok_or_else(|| {
                 ActionError::partially_applied(
                     format!("creating the new certificate: {error}; the SNIs are untouched"),
@@ -627,13 +624,13 @@ async fn move_sni(client: &KongClient, sni: &str, certificate_id: &str) -> Resul
         Err(error) if error.is_unanswered() => {
             let moved = client
                 .look_again(|| async {
-                    client.find(&path).await.ok().flatten().is_some_and(|found| {
+                    client.find(&path).await.ok().flatten().filter(|found| {
                         found.pointer("/certificate/id").and_then(Value::as_str)
                             == Some(certificate_id)
                     })
                 })
                 .await;
-            if moved { Ok(()) } else { Err(error.into()) }
+            moved.map(drop).ok_or_else(|| error.into())
         }
         Err(error) => Err(error.into()),
     }

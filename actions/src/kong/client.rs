@@ -309,12 +309,12 @@ impl KongClient {
         self.request_timeout.unwrap_or(crate::web::DEFAULT_TIMEOUT)
     }
 
-    /// After a write went unanswered: asks `landed` every 250 ms, for as long as one
-    /// answer is waited for, whether the write has taken effect; whether it did.
-    pub async fn look_again<F, Fut>(&self, landed: F) -> bool
+    /// After a write went unanswered: reads it with `landed` every 250 ms, for as long as
+    /// one answer is waited for, until it shows; what the read found then.
+    pub async fn look_again<T, F, Fut>(&self, landed: F) -> Option<T>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
+        Fut: std::future::Future<Output = Option<T>>,
     {
         crate::web::look_again(self.answer_wait(), landed).await
     }

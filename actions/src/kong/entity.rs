@@ -431,16 +431,14 @@ impl Survey {
         client: &KongClient,
         decision: &Decision,
     ) -> Option<(Option<Value>, Option<EntityUndo>)> {
-        let wanted = || async {
-            Survey::read(client, self.request.clone())
-                .await
-                .ok()
-                .filter(|now| now.decide() == Decision::NoChange)
-        };
-        if !client.look_again(|| async { wanted().await.is_some() }).await {
-            return None;
-        }
-        let now = wanted().await?;
+        let now = client
+            .look_again(|| async {
+                Survey::read(client, self.request.clone())
+                    .await
+                    .ok()
+                    .filter(|now| now.decide() == Decision::NoChange)
+            })
+            .await?;
         let kind = self.request.kind;
         let current = self.current.as_ref().unwrap_or(&Value::Null);
         let undo = match decision {
@@ -473,7 +471,12 @@ impl Survey {
         let current = self.current.as_ref().unwrap_or(&Value::Null);
         differing
             .iter()
-            .map(|field| (field.clone(), previous_value(field, current.get(field.as_str()))))
+            .map(|field| {
+                (
+                    field.clone(),
+                    previous_value(field, current.get(field.as_str())),
+                )
+            })
             .collect()
     }
 

@@ -424,10 +424,10 @@ impl Retire {
                             let path = key_path(consumer_id, &key.id);
                             let gone = client
                                 .look_again(|| async {
-                                    matches!(client.find(&path).await, Ok(None))
+                                    matches!(client.find(&path).await, Ok(None)).then_some(())
                                 })
                                 .await;
-                            if !gone {
+                            if gone.is_none() {
                                 return Err(RetireFailure::in_doubt(
                                     format!("deleting key {}: {error}", key.id),
                                     format!("key id {} of consumer id {consumer_id}: its deletion may still take effect", key.id),
@@ -473,10 +473,10 @@ impl Retire {
                                                             .and_then(Value::as_i64)
                                                             .is_some_and(|ttl| ttl <= seconds)
                                                 },
-                                            )
+                                            ).then_some(())
                                         })
                                         .await;
-                                    if !landed {
+                                    if landed.is_none() {
                                         return Err(RetireFailure::in_doubt(
                                             format!("setting ttl {seconds} on key {}: {error}", key.id),
                                             format!("key id {} of consumer id {consumer_id}: its expiry (ttl {seconds}) may still be set", key.id),
@@ -744,17 +744,14 @@ impl Found {
             Err(error) if error.is_unanswered() => {
                 // Kong may store the key late: wait for it, and go on with it if it comes.
                 let tag = rotation.tag();
-                let tagged = || async {
-                    list_keys(client, &self.id)
-                        .await
-                        .ok()
-                        .and_then(|keys| keys.into_iter().find(|key| key.tags.contains(&tag)))
-                };
-                let stored = if client.look_again(|| async { tagged().await.is_some() }).await {
-                    tagged().await
-                } else {
-                    None
-                };
+                let stored = client
+                    .look_again(|| async {
+                        list_keys(client, &self.id)
+                            .await
+                            .ok()
+                            .and_then(|keys| keys.into_iter().find(|key| key.tags.contains(&tag)))
+                    })
+                    .await;
                 stored.ok_or_else(|| {
                     scrubbed(
                         ActionError::partially_applied(

@@ -237,18 +237,15 @@ impl Wanted {
             Err(error) if error.is_unanswered() => error,
             Err(error) => return Err(error.into()),
         };
-        let landed = || async {
-            match self.current(client).await {
-                Ok(Some(target)) if target.weight == self.weight => Some(target.id),
-                _ => None,
-            }
-        };
-        if client.look_again(|| async { landed().await.is_some() }).await
-            && let Some(id) = landed().await
-        {
-            return Ok(id);
-        }
-        Err(error.into())
+        client
+            .look_again(|| async {
+                match self.current(client).await {
+                    Ok(Some(target)) if target.weight == self.weight => Some(target.id),
+                    _ => None,
+                }
+            })
+            .await
+            .ok_or_else(|| error.into())
     }
 
     /// The target as Kong has it now; an error when the upstream does not exist.

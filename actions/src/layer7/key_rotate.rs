@@ -336,8 +336,11 @@ async fn create_key(
         Ok(()) => read_key(gateway, key).await,
         Err(error) if error.is_unanswered() => {
             // The gateway may store the key late: wait for it, and go on with it if it comes.
-            let stored = || async { matches!(read_key(gateway, key).await, Ok(Some(_))) };
-            if !crate::web::look_again(gateway.connection.answer_wait(), stored).await {
+            let stored = crate::web::look_again(gateway.connection.answer_wait(), || async {
+                read_key(gateway, key).await.ok().flatten()
+            })
+            .await;
+            let Some(stored) = stored else {
                 return Err(ActionError::partially_applied(
                     format!(
                         "{NAME} on gateway `{}`: creating private key {}: {error}; no listen port was changed",
@@ -348,8 +351,8 @@ async fn create_key(
                         key.id()
                     )],
                 ));
-            }
-            read_key(gateway, key).await
+            };
+            Ok(Some(stored))
         }
         Err(error) => {
             let cleanup = match read_key(gateway, key).await {
@@ -504,8 +507,10 @@ async fn switched_late(gateway: &Layer7Gateway, name: &str, key: &KeyRef) -> boo
             read_port(gateway, name).await,
             Ok(Some(port)) if port.named_key.as_ref() == Some(key)
         )
+        .then_some(())
     })
     .await
+    .is_some()
 }
 
 /// A failure of the step: a plain one when its roll back put everything back, otherwise

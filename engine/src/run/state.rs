@@ -81,6 +81,16 @@ pub struct RunRecord {
     pub pid: u32,
 }
 
+impl RunRecord {
+    /// What the run locks: its environment, or (without one) the run itself, so two
+    /// `resume`s of one run cannot overlap.
+    pub fn lock_key(&self) -> String {
+        self.environment
+            .clone()
+            .unwrap_or_else(|| format!("run-{}", self.id))
+    }
+}
+
 /// A state directory.
 #[derive(Debug, Clone)]
 pub struct StateDir {

@@ -136,7 +136,7 @@ pub async fn execute(client: &KongClient, plan: &Plan) -> Result<(), Failed> {
 async fn landed(client: &KongClient, operation: &Operation) -> bool {
     client
         .look_again(|| async {
-            match operation {
+            let shows = match operation {
                 Operation::Create(entity) => {
                     matches!(client.find(&entity_path(entity)).await, Ok(Some(_)))
                 }
@@ -156,9 +156,11 @@ async fn landed(client: &KongClient, operation: &Operation) -> bool {
                 Operation::Delete(entity) => {
                     matches!(client.find(&entity_path(entity)).await, Ok(None))
                 }
-            }
+            };
+            shows.then_some(())
         })
         .await
+        .is_some()
 }
 
 /// The collection an entity is written to (`/consumers/{c}/key-auth` for a credential).
