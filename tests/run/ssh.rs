@@ -572,3 +572,34 @@ fn a_twin_node_is_drained_stopped_upgraded_and_restarted_over_ssh() -> TestResul
     let (lab, _servers) = ssh_lab(1)?;
     crate::twin::upgrade_a_twin_node(&lab, "node1")
 }
+
+#[test]
+fn large_outputs_arrive_whole_and_a_background_process_does_not_hold_the_step() -> TestResult {
+    let (lab, _servers) = ssh_lab(1)?;
+    // openssh's `wait` closes the streams when the exit status arrives: output still
+    // in flight was lost without a word (a step saw 892,928 of 900,000 bytes).
+    let mut text = String::from("runsheet: 1\nname: p\nconcurrency: 8\nsteps:\n");
+    for i in 0..16 {
+        text.push_str(&format!(
+            "  - {{id: r{i}, action: host.exec, on: node1, with: {{command: \"head -c 900000 /dev/zero | tr '\\\\0' a\", read_only: true}}}}\n\
+             \x20 - {{id: c{i}, action: assert, needs: [r{i}], with: {{that: \"steps.r{i}.outputs.stdout | length == 900000\", message: \"r{i} got {{{{ steps.r{i}.outputs.stdout | length }}}} bytes\"}}}}\n"
+        ));
+    }
+    let daemon = lab.data().join("daemon");
+    text.push_str(&format!(
+        "  - {{id: warn, action: host.exec, on: node1, with: {{command: 'printf \"warning: old\\n\" >&2; printf \"no newline\" >&2', read_only: true}}}}\n\
+         \x20 - {{id: quiet, action: assert, needs: [warn], with: {{that: \"steps.warn.outputs.stderr == 'warning: old\\nno newline'\", message: \"stderr was {{{{ steps.warn.outputs.stderr }}}}\"}}}}\n\
+         \x20 - {{id: daemon, action: host.exec, on: node1, timeout: 30s, with: {{command: 'sleep 60 & echo $! > {daemon}; echo started', read_only: true}}}}\n\
+         \x20 - {{id: started, action: assert, needs: [daemon], with: {{that: \"steps.daemon.outputs.stdout == 'started\\n'\", message: \"stdout was {{{{ steps.daemon.outputs.stdout }}}}\"}}}}\n",
+        daemon = daemon.display()
+    ));
+    lab.write("p.yaml", &text)?;
+    let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
+    if let Ok(pid) = std::fs::read_to_string(&daemon) {
+        let _stopped = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+    let failed: Vec<&str> = run.stdout.lines().filter(|line| line.contains("FAILED")).collect();
+    assert_eq!(run.code, Some(0), "{failed:#?}");
+    assert!(run.stdout.contains("ok      c15") && run.stdout.contains("ok      started"), "{}", run.all());
+    Ok(())
+}

@@ -15,7 +15,7 @@ pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
 
 /// How long output is still read after the command exits: a daemon it
 /// started in the background may hold the pipes open for ever.
-const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+pub(super) const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// Reads a pipe to its end, keeping up to `limit` bytes in `sink`.
 pub(super) async fn capture(
@@ -29,14 +29,17 @@ pub(super) async fn capture(
             Ok(0) | Err(_) => return,
             Ok(read) => read,
         };
-        let mut captured = sink.lock().unwrap_or_else(PoisonError::into_inner);
-        let room = limit.saturating_sub(captured.bytes.len());
-        let kept = read.min(room);
-        captured.bytes.extend_from_slice(&buffer[..kept]);
-        if kept < read {
-            captured.truncated = true;
-        }
+        append(&sink, &buffer[..read], limit);
     }
+}
+
+/// Adds `bytes` to the captured output, keeping `limit` bytes at most in all.
+pub(super) fn append(sink: &Mutex<CapturedOutput>, bytes: &[u8], limit: usize) {
+    let mut captured = sink.lock().unwrap_or_else(PoisonError::into_inner);
+    let room = limit.saturating_sub(captured.bytes.len());
+    let kept = bytes.len().min(room);
+    captured.bytes.extend_from_slice(&bytes[..kept]);
+    captured.truncated |= kept < bytes.len();
 }
 
 /// Lets the readers reach the end of their pipes, for a short while at most; for each,

@@ -19,8 +19,10 @@ use tokio::io::{
     AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
     ReadBuf,
 };
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
-use super::output::{DEFAULT_OUTPUT_LIMIT, capture, finish_reading, take};
+use super::output::{DEFAULT_OUTPUT_LIMIT, OUTPUT_GRACE, append, capture, finish_reading, take};
 use super::transport::{
     ByteStream, CapturedOutput, ExecOutput, ExecRequest, FileSpec, FileState, Ownership,
     SystemNames, Transport, TransportError,
@@ -79,7 +81,8 @@ impl SshTransport {
 
         let stdout = Arc::new(Mutex::new(CapturedOutput::default()));
         let stderr = Arc::new(Mutex::new(CapturedOutput::default()));
-        let readers = [
+        let ended = Arc::new(Notify::new());
+        let mut readers = [
             child.stdout().take().map(|pipe| {
                 tokio::spawn(capture_after_group(
                     pipe,
@@ -88,10 +91,14 @@ impl SshTransport {
                     Arc::clone(&stdout),
                 ))
             }),
-            child
-                .stderr()
-                .take()
-                .map(|pipe| tokio::spawn(capture(pipe, limit, Arc::clone(&stderr)))),
+            child.stderr().take().map(|pipe| {
+                tokio::spawn(capture_until_end(
+                    pipe,
+                    limit,
+                    Arc::clone(&stderr),
+                    Arc::clone(&ended),
+                ))
+            }),
         ];
         if let (Some(mut pipe), Some(input)) = (child.stdin().take(), stdin) {
             // A command that exits without reading its input breaks the pipe: not an error.
@@ -101,9 +108,15 @@ impl SshTransport {
             });
         }
 
+        // The output is read before the exit status is asked for: openssh's `wait`
+        // closes the streams the moment the status arrives, output in flight or not.
+        let finished = async {
+            outputs_read(&mut readers, &ended).await;
+            child.wait().await
+        };
         let waited = match timeout {
-            Some(limit) => tokio::time::timeout(limit, child.wait()).await.ok(),
-            None => Some(child.wait().await),
+            Some(limit) => tokio::time::timeout(limit, finished).await.ok(),
+            None => Some(finished.await),
         };
         let Some(status) = waited else {
             let stopped = group.kill().await;
@@ -277,10 +290,23 @@ impl Transport for SshTransport {
             )
         };
         let words: Vec<&str> = header.split_whitespace().collect();
-        let ["file", mode, user, group, uid, gid] = words[..] else {
+        let ["file", mode, user, group, uid, gid, size] = words[..] else {
             return Err(unreadable());
         };
         let mode = u32::from_str_radix(mode, 8).map_err(|_| unreadable())?;
+        let size: usize = size.parse().map_err(|_| unreadable())?;
+        if content.len() < size {
+            // A wrong undo record is worse than a failed step. (More than the size is
+            // fine: files in /proc say 0, and a file may grow while it is read.)
+            return Err(TransportError::io(
+                what,
+                std::io::Error::other(format!(
+                    "{} of its {size} bytes arrived (the file changed while it was read, or the \
+                     connection cut it short)",
+                    content.len()
+                )),
+            ));
+        }
         // An id with no name on the host is kept as the number, as the local transport does.
         let named = |name: &str, id: &str| {
             if name == "UNKNOWN" {
@@ -429,7 +455,7 @@ async fn capture_after_group(
         prelude.extend_from_slice(&line);
         if !matches!(read, Ok(read) if read > 0) || prelude.len() >= PRELUDE_LIMIT {
             // No marker: nothing is known about the group; what came is the output.
-            keep(&sink, &prelude, limit);
+            append(&sink, &prelude, limit);
             if matches!(read, Ok(read) if read > 0) {
                 capture(reader, limit, sink).await;
             }
@@ -439,14 +465,72 @@ async fn capture_after_group(
     capture(reader, limit, sink).await;
 }
 
-/// Puts `bytes` at the start of the captured output, within `limit`.
-fn keep(sink: &Mutex<CapturedOutput>, bytes: &[u8], limit: usize) {
-    let mut captured = sink
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let kept = bytes.len().min(limit);
-    captured.bytes.extend_from_slice(&bytes[..kept]);
-    captured.truncated |= kept < bytes.len();
+/// Captures standard error without the end marker, and says on `ended` when the marker came.
+async fn capture_until_end(
+    mut pipe: impl AsyncRead + Unpin,
+    limit: usize,
+    sink: Arc<Mutex<CapturedOutput>>,
+    ended: Arc<Notify>,
+) {
+    let mut buffer = [0_u8; 8192];
+    // Bytes held back because they may be the start of the marker.
+    let mut held: Vec<u8> = Vec::new();
+    let mut seen = false;
+    loop {
+        let read = match pipe.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        if seen {
+            append(&sink, &buffer[..read], limit);
+            continue;
+        }
+        held.extend_from_slice(&buffer[..read]);
+        if let Some(at) = held
+            .windows(script::END_MARKER.len())
+            .position(|window| window == script::END_MARKER)
+        {
+            seen = true;
+            ended.notify_one();
+            append(&sink, &held[..at], limit);
+            append(&sink, &held[at + script::END_MARKER.len()..], limit);
+            held.clear();
+        } else {
+            let keep = held.len() - marker_start_at_end(&held);
+            append(&sink, &held[..keep], limit);
+            held.drain(..keep);
+        }
+    }
+    append(&sink, &held, limit);
+}
+
+/// How many bytes at the end of `bytes` could be the start of the end marker.
+fn marker_start_at_end(bytes: &[u8]) -> usize {
+    (1..script::END_MARKER.len())
+        .rev()
+        .find(|length| bytes.ends_with(&script::END_MARKER[..*length]))
+        .unwrap_or(0)
+}
+
+/// Waits until both streams are read to their end or, once the script has
+/// ended, for the grace period at most: something it started in the
+/// background may hold them open. A stream read to its end is taken out.
+async fn outputs_read(readers: &mut [Option<JoinHandle<()>>; 2], ended: &Notify) {
+    let all_read = async {
+        for reader in readers.iter_mut() {
+            if let Some(handle) = reader.as_mut() {
+                let _joined = handle.await;
+            }
+            *reader = None;
+        }
+    };
+    tokio::select! {
+        () = all_read => {}
+        () = async {
+            ended.notified().await;
+            tokio::time::sleep(OUTPUT_GRACE).await;
+        } => {}
+    }
 }
 
 /// The process group of a command on the host, stopped when the command times
@@ -571,6 +655,55 @@ mod tests {
         let (group, output) = read(b"Welcome\nno newline\x1erunsheet-pgid:4321\nhello", 1024).await;
         assert_eq!(group, Some(4321));
         assert_eq!(output.bytes, b"hello");
+    }
+
+    /// Standard error as read in `chunks`: what is kept, and whether the end was announced.
+    async fn stderr_in(chunks: &[&'static [u8]], limit: usize) -> (Vec<u8>, bool, bool) {
+        let (mut writer, reader) = tokio::io::duplex(64);
+        let chunks: Vec<&'static [u8]> = chunks.to_vec();
+        let writing = tokio::spawn(async move {
+            for chunk in chunks {
+                let _written = writer.write_all(chunk).await;
+                let _flushed = writer.flush().await;
+                tokio::task::yield_now().await;
+            }
+        });
+        let sink = Arc::new(Mutex::new(CapturedOutput::default()));
+        let ended = Arc::new(Notify::new());
+        capture_until_end(reader, limit, Arc::clone(&sink), Arc::clone(&ended)).await;
+        let _written = writing.await;
+        let announced = tokio::time::timeout(Duration::from_millis(50), ended.notified())
+            .await
+            .is_ok();
+        let output = take(&sink, true);
+        (output.bytes, output.truncated, announced)
+    }
+
+    #[tokio::test]
+    async fn the_end_marker_is_announced_and_left_out_wherever_the_reads_split_it() {
+        let (bytes, _, announced) = stderr_in(&[b"warning: x\n\x1erunsheet-end\n"], 1024).await;
+        assert_eq!((bytes.as_slice(), announced), (&b"warning: x\n"[..], true));
+        let (bytes, _, announced) = stderr_in(
+            &[b"no newline\x1erun", b"sheet-e", b"nd\n", b"late daemon\n"],
+            1024,
+        )
+        .await;
+        assert_eq!(
+            (bytes.as_slice(), announced),
+            (&b"no newlinelate daemon\n"[..], true)
+        );
+        let (bytes, _, announced) = stderr_in(&[b"a\x1erunsheet-", b"other\n"], 1024).await;
+        assert_eq!(
+            (bytes.as_slice(), announced),
+            (&b"a\x1erunsheet-other\n"[..], false),
+            "a near miss is output"
+        );
+        let (bytes, truncated, announced) =
+            stderr_in(&[b"0123456789", b"\x1erunsheet-end\n"], 4).await;
+        assert_eq!(
+            (bytes.as_slice(), truncated, announced),
+            (&b"0123"[..], true, true)
+        );
     }
 
     #[tokio::test]

@@ -1,13 +1,17 @@
 //! The shell text runsheet sends to a host over SSH.
 //!
-//! Every command is sent as `printf MARKER "$$"; exec sh -c SCRIPT`: the login
-//! shell prints its pid after a marker — sshd made it the leader of a new
-//! session, so the pid is also the process group of everything the command
-//! starts — then becomes a POSIX `sh` running the script. Whatever the login
-//! shell printed before the marker (a banner from `.bashrc`) is not the
-//! command's output and is dropped. A timed-out or abandoned command is
-//! stopped by that group ([`kill_group`]). The login shell only has to
-//! understand that one line, which bash, dash, zsh, ksh and busybox sh all do.
+//! Every command is sent as `printf MARKER "$$"; sh -c SCRIPT; s=$?; printf
+//! END >&2; exit $s`: the login shell prints its pid after a marker — sshd made
+//! it the leader of a new session, so the pid is also the process group of
+//! everything the command starts — then runs the script in a POSIX `sh`, and
+//! says on standard error when the script has ended. Whatever the login shell
+//! printed before the marker (a banner from `.bashrc`) is not the command's
+//! output and is dropped. The end marker lets the transport read the output to
+//! its end before it asks for the exit status: openssh's `wait` closes the
+//! streams as soon as the status arrives, even with output still on its way.
+//! A timed-out or abandoned command is stopped by its group ([`kill_group`]).
+//! The login shell only has to understand that one line, which bash, dash,
+//! zsh, ksh and busybox sh all do.
 
 use std::path::Path;
 
@@ -36,10 +40,14 @@ fn quote_path(path: &Path) -> String {
 /// What precedes the process group id on the first line runsheet reads.
 pub const GROUP_MARKER: &[u8] = b"\x1erunsheet-pgid:";
 
-/// The line sent to the host: print the process group after the marker, then run `script` in `sh`.
+/// What the login shell prints on standard error once the script has ended.
+pub const END_MARKER: &[u8] = b"\x1erunsheet-end\n";
+
+/// The line sent to the host: print the process group after the marker, run
+/// `script` in `sh`, print the end marker on standard error, exit as the script did.
 pub fn wrapped(script: &str) -> String {
     format!(
-        "printf '\\036runsheet-pgid:%s\\n' \"$$\"; exec sh -c {}",
+        "printf '\\036runsheet-pgid:%s\\n' \"$$\"; sh -c {}; s=$?; printf '\\036runsheet-end\\n' >&2; exit $s",
         quote(script)
     )
 }
@@ -103,20 +111,21 @@ fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Prints `absent`, or `file MODE USER GROUP UID GID` and then the file's bytes.
+/// Prints `absent`, or `file MODE USER GROUP UID GID SIZE` and then the file's bytes.
 pub fn read_file(path: &Path) -> String {
     format!(
         "p={}\n\
          if [ ! -e \"$p\" ]; then echo absent; exit 0; fi\n\
          if [ ! -f \"$p\" ]; then echo \"$p: not a regular file\" >&2; exit 3; fi\n\
-         stat -L -c 'file %a %U %G %u %g' -- \"$p\" && exec cat -- \"$p\"",
+         stat -L -c 'file %a %U %G %u %g %s' -- \"$p\" && exec cat -- \"$p\"",
         quote_path(path)
     )
 }
 
-/// Writes standard input to a temporary file beside `path`, sets its owner and
-/// mode, syncs it, and renames it over `path`; the temporary file never stays.
-/// Temporary files of `path` older than an hour (left by a writer whose
+/// Writes standard input to a temporary file beside `path`, checks that all of
+/// the content's bytes arrived, sets its owner and mode, syncs it, and renames
+/// it over `path`; the temporary file never stays, and input cut short replaces
+/// nothing. Temporary files of `path` older than an hour (left by a writer whose
 /// connection died mid-write) are removed afterwards.
 pub fn write_file(path: &Path, file: &FileSpec) -> String {
     let name = path
@@ -134,6 +143,8 @@ pub fn write_file(path: &Path, file: &FileSpec) -> String {
          t=$(mktemp -- \"$(dirname -- \"$p\")\"/{temporary})\n\
          trap 'rm -f -- \"$t\"' EXIT\n\
          cat > \"$t\"\n\
+         n=$(wc -c < \"$t\")\n\
+         if [ \"$((n))\" -ne {size} ]; then echo \"only $((n)) of {size} bytes arrived; the file was left as it was\" >&2; exit 3; fi\n\
          {owner}\
          chmod {mode:o} \"$t\"\n\
          sync -- \"$t\" 2>/dev/null || sync\n\
@@ -144,6 +155,7 @@ pub fn write_file(path: &Path, file: &FileSpec) -> String {
         temporary = quote(&format!(".{name}.runsheet-XXXXXX")),
         debris = quote(&format!(".{}.runsheet-??????", glob_escape(&name))),
         mode = file.mode,
+        size = file.content.len(),
         refused = super::super::transport::LINK_REFUSED,
     )
 }
@@ -292,7 +304,7 @@ mod tests {
         assert_eq!(code, 0, "{err}");
         let (_, out, _) = sh(&read_file(&path), b"")?;
         let (header, content) = out.split_once('\n').ok_or("no header")?;
-        assert_eq!(header, "file 640 root root 0 0");
+        assert_eq!(header, "file 640 root root 0 0 7");
         assert_eq!(content, "one\ntwo");
         assert_eq!(
             std::fs::read_dir(directory.path())?.count(),
@@ -301,16 +313,32 @@ mod tests {
         );
 
         let unknown = FileSpec {
+            content: b"other".to_vec(),
             owner: Some(Ownership::parse("no-such-user-xyz")?),
             ..spec.clone()
         };
-        let (code, _, err) = sh(&write_file(&path, &unknown), b"other")?;
+        let (code, _, err) = sh(&write_file(&path, &unknown), &unknown.content)?;
         assert_ne!(code, 0);
         assert!(err.contains("invalid user"), "{err}");
         assert_eq!(
             std::fs::read(&path)?,
             b"one\ntwo",
             "a failed write changed the file"
+        );
+        assert_eq!(
+            std::fs::read_dir(directory.path())?.count(),
+            1,
+            "a temporary file stayed"
+        );
+
+        // Input cut short (a connection that dropped mid-write) replaces nothing.
+        let (code, _, err) = sh(&write_file(&path, &spec), b"one")?;
+        assert_eq!(code, 3);
+        assert!(err.contains("only 3 of 7 bytes arrived"), "{err}");
+        assert_eq!(
+            std::fs::read(&path)?,
+            b"one\ntwo",
+            "a short write changed the file"
         );
         assert_eq!(
             std::fs::read_dir(directory.path())?.count(),
