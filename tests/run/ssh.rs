@@ -585,21 +585,29 @@ fn large_outputs_arrive_whole_and_a_background_process_does_not_hold_the_step() 
              \x20 - {{id: c{i}, action: assert, needs: [r{i}], with: {{that: \"steps.r{i}.outputs.stdout | length == 900000\", message: \"r{i} got {{{{ steps.r{i}.outputs.stdout | length }}}} bytes\"}}}}\n"
         ));
     }
+    // These run after the large outputs, alone: the daemon step's 2 s are its own.
+    let every_check: Vec<String> = (0..16).map(|i| format!("c{i}")).collect();
     let daemon = lab.data().join("daemon");
     text.push_str(&format!(
-        "  - {{id: warn, action: host.exec, on: node1, with: {{command: 'printf \"warning: old\\n\" >&2; printf \"no newline\" >&2', read_only: true}}}}\n\
+        "  - {{id: warn, action: host.exec, on: node1, needs: [{checks}], with: {{command: 'printf \"warning: old\\n\" >&2; printf \"no newline\" >&2', read_only: true}}}}\n\
          \x20 - {{id: quiet, action: assert, needs: [warn], with: {{that: \"steps.warn.outputs.stderr == 'warning: old\\nno newline'\", message: \"stderr was {{{{ steps.warn.outputs.stderr }}}}\"}}}}\n\
-         \x20 - {{id: daemon, action: host.exec, on: node1, timeout: 30s, with: {{command: 'sleep 60 & echo $! > {daemon}; echo started', read_only: true}}}}\n\
+         \x20 - {{id: daemon, action: host.exec, on: node1, needs: [quiet], timeout: 2s, with: {{command: 'sleep 60 & echo $! > {daemon}; echo started', read_only: true}}}}\n\
          \x20 - {{id: started, action: assert, needs: [daemon], with: {{that: \"steps.daemon.outputs.stdout == 'started\\n'\", message: \"stdout was {{{{ steps.daemon.outputs.stdout }}}}\"}}}}\n",
-        daemon = daemon.display()
+        daemon = daemon.display(),
+        checks = every_check.join(", ")
     ));
     lab.write("p.yaml", &text)?;
     let run = lab.run(&["run", "p.yaml", "--env", "env.yaml"])?;
-    if let Ok(pid) = std::fs::read_to_string(&daemon) {
-        let _stopped = std::process::Command::new("kill").arg(pid.trim()).status();
+    // The step's timeout bounds the command, not the grace its streams get after it
+    // ended: the background process it started is its own and still runs.
+    let pid = std::fs::read_to_string(&daemon).unwrap_or_default().trim().to_owned();
+    let survived = !pid.is_empty() && std::path::Path::new(&format!("/proc/{pid}")).exists();
+    if !pid.is_empty() {
+        let _stopped = std::process::Command::new("kill").arg(&pid).status();
     }
     let failed: Vec<&str> = run.stdout.lines().filter(|line| line.contains("FAILED")).collect();
     assert_eq!(run.code, Some(0), "{failed:#?}");
     assert!(run.stdout.contains("ok      c15") && run.stdout.contains("ok      started"), "{}", run.all());
+    assert!(survived, "the background process {pid:?} was stopped with its step");
     Ok(())
 }

@@ -15,7 +15,7 @@ pub const DEFAULT_OUTPUT_LIMIT: usize = 1024 * 1024;
 
 /// How long output is still read after the command exits: a daemon it
 /// started in the background may hold the pipes open for ever.
-pub(super) const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// Reads a pipe to its end, keeping up to `limit` bytes in `sink`.
 pub(super) async fn capture(

@@ -58,15 +58,16 @@ pub enum KongError {
         /// The start of the body.
         body: String,
     },
-    /// A write was sent and no answer came in time: Kong may still apply it.
-    #[error("{method} {url}: no answer within {}; Kong may still apply this write", crate::web::humantime(*after))]
+    /// A write was sent and its answer never came (none in time, or the connection
+    /// closed first): Kong may have applied it, or may still.
+    #[error("{method} {url}: {why}; Kong may still apply this write")]
     Unanswered {
         /// The request method.
         method: String,
         /// The request URL.
         url: String,
-        /// How long runsheet waited.
-        after: Duration,
+        /// Why no answer came (`no answer within 5s`).
+        why: String,
     },
     /// The request could not be sent or answered (or a dry run refused it).
     #[error(transparent)]
@@ -90,7 +91,7 @@ impl KongError {
         self.status() == Some(404)
     }
 
-    /// Whether this is a write whose answer did not come in time (its outcome unknown).
+    /// Whether this is a write whose answer never came (its outcome unknown).
     pub fn is_unanswered(&self) -> bool {
         matches!(self, KongError::Unanswered { .. })
     }
@@ -444,15 +445,21 @@ impl KongClient {
         };
         let mut delay = self.retry.first_delay;
         let mut attempt = 1;
+        // Why an earlier try of this write lost its connection after sending: Kong may
+        // have applied it even if a later try could not connect at all.
+        let mut cut: Option<String> = None;
         loop {
             match self.send_once(method.clone(), url, body).await {
                 Err(error) if attempt < attempts && error.is_transient() => {
                     tracing::debug!(%method, url, attempt, error = %error, "retrying a Kong Admin API call");
+                    if let KongError::Web(WebError::Transport { reason, .. }) = &error {
+                        cut = Some(reason.clone());
+                    }
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2);
                     attempt += 1;
                 }
-                outcome => return outcome,
+                outcome => return outcome.map_err(|error| cut_off(&method, url, error, cut)),
             }
         }
     }
@@ -482,12 +489,34 @@ impl KongClient {
                 return Err(KongError::Unanswered {
                     method: method.to_string(),
                     url: url.to_owned(),
-                    after,
+                    why: format!("no answer within {}", crate::web::humantime(after)),
                 });
             }
             Err(error) => return Err(error.into()),
         };
         read_answer(method.as_str(), url, &response)
+    }
+}
+
+/// A write whose connection broke once the request was on its way, on its last try or
+/// an earlier one (`cut`), as [`KongError::Unanswered`]: Kong may have applied it before
+/// the answer was lost. An answer from Kong (a 4xx) stays what it is.
+fn cut_off(method: &Method, url: &str, error: KongError, cut: Option<String>) -> KongError {
+    if matches!(*method, Method::GET | Method::HEAD) {
+        return error;
+    }
+    let reason = match &error {
+        KongError::Web(WebError::Transport { reason, .. }) => reason.clone(),
+        _ if error.is_transient() => match cut {
+            Some(reason) => reason,
+            None => return error,
+        },
+        _ => return error,
+    };
+    KongError::Unanswered {
+        method: method.to_string(),
+        url: url.to_owned(),
+        why: format!("the connection closed before Kong answered ({reason})"),
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::client::KongClient;
 use super::entity::KongEntity;
-use super::twin_tests::{client, context, control, count, twin};
+use super::twin_tests::{client, context, control, count, twin, with_request_timeout};
 use crate::test_support::{TestResult, message};
 
 /// The twin's count of writes served so far.
@@ -1088,21 +1088,7 @@ async fn apply_waiting(
     arguments: &Value,
     timeout: std::time::Duration,
 ) -> Result<Applied, ActionError> {
-    let mut context = context(twin, false, None);
-    let mut environment = context
-        .environment
-        .as_deref()
-        .cloned()
-        .ok_or_else(|| ActionError::failed("no environment"))?;
-    for gateway in environment.gateways.values_mut() {
-        if let runsheet_engine::model::Gateway::Kong(doc) = gateway {
-            doc.request_timeout = Some(runsheet_engine::de::Spanned::new(
-                runsheet_engine::model::Duration(timeout),
-                Default::default(),
-            ));
-        }
-    }
-    context.environment = Some(std::sync::Arc::new(environment));
+    let context = with_request_timeout(context(twin, false, None), timeout);
     KongEntity::new().apply(&context, arguments.clone()).await
 }
 
@@ -1121,6 +1107,34 @@ async fn a_write_answered_after_the_timeout_is_found_applied_and_keeps_its_undo(
     assert_eq!(writes(&twin).await?, 1, "the create was sent once");
     undo(&twin, &create, applied).await?;
     assert_eq!(read(&reader, "/services/late", true).await?, None, "the undo deletes it");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_is_found_applied_even_when_its_retries_fail() -> TestResult {
+    // Kong applies the write and the connection closes before its answer. A POST is not
+    // sent again; a PUT (a create with a pinned id) is, and its retries get 503s. Either
+    // way the write is looked for, found, and the step goes on with its undo record.
+    let id = "6a1f0c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+    for (create, request, sent) in [
+        (json!({"kind": "consumer", "match": {"username": "cut"}}), "POST /consumers", 1),
+        (json!({"kind": "consumer", "match": {"id": id, "username": "cut"}}), &*format!("PUT /consumers/{id}"), 3),
+    ] {
+        let twin = twin().await?;
+        let reader = client(&twin, false).await?;
+        control(&twin, reqwest::Method::POST, "/_twin/faults",
+            Some(json!({"drop_nth_write": 1, "when": "after"}))).await?;
+        control(&twin, reqwest::Method::POST, "/_twin/faults",
+            Some(json!({"fail_nth_write": 2, "status": 503, "probability": 1.0, "seed": 1}))).await?;
+        let applied = apply_waiting(&twin, &create, std::time::Duration::from_secs(2)).await?;
+        control(&twin, reqwest::Method::DELETE, "/_twin/faults", None).await?;
+        assert_eq!(count(&twin, request).await?, sent, "{request}");
+        assert_eq!(applied.outputs["changed"], json!(true), "{applied:?}");
+        let created = read(&reader, "/consumers/cut", true).await?.ok_or("not created")?;
+        assert_eq!(applied.outputs["id"], created["id"]);
+        undo(&twin, &create, applied).await?;
+        assert_eq!(read(&reader, "/consumers/cut", true).await?, None, "the undo deletes it");
+    }
     Ok(())
 }
 

@@ -69,6 +69,27 @@ pub(super) async fn count(twin: &KongTwin, request: &str) -> TestResult<u64> {
     Ok(counters["requests"][request].as_u64().unwrap_or(0))
 }
 
+/// `context` with the gateway's `request_timeout` set to `timeout`: how long a write
+/// whose answer never came is looked for again.
+pub(super) fn with_request_timeout(
+    mut context: StepContext,
+    timeout: std::time::Duration,
+) -> StepContext {
+    if let Some(environment) = context.environment.as_deref() {
+        let mut environment = environment.clone();
+        for gateway in environment.gateways.values_mut() {
+            if let Gateway::Kong(doc) = gateway {
+                doc.request_timeout = Some(Spanned::new(
+                    runsheet_engine::model::Duration(timeout),
+                    Default::default(),
+                ));
+            }
+        }
+        context.environment = Some(std::sync::Arc::new(environment));
+    }
+    context
+}
+
 /// A step context whose target is gateway `kong`, pointing at `twin` (with `token`).
 pub(super) fn context(twin: &KongTwin, dry_run: bool, token: Option<&str>) -> StepContext {
     let doc = KongGatewayDoc {

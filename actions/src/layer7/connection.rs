@@ -82,7 +82,14 @@ impl Connection {
             Err(crate::web::WebError::Timeout { what, after }) if write => {
                 return Err(Layer7Error::Unanswered {
                     request: what,
-                    after,
+                    why: format!("no answer within {}", crate::web::humantime(after)),
+                });
+            }
+            Err(crate::web::WebError::Transport { what, reason }) if write => {
+                // The request was on its way when the connection broke: it may have landed.
+                return Err(Layer7Error::Unanswered {
+                    request: what,
+                    why: format!("the connection closed before the gateway answered ({reason})"),
                 });
             }
             Err(error) => return Err(error.into()),

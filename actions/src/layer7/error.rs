@@ -124,13 +124,14 @@ pub enum Layer7Error {
     /// A bundle cannot be read or written.
     #[error("invalid bundle: {0}")]
     InvalidBundle(#[from] BundleError),
-    /// A write was sent and no answer came in time: the gateway may still apply it.
-    #[error("{request}: no answer within {}; the gateway may still apply this write", crate::web::humantime(*after))]
+    /// A write was sent and its answer never came (none in time, or the connection
+    /// closed first): the gateway may have applied it, or may still.
+    #[error("{request}: {why}; the gateway may still apply this write")]
     Unanswered {
         /// The request in words (`PUT https://gw:8443/restman/1.0/bundle`).
         request: String,
-        /// How long runsheet waited.
-        after: std::time::Duration,
+        /// Why no answer came (`no answer within 5s`).
+        why: String,
     },
     /// The request could not be sent or answered (or a dry run refused it).
     #[error(transparent)]
@@ -138,7 +139,7 @@ pub enum Layer7Error {
 }
 
 impl Layer7Error {
-    /// Whether this is a write whose answer did not come in time (its outcome unknown).
+    /// Whether this is a write whose answer never came (its outcome unknown).
     pub fn is_unanswered(&self) -> bool {
         matches!(self, Layer7Error::Unanswered { .. })
     }

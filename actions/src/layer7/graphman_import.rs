@@ -28,7 +28,6 @@ use super::graphman_import_state::{
     graphman_results,
 };
 use super::import::{ImportUndo, NAME, counts_text, outputs_of};
-use crate::web::WebError;
 
 /// One entity an install created, which undo deletes: its section and identity fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,11 +103,7 @@ impl GraphmanPrepared {
     /// An install error in words: which install, of what, where.
     fn failure(&self, gateway: &Layer7Gateway, test: bool, error: &Layer7Error) -> ActionError {
         let mode = if test { "test import" } else { "import" };
-        let in_doubt = !test
-            && matches!(
-                error,
-                Layer7Error::Unanswered { .. } | Layer7Error::Web(WebError::Transport { .. })
-            );
+        let in_doubt = !test && error.is_unanswered();
         let outcome = match error {
             _ if in_doubt => {
                 "no answer: whether the gateway committed it is unknown; a plan of this step shows what is left to do"

@@ -22,7 +22,7 @@ use tokio::io::{
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::output::{DEFAULT_OUTPUT_LIMIT, OUTPUT_GRACE, append, capture, finish_reading, take};
+use super::output::{DEFAULT_OUTPUT_LIMIT, append, finish_reading, take};
 use super::transport::{
     ByteStream, CapturedOutput, ExecOutput, ExecRequest, FileSpec, FileState, Ownership,
     SystemNames, Transport, TransportError,
@@ -81,7 +81,8 @@ impl SshTransport {
 
         let stdout = Arc::new(Mutex::new(CapturedOutput::default()));
         let stderr = Arc::new(Mutex::new(CapturedOutput::default()));
-        let ended = Arc::new(Notify::new());
+        // Each stream says when the wrapper's end marker came through it.
+        let ended = [Arc::new(Notify::new()), Arc::new(Notify::new())];
         let mut readers = [
             child.stdout().take().map(|pipe| {
                 tokio::spawn(capture_after_group(
@@ -89,6 +90,7 @@ impl SshTransport {
                     Arc::clone(&group.id),
                     limit,
                     Arc::clone(&stdout),
+                    Arc::clone(&ended[0]),
                 ))
             }),
             child.stderr().take().map(|pipe| {
@@ -96,7 +98,7 @@ impl SshTransport {
                     pipe,
                     limit,
                     Arc::clone(&stderr),
-                    Arc::clone(&ended),
+                    Arc::clone(&ended[1]),
                 ))
             }),
         ];
@@ -110,15 +112,17 @@ impl SshTransport {
 
         // The output is read before the exit status is asked for: openssh's `wait`
         // closes the streams the moment the status arrives, output in flight or not.
-        let finished = async {
-            outputs_read(&mut readers, &ended).await;
-            child.wait().await
+        // The end markers say all of it came, even while something the command left
+        // running in the background (its own from then on) holds the streams open.
+        let command_ended = command_ended(&mut readers, &ended);
+        let in_time = match timeout {
+            Some(limit) => tokio::time::timeout(limit, command_ended).await.is_ok(),
+            None => {
+                command_ended.await;
+                true
+            }
         };
-        let waited = match timeout {
-            Some(limit) => tokio::time::timeout(limit, finished).await.ok(),
-            None => Some(finished.await),
-        };
-        let Some(status) = waited else {
+        if !in_time {
             let stopped = group.kill().await;
             let _ended = finish_reading(readers).await;
             let after = timeout.unwrap_or_default();
@@ -134,7 +138,9 @@ impl SshTransport {
                     after,
                 }
             });
-        };
+        }
+        group.disarm();
+        let status = child.wait().await;
         let elapsed = started.elapsed();
         let (exit_code, signal) = match status {
             Ok(status) => (status.code(), None),
@@ -146,7 +152,6 @@ impl SshTransport {
                 (None, None)
             }
             Err(_) => {
-                group.disarm();
                 self.pool.forget(&self.host.name, &session);
                 let _ended = finish_reading(readers).await;
                 return Err(TransportError::ConnectionLost {
@@ -155,7 +160,6 @@ impl SshTransport {
                 });
             }
         };
-        group.disarm();
         let [stdout_ended, stderr_ended] = finish_reading(readers).await;
         Ok(ExecOutput {
             exit_code,
@@ -433,6 +437,7 @@ async fn capture_after_group(
     group: Arc<OnceLock<i32>>,
     limit: usize,
     sink: Arc<Mutex<CapturedOutput>>,
+    ended: Arc<Notify>,
 ) {
     let mut reader = BufReader::new(pipe);
     let mut prelude = Vec::new();
@@ -457,15 +462,15 @@ async fn capture_after_group(
             // No marker: nothing is known about the group; what came is the output.
             append(&sink, &prelude, limit);
             if matches!(read, Ok(read) if read > 0) {
-                capture(reader, limit, sink).await;
+                capture_until_end(reader, limit, sink, ended).await;
             }
             return;
         }
     }
-    capture(reader, limit, sink).await;
+    capture_until_end(reader, limit, sink, ended).await;
 }
 
-/// Captures standard error without the end marker, and says on `ended` when the marker came.
+/// Captures a stream without the end marker, and says on `ended` when the marker came.
 async fn capture_until_end(
     mut pipe: impl AsyncRead + Unpin,
     limit: usize,
@@ -512,24 +517,26 @@ fn marker_start_at_end(bytes: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-/// Waits until both streams are read to their end or, once the script has
-/// ended, for the grace period at most: something it started in the
-/// background may hold them open. A stream read to its end is taken out.
-async fn outputs_read(readers: &mut [Option<JoinHandle<()>>; 2], ended: &Notify) {
-    let all_read = async {
-        for reader in readers.iter_mut() {
-            if let Some(handle) = reader.as_mut() {
-                let _joined = handle.await;
-            }
-            *reader = None;
-        }
-    };
+/// Waits until the command has ended and all its output came: the wrapper's end
+/// marker arrived on both streams, or both were read to their end (a login shell
+/// killed before the markers).
+async fn command_ended(readers: &mut [Option<JoinHandle<()>>; 2], ended: &[Arc<Notify>; 2]) {
     tokio::select! {
-        () = all_read => {}
+        () = all_read(readers) => {}
         () = async {
-            ended.notified().await;
-            tokio::time::sleep(OUTPUT_GRACE).await;
+            ended[0].notified().await;
+            ended[1].notified().await;
         } => {}
+    }
+}
+
+/// Waits until both streams are read to their end; a stream read to its end is taken out.
+async fn all_read(readers: &mut [Option<JoinHandle<()>>; 2]) {
+    for reader in readers.iter_mut() {
+        if let Some(handle) = reader.as_mut() {
+            let _joined = handle.await;
+        }
+        *reader = None;
     }
 }
 
@@ -646,7 +653,8 @@ mod tests {
     async fn read(stdout: &'static [u8], limit: usize) -> (Option<i32>, CapturedOutput) {
         let group = Arc::new(OnceLock::new());
         let sink = Arc::new(Mutex::new(CapturedOutput::default()));
-        capture_after_group(stdout, Arc::clone(&group), limit, Arc::clone(&sink)).await;
+        let ended = Arc::new(Notify::new());
+        capture_after_group(stdout, Arc::clone(&group), limit, Arc::clone(&sink), ended).await;
         (group.get().copied(), take(&sink, true))
     }
 

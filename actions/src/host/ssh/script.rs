@@ -1,17 +1,18 @@
 //! The shell text runsheet sends to a host over SSH.
 //!
-//! Every command is sent as `printf MARKER "$$"; sh -c SCRIPT; s=$?; printf
-//! END >&2; exit $s`: the login shell prints its pid after a marker — sshd made
-//! it the leader of a new session, so the pid is also the process group of
-//! everything the command starts — then runs the script in a POSIX `sh`, and
-//! says on standard error when the script has ended. Whatever the login shell
-//! printed before the marker (a banner from `.bashrc`) is not the command's
-//! output and is dropped. The end marker lets the transport read the output to
-//! its end before it asks for the exit status: openssh's `wait` closes the
-//! streams as soon as the status arrives, even with output still on its way.
+//! Every command is sent as `printf MARKER "$$"; exec sh -c RUNNER runsheet
+//! SCRIPT`: the login shell prints its pid after a marker — sshd made it the
+//! leader of a new session, so the pid is also the process group of everything
+//! the command starts — then becomes a POSIX `sh` (RUNNER) that runs the script
+//! in a child `sh`, prints an end marker on both streams, and exits with the
+//! script's status. Whatever the login shell printed before the first marker (a
+//! banner from `.bashrc`) is not the command's output and is dropped. The end
+//! markers let the transport read all of the output before it asks for the exit
+//! status (openssh's `wait` closes the streams as soon as the status arrives,
+//! output in flight or not), even while a background process holds them open.
 //! A timed-out or abandoned command is stopped by its group ([`kill_group`]).
-//! The login shell only has to understand that one line, which bash, dash,
-//! zsh, ksh and busybox sh all do.
+//! The login shell only has to understand `printf` and `exec`, which bash,
+//! dash, zsh, ksh and busybox sh all do.
 
 use std::path::Path;
 
@@ -40,14 +41,17 @@ fn quote_path(path: &Path) -> String {
 /// What precedes the process group id on the first line runsheet reads.
 pub const GROUP_MARKER: &[u8] = b"\x1erunsheet-pgid:";
 
-/// What the login shell prints on standard error once the script has ended.
+/// What the wrapper prints on standard output and standard error once the script has ended.
 pub const END_MARKER: &[u8] = b"\x1erunsheet-end\n";
 
-/// The line sent to the host: print the process group after the marker, run
-/// `script` in `sh`, print the end marker on standard error, exit as the script did.
+/// The line sent to the host: print the process group after the marker, then become
+/// a POSIX `sh` that runs `script` in a child `sh`, prints the end marker on both
+/// streams, and exits as the script did.
 pub fn wrapped(script: &str) -> String {
+    let runner = "sh -c \"$1\"; s=$?; printf '\\036runsheet-end\\n'; printf '\\036runsheet-end\\n' >&2; exit $s";
     format!(
-        "printf '\\036runsheet-pgid:%s\\n' \"$$\"; sh -c {}; s=$?; printf '\\036runsheet-end\\n' >&2; exit $s",
+        "printf '\\036runsheet-pgid:%s\\n' \"$$\"; exec sh -c {} runsheet {}",
+        quote(runner),
         quote(script)
     )
 }
@@ -263,11 +267,12 @@ mod tests {
         let mut request = ExecRequest::argv(["printf", "%s|%s", "a'b", "$X"]);
         request.env = BTreeMap::from([("X".to_owned(), "it's".to_owned())]);
         request.cwd = Some("/".into());
-        let (code, out, _) = sh(&wrapped(&exec_script(&request)?), b"")?;
+        let (code, out, err) = sh(&wrapped(&exec_script(&request)?), b"")?;
         assert_eq!(code, 0);
+        assert_eq!(err.as_bytes(), END_MARKER, "the end marker closes stderr");
         let (pid, rest) = out.split_once('\n').ok_or("no pid line")?;
         assert!(matches!(group_in(pid.as_bytes()), Some(Some(_))), "{pid:?}");
-        assert_eq!(rest, "a'b|$X");
+        assert_eq!(rest, "a'b|$X\x1erunsheet-end\n", "the end marker closes stdout");
         assert_eq!(
             group_in(b"Welcome\x1erunsheet-pgid:4321\n"),
             Some(Some(4321))
@@ -278,7 +283,18 @@ mod tests {
         shell.env = BTreeMap::from([("X".to_owned(), "it's".to_owned())]);
         shell.cwd = Some("/tmp".into());
         let (_, out, _) = sh(&wrapped(&exec_script(&shell)?), b"")?;
-        assert!(out.ends_with("\nit's\n/tmp\n"), "{out}");
+        assert!(out.ends_with("\nit's\n/tmp\n\x1erunsheet-end\n"), "{out}");
+
+        // Standard input reaches the script; its status and stderr come back, then the marker.
+        let (code, out, err) = sh(
+            &wrapped("cat; echo 'it'\\''s bad' >&2; exit 7"),
+            b"input",
+        )?;
+        assert_eq!(
+            (code, out.split_once('\n').map(|(_, rest)| rest)),
+            (7, Some("input\x1erunsheet-end\n"))
+        );
+        assert_eq!(err, "it's bad\n\x1erunsheet-end\n");
 
         let mut bad = ExecRequest::shell("true");
         bad.env = BTreeMap::from([("A-B".to_owned(), "x".to_owned())]);

@@ -34,6 +34,8 @@ pub enum Kind {
     Status503,
     /// The nth gateway write's connection is closed without an answer.
     Dropped,
+    /// The nth gateway write is applied, then its connection is closed before the answer.
+    LostAnswer,
     /// The nth host command fails (exit 97).
     HostCommand,
     /// Every gateway write from the nth on answers 500, the undos' too.
@@ -55,6 +57,7 @@ impl Kind {
         match self {
             Kind::Status503 => Some(json!({"fail_nth_write": n, "status": 503})),
             Kind::Dropped => Some(json!({"drop_nth_write": n})),
+            Kind::LostAnswer => Some(json!({"drop_nth_write": n, "when": "after"})),
             Kind::UndoFails => Some(
                 json!({"fail_nth_write": n, "status": 500, "probability": 1.0, "seed": 1}),
             ),
@@ -77,6 +80,7 @@ impl Kind {
         match self {
             Kind::Status503 => "twin 503",
             Kind::Dropped => "twin dropped connection",
+            Kind::LostAnswer => "twin write applied, answer lost",
             Kind::HostCommand => "host command fails",
             Kind::UndoFails => "twin 500 from then on (undo fails)",
             Kind::Late => "twin write applied past the timeout",

@@ -213,7 +213,13 @@ pub fn rows(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Vec<Row>> {
         }
         let writes = lab.writes()?;
         drop(lab);
-        let kinds = [Kind::Status503, Kind::Dropped, Kind::UndoFails, Kind::Late];
+        let kinds = [
+            Kind::Status503,
+            Kind::Dropped,
+            Kind::LostAnswer,
+            Kind::UndoFails,
+            Kind::Late,
+        ];
         let every: Vec<(Kind, usize)> = kinds
             .iter()
             .flat_map(|&kind| (1..=writes).map(move |n| (kind, n)))

@@ -374,6 +374,7 @@ pub fn rows(below: &mut dyn FnMut(usize) -> usize) -> Outcome<Vec<Row>> {
         let every: Vec<(Kind, usize)> = [
             Kind::Status503,
             Kind::Dropped,
+            Kind::LostAnswer,
             Kind::HostCommand,
             Kind::UndoFails,
             Kind::Late,

@@ -111,6 +111,8 @@ enum Kind {
     Status503,
     /// The nth twin write's connection is closed without an answer.
     Dropped,
+    /// The nth twin write is applied, then its connection is closed before the answer.
+    LostAnswer,
     /// The nth host command fails (exit 97).
     HostCommand,
     /// Every twin write from the nth on answers 500: the step fails, and so does every
@@ -127,9 +129,10 @@ const LATE_MS: u64 = 3000;
 
 impl Kind {
     /// Every kind, in the table's order.
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 6] = [
         Kind::Status503,
         Kind::Dropped,
+        Kind::LostAnswer,
         Kind::HostCommand,
         Kind::UndoFails,
         Kind::Late,
@@ -140,6 +143,7 @@ impl Kind {
         match self {
             Kind::Status503 => "twin 503",
             Kind::Dropped => "twin dropped connection",
+            Kind::LostAnswer => "twin write applied, answer lost",
             Kind::HostCommand => "host command fails",
             Kind::UndoFails => "twin 500 from then on (undo fails)",
             Kind::Late => "twin write applied past the timeout",
@@ -342,6 +346,7 @@ fn trial(playbook: &Playbook, base: &Baseline, kind: Kind, n: usize) -> Outcome<
     match kind {
         Kind::Status503 => lab.twin_fault(&json!({"fail_nth_write": n, "status": 503}))?,
         Kind::Dropped => lab.twin_fault(&json!({"drop_nth_write": n}))?,
+        Kind::LostAnswer => lab.twin_fault(&json!({"drop_nth_write": n, "when": "after"}))?,
         Kind::HostCommand => lab.host_fault(n)?,
         Kind::UndoFails => lab.twin_fault(
             &json!({"fail_nth_write": n, "status": 500, "probability": 1.0, "seed": 1}),
