@@ -375,6 +375,52 @@ pub struct StepContext {
     pub approver: Arc<dyn Approver>,
     /// Evaluates expressions in the step's context.
     pub evaluator: Arc<dyn Evaluate>,
+    /// Keeps in the journal the state a write replaces, before it writes.
+    pub prepared: Prepared,
+}
+
+/// The journal's keeping of the state a write step replaces, written before the write,
+/// and what an earlier attempt of the step kept when it was interrupted after it.
+///
+/// An idempotent write run again on resume would otherwise read its own earlier write
+/// as the state it replaces (a drained weight as the weight to restore).
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    earlier: Option<serde_json::Value>,
+    keeper: Option<tokio::sync::mpsc::UnboundedSender<(serde_json::Value, tokio::sync::oneshot::Sender<bool>)>>,
+}
+
+impl Prepared {
+    /// A keeping that journals through `keeper`, with what an interrupted attempt kept.
+    pub fn new(
+        earlier: Option<serde_json::Value>,
+        keeper: tokio::sync::mpsc::UnboundedSender<(serde_json::Value, tokio::sync::oneshot::Sender<bool>)>,
+    ) -> Self {
+        Self {
+            earlier,
+            keeper: Some(keeper),
+        }
+    }
+
+    /// What an earlier, interrupted attempt of this step kept before its write.
+    pub fn earlier(&self) -> Option<&serde_json::Value> {
+        self.earlier.as_ref()
+    }
+
+    /// Keeps `state` (what the write replaces) durably in the journal; the write must not
+    /// start when this fails. Without a journal (tests, tools) it keeps nothing.
+    pub async fn keep(&self, state: serde_json::Value) -> Result<(), ActionError> {
+        let Some(keeper) = &self.keeper else {
+            return Ok(());
+        };
+        let (reply, kept) = tokio::sync::oneshot::channel();
+        if keeper.send((state, reply)).is_ok() && kept.await == Ok(true) {
+            return Ok(());
+        }
+        Err(ActionError::failed(
+            "the state this write replaces could not be kept in the journal; nothing was written",
+        ))
+    }
 }
 
 impl std::fmt::Debug for StepContext {
@@ -400,6 +446,7 @@ impl StepContext {
             resources: Arc::default(),
             approver: Arc::new(NoApprover),
             evaluator: Arc::new(NoEvaluator),
+            prepared: Prepared::default(),
         }
     }
 

@@ -27,7 +27,7 @@ pub mod yaml;
 
 pub use action::{
     Action, ActionError, ActionSpec, Applied, Approver, Change, Close, Decision, Effect, EffectKind,
-    Evaluate, Probe, Resources, StepContext, StepTarget, TargetKind,
+    Evaluate, Prepared, Probe, Resources, StepContext, StepTarget, TargetKind,
 };
 pub use diagnostic::{Diagnostic, DiagnosticRecord, Diagnostics, Severity};
 pub use registry::{DuplicateAction, Registry};

@@ -79,10 +79,20 @@ impl Action for HostFile {
         let transport = transport::for_step(context)?;
         let current = transport.read_file(&wanted.path).await?;
         let change = wanted.change_from(current.as_ref());
+        // An earlier attempt interrupted after its write kept the file it replaced: that
+        // file, not the one it wrote, is what the undo restores.
+        let earlier = match context.prepared.earlier() {
+            Some(kept) => Some(crate::arguments::undo_record::<UndoRecord>(NAME, kept.clone())?),
+            None => None,
+        };
         if wanted.is_met_by(current.as_ref()) {
-            return Ok(wanted.applied(false, None, change));
+            return Ok(match earlier {
+                Some(undo) => wanted.applied(true, Some(json!(undo)), change),
+                None => wanted.applied(false, None, change),
+            });
         }
-        let undo = UndoRecord::of(current.as_ref());
+        let undo = earlier.unwrap_or_else(|| UndoRecord::of(current.as_ref()));
+        context.prepared.keep(json!(undo)).await?;
         transport
             .write_file(&wanted.path, &wanted.resolve(current.as_ref()))
             .await?;
@@ -456,6 +466,39 @@ mod tests {
             .apply(&local_step(false), json!({"path": path, "content": "x"}))
             .await?;
         assert_eq!(mode_of(&path)?, 0o644);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_write_run_again_after_a_crash_undoes_to_the_file_its_first_attempt_replaced()
+    -> TestResult {
+        let directory = tempfile::tempdir()?;
+        let path = directory.path().join("kong.conf");
+        std::fs::write(&path, "old\n")?;
+        let arguments = json!({"path": path, "content": "new\n"});
+        // The first attempt kept the old file, wrote the new one and was killed before its
+        // end record; run again, the file is already as wanted.
+        let (keeper, mut kept) = tokio::sync::mpsc::unbounded_channel();
+        let mut first = local_step(false);
+        first.prepared = runsheet_engine::Prepared::new(None, keeper);
+        let answering = tokio::spawn(async move {
+            let (state, reply): (serde_json::Value, tokio::sync::oneshot::Sender<bool>) =
+                kept.recv().await?;
+            reply.send(true).ok()?;
+            Some(state)
+        });
+        HostFile::new().apply(&first, arguments.clone()).await?;
+        let state = answering.await?.ok_or("nothing kept")?;
+        assert_eq!(std::fs::read(&path)?, b"new\n");
+
+        let (keeper, _kept) = tokio::sync::mpsc::unbounded_channel();
+        let mut again = local_step(false);
+        again.prepared = runsheet_engine::Prepared::new(Some(state), keeper);
+        let applied = HostFile::new().apply(&again, arguments.clone()).await?;
+        assert_eq!(applied.outputs["changed"], json!(true));
+        let undo = applied.undo.ok_or("no undo record")?;
+        HostFile::new().undo(&again, arguments, undo).await?;
+        assert_eq!(std::fs::read(&path)?, b"old\n", "the undo restored the file before the run");
         Ok(())
     }
 

@@ -17,7 +17,8 @@ use std::cmp::Ordering;
 use std::time::Duration;
 
 use runsheet_engine::{
-    Action, ActionError, ActionSpec, Applied, Change, Effect, Probe, StepContext, TargetKind,
+    Action, ActionError, ActionSpec, Applied, Change, Effect, Prepared, Probe, StepContext,
+    TargetKind,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -73,7 +74,7 @@ impl Action for HostPackage {
     async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let arguments: HostPackageArguments = parse(NAME, arguments)?;
         let transport = transport::for_step(context)?;
-        apply_with(transport.as_ref(), &arguments, context.timeout).await
+        apply_kept(transport.as_ref(), &arguments, context.timeout, &context.prepared).await
     }
 
     async fn undo(
@@ -161,6 +162,17 @@ pub async fn apply_with(
     arguments: &HostPackageArguments,
     timeout: Option<Duration>,
 ) -> Result<Applied, ActionError> {
+    apply_kept(transport, arguments, timeout, &Prepared::default()).await
+}
+
+/// [`apply_with`], keeping the version it replaces in the journal before it installs
+/// (and, run again after an interrupted attempt, undoing to the version that one replaced).
+pub async fn apply_kept(
+    transport: &dyn Transport,
+    arguments: &HostPackageArguments,
+    timeout: Option<Duration>,
+    prepared: &Prepared,
+) -> Result<Applied, ActionError> {
     let Assessed {
         host,
         found,
@@ -169,9 +181,26 @@ pub async fn apply_with(
     } = assess(transport, arguments, timeout).await?;
     let name = &arguments.name;
     let before = version_of(found.as_ref());
+    let earlier: Option<UndoRecord> = prepared
+        .earlier()
+        .map(|kept| crate::arguments::undo_record(NAME, kept.clone()))
+        .transpose()?;
     if change.changes == Some(false) {
-        return Ok(applied(false, before.clone(), before, None, change));
+        return Ok(match earlier {
+            // An interrupted attempt installed it: its undo is that attempt's.
+            Some(record) => {
+                let previous = record.previous_version.clone();
+                applied(true, before, previous, Some(json!(record)), change)
+            }
+            None => applied(false, before.clone(), before, None, change),
+        });
     }
+    let interrupted = earlier.is_some();
+    let record = earlier.unwrap_or_else(|| UndoRecord {
+        manager: host.manager,
+        previous_version: before.clone(),
+    });
+    prepared.keep(json!(record)).await?;
     let target = match &wanted {
         Wanted::Version(version) => Some(version.as_str()),
         Wanted::Newest => None,
@@ -194,14 +223,10 @@ pub async fn apply_with(
             )));
         }
     };
-    let changed = after != before || found.as_ref().is_some_and(|f| !f.complete);
-    let undo = changed.then(|| {
-        json!(UndoRecord {
-            manager: host.manager,
-            previous_version: before.clone(),
-        })
-    });
-    Ok(applied(changed, after, before, undo, change))
+    let changed = interrupted || after != before || found.as_ref().is_some_and(|f| !f.complete);
+    let previous = record.previous_version.clone();
+    let undo = changed.then(|| json!(record));
+    Ok(applied(changed, after, previous, undo, change))
 }
 
 /// Puts back the version installed before, or removes the package when there was none.

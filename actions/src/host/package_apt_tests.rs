@@ -5,7 +5,9 @@ use runsheet_engine::{Action, ActionError, Applied, Probe};
 use serde_json::{Value, json};
 
 use super::apt_lab::{AptLab, PACKAGE, machine_apt_state};
-use super::package::{HostPackage, UndoRecord, apply_with, plan_with, probe_with, undo_with};
+use super::package::{
+    HostPackage, UndoRecord, apply_kept, apply_with, plan_with, probe_with, undo_with,
+};
 use super::testing::{WithEnv, local_step};
 use super::transport::{DryRunGuard, Transport};
 use super::{HostPackageArguments, LocalTransport, PackageManager};
@@ -94,6 +96,34 @@ async fn installs_upgrades_and_undoes_with_real_apt() -> TestResult {
         machine_apt_state()? == machine_before,
         "the machine's apt or dpkg state changed"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_upgrade_run_again_after_a_crash_undoes_to_the_version_it_replaced() -> TestResult {
+    let lab = AptLab::new()?;
+    let transport = lab_transport(&lab);
+    apply_with(&transport, &wanted(Some("1.0")), None).await?;
+    // The first attempt keeps the version it replaces, upgrades, and is killed before
+    // its end record.
+    let (keeper, mut kept) = tokio::sync::mpsc::unbounded_channel();
+    let answering = tokio::spawn(async move {
+        let (state, reply): (Value, tokio::sync::oneshot::Sender<bool>) = kept.recv().await?;
+        reply.send(true).ok()?;
+        Some(state)
+    });
+    let first = runsheet_engine::Prepared::new(None, keeper);
+    apply_kept(&transport, &wanted(Some("2.0")), None, &first).await?;
+    let state = answering.await?.ok_or("nothing kept")?;
+    assert_eq!(state["previous_version"], json!("1.0"));
+    // Run again on resume, 2.0 is already there: the undo still goes back to 1.0.
+    let (keeper, _kept) = tokio::sync::mpsc::unbounded_channel();
+    let again = runsheet_engine::Prepared::new(Some(state), keeper);
+    let applied = apply_kept(&transport, &wanted(Some("2.0")), None, &again).await?;
+    assert_eq!(applied.outputs["changed"], json!(true));
+    assert_eq!(applied.outputs["previous_version"], json!("1.0"));
+    undo_with(&transport, &wanted(Some("2.0")), &undo_record(&applied)?, None).await?;
+    assert_eq!(lab.installed_version()?.as_deref(), Some("1.0"));
     Ok(())
 }
 

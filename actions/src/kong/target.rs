@@ -80,15 +80,17 @@ impl Action for KongTarget {
         let gateway = KongGateway::for_step(context).await?;
         let client = &gateway.client;
         let current = wanted.current(client).await?;
-        let change = wanted.change(current.as_ref().map(|target| target.weight));
-        let (id, undo) = match current {
-            Some(target) if target.weight == wanted.weight => (
-                target.id,
-                TargetUndo::Weight {
-                    previous_weight: target.weight,
-                },
-            ),
+        // What this write replaces: as an interrupted earlier attempt found it (its write
+        // may have landed: a drained weight is not the weight to restore), else as now.
+        let replaced = match context.prepared.earlier() {
+            Some(kept) => Replaced::read(kept)?,
+            None => Replaced::of(current.as_ref()),
+        };
+        let change = wanted.change(replaced.weight());
+        let id = match current {
+            Some(target) if target.weight == wanted.weight => target.id,
             Some(target) => {
+                context.prepared.keep(replaced.to_json()).await?;
                 let patched = client
                     .patch(
                         &wanted.target_path(&target.id),
@@ -96,27 +98,22 @@ impl Action for KongTarget {
                     )
                     .await;
                 wanted.settled(client, patched).await?;
-                (
-                    target.id,
-                    TargetUndo::Weight {
-                        previous_weight: target.weight,
-                    },
-                )
+                target.id
             }
             None => {
+                context.prepared.keep(replaced.to_json()).await?;
                 let created = client
                     .post(
                         &wanted.targets_path(),
                         &json!({"target": wanted.target, "weight": wanted.weight}),
                     )
                     .await;
-                let id = wanted.settled(client, created).await?;
-                (id.clone(), TargetUndo::Created { id })
+                wanted.settled(client, created).await?
             }
         };
-        let previous = match &undo {
-            TargetUndo::Weight { previous_weight } => Value::from(*previous_weight),
-            TargetUndo::Created { .. } => Value::Null,
+        let (undo, previous) = match replaced.weight() {
+            Some(previous_weight) => (TargetUndo::Weight { previous_weight }, Value::from(previous_weight)),
+            None => (TargetUndo::Created { id: id.clone() }, Value::Null),
         };
         let undo = serde_json::to_value(&undo).map_err(|e| ActionError::failed(e.to_string()))?;
         Ok(Applied {
@@ -182,6 +179,41 @@ impl Action for KongTarget {
             })),
             _ => Ok(Probe::NotDone),
         }
+    }
+}
+
+/// The target a write replaces, as kept in the journal before the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Replaced {
+    /// Its weight; `None` when there was no target.
+    weight: Option<u16>,
+}
+
+impl Replaced {
+    /// The state of `current`.
+    fn of(current: Option<&CurrentTarget>) -> Self {
+        Self {
+            weight: current.map(|target| target.weight),
+        }
+    }
+
+    /// What an earlier attempt kept.
+    fn read(kept: &Value) -> Result<Self, ActionError> {
+        serde_json::from_value(kept.clone()).map_err(|error| {
+            ActionError::failed(format!(
+                "kong.target: the state an earlier attempt kept is unreadable: {error}"
+            ))
+        })
+    }
+
+    /// Its weight, `None` for "no target".
+    fn weight(self) -> Option<u16> {
+        self.weight
+    }
+
+    /// As kept in the journal.
+    fn to_json(self) -> Value {
+        json!({"weight": self.weight})
     }
 }
 

@@ -233,6 +233,7 @@ fn apply(story: &mut StepStory, record: &Record, at: &str) -> String {
             story.started_at = Some(at.to_owned());
             "started (write)".into()
         }
+        "step_prepared" => "kept the state its write replaces".into(),
         "step_succeeded" => {
             story.status = "succeeded".into();
             story.ended_at = Some(at.to_owned());

@@ -5,12 +5,12 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::display::{compact, human};
 use super::step::{Call, Instance};
 use super::{DEFAULT_RETRY_DELAY, DEFAULT_UNTIL_TIMEOUT, Exec};
-use crate::action::{ActionError, Applied};
+use crate::action::{ActionError, Applied, Prepared};
 use crate::model::{Step, TemplateText};
 use crate::run::context::StepScope;
 use crate::run::event::EventKind;
@@ -103,7 +103,45 @@ impl<'a> Exec<'a> {
         call: &Call,
         timeout: Option<Duration>,
     ) -> Result<Applied, ActionError> {
-        let apply = call.action.apply(&call.context, call.arguments.clone());
+        if !call.write || self.dry_run {
+            return self.bounded(call, &call.context, timeout).await;
+        }
+        // A write keeps the state it replaces in the journal before it writes.
+        let (keeper, mut kept) = tokio::sync::mpsc::unbounded_channel();
+        let mut context = call.context.clone();
+        let step = context.step_id.clone();
+        context.prepared = Prepared::new(self.prior.prepared.get(&step).cloned(), keeper);
+        let bounded = self.bounded(call, &context, timeout);
+        tokio::pin!(bounded);
+        loop {
+            tokio::select! {
+                result = &mut bounded => return result,
+                Some((state, reply)) = kept.recv() => {
+                    let _answered = reply.send(self.keep_prepared(&step, state));
+                }
+            }
+        }
+    }
+
+    /// Journals the state a write step replaces (durably), before its write; whether it
+    /// was written. A state holding a secret is journalled as masked, unusable on resume.
+    fn keep_prepared(&self, step: &str, state: Value) -> bool {
+        let fields = if self.masker.value(&state) == state {
+            json!({"step": step, "state": state})
+        } else {
+            json!({"step": step, "masked": true})
+        };
+        self.journal("step_prepared", fields, true)
+    }
+
+    /// One apply with `context`, bounded by the timeout and cut short by an abort.
+    async fn bounded(
+        &self,
+        call: &Call,
+        context: &crate::action::StepContext,
+        timeout: Option<Duration>,
+    ) -> Result<Applied, ActionError> {
+        let apply = call.action.apply(context, call.arguments.clone());
         let bounded = async {
             match timeout {
                 Some(limit) => tokio::time::timeout(limit, apply)

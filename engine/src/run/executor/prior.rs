@@ -35,6 +35,8 @@ pub struct Prior {
     pub approvals: HashMap<String, String>,
     /// Writes whose undo started without an end record.
     pub undo_in_doubt: HashSet<String>,
+    /// The state each write step in doubt kept before its write (`step_prepared`).
+    pub prepared: HashMap<String, Value>,
 }
 
 impl Prior {
@@ -50,7 +52,17 @@ impl Prior {
                     prior.undo_in_doubt.remove(&step);
                     prior.in_doubt.insert(step);
                 }
+                "step_prepared" => match record.fields.get("state") {
+                    Some(state) if prior.in_doubt.contains(&step) => {
+                        prior.prepared.insert(step, state.clone());
+                    }
+                    // Masked (it held a secret): the step reads the state again.
+                    _ => {
+                        prior.prepared.remove(&step);
+                    }
+                },
                 "step_succeeded" => {
+                    prior.prepared.remove(&step);
                     prior.in_doubt.remove(&step);
                     prior.undo_in_doubt.remove(&step);
                     let flag = |name: &str| record.fields.get(name).and_then(Value::as_bool) == Some(true);
@@ -77,6 +89,7 @@ impl Prior {
                     forget_after_undo(&mut prior, &done_at, record, &prefix);
                 }
                 "resolved" => {
+                    prior.prepared.remove(&step);
                     // A person said how a write or an undo cut short ended.
                     let done = record.str("how") == Some("done");
                     let undo = prior.undo_in_doubt.remove(&step);
@@ -101,6 +114,7 @@ impl Prior {
                     prior.undo_in_doubt.remove(&step);
                 }
                 "step_failed" => {
+                    prior.prepared.remove(&step);
                     prior.in_doubt.remove(&step);
                     prior.done.remove(&step);
                 }

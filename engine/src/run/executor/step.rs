@@ -16,7 +16,8 @@ use super::scope::End;
 use super::trace::{StepTrace, with_fields};
 use super::{Exec, Mode, PriorStep, lock};
 use crate::action::{
-    Action, ActionError, Applied, Change, EffectKind, Evaluate, Probe, StepContext, StepTarget,
+    Action, ActionError, Applied, Change, EffectKind, Evaluate, Prepared, Probe, StepContext,
+    StepTarget,
 };
 use crate::model::{Step, StepKind};
 use crate::node::Node;
@@ -231,6 +232,7 @@ impl<'a> Exec<'a> {
             resources: Arc::clone(&self.resources),
             approver: Arc::clone(&self.approver),
             evaluator,
+            prepared: Prepared::default(),
         }
     }
 

@@ -48,19 +48,26 @@ impl Action for Put {
         Ok(Change::between(format!("set {key}"), before, arguments["value"].to_string()))
     }
 
-    async fn apply(&self, _: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
+    async fn apply(&self, context: &StepContext, arguments: Value) -> Result<Applied, ActionError> {
         let key = arguments["key"].as_str().unwrap_or("").to_owned();
         let value = arguments["value"].to_string();
         if value.contains("boom") {
             return Err(ActionError::failed(format!("cannot set {key}")));
         }
+        // The value this write replaces: as an interrupted earlier attempt kept it, else now.
+        let replaced = match context.prepared.earlier() {
+            Some(kept) => kept["previous"].as_str().map(str::to_owned),
+            None => lock(&self.store.values).get(&key).cloned(),
+        };
+        context.prepared.keep(json!({"previous": replaced})).await?;
         if value.contains("slow") {
             // A write whose answer is slow: the step's timeout cuts it off midway.
             self.store.writes.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         }
         self.store.writes.fetch_add(1, Ordering::Relaxed);
-        let previous = lock(&self.store.values).insert(key.clone(), value.clone());
+        lock(&self.store.values).insert(key.clone(), value.clone());
+        let previous = replaced;
         if value.contains("half") {
             // Wrote, failed after, and could not put the value back.
             return Err(ActionError::partially_applied(format!("{key}: the second write failed"), vec![format!("key {key}")]));
@@ -474,6 +481,42 @@ steps:
     let outcome = run_with(yaml, Arc::clone(&store), false, prior, Mode::Rollback);
     assert_eq!(outcome.result.outcome, super::Outcome::RolledBack);
     assert!(!lock(&store.values).contains_key("a"), "a's undo ran");
+}
+
+#[test]
+fn an_idempotent_write_run_again_on_resume_undoes_to_what_its_first_attempt_replaced() {
+    // The first attempt kept "old", wrote "new" and was killed before its end record:
+    // run again, it must not take its own "new" for the value to restore.
+    let yaml = r#"
+runsheet: 1
+name: resume
+steps:
+  - {id: w, action: t.put, with: {key: k, value: new}}
+  - {id: fail, action: t.put, needs: [w], with: {key: x, value: boom}}
+"#;
+    let store: Arc<Store> = Arc::default();
+    lock(&store.values).insert("k".into(), "\"new\"".into());
+    let record = |line: usize, fields: Value| Record { line, fields: object(fields) };
+    let prior = Prior::from_records(&[
+        record(0, json!({"kind": "step_started", "step": "w"})),
+        record(1, json!({"kind": "step_prepared", "step": "w", "state": {"previous": "old"}})),
+    ]);
+    assert_eq!(prior.prepared.get("w"), Some(&json!({"previous": "old"})));
+    let outcome = run_with(yaml, Arc::clone(&store), false, prior, Mode::Run);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack, "{:?}", described(&outcome.summary));
+    assert_eq!(lock(&store.values).get("k").map(String::as_str), Some("old"), "w's undo restored what its first attempt replaced");
+}
+
+#[test]
+fn a_kept_state_counts_only_for_its_write_in_doubt() {
+    let record = |line: usize, fields: Value| Record { line, fields: object(fields) };
+    let started = record(0, json!({"kind": "step_started", "step": "w"}));
+    let kept = record(1, json!({"kind": "step_prepared", "step": "w", "state": {"previous": "old"}}));
+    let succeeded = record(2, json!({"kind": "step_succeeded", "step": "w", "write": true}));
+    let masked = record(2, json!({"kind": "step_prepared", "step": "w", "masked": true}));
+    assert!(Prior::from_records(&[started.clone(), kept.clone(), succeeded]).prepared.is_empty(), "ended: nothing in doubt");
+    assert!(Prior::from_records(std::slice::from_ref(&kept)).prepared.is_empty(), "kept without a start");
+    assert!(Prior::from_records(&[started, kept, masked]).prepared.is_empty(), "a masked state is read again");
 }
 
 #[test]
