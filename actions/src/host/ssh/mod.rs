@@ -67,7 +67,9 @@ impl SshTransport {
         timeout: Option<Duration>,
         limit: usize,
     ) -> Result<ExecOutput, TransportError> {
-        let line = script::wrapped(script);
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let line = script::wrapped(script, &token);
+        let marker: Arc<[u8]> = script::end_marker(&token).into();
         let (session, mut child) = self.spawn(described, &line, stdin.is_some()).await?;
         let started = Instant::now();
         let group = RemoteGroup {
@@ -90,7 +92,10 @@ impl SshTransport {
                     Arc::clone(&group.id),
                     limit,
                     Arc::clone(&stdout),
-                    Arc::clone(&ended[0]),
+                    End {
+                        marker: Arc::clone(&marker),
+                        seen: Arc::clone(&ended[0]),
+                    },
                 ))
             }),
             child.stderr().take().map(|pipe| {
@@ -98,7 +103,10 @@ impl SshTransport {
                     pipe,
                     limit,
                     Arc::clone(&stderr),
-                    Arc::clone(&ended[1]),
+                    End {
+                        marker: Arc::clone(&marker),
+                        seen: Arc::clone(&ended[1]),
+                    },
                 ))
             }),
         ];
@@ -437,7 +445,7 @@ async fn capture_after_group(
     group: Arc<OnceLock<i32>>,
     limit: usize,
     sink: Arc<Mutex<CapturedOutput>>,
-    ended: Arc<Notify>,
+    end: End,
 ) {
     let mut reader = BufReader::new(pipe);
     let mut prelude = Vec::new();
@@ -462,21 +470,32 @@ async fn capture_after_group(
             // No marker: nothing is known about the group; what came is the output.
             append(&sink, &prelude, limit);
             if matches!(read, Ok(read) if read > 0) {
-                capture_until_end(reader, limit, sink, ended).await;
+                capture_until_end(reader, limit, sink, end).await;
             }
             return;
         }
     }
-    capture_until_end(reader, limit, sink, ended).await;
+    capture_until_end(reader, limit, sink, end).await;
 }
 
-/// Captures a stream without the end marker, and says on `ended` when the marker came.
+/// A command's end marker on one stream, and where to say it came.
+struct End {
+    /// The marker (with the command's token).
+    marker: Arc<[u8]>,
+    /// Told when the marker came.
+    seen: Arc<Notify>,
+}
+
+/// Captures a stream up to the end marker, and says when the marker came. What comes
+/// after it (a background process still writing) is read but not kept: it is not the
+/// command's output, and leaving it unread could block or break that process.
 async fn capture_until_end(
     mut pipe: impl AsyncRead + Unpin,
     limit: usize,
     sink: Arc<Mutex<CapturedOutput>>,
-    ended: Arc<Notify>,
+    end: End,
 ) {
+    let marker: &[u8] = &end.marker;
     let mut buffer = [0_u8; 8192];
     // Bytes held back because they may be the start of the marker.
     let mut held: Vec<u8> = Vec::new();
@@ -487,21 +506,19 @@ async fn capture_until_end(
             Ok(read) => read,
         };
         if seen {
-            append(&sink, &buffer[..read], limit);
             continue;
         }
         held.extend_from_slice(&buffer[..read]);
         if let Some(at) = held
-            .windows(script::END_MARKER.len())
-            .position(|window| window == script::END_MARKER)
+            .windows(marker.len())
+            .position(|window| window == marker)
         {
             seen = true;
-            ended.notify_one();
+            end.seen.notify_one();
             append(&sink, &held[..at], limit);
-            append(&sink, &held[at + script::END_MARKER.len()..], limit);
             held.clear();
         } else {
-            let keep = held.len() - marker_start_at_end(&held);
+            let keep = held.len() - marker_start_at_end(&held, marker);
             append(&sink, &held[..keep], limit);
             held.drain(..keep);
         }
@@ -509,11 +526,11 @@ async fn capture_until_end(
     append(&sink, &held, limit);
 }
 
-/// How many bytes at the end of `bytes` could be the start of the end marker.
-fn marker_start_at_end(bytes: &[u8]) -> usize {
-    (1..script::END_MARKER.len())
+/// How many bytes at the end of `bytes` could be the start of `marker`.
+fn marker_start_at_end(bytes: &[u8], marker: &[u8]) -> usize {
+    (1..marker.len())
         .rev()
-        .find(|length| bytes.ends_with(&script::END_MARKER[..*length]))
+        .find(|length| bytes.ends_with(&marker[..*length]))
         .unwrap_or(0)
 }
 
@@ -601,7 +618,7 @@ impl Drop for RemoteGroup {
 
 /// Stops a process group on the host (TERM, then KILL); whether the host confirmed it.
 async fn kill(session: Arc<Session>, group: i32) -> bool {
-    let mut command = Session::to_raw_command(session, script::wrapped(&script::kill_group(group)));
+    let mut command = Session::to_raw_command(session, script::wrapped(&script::kill_group(group), "kill"));
     command
         .stdin(openssh::Stdio::null())
         .stdout(openssh::Stdio::null())
@@ -650,23 +667,35 @@ impl AsyncWrite for Forwarded {
 mod tests {
     use super::*;
 
+    /// The end marker the tests' commands print.
+    fn end() -> End {
+        End {
+            marker: script::end_marker("t0k3n").into(),
+            seen: Arc::new(Notify::new()),
+        }
+    }
+
     async fn read(stdout: &'static [u8], limit: usize) -> (Option<i32>, CapturedOutput) {
         let group = Arc::new(OnceLock::new());
         let sink = Arc::new(Mutex::new(CapturedOutput::default()));
-        let ended = Arc::new(Notify::new());
-        capture_after_group(stdout, Arc::clone(&group), limit, Arc::clone(&sink), ended).await;
+        capture_after_group(stdout, Arc::clone(&group), limit, Arc::clone(&sink), end()).await;
         (group.get().copied(), take(&sink, true))
     }
 
     #[tokio::test]
     async fn a_banner_before_the_marker_is_not_output() {
-        let (group, output) = read(b"Welcome\nno newline\x1erunsheet-pgid:4321\nhello", 1024).await;
+        let (group, output) = read(
+            b"Welcome\nno newline\x1erunsheet-pgid:4321\nhello\x1erunsheet-end:t0k3n\n",
+            1024,
+        )
+        .await;
         assert_eq!(group, Some(4321));
         assert_eq!(output.bytes, b"hello");
     }
 
-    /// Standard error as read in `chunks`: what is kept, and whether the end was announced.
-    async fn stderr_in(chunks: &[&'static [u8]], limit: usize) -> (Vec<u8>, bool, bool) {
+    /// A stream as read in `chunks`: what is kept, whether it was cut at the limit, and
+    /// whether the end was announced.
+    async fn stream_in(chunks: &[&'static [u8]], limit: usize) -> (Vec<u8>, bool, bool) {
         let (mut writer, reader) = tokio::io::duplex(64);
         let chunks: Vec<&'static [u8]> = chunks.to_vec();
         let writing = tokio::spawn(async move {
@@ -677,10 +706,11 @@ mod tests {
             }
         });
         let sink = Arc::new(Mutex::new(CapturedOutput::default()));
-        let ended = Arc::new(Notify::new());
-        capture_until_end(reader, limit, Arc::clone(&sink), Arc::clone(&ended)).await;
+        let end = end();
+        let seen = Arc::clone(&end.seen);
+        capture_until_end(reader, limit, Arc::clone(&sink), end).await;
         let _written = writing.await;
-        let announced = tokio::time::timeout(Duration::from_millis(50), ended.notified())
+        let announced = tokio::time::timeout(Duration::from_millis(50), seen.notified())
             .await
             .is_ok();
         let output = take(&sink, true);
@@ -688,26 +718,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_end_marker_is_announced_and_left_out_wherever_the_reads_split_it() {
-        let (bytes, _, announced) = stderr_in(&[b"warning: x\n\x1erunsheet-end\n"], 1024).await;
+    async fn the_end_marker_is_announced_and_ends_the_output_wherever_the_reads_split_it() {
+        let (bytes, _, announced) =
+            stream_in(&[b"warning: x\n\x1erunsheet-end:t0k3n\n"], 1024).await;
         assert_eq!((bytes.as_slice(), announced), (&b"warning: x\n"[..], true));
-        let (bytes, _, announced) = stderr_in(
-            &[b"no newline\x1erun", b"sheet-e", b"nd\n", b"late daemon\n"],
+        let (bytes, _, announced) = stream_in(
+            &[b"no newline\x1erun", b"sheet-end:t0", b"k3n\n", b"late daemon\n"],
             1024,
         )
         .await;
         assert_eq!(
             (bytes.as_slice(), announced),
-            (&b"no newlinelate daemon\n"[..], true)
+            (&b"no newline"[..], true),
+            "what a background process writes after the end is not the command's"
         );
-        let (bytes, _, announced) = stderr_in(&[b"a\x1erunsheet-", b"other\n"], 1024).await;
+        // Another command's marker (another token) is output like any other bytes.
+        let (bytes, _, announced) =
+            stream_in(&[b"a\x1erunsheet-end:0ther\n", b"b"], 1024).await;
         assert_eq!(
             (bytes.as_slice(), announced),
-            (&b"a\x1erunsheet-other\n"[..], false),
-            "a near miss is output"
+            (&b"a\x1erunsheet-end:0ther\nb"[..], false)
         );
         let (bytes, truncated, announced) =
-            stderr_in(&[b"0123456789", b"\x1erunsheet-end\n"], 4).await;
+            stream_in(&[b"0123456789", b"\x1erunsheet-end:t0k3n\n"], 4).await;
         assert_eq!(
             (bytes.as_slice(), truncated, announced),
             (&b"0123"[..], true, true)

@@ -4,8 +4,8 @@
 //! SCRIPT`: the login shell prints its pid after a marker — sshd made it the
 //! leader of a new session, so the pid is also the process group of everything
 //! the command starts — then becomes a POSIX `sh` (RUNNER) that runs the script
-//! in a child `sh`, prints an end marker on both streams, and exits with the
-//! script's status. Whatever the login shell printed before the first marker (a
+//! in a child `sh`, prints an end marker (with a token new for each command) on
+//! both streams, and exits with the script's status. Whatever the login shell printed before the first marker (a
 //! banner from `.bashrc`) is not the command's output and is dropped. The end
 //! markers let the transport read all of the output before it asks for the exit
 //! status (openssh's `wait` closes the streams as soon as the status arrives,
@@ -41,17 +41,23 @@ fn quote_path(path: &Path) -> String {
 /// What precedes the process group id on the first line runsheet reads.
 pub const GROUP_MARKER: &[u8] = b"\x1erunsheet-pgid:";
 
-/// What the wrapper prints on standard output and standard error once the script has ended.
-pub const END_MARKER: &[u8] = b"\x1erunsheet-end\n";
+/// The end marker of a command whose token is `token`: printed on standard output and
+/// standard error once the script has ended, on a line of its own. The token is new for
+/// each command, so no output (a file read, a log) can hold the marker by chance.
+pub fn end_marker(token: &str) -> Vec<u8> {
+    format!("\x1erunsheet-end:{token}\n").into_bytes()
+}
 
 /// The line sent to the host: print the process group after the marker, then become
-/// a POSIX `sh` that runs `script` in a child `sh`, prints the end marker on both
-/// streams, and exits as the script did.
-pub fn wrapped(script: &str) -> String {
-    let runner = "sh -c \"$1\"; s=$?; printf '\\036runsheet-end\\n'; printf '\\036runsheet-end\\n' >&2; exit $s";
+/// a POSIX `sh` that runs `script` in a child `sh`, prints the end marker of `token`
+/// (letters and digits) on both streams, and exits as the script did.
+pub fn wrapped(script: &str, token: &str) -> String {
+    let runner = format!(
+        "sh -c \"$1\"; s=$?; printf '\\036runsheet-end:%s\\n' {token}; printf '\\036runsheet-end:%s\\n' {token} >&2; exit $s"
+    );
     format!(
         "printf '\\036runsheet-pgid:%s\\n' \"$$\"; exec sh -c {} runsheet {}",
-        quote(runner),
+        quote(&runner),
         quote(script)
     )
 }
@@ -267,12 +273,12 @@ mod tests {
         let mut request = ExecRequest::argv(["printf", "%s|%s", "a'b", "$X"]);
         request.env = BTreeMap::from([("X".to_owned(), "it's".to_owned())]);
         request.cwd = Some("/".into());
-        let (code, out, err) = sh(&wrapped(&exec_script(&request)?), b"")?;
+        let (code, out, err) = sh(&wrapped(&exec_script(&request)?, "t0k3n"), b"")?;
         assert_eq!(code, 0);
-        assert_eq!(err.as_bytes(), END_MARKER, "the end marker closes stderr");
+        assert_eq!(err.as_bytes(), end_marker("t0k3n"), "the end marker closes stderr");
         let (pid, rest) = out.split_once('\n').ok_or("no pid line")?;
         assert!(matches!(group_in(pid.as_bytes()), Some(Some(_))), "{pid:?}");
-        assert_eq!(rest, "a'b|$X\x1erunsheet-end\n", "the end marker closes stdout");
+        assert_eq!(rest, "a'b|$X\x1erunsheet-end:t0k3n\n", "the end marker closes stdout");
         assert_eq!(
             group_in(b"Welcome\x1erunsheet-pgid:4321\n"),
             Some(Some(4321))
@@ -282,19 +288,19 @@ mod tests {
         let mut shell = ExecRequest::shell("echo \"$X\" && pwd");
         shell.env = BTreeMap::from([("X".to_owned(), "it's".to_owned())]);
         shell.cwd = Some("/tmp".into());
-        let (_, out, _) = sh(&wrapped(&exec_script(&shell)?), b"")?;
-        assert!(out.ends_with("\nit's\n/tmp\n\x1erunsheet-end\n"), "{out}");
+        let (_, out, _) = sh(&wrapped(&exec_script(&shell)?, "t0k3n"), b"")?;
+        assert!(out.ends_with("\nit's\n/tmp\n\x1erunsheet-end:t0k3n\n"), "{out}");
 
         // Standard input reaches the script; its status and stderr come back, then the marker.
         let (code, out, err) = sh(
-            &wrapped("cat; echo 'it'\\''s bad' >&2; exit 7"),
+            &wrapped("cat; echo 'it'\\''s bad' >&2; exit 7", "t0k3n"),
             b"input",
         )?;
         assert_eq!(
             (code, out.split_once('\n').map(|(_, rest)| rest)),
-            (7, Some("input\x1erunsheet-end\n"))
+            (7, Some("input\x1erunsheet-end:t0k3n\n"))
         );
-        assert_eq!(err, "it's bad\n\x1erunsheet-end\n");
+        assert_eq!(err, "it's bad\n\x1erunsheet-end:t0k3n\n");
 
         let mut bad = ExecRequest::shell("true");
         bad.env = BTreeMap::from([("A-B".to_owned(), "x".to_owned())]);

@@ -110,7 +110,12 @@ impl<'a> Exec<'a> {
         let (keeper, mut kept) = tokio::sync::mpsc::unbounded_channel();
         let mut context = call.context.clone();
         let step = context.step_id.clone();
-        context.prepared = Prepared::new(self.prior.prepared.get(&step).cloned(), keeper);
+        // What the step's first try kept: in an interrupted attempt, else in this one.
+        let earlier = match self.prior.prepared.get(&step) {
+            Some(kept) => Some(kept.clone()),
+            None => super::lock(&self.kept).get(&step).cloned(),
+        };
+        context.prepared = Prepared::new(earlier, keeper);
         let bounded = self.bounded(call, &context, timeout);
         tokio::pin!(bounded);
         loop {
@@ -127,6 +132,9 @@ impl<'a> Exec<'a> {
     /// was written. A state holding a secret is journalled as masked, unusable on resume.
     fn keep_prepared(&self, step: &str, state: Value) -> bool {
         let fields = if self.masker.value(&state) == state {
+            super::lock(&self.kept)
+                .entry(step.to_owned())
+                .or_insert_with(|| state.clone());
             json!({"step": step, "state": state})
         } else {
             json!({"step": step, "masked": true})

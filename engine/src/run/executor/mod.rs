@@ -350,6 +350,9 @@ struct Exec<'a> {
     gatekeeper: Arc<Gatekeeper>,
     /// What an earlier attempt of the run did.
     prior: Prior,
+    /// The state each write step of this attempt kept first, by step id: what a retry
+    /// of the step in this attempt replaces (an earlier try may have written).
+    kept: Mutex<HashMap<String, Value>>,
     /// Change nothing: plan writes, run reads.
     dry_run: bool,
     /// Directory of the playbook.
@@ -428,6 +431,7 @@ impl<'a> Exec<'a> {
             approver: Arc::clone(&gatekeeper) as Arc<dyn Approver>,
             gatekeeper,
             prior: options.prior,
+            kept: Mutex::default(),
             dry_run: options.dry_run,
             base_dir: options.base_dir,
             window: options.window,

@@ -50,14 +50,21 @@ impl Prior {
             match record.kind() {
                 "step_started" => {
                     prior.undo_in_doubt.remove(&step);
+                    if !prior.in_doubt.contains(&step) {
+                        // A new start, not a resume of one in doubt: nothing kept yet.
+                        prior.prepared.remove(&step);
+                    }
                     prior.in_doubt.insert(step);
                 }
+                // The first state kept is what the step replaced: a retry's own read
+                // may be of that try's write.
                 "step_prepared" => match record.fields.get("state") {
                     Some(state) if prior.in_doubt.contains(&step) => {
-                        prior.prepared.insert(step, state.clone());
+                        prior.prepared.entry(step).or_insert_with(|| state.clone());
                     }
+                    Some(_) => {}
                     // Masked (it held a secret): the step reads the state again.
-                    _ => {
+                    None => {
                         prior.prepared.remove(&step);
                     }
                 },

@@ -66,7 +66,11 @@ impl Action for Put {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         }
         self.store.writes.fetch_add(1, Ordering::Relaxed);
-        lock(&self.store.values).insert(key.clone(), value.clone());
+        let overwritten = lock(&self.store.values).insert(key.clone(), value.clone());
+        if value.contains("lost") && overwritten.as_ref() != Some(&value) {
+            // Wrote, and the answer was lost: the step fails, and a retry may run.
+            return Err(ActionError::failed(format!("{key}: no answer")));
+        }
         let previous = replaced;
         if value.contains("half") {
             // Wrote, failed after, and could not put the value back.
@@ -508,6 +512,20 @@ steps:
 }
 
 #[test]
+fn a_retry_undoes_to_what_the_first_try_replaced_not_to_that_try_s_write() {
+    let outcome = run(r#"
+runsheet: 1
+name: retried
+steps:
+  - {id: w, action: t.put, retries: 1, retry_delay: 1s, with: {key: k, value: lost-once}}
+  - {id: fail, action: t.put, needs: [w], with: {key: x, value: boom}}
+"#);
+    assert_eq!(outcome.result.outcome, super::Outcome::RolledBack, "{:?}", described(&outcome.summary));
+    assert_eq!(outcome.store.writes.load(Ordering::Relaxed), 2, "the write was tried twice");
+    assert!(!lock(&outcome.store.values).contains_key("k"), "w's undo removed the key it created");
+}
+
+#[test]
 fn a_kept_state_counts_only_for_its_write_in_doubt() {
     let record = |line: usize, fields: Value| Record { line, fields: object(fields) };
     let started = record(0, json!({"kind": "step_started", "step": "w"}));
@@ -516,7 +534,10 @@ fn a_kept_state_counts_only_for_its_write_in_doubt() {
     let masked = record(2, json!({"kind": "step_prepared", "step": "w", "masked": true}));
     assert!(Prior::from_records(&[started.clone(), kept.clone(), succeeded]).prepared.is_empty(), "ended: nothing in doubt");
     assert!(Prior::from_records(std::slice::from_ref(&kept)).prepared.is_empty(), "kept without a start");
-    assert!(Prior::from_records(&[started, kept, masked]).prepared.is_empty(), "a masked state is read again");
+    assert!(Prior::from_records(&[started.clone(), kept.clone(), masked]).prepared.is_empty(), "a masked state is read again");
+    let retried = record(3, json!({"kind": "step_prepared", "step": "w", "state": {"previous": "lost-once"}}));
+    let prior = Prior::from_records(&[started, kept, retried]);
+    assert_eq!(prior.prepared.get("w"), Some(&json!({"previous": "old"})), "the first try's state wins");
 }
 
 #[test]
