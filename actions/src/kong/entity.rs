@@ -65,6 +65,14 @@ pub enum EntityUndo {
     },
 }
 
+/// What a write of `kong.entity` replaces, kept in the journal before the write: the
+/// undo of that write, or `None` when there was no entity (a create).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Replaced {
+    undo: Option<EntityUndo>,
+}
+
 /// The `kong.entity` action.
 #[derive(Debug, Clone)]
 pub struct KongEntity {
@@ -114,6 +122,20 @@ impl Action for KongEntity {
         let decision = survey.decide();
         let change = survey.change(&decision);
         let mut secrets = survey.secrets();
+        // What this write replaces: as an interrupted earlier try kept it (its write may
+        // have landed: the entity as wanted now is not what the undo puts back), else now.
+        let earlier: Option<Replaced> = context
+            .prepared
+            .earlier()
+            .map(|kept| crate::arguments::undo_record(ACTION, kept.clone()))
+            .transpose()?;
+        if !matches!(decision, Decision::NoChange) {
+            let replaced = earlier.clone().unwrap_or_else(|| survey.replaced(&decision));
+            let kept = serde_json::to_value(&replaced).map_err(|error| {
+                ActionError::failed(format!("{ACTION}: cannot keep the state it replaces: {error}"))
+            })?;
+            context.prepared.keep(kept).await?;
+        }
         let (stored, undo) = match survey.carry_out(client, &decision).await {
             Ok(done) => done,
             // The write went unanswered (the only partial outcome here): look again.
@@ -128,6 +150,12 @@ impl Action for KongEntity {
         if let Some(stored) = &stored {
             secrets.extend(stored_secrets(survey.request.kind, stored));
         }
+        let undo = match earlier.clone().map(|replaced| replaced.undo) {
+            None => undo,
+            Some(Some(first)) => Some(first),
+            // The first try created it: the undo deletes what is there now.
+            Some(None) => undo.or_else(|| survey.created_undo()),
+        };
         let undo = undo
             .map(|undo| {
                 serde_json::to_value(&undo).map_err(|error| {
@@ -135,7 +163,7 @@ impl Action for KongEntity {
                 })
             })
             .transpose()?;
-        let changed = !matches!(decision, Decision::NoChange);
+        let changed = earlier.is_some() || !matches!(decision, Decision::NoChange);
         let shown = stored.as_ref().or(match decision {
             Decision::Delete => None,
             _ => survey.current.as_ref(),
@@ -496,6 +524,32 @@ impl Survey {
             ))),
             Err(error) => Err(kong_failure("create", &described, error)),
         }
+    }
+
+    /// What `decision`'s write replaces, kept before it is carried out.
+    fn replaced(&self, decision: &Decision) -> Replaced {
+        let current = self.current.as_ref().unwrap_or(&Value::Null);
+        let undo = match decision {
+            Decision::NoChange | Decision::Create => None,
+            Decision::Update(differing) => Some(EntityUndo::Updated {
+                id: self.current_id().unwrap_or_default(),
+                parent: parent_id(self.request.kind, current),
+                previous: self.previous(differing),
+            }),
+            Decision::Delete => Some(EntityUndo::Deleted {
+                previous: without_stamps(current),
+            }),
+        };
+        Replaced { undo }
+    }
+
+    /// The undo of a create whose entity is there now (an earlier try made it).
+    fn created_undo(&self) -> Option<EntityUndo> {
+        let current = self.current.as_ref()?;
+        Some(EntityUndo::Created {
+            id: self.current_id()?,
+            parent: parent_id(self.request.kind, current),
+        })
     }
 
     /// The id of the entity as it is.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::client::KongClient;
 use super::entity::KongEntity;
-use super::twin_tests::{client, context, control, count, twin, with_request_timeout};
+use super::twin_tests::{client, context, control, count, keeping, twin, with_request_timeout};
 use crate::test_support::{TestResult, message};
 
 /// The twin's count of writes served so far.
@@ -1134,6 +1134,38 @@ async fn a_write_whose_answer_is_lost_is_found_applied_even_when_its_retries_fai
         assert_eq!(applied.outputs["id"], created["id"]);
         undo(&twin, &create, applied).await?;
         assert_eq!(read(&reader, "/consumers/cut", true).await?, None, "the undo deletes it");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_run_again_after_a_crash_undoes_to_what_its_first_try_replaced() -> TestResult {
+    let twin = twin().await?;
+    let reader = client(&twin, false).await?;
+    let action = KongEntity::new();
+    // A create and then an update, each killed after its write and run again on resume:
+    // the undo of the run-again step puts back what the first try replaced.
+    let create = json!({"kind": "service", "match": {"name": "crashed"}, "spec": {"host": "a.internal"}});
+    let update = json!({"kind": "service", "match": {"name": "crashed"}, "spec": {"host": "b.internal"}});
+    for (arguments, before) in [(&create, None), (&update, Some("a.internal"))] {
+        let (first, kept) = keeping(context(&twin, false, None), None);
+        action.apply(&first, arguments.clone()).await?;
+        let kept = kept.lock().map_err(|_| "poisoned")?.first().cloned();
+        assert!(kept.is_some(), "nothing kept before the write");
+        let (again, _) = keeping(context(&twin, false, None), kept);
+        let applied = action.apply(&again, arguments.clone()).await?;
+        assert_eq!(applied.outputs["changed"], json!(true), "{arguments}");
+        action
+            .undo(&again, arguments.clone(), applied.undo.ok_or("no undo record")?)
+            .await?;
+        let host = read(&reader, "/services/crashed", false)
+            .await?
+            .and_then(|service| service["host"].as_str().map(str::to_owned));
+        assert_eq!(host.as_deref(), before, "after the undo of {arguments}");
+        if before.is_none() {
+            // Put the service back for the update's round.
+            action.apply(&context(&twin, false, None), create.clone()).await?;
+        }
     }
     Ok(())
 }
