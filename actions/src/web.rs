@@ -823,6 +823,21 @@ fn classify(error: &reqwest::Error, request: &WebRequest, timeout: Duration) -> 
             reason: chain.last().cloned().unwrap_or_default(),
         };
     }
+    if chain.iter().any(|cause| cause.contains("connection was not ready")) {
+        // The new connection closed before the request was sent: nothing was sent.
+        let reason = if request.url.scheme() == "https" {
+            "the connection closed right after the TLS handshake, before the request was sent: \
+             the server refused the client certificate, or closed for another reason \
+             (TLS 1.3 servers check a client certificate after the handshake)"
+        } else {
+            "the connection closed before the request was sent"
+        };
+        return WebError::Connect {
+            what,
+            address: request.address(),
+            reason: reason.to_owned(),
+        };
+    }
     WebError::Transport {
         what,
         reason: chain.join(": "),
