@@ -30,6 +30,28 @@ pub fn message<T: std::fmt::Debug>(
     }
 }
 
+/// `context` recording in a list what its write keeps before writing (the journal's
+/// part), with `earlier` as what an interrupted attempt kept.
+pub fn keeping(
+    mut context: runsheet_engine::StepContext,
+    earlier: Option<serde_json::Value>,
+) -> (runsheet_engine::StepContext, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let (keeper, mut kept) =
+        tokio::sync::mpsc::unbounded_channel::<(serde_json::Value, tokio::sync::oneshot::Sender<bool>)>();
+    let list = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&list);
+    tokio::spawn(async move {
+        while let Some((state, reply)) = kept.recv().await {
+            into.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(state);
+            let _answered = reply.send(true);
+        }
+    });
+    context.prepared = runsheet_engine::Prepared::new(earlier, keeper);
+    (context, list)
+}
+
 /// One request as the server received it.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {

@@ -478,22 +478,13 @@ mod tests {
         let arguments = json!({"path": path, "content": "new\n"});
         // The first attempt kept the old file, wrote the new one and was killed before its
         // end record; run again, the file is already as wanted.
-        let (keeper, mut kept) = tokio::sync::mpsc::unbounded_channel();
-        let mut first = local_step(false);
-        first.prepared = runsheet_engine::Prepared::new(None, keeper);
-        let answering = tokio::spawn(async move {
-            let (state, reply): (serde_json::Value, tokio::sync::oneshot::Sender<bool>) =
-                kept.recv().await?;
-            reply.send(true).ok()?;
-            Some(state)
-        });
+        let (first, kept) = crate::test_support::keeping(local_step(false), None);
         HostFile::new().apply(&first, arguments.clone()).await?;
-        let state = answering.await?.ok_or("nothing kept")?;
+        let state = kept.lock().map_err(|_| "poisoned")?.first().cloned();
+        assert!(state.is_some(), "nothing kept");
         assert_eq!(std::fs::read(&path)?, b"new\n");
 
-        let (keeper, _kept) = tokio::sync::mpsc::unbounded_channel();
-        let mut again = local_step(false);
-        again.prepared = runsheet_engine::Prepared::new(Some(state), keeper);
+        let (again, _) = crate::test_support::keeping(local_step(false), state);
         let applied = HostFile::new().apply(&again, arguments.clone()).await?;
         assert_eq!(applied.outputs["changed"], json!(true));
         let undo = applied.undo.ok_or("no undo record")?;

@@ -106,20 +106,14 @@ async fn an_upgrade_run_again_after_a_crash_undoes_to_the_version_it_replaced() 
     apply_with(&transport, &wanted(Some("1.0")), None).await?;
     // The first attempt keeps the version it replaces, upgrades, and is killed before
     // its end record.
-    let (keeper, mut kept) = tokio::sync::mpsc::unbounded_channel();
-    let answering = tokio::spawn(async move {
-        let (state, reply): (Value, tokio::sync::oneshot::Sender<bool>) = kept.recv().await?;
-        reply.send(true).ok()?;
-        Some(state)
-    });
-    let first = runsheet_engine::Prepared::new(None, keeper);
-    apply_kept(&transport, &wanted(Some("2.0")), None, &first).await?;
-    let state = answering.await?.ok_or("nothing kept")?;
+    let detached = || runsheet_engine::StepContext::detached("upgrade", false);
+    let (first, kept) = crate::test_support::keeping(detached(), None);
+    apply_kept(&transport, &wanted(Some("2.0")), None, &first.prepared).await?;
+    let state = kept.lock().map_err(|_| "poisoned")?.first().cloned().ok_or("nothing kept")?;
     assert_eq!(state["previous_version"], json!("1.0"));
     // Run again on resume, 2.0 is already there: the undo still goes back to 1.0.
-    let (keeper, _kept) = tokio::sync::mpsc::unbounded_channel();
-    let again = runsheet_engine::Prepared::new(Some(state), keeper);
-    let applied = apply_kept(&transport, &wanted(Some("2.0")), None, &again).await?;
+    let (again, _) = crate::test_support::keeping(detached(), Some(state));
+    let applied = apply_kept(&transport, &wanted(Some("2.0")), None, &again.prepared).await?;
     assert_eq!(applied.outputs["changed"], json!(true));
     assert_eq!(applied.outputs["previous_version"], json!("1.0"));
     undo_with(&transport, &wanted(Some("2.0")), &undo_record(&applied)?, None).await?;

@@ -214,7 +214,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::kong::declarative::tests::{certificate, seed, step, writes};
+    use crate::kong::declarative::tests::{certificate, seed, step};
+    use crate::kong::twin_tests::writes;
     use crate::kong::twin_tests::twin;
     use crate::test_support::TestResult;
 

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::client::KongClient;
 use super::entity::KongEntity;
-use super::twin_tests::{client, context, control, count, keeping, twin, with_request_timeout};
+use super::twin_tests::{client, context, control, count, twin, with_request_timeout};
+use crate::test_support::keeping;
 use crate::test_support::{TestResult, message};
 
 /// The twin's count of writes served so far.

@@ -879,7 +879,7 @@ async fn a_cert_rotation_whose_answers_are_lost_finds_its_writes_and_completes()
     for nth in 1..=3 {
         let (twin, _, _) = certificate_lab().await?;
         let (cert, key) = certificate(&SNIS)?;
-        let before = twin_writes(&twin).await?;
+        let before = writes(&twin).await?;
         lose_answer(&twin, nth).await?;
         let applied = KongCertRotate::new()
             .apply(
@@ -894,16 +894,10 @@ async fn a_cert_rotation_whose_answers_are_lost_finds_its_writes_and_completes()
             assert_eq!(served(&twin, sni).await?, new_leaf, "{sni}, lost answer on write {nth}");
         }
         assert_eq!(certificate_count(&twin).await?, 2, "old and new, write {nth}");
-        assert_eq!(twin_writes(&twin).await? - before, 3, "each write sent once (write {nth})");
+        assert_eq!(writes(&twin).await? - before, 3, "each write sent once (write {nth})");
         assert!(applied.undo.is_some(), "write {nth}: no undo record");
     }
     Ok(())
-}
-
-/// Writes the twin has counted.
-async fn twin_writes(twin: &KongTwin) -> TestResult<u64> {
-    let counters = control(twin, reqwest::Method::GET, "/_twin/counters", None).await?;
-    Ok(counters["writes"].as_u64().unwrap_or(u64::MAX))
 }
 
 #[tokio::test]
@@ -1235,7 +1229,7 @@ async fn a_key_rotation_whose_answers_are_lost_finds_its_writes_and_completes() 
     // and goes on, and ends as a rotation without a fault does.
     for nth in 1..=3 {
         let lab = KeyLab::start().await?;
-        let before = twin_writes(&lab.twin).await?;
+        let before = writes(&lab.twin).await?;
         lose_answer(&lab.twin, nth).await?;
         let outcome = KongKeyRotate::new()
             .apply(
@@ -1257,7 +1251,7 @@ async fn a_key_rotation_whose_answers_are_lost_finds_its_writes_and_completes() 
                 "{old} has no expiry after a lost answer on write {nth}: {keys:?}"
             );
         }
-        assert_eq!(twin_writes(&lab.twin).await? - before, 3, "each write sent once (write {nth})");
+        assert_eq!(writes(&lab.twin).await? - before, 3, "each write sent once (write {nth})");
     }
     Ok(())
 }

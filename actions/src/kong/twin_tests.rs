@@ -63,6 +63,12 @@ pub(super) async fn control(
     })
 }
 
+/// Writes (non-dry-run) writes the twin has counted.
+pub(crate) async fn writes(twin: &KongTwin) -> TestResult<u64> {
+    let counters = control(twin, reqwest::Method::GET, "/_twin/counters", None).await?;
+    Ok(counters["writes"].as_u64().unwrap_or(u64::MAX))
+}
+
 /// How many times the twin saw `METHOD /path`.
 pub(super) async fn count(twin: &KongTwin, request: &str) -> TestResult<u64> {
     let counters = control(twin, reqwest::Method::GET, "/_twin/counters", None).await?;
@@ -466,25 +472,6 @@ async fn target_drains_plans_and_undoes_to_the_previous_weight() -> TestResult {
     Ok(())
 }
 
-/// `context` keeping in a list what its writes keep before writing, with `earlier`
-/// as what an interrupted attempt kept.
-pub(super) fn keeping(
-    mut context: StepContext,
-    earlier: Option<Value>,
-) -> (StepContext, Arc<std::sync::Mutex<Vec<Value>>>) {
-    let (keeper, mut kept) = tokio::sync::mpsc::unbounded_channel::<(Value, tokio::sync::oneshot::Sender<bool>)>();
-    let list = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let into = Arc::clone(&list);
-    tokio::spawn(async move {
-        while let Some((state, reply)) = kept.recv().await {
-            into.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(state);
-            let _answered = reply.send(true);
-        }
-    });
-    context.prepared = runsheet_engine::Prepared::new(earlier, keeper);
-    (context, list)
-}
-
 #[tokio::test]
 async fn a_drain_run_again_after_a_crash_keeps_the_weight_its_first_attempt_replaced() -> TestResult {
     let twin = twin().await?;
@@ -493,14 +480,14 @@ async fn a_drain_run_again_after_a_crash_keeps_the_weight_its_first_attempt_repl
     let action = KongTarget::new();
     let drain = json!({"upstream": "core", "target": "10.0.0.1", "weight": 0});
     // The first attempt keeps the weight it replaces before it writes...
-    let (first, kept) = keeping(context(&twin, false, None), None);
+    let (first, kept) = crate::test_support::keeping(context(&twin, false, None), None);
     action.apply(&first, drain.clone()).await?;
     let kept = kept.lock().map_err(|_| "poisoned")?.clone();
     assert_eq!(kept, [json!({"weight": 100})]);
     assert_eq!(weight(&reader, "10.0.0.1:8000").await?, Some(0));
     // ...and, killed before its end record, is run again on resume: the drained 0 is
     // not the weight to restore.
-    let (again, _) = keeping(context(&twin, false, None), kept.first().cloned());
+    let (again, _) = crate::test_support::keeping(context(&twin, false, None), kept.first().cloned());
     let applied = action.apply(&again, drain.clone()).await?;
     assert_eq!(applied.outputs["previous_weight"], json!(100));
     action

@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::snapshot::KongSnapshot;
 use super::sync::KongSync;
-use super::tests::{normalized, seed, step, writes};
+use super::tests::{normalized, seed, step};
+use crate::kong::twin_tests::writes;
 use crate::test_support::message;
 use crate::kong::twin_tests::{client, twin};
 use crate::test_support::TestResult;

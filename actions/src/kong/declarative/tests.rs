@@ -13,7 +13,9 @@ use super::MASK;
 use super::snapshot::KongSnapshot;
 use crate::artefact::sha256_hex;
 use super::sync::KongSync;
-use crate::kong::twin_tests::{client, context, control, count, twin, with_request_timeout};
+use crate::kong::twin_tests::{
+    client, context, control, count, twin, with_request_timeout, writes,
+};
 
 /// How long the fault tests wait for an answer, and look for a write whose answer never came.
 const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(3);
@@ -83,12 +85,6 @@ pub(crate) fn step(twin: &KongTwin, dry_run: bool, dir: &Path) -> StepContext {
     let mut context = context(twin, dry_run, None);
     context.base_dir = dir.to_path_buf();
     context
-}
-
-/// Writes (non-dry-run) writes the twin has counted.
-pub(crate) async fn writes(twin: &KongTwin) -> TestResult<u64> {
-    let counters = control(twin, reqwest::Method::GET, "/_twin/counters", None).await?;
-    Ok(counters["writes"].as_u64().unwrap_or(u64::MAX))
 }
 
 /// Parses YAML text into JSON with the engine's reader.
